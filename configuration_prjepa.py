@@ -1,0 +1,234 @@
+"""PrJEPA model configuration.
+
+Self-contained (only torch and transformers): `save_pretrained` copies this file into every checkpoint so that
+`AutoConfig.from_pretrained(..., trust_remote_code=True)` works without this project installed.
+"""
+
+from typing import Any
+
+from huggingface_hub.dataclasses import strict
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.activations import ACT2FN
+
+OBJECTIVES = ("hybrid", "mlm")
+LOSS_WEIGHTINGS = ("learned", "fixed", "uncertainty")
+JEPA_LOSSES = ("cosine", "smooth_l1", "mse")
+POSITION_EMBEDDING_TYPES = ("sinusoidal", "learned")
+POOLING_STRATEGIES = ("mean", "max", "cls")
+
+# Encoder (hidden, layers, heads) of the original code's presets; every preset uses head width 64 and an MLP ratio
+# of 4. "paper" is what the original training script actually built (it ignored the preset name), and "mini" is this
+# project's CPU-sized model.
+PRESETS: dict[str, dict[str, int]] = {
+    "mini": dict(
+        hidden_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=1024,
+        predictor_hidden_size=128,
+        predictor_num_hidden_layers=2,
+    ),
+    "tiny": dict(hidden_size=192, num_hidden_layers=12, num_attention_heads=3, intermediate_size=768),
+    "small": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536),
+    "paper": dict(hidden_size=512, num_hidden_layers=6, num_attention_heads=8, intermediate_size=2048),
+    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+    "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
+}
+
+# Written into every saved config so that a checkpoint of any PrJEPA class can be opened with every Auto class
+# (`save_pretrained` alone records only the class that was saved).
+AUTO_MAP = {
+    "AutoConfig": "configuration_prjepa.PrJepaConfig",
+    "AutoModel": "modeling_prjepa.PrJepaModel",
+    "AutoModelForPreTraining": "modeling_prjepa.PrJepaForPreTraining",
+    "AutoModelForMaskedLM": "modeling_prjepa.PrJepaForMaskedLM",
+    "AutoModelForSequenceClassification": "modeling_prjepa.PrJepaForSequenceClassification",
+}
+
+
+def _check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"PrJepaConfig.{field} must be one of {choices}, got {value!r}.")
+
+
+def _check_heads(width_field: str, width: int, heads_field: str, heads: int) -> None:
+    if heads < 1 or width % heads != 0:
+        raise ValueError(
+            f"PrJepaConfig.{heads_field}={heads} must be a positive divisor of {width_field}={width}; "
+            f"pick a head count that divides the width (e.g. {width_field} // 64)."
+        )
+
+
+def _check_scale(field: str, scale: tuple[float, float]) -> None:
+    if len(scale) != 2:
+        raise ValueError(f"PrJepaConfig.{field} must be a pair (min, max), got {scale!r}.")
+    low, high = scale
+    if not (0.0 < low <= high < 1.0):
+        raise ValueError(f"PrJepaConfig.{field} must satisfy 0 < min <= max < 1 (fractions of the sequence), got {scale!r}.")
+
+
+@strict
+class PrJepaConfig(PreTrainedConfig):
+    r"""
+    Configuration of a PrJEPA encoder and of its pretraining heads (predictor, MLM head, loss weighting, EMA target).
+
+    Defaults reproduce the encoder the original research code actually trained (hidden 512, 6 layers, 8 heads, a
+    192-wide predictor of depth 6); `PrJepaConfig.from_preset(name)` gives the other sizes.
+
+    Encoder:
+        vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, hidden_act,
+        hidden_dropout_prob, attention_probs_dropout_prob, max_position_embeddings, layer_norm_eps,
+        initializer_range: as in BERT, but blocks are pre-LayerNorm with a final LayerNorm.
+        position_embedding_type (`"sinusoidal"` | `"learned"`): fixed 1-D sin/cos table or a learned table, for the
+            encoder and the predictor alike.
+        qkv_bias: bias on the fused query/key/value projection.
+    Predictor (JEPA branch):
+        predictor_hidden_size, predictor_num_hidden_layers, predictor_num_attention_heads (`None`: the encoder's).
+    Masking (read by the pretraining collator):
+        mlm_probability: fraction of real, non-special tokens chosen for MLM (80% `[MASK]`, 10% random, 10% kept).
+        num_target_blocks: contiguous target spans per sequence.
+        target_block_scale, context_block_scale: (min, max) block sizes as fractions of the sequence length.
+        min_context_tokens: fewest context tokens left once targets are removed from the context block.
+    Objective:
+        objective (`"hybrid"` | `"mlm"`): JEPA + MLM on one shared encoder, or the MLM-only baseline (no predictor
+            and no target encoder are built).
+        loss_weighting (`"learned"` | `"fixed"` | `"uncertainty"`): λ = sigmoid(w) with w learnable from 0;
+            λ = `jepa_weight`; or homoscedastic uncertainty weighting Σ exp(−s_i)·L_i + s_i (Kendall et al., 2018).
+        jepa_weight: λ when `loss_weighting="fixed"`.
+        jepa_loss (`"cosine"` | `"smooth_l1"` | `"mse"`): 1 − cos(ẑ, h) or a regression loss, per target token.
+        ema_momentum_start, ema_momentum_end: target-encoder momentum, linear in the optimizer step.
+        sparse_prediction: `PrJepaForMaskedLM` given labels projects onto the vocabulary only at labelled positions
+            and returns logits of shape `(num_labelled, vocab_size)`; set `False` for `(batch, seq, vocab_size)`.
+    Downstream:
+        classifier_pooling (`"mean"` | `"max"` | `"cls"`): how `PrJepaForSequenceClassification` pools tokens.
+        classifier_dropout: dropout before its classifier (`None`: `hidden_dropout_prob`).
+    """
+
+    model_type = "prjepa"
+
+    vocab_size: int = 30522
+    hidden_size: int = 512
+    num_hidden_layers: int = 6
+    num_attention_heads: int = 8
+    intermediate_size: int = 2048
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float | int = 0.0
+    attention_probs_dropout_prob: float | int = 0.0
+    max_position_embeddings: int = 512
+    position_embedding_type: str = "sinusoidal"
+    qkv_bias: bool = True
+    layer_norm_eps: float = 1e-6
+    initializer_range: float = 0.02
+
+    predictor_hidden_size: int = 192
+    predictor_num_hidden_layers: int = 6
+    predictor_num_attention_heads: int | None = None
+
+    mlm_probability: float = 0.15
+    num_target_blocks: int = 2
+    target_block_scale: tuple[float, float] | list[float] = (0.10, 0.25)
+    context_block_scale: tuple[float, float] | list[float] = (0.65, 0.85)
+    min_context_tokens: int = 4
+
+    objective: str = "hybrid"
+    loss_weighting: str = "learned"
+    jepa_weight: float = 0.5
+    jepa_loss: str = "cosine"
+    ema_momentum_start: float = 0.996
+    ema_momentum_end: float = 1.0
+    sparse_prediction: bool = True
+
+    classifier_pooling: str = "mean"
+    classifier_dropout: float | int | None = None
+
+    pad_token_id: int | None = 0
+    cls_token_id: int | None = 101
+    sep_token_id: int | None = 102
+    mask_token_id: int | None = 103
+    tie_word_embeddings: bool = False
+    auto_map: dict[str, str] | None = None
+
+    def __post_init__(self, **kwargs):
+        self.target_block_scale = tuple(self.target_block_scale)
+        self.context_block_scale = tuple(self.context_block_scale)
+        if self.predictor_num_attention_heads is None:
+            self.predictor_num_attention_heads = self.num_attention_heads
+        if self.auto_map is None:
+            self.auto_map = dict(AUTO_MAP)
+        super().__post_init__(**kwargs)
+        # @strict runs this validator too, but wraps its error; calling it here raises the plain ValueError first.
+        self.validate_architecture()
+
+    def validate_architecture(self):
+        """Raises `ValueError` naming the first impossible field."""
+        super().validate_architecture()
+        _check_heads("hidden_size", self.hidden_size, "num_attention_heads", self.num_attention_heads)
+        _check_heads(
+            "predictor_hidden_size",
+            self.predictor_hidden_size,
+            "predictor_num_attention_heads",
+            self.predictor_num_attention_heads,
+        )
+        for field in ("vocab_size", "num_hidden_layers", "intermediate_size", "max_position_embeddings"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"PrJepaConfig.{field} must be positive, got {getattr(self, field)}.")
+        if self.predictor_num_hidden_layers < 1:
+            raise ValueError(f"PrJepaConfig.predictor_num_hidden_layers must be positive, got {self.predictor_num_hidden_layers}.")
+        if self.hidden_act not in ACT2FN:
+            raise ValueError(f"PrJepaConfig.hidden_act {self.hidden_act!r} is not a known activation; use e.g. 'gelu'.")
+        _check_choice("position_embedding_type", self.position_embedding_type, POSITION_EMBEDDING_TYPES)
+        _check_choice("objective", self.objective, OBJECTIVES)
+        _check_choice("loss_weighting", self.loss_weighting, LOSS_WEIGHTINGS)
+        _check_choice("jepa_loss", self.jepa_loss, JEPA_LOSSES)
+        _check_choice("classifier_pooling", self.classifier_pooling, POOLING_STRATEGIES)
+        _check_scale("target_block_scale", self.target_block_scale)
+        _check_scale("context_block_scale", self.context_block_scale)
+        if not 0.0 < self.mlm_probability < 1.0:
+            raise ValueError(f"PrJepaConfig.mlm_probability must be in (0, 1), got {self.mlm_probability}.")
+        if self.num_target_blocks < 1:
+            raise ValueError(f"PrJepaConfig.num_target_blocks must be at least 1, got {self.num_target_blocks}.")
+        if self.min_context_tokens < 1:
+            raise ValueError(f"PrJepaConfig.min_context_tokens must be at least 1, got {self.min_context_tokens}.")
+        if not 0.0 <= self.jepa_weight <= 1.0:
+            raise ValueError(f"PrJepaConfig.jepa_weight (the fixed λ) must be in [0, 1], got {self.jepa_weight}.")
+        if not 0.0 <= self.ema_momentum_start <= self.ema_momentum_end <= 1.0:
+            raise ValueError(
+                "PrJepaConfig.ema_momentum_start and ema_momentum_end must satisfy 0 <= start <= end <= 1, got "
+                f"({self.ema_momentum_start}, {self.ema_momentum_end})."
+            )
+        for field in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            if not 0.0 <= getattr(self, field) < 1.0:
+                raise ValueError(f"PrJepaConfig.{field} must be in [0, 1), got {getattr(self, field)}.")
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "PrJepaConfig":
+        """A config of the named size (`mini`, `tiny`, `small`, `paper`, `base`, `large`); `overrides` win."""
+        if name not in PRESETS:
+            raise ValueError(f"Unknown PrJEPA preset {name!r}; choose one of {sorted(PRESETS)}.")
+        return cls(**{**PRESETS[name], **overrides})
+
+    def ema_momentum(self, step: int, total_steps: int) -> float:
+        """Target-encoder momentum after `step` of `total_steps` optimizer steps (linear from start to end)."""
+        progress = min(max(step / max(total_steps, 1), 0.0), 1.0)
+        return self.ema_momentum_start + (self.ema_momentum_end - self.ema_momentum_start) * progress
+
+    def check_tokenizer(self, tokenizer: Any) -> None:
+        """Raises `ValueError` if `tokenizer` cannot feed this model: too many tokens, or other special-token ids."""
+        if len(tokenizer) > self.vocab_size:
+            raise ValueError(
+                f"The tokenizer has {len(tokenizer)} tokens but the model's vocab_size is {self.vocab_size}: ids "
+                "past the embedding table would fail. Use the tokenizer the model was trained with, or build the "
+                "config with vocab_size=len(tokenizer)."
+            )
+        for name in ("pad_token_id", "cls_token_id", "sep_token_id", "mask_token_id"):
+            expected, actual = getattr(self, name), getattr(tokenizer, name, None)
+            if expected is not None and actual is not None and expected != actual:
+                raise ValueError(
+                    f"The tokenizer's {name} is {actual} but the model's config says {expected}: the tokenizer does "
+                    "not match the model. Use the model's tokenizer, or set the config's special-token ids from it."
+                )
+
+
+AutoConfig.register(PrJepaConfig.model_type, PrJepaConfig, exist_ok=True)
+
+__all__ = ["PrJepaConfig", "PRESETS"]

@@ -1,0 +1,664 @@
+"""PyTorch PrJEPA: one pre-LayerNorm transformer encoder trained with JEPA latent prediction plus masked language
+modelling ("Predict and Reconstruct"; the method is described in the project's SPEC).
+
+Self-contained (only torch, transformers and `configuration_prjepa`): `save_pretrained` copies this file into every
+checkpoint so that the Auto classes load it with `trust_remote_code=True` without this project installed.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import (
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForPreTraining,
+    AutoModelForSequenceClassification,
+    PreTrainedModel,
+)
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput, SequenceClassifierOutput
+from transformers.utils import ModelOutput
+
+try:
+    from .configuration_prjepa import PrJepaConfig
+except ImportError:
+    from configuration_prjepa import PrJepaConfig
+
+
+def sinusoidal_position_table(num_positions: int, dim: int) -> torch.Tensor:
+    """Fixed 1-D sin/cos table `(num_positions, dim)`: sines in the first half, cosines in the second, frequencies
+    10000^(−2i/dim) (the I-JEPA/MAE layout used by the original code)."""
+    frequencies = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2))
+    angles = torch.arange(num_positions, dtype=torch.float64)[:, None] * frequencies[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=1).float()
+
+
+def attention_mask_to_sdpa(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """`(batch, seq)` 1/0 padding mask → boolean `(batch, 1, 1, seq)` key mask for SDPA, or `None` without padding."""
+    if attention_mask is None:
+        return None
+    keep = attention_mask.bool()
+    if keep.all():
+        return None  # lets SDPA pick its fastest kernel
+    # A row without any real token (an empty JEPA context) would make softmax NaN; its outputs are never read.
+    keep = keep | ~keep.any(dim=-1, keepdim=True)
+    return keep[:, None, None, :]
+
+
+def pool_hidden_states(
+    hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, strategy: str = "mean"
+) -> torch.Tensor:
+    """Pools `(batch, seq, dim)` token states into `(batch, dim)` over real tokens only.
+
+    strategy: `"mean"` (average of real tokens), `"max"` (element-wise max over real tokens) or `"cls"` (first token).
+    """
+    if strategy == "cls":
+        return hidden_states[:, 0]
+    if attention_mask is None:
+        attention_mask = hidden_states.new_ones(hidden_states.shape[:2])
+    real = attention_mask.bool().unsqueeze(-1)
+    if strategy == "mean":
+        total = (hidden_states * real).sum(dim=1)
+        return total / real.sum(dim=1).clamp(min=1).to(hidden_states.dtype)
+    if strategy == "max":
+        return hidden_states.masked_fill(~real, torch.finfo(hidden_states.dtype).min).amax(dim=1)
+    raise ValueError(f"Unknown pooling strategy {strategy!r}; use 'mean', 'max' or 'cls'.")
+
+
+class PrJepaPositionEmbeddings(nn.Module):
+    """Position table of width `dim`: fixed sinusoidal (a non-persistent buffer) or learned (a parameter)."""
+
+    def __init__(self, config: PrJepaConfig, dim: int):
+        super().__init__()
+        self.learned = config.position_embedding_type == "learned"
+        table = torch.zeros(config.max_position_embeddings, dim)
+        if self.learned:
+            self.weight = nn.Parameter(table)
+        else:
+            self.weight = nn.Buffer(table, persistent=False)
+
+    def forward(self, position_ids: torch.LongTensor) -> torch.Tensor:
+        """position_ids `(batch, seq)` → `(batch, seq, dim)`."""
+        return F.embedding(position_ids, self.weight)
+
+
+class PrJepaEmbeddings(nn.Module):
+    """Token embedding plus position embedding. No token-type embedding: a pair is one `[CLS] a [SEP] b [SEP]`."""
+
+    def __init__(self, config: PrJepaConfig):
+        super().__init__()
+        self.config = config
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.position_embeddings = PrJepaPositionEmbeddings(config, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids: torch.LongTensor, position_ids: torch.LongTensor | None = None) -> torch.Tensor:
+        """input_ids `(batch, seq)`; position_ids `(batch, seq)`, default `0..seq-1` → `(batch, seq, hidden)`."""
+        self._check_inputs(input_ids, position_ids)
+        if position_ids is None:
+            position_ids = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :]
+        embeddings = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
+        return self.dropout(embeddings)
+
+    def _check_inputs(self, input_ids: torch.LongTensor, position_ids: torch.LongTensor | None) -> None:
+        # Out-of-range indices otherwise surface as an opaque IndexError on CPU or a device-side assert on GPU.
+        vocab_size, max_positions = self.config.vocab_size, self.config.max_position_embeddings
+        if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= vocab_size):
+            bad = input_ids[(input_ids < 0) | (input_ids >= vocab_size)][0].item()
+            raise ValueError(
+                f"Token id {bad} is outside the model's vocabulary (vocab_size={vocab_size}). The tokenizer does not "
+                "match this model: use the tokenizer it was trained with (see PrJepaConfig.check_tokenizer)."
+            )
+        longest = input_ids.shape[1] if position_ids is None else int(position_ids.max()) + 1 if position_ids.numel() else 0
+        if longest > max_positions:
+            raise ValueError(
+                f"Sequence length {longest} exceeds max_position_embeddings={max_positions}. Truncate the input "
+                f"(e.g. tokenizer(..., truncation=True, max_length={max_positions}))."
+            )
+
+
+class PrJepaResidualProjection(nn.Linear):
+    """The last linear layer of a residual branch; its weight starts with std / sqrt(2·layer_index) so that the
+    residual stream does not grow with depth."""
+
+    def __init__(self, in_features: int, out_features: int, layer_index: int):
+        super().__init__(in_features, out_features)
+        self.layer_index = layer_index
+
+
+class PrJepaSelfAttention(nn.Module):
+    """Multi-head self-attention with a fused qkv projection, computed by `scaled_dot_product_attention`."""
+
+    def __init__(self, config: PrJepaConfig, hidden_size: int, num_heads: int, layer_index: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.attention_dropout = config.attention_probs_dropout_prob
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size, bias=config.qkv_bias)
+        self.proj = PrJepaResidualProjection(hidden_size, hidden_size, layer_index)
+        self.proj_dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """hidden_states `(batch, seq, hidden)`; attention_mask boolean `(batch, 1, 1, seq)`, True = attend."""
+        batch, seq, hidden = hidden_states.shape
+        qkv = self.qkv(hidden_states).view(batch, seq, 3, self.num_heads, hidden // self.num_heads)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, seq, head_dim)
+        context = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=attention_mask, dropout_p=self.attention_dropout if self.training else 0.0
+        )
+        context = context.transpose(1, 2).reshape(batch, seq, hidden)
+        return self.proj_dropout(self.proj(context))
+
+
+class PrJepaMLP(nn.Module):
+    def __init__(self, config: PrJepaConfig, hidden_size: int, intermediate_size: int, layer_index: int):
+        super().__init__()
+        self.fc1 = nn.Linear(hidden_size, intermediate_size)
+        self.act = ACT2FN[config.hidden_act]
+        self.fc2 = PrJepaResidualProjection(intermediate_size, hidden_size, layer_index)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.fc2(self.act(self.fc1(hidden_states))))
+
+
+class PrJepaLayer(GradientCheckpointingLayer):
+    """Pre-LayerNorm block: x + attn(norm1(x)), then x + mlp(norm2(x))."""
+
+    def __init__(self, config: PrJepaConfig, hidden_size: int, num_heads: int, intermediate_size: int, layer_index: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
+        self.attention = PrJepaSelfAttention(config, hidden_size, num_heads, layer_index)
+        self.norm2 = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
+        self.mlp = PrJepaMLP(config, hidden_size, intermediate_size, layer_index)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        hidden_states = hidden_states + self.attention(self.norm1(hidden_states), attention_mask)
+        return hidden_states + self.mlp(self.norm2(hidden_states))
+
+
+class PrJepaEncoder(nn.Module):
+    """A stack of `PrJepaLayer`s and a final LayerNorm; used at encoder width and at predictor width."""
+
+    def __init__(self, config: PrJepaConfig, hidden_size: int, num_heads: int, intermediate_size: int, num_layers: int):
+        super().__init__()
+        self.layer = nn.ModuleList(
+            [PrJepaLayer(config, hidden_size, num_heads, intermediate_size, index + 1) for index in range(num_layers)]
+        )
+        self.norm = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, output_hidden_states: bool = False
+    ) -> BaseModelOutput:
+        """hidden_states `(batch, seq, hidden)` → `last_hidden_state` (after the final norm) and, on request, the
+        residual stream before every layer and after the last one (`num_layers + 1` tensors, un-normalised)."""
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        for layer in self.layer:
+            hidden_states = layer(hidden_states, attention_mask)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+        return BaseModelOutput(last_hidden_state=self.norm(hidden_states), hidden_states=all_hidden_states)
+
+
+class PrJepaPredictor(nn.Module):
+    """Predicts target-encoder states at target positions from the context tokens' encoder states (I-JEPA style).
+
+    Input: each context token's state projected to the predictor width plus its position embedding, followed by one
+    shared mask token per target position plus that position's embedding; output: the states at the target slots,
+    projected back to the encoder width.
+    """
+
+    def __init__(self, config: PrJepaConfig):
+        super().__init__()
+        width = config.predictor_hidden_size
+        self.embed = nn.Linear(config.hidden_size, width)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.position_embeddings = PrJepaPositionEmbeddings(config, width)
+        self.encoder = PrJepaEncoder(
+            config, width, config.predictor_num_attention_heads, 4 * width, config.predictor_num_hidden_layers
+        )
+        self.proj = nn.Linear(width, config.hidden_size)
+
+    def forward(
+        self,
+        context_states: torch.Tensor,
+        context_positions: torch.LongTensor,
+        context_mask: torch.Tensor,
+        target_positions: torch.LongTensor,
+        target_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """context_states `(n, n_context, hidden)`; context_positions/mask `(n, n_context)`; target_positions/mask
+        `(n, n_target)` → predictions `(n, n_target, hidden)`. Masks are 1 for real slots, 0 for padding."""
+        context = self.embed(context_states) + self.position_embeddings(context_positions)
+        queries = self.mask_token + self.position_embeddings(target_positions)
+        hidden_states = torch.cat([context, queries.to(context.dtype)], dim=1)
+        attention_mask = attention_mask_to_sdpa(torch.cat([context_mask, target_mask], dim=1))
+        hidden_states = self.encoder(hidden_states, attention_mask).last_hidden_state
+        return self.proj(hidden_states[:, context.shape[1] :])
+
+
+class PrJepaMLMHead(nn.Module):
+    """The original's "token regressor": Linear(D, D) → activation → LayerNorm → Linear(D, vocab)."""
+
+    def __init__(self, config: PrJepaConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act = ACT2FN[config.hidden_act]
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """`(..., hidden)` → logits `(..., vocab_size)`."""
+        return self.decoder(self.layer_norm(self.act(self.dense(hidden_states))))
+
+
+class PrJepaLossWeighting(nn.Module):
+    """Combines L_JEPA and L_MLM and reports λ, the JEPA term's share of the weight.
+
+    - `learned`: L = λ·L_JEPA + (1 − λ)·L_MLM with λ = sigmoid(w), w learnable from 0 (the paper's choice).
+    - `fixed`: the same with λ = `config.jepa_weight`.
+    - `uncertainty`: L = Σ_i exp(−s_i)·L_i + s_i with learnable s = (s_JEPA, s_MLM) from 0 (Kendall et al., 2018);
+      λ = exp(−s_JEPA) / (exp(−s_JEPA) + exp(−s_MLM)).
+    """
+
+    def __init__(self, config: PrJepaConfig):
+        super().__init__()
+        self.mode = config.loss_weighting
+        self.fixed_weight = config.jepa_weight
+        if self.mode == "learned":
+            self.jepa_logit = nn.Parameter(torch.zeros(()))
+        elif self.mode == "uncertainty":
+            self.log_variances = nn.Parameter(torch.zeros(2))
+
+    def forward(self, jepa_loss: torch.Tensor, mlm_loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scalar losses → (total loss, λ detached)."""
+        if self.mode == "uncertainty":
+            precisions = torch.exp(-self.log_variances)
+            loss = precisions[0] * jepa_loss + precisions[1] * mlm_loss + self.log_variances.sum()
+            return loss, (precisions[0] / precisions.sum()).detach()
+        if self.mode == "learned":
+            weight = torch.sigmoid(self.jepa_logit)
+        else:
+            weight = jepa_loss.new_tensor(self.fixed_weight)
+        return weight * jepa_loss + (1 - weight) * mlm_loss, weight.detach()
+
+
+def masked_lm_loss(
+    mlm_head: PrJepaMLMHead,
+    hidden_states: torch.Tensor,
+    labels: torch.LongTensor,
+    num_items_in_batch: torch.Tensor | int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of the MLM head at labelled positions only (labels != -100).
+
+    The full-vocabulary projection is computed for the labelled tokens alone (about 15% of them), not for every
+    position. hidden_states `(batch, seq, hidden)`, labels `(batch, seq)` → (loss, logits `(n_labelled, vocab)`).
+    The loss is the mean over labelled tokens, or their sum divided by `num_items_in_batch` when given (the
+    Trainer's count over all devices and accumulated micro-batches).
+    """
+    selected = labels != -100
+    logits = mlm_head(hidden_states[selected])
+    loss = F.cross_entropy(logits.float(), labels[selected], reduction="sum")
+    if num_items_in_batch is None:
+        num_items_in_batch = selected.sum().clamp(min=1)
+    return loss / num_items_in_batch, logits
+
+
+def jepa_prediction_loss(predictions: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
+    """Mean over real target tokens of the per-token loss; 0 (still in the graph) when there is none.
+
+    predictions, targets `(n, n_target, hidden)`; mask `(n, n_target)`; kind: `cosine` (1 − cos), `smooth_l1`, `mse`
+    (both averaged over the hidden dimension).
+    """
+    predictions, targets = predictions.float(), targets.float()
+    if kind == "cosine":
+        per_token = 1 - F.cosine_similarity(predictions, targets, dim=-1)
+    elif kind == "smooth_l1":
+        per_token = F.smooth_l1_loss(predictions, targets, reduction="none").mean(-1)
+    else:
+        per_token = F.mse_loss(predictions, targets, reduction="none").mean(-1)
+    weights = mask.to(per_token.dtype)
+    return (per_token * weights).sum() / weights.sum().clamp(min=1)
+
+
+class PrJepaPreTrainedModel(PreTrainedModel):
+    config_class = PrJepaConfig
+    config: PrJepaConfig
+    base_model_prefix = "prjepa"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ["PrJepaLayer"]
+    # Pretraining-only parts are expected leftovers when a pretraining checkpoint opens as an encoder or a classifier.
+    _keys_to_ignore_on_load_unexpected = [r"^target_encoder\.", r"^predictor\.", r"^loss_weighting\.", r"^mlm_head\."]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Truncated normal (std `initializer_range`) for linear and embedding weights, zero biases, unit norms; each
+        layer's attention-output and MLP-output weights drawn with std / sqrt(2·layer_index)."""
+        std = self.config.initializer_range
+        if isinstance(module, PrJepaResidualProjection):
+            init.trunc_normal_(module.weight, std=std / math.sqrt(2 * module.layer_index))
+            init.zeros_(module.bias)
+        elif isinstance(module, (nn.Linear, nn.Embedding)):
+            init.trunc_normal_(module.weight, std=std)
+            if getattr(module, "bias", None) is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, PrJepaPositionEmbeddings):
+            if module.learned:
+                init.trunc_normal_(module.weight, std=std)
+            else:
+                init.copy_(module.weight, sinusoidal_position_table(*module.weight.shape))
+        elif isinstance(module, PrJepaPredictor):
+            init.trunc_normal_(module.mask_token, std=std)
+        elif isinstance(module, PrJepaLossWeighting):
+            for parameter in module.parameters():
+                init.zeros_(parameter)
+
+
+class PrJepaModel(PrJepaPreTrainedModel):
+    """The PrJEPA encoder: embeddings, pre-LayerNorm layers, final LayerNorm.
+
+    To encode only some positions of each sequence (the JEPA context view), pass the ids at those positions as
+    `input_ids` and their original positions as `position_ids`; the other positions are never materialised.
+    """
+
+    def __init__(self, config: PrJepaConfig):
+        super().__init__(config)
+        self.embeddings = PrJepaEmbeddings(config)
+        self.encoder = PrJepaEncoder(
+            config, config.hidden_size, config.num_attention_heads, config.intermediate_size, config.num_hidden_layers
+        )
+        self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, *args, encoder: str = "online", **kwargs) -> "PrJepaModel":
+        """`PreTrainedModel.from_pretrained`, plus `encoder="target"` to load a pretraining checkpoint's EMA target
+        encoder instead of its online encoder (I-JEPA evaluates the target encoder)."""
+        if encoder not in ("online", "target"):
+            raise ValueError(f"encoder must be 'online' or 'target', got {encoder!r}.")
+        if encoder == "target":
+            # Swap the two encoders' names: the online weights land under the ignored `target_encoder.` prefix.
+            kwargs["key_mapping"] = {r"^target_encoder\.": "", r"^prjepa\.": "target_encoder."}
+        return super().from_pretrained(*args, **kwargs)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings.word_embeddings = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutput | tuple[torch.Tensor, ...]:
+        """input_ids `(batch, seq)`; attention_mask `(batch, seq)`, 1 real / 0 padding; position_ids `(batch, seq)`
+        (default `0..seq-1`). `token_type_ids` is accepted for tokenizer compatibility and ignored (PrJEPA has no
+        segment embedding). Returns `last_hidden_state` `(batch, seq, hidden)` and optionally `hidden_states`."""
+        output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        embeddings = self.embeddings(input_ids, position_ids)
+        outputs = self.encoder(embeddings, attention_mask_to_sdpa(attention_mask), output_hidden_states)
+        return outputs if return_dict else outputs.to_tuple()
+
+
+@dataclass
+class PrJepaForPreTrainingOutput(ModelOutput):
+    """
+    loss: λ-weighted total (or the MLM loss alone for `objective="mlm"`).
+    jepa_loss: mean over target tokens of the latent prediction loss (`None` for `objective="mlm"`).
+    mlm_loss: mean cross-entropy over MLM-labelled tokens.
+    jepa_weight: λ, the JEPA term's weight (0 for `objective="mlm"`).
+    """
+
+    loss: torch.Tensor | None = None
+    jepa_loss: torch.Tensor | None = None
+    mlm_loss: torch.Tensor | None = None
+    jepa_weight: torch.Tensor | None = None
+
+
+class PrJepaForPreTraining(PrJepaPreTrainedModel):
+    """Online encoder (`prjepa`), EMA target encoder, predictor, MLM head and loss weighting.
+
+    `forward` takes the batch built by the pretraining collator:
+        input_ids `(batch, seq)`: the original, unmasked ids (the target encoder's view);
+        attention_mask `(batch, seq)`: 1 for real tokens, 0 for padding;
+        masked_input_ids `(batch, seq)`: the MLM-corrupted ids (the online encoder's view);
+        labels `(batch, seq)`: original ids at MLM-chosen positions, -100 elsewhere;
+        context_indices, context_mask `(batch, n_context)`: positions of the context tokens, padded; mask 1 = real;
+        target_indices, target_mask `(batch, num_target_blocks, n_target)`: positions of each target block, padded.
+    The four index tensors are needed for `objective="hybrid"` only. A sequence whose context or targets are all
+    padding adds nothing to L_JEPA.
+
+    The target encoder receives no gradient; call `update_target_encoder(momentum)` after every optimizer step.
+    """
+
+    _tied_weights_keys = {"mlm_head.decoder.weight": "prjepa.embeddings.word_embeddings.weight"}
+    # The loss combines two token means; under several processes it must not be rescaled by a global token count.
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: PrJepaConfig):
+        super().__init__(config)
+        self.prjepa = PrJepaModel(config)
+        self.mlm_head = PrJepaMLMHead(config)
+        self.hybrid = config.objective == "hybrid"
+        if self.hybrid:
+            self.target_encoder = PrJepaModel(config)
+            self.target_encoder.requires_grad_(False)
+            self.predictor = PrJepaPredictor(config)
+            self.loss_weighting = PrJepaLossWeighting(config)
+        else:
+            self.target_encoder = self.predictor = self.loss_weighting = None
+        self.post_init()
+        self.reset_target_encoder()
+
+    @classmethod
+    def from_pretrained(cls, *args, output_loading_info: bool = False, **kwargs):
+        """`PreTrainedModel.from_pretrained`; a checkpoint without a target encoder (an encoder or MLM checkpoint)
+        gets one copied from its online encoder, as at the start of training."""
+        model, loading_info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        if any(key.startswith("target_encoder.") for key in loading_info["missing_keys"]):
+            model.reset_target_encoder()
+        if model.target_encoder is not None:
+            model.target_encoder.requires_grad_(False)  # loading re-creates the parameters
+        return (model, loading_info) if output_loading_info else model
+
+    @torch.no_grad()
+    def reset_target_encoder(self) -> None:
+        """Makes the target encoder an exact copy of the online encoder."""
+        if self.target_encoder is not None:
+            self.target_encoder.load_state_dict(self.prjepa.state_dict())
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.mlm_head.decoder
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
+        self.mlm_head.decoder = new_embeddings
+
+    def train(self, mode: bool = True) -> "PrJepaForPreTraining":
+        super().train(mode)
+        if self.target_encoder is not None:
+            self.target_encoder.eval()  # the target is a fixed function between EMA updates: no dropout
+        return self
+
+    @torch.no_grad()
+    def update_target_encoder(self, momentum: float) -> None:
+        """target ← momentum·target + (1 − momentum)·online, for every encoder parameter, in one foreach op."""
+        if self.target_encoder is None:
+            raise ValueError("objective='mlm' has no target encoder to update.")
+        target = list(self.target_encoder.parameters())
+        online = [parameter.detach() for parameter in self.prjepa.parameters()]
+        torch._foreach_lerp_(target, online, 1.0 - momentum)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor,
+        masked_input_ids: torch.LongTensor,
+        labels: torch.LongTensor,
+        context_indices: torch.LongTensor | None = None,
+        context_mask: torch.Tensor | None = None,
+        target_indices: torch.LongTensor | None = None,
+        target_mask: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> PrJepaForPreTrainingOutput | tuple[torch.Tensor, ...]:
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        full_view = self.prjepa(masked_input_ids, attention_mask).last_hidden_state
+        mlm_loss, _ = masked_lm_loss(self.mlm_head, full_view, labels)
+        if not self.hybrid:
+            output = PrJepaForPreTrainingOutput(loss=mlm_loss, mlm_loss=mlm_loss, jepa_weight=mlm_loss.new_zeros(()))
+            return output if return_dict else output.to_tuple()
+
+        if context_indices is None or context_mask is None or target_indices is None or target_mask is None:
+            raise ValueError(
+                "objective='hybrid' needs context_indices, context_mask, target_indices and target_mask; build the "
+                "batch with the pretraining collator (DataCollatorForPrJepa)."
+            )
+        jepa_loss = self._jepa_loss(
+            input_ids, attention_mask, masked_input_ids, context_indices, context_mask, target_indices, target_mask
+        )
+        loss, jepa_weight = self.loss_weighting(jepa_loss, mlm_loss)
+        output = PrJepaForPreTrainingOutput(loss=loss, jepa_loss=jepa_loss, mlm_loss=mlm_loss, jepa_weight=jepa_weight)
+        return output if return_dict else output.to_tuple()
+
+    def _jepa_loss(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor,
+        masked_input_ids: torch.LongTensor,
+        context_indices: torch.LongTensor,
+        context_mask: torch.Tensor,
+        target_indices: torch.LongTensor,
+        target_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        batch, num_blocks, block_length = target_indices.shape
+        with torch.no_grad():
+            targets = self.target_encoder(input_ids, attention_mask).last_hidden_state
+            targets = F.layer_norm(targets.float(), targets.shape[-1:])
+            flat_indices = target_indices.reshape(batch, num_blocks * block_length, 1).expand(-1, -1, targets.shape[-1])
+            targets = targets.gather(1, flat_indices).view(batch * num_blocks, block_length, -1)
+
+        context_ids = masked_input_ids.gather(1, context_indices)
+        context = self.prjepa(context_ids, context_mask, position_ids=context_indices).last_hidden_state
+        # One predictor pass per target block: repeat each sequence's context once per block (as in I-JEPA).
+        predictions = self.predictor(
+            context.repeat_interleave(num_blocks, dim=0),
+            context_indices.repeat_interleave(num_blocks, dim=0),
+            context_mask.repeat_interleave(num_blocks, dim=0),
+            target_indices.view(batch * num_blocks, block_length),
+            target_mask.view(batch * num_blocks, block_length),
+        )
+        return jepa_prediction_loss(predictions, targets, target_mask.view(batch * num_blocks, block_length), self.config.jepa_loss)
+
+
+class PrJepaForMaskedLM(PrJepaPreTrainedModel):
+    """Encoder plus MLM head; `pipeline("fill-mask")` works with it.
+
+    With `labels` and `config.sparse_prediction` (default), logits are computed only at labelled positions and
+    returned flattened, `(n_labelled, vocab_size)`; otherwise `(batch, seq, vocab_size)`.
+    """
+
+    _tied_weights_keys = {"mlm_head.decoder.weight": "prjepa.embeddings.word_embeddings.weight"}
+
+    def __init__(self, config: PrJepaConfig):
+        super().__init__(config)
+        self.prjepa = PrJepaModel(config)
+        self.mlm_head = PrJepaMLMHead(config)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.mlm_head.decoder
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
+        self.mlm_head.decoder = new_embeddings
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs,
+    ) -> MaskedLMOutput | tuple[torch.Tensor, ...]:
+        """input_ids, attention_mask, labels `(batch, seq)` (labels -100 where not predicted)."""
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        outputs = self.prjepa(input_ids, attention_mask, output_hidden_states=output_hidden_states, return_dict=True)
+        hidden_states = outputs.last_hidden_state
+        loss = None
+        if labels is not None and self.config.sparse_prediction:
+            loss, logits = masked_lm_loss(self.mlm_head, hidden_states, labels, num_items_in_batch)
+        else:
+            logits = self.mlm_head(hidden_states)
+            if labels is not None:
+                loss, _ = masked_lm_loss(self.mlm_head, hidden_states, labels, num_items_in_batch)
+        output = MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return output if return_dict else output.to_tuple()
+
+
+class PrJepaForSequenceClassification(PrJepaPreTrainedModel):
+    """Encoder, pooling (`config.classifier_pooling`), dropout and a linear classifier; losses as in BERT
+    (regression, single-label or multi-label, from `config.problem_type`)."""
+
+    def __init__(self, config: PrJepaConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.prjepa = PrJepaModel(config)
+        dropout = config.hidden_dropout_prob if config.classifier_dropout is None else config.classifier_dropout
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput | tuple[torch.Tensor, ...]:
+        """input_ids, attention_mask `(batch, seq)`; labels `(batch,)` → logits `(batch, num_labels)`."""
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        outputs = self.prjepa(input_ids, attention_mask, output_hidden_states=output_hidden_states, return_dict=True)
+        pooled = pool_hidden_states(outputs.last_hidden_state, attention_mask, self.config.classifier_pooling)
+        logits = self.classifier(self.dropout(pooled))
+        loss = None if labels is None else self.loss_function(labels, logits, self.config)
+        output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return output if return_dict else output.to_tuple()
+
+
+for _auto_class, _model_class in (
+    (AutoModel, PrJepaModel),
+    (AutoModelForPreTraining, PrJepaForPreTraining),
+    (AutoModelForMaskedLM, PrJepaForMaskedLM),
+    (AutoModelForSequenceClassification, PrJepaForSequenceClassification),
+):
+    _auto_class.register(PrJepaConfig, _model_class, exist_ok=True)
+    _model_class.register_for_auto_class(_auto_class.__name__)
+PrJepaConfig.register_for_auto_class()
+
+__all__ = [
+    "PrJepaPreTrainedModel",
+    "PrJepaModel",
+    "PrJepaForPreTraining",
+    "PrJepaForMaskedLM",
+    "PrJepaForSequenceClassification",
+    "pool_hidden_states",
+    "sinusoidal_position_table",
+]
