@@ -177,6 +177,11 @@ class PrJepaConfig(PreTrainedConfig):
         if self.hidden_act not in ACT2FN:
             raise ValueError(f"PrJepaConfig.hidden_act {self.hidden_act!r} is not a known activation; use e.g. 'gelu'.")
         _check_choice("position_embedding_type", self.position_embedding_type, POSITION_EMBEDDING_TYPES)
+        if self.position_embedding_type == "sinusoidal" and (self.hidden_size % 2 or self.predictor_hidden_size % 2):
+            raise ValueError(
+                "PrJepaConfig.position_embedding_type='sinusoidal' needs even hidden_size and predictor_hidden_size "
+                f"(half sines, half cosines), got {self.hidden_size} and {self.predictor_hidden_size}."
+            )
         _check_choice("objective", self.objective, OBJECTIVES)
         _check_choice("loss_weighting", self.loss_weighting, LOSS_WEIGHTINGS)
         _check_choice("jepa_loss", self.jepa_loss, JEPA_LOSSES)

@@ -360,6 +360,55 @@ class PrJepaPreTrainedModel(PreTrainedModel):
             for parameter in module.parameters():
                 init.zeros_(parameter)
 
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path, *args, encoder: str = "online", output_loading_info: bool = False, **kwargs
+    ):
+        """`PreTrainedModel.from_pretrained`, plus:
+
+        - `encoder="target"` loads a pretraining checkpoint's EMA target encoder in place of its online encoder
+          (I-JEPA evaluates the target encoder);
+        - a corrupt weights file, or a checkpoint without PrJEPA encoder weights (another architecture), raises
+          `ValueError` naming the checkpoint instead of leaving a randomly initialised encoder.
+        """
+        if encoder not in ("online", "target"):
+            raise ValueError(f"encoder must be 'online' or 'target', got {encoder!r}.")
+        if encoder == "target" and not issubclass(cls, PrJepaModel):
+            # A model holding a `prjepa.` encoder cannot swap names with key_mapping (the loader falls back to keys
+            # that exist in the model), so the target encoder is loaded on its own and put in place.
+            model, loading_info = cls.from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+            target = PrJepaModel.from_pretrained(pretrained_model_name_or_path, *args, encoder="target", **kwargs)
+            model.prjepa.load_state_dict(target.state_dict())
+            return (model, loading_info) if output_loading_info else model
+        encoder_prefix = "" if issubclass(cls, PrJepaModel) else f"{cls.base_model_prefix}."
+        if encoder == "target":
+            # Renamings apply in sequence: target weights become the encoder's, then online weights move under the
+            # ignored `target_encoder.` prefix.
+            kwargs["key_mapping"] = {r"^target_encoder\.": "", r"^prjepa\.": "target_encoder."}
+        try:
+            model, loading_info = super().from_pretrained(
+                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+            )
+        except Exception as error:
+            if not type(error).__module__.startswith("safetensors"):
+                raise
+            raise ValueError(
+                f"Cannot read the weights of {pretrained_model_name_or_path!r}: {error}. The file is truncated or "
+                "corrupt; save or download the checkpoint again."
+            ) from error
+        missing = sorted(key for key in loading_info["missing_keys"] if key.startswith(encoder_prefix))
+        if missing:
+            raise ValueError(
+                f"{pretrained_model_name_or_path!r} holds no PrJEPA {encoder} encoder: {len(missing)} encoder weights "
+                f"are missing (e.g. {missing[:3]}). Load it with its own model class (e.g. AutoModel), or pass a "
+                "PrJEPA checkpoint."
+            )
+        model._after_loading(loading_info)
+        return (model, loading_info) if output_loading_info else model
+
+    def _after_loading(self, loading_info: dict) -> None:
+        """Hook for heads whose state depends on what the checkpoint held."""
+
 
 class PrJepaModel(PrJepaPreTrainedModel):
     """The PrJEPA encoder: embeddings, pre-LayerNorm layers, final LayerNorm.
@@ -375,17 +424,6 @@ class PrJepaModel(PrJepaPreTrainedModel):
             config, config.hidden_size, config.num_attention_heads, config.intermediate_size, config.num_hidden_layers
         )
         self.post_init()
-
-    @classmethod
-    def from_pretrained(cls, *args, encoder: str = "online", **kwargs) -> "PrJepaModel":
-        """`PreTrainedModel.from_pretrained`, plus `encoder="target"` to load a pretraining checkpoint's EMA target
-        encoder instead of its online encoder (I-JEPA evaluates the target encoder)."""
-        if encoder not in ("online", "target"):
-            raise ValueError(f"encoder must be 'online' or 'target', got {encoder!r}.")
-        if encoder == "target":
-            # Swap the two encoders' names: the online weights land under the ignored `target_encoder.` prefix.
-            kwargs["key_mapping"] = {r"^target_encoder\.": "", r"^prjepa\.": "target_encoder."}
-        return super().from_pretrained(*args, **kwargs)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embeddings.word_embeddings
@@ -463,16 +501,12 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
         self.post_init()
         self.reset_target_encoder()
 
-    @classmethod
-    def from_pretrained(cls, *args, output_loading_info: bool = False, **kwargs):
-        """`PreTrainedModel.from_pretrained`; a checkpoint without a target encoder (an encoder or MLM checkpoint)
-        gets one copied from its online encoder, as at the start of training."""
-        model, loading_info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+    def _after_loading(self, loading_info: dict) -> None:
+        # A checkpoint without a target encoder (an encoder or MLM checkpoint) starts one from its online encoder.
         if any(key.startswith("target_encoder.") for key in loading_info["missing_keys"]):
-            model.reset_target_encoder()
-        if model.target_encoder is not None:
-            model.target_encoder.requires_grad_(False)  # loading re-creates the parameters
-        return (model, loading_info) if output_loading_info else model
+            self.reset_target_encoder()
+        if self.target_encoder is not None:
+            self.target_encoder.requires_grad_(False)  # loading re-creates the parameters
 
     @torch.no_grad()
     def reset_target_encoder(self) -> None:
