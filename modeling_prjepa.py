@@ -648,6 +648,9 @@ class PrJepaForSequenceClassification(PrJepaPreTrainedModel):
     """Encoder, pooling (`config.classifier_pooling`), dropout and a linear classifier; losses as in BERT
     (regression, single-label or multi-label, from `config.problem_type`)."""
 
+    # The loss is a per-batch mean; the Trainer must average it over accumulation steps itself.
+    accepts_loss_kwargs = False
+
     def __init__(self, config: PrJepaConfig):
         super().__init__(config)
         self.num_labels = config.num_labels

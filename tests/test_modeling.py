@@ -1,0 +1,430 @@
+"""The PrJEPA models: numerics against independent computations, the pretraining losses, the EMA target encoder,
+save/load through every Auto class, and the errors for bad input."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import pretraining_batch, tiny_config
+from transformers import (
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForPreTraining,
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertModel,
+    pipeline,
+)
+
+from configuration_prjepa import PrJepaConfig
+from modeling_prjepa import (
+    PrJepaForMaskedLM,
+    PrJepaForPreTraining,
+    PrJepaForSequenceClassification,
+    PrJepaModel,
+    PrJepaSelfAttention,
+    sinusoidal_position_table,
+)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def test_padded_sentence_gives_the_same_vectors_at_real_positions():
+    model = PrJepaModel(tiny_config()).eval()
+    sentence = torch.randint(5, 40, (1, 10))
+    padded = torch.zeros(1, 64, dtype=torch.long)
+    padded[0, :10] = sentence
+    mask = torch.zeros(1, 64, dtype=torch.long)
+    mask[0, :10] = 1
+    with torch.no_grad():
+        alone = model(sentence).last_hidden_state
+        in_padding = model(padded, attention_mask=mask).last_hidden_state
+    torch.testing.assert_close(in_padding[:, :10], alone, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max", "cls"])
+def test_classifier_pooling_ignores_padding(pooling):
+    model = PrJepaForSequenceClassification(tiny_config(classifier_pooling=pooling, num_labels=3)).eval()
+    sentence = torch.randint(5, 40, (1, 7))
+    padded = torch.cat([sentence, torch.zeros(1, 9, dtype=torch.long)], dim=1)
+    mask = (padded != 0).long()
+    with torch.no_grad():
+        alone = model(sentence).logits
+        in_padding = model(padded, attention_mask=mask).logits
+    torch.testing.assert_close(in_padding, alone, atol=1e-5, rtol=0)
+
+
+def test_attention_matches_plain_softmax_reference():
+    config = tiny_config()
+    attention = PrJepaSelfAttention(config, hidden_size=32, num_heads=4, layer_index=1).eval()
+    hidden = torch.randn(2, 6, 32)
+    keep = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]], dtype=torch.bool)
+
+    query, key, value = attention.qkv(hidden).split(32, dim=-1)
+    heads = lambda tensor: tensor.view(2, 6, 4, 8).transpose(1, 2)  # noqa: E731
+    scores = heads(query) @ heads(key).transpose(-1, -2) / math.sqrt(8)
+    scores = scores.masked_fill(~keep[:, None, None, :], float("-inf"))
+    context = (scores.softmax(-1) @ heads(value)).transpose(1, 2).reshape(2, 6, 32)
+    expected = attention.proj(context)
+
+    actual = attention(hidden, keep[:, None, None, :])
+    torch.testing.assert_close(actual, expected, atol=1e-6, rtol=1e-5)
+
+
+def test_sinusoidal_table_formula():
+    table = sinusoidal_position_table(50, 8)
+    position, i = 7, 2
+    frequency = 1 / 10000 ** (2 * i / 8)
+    assert table[position, i].item() == pytest.approx(math.sin(position * frequency), abs=1e-6)
+    assert table[position, 4 + i].item() == pytest.approx(math.cos(position * frequency), abs=1e-6)
+
+
+def test_initialisation_scales_residual_outputs_by_depth():
+    model = PrJepaModel(tiny_config(num_hidden_layers=4, hidden_size=256, intermediate_size=1024, max_position_embeddings=8))
+    for index, layer in enumerate(model.encoder.layer, start=1):
+        expected = 0.02 / math.sqrt(2 * index)
+        assert layer.attention.proj.weight.std().item() == pytest.approx(expected, rel=0.05)
+        assert layer.mlp.fc2.weight.std().item() == pytest.approx(expected, rel=0.05)
+        assert layer.attention.qkv.weight.std().item() == pytest.approx(0.02, rel=0.05)
+
+
+def test_context_view_encodes_only_given_positions():
+    """Encoding gathered positions equals encoding a sequence that holds exactly those tokens at those positions."""
+    model = PrJepaModel(tiny_config(position_embedding_type="learned")).eval()
+    ids = torch.randint(5, 40, (1, 12))
+    positions = torch.tensor([[0, 2, 3, 7, 11]])
+    with torch.no_grad():
+        gathered = model(ids.gather(1, positions), position_ids=positions).last_hidden_state
+        only_those = torch.zeros(1, 12, dtype=torch.long)
+        mask = torch.zeros(1, 12, dtype=torch.long)
+        only_those[0, positions[0]] = ids[0, positions[0]]
+        mask[0, positions[0]] = 1
+        full = model(only_those, attention_mask=mask).last_hidden_state
+    torch.testing.assert_close(gathered, full[:, positions[0]], atol=1e-5, rtol=0)
+
+
+# --- pretraining losses ---------------------------------------------------------------------------------------------
+
+
+def test_sparse_mlm_loss_equals_cross_entropy_on_full_logits():
+    batch = pretraining_batch()
+    sparse = PrJepaForMaskedLM(tiny_config()).eval()
+    dense = PrJepaForMaskedLM(tiny_config(sparse_prediction=False)).eval()
+    dense.load_state_dict(sparse.state_dict())
+    sparse_out = sparse(batch["masked_input_ids"], batch["attention_mask"], labels=batch["labels"])
+    dense_out = dense(batch["masked_input_ids"], batch["attention_mask"], labels=batch["labels"])
+    reference = F.cross_entropy(dense_out.logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=-100)
+    torch.testing.assert_close(sparse_out.loss, reference)
+    torch.testing.assert_close(dense_out.loss, reference)
+    assert sparse_out.logits.shape == (int((batch["labels"] != -100).sum()), tiny_config().vocab_size)
+
+    pretraining = PrJepaForPreTraining(tiny_config(objective="mlm")).eval()
+    pretraining.prjepa.load_state_dict(sparse.prjepa.state_dict())
+    pretraining.mlm_head.load_state_dict(sparse.mlm_head.state_dict())
+    torch.testing.assert_close(pretraining(**batch).mlm_loss, reference)
+
+
+def test_mlm_loss_honours_num_items_in_batch():
+    batch = pretraining_batch()
+    model = PrJepaForMaskedLM(tiny_config())
+    mean_loss = model(batch["masked_input_ids"], batch["attention_mask"], labels=batch["labels"]).loss
+    count = int((batch["labels"] != -100).sum())
+    summed = model(batch["masked_input_ids"], batch["attention_mask"], labels=batch["labels"], num_items_in_batch=4 * count).loss
+    torch.testing.assert_close(summed, mean_loss / 4)
+
+
+def test_learned_lambda_is_sigmoid_of_w_and_its_gradient_follows_the_loss_gap():
+    model = PrJepaForPreTraining(tiny_config())
+    with torch.no_grad():
+        model.loss_weighting.jepa_logit.fill_(0.7)
+    out = model(**pretraining_batch())
+    weight = torch.sigmoid(torch.tensor(0.7))
+    torch.testing.assert_close(out.jepa_weight, weight)
+    torch.testing.assert_close(out.loss, weight * out.jepa_loss + (1 - weight) * out.mlm_loss)
+    out.loss.backward()
+    expected_gradient = weight * (1 - weight) * (out.jepa_loss - out.mlm_loss).detach()
+    torch.testing.assert_close(model.loss_weighting.jepa_logit.grad, expected_gradient)
+
+
+def test_fixed_lambda():
+    model = PrJepaForPreTraining(tiny_config(loss_weighting="fixed", jepa_weight=0.3))
+    out = model(**pretraining_batch())
+    assert out.jepa_weight.item() == pytest.approx(0.3)
+    torch.testing.assert_close(out.loss, 0.3 * out.jepa_loss + 0.7 * out.mlm_loss)
+    assert not [name for name, _ in model.loss_weighting.named_parameters()]
+
+
+def test_uncertainty_weighting():
+    model = PrJepaForPreTraining(tiny_config(loss_weighting="uncertainty"))
+    with torch.no_grad():
+        model.loss_weighting.log_variances.copy_(torch.tensor([0.2, -0.1]))
+    out = model(**pretraining_batch())
+    expected = math.exp(-0.2) * out.jepa_loss + math.exp(0.1) * out.mlm_loss + 0.1
+    torch.testing.assert_close(out.loss, expected)
+    assert out.jepa_weight.item() == pytest.approx(math.exp(-0.2) / (math.exp(-0.2) + math.exp(0.1)), rel=1e-5)
+
+
+def test_mlm_objective_builds_no_target_encoder_or_predictor():
+    model = PrJepaForPreTraining(tiny_config(objective="mlm"))
+    assert model.target_encoder is None and model.predictor is None
+    assert not [key for key in model.state_dict() if key.startswith(("target_encoder", "predictor", "loss_weighting"))]
+    batch = {key: value for key, value in pretraining_batch().items() if "context" not in key and "target" not in key}
+    out = model(**batch)
+    assert out.loss is out.mlm_loss and out.jepa_loss is None and out.jepa_weight.item() == 0
+
+
+def test_hybrid_without_block_indices_is_refused():
+    batch = {key: value for key, value in pretraining_batch().items() if "target" not in key}
+    with pytest.raises(ValueError, match="target_indices"):
+        PrJepaForPreTraining(tiny_config())(**batch)
+
+
+@pytest.mark.parametrize("jepa_loss", ["cosine", "smooth_l1", "mse"])
+def test_jepa_loss_ignores_padded_slots_and_empty_sequences(jepa_loss):
+    model = PrJepaForPreTraining(tiny_config(jepa_loss=jepa_loss)).eval()
+    batch = pretraining_batch()
+    reference = model(**batch).jepa_loss
+
+    wider = dict(batch)  # extra padded index slots change nothing
+    wider["context_indices"] = F.pad(batch["context_indices"], (0, 3))
+    wider["context_mask"] = F.pad(batch["context_mask"], (0, 3))
+    wider["target_indices"] = F.pad(batch["target_indices"], (0, 2))
+    wider["target_mask"] = F.pad(batch["target_mask"], (0, 2))
+    torch.testing.assert_close(model(**wider).jepa_loss, reference)
+
+    without_targets = {key: value.clone() for key, value in batch.items()}  # a sequence with no target adds nothing
+    without_targets["target_mask"][1] = 0
+    first_and_last = {key: value[[0, 2]] for key, value in batch.items()}
+    torch.testing.assert_close(model(**without_targets).jepa_loss, model(**first_and_last).jepa_loss)
+
+
+def test_cosine_jepa_loss_is_zero_when_the_predictor_hits_the_normalised_target():
+    model = PrJepaForPreTraining(tiny_config()).eval()
+    batch = pretraining_batch(batch_size=1, seq_len=16)
+    batch = {key: value[:, :16] if key in ("input_ids", "attention_mask", "masked_input_ids", "labels") else value for key, value in batch.items()}
+    with torch.no_grad():
+        targets = model.target_encoder(batch["input_ids"]).last_hidden_state
+        targets = F.layer_norm(targets, targets.shape[-1:])
+    # Replace the predictor by an oracle that returns the normalised targets at the requested positions.
+    model.predictor.forward = lambda context, cpos, cmask, tpos, tmask: targets[0][tpos]
+    assert model(**batch).jepa_loss.item() == pytest.approx(0.0, abs=1e-5)
+
+
+# --- target encoder ---------------------------------------------------------------------------------------------------
+
+
+def test_target_encoder_starts_as_copy_and_gets_no_gradient():
+    model = PrJepaForPreTraining(tiny_config())
+    for target, online in zip(model.target_encoder.parameters(), model.prjepa.parameters()):
+        assert torch.equal(target, online) and not target.requires_grad
+    before = [parameter.clone() for parameter in model.target_encoder.parameters()]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    model(**pretraining_batch()).loss.backward()
+    optimizer.step()
+    assert all(parameter.grad is None for parameter in model.target_encoder.parameters())
+    assert all(torch.equal(old, new) for old, new in zip(before, model.target_encoder.parameters()))
+    assert model.predictor.mask_token.grad is not None and model.loss_weighting.jepa_logit.grad is not None
+
+
+def test_ema_update_equals_momentum_formula_for_every_parameter():
+    model = PrJepaForPreTraining(tiny_config())
+    with torch.no_grad():
+        for parameter in model.prjepa.parameters():
+            parameter.add_(torch.randn_like(parameter))
+    targets = [parameter.clone() for parameter in model.target_encoder.parameters()]
+    onlines = [parameter.clone() for parameter in model.prjepa.parameters()]
+    model.update_target_encoder(0.9)
+    names = [name for name, _ in model.target_encoder.named_parameters()]
+    assert len(names) == len(onlines) > 0
+    for name, new, old, online in zip(names, model.target_encoder.parameters(), targets, onlines):
+        torch.testing.assert_close(new, 0.9 * old + 0.1 * online, atol=1e-6, rtol=1e-6, msg=name)
+
+
+def test_ema_momentum_schedule_is_linear_in_the_step():
+    config = tiny_config()
+    assert config.ema_momentum(0, 100) == pytest.approx(0.996)
+    assert config.ema_momentum(50, 100) == pytest.approx(0.998)
+    assert config.ema_momentum(100, 100) == pytest.approx(1.0)
+
+
+def test_target_encoder_stays_in_eval_mode_under_dropout():
+    model = PrJepaForPreTraining(tiny_config(hidden_dropout_prob=0.5)).train()
+    assert model.prjepa.training and not model.target_encoder.training
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    batch = pretraining_batch()
+    plain = PrJepaForPreTraining(tiny_config())
+    checkpointed = PrJepaForPreTraining(tiny_config())
+    checkpointed.load_state_dict(plain.state_dict())
+    checkpointed.activation_checkpointing_enable()
+    assert all(layer.gradient_checkpointing for layer in checkpointed.prjepa.encoder.layer)
+    plain(**batch).loss.backward()
+    checkpointed(**batch).loss.backward()
+    for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters()):
+        if a.grad is not None:
+            torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+# --- save / load ------------------------------------------------------------------------------------------------------
+
+
+def _inputs():
+    ids = torch.randint(5, 40, (2, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    return ids, mask
+
+
+@pytest.mark.parametrize(
+    "auto_class, model_class",
+    [
+        (AutoModel, PrJepaModel),
+        (AutoModelForMaskedLM, PrJepaForMaskedLM),
+        (AutoModelForSequenceClassification, PrJepaForSequenceClassification),
+        (AutoModelForPreTraining, PrJepaForPreTraining),
+    ],
+)
+def test_save_load_round_trip_through_auto_class(tmp_path, auto_class, model_class):
+    model = model_class(tiny_config(num_labels=3)).eval()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    assert {"modeling_prjepa.py", "configuration_prjepa.py"} <= {path.name for path in tmp_path.iterdir()}
+    loaded, info = auto_class.from_pretrained(tmp_path, output_loading_info=True)
+    assert type(loaded) is model_class and not any(info.values())
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), name
+    if model_class is PrJepaForPreTraining:
+        batch = pretraining_batch()
+        assert torch.equal(model(**batch).loss, loaded.eval()(**batch).loss)
+    else:
+        ids, mask = _inputs()
+        assert torch.equal(model(ids, mask)[0], loaded.eval()(ids, mask)[0])
+
+
+def test_encoder_loads_from_pretraining_checkpoint_with_nothing_missing(tmp_path):
+    pretraining = PrJepaForPreTraining(tiny_config())
+    with torch.no_grad():
+        for parameter in pretraining.target_encoder.parameters():
+            parameter.add_(1.0)  # make the two encoders distinguishable
+    pretraining.save_pretrained(tmp_path)
+    online, info = AutoModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["mismatched_keys"]
+    target = AutoModel.from_pretrained(tmp_path, encoder="target")
+    for (name, o), t, expected_o, expected_t in zip(
+        online.state_dict().items(),
+        target.state_dict().values(),
+        pretraining.prjepa.state_dict().values(),
+        pretraining.target_encoder.state_dict().values(),
+    ):
+        assert torch.equal(o, expected_o) and torch.equal(t, expected_t), name
+    classifier = AutoModelForSequenceClassification.from_pretrained(tmp_path, encoder="target", num_labels=2)
+    assert torch.equal(classifier.prjepa.encoder.norm.weight, pretraining.target_encoder.encoder.norm.weight)
+
+
+def test_pretraining_model_from_encoder_checkpoint_starts_target_from_online(tmp_path):
+    PrJepaForMaskedLM(tiny_config()).save_pretrained(tmp_path)
+    model = PrJepaForPreTraining.from_pretrained(tmp_path)
+    for target, online in zip(model.target_encoder.parameters(), model.prjepa.parameters()):
+        assert torch.equal(target, online) and not target.requires_grad
+
+
+def test_fill_mask_pipeline_reports_the_models_probabilities(tokenizer):
+    model = PrJepaForMaskedLM(tiny_config()).eval()
+    fill = pipeline("fill-mask", model=model, tokenizer=tokenizer)
+    predictions = fill("the cat [MASK] on the mat", top_k=3)
+    encoded = tokenizer("the cat [MASK] on the mat", return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**encoded).logits[0, 3]
+    probabilities, token_ids = logits.softmax(-1).topk(3)
+    assert [prediction["token"] for prediction in predictions] == token_ids.tolist()
+    assert [prediction["score"] for prediction in predictions] == pytest.approx(probabilities.tolist(), rel=1e-5)
+
+
+# --- configuration and bad input ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        (dict(num_attention_heads=5), "num_attention_heads"),
+        (dict(predictor_hidden_size=20, predictor_num_attention_heads=3), "predictor_num_attention_heads"),
+        (dict(target_block_scale=(0.3, 0.2)), "target_block_scale"),
+        (dict(context_block_scale=(0.5, 1.2)), "context_block_scale"),
+        (dict(target_block_scale=(0.0, 0.2)), "target_block_scale"),
+        (dict(objective="contrastive"), "objective"),
+        (dict(loss_weighting="adaptive"), "loss_weighting"),
+        (dict(jepa_loss="l3"), "jepa_loss"),
+        (dict(position_embedding_type="rotary"), "position_embedding_type"),
+        (dict(mlm_probability=1.5), "mlm_probability"),
+        (dict(ema_momentum_start=0.999, ema_momentum_end=0.99), "ema_momentum"),
+        (dict(jepa_weight=2.0), "jepa_weight"),
+        (dict(classifier_pooling="attention"), "classifier_pooling"),
+    ],
+)
+def test_impossible_config_values_raise_value_error_naming_the_field(overrides, field):
+    with pytest.raises(ValueError, match=field):
+        tiny_config(**overrides)
+
+
+def test_presets():
+    paper = PrJepaConfig.from_preset("paper")
+    assert (paper.hidden_size, paper.num_hidden_layers, paper.num_attention_heads) == (512, 6, 8)
+    assert (paper.predictor_hidden_size, paper.predictor_num_hidden_layers) == (192, 6)
+    base = PrJepaConfig.from_preset("base", objective="mlm")
+    assert (base.hidden_size, base.num_hidden_layers, base.num_attention_heads, base.objective) == (768, 12, 12, "mlm")
+    with pytest.raises(ValueError, match="preset"):
+        PrJepaConfig.from_preset("huge")
+
+
+def test_config_json_round_trip(tmp_path):
+    config = tiny_config(target_block_scale=(0.15, 0.2), loss_weighting="uncertainty")
+    config.save_pretrained(tmp_path)
+    loaded = PrJepaConfig.from_pretrained(tmp_path)
+    assert loaded.to_dict() == config.to_dict() and loaded.target_block_scale == (0.15, 0.2)
+
+
+def test_token_ids_outside_vocabulary_are_refused():
+    model = PrJepaModel(tiny_config())
+    with pytest.raises(ValueError, match="outside the model's vocabulary"):
+        model(torch.tensor([[2, 5, tiny_config().vocab_size]]))
+
+
+def test_sequence_longer_than_positions_is_refused():
+    model = PrJepaModel(tiny_config(max_position_embeddings=16))
+    with pytest.raises(ValueError, match="max_position_embeddings=16"):
+        model(torch.randint(5, 40, (1, 17)))
+
+
+def test_mismatched_tokenizer_is_refused(tokenizer):
+    tiny_config().check_tokenizer(tokenizer)
+    with pytest.raises(ValueError, match="vocab_size"):
+        tiny_config(vocab_size=20).check_tokenizer(tokenizer)
+    with pytest.raises(ValueError, match="mask_token_id"):
+        tiny_config(mask_token_id=7).check_tokenizer(tokenizer)
+
+
+def test_truncated_checkpoint_error_names_the_checkpoint(tmp_path):
+    PrJepaModel(tiny_config()).save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="truncated or corrupt") as error:
+        PrJepaModel.from_pretrained(tmp_path)
+    assert str(tmp_path) in str(error.value)
+
+
+def test_non_prjepa_checkpoint_is_refused(tmp_path):
+    BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="no PrJEPA online encoder") as error:
+        PrJepaModel.from_pretrained(tmp_path)
+    assert str(tmp_path) in str(error.value)
+
+
+def test_target_encoder_option_on_checkpoint_without_one_is_refused(tmp_path):
+    PrJepaForMaskedLM(tiny_config()).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="no PrJEPA target encoder"):
+        AutoModel.from_pretrained(tmp_path, encoder="target")
