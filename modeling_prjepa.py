@@ -288,24 +288,17 @@ class PrJepaLossWeighting(nn.Module):
 
 
 def masked_lm_loss(
-    mlm_head: PrJepaMLMHead,
-    hidden_states: torch.Tensor,
-    labels: torch.LongTensor,
-    num_items_in_batch: torch.Tensor | int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy of the MLM head at labelled positions only (labels != -100).
+    logits: torch.Tensor, labels: torch.LongTensor, num_items_in_batch: torch.Tensor | int | None = None
+) -> torch.Tensor:
+    """Cross-entropy over labelled tokens: logits `(..., vocab)`, labels `(...)` with -100 where not predicted.
 
-    The full-vocabulary projection is computed for the labelled tokens alone (about 15% of them), not for every
-    position. hidden_states `(batch, seq, hidden)`, labels `(batch, seq)` → (loss, logits `(n_labelled, vocab)`).
-    The loss is the mean over labelled tokens, or their sum divided by `num_items_in_batch` when given (the
-    Trainer's count over all devices and accumulated micro-batches).
+    The mean over labelled tokens, or their sum divided by `num_items_in_batch` when given (the Trainer's count over
+    all devices and accumulated micro-batches). 0 when nothing is labelled.
     """
-    selected = labels != -100
-    logits = mlm_head(hidden_states[selected])
-    loss = F.cross_entropy(logits.float(), labels[selected], reduction="sum")
+    loss = F.cross_entropy(logits.flatten(0, -2).float(), labels.flatten(), ignore_index=-100, reduction="sum")
     if num_items_in_batch is None:
-        num_items_in_batch = selected.sum().clamp(min=1)
-    return loss / num_items_in_batch, logits
+        num_items_in_batch = (labels != -100).sum().clamp(min=1)
+    return loss / num_items_in_batch
 
 
 def jepa_prediction_loss(predictions: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
@@ -550,7 +543,9 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
     ) -> PrJepaForPreTrainingOutput | tuple[torch.Tensor, ...]:
         return_dict = self.config.return_dict if return_dict is None else return_dict
         full_view = self.prjepa(masked_input_ids, attention_mask).last_hidden_state
-        mlm_loss, _ = masked_lm_loss(self.mlm_head, full_view, labels)
+        # The vocabulary projection only where there is something to predict (about 15% of the tokens).
+        selected = labels != -100
+        mlm_loss = masked_lm_loss(self.mlm_head(full_view[selected]), labels[selected])
         if not self.hybrid:
             output = PrJepaForPreTrainingOutput(loss=mlm_loss, mlm_loss=mlm_loss, jepa_weight=mlm_loss.new_zeros(()))
             return output if return_dict else output.to_tuple()
@@ -633,13 +628,11 @@ class PrJepaForMaskedLM(PrJepaPreTrainedModel):
         return_dict = self.config.return_dict if return_dict is None else return_dict
         outputs = self.prjepa(input_ids, attention_mask, output_hidden_states=output_hidden_states, return_dict=True)
         hidden_states = outputs.last_hidden_state
-        loss = None
         if labels is not None and self.config.sparse_prediction:
-            loss, logits = masked_lm_loss(self.mlm_head, hidden_states, labels, num_items_in_batch)
-        else:
-            logits = self.mlm_head(hidden_states)
-            if labels is not None:
-                loss, _ = masked_lm_loss(self.mlm_head, hidden_states, labels, num_items_in_batch)
+            selected = labels != -100
+            hidden_states, labels = hidden_states[selected], labels[selected]
+        logits = self.mlm_head(hidden_states)
+        loss = None if labels is None else masked_lm_loss(logits, labels, num_items_in_batch)
         output = MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
         return output if return_dict else output.to_tuple()
 

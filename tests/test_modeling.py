@@ -428,3 +428,10 @@ def test_target_encoder_option_on_checkpoint_without_one_is_refused(tmp_path):
     PrJepaForMaskedLM(tiny_config()).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="no PrJEPA target encoder"):
         AutoModel.from_pretrained(tmp_path, encoder="target")
+
+
+def test_batch_without_mlm_labels_gives_zero_mlm_loss_not_nan():
+    batch = pretraining_batch()
+    batch["labels"] = torch.full_like(batch["labels"], -100)
+    out = PrJepaForPreTraining(tiny_config())(**batch)
+    assert out.mlm_loss.item() == 0.0 and torch.isfinite(out.loss)
