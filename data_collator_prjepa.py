@@ -1,0 +1,237 @@
+"""Pretraining collator for PrJEPA: right-pads tokenized examples, applies BERT-style MLM corruption and samples the
+JEPA context and target blocks (SPEC §2), all as tensor operations over the whole batch."""
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import get_worker_info
+from transformers import PreTrainedTokenizerBase
+
+from configuration_prjepa import PrJepaConfig
+
+# Seeds handed to torch.Generator.manual_seed must fit in 63 bits to stay non-negative.
+SEED_BITS = (1 << 63) - 1
+
+
+@dataclass
+class DataCollatorForPrJepa:
+    """Builds the batch `PrJepaForPreTraining.forward` takes from tokenized examples of any lengths.
+
+    Each example has `input_ids` (a list of ints, a 1-D array or tensor) and may have `attention_mask` and
+    `special_tokens_mask`; other keys are ignored. Output, right-padded to the longest example (rounded up to
+    `pad_to_multiple_of`), all `torch.long`:
+        input_ids, attention_mask, masked_input_ids, labels `(B, L)`;
+        for `config.objective == "hybrid"` also context_indices, context_mask `(B, Kc)` and
+        target_indices, target_mask `(B, num_target_blocks, Kt)` (index tensors padded with 0, masks 1 = valid).
+
+    Content tokens: the real (attention_mask 1) tokens that are not special, where special means one of the
+    tokenizer's special ids (`[UNK]` included, as in transformers) or marked in the example's `special_tokens_mask`.
+    Every choice below is made among the content tokens only; padding, `[CLS]` and `[SEP]` are never chosen.
+
+    MLM (BERT's rule): each content token is chosen independently with probability `mlm_probability`; a sequence
+    with content but no chosen token gets its one token with the lowest draw instead, so that every non-empty
+    sequence has an MLM label (this lifts the expected count from p·n to p·n + (1 − p)^n, negligible beyond ~30
+    tokens). Each chosen token independently becomes `[MASK]` (80%), a uniformly random non-special token id of the
+    tokenizer (10%, which may by chance be the original) or stays (10%); `labels` hold the original id at every
+    chosen position and -100 elsewhere.
+
+    JEPA blocks, sampled in each sequence's content coordinates (its content tokens numbered 0..n-1, so a block is
+    contiguous in the text and skips an inner `[SEP]` of a sentence pair):
+        - per batch, one target scale s_t ~ U(target_block_scale) and one context scale s_c ~ U(context_block_scale);
+        - per sequence, sizes are fractions of ITS OWN content length n, rounded half up and clamped to [1, n]:
+          target size t = clamp(floor(s_t·n + 0.5), 1, n), context span size c = clamp(floor(s_c·n + 0.5), 1, n);
+          so every target block of a sequence has the same size, and short sequences get proportionally short blocks;
+        - `num_target_blocks` target blocks of size t at independent uniform starts (they may overlap, as in
+          I-JEPA); one context span of size c at a uniform start;
+        - context = the span minus every target position. If fewer than `min_context_tokens` remain, the context
+          becomes every content token outside the targets; if even that is too few (a very short sequence), JEPA is
+          off for that row: its context_mask and target_mask are all zero, it still gets MLM and adds nothing to
+          L_JEPA.
+
+    Randomness never touches the global torch RNG. Each call seeds a private generator from
+    `hash((seed, epoch, global batch index, process_index))`, so a batch depends only on its position and on the
+    examples, not on what was collated before: prefetching or skipping batches on resume changes nothing.
+    `set_position(epoch, batch_index, process_index)` says the next call collates batch `batch_index` of `epoch`; every
+    call advances the index by one. A DataLoader copies the collator into each worker when its iterator is created;
+    worker w of W collates batches w, w + W, ..., so its k-th call uses index `batch_index + k·W + w` and the batches
+    equal those of `num_workers=0`. Call `set_position` before iterating each epoch: otherwise non-persistent workers
+    restart from the main process's copy and repeat the previous epoch's masks.
+    """
+
+    tokenizer: PreTrainedTokenizerBase
+    config: PrJepaConfig
+    pad_to_multiple_of: int | None = None
+    seed: int = 0
+    _epoch: int = field(default=0, init=False, repr=False)
+    _first_index: int = field(default=0, init=False, repr=False)
+    _process_index: int = field(default=0, init=False, repr=False)
+    _calls: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.config.check_tokenizer(self.tokenizer)
+        self.pad_token_id = self._token_id("pad")
+        self.mask_token_id = self._token_id("mask")
+        if self.pad_to_multiple_of is not None and self.pad_to_multiple_of < 1:
+            raise ValueError(f"pad_to_multiple_of must be a positive int or None, got {self.pad_to_multiple_of}.")
+        self.special_ids = torch.tensor(sorted(set(self.tokenizer.all_special_ids)), dtype=torch.long)
+        self.replacement_ids = torch.tensor(
+            sorted(set(range(len(self.tokenizer))) - set(self.tokenizer.all_special_ids)), dtype=torch.long
+        )
+        # (2, 2): rows target and context, columns min and max, as fractions of a sequence's content length.
+        self.block_scales = torch.tensor(
+            [self.config.target_block_scale, self.config.context_block_scale], dtype=torch.float64
+        )
+        if len(self.replacement_ids) == 0:
+            raise ValueError("The tokenizer has no non-special tokens to draw MLM random replacements from.")
+
+    def _token_id(self, name: str) -> int:
+        token_id = getattr(self.tokenizer, f"{name}_token_id", None)
+        if token_id is None:
+            token_id = getattr(self.config, f"{name}_token_id")
+        if token_id is None:
+            raise ValueError(
+                f"Neither the tokenizer nor the config has a {name} token id, which MLM pretraining needs. Use a "
+                f"tokenizer with a {name} token (e.g. bert-base-uncased) or set PrJepaConfig.{name}_token_id."
+            )
+        return token_id
+
+    def set_position(self, epoch: int, batch_index: int, process_index: int = 0) -> None:
+        """The next batch collated is batch `batch_index` (0-based, counting every batch of the epoch, trained or
+        skipped) of `epoch` on the process of rank `process_index`."""
+        if min(epoch, batch_index, process_index) < 0:
+            raise ValueError(
+                "set_position needs non-negative epoch, batch_index and process_index, got "
+                f"{(epoch, batch_index, process_index)}."
+            )
+        self._epoch, self._first_index, self._process_index, self._calls = epoch, batch_index, process_index, 0
+
+    def _next_generator(self) -> torch.Generator:
+        worker = get_worker_info()
+        stride, offset = (1, 0) if worker is None else (worker.num_workers, worker.id)
+        index = self._first_index + self._calls * stride + offset
+        self._calls += 1
+        key = hash((self.seed, self._epoch, index, self._process_index)) & SEED_BITS
+        return torch.Generator().manual_seed(key)
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        generator = self._next_generator()
+        input_ids, attention_mask, special = self._pad(examples)
+        content = attention_mask.bool() & ~special & ~torch.isin(input_ids, self.special_ids)
+        masked_input_ids, labels = self._mask_tokens(input_ids, content, generator)
+        batch = dict(
+            input_ids=input_ids, attention_mask=attention_mask, masked_input_ids=masked_input_ids, labels=labels
+        )
+        if self.config.objective == "hybrid":
+            batch.update(self._sample_blocks(content, generator))
+        return batch
+
+    def _pad(self, examples: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """→ input_ids, attention_mask (long) and the examples' special_tokens_mask (bool), each `(B, L)`."""
+        if not examples:
+            raise ValueError("DataCollatorForPrJepa got an empty list of examples.")
+        if any("input_ids" not in example for example in examples):
+            raise ValueError(
+                "Every example needs 'input_ids'; tokenize the dataset first (e.g. dataset.map(tokenizer_function))."
+            )
+        lengths = [len(example["input_ids"]) for example in examples]
+        for key in ("attention_mask", "special_tokens_mask"):
+            for example, length in zip(examples, lengths):
+                if key in example and len(example[key]) != length:
+                    raise ValueError(f"An example's {key} has length {len(example[key])} but its input_ids {length}.")
+        width = max(lengths)
+        if width == 0:
+            raise ValueError("DataCollatorForPrJepa got a batch in which every example is empty (no input_ids).")
+        if self.pad_to_multiple_of is not None:
+            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        real = torch.arange(width) < torch.tensor(lengths)[:, None]
+
+        def right_padded(key: str, missing_value: int, pad_value: int) -> torch.Tensor:
+            if not any(key in example for example in examples):
+                return torch.where(real, missing_value, pad_value)
+            values = [example.get(key, [missing_value] * length) for example, length in zip(examples, lengths)]
+            return torch.full(real.shape, pad_value).masked_scatter_(real, _flatten(values, sum(lengths)))
+
+        input_ids = right_padded("input_ids", self.pad_token_id, self.pad_token_id)
+        attention_mask = right_padded("attention_mask", 1, 0)
+        return input_ids, attention_mask, right_padded("special_tokens_mask", 0, 0).bool()
+
+    def _mask_tokens(
+        self, input_ids: torch.Tensor, content: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """input_ids, content `(B, L)` → masked_input_ids, labels `(B, L)` (see the class docstring for the rule)."""
+        draw = torch.rand(content.shape, generator=generator).masked_fill_(~content, 2.0)
+        # A content token is chosen when its draw is below mlm_probability; the row's lowest draw is always below
+        # the threshold, which adds one token only to rows that would otherwise have none.
+        threshold = draw.amin(dim=1, keepdim=True).clamp(min=self.config.mlm_probability)
+        chosen = (draw <= threshold) & content
+
+        action = torch.rand(content.shape, generator=generator)
+        replacement_draw = torch.randint(len(self.replacement_ids), (content.numel(),), generator=generator)
+        # index_select, not take or fancy indexing: those are several times slower on small CPU tensors.
+        replacements = self.replacement_ids.index_select(0, replacement_draw).view_as(input_ids)
+        masked_input_ids = torch.where(chosen & (action < 0.8), self.mask_token_id, input_ids)
+        masked_input_ids = torch.where(chosen & (action >= 0.8) & (action < 0.9), replacements, masked_input_ids)
+        labels = torch.where(chosen, input_ids, -100)
+        return masked_input_ids, labels
+
+    def _sample_blocks(self, content: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """content `(B, L)` → context_indices, context_mask `(B, Kc)`; target_indices, target_mask `(B, T, Kt)`."""
+        batch_size, width = content.shape
+        num_blocks = self.config.num_target_blocks
+        num_content = content.sum(dim=1, keepdim=True)
+        low, high = self.block_scales.unbind(dim=1)
+        scales = (low + (high - low) * torch.rand(2, dtype=torch.float64, generator=generator)).clamp(low, high)
+        # Sizes (B, 2) of a target block and of the context span: rounded half up, within [1, n] (0 when n = 0).
+        sizes = torch.minimum(torch.floor(scales * num_content + 0.5).long().clamp(min=1), num_content)
+        span_sizes = torch.cat([sizes[:, :1].expand(-1, num_blocks), sizes[:, 1:]], dim=1)  # (B, T + 1)
+        start_draws = torch.rand(span_sizes.shape, dtype=torch.float64, generator=generator)
+        span_starts = (start_draws * (num_content - span_sizes + 1)).long()
+
+        # Memberships in content coordinates: column k stands for the k-th content token of the row.
+        slot = torch.arange(width)
+        in_span = (slot >= span_starts[..., None]) & (slot < (span_starts + span_sizes)[..., None])  # (B, T + 1, L)
+        outside_targets = ~in_span[:, :num_blocks].any(dim=1) & (slot < num_content)
+        context = in_span[:, num_blocks] & outside_targets
+        too_small = context.sum(dim=1, keepdim=True) < self.config.min_context_tokens
+        context = torch.where(too_small, outside_targets, context)
+        num_context = context.sum(dim=1, keepdim=True)
+        active = num_context >= self.config.min_context_tokens  # (B, 1)
+        context &= active
+
+        content_positions, _ = _compact(content, slot.expand(batch_size, -1), width)
+        context_indices, context_mask = _compact(context, content_positions, max(int((num_context * active).max()), 1))
+
+        target_size = sizes[:, :1] * active  # (B, 1): 0 for rows without JEPA
+        offsets = torch.arange(max(int(target_size.max()), 1))
+        target_mask = (offsets < target_size[..., None]).expand(-1, num_blocks, -1)  # (B, T, Kt)
+        target_slots = torch.where(target_mask, span_starts[:, :num_blocks, None] + offsets, 0)
+        target_indices = content_positions.gather(1, target_slots.flatten(1)).view_as(target_slots) * target_mask
+        return dict(
+            context_indices=context_indices,
+            context_mask=context_mask.long(),
+            target_indices=target_indices,
+            target_mask=target_mask.long(),
+        )
+
+
+def _flatten(values: list[Any], total: int) -> torch.Tensor:
+    """Concatenates sequences of ints (lists, arrays or tensors) into one 1-D long tensor of `total` elements."""
+    if all(isinstance(value, torch.Tensor) for value in values):
+        return torch.cat([value.view(-1) for value in values]).long()
+    # np.fromiter over the chained ints is ~7x faster than torch.tensor on a list of Python ints.
+    return torch.from_numpy(np.fromiter(itertools.chain.from_iterable(values), dtype=np.int64, count=total))
+
+
+def _compact(member: torch.Tensor, values: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Packs each row's `values` where `member` is true to the left, in order: member, values `(B, L)` →
+    packed values `(B, width)` (0 past the row's count) and a bool mask of the filled slots. `width` must be at least
+    the largest row count."""
+    batch_size = member.shape[0]
+    # Members go to slots 0, 1, ... by running count; everything else to a discard slot at `width`.
+    destination = torch.where(member, member.cumsum(dim=1) - 1, width)
+    packed = values.new_zeros(batch_size, width + 1).scatter_(1, destination, values)[:, :width]
+    mask = torch.arange(width) < member.sum(dim=1, keepdim=True)
+    return packed, mask
