@@ -1,0 +1,246 @@
+"""The model card (README.md) pushed with a pretrained PrJEPA checkpoint: Hub metadata, the architecture, how λ and
+the EMA target moved during the run, the last logged losses, the data and hyper-parameters, and how to load and probe
+the model.
+"""
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+from configuration_prjepa import PrJepaConfig
+from modeling_prjepa import PrJepaForPreTraining
+
+MODEL_ID_PLACEHOLDER = "<namespace>/<model-name>"
+# A dataset given by one of these names is a local file even when the name alone would pass as a Hub id.
+LOCAL_DATA_SUFFIXES = (".txt", ".raw", ".json", ".jsonl", ".csv", ".tsv", ".parquet", ".arrow", ".gz", ".zst", ".xz")
+TRAINING_KEYS = ("loss", "jepa_loss", "mlm_loss", "effective_rank")
+EVAL_KEYS = ("eval_loss", "eval_mlm_loss", "eval_perplexity", "eval_jepa_loss")
+WEIGHTED_SUM = "L = λ·L_JEPA + (1 − λ)·L_MLM"
+WEIGHTING_DESCRIPTIONS = {
+    "learned": f"{WEIGHTED_SUM} with λ = sigmoid(w), w learned from 0 (the paper's choice)",
+    "uncertainty": "uncertainty weighting L = Σ exp(−s_i)·L_i + s_i (Kendall et al., 2018), s learned from 0; λ is "
+    "the JEPA term's share exp(−s_JEPA) / (exp(−s_JEPA) + exp(−s_MLM))",
+}
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A value logged during training: each field is a (step, value) pair."""
+
+    first: tuple[int, float]
+    minimum: tuple[int, float]
+    maximum: tuple[int, float]
+    last: tuple[int, float]
+
+
+def trajectory(log_history: list[dict[str, float]], key: str) -> Trajectory | None:
+    """First, lowest, highest (earliest step on ties) and last value of `key` over the entries that log it; `None`
+    if none does."""
+    points = [(entry.get("step"), entry[key]) for entry in log_history if key in entry]
+    if any(step is None for step, _ in points):
+        raise ValueError(f"Every log_history entry with {key!r} needs its 'step' (TrainerState.log_history has it).")
+    if not points:
+        return None
+    return Trajectory(
+        first=points[0],
+        minimum=min(points, key=lambda point: point[1]),
+        maximum=max(points, key=lambda point: point[1]),
+        last=points[-1],
+    )
+
+
+def is_hub_dataset_id(name: str) -> bool:
+    """Whether `name` reads as a Hub dataset id (`name` or `namespace/name`) rather than a local path or pattern."""
+    if os.path.exists(name) or name.lower().endswith(LOCAL_DATA_SUFFIXES) or any(char in name for char in "*?[~"):
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def parameter_counts(config: PrJepaConfig) -> dict[str, int]:
+    """Parameters of the encoder, its token embedding, the MLM head and (hybrid) the predictor, from the config alone
+    (the model is built on the meta device, without memory)."""
+    with torch.device("meta"):
+        model = PrJepaForPreTraining(config)
+    counts = {
+        "encoder": sum(parameter.numel() for parameter in model.prjepa.parameters()),
+        "token_embedding": model.prjepa.get_input_embeddings().weight.numel(),
+        "mlm_head": sum(parameter.numel() for parameter in model.mlm_head.parameters()),
+    }
+    if model.predictor is not None:
+        counts["predictor"] = sum(parameter.numel() for parameter in model.predictor.parameters())
+    return counts
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.{digits}g}" if math.isfinite(value) else str(value)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
+    cells = [header, tuple("---" for _ in header), *rows]
+    return "\n".join("| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in cells)
+
+
+def _lambda_summary(config: PrJepaConfig, log_history: list[dict[str, float]]) -> str:
+    if config.loss_weighting == "fixed":
+        return f"Loss weighting: {WEIGHTED_SUM} with λ fixed at {_number(config.jepa_weight)}."
+    weighting = WEIGHTING_DESCRIPTIONS[config.loss_weighting]
+    lam = trajectory(log_history, "jepa_weight")
+    if lam is None:
+        return f"Loss weighting: {weighting}. λ was not logged."
+    return (
+        f"Loss weighting: {weighting}. λ moved from {_number(lam.first[1])} (step {lam.first[0]}) through a minimum "
+        f"of {_number(lam.minimum[1])} (step {lam.minimum[0]}) and a maximum of {_number(lam.maximum[1])} "
+        f"(step {lam.maximum[0]}) to {_number(lam.last[1])} (step {lam.last[0]})."
+    )
+
+
+def _ema_summary(config: PrJepaConfig, log_history: list[dict[str, float]]) -> str:
+    summary = (
+        "EMA target encoder: target ← m·target + (1 − m)·online after every optimizer step, m rising linearly "
+        f"from {config.ema_momentum_start} to {config.ema_momentum_end} over the run"
+    )
+    momentum = trajectory(log_history, "ema_momentum")
+    if momentum is None:
+        return summary + "."
+    return summary + f" (last logged m = {_number(momentum.last[1], digits=6)} at step {momentum.last[0]})."
+
+
+def _results_table(log_history: list[dict[str, float]]) -> str:
+    rows = []
+    for key in TRAINING_KEYS + EVAL_KEYS:
+        logged = trajectory(log_history, key)
+        if logged is not None:
+            rows.append((f"`{key}`", _number(logged.last[1]), logged.last[0]))
+    if not rows:
+        return "Nothing was logged."
+    return _table(("metric (last logged)", "value", "step"), rows)
+
+
+def _usage(config: PrJepaConfig, model_id: str) -> str:
+    target_line = (
+        f'target = AutoModel.from_pretrained("{model_id}", trust_remote_code=True, encoder="target")  '
+        "# EMA target encoder\n"
+        if config.objective == "hybrid"
+        else ""
+    )
+    return (
+        "```python\n"
+        "import torch\n"
+        "from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer, pipeline\n\n"
+        "# AutoTokenizer reads the model's config, which is custom code too: without the flag it asks interactively.\n"
+        f'tokenizer = AutoTokenizer.from_pretrained("{model_id}", trust_remote_code=True)\n'
+        f'encoder = AutoModel.from_pretrained("{model_id}", trust_remote_code=True)  # online encoder\n'
+        f"{target_line}"
+        'inputs = tokenizer(["Predict and reconstruct."], return_tensors="pt")\n'
+        "with torch.no_grad():\n"
+        "    hidden = encoder(**inputs).last_hidden_state  # (batch, seq, hidden)\n"
+        "mask = inputs.attention_mask.unsqueeze(-1)\n"
+        "sentence_vectors = (hidden * mask).sum(1) / mask.sum(1)  # mean over real tokens: (batch, hidden)\n\n"
+        f'masked_lm = AutoModelForMaskedLM.from_pretrained("{model_id}", trust_remote_code=True)\n'
+        'fill_mask = pipeline("fill-mask", model=masked_lm, tokenizer=tokenizer)\n'
+        'print(fill_mask(f"paris is the {tokenizer.mask_token} of france."))\n'
+        "```"
+    )
+
+
+def _model_section(config: PrJepaConfig, tokenizer_name: str) -> str:
+    counts = parameter_counts(config)
+    rows = [
+        ("encoder", f"{config.hidden_size} hidden, {config.num_hidden_layers} layers, {config.num_attention_heads} "
+                    f"heads, MLP {config.intermediate_size}, {config.position_embedding_type} positions up to "
+                    f"{config.max_position_embeddings} tokens, pre-LayerNorm"),
+        ("encoder parameters", f"{_number(counts['encoder'])} ({_number(counts['token_embedding'])} of them the "
+                               "token embedding)"),
+        ("MLM head parameters", _number(counts["mlm_head"])),
+    ]
+    if "predictor" in counts:
+        rows.append(("predictor", f"{config.predictor_hidden_size} wide, {config.predictor_num_hidden_layers} layers, "
+                                  f"{config.predictor_num_attention_heads} heads, {_number(counts['predictor'])} "
+                                  "parameters (pretraining only)"))
+    rows.append(("tokenizer", f"`{tokenizer_name}` (vocabulary {_number(config.vocab_size)})"))
+    return "## Model\n\n" + _table(("part", "details"), rows)
+
+
+def _training_section(
+    log_history: list[dict[str, float]], hyperparameters: dict[str, Any], datasets: list[str], tokens_seen: int
+) -> str:
+    data = "\n".join(f"- `{name}`" + ("" if is_hub_dataset_id(name) else " (local files)") for name in datasets)
+    hyperparameter_rows = [(f"`{name}`", _number(value, digits=6)) for name, value in hyperparameters.items()]
+    return (
+        f"## Training\n\nTokens seen: {_number(tokens_seen)}. Data:\n\n{data or '- (not recorded)'}\n\n"
+        f"{_results_table(log_history)}\n\n### Hyper-parameters\n\n"
+        + (_table(("name", "value"), hyperparameter_rows) if hyperparameter_rows else "Not recorded.")
+    )
+
+
+def pretraining_model_card(
+    config: PrJepaConfig,
+    log_history: list[dict[str, float]],
+    hyperparameters: dict[str, Any],
+    datasets: list[str],
+    tokens_seen: int,
+    tokenizer_name: str,
+    model_id: str | None = None,
+    license: str | None = None,
+) -> ModelCard:
+    """The README.md of a pretrained PrJEPA checkpoint.
+
+    log_history: `TrainerState.log_history` (training entries with `step`, `loss`, and for a hybrid run `jepa_loss`,
+        `mlm_loss`, `jepa_weight`, `ema_momentum`, `effective_rank`; evaluation entries with `eval_*` keys).
+    hyperparameters: name → value, shown as a table in the given order.
+    datasets: Hub dataset ids (listed in the metadata and the text) or local paths (the text only).
+    model_id: the repository id used in the loading snippets; a placeholder if `None`.
+    """
+    if isinstance(datasets, str):
+        raise TypeError(f"datasets must be a list of names, got the string {datasets!r}; pass [{datasets!r}].")
+    hybrid = config.objective == "hybrid"
+    tags = ["prjepa", "masked-language-modeling"] + (["jepa", "hybrid"] if hybrid else ["mlm-only"])
+    metadata = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="fill-mask",
+        tags=tags,
+        datasets=[name for name in datasets if is_hub_dataset_id(name)] or None,
+        license=license,
+    )
+    objective = (
+        'the hybrid objective of "Predict and Reconstruct" (Boukhari, 2026): JEPA latent prediction of target '
+        "blocks from a context view plus masked language modelling, on one shared encoder"
+        if hybrid
+        else 'masked language modelling only (the MLM-only baseline of "Predict and Reconstruct": the same encoder '
+        "without the JEPA branch)"
+    )
+    sections = [
+        f"# {model_id.split('/')[-1] if model_id else 'PrJEPA encoder'}",
+        f"A text encoder pretrained with {objective}. The checkpoint carries its own modelling code, so it loads "
+        "with `trust_remote_code=True` and needs nothing else installed.",
+        _model_section(config, tokenizer_name),
+    ]
+    if hybrid:
+        objective_section = f"{_lambda_summary(config, log_history)}\n\n{_ema_summary(config, log_history)}"
+        sections.append(f"## Objective\n\n{objective_section}")
+    model_id = model_id or MODEL_ID_PLACEHOLDER
+    sections += [
+        _training_section(log_history, hyperparameters, datasets, tokens_seen),
+        "## Usage\n\n" + _usage(config, model_id),
+        "## Evaluation\n\n"
+        "Linear probes on GLUE (frozen encoder), with the PrJEPA repository; `--update_model_card` adds the results "
+        "to this card:\n\n"
+        "```bash\n"
+        f"python run_glue_probe.py --model_name_or_path {model_id} --task_name sst2 mrpc stsb --update_model_card\n"
+        "```",
+    ]
+    return ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
+

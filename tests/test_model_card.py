@@ -1,0 +1,158 @@
+"""The pretraining model card: Hub metadata that survives a parse, and a text whose numbers match the run's log."""
+
+import random
+import re
+
+import numpy as np
+import pytest
+from conftest import tiny_config
+from huggingface_hub import ModelCard
+
+from model_card_prjepa import is_hub_dataset_id, parameter_counts, pretraining_model_card, trajectory
+from modeling_prjepa import PrJepaForPreTraining
+
+LAMBDA_SENTENCE = re.compile(
+    r"λ moved from (\S+) \(step (\d+)\) through a minimum of (\S+) \(step (\d+)\) and a maximum of (\S+) "
+    r"\(step (\d+)\) to (\S+) \(step (\d+)\)"
+)
+
+
+def synthetic_log_history(num_logs: int = 40, seed: int = 0, objective: str = "hybrid") -> list[dict[str, float]]:
+    """Training logs every 10 steps with a random λ, an evaluation every 100 steps, and the Trainer's final summary."""
+    rng = random.Random(seed)
+    history = []
+    for index in range(1, num_logs + 1):
+        step = 10 * index
+        entry = {"step": step, "loss": rng.uniform(2, 9), "mlm_loss": rng.uniform(2, 9),
+                 "effective_rank": rng.uniform(1, 30)}
+        if objective == "hybrid":
+            entry.update(jepa_loss=rng.uniform(0, 2), jepa_weight=rng.uniform(0.05, 0.95),
+                         ema_momentum=0.996 + 4e-6 * step)
+        else:
+            entry["jepa_weight"] = 0.0  # what the trainer logs for the MLM-only baseline
+        history.append(entry)
+        if step % 100 == 0:
+            history.append({"step": step, "eval_loss": rng.uniform(2, 9), "eval_mlm_loss": rng.uniform(2, 9),
+                            "eval_perplexity": rng.uniform(10, 1000)})
+    history.append({"step": 10 * num_logs, "train_loss": 5.0, "train_runtime": 100.0})
+    return history
+
+
+def card_for(objective: str = "hybrid", **overrides) -> ModelCard:
+    arguments = dict(
+        config=tiny_config(objective=objective),
+        log_history=synthetic_log_history(objective=objective),
+        hyperparameters={"learning_rate": 5e-4, "per_device_train_batch_size": 32, "max_steps": 400, "bf16": True},
+        datasets=["nyu-mll/glue"],
+        tokens_seen=1_638_400,
+        tokenizer_name="bert-base-uncased",
+        model_id="someone/prjepa-tiny",
+        license="apache-2.0",
+    )
+    arguments.update(overrides)
+    return pretraining_model_card(**arguments)
+
+
+def test_metadata_survives_a_parse_round_trip():
+    card = card_for()
+    parsed = ModelCard(str(card))
+    expected = {
+        "library_name": "transformers",
+        "pipeline_tag": "fill-mask",
+        "tags": ["prjepa", "masked-language-modeling", "jepa", "hybrid"],
+        "datasets": ["nyu-mll/glue"],
+        "license": "apache-2.0",
+    }
+    assert parsed.data.to_dict() == card.data.to_dict() == expected
+    assert parsed.text == card.text
+    assert 'AutoModel.from_pretrained("someone/prjepa-tiny", trust_remote_code=True, encoder="target")' in card.text
+    assert "--model_name_or_path someone/prjepa-tiny --task_name sst2 mrpc stsb --update_model_card" in card.text
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lambda_summary_matches_the_log(seed):
+    history = synthetic_log_history(seed=seed)
+    card = card_for(log_history=history)
+    logged = [(entry["step"], entry["jepa_weight"]) for entry in history if "jepa_weight" in entry]
+    steps, values = np.array([step for step, _ in logged]), np.array([value for _, value in logged])
+    expected = [values[0], steps[0], values.min(), steps[values.argmin()], values.max(), steps[values.argmax()],
+                values[-1], steps[-1]]
+
+    match = LAMBDA_SENTENCE.search(card.text)
+    assert match is not None, card.text
+    for written, value in zip(match.groups(), expected, strict=True):
+        assert float(written) == pytest.approx(value, rel=1e-3)
+    assert "learned" in card.text and "0.996 to 1.0" in card.text
+
+
+def test_trajectory_takes_the_earliest_step_of_a_tie_and_needs_steps():
+    history = [{"step": 1, "x": 0.3}, {"step": 2, "x": 0.1}, {"step": 3, "x": 0.1}, {"step": 4, "x": 0.3}]
+    summary = trajectory(history, "x")
+    assert (summary.first, summary.minimum, summary.maximum, summary.last) == ((1, 0.3), (2, 0.1), (1, 0.3), (4, 0.3))
+    assert trajectory(history, "missing") is None
+    with pytest.raises(ValueError, match="'step'"):
+        trajectory([{"x": 1.0}], "x")
+
+
+def test_last_logged_losses_and_eval_perplexity_are_reported():
+    history = synthetic_log_history()
+    card = card_for(log_history=history)
+    last_eval = [entry for entry in history if "eval_perplexity" in entry][-1]
+    row = re.search(r"\| `eval_perplexity` \| (\S+) \| (\d+) \|", card.text)
+    assert float(row.group(1)) == pytest.approx(last_eval["eval_perplexity"], rel=1e-3)
+    assert int(row.group(2)) == last_eval["step"]
+    last_train = [entry for entry in history if "mlm_loss" in entry][-1]
+    row = re.search(r"\| `mlm_loss` \| (\S+) \| (\d+) \|", card.text)
+    assert float(row.group(1)) == pytest.approx(last_train["mlm_loss"], rel=1e-3)
+
+
+def test_mlm_objective_omits_lambda_and_the_target_encoder():
+    card = card_for("mlm")
+    assert card.data.tags == ["prjepa", "masked-language-modeling", "mlm-only"]
+    for hybrid_only in ("λ", "EMA", "## Objective", 'encoder="target"', "predictor"):
+        assert hybrid_only not in card.text
+
+
+def test_fixed_weighting_states_its_lambda_and_uncertainty_its_loss():
+    card = card_for(config=tiny_config(loss_weighting="fixed", jepa_weight=0.3))
+    assert "L = λ·L_JEPA + (1 − λ)·L_MLM with λ fixed at 0.3." in card.text
+    assert LAMBDA_SENTENCE.search(card.text) is None
+    card = card_for(config=tiny_config(loss_weighting="uncertainty"))
+    assert "Kendall" in card.text and "L = λ·L_JEPA" not in card.text and LAMBDA_SENTENCE.search(card.text)
+
+
+def test_a_single_dataset_string_is_refused():
+    with pytest.raises(TypeError, match=r"pass \['nyu-mll/glue'\]"):
+        card_for(datasets="nyu-mll/glue")
+
+
+def test_local_data_stays_out_of_the_metadata(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_corpus").mkdir()  # a local folder whose name alone would pass as a Hub id
+    local = ["my_corpus", str(tmp_path / "train.txt"), "data/*.txt", "../shared/data/glue", "wiki.valid.raw"]
+    card = card_for(datasets=["nyu-mll/glue", *local, "wikitext"])
+    assert ModelCard(str(card)).data.datasets == ["nyu-mll/glue", "wikitext"]
+    for name in local:
+        assert f"- `{name}` (local files)" in card.text
+    assert not is_hub_dataset_id("a/b/c") and is_hub_dataset_id("Salesforce/wikitext")
+
+
+def test_no_license_and_no_hub_data_leave_their_keys_out():
+    card = card_for(license=None, datasets=["corpus.jsonl"])
+    assert set(ModelCard(str(card)).data.to_dict()) == {"library_name", "pipeline_tag", "tags"}
+    assert "license" not in str(card).split("---")[1]
+
+
+def test_parameter_counts_match_a_built_model():
+    config = tiny_config()
+    model = PrJepaForPreTraining(config)
+    counts = parameter_counts(config)
+    assert counts == {
+        "encoder": sum(parameter.numel() for parameter in model.prjepa.parameters()),
+        "token_embedding": config.vocab_size * config.hidden_size,
+        "mlm_head": sum(parameter.numel() for parameter in model.mlm_head.parameters()),
+        "predictor": sum(parameter.numel() for parameter in model.predictor.parameters()),
+    }
+    assert f"{counts['encoder']:,}" in card_for().text
+    assert "predictor" not in parameter_counts(tiny_config(objective="mlm"))
+
