@@ -1,0 +1,441 @@
+"""The GLUE linear probe: pooling, feature cache, trained poolers, protocol, data checks, metric and model cards."""
+
+import json
+import os
+import random
+
+import datasets
+import evaluate
+import numpy as np
+import pytest
+import torch
+from conftest import VOCAB, WORDS, tiny_config
+from huggingface_hub import ModelCard
+from scipy.stats import pearsonr, spearmanr
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+from transformers import BertConfig, BertModel, ViTConfig, ViTModel
+
+import probing
+import run_glue_probe
+from modeling_prjepa import PrJepaForPreTraining
+from probing import (
+    TOKENS,
+    AttentionPooler,
+    TokenFeatures,
+    WeightedPooler,
+    extract_features,
+    load_encoder,
+    load_task_data,
+    pool_tokens,
+    train_pooler,
+    update_model_card,
+)
+
+SHARED_GLUE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "glue")
+
+
+@pytest.fixture(autouse=True)
+def offline_metric(monkeypatch):
+    """The Hub's glue metric is unreachable, as on the machines this project is built on."""
+    real_load = evaluate.load
+
+    def load(path, *args, **kwargs):
+        if path == "glue":
+            raise FileNotFoundError("Module 'glue' doesn't exist on the Hugging Face Hub either.")
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(probing.evaluate, "load", load)
+    probing.load_glue_metric.cache_clear()
+    yield
+    probing.load_glue_metric.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def prjepa_dir(tmp_path_factory, tokenizer):
+    """A pretraining checkpoint whose EMA target encoder differs from its online encoder."""
+    torch.manual_seed(0)
+    model = PrJepaForPreTraining(tiny_config())
+    with torch.no_grad():
+        for parameter in model.prjepa.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    model.update_target_encoder(0.5)
+    directory = tmp_path_factory.mktemp("prjepa")
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory, tokenizer):
+    """A plain transformers BertModel saved to a folder."""
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(VOCAB),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    directory = tmp_path_factory.mktemp("bert")
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return str(directory)
+
+
+def sentences(count: int, seed: int, marker: str = "cat") -> tuple[list[str], list[int]]:
+    """Random sentences over the tiny vocabulary; label 1 when the marker word occurs."""
+    rng = random.Random(seed)
+    others = [word for word in WORDS if word != marker]
+    texts, labels = [], []
+    for index in range(count):
+        words = rng.sample(others, rng.randint(2, 7))
+        label = index % 2
+        if label:
+            words.insert(rng.randrange(len(words) + 1), marker)
+        texts.append(" ".join(words))
+        labels.append(label)
+    return texts, labels
+
+
+def write_csv(path, columns: dict[str, list]) -> str:
+    datasets.Dataset.from_dict(columns).to_csv(str(path), index=False)
+    return str(path)
+
+
+def write_glue_folder(
+    root, task: str, splits: dict[str, dict[str, list]], label: datasets.ClassLabel | datasets.Value
+) -> str:
+    """A folder laid out like nyu-mll/glue (parquet files, README configs) holding one task."""
+    (root / task).mkdir(parents=True)
+    for split, columns in splits.items():
+        texts = {name: datasets.Value("string") for name in columns if name != "label"}
+        dataset = datasets.Dataset.from_dict(columns, features=datasets.Features(texts | {"label": label}))
+        dataset.to_parquet(str(root / task / f"{split}-00000-of-00001.parquet"))
+    files = "".join(f"  - split: {split}\n    path: {task}/{split}-*\n" for split in splits)
+    (root / "README.md").write_text(f"---\nconfigs:\n- config_name: {task}\n  data_files:\n{files}---\n")
+    return str(root)
+
+
+def probe_args(tmp_path, *extra: str) -> list[str]:
+    return ["--cache_dir", str(tmp_path / "cache"), "--output_dir", str(tmp_path / "out"), "--cv_folds", "3", *extra]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Metric
+
+
+@pytest.mark.parametrize("config", ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"])
+def test_local_glue_metric_matches_sklearn_and_scipy(config):
+    rng = np.random.default_rng(0)
+    if config == "stsb":
+        references, predictions = rng.uniform(0, 5, 50), rng.uniform(0, 5, 50)
+    else:
+        classes = 3 if config == "mnli" else 2
+        references, predictions = rng.integers(0, classes, 50), rng.integers(0, classes, 50)
+    metric, implementation = probing.load_glue_metric(config)
+    scores = metric.compute(predictions=predictions, references=references)
+
+    assert "local" in implementation
+    if config == "cola":
+        assert scores == pytest.approx({"matthews_correlation": matthews_corrcoef(references, predictions)})
+    elif config == "stsb":
+        # The metric reads scores as float32, like the Hub's.
+        expected = {"pearson": pearsonr(predictions, references)[0], "spearmanr": spearmanr(predictions, references)[0]}
+        assert scores == pytest.approx(expected, abs=1e-6)
+    elif config in ("mrpc", "qqp"):
+        expected = {"accuracy": accuracy_score(references, predictions), "f1": f1_score(references, predictions)}
+        assert scores == pytest.approx(expected)
+    else:
+        assert scores == pytest.approx({"accuracy": accuracy_score(references, predictions)})
+
+
+def test_local_glue_metric_rejects_unknown_configuration():
+    with pytest.raises(KeyError, match="sst2"):
+        evaluate.load(probing.LOCAL_GLUE_METRIC, "imdb")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Features and pooling
+
+
+def test_fixed_poolings_match_per_sentence_computation(prjepa_dir):
+    encoder = load_encoder(prjepa_dir)
+    texts, _ = sentences(9, seed=1)
+    features = extract_features(encoder, texts, ["mean", "max", "cls", TOKENS], batch_size=4)
+
+    for index, text in enumerate(texts):  # one unpadded sentence at a time, in the original order
+        hidden = encoder.model(**encoder.tokenizer(text, return_tensors="pt")).last_hidden_state[0].detach()
+        torch.testing.assert_close(torch.from_numpy(features["mean"][index]), hidden.mean(0), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(torch.from_numpy(features["max"][index]), hidden.max(0).values, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(torch.from_numpy(features["cls"][index]), hidden[0], atol=1e-5, rtol=1e-5)
+        states, mask = features[TOKENS].padded([index])
+        assert int(mask.sum()) == len(hidden)
+        torch.testing.assert_close(states[0], hidden, atol=1e-5, rtol=1e-5)
+
+
+def test_joint_pairs_are_one_sequence(bert_dir):
+    encoder = load_encoder(bert_dir)
+    pairs = [("the cat sat", "on the mat"), ("a dog ran", "in the park and it was")]
+    pooled = extract_features(encoder, pairs, ["mean"])["mean"]
+
+    for index, (first, second) in enumerate(pairs):
+        inputs = encoder.tokenizer(first, second, return_tensors="pt")
+        assert inputs["token_type_ids"].max() == 1
+        expected = encoder.model(**inputs).last_hidden_state[0].mean(0).detach()
+        torch.testing.assert_close(torch.from_numpy(pooled[index]), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_token_features_pad_ragged_storage():
+    states = np.arange(12, dtype=np.float32).reshape(6, 2)
+    tokens = TokenFeatures(states, np.array([1, 3, 2]))
+    padded, mask = tokens.padded([2, 0])
+    assert padded.tolist() == [[[8, 9], [10, 11]], [[0, 1], [0, 0]]]
+    assert mask.tolist() == [[1, 1], [1, 0]]
+
+
+def test_weighted_pooler_is_softmax_over_real_positions():
+    pooler = WeightedPooler(hidden_size=3, max_positions=6)
+    with torch.no_grad():
+        pooler.position_logits.copy_(torch.tensor([0.5, -1.0, 2.0, 0.0, 3.0, 1.0]))
+    states = torch.randn(1, 5, 3)
+    mask = torch.tensor([[1, 1, 1, 0, 0]])
+
+    weights = torch.tensor([0.5, -1.0, 2.0]).exp()
+    expected = (weights[:, None] * states[0, :3]).sum(0) / weights.sum()
+    torch.testing.assert_close(pooler(states, mask)[0], expected)
+    garbage = states.clone()
+    garbage[0, 3:] = 100.0
+    torch.testing.assert_close(pooler(garbage, mask), pooler(states, mask))
+
+
+def test_attention_pooler_is_softmax_of_query_over_keys():
+    torch.manual_seed(0)
+    pooler = AttentionPooler(hidden_size=4)
+    states, mask = torch.randn(2, 5, 4), torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]])
+    torch.testing.assert_close(pooler(states, mask)[1], states[1, :2].mean(0))  # zero query: the plain mean
+
+    with torch.no_grad():
+        pooler.query.copy_(torch.randn(4))
+    for row, length in enumerate((5, 2)):
+        scores = pooler.key(states[row, :length]) @ pooler.query / 2.0
+        expected = (scores.softmax(0)[:, None] * states[row, :length]).sum(0)
+        torch.testing.assert_close(pooler(states, mask)[row], expected)
+
+
+def test_weighted_pooler_learns_the_informative_position():
+    generator = torch.Generator().manual_seed(0)
+    states = torch.randn(400, 6, 4, generator=generator)
+    labels = (states[:, 2, 0] > 0).long().numpy()
+    tokens = TokenFeatures(states.reshape(-1, 4).numpy(), np.full(400, 6))
+
+    pooler = train_pooler(
+        "weighted", tokens, labels, is_regression=False, max_positions=8, epochs=20, learning_rate=0.05
+    )
+    assert int(pooler.position_logits.argmax()) == 2
+    assert not any(parameter.requires_grad for parameter in pooler.parameters())
+    assert pool_tokens(pooler, tokens).shape == (400, 4)
+
+
+def test_attention_pooler_learns_to_find_the_marked_token():
+    generator = torch.Generator().manual_seed(0)
+    states = torch.randn(400, 5, 4, generator=generator)
+    states[:, :, 1] = -2.0
+    marked = torch.randint(0, 5, (400,), generator=generator)
+    states[torch.arange(400), marked, 1] = 2.0  # feature 1 marks the token whose feature 0 carries the label
+    labels = (states[torch.arange(400), marked, 0] > 0).long().numpy()
+    tokens = TokenFeatures(states.reshape(-1, 4).numpy(), np.full(400, 5))
+
+    pooler = train_pooler(
+        "attention", tokens, labels, is_regression=False, max_positions=8, epochs=20, learning_rate=0.05
+    )
+    weights = (states @ (pooler.key.weight.t() @ pooler.query) / 2.0).softmax(dim=1)
+    assert weights[torch.arange(400), marked].mean() > 0.8
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Encoders, fingerprints and the cache
+
+
+def test_cache_is_reused_and_invalidated_when_weights_change(prjepa_dir, tmp_path, monkeypatch):
+    texts, _ = sentences(6, seed=2)
+    encoder = load_encoder(prjepa_dir)
+    first = extract_features(encoder, texts, ["mean", TOKENS], cache_dir=str(tmp_path), name="task-train-sentence")
+    assert sorted(os.listdir(tmp_path))[0].startswith("task-train-sentence.mean.")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the encoder ran although the features were cached")
+
+    monkeypatch.setattr(encoder.model, "forward", refuse)
+    cached = extract_features(encoder, texts, ["mean", TOKENS], cache_dir=str(tmp_path), name="task-train-sentence")
+    np.testing.assert_array_equal(cached["mean"], first["mean"])
+    np.testing.assert_array_equal(cached[TOKENS].states, first[TOKENS].states)
+    with pytest.raises(AssertionError, match="cached"):
+        extract_features(encoder, texts[:-1], ["mean"], cache_dir=str(tmp_path))  # other texts: another key
+
+    changed = tmp_path / "changed"
+    model = PrJepaForPreTraining.from_pretrained(prjepa_dir)
+    with torch.no_grad():
+        model.prjepa.encoder.norm.bias.add_(1.0)
+    model.save_pretrained(changed)
+    encoder.tokenizer.save_pretrained(changed)
+    reloaded = load_encoder(str(changed))
+    assert reloaded.fingerprint != encoder.fingerprint
+    fresh = extract_features(reloaded, texts, ["mean"], cache_dir=str(tmp_path), name="task-train-sentence")
+    np.testing.assert_allclose(fresh["mean"], first["mean"] + 1.0, atol=1e-5)
+
+
+def test_target_encoder_and_dtype_change_the_fingerprint(prjepa_dir):
+    online, target = load_encoder(prjepa_dir), load_encoder(prjepa_dir, encoder="target")
+    bf16 = load_encoder(prjepa_dir, dtype=torch.bfloat16)
+    assert len({online.fingerprint, target.fingerprint, bf16.fingerprint}) == 3
+    assert online.fingerprint == load_encoder(prjepa_dir).fingerprint
+    texts = ["the cat sat on the mat"]
+    assert not np.allclose(extract_features(online, texts)["mean"], extract_features(target, texts)["mean"])
+
+
+def test_model_that_is_not_a_text_encoder_is_refused(tmp_path, tokenizer, bert_dir):
+    config = ViTConfig(
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=8, patch_size=4
+    )
+    ViTModel(config).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="takes no input_ids: it is not a text encoder"):
+        load_encoder(str(tmp_path), tokenizer_name=bert_dir)
+    with pytest.raises(ValueError, match="--encoder online"):
+        load_encoder(bert_dir, encoder="target")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data
+
+
+def test_unknown_task_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="choose among .*'cola'.*'wnli'"):
+        load_task_data("sst-2")
+
+
+def test_custom_file_errors_name_columns_and_rows(tmp_path):
+    train = write_csv(tmp_path / "train.csv", {"text": ["a", "b", "c"], "label": ["pos", "neg", "pos"]})
+    validation = write_csv(tmp_path / "validation.csv", {"text": ["d", "e"], "label": ["neg", "neutral"]})
+    with pytest.raises(ValueError, match=r"'sentence' not found .*columns found: \['text', 'label'\]"):
+        load_task_data(None, train_file=train, validation_file=validation, text_columns=["sentence"])
+    with pytest.raises(ValueError, match=r"Row 1 of the 'validation' split .* 'neutral', outside the label set .*'e'"):
+        load_task_data(None, train_file=train, validation_file=validation, text_columns=["text"])
+
+
+def test_glue_task_without_training_split_says_how_to_supply_one(tmp_path):
+    texts, labels = sentences(8, seed=3)
+    columns = {"premise": texts, "hypothesis": texts[::-1], "label": [label * 2 for label in labels]}
+    names = ["entailment", "neutral", "contradiction"]
+    splits = {"validation_matched": columns, "validation_mismatched": columns}
+    glue = write_glue_folder(tmp_path / "glue", "mnli", splits, datasets.ClassLabel(names=names))
+    expected = r"no labelled 'train' split .*--train_file .*'premise', 'hypothesis', 'label'"
+    with pytest.raises(ValueError, match=expected):
+        load_task_data("mnli", glue_path=glue)
+
+    named = dict(columns, label=[names[label] for label in columns["label"]])  # class names are accepted too
+    task = load_task_data("mnli", glue_path=glue, train_file=write_csv(tmp_path / "mnli_train.csv", named))
+    assert task.labels("train").tolist() == columns["label"]
+    assert task.validation_splits == ("validation_matched", "validation_mismatched")
+
+
+def test_hidden_test_labels_are_refused(tmp_path):
+    texts, labels = sentences(6, seed=4)
+    splits = {"train": {"sentence": texts, "label": labels}, "validation": {"sentence": texts, "label": [-1] * 6}}
+    glue = write_glue_folder(tmp_path / "glue", "sst2", splits, datasets.ClassLabel(names=["negative", "positive"]))
+    expected = r"Row 0 of the 'validation' split of 'sst2' has label -1, outside the label set"
+    with pytest.raises(ValueError, match=expected):
+        load_task_data("sst2", glue_path=glue)
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_GLUE), reason="the offline GLUE mirror (../shared/data/glue) is absent")
+def test_offline_glue_mirror_loads_and_names_missing_splits():
+    task = load_task_data("rte", glue_path=SHARED_GLUE, max_train_samples=100)
+    assert task.label_names == ["entailment", "not_entailment"]
+    assert (len(task.labels("train")), task.train_size_before_subsampling) == (100, 2490)
+    with pytest.raises(ValueError, match="no labelled 'train' split.*--train_file"):
+        load_task_data("qnli", glue_path=SHARED_GLUE)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The protocol, end to end
+
+
+def test_custom_classification_task_end_to_end(prjepa_dir, tmp_path):
+    train_texts, train_labels = sentences(80, seed=5)
+    validation_texts, validation_labels = sentences(40, seed=6)
+    names = np.array(["other", "feline"])
+    train = write_csv(tmp_path / "train.csv", {"review": train_texts, "sentiment": list(names[train_labels])})
+    validation_columns = {"review": validation_texts, "sentiment": list(names[validation_labels])}
+    validation = write_csv(tmp_path / "validation.csv", validation_columns)
+    args = ["--model_name_or_path", prjepa_dir, "--train_file", train, "--validation_file", validation]
+    args += ["--text_columns", "review", "--label_column", "sentiment", "--pooling", "mean", "attention"]
+    results = run_glue_probe.main(probe_args(tmp_path, *args, "--max_train_samples", "60"))
+
+    task = results["models"][0]["tasks"]["custom"]
+    assert (task["train_size"], task["train_size_before_subsampling"]) == (60, 80)
+    assert task["majority"]["validation"]["accuracy"] == 0.5
+    assert "local" in task["metric_implementation"]
+    mean = task["poolings"]["mean"]
+    assert mean["feature_dim"] == 32 and mean["regularisation"]["C"] in mean["cv"]["scores"]
+    assert mean["scores"]["validation"]["accuracy"] >= 0.9  # a word's presence is linear in mean-pooled features
+    assert task["poolings"]["attention"]["scores"]["validation"]["accuracy"] >= 0.9
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["versions"]["evaluate"] == evaluate.__version__ and saved["models"][0]["fingerprint"]
+    assert "| custom acc |" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_regularisation_choice_ignores_validation_labels(prjepa_dir, tmp_path):
+    texts, labels = sentences(60, seed=7)
+    validation_texts, validation_labels = sentences(30, seed=8)
+    train = write_csv(tmp_path / "train.csv", {"text": texts, "label": labels})
+    permuted = list(np.random.default_rng(0).permutation(validation_labels))
+    outcomes = []
+    for name, truth in (("true", validation_labels), ("permuted", permuted)):
+        validation = write_csv(tmp_path / f"{name}.csv", {"text": validation_texts, "label": truth})
+        args = ["--model_name_or_path", prjepa_dir, "--train_file", train, "--validation_file", validation]
+        results = run_glue_probe.main(probe_args(tmp_path, *args, "--text_columns", "text"))
+        outcomes.append(results["models"][0]["tasks"]["custom"]["poolings"]["mean"])
+
+    assert outcomes[0]["regularisation"] == outcomes[1]["regularisation"]
+    assert outcomes[0]["cv"] == outcomes[1]["cv"]
+    assert outcomes[0]["scores"] != outcomes[1]["scores"]
+
+
+def test_plain_bert_on_a_glue_pair_regression_task(bert_dir, tmp_path):
+    rng = np.random.default_rng(9)
+    firsts, _ = sentences(60, seed=9)
+    seconds, _ = sentences(60, seed=10)
+    splits = {
+        split: {"sentence1": firsts[rows], "sentence2": seconds[rows], "label": rng.uniform(0, 5, 30).tolist()}
+        for split, rows in (("train", slice(0, 30)), ("validation", slice(30, 60)))
+    }
+    glue = write_glue_folder(tmp_path / "glue", "stsb", splits, datasets.Value("float32"))
+    args = ["--model_name_or_path", bert_dir, "--task_name", "stsb", "--glue_path", glue]
+    args += ["--pooling", "cls", "weighted"]
+    results = run_glue_probe.main(probe_args(tmp_path, *args, "--update_model_card"))
+
+    task = results["models"][0]["tasks"]["stsb"]
+    assert "majority" not in task
+    assert task["poolings"]["cls"]["feature_dim"] == 4 * 16  # [u, v, |u - v|, u * v]
+    assert set(task["poolings"]["weighted"]["scores"]["validation"]) == {"pearson", "spearmanr", "cosine_spearmanr"}
+    assert "alpha" in task["poolings"]["cls"]["regularisation"]
+    card = ModelCard.load(os.path.join(bert_dir, "README.md"))
+    entries = {(result.dataset_config, result.metric_type, result.metric_config) for result in card.data.eval_results}
+    assert ("stsb", "spearmanr", "linear probe, weighted pooling") in entries and len(entries) == 4
+
+
+def test_model_card_update_keeps_other_content(tmp_path):
+    (tmp_path / "README.md").write_text(
+        "---\nlicense: apache-2.0\nmodel-index:\n- name: mine\n  results:\n  - task: {type: fill-mask}\n"
+        "    dataset: {name: Wiki, type: wikitext}\n    metrics:\n    - {type: perplexity, value: 12.5}\n---\n\n"
+        "# Mine\n\nHand-written text.\n"
+    )
+    for value in (0.61, 0.64):
+        result = probing.glue_eval_result("rte", "validation", "accuracy", value, "linear probe, mean pooling")
+        update_model_card(str(tmp_path), [result])
+
+    card = ModelCard.load(tmp_path / "README.md")
+    assert "Hand-written text." in card.text and card.data.license == "apache-2.0"
+    values = [(result.metric_type, result.metric_value) for result in card.data.eval_results]
+    assert values == [("perplexity", 12.5), ("accuracy", 0.64)]
