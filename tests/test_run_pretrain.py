@@ -1,0 +1,181 @@
+"""run_pretrain.py end to end on tiny local data: files, packing, arguments files, bad input, resume, 2 processes."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import tiny_config
+from fake_hub import USER as fake_hub_user_name
+from fake_hub import fake_hub_fixture  # noqa: F401
+from huggingface_hub import ModelCard
+from safetensors.torch import load_file
+from transformers import AutoModel, set_seed
+
+import run_pretrain
+from configuration_prjepa import PrJepaConfig
+from modeling_prjepa import PrJepaForPreTraining
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SENTENCES = [
+    "the cat sat on the mat",
+    "a dog ran in the park and she sat",
+    "paris is the capital of france",
+    "he was in paris and it was a park",
+]
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory, tokenizer):
+    """A saved tokenizer, a saved tiny config and train/validation text files (with empty and blank lines)."""
+    root = tmp_path_factory.mktemp("assets")
+    tokenizer.save_pretrained(root / "tokenizer")
+    tiny_config().save_pretrained(root / "config")
+    (root / "train").mkdir()
+    for part in range(2):
+        lines = [SENTENCES[(part + i) % 4] for i in range(30)] + ["", "   "]
+        (root / "train" / f"part{part}.txt").write_text("\n".join(lines) + "\n")
+    (root / "validation.txt").write_text("\n".join(SENTENCES * 3) + "\n")
+    return root
+
+
+def arguments(assets, output_dir, *extra: str) -> list[str]:
+    return [
+        "--config_name", str(assets / "config"), "--tokenizer_name", str(assets / "tokenizer"),
+        "--train_file", str(assets / "train" / "*.txt"), "--validation_file", str(assets / "validation.txt"),
+        "--output_dir", str(output_dir), "--max_seq_length", "24", "--per_device_train_batch_size", "4",
+        "--do_train", "--max_steps", "3", "--logging_steps", "1", "--save_steps", "3", "--report_to", "none",
+        "--use_cpu", "--disable_tqdm", "true", "--seed", "5", *extra,
+    ]
+
+
+def test_pretraining_run_from_local_text_files(assets, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="run_pretrain"):
+        trainer = run_pretrain.main(arguments(assets, tmp_path / "out", "--do_eval", "--license", "apache-2.0"))
+    output = tmp_path / "out"
+
+    # Two files of 30 non-empty lines plus an empty and a blank line each: 2 dropped per file.
+    assert "train: dropped 4 empty or whitespace-only texts of 64" in caplog.text
+    assert "Effective batch size 4 sequences" in caplog.text and "tokens planned" in caplog.text
+    # Packing: every sequence is [CLS] … [SEP] and all but each map batch's last are full length.
+    lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
+    assert max(lengths) == 24 and sum(length == 24 for length in lengths) >= len(lengths) - 1
+    assert all(ids[0] == 2 and ids[-1] == 3 for ids in trainer.train_dataset["input_ids"])
+
+    state = json.loads((output / "trainer_state.json").read_text())
+    logs = [entry for entry in state["log_history"] if "loss" in entry]
+    assert len(logs) == 3 and all({"jepa_loss", "mlm_loss", "jepa_weight", "ema_momentum"} <= set(e) for e in logs)
+    evaluation = json.loads((output / "eval_results.json").read_text())
+    assert evaluation["eval_perplexity"] == pytest.approx(torch.tensor(evaluation["eval_mlm_loss"]).exp().item())
+    assert {"model.safetensors", "modeling_prjepa.py", "configuration_prjepa.py", "tokenizer_config.json"} <= set(
+        os.listdir(output))
+    card = ModelCard.load(output / "README.md")
+    assert card.data.license == "apache-2.0" and "prjepa" in card.data.tags
+    assert state["num_input_tokens_seen"] == sum(len(ids) for ids in trainer.train_dataset["input_ids"][:12])
+
+
+def test_arguments_from_a_yaml_file_and_line_by_line_csv(assets, tmp_path):
+    (tmp_path / "train.csv").write_text("id,body\n" + "".join(f"{i},{s}\n" for i, s in enumerate(SENTENCES * 4)))
+    settings = dict(
+        config_name=str(assets / "config"), tokenizer_name=str(assets / "tokenizer"),
+        train_file=str(tmp_path / "train.csv"), text_column_name="body", line_by_line=True,
+        validation_split_percentage=0, output_dir=str(tmp_path / "out"), max_seq_length=24,
+        per_device_train_batch_size=4, do_train=True, max_steps=3, save_steps=3, report_to="none", use_cpu=True,
+    )
+    (tmp_path / "args.yaml").write_text("".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items()))
+
+    trainer = run_pretrain.main([str(tmp_path / "args.yaml")])
+    rows = trainer.train_dataset["input_ids"]
+    assert len(rows) == 16 and rows[2] == trainer.processing_class(SENTENCES[2])["input_ids"]
+    assert trainer.state.global_step == 3
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--text_column_name", "body"], r"'body' is not in the data; columns found: \['text'\]"),
+        (["--max_seq_length", "65"], "exceeds the model's max_position_embeddings"),
+        (["--torch_compile", "true"], "--torch_compile is not supported"),
+        (["--objective", "jepa"], "--objective must be 'hybrid' or 'mlm'"),
+    ],
+)
+def test_bad_input_fails_before_training(assets, tmp_path, extra, message):
+    with pytest.raises(ValueError, match=message):
+        run_pretrain.main(arguments(assets, tmp_path / "out", *extra))
+    assert not (tmp_path / "out" / "checkpoint-3").exists()
+
+
+def test_tokenizer_that_does_not_match_the_model_is_refused(assets, tmp_path):
+    tiny_config(vocab_size=40).save_pretrained(tmp_path / "config")
+    argv = arguments(assets, tmp_path / "out")
+    argv[argv.index("--config_name") + 1] = str(tmp_path / "config")
+    with pytest.raises(ValueError, match="vocab"):
+        run_pretrain.main(argv)
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_directory_is_never_overwritten_silently(assets, tmp_path, caplog):
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="already exists and is not empty.*--overwrite_output_dir"):
+        run_pretrain.main(arguments(assets, output))
+    assert (output / "notes.txt").read_text() == "mine"
+
+    run_pretrain.main(arguments(assets, tmp_path / "run", "--max_steps", "2", "--save_steps", "2"))
+    with caplog.at_level(logging.INFO, logger="run_pretrain"):
+        trainer = run_pretrain.main(arguments(assets, tmp_path / "run", "--max_steps", "3"))
+    assert "resuming training at" in caplog.text and trainer.state.global_step == 3
+    assert [entry["step"] for entry in trainer.state.log_history if "loss" in entry] == [1, 2, 3]
+
+
+def test_two_processes_keep_identical_target_encoders_and_the_loss_scale(assets, tmp_path):
+    """torchrun, 2 CPU processes (gloo), 2 sequences each, vs one process with 4: same loss and gradient scale at
+    step 1 (the masks differ, so only close)."""
+    worker = os.path.join(REPO, "tests", "pretrain_and_dump_target.py")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", worker]
+    argv = arguments(assets, tmp_path / "ddp", "--per_device_train_batch_size", "2", "--max_steps", "2")
+    environment = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command + argv, cwd=tmp_path, env=environment, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [load_file(str(tmp_path / "ddp" / f"target-rank{rank}.safetensors")) for rank in (0, 1)]
+    initial = initial_target_encoder(assets)
+    for key, value in ranks[0].items():
+        torch.testing.assert_close(ranks[1][key], value, rtol=0, atol=0, msg=key)
+    assert any(not torch.equal(value, initial[key]) for key, value in ranks[0].items())
+
+    single = run_pretrain.main(arguments(assets, tmp_path / "single", "--max_steps", "2"))
+    ddp_state = json.loads((tmp_path / "ddp" / "trainer_state.json").read_text())
+    first = [next(e for e in state["log_history"] if "loss" in e) for state in (ddp_state, single.state.__dict__)]
+    assert first[0]["loss"] == pytest.approx(first[1]["loss"], rel=0.15)
+    assert first[0]["mlm_loss"] == pytest.approx(first[1]["mlm_loss"], rel=0.15)
+    # A loss scaled by the world size before backward would double the gradient.
+    assert first[0]["grad_norm"] == pytest.approx(first[1]["grad_norm"], rel=0.25)
+
+
+def initial_target_encoder(assets) -> dict[str, torch.Tensor]:
+    """The target encoder at initialisation (seed 5), to show that training moved it."""
+    set_seed(5)
+    return PrJepaForPreTraining(PrJepaConfig.from_pretrained(assets / "config")).target_encoder.state_dict()
+
+
+def test_push_to_hub_uploads_a_loadable_model_with_its_card(assets, tmp_path, fake_hub):
+    repo_id = f"{fake_hub_user_name}/prjepa-tiny"
+    trainer = run_pretrain.main(arguments(assets, tmp_path / "out", "--push_to_hub", "--hub_model_id", repo_id,
+                                          "--hub_token", fake_hub.token, "--license", "mit"))
+    files = fake_hub.files(repo_id)
+    assert {"model.safetensors", "modeling_prjepa.py", "configuration_prjepa.py", "README.md"} <= set(files)
+    assert not any(name.startswith("checkpoint-") for name in files)
+
+    card = ModelCard.load(repo_id)
+    assert {"prjepa", "jepa"} <= set(card.data.tags) and card.data.license == "mit"
+    assert card.data.pipeline_tag == "fill-mask" and card.data.library_name == "transformers"
+    encoder = AutoModel.from_pretrained(repo_id, trust_remote_code=True)
+    batch = trainer.processing_class(SENTENCES, padding=True, return_tensors="pt")
+    expected = trainer.model.prjepa(batch["input_ids"], batch["attention_mask"]).last_hidden_state
+    torch.testing.assert_close(encoder(batch["input_ids"], batch["attention_mask"]).last_hidden_state, expected,
+                               rtol=0, atol=0)

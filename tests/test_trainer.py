@@ -1,0 +1,174 @@
+"""PrJepaTrainer: exact resume, EMA per optimizer step, window-averaged logs, non-finite stop, weight decay, eval."""
+
+import json
+import os
+
+import pytest
+import torch
+from conftest import SPECIAL_TOKENS, VOCAB, tiny_config
+from datasets import Dataset
+from safetensors.torch import load_file
+from transformers import AutoModel, TrainerCallback
+
+from data_collator_prjepa import DataCollatorForPrJepa
+from modeling_prjepa import PrJepaForPreTraining
+from trainer_prjepa import PrJepaTrainer, PrJepaTrainingArguments
+
+CLS, SEP = 2, 3
+
+
+def token_dataset(num_examples: int = 20, seed: int = 0) -> Dataset:
+    """[CLS] words… [SEP] sequences of 6 to 24 tokens."""
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(6, 25, (num_examples,), generator=generator).tolist()
+    rows = [[CLS] + torch.randint(len(SPECIAL_TOKENS), len(VOCAB), (n - 2,), generator=generator).tolist() + [SEP]
+            for n in lengths]
+    return Dataset.from_dict({"input_ids": rows})
+
+
+def make_trainer(tokenizer, output_dir, objective="hybrid", callbacks=(), config=None, eval_dataset=None, **arguments):
+    torch.manual_seed(0)
+    config = config or tiny_config(objective=objective, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    model = PrJepaForPreTraining(config)
+    defaults = dict(output_dir=str(output_dir), per_device_train_batch_size=2, gradient_accumulation_steps=2,
+                    max_steps=8, learning_rate=1e-3, warmup_steps=2, weight_decay=0.05, logging_steps=2,
+                    save_steps=3, seed=7, report_to="none", use_cpu=True, dataloader_num_workers=0,
+                    disable_tqdm=True)
+    defaults.update(arguments)
+    return PrJepaTrainer(
+        model=model,
+        args=PrJepaTrainingArguments(**defaults),
+        train_dataset=token_dataset(),
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        data_collator=DataCollatorForPrJepa(tokenizer, config, seed=3),
+        callbacks=list(callbacks),
+    )
+
+
+def test_resumed_run_equals_uninterrupted_run(tokenizer, tmp_path):
+    """8 steps straight vs the same run's step-3 checkpoint resumed for 5 more: every weight equal, target and λ
+    included. 5 optimizer steps per epoch, so the resumed part crosses an epoch boundary; dropout is on."""
+    straight = make_trainer(tokenizer, tmp_path / "straight")
+    straight.train()
+    resumed = make_trainer(tokenizer, tmp_path / "resumed")
+    resumed.train(resume_from_checkpoint=str(tmp_path / "straight" / "checkpoint-3"))
+
+    expected, actual = straight.model.state_dict(), resumed.model.state_dict()
+    assert any(key.startswith("target_encoder.") for key in expected) and "loss_weighting.jepa_logit" in expected
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=0, msg=key)
+    # And the run did move: the target differs from its initial copy of the online encoder.
+    initial = load_file(str(tmp_path / "straight" / "checkpoint-3" / "model.safetensors"))
+    assert not torch.equal(initial["loss_weighting.jepa_logit"], expected["loss_weighting.jepa_logit"])
+
+
+class RecordOnlineWeights(TrainerCallback):
+    """Online encoder weights after each optimizer step, taken before the EMA callback runs."""
+
+    def __init__(self):
+        self.snapshots = []
+
+    def on_optimizer_step(self, args, state, control, model=None, **kwargs):
+        self.snapshots.append({k: v.detach().clone() for k, v in model.prjepa.state_dict().items()})
+
+
+def test_target_encoder_follows_ema_once_per_optimizer_step(tokenizer, tmp_path):
+    recorder = RecordOnlineWeights()
+    trainer = make_trainer(tokenizer, tmp_path, callbacks=[recorder], max_steps=5, save_steps=100)
+    expected = {k: v.clone() for k, v in trainer.model.prjepa.state_dict().items()}  # the target starts as a copy
+    trainer.train()
+
+    assert len(recorder.snapshots) == 5  # gradient accumulation 2: five updates from ten micro-batches
+    config = trainer.model.config
+    for step, online in enumerate(recorder.snapshots):
+        momentum = config.ema_momentum_start + (config.ema_momentum_end - config.ema_momentum_start) * step / 5
+        expected = {k: momentum * expected[k] + (1 - momentum) * online[k] for k in expected}
+    target = trainer.model.target_encoder.state_dict()
+    for key, value in expected.items():
+        torch.testing.assert_close(target[key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_logs_average_each_window_and_reach_trainer_state(tokenizer, tmp_path):
+    trainer = make_trainer(tokenizer, tmp_path, max_steps=4, save_steps=4)
+    seen = []
+    trainer.model.register_forward_hook(
+        lambda module, inputs, output: seen.append([output.jepa_loss.item(), output.mlm_loss.item(),
+                                                    output.jepa_weight.item()]))
+    trainer.train()
+
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert [entry["step"] for entry in logs] == [2, 4]
+    for window, entry in enumerate(logs):  # logging_steps 2 × accumulation 2 = four micro-batches per window
+        values = torch.tensor(seen[4 * window: 4 * window + 4]).mean(0).tolist()
+        assert entry["jepa_loss"] == pytest.approx(values[0], rel=1e-5)
+        assert entry["mlm_loss"] == pytest.approx(values[1], rel=1e-5)
+        assert entry["jepa_weight"] == pytest.approx(values[2], rel=1e-5)
+        assert entry["ema_momentum"] == pytest.approx(trainer.model.config.ema_momentum(entry["step"] - 1, 4))
+        assert 1.0 <= entry["effective_rank"] <= 2  # RankMe of a 2-sequence batch
+    state = json.loads((tmp_path / "checkpoint-4" / "trainer_state.json").read_text())
+    assert [entry.get("jepa_weight") for entry in state["log_history"] if "loss" in entry] == [
+        entry["jepa_weight"] for entry in logs]
+
+
+def test_non_finite_loss_stops_before_the_weights_change(tokenizer, tmp_path):
+    trainer = make_trainer(tokenizer, tmp_path, max_steps=6, save_steps=2, gradient_accumulation_steps=1)
+    calls = []
+
+    def poison_fourth_batch(module, inputs, output):
+        calls.append(1)
+        if len(calls) == 4:
+            output.loss = output.loss * float("nan")
+        return output
+
+    trainer.model.register_forward_hook(poison_fourth_batch)
+    with pytest.raises(FloatingPointError, match="Non-finite loss .* step 4"):
+        trainer.train()
+    assert all(torch.isfinite(value).all() for value in trainer.model.state_dict().values())
+    checkpoint = tmp_path / "checkpoint-2"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["checkpoint-2"]
+    assert all(torch.isfinite(value).all() for value in load_file(str(checkpoint / "model.safetensors")).values())
+
+
+def test_loss_weighting_is_not_decayed(tokenizer, tmp_path):
+    trainer = make_trainer(tokenizer, tmp_path, config=tiny_config(loss_weighting="uncertainty"))
+    optimizer = trainer.create_optimizer()
+    decay_of = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    weighting = list(trainer.model.loss_weighting.parameters())
+    assert weighting and all(decay_of[id(p)] == 0.0 for p in weighting)
+    assert decay_of[id(trainer.model.prjepa.embeddings.word_embeddings.weight)] == 0.05
+    assert all(id(p) not in decay_of for p in trainer.model.target_encoder.parameters())
+
+
+def test_mlm_objective_trains_without_target_encoder(tokenizer, tmp_path):
+    trainer = make_trainer(tokenizer, tmp_path, objective="mlm", max_steps=2, save_steps=2)
+    trainer.train()
+    assert trainer.model.target_encoder is None
+    log = next(entry for entry in trainer.state.log_history if "loss" in entry)
+    assert log["mlm_loss"] == pytest.approx(log["loss"], rel=1e-5)
+    assert "jepa_loss" not in log and "ema_momentum" not in log and log["effective_rank"] >= 1.0
+
+
+def test_checkpoint_carries_code_and_loads_with_remote_code(tokenizer, tmp_path):
+    trainer = make_trainer(tokenizer, tmp_path, max_steps=2, save_steps=2)
+    trainer.train()
+    checkpoint = tmp_path / "checkpoint-2"
+    assert {"modeling_prjepa.py", "configuration_prjepa.py", "model.safetensors"} <= set(os.listdir(checkpoint))
+    target = AutoModel.from_pretrained(str(checkpoint), trust_remote_code=True, encoder="target")
+    expected = trainer.model.target_encoder.state_dict()
+    for key, value in target.state_dict().items():
+        torch.testing.assert_close(value, expected[key], rtol=0, atol=0)
+
+
+def test_evaluation_reports_both_losses_and_is_repeatable(tokenizer, tmp_path):
+    trainer = make_trainer(tokenizer, tmp_path, eval_dataset=token_dataset(8, seed=1), max_steps=2, save_steps=2)
+    first, second = trainer.evaluate(), trainer.evaluate()
+    for key in ("eval_loss", "eval_mlm_loss", "eval_jepa_loss"):
+        assert first[key] == second[key]  # the same masks every evaluation
+    assert first["eval_perplexity"] == pytest.approx(torch.tensor(first["eval_mlm_loss"]).exp().item(), rel=1e-5)
+    assert first["eval_mlm_loss"] > 0 and 0 <= first["eval_jepa_loss"] <= 2
+    # Dropout off in evaluation: λ-weighted mean of the two means equals the Trainer's eval_loss for equal batches.
+    lam = torch.sigmoid(trainer.model.loss_weighting.jepa_logit).item()
+    expected = lam * first["eval_jepa_loss"] + (1 - lam) * first["eval_mlm_loss"]
+    assert first["eval_loss"] == pytest.approx(expected, rel=1e-4)

@@ -1,0 +1,212 @@
+"""`PrJepaTrainer`: the HF `Trainer` for `PrJepaForPreTraining`.
+
+On top of the stock loop it updates the EMA target encoder after every optimizer step, logs both losses, λ, the EMA
+momentum and a collapse signal, stops on a non-finite loss before it reaches the weights, keeps the loss weighting out
+of weight decay, and positions the counter-based masking collator so that a resumed run sees exactly the masks of an
+uninterrupted one.
+"""
+
+import copy
+import math
+import os
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import EvalLoopOutput
+
+from data_collator_prjepa import DataCollatorForPrJepa
+from geometry import NotApplicable, principal_components, rankme
+from model_card_prjepa import pretraining_model_card
+from modeling_prjepa import PrJepaForPreTraining, pool_hidden_states
+
+# Per-micro-batch values averaged over each logging window (and over the evaluation set).
+WINDOW_KEYS = ("jepa_loss", "mlm_loss", "jepa_weight")
+
+
+@dataclass
+class PrJepaTrainingArguments(TrainingArguments):
+    """`TrainingArguments` plus the output-directory decision that transformers 5 no longer carries."""
+
+    include_num_input_tokens_seen: str = field(
+        default="non_padding", metadata={"help": "Count the tokens seen (for the model card): 'non_padding', 'all', 'no'."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Start from scratch in an output directory that already holds files or checkpoints."},
+    )
+
+
+class TargetEncoderEmaCallback(TrainerCallback):
+    """target ← m·target + (1 − m)·online after every optimizer step (not every micro-batch), m from the global step.
+
+    The momentum is a pure function of the step just taken, so a resumed run continues the same schedule.
+    """
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        model.update_target_encoder(model.config.ema_momentum(state.global_step - 1, state.max_steps))
+
+
+class PrJepaTrainer(Trainer):
+    """`Trainer` for `PrJepaForPreTraining` (hybrid or MLM-only), with `DataCollatorForPrJepa` batches.
+
+    Logged at every logging step, averaged over the window: `jepa_loss`, `mlm_loss`, `jepa_weight` (λ), plus
+    `ema_momentum` and `effective_rank` (RankMe of the target encoder's mean-pooled embeddings of the current batch;
+    the online encoder's for `objective="mlm"`; a value falling toward 1 means the representations collapse, 0 that
+    every embedding is identical).
+    Evaluation adds `eval_mlm_loss`, `eval_perplexity` and `eval_jepa_loss`.
+    """
+
+    def __init__(self, model: PrJepaForPreTraining, *args, **kwargs):
+        super().__init__(model, *args, **kwargs)
+        if not isinstance(self.model, PrJepaForPreTraining):
+            raise ValueError(f"PrJepaTrainer trains a PrJepaForPreTraining model, got {type(self.model).__name__}.")
+        self.hybrid = self.model.config.objective == "hybrid"
+        if self.hybrid:
+            self.add_callback(TargetEncoderEmaCallback())
+        self._windows = {mode: self._empty_window() for mode in ("train", "eval")}
+        self._last_batch: dict[str, torch.Tensor] | None = None
+
+    def _empty_window(self) -> dict:
+        return {"sums": torch.zeros(len(WINDOW_KEYS), device=self.args.device), "count": 0}
+
+    def get_decay_parameter_names(self, model: nn.Module) -> list[str]:
+        # Decaying w (or the uncertainty log-variances) would pull λ toward 1/2 regardless of the losses.
+        return [name for name in super().get_decay_parameter_names(model) if not name.startswith("loss_weighting.")]
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(**inputs)
+        window = self._windows["train" if model.training else "eval"]
+        values = [outputs.jepa_loss if self.hybrid else outputs.mlm_loss.new_zeros(()), outputs.mlm_loss,
+                  outputs.jepa_weight]
+        window["sums"] += torch.stack([value.detach().float() for value in values])
+        window["count"] += 1
+        if model.training:
+            self._last_batch = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
+        return (outputs.loss, outputs) if return_outputs else outputs.loss
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        # All ranks agree before anyone raises, so no process is left waiting in a collective.
+        finite = self.accelerator.reduce(torch.isfinite(loss).float(), reduction="sum")
+        if finite.item() < self.args.world_size:
+            window = self._windows["train"]
+            raise FloatingPointError(
+                f"Non-finite loss ({loss.item()}) at step {self.state.global_step + 1} (jepa_loss, mlm_loss, λ summed "
+                f"over the window: {window['sums'].tolist()}). Training stopped before the optimizer step, so the "
+                "weights and the last saved checkpoint are intact. Lower --learning_rate, set --max_grad_norm, or "
+                "train in fp32/bf16 instead of fp16, then resume with --resume_from_checkpoint."
+            )
+        return loss
+
+    def _drain_window(self, mode: str) -> dict[str, float]:
+        """Means of the window's values over micro-batches and processes; resets the window."""
+        window = self._windows[mode]
+        count = torch.tensor(float(window["count"]), device=self.args.device)
+        sums = self.accelerator.reduce(window["sums"], reduction="sum")
+        count = self.accelerator.reduce(count, reduction="sum").item()
+        self._windows[mode] = self._empty_window()
+        if count == 0:
+            return {}
+        means = dict(zip(WINDOW_KEYS, (sums / count).tolist()))
+        if not self.hybrid:
+            del means["jepa_loss"]
+        return means
+
+    @torch.no_grad()
+    def _collapse_signal(self) -> float:
+        """RankMe of the monitored encoder's mean-pooled embeddings of the last training batch."""
+        model = self.accelerator.unwrap_model(self.model)
+        encoder = model.target_encoder if self.hybrid else model.prjepa
+        was_training = encoder.training
+        encoder.eval()
+        hidden = encoder(**self._last_batch).last_hidden_state
+        encoder.train(was_training)
+        pooled = pool_hidden_states(hidden, self._last_batch["attention_mask"], "mean")
+        try:
+            return float(rankme(principal_components(pooled.double().cpu().numpy())[0]))
+        except NotApplicable:  # every embedding identical: complete collapse
+            return 0.0
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:  # a training log, not the end-of-training summary or an evaluation
+            logs.update(self._drain_window("train"))
+            if self.hybrid:
+                logs["ema_momentum"] = self.model.config.ema_momentum(self.state.global_step - 1, self.state.max_steps)
+            if self._last_batch is not None:
+                logs["effective_rank"] = self._collapse_signal()
+        super().log(logs, start_time)
+
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                        metric_key_prefix: str = "eval") -> EvalLoopOutput:
+        self._windows["eval"] = self._empty_window()
+        output = super().evaluation_loop(dataloader, description, True, ignore_keys, metric_key_prefix)
+        means = self._drain_window("eval")
+        output.metrics[f"{metric_key_prefix}_mlm_loss"] = means["mlm_loss"]
+        output.metrics[f"{metric_key_prefix}_perplexity"] = _perplexity(means["mlm_loss"])
+        if self.hybrid:
+            output.metrics[f"{metric_key_prefix}_jepa_loss"] = means["jepa_loss"]
+        return output
+
+    def _run_epoch(self, *, epoch, epochs_trained, steps_trained_in_current_epoch, resume_from_checkpoint, **kwargs):
+        # The collator's masks are a function of (seed, epoch, batch index, rank); on resume the skipped batches are
+        # never collated, so say where the epoch restarts.
+        resumed = epoch == epochs_trained and resume_from_checkpoint is not None and not self.args.ignore_data_skip
+        if isinstance(self.data_collator, DataCollatorForPrJepa):
+            self.data_collator.set_position(epoch, steps_trained_in_current_epoch if resumed else 0,
+                                            self.args.process_index)
+        return super()._run_epoch(epoch=epoch, epochs_trained=epochs_trained,
+                                  steps_trained_in_current_epoch=steps_trained_in_current_epoch,
+                                  resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        # Every evaluation sees the same masks (comparable curves) and leaves the training masks' counter untouched.
+        training_collator = self.data_collator
+        if isinstance(training_collator, DataCollatorForPrJepa):
+            self.data_collator = copy.copy(training_collator)
+            self.data_collator.set_position(0, 0, self.args.process_index)
+        try:
+            return super().get_eval_dataloader(eval_dataset)
+        finally:
+            self.data_collator = training_collator
+
+
+    def create_model_card(self, license: str | None = None, dataset: str | list[str] | None = None, **kwargs) -> None:
+        """Writes the PrJEPA model card (objective, λ's course, EMA schedule, data, tokens seen) as README.md.
+
+        `Trainer.push_to_hub(license=..., dataset=[...])` forwards here; the stock card's other fields do not apply.
+        """
+        if not self.is_world_process_zero():
+            return
+        args = self.args
+        hyperparameters = {
+            "learning_rate": args.learning_rate,
+            "per_device_train_batch_size": args.per_device_train_batch_size,
+            "gradient_accumulation_steps": args.gradient_accumulation_steps,
+            "num_processes": args.world_size,
+            "effective_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps
+            * args.world_size,
+            "optimizer_steps": self.state.global_step,
+            "lr_scheduler_type": getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type),
+            "warmup_steps": args.warmup_steps,
+            "weight_decay": args.weight_decay,
+            "max_grad_norm": args.max_grad_norm,
+            "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+            "seed": args.seed,
+        }
+        card = pretraining_model_card(
+            self.model.config,
+            self.state.log_history,
+            hyperparameters,
+            datasets=[dataset] if isinstance(dataset, str) else list(dataset or []),
+            tokens_seen=self.state.num_input_tokens_seen,
+            tokenizer_name=getattr(self.processing_class, "name_or_path", "bert-base-uncased"),
+            model_id=self.hub_model_id if args.push_to_hub else None,
+            license=license,
+        )
+        card.save(os.path.join(args.output_dir, "README.md"))
+
+
+def _perplexity(loss: float) -> float:
+    return math.exp(loss) if loss < 700 else float("inf")
