@@ -29,6 +29,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 MIN_RELIABLE_SAMPLES = 50
 RANKME_EPSILON = 1e-7  # SPEC §4: p_k = σ_k / Σσ + 1e-7
@@ -135,17 +136,20 @@ def principal_components(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     `features` `(num_samples, dim)`, r = min(num_samples, dim). Raises `NotApplicable` for zero variance.
 
     Computed from the eigendecomposition of the smaller Gram matrix (dim × dim or num_samples × num_samples): the
-    same values as an SVD and several times faster on a busy CPU; singular values below ~1e-8·σ₁ are lost to
-    rounding, which RankMe's 1e-7 smoothing outweighs anyway.
+    same values as an SVD and several times faster; singular values below ~1e-8·σ₁ are lost to rounding, which
+    RankMe's 1e-7 smoothing outweighs anyway.
     """
     features = as_feature_matrix(features)
     centred = features - features.mean(axis=0)
-    if features.shape[0] >= features.shape[1]:
-        eigenvalues, vectors = np.linalg.eigh(centred.T @ centred)
-        scores = centred @ vectors
-    else:
-        eigenvalues, vectors = np.linalg.eigh(centred @ centred.T)
-        scores = vectors * np.sqrt(np.clip(eigenvalues, 0, None))
+    # Threaded LAPACK is up to 10x slower here on a shared CPU (768 × 768: 1.9 s with the default threads, 0.8 s
+    # with one, on a busy 2-core machine).
+    with threadpool_limits(limits=1, user_api="blas"):
+        if features.shape[0] >= features.shape[1]:
+            eigenvalues, vectors = np.linalg.eigh(centred.T @ centred)
+            scores = centred @ vectors
+        else:
+            eigenvalues, vectors = np.linalg.eigh(centred @ centred.T)
+            scores = vectors * np.sqrt(np.clip(eigenvalues, 0, None))
     singular_values = np.sqrt(np.clip(eigenvalues[::-1], 0, None))  # eigh sorts ascending
     # Centring identical rows leaves rounding noise ~1e-16 of their norm, not exact zeros.
     if singular_values[0] <= 1e-12 * np.linalg.norm(features):
@@ -255,9 +259,13 @@ def probe_accuracy(
         features[kept], codes[kept], test_size=held_out_fraction, stratify=codes[kept], random_state=seed
     )
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=inverse_regularization, max_iter=1000))
-    probe.fit(train_features, train_codes)
+    # As in probing.fit_linear_probe: threaded BLAS makes these many small solves slower on a shared CPU (a 50-class
+    # token probe at 5,000 × 768: 80 s with the default threads, 8.5 s with one, on a busy 2-core machine).
+    with threadpool_limits(limits=1, user_api="blas"):
+        probe.fit(train_features, train_codes)
+        predictions = probe.predict(test_features)
     return ProbeResult(
-        accuracy=float((probe.predict(test_features) == test_codes).mean()),
+        accuracy=float((predictions == test_codes).mean()),
         chance_accuracy=float((test_codes == np.bincount(train_codes).argmax()).mean()),
         num_samples=int(kept.sum()),
         num_classes=num_classes,
