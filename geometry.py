@@ -244,6 +244,8 @@ def probe_accuracy(
     the class count, not the features. Rarer classes' samples are dropped and `fraction_used` says how many
     remain. Raises `NotApplicable` with fewer than two classes left.
     """
+    if not 0 < held_out_fraction < 1:
+        raise ValueError(f"held_out_fraction must lie strictly between 0 and 1; got {held_out_fraction}.")
     features = as_feature_matrix(features)
     codes = class_codes(targets, features.shape[0], "probe targets")
     class_sizes = np.bincount(codes)
