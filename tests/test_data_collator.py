@@ -31,7 +31,7 @@ def size_rule(scale: float, n: int) -> int:
 @st.composite
 def examples_strategy(draw) -> list[dict]:
     """1-6 tokenized examples: empty, `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`, with words and `[UNK]`s; some carry
-    an attention_mask (possibly with trailing padding) or a special_tokens_mask marking one extra token."""
+    an attention_mask (possibly with trailing masked-out tokens) or a special_tokens_mask marking extra tokens."""
     examples = []
     for _ in range(draw(st.integers(1, 6))):
         words = st.lists(st.sampled_from([*WORD_IDS, UNK]), max_size=40)
@@ -44,12 +44,14 @@ def examples_strategy(draw) -> list[dict]:
             input_ids = [CLS, *draw(words), SEP, *draw(words), SEP]
         example = {"input_ids": input_ids, "token_type_ids": [0] * len(input_ids)}
         if input_ids and draw(st.booleans()):
-            padding = draw(st.integers(0, 3))
-            example = {"input_ids": input_ids + [PAD] * padding, "attention_mask": [1] * len(input_ids) + [0] * padding}
+            # Tokens outside the attention mask, padding or not, must never be chosen.
+            padding = draw(st.lists(st.sampled_from([PAD, WORD_IDS[0]]), max_size=3))
+            example = {"input_ids": input_ids + padding, "attention_mask": [1] * len(input_ids) + [0] * len(padding)}
         if input_ids and draw(st.booleans()):
-            special = [int(token in (CLS, SEP)) for token in example["input_ids"]]
-            special[draw(st.integers(0, len(special) - 1))] = 1
-            example["special_tokens_mask"] = special
+            length = len(example["input_ids"])
+            marked = draw(st.lists(st.booleans(), min_size=length, max_size=length))
+            structural = [token in (CLS, SEP) for token in example["input_ids"]]
+            example["special_tokens_mask"] = [int(is_special or mark) for is_special, mark in zip(structural, marked)]
         examples.append(example)
     return examples
 
@@ -337,6 +339,8 @@ def test_bad_input_is_refused_with_a_clear_error(tokenizer):
         collator([{"text": "the cat"}])
     with pytest.raises(ValueError, match="attention_mask has length 2 but its input_ids 3"):
         collator([{"input_ids": [CLS, WORD_IDS[0], SEP], "attention_mask": [1, 1]}])
+    with pytest.raises(ValueError, match=f"Token id {len(VOCAB)} is outside the model's vocabulary"):
+        collator([{"input_ids": [CLS, len(VOCAB), SEP]}])
     with pytest.raises(ValueError, match="pad_to_multiple_of"):
         DataCollatorForPrJepa(tokenizer, tiny_config(), pad_to_multiple_of=0)
     with pytest.raises(ValueError, match="mask_token_id"):

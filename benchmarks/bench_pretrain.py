@@ -1,0 +1,195 @@
+"""Pretraining cost of the JEPA branch: hybrid vs MLM-only step time, the EMA update's share, collator throughput.
+
+(a) One training step of PrJepaForPreTraining = forward + backward + AdamW update (+ the EMA target update for the
+    hybrid objective) on batch_size x seq_len random tokens collated by DataCollatorForPrJepa outside the timed region.
+    Hybrid and MLM-only models of each preset are timed in the same run, alternating step by step so that machine noise
+    hits both alike; the median step is reported. Target: hybrid <= 2.0x MLM-only. Where the hybrid step's time goes
+    is printed below: the forward time of each part (by forward hooks) and the rest (backward and optimizer).
+(b) The EMA update (`update_target_encoder`) timed inside each hybrid step. Target: <= 2% of the step.
+(c) DataCollatorForPrJepa throughput on batch_size x seq_len lists of ids. Target: >= 20,000 sequences/s.
+
+    python benchmarks/bench_pretrain.py [--steps 5] [--presets mini paper] [--device cpu]
+
+Without --tokenizer, a synthetic tokenizer with bert-base-uncased's vocabulary size and special-token ids is used,
+so the benchmark needs no files.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from functools import partial
+
+import torch
+from transformers import AutoTokenizer, BertTokenizerFast
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from configuration_prjepa import PrJepaConfig  # noqa: E402
+from data_collator_prjepa import DataCollatorForPrJepa  # noqa: E402
+from modeling_prjepa import PrJepaForPreTraining  # noqa: E402
+
+VOCAB_SIZE = 30522
+BERT_SPECIAL_IDS = {0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]"}
+TARGETS = dict(hybrid_ratio=2.0, ema_share=0.02, collator_sequences_per_second=20_000)
+
+
+def synthetic_bert_tokenizer() -> BertTokenizerFast:
+    """A WordPiece tokenizer with bert-base-uncased's size and special-token ids; the other tokens are placeholders."""
+    vocab = [BERT_SPECIAL_IDS.get(index, f"token{index}") for index in range(VOCAB_SIZE)]
+    with tempfile.TemporaryDirectory() as directory:
+        with open(os.path.join(directory, "vocab.txt"), "w") as file:
+            file.write("\n".join(vocab) + "\n")
+        return BertTokenizerFast(os.path.join(directory, "vocab.txt"))
+
+
+def random_examples(count: int, seq_len: int, generator: torch.Generator) -> list[dict[str, list[int]]]:
+    """`[CLS] random ids [SEP]` of exactly seq_len tokens, as lists of ints (what a tokenized dataset yields)."""
+    words = torch.randint(1000, VOCAB_SIZE, (count, seq_len - 2), generator=generator).tolist()
+    return [{"input_ids": [101, *ids, 102]} for ids in words]
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+class ForwardTimer:
+    """Accumulates the forward time of the hybrid model's parts through forward hooks: the target encoder, the online
+    encoder on the full masked sequence and on the context (told apart by length), the predictor, the MLM head."""
+
+    PARTS = ("target_encoder", "prjepa", "predictor", "mlm_head")
+
+    def __init__(self, model: PrJepaForPreTraining, seq_len: int, device: str):
+        self.seq_len, self.device = seq_len, device
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.started: dict[str, float] = {}
+        for part in self.PARTS:
+            getattr(model, part).register_forward_pre_hook(partial(self._start, part))
+            getattr(model, part).register_forward_hook(partial(self._stop, part))
+
+    def _start(self, part: str, module: torch.nn.Module, inputs: tuple) -> None:
+        synchronize(self.device)
+        self.started[part] = time.perf_counter()
+
+    def _stop(self, part: str, module: torch.nn.Module, inputs: tuple, output) -> None:
+        synchronize(self.device)
+        elapsed = time.perf_counter() - self.started.pop(part)
+        if part == "prjepa":
+            part = "encoder, full view" if inputs[0].shape[1] == self.seq_len else "encoder, context view"
+        self.seconds[part] += elapsed
+
+
+def step_timer(model: PrJepaForPreTraining, batches: list[dict[str, torch.Tensor]], device: str):
+    """A function running the next training step and returning (step seconds, EMA-update seconds)."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batches = iter([{key: value.to(device) for key, value in batch.items()} for batch in batches])
+
+    def step() -> tuple[float, float]:
+        batch = next(batches)
+        start = time.perf_counter()
+        model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        synchronize(device)
+        ema_start = time.perf_counter()
+        if model.config.objective == "hybrid":
+            model.update_target_encoder(0.996)
+            synchronize(device)
+        end = time.perf_counter()
+        return end - start, end - ema_start
+
+    return step
+
+
+def time_training_steps(preset: str, args: argparse.Namespace, tokenizer) -> tuple[dict[str, float], dict[str, float]]:
+    """→ median milliseconds per step ("mlm", "hybrid", "ema"), and the hybrid step's mean milliseconds per part."""
+    generator = torch.Generator().manual_seed(0)
+    timers, models = {}, {}
+    for objective in ("mlm", "hybrid"):
+        torch.manual_seed(0)
+        config = PrJepaConfig.from_preset(preset, objective=objective, max_position_embeddings=args.seq_len)
+        collator = DataCollatorForPrJepa(tokenizer, config)
+        total_steps = args.warmup + args.steps
+        batches = [collator(random_examples(args.batch_size, args.seq_len, generator)) for _ in range(total_steps)]
+        models[objective] = PrJepaForPreTraining(config).to(args.device).train()
+        timers[objective] = step_timer(models[objective], batches, args.device)
+    forward_timer = ForwardTimer(models["hybrid"], args.seq_len, args.device)
+    times = {"mlm": [], "hybrid": [], "ema": []}
+    for index in range(args.warmup + args.steps):
+        if index == args.warmup:
+            forward_timer.seconds.clear()
+        for objective, step in timers.items():
+            step_seconds, ema_seconds = step()
+            if index >= args.warmup:
+                times[objective].append(step_seconds)
+                if objective == "hybrid":
+                    times["ema"].append(ema_seconds)
+    parts_ms = {part: 1000 * seconds / args.steps for part, seconds in forward_timer.seconds.items()}
+    parts_ms["EMA update"] = 1000 * statistics.mean(times["ema"])
+    parts_ms["backward + AdamW (the rest)"] = 1000 * statistics.mean(times["hybrid"]) - sum(parts_ms.values())
+    return {name: 1000 * statistics.median(values) for name, values in times.items()}, parts_ms
+
+
+def collator_throughput(args: argparse.Namespace, tokenizer) -> float:
+    """Median over rounds of sequences per second, hybrid objective (MLM masking plus block sampling)."""
+    collator = DataCollatorForPrJepa(tokenizer, PrJepaConfig(max_position_embeddings=args.seq_len))
+    examples = random_examples(args.batch_size, args.seq_len, torch.Generator().manual_seed(1))
+    for _ in range(20):
+        collator(examples)
+    rates = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(args.collator_batches):
+            collator(examples)
+        rates.append(args.collator_batches * args.batch_size / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--presets", nargs="+", default=["mini", "paper"])
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--seq_len", type=int, default=128)
+    parser.add_argument("--collator_batches", type=int, default=100, help="batches per timing round of (c)")
+    parser.add_argument("--tokenizer", default=None, help="a tokenizer folder; default: synthetic bert-base-uncased")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+
+    tokenizer = synthetic_bert_tokenizer() if args.tokenizer is None else AutoTokenizer.from_pretrained(args.tokenizer)
+    print(
+        f"device={args.device} threads={torch.get_num_threads()} torch={torch.__version__} "
+        f"batch={args.batch_size}x{args.seq_len} steps={args.steps} (median)"
+    )
+    rate = collator_throughput(args, tokenizer)
+    target = TARGETS["collator_sequences_per_second"]
+    print(f"(c) collator: {rate:,.0f} sequences/s (target >= {target:,}: {verdict(rate >= target)})")
+
+    breakdowns = {}
+    columns = ("MLM ms", 9), ("hybrid ms", 10), ("ratio", 6), ("<=2.0", 7), ("EMA ms", 7), ("EMA share", 10), ("<=2%", 7)
+    print(f"{'preset':<8} " + " ".join(f"{name:>{width}}" for name, width in columns))
+    for preset in args.presets:
+        times, breakdowns[preset] = time_training_steps(preset, args, tokenizer)
+        ratio, share = times["hybrid"] / times["mlm"], times["ema"] / times["hybrid"]
+        print(
+            f"{preset:<8} {times['mlm']:>9.1f} {times['hybrid']:>10.1f} {ratio:>6.2f} "
+            f"{verdict(ratio <= TARGETS['hybrid_ratio']):>7} {times['ema']:>7.2f} {share:>10.2%} "
+            f"{verdict(share <= TARGETS['ema_share']):>7}"
+        )
+    for preset, parts in breakdowns.items():
+        total = sum(parts.values())
+        print(f"hybrid step of {preset}, mean ms (forward of each part by hooks; the rest is backward and optimizer):")
+        for part, milliseconds in parts.items():
+            print(f"    {part:<30} {milliseconds:>9.1f}  {milliseconds / total:>6.1%}")
+
+
+if __name__ == "__main__":
+    main()
