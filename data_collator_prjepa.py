@@ -12,7 +12,8 @@ from transformers import PreTrainedTokenizerBase
 
 from configuration_prjepa import PrJepaConfig
 
-# Seeds handed to torch.Generator.manual_seed must fit in 63 bits to stay non-negative.
+# hash() of a tuple of ints is the same in every process (only str and bytes hashes are salted) but may be
+# negative; masking it to 63 bits gives a non-negative seed for torch.Generator.manual_seed.
 SEED_BITS = (1 << 63) - 1
 
 
