@@ -582,14 +582,16 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> lis
 
 
 def render_markdown(
-    results: Mapping[str, Mapping[str, Mapping[str, Any]]], title: str = "Representation geometry"
+    results: Mapping[str, Mapping[str, Mapping[str, Any]]], title: str = "Representation geometry", preamble: str = ""
 ) -> str:
-    """Markdown summary of `results[dataset][pooling]` = a `compare_models` result (the same models in each): first
-    the paper's table (uniformity per dataset and pooling, models side by side, their ratio with its CI), then every
-    metric per dataset and pooling with the warnings beneath."""
+    """Markdown summary of `results[dataset][pooling]` = a `compare_models` result (the same models in each): the
+    `preamble` (e.g. how the features were obtained) under the title, then the paper's table (uniformity per dataset
+    and pooling, models side by side, their ratio with its CI), then every metric per dataset and pooling with the
+    warnings beneath."""
     lines = [
         f"# {title}",
         "",
+        *([preamble, ""] if preamble else []),
         "95% bootstrap percentile intervals in brackets; ⚠ marks an estimate from few samples.",
         "",
     ]

@@ -12,6 +12,7 @@ The pieces are public so that other evaluations reuse them rather than copy them
     pooled = pool_tokens(pooler, validation[TOKENS])  # (n, hidden)
 """
 
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -110,7 +111,8 @@ CUSTOM_TASK = "custom"
 class TaskData:
     """A probing task loaded and checked: per split, the text columns and the labels (class ids from 0, or scores).
 
-    splits: `"train"` and every name in `validation_splits`.
+    splits: `"train"` (unless loaded with `require_train=False` and none was found) and every name in
+        `validation_splits`.
     metric_config: the `glue` metric configuration that scores it (custom tasks: `sst2` = accuracy, `stsb` =
         Pearson/Spearman).
     label_names: class names by id (`None` for regression).
@@ -169,13 +171,13 @@ def _load_glue(name: str, glue_path: str) -> datasets.DatasetDict:
 
 
 def _glue_splits(
-    task_name: str, glue_path: str, files: dict[str, str]
+    task_name: str, glue_path: str, files: dict[str, str], require_train: bool
 ) -> tuple[dict[str, datasets.Dataset], datasets.ClassLabel | None]:
     """The task's training and validation splits, `files` replacing any of them; and the label feature."""
     glue = _load_glue(task_name, glue_path)
     wanted = ("train",) + GLUE_TASKS[task_name].validation_splits
     splits = {split: glue[split] for split in wanted if split in glue} | dict(_read_files(files) if files else {})
-    for split in wanted:
+    for split in wanted if require_train else wanted[1:]:
         if split not in splits:
             option = "--train_file" if split == "train" else "--validation_file"
             columns = list(GLUE_TASKS[task_name].text_columns) + ["label"]
@@ -219,12 +221,14 @@ def _encode_labels(
     splits: dict[str, datasets.Dataset], label_feature: datasets.ClassLabel | None, task_name: str
 ) -> list[str]:
     """Replaces every split's labels by class ids from 0 and returns the class names. GLUE labels may be given as ids
-    or names; a custom task's classes are the sorted values of its training labels."""
+    or names; a custom task's classes are the sorted values of its training labels (validation labels without a
+    training split)."""
     if label_feature is not None:
         label_names = list(label_feature.names)
         label_index = {name: index for index, name in enumerate(label_names)} | {i: i for i in range(len(label_names))}
     else:
-        classes = sorted({label for label in splits["train"]["label"] if label is not None})
+        reference = splits["train"] if "train" in splits else splits["validation"]
+        classes = sorted({label for label in reference["label"] if label is not None})
         label_names = [str(label) for label in classes]
         label_index = {label: index for index, label in enumerate(classes)}
     for split, dataset in splits.items():
@@ -240,6 +244,15 @@ def _encode_labels(
     return label_names
 
 
+def seeded_subset(dataset: datasets.Dataset, max_samples: int | None, seed: int) -> datasets.Dataset:
+    """`max_samples` rows drawn at random (seeded) and kept in their original order; the whole dataset when it has
+    no more rows than that or `max_samples` is None."""
+    if max_samples is None or max_samples >= len(dataset):
+        return dataset
+    keep = np.sort(np.random.default_rng(seed).choice(len(dataset), max_samples, replace=False))
+    return dataset.select(keep)
+
+
 def load_task_data(
     task_name: str | None,
     *,
@@ -251,13 +264,15 @@ def load_task_data(
     problem_type: str | None = None,
     max_train_samples: int | None = None,
     seed: int = 0,
+    require_train: bool = True,
 ) -> TaskData:
     """Loads and checks a GLUE task (from the Hub id or a local folder laid out like `nyu-mll/glue`), or, with
     `task_name=None`, a custom task from `train_file` / `validation_file` (CSV, TSV, JSON lines or Parquet) with
     `text_columns` and `label_column`; `problem_type` (`"classification"` | `"regression"`) then overrides the
     detection from the labels. `train_file` / `validation_file` also replace a GLUE task's splits (e.g. MNLI's
     training split, absent from the offline mirror). `max_train_samples` keeps a random subset (seeded) of the
-    training split.
+    training split. `require_train=False` accepts a task without a training split (e.g. for measurements that
+    fit nothing); its label set and type then come from the validation split.
 
     Raises `ValueError` naming the problem: an unknown task, a missing split, a missing column, a missing text, or a
     label outside the label set.
@@ -265,15 +280,17 @@ def load_task_data(
     files = {split: path for split, path in (("train", train_file), ("validation", validation_file)) if path}
     task_name = task_name or CUSTOM_TASK
     if task_name == CUSTOM_TASK:
-        if set(files) != {"train", "validation"} or not text_columns:
-            raise ValueError("A custom task needs --train_file, --validation_file and --text_columns.")
+        needed = ["train", "validation"] if require_train else ["validation"]
+        if not set(needed) <= set(files) or not text_columns:
+            options = ", ".join(f"--{split}_file" for split in needed)
+            raise ValueError(f"A custom task needs {options} and --text_columns.")
         if problem_type not in (None, "classification", "regression"):
             raise ValueError(f"problem_type must be 'classification' or 'regression', got {problem_type!r}.")
         splits, label_feature = dict(_read_files(files)), None
     elif task_name in GLUE_TASKS:
         if problem_type is not None:
             raise ValueError(f"GLUE task {task_name!r} has a fixed label type; problem_type is for custom tasks.")
-        splits, label_feature = _glue_splits(task_name, glue_path, files)
+        splits, label_feature = _glue_splits(task_name, glue_path, files, require_train)
     else:
         raise ValueError(
             f"Unknown task {task_name!r}; choose among {sorted(GLUE_TASKS)} or 'all', or give --train_file."
@@ -291,7 +308,9 @@ def load_task_data(
 
     if task_name in GLUE_TASKS:
         task = GLUE_TASKS[task_name]
-    elif problem_type == "regression" or (problem_type is None and _infer_regression(splits["train"])):
+    elif problem_type == "regression" or (
+        problem_type is None and _infer_regression(splits.get("train", splits["validation"]))
+    ):
         task = GlueTask(columns, ("spearmanr", "pearson"), is_regression=True, cv_scoring="r2")
     else:
         task = GlueTask(columns)
@@ -302,10 +321,9 @@ def load_task_data(
     else:
         label_names = _encode_labels(splits, label_feature, task_name)
 
-    train_size = len(splits["train"])
-    if max_train_samples is not None and max_train_samples < train_size:
-        keep = np.sort(np.random.default_rng(seed).choice(train_size, max_train_samples, replace=False))
-        splits["train"] = splits["train"].select(keep)
+    train_size = len(splits["train"]) if "train" in splits else 0
+    if "train" in splits:
+        splits["train"] = seeded_subset(splits["train"], max_train_samples, seed)
     return TaskData(
         name=task_name,
         text_columns=columns,
@@ -679,11 +697,26 @@ def _pool_all(pooler: nn.Module, views: Sequence[TokenFeatures], batch_size: int
     return torch.cat([_pooled_views(pooler, views, chunk) for chunk in chunks])
 
 
+@contextlib.contextmanager
+def single_torch_thread() -> Iterator[None]:
+    """Runs torch on one intra-op thread (restored after). The poolers' ops are small, so a thread pool spends more
+    time handing work over than computing, disastrously on a busy CPU: `train_pooler` on 5,000 texts took 35 s with
+    two threads and 1.2 s with one on a shared 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@single_torch_thread()
 def pool_tokens(pooler: nn.Module, tokens: TokenFeatures, batch_size: int = 256) -> np.ndarray:
     """Pools every text of `tokens` with a (trained) pooler → `(n, hidden)` float32."""
     return _pool_all(pooler, [tokens], batch_size).numpy()
 
 
+@single_torch_thread()
 def train_pooler(
     kind: str,
     tokens: TokenFeatures | Sequence[TokenFeatures],

@@ -1,0 +1,350 @@
+"""run_representation_analysis.py end to end on tiny encoders and synthetic data: every metric per (model, dataset,
+pooling), features checked against an independent encoding, the probe's cache reused, trained vs untrained poolers,
+and the bad-input paths."""
+
+import json
+import math
+import os
+import random
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from conftest import VOCAB, WORDS, tiny_config
+from transformers import BertConfig, BertModel, BertTokenizer
+
+import geometry
+import probing
+import run_representation_analysis as analysis_script
+from modeling_prjepa import PrJepaModel
+
+SHARED_GLUE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "glue")
+TOPICS = ["dog", "park", "paris"]
+POOLINGS = ["mean", "max", "weighted", "attention"]
+
+
+@pytest.fixture(scope="module")
+def prjepa_dir(tmp_path_factory, tokenizer):
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("prjepa")
+    PrJepaModel(tiny_config()).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory, tokenizer):
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(VOCAB),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    directory = tmp_path_factory.mktemp("bert")
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return str(directory)
+
+
+def topic_texts(count: int, seed: int) -> tuple[list[str], list[int]]:
+    """Texts whose most frequent token is their topic word (it occurs twice, every other word once), cycling over
+    three topics; label 1 when "cat" occurs, balanced within each topic."""
+    rng = random.Random(seed)
+    fillers = [word for word in WORDS if word not in TOPICS + ["cat"]]
+    texts, labels = [], []
+    for index in range(count):
+        topic, label = TOPICS[index % 3], (index // 3) % 2
+        words = rng.sample(fillers, rng.randint(2, 5)) + [topic, topic] + ["cat"] * label
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+        labels.append(label)
+    return texts, labels
+
+
+def write_csv(path, columns: dict[str, list]) -> str:
+    datasets.Dataset.from_dict(columns).to_csv(str(path), index=False)
+    return str(path)
+
+
+def mean_pooled_uniformity(model_dir: str, texts: list, max_length: int) -> float:
+    """Wang & Isola uniformity (t = 2) of the mean-pooled last hidden states, computed here from scratch: padding
+    masked, pairs encoded jointly, every pair i ≠ j of samples."""
+    tokenizer = BertTokenizer.from_pretrained(model_dir)
+    model = BertModel.from_pretrained(model_dir).eval()
+    firsts = [text[0] if isinstance(text, tuple) else text for text in texts]
+    seconds = [text[1] for text in texts] if isinstance(texts[0], tuple) else None
+    batch = tokenizer(firsts, seconds, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**batch).last_hidden_state.double()
+    mask = batch["attention_mask"].unsqueeze(-1).double()
+    pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1)
+    unit = torch.nn.functional.normalize(pooled, dim=1)
+    squared_distances = torch.cdist(unit, unit) ** 2
+    off_diagonal = ~torch.eye(len(texts), dtype=torch.bool)
+    return math.log(torch.exp(-2 * squared_distances[off_diagonal]).mean().item())
+
+
+@pytest.fixture(scope="module")
+def topic_data(tmp_path_factory) -> dict:
+    directory = tmp_path_factory.mktemp("topics")
+    validation_texts, validation_labels = topic_texts(60, seed=1)
+    train_texts, train_labels = topic_texts(90, seed=2)
+    return dict(
+        validation_texts=validation_texts,
+        validation_file=write_csv(directory / "topics.csv", {"sentence": validation_texts, "label": validation_labels}),
+        train_file=write_csv(directory / "train.csv", {"sentence": train_texts, "label": train_labels}),
+    )
+
+
+def uniformity_by_model(comparison: dict) -> dict[str, float]:
+    return {model: summary["metrics"]["uniformity"]["value"] for model, summary in comparison["models"].items()}
+
+
+def analysis_args(cache_dir, output_dir, *extra: str) -> list[str]:
+    return ["--cache_dir", str(cache_dir), "--output_dir", str(output_dir), "--num_resamples", "50",
+            "--max_seq_length", "32", *extra]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, prjepa_dir, bert_dir, topic_data) -> dict:
+    """Both models, the four poolings, poolers trained on the training file."""
+    root = tmp_path_factory.mktemp("trained")
+    result = analysis_script.main(
+        analysis_args(
+            root / "cache",
+            root / "out",
+            "--models", f"hybrid={prjepa_dir}", f"mlm={bert_dir}",
+            "--train_file", topic_data["train_file"], "--validation_file", topic_data["validation_file"],
+            "--text_columns", "sentence", "--pooling", *POOLINGS,
+        )
+    )
+    return dict(result=result, cache_dir=root / "cache", output_dir=root / "out")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# End to end
+
+
+def test_every_metric_per_model_dataset_and_pooling(trained_run, bert_dir, topic_data):
+    result = trained_run["result"]
+    with open(trained_run["output_dir"] / "analysis.json") as file:
+        assert json.load(file) == json.loads(json.dumps(result))
+    assert list(result["results"]) == ["topics"]
+    assert list(result["results"]["topics"]) == POOLINGS
+    for pooling, comparison in result["results"]["topics"].items():
+        assert list(comparison["models"]) == ["hybrid", "mlm"]
+        for model, summary in comparison["models"].items():
+            assert summary["num_samples"] == 60 and summary["num_classes"] == 2
+            assert summary["dim"] == (32 if model == "hybrid" else 16)
+            metrics = summary["metrics"]
+            assert list(metrics) == list(geometry.METRIC_NAMES)
+            missing = {key: entry for key, entry in metrics.items() if entry["value"] is None}
+            assert not missing, (pooling, model, missing)
+            assert not any("warning" in entry for entry in metrics.values())  # 60 samples: no small-N warning
+            # The token probe's targets are the topic words (each text's most frequent token): three classes.
+            assert metrics["token_probe"]["num_classes"] == 3
+        ratio = comparison["uniformity_ratio"]
+        uniformity = uniformity_by_model(comparison)
+        assert (ratio["numerator"], ratio["denominator"]) == ("hybrid", "mlm")
+        assert ratio["value"] == pytest.approx(uniformity["hybrid"] / uniformity["mlm"])
+        assert ratio["ci95"][0] <= ratio["value"] <= ratio["ci95"][1]
+
+    # The features are the models' own: the mean-pooled uniformity recomputed here from the raw texts matches.
+    measured = result["results"]["topics"]["mean"]["models"]["mlm"]["metrics"]["uniformity"]["value"]
+    assert measured == pytest.approx(mean_pooled_uniformity(bert_dir, topic_data["validation_texts"], 32), rel=1e-5)
+
+
+def test_settings_counts_and_versions_are_recorded(trained_run):
+    result = trained_run["result"]
+    settings = result["settings"]
+    assert settings["untrained_poolers"] is False and "trained" in settings["poolers"]
+    assert settings["pooler_training"]["epochs"] > 0
+    assert settings["uniformity_ratio"] == ["hybrid", "mlm"]
+    assert "joint" in settings["pair_rule"] and "rounded" in settings["score_rule"]
+    assert (settings["num_resamples"], settings["seed"]) == (50, 0)
+    assert result["datasets"]["topics"] | {"text_columns": None} == {
+        "task": "custom",
+        "split": "validation",
+        "num_samples": 60,
+        "split_size": 60,
+        "text_columns": None,
+        "is_regression": False,
+        "num_classes": 2,
+        "pooler_training_samples": 90,
+    }
+    assert {"torch", "transformers", "sklearn", "matplotlib"} <= set(result["versions"])
+    assert result["warnings"] == []
+    assert result["models"]["hybrid"]["fingerprint"] != result["models"]["mlm"]["fingerprint"]
+
+
+def test_markdown_puts_the_models_side_by_side(trained_run, prjepa_dir, bert_dir):
+    markdown = (trained_run["output_dir"] / "analysis.md").read_text()
+    assert prjepa_dir in markdown and bert_dir in markdown
+    assert "trained on the training split" in markdown
+    assert "| dataset | pooling | hybrid | mlm | ratio (> 1: numerator more uniform) |" in markdown
+    uniformity = trained_run["result"]["results"]["topics"]["attention"]["models"]["hybrid"]["metrics"]["uniformity"]
+    assert geometry.format_entry(uniformity) in markdown
+    for pooling in POOLINGS:
+        assert f"## topics — {pooling} pooling" in markdown
+    assert markdown.count("| metric | hybrid | mlm |") == len(POOLINGS)
+
+
+def test_plots_are_written(trained_run):
+    plots = trained_run["result"]["plots"]
+    expected = {"spectrum_topics.png", "pooling_ablation_topics.png"} | {
+        f"{kind}_{pooling}.png" for kind in ("effective_rank", "alignment_uniformity", "probes") for pooling in POOLINGS
+    }
+    assert set(plots) == expected
+    for name in plots:
+        with open(trained_run["output_dir"] / name, "rb") as file:
+            assert file.read(8) == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_untrained_poolers_change_only_the_learned_poolings_and_reuse_the_cache(
+    trained_run, prjepa_dir, bert_dir, topic_data, tmp_path, monkeypatch
+):
+    def refuse(*args, **kwargs):
+        raise AssertionError("an encoder ran although the first run cached every feature this one needs")
+
+    monkeypatch.setattr(probing, "_compute_features", refuse)
+    untrained = analysis_script.main(
+        analysis_args(
+            trained_run["cache_dir"],
+            tmp_path / "untrained",
+            "--models", f"hybrid={prjepa_dir}", f"mlm={bert_dir}",
+            "--validation_file", topic_data["validation_file"], "--text_columns", "sentence",
+            "--pooling", *POOLINGS, "--untrained_poolers",
+        )
+    )
+    settings = untrained["settings"]
+    assert settings["untrained_poolers"] is True and "random initialisation" in settings["poolers"]
+    assert settings["pooler_training"] is None
+    assert untrained["datasets"]["topics"]["pooler_training_samples"] is None
+
+    trained = trained_run["result"]["results"]["topics"]
+    before = {pooling: uniformity_by_model(comparison) for pooling, comparison in trained.items()}
+    after = {pooling: uniformity_by_model(comparison) for pooling, comparison in untrained["results"]["topics"].items()}
+    for pooling in ("mean", "max"):
+        assert after[pooling] == before[pooling]
+    for pooling in ("weighted", "attention"):
+        for model in ("hybrid", "mlm"):
+            assert after[pooling][model] != pytest.approx(before[pooling][model])
+            # A random pooler is not the mean pooling the probe's poolers start from.
+            assert after[pooling][model] != pytest.approx(after["mean"][model])
+
+
+def test_single_class_small_pair_data_without_a_training_split(tmp_path, bert_dir):
+    """Pairs are encoded jointly; one class makes the class metrics not applicable, with the reason; 20 samples
+    carry a warning; mean and max pooling need no training split."""
+    firsts, _ = topic_texts(20, seed=3)
+    seconds, _ = topic_texts(20, seed=4)
+    pairs = write_csv(tmp_path / "pairs.csv", {"first": firsts, "second": seconds, "label": [1] * 20})
+    result = analysis_script.main(
+        analysis_args(
+            tmp_path / "cache",
+            tmp_path / "out",
+            "--models", f"bert={bert_dir}", "--validation_file", pairs, "--text_columns", "first", "second",
+            "--pooling", "mean", "max",
+        )
+    )
+    metrics = result["results"]["pairs"]["mean"]["models"]["bert"]["metrics"]
+    for key in ("semantic_probe", "probe_gap", "intra_class_distance", "inter_class_distance", "intra_inter_ratio"):
+        assert metrics[key]["value"] is None and "class" in metrics[key]["not_applicable"], key
+    assert metrics["alignment"]["value"] > 0  # every pair shares the one label
+    assert "warning" in metrics["uniformity"] and "20 samples" in metrics["uniformity"]["warning"]
+    assert metrics["uniformity"]["value"] == pytest.approx(
+        mean_pooled_uniformity(bert_dir, list(zip(firsts, seconds)), 32), rel=1e-5
+    )
+    assert "uniformity_ratio" not in result["results"]["pairs"]["mean"]  # one model: no ratio
+    assert any("only 20 samples" in warning for warning in result["warnings"])
+    assert any("single class" in warning for warning in result["warnings"])
+    markdown = (tmp_path / "out" / "analysis.md").read_text()
+    assert f"n/a ({metrics['inter_class_distance']['not_applicable']})" in markdown
+    assert "⚠ pairs: only 20 samples" in markdown
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data handling and bad input (no model is loaded)
+
+
+def parse(*argv: str):
+    parser = analysis_script.HfArgumentParser(
+        (analysis_script.ModelArguments, analysis_script.DataArguments, analysis_script.AnalysisArguments)
+    )
+    return parser.parse_args_into_dataclasses(args=["--models", "a=x", *argv])
+
+
+def test_scores_are_rounded_to_classes_and_the_evaluation_split_is_subsampled(tmp_path):
+    scores = [0.4, 0.5, 2.49, 2.5, 4.7, 5.0, 1.2, 3.3]
+    texts = [f"the cat sat {index}" for index in range(len(scores))]
+    path = write_csv(tmp_path / "scores.csv", {"sentence": texts, "label": scores})
+    _, data_args, run_args = parse("--validation_file", path, "--text_columns", "sentence", "--pooling", "mean")
+    (dataset,) = analysis_script.load_datasets(data_args, run_args)
+    assert dataset.task.is_regression
+    np.testing.assert_array_equal(dataset.class_labels(), [0, 1, 2, 3, 5, 5, 1, 3])
+
+    _, data_args, run_args = parse(
+        "--validation_file", path, "--text_columns", "sentence", "--pooling", "mean", "--max_samples", "5"
+    )
+    (subsampled,) = analysis_script.load_datasets(data_args, run_args)
+    kept = subsampled.texts("validation")[1]
+    assert (subsampled.num_samples, subsampled.split_size) == (5, 8)
+    assert kept == sorted(kept, key=texts.index) and set(kept) <= set(texts)  # a subset, in the file's order
+    assert kept == analysis_script.load_datasets(data_args, run_args)[0].texts("validation")[1]  # seeded
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_GLUE), reason="needs the offline GLUE mirror in ../shared/data/glue")
+def test_glue_task_without_a_training_split_is_measured_on_its_first_validation_split():
+    _, data_args, run_args = parse(
+        "--task_name", "mnli", "--glue_path", SHARED_GLUE, "--max_samples", "100", "--untrained_poolers"
+    )
+    (dataset,) = analysis_script.load_datasets(data_args, run_args)
+    assert (dataset.split, dataset.num_samples, dataset.split_size) == ("validation_matched", 100, 9815)
+    view, texts = dataset.texts(dataset.split)
+    assert view == "premise+hypothesis" and isinstance(texts[0], tuple)
+    _, data_args, run_args = parse("--task_name", "mnli", "--glue_path", SHARED_GLUE)  # trained poolers: needs train
+    with pytest.raises(ValueError, match="no labelled 'train' split.*--train_file"):
+        analysis_script.load_datasets(data_args, run_args)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--models", "hybrid:path"], "LABEL=PATH_OR_ID"),
+        (["--models", "a=x", "a=y"], "appears twice"),
+        (["--models", "a=x", "b=y", "--ratio", "a", "c"], "two different model labels among"),
+        (["--models", "a=x", "--task_name", "sst3"], "Unknown task 'sst3'; choose among cola, sst2"),
+        (["--models", "a=x", "--task_name", "sst2", "cola", "--validation_file", "v.csv"], "one dataset"),
+        (["--models", "a=x", "--max_samples", "1"], "at least 2"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_loading(argv, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        analysis_script.main([*argv, "--output_dir", str(tmp_path)])
+
+
+def test_custom_data_needs_a_training_file_for_trained_poolers(tmp_path):
+    path = write_csv(tmp_path / "v.csv", {"sentence": ["the cat", "a dog"], "label": [0, 1]})
+    with pytest.raises(ValueError, match="needs --train_file, --validation_file"):
+        analysis_script.main(["--models", "a=x", "--validation_file", path, "--text_columns", "sentence",
+                              "--output_dir", str(tmp_path / "out")])
+
+
+def test_existing_results_are_not_overwritten(tmp_path):
+    (tmp_path / "analysis.json").write_text("{}")
+    with pytest.raises(ValueError, match="--overwrite_output_dir"):
+        analysis_script.main(["--models", "a=x", "--task_name", "sst2", "--output_dir", str(tmp_path)])
+    assert (tmp_path / "analysis.json").read_text() == "{}"
+
+
+def test_pooler_helpers_keep_the_thread_count():
+    threads = torch.get_num_threads()
+    pooler = analysis_script.untrained_pooler("attention", 8, 16, seed=0)
+    states = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
+    tokens = probing.TokenFeatures(states, np.array([2, 3]))
+    probing.pool_tokens(pooler, tokens)
+    assert torch.get_num_threads() == threads
