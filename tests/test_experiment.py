@@ -1,0 +1,145 @@
+"""run_experiment.py: a fair comparison (only the objective differs), budget refusal, resumable stages, the report,
+and the README's results agreeing with the committed result files."""
+
+import json
+import os
+import re
+
+import pytest
+import torch
+from conftest import tiny_config
+from datasets import ClassLabel, Dataset, Features, Value
+
+import run_experiment
+from data_collator_prjepa import DataCollatorForPrJepa
+from run_experiment import EXPERIMENT_PRESETS, Experiment, ExperimentArguments, ExperimentPreset
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORDS = "the cat sat on mat a dog ran in park paris is capital of france and she he it was".split()
+
+
+def test_the_two_encoders_differ_only_in_the_objective():
+    experiment = Experiment(ExperimentArguments(preset="cpu", train_file="train/*.txt"))
+    hybrid, mlm = (experiment.pretraining_arguments(3, objective) for objective in ("hybrid", "mlm"))
+    differences = [(a, b) for a, b in zip(hybrid, mlm) if a != b]
+    assert len(hybrid) == len(mlm)
+    assert differences == [("hybrid", "mlm"), (experiment.checkpoint(3, "hybrid"), experiment.checkpoint(3, "mlm"))]
+    assert hybrid[hybrid.index("--seed") + 1] == hybrid[hybrid.index("--data_seed") + 1] == "3"
+
+
+def test_both_objectives_see_the_same_mlm_masks(tokenizer):
+    """The collator draws MLM masks before JEPA blocks from the same seeded stream, so the MLM-only baseline is
+    corrupted exactly like the hybrid run."""
+    examples = [{"input_ids": [2] + [5 + (i * 7 + j) % 40 for j in range(20)] + [3]} for i in range(6)]
+    batches = []
+    for objective in ("hybrid", "mlm"):
+        collator = DataCollatorForPrJepa(tokenizer, tiny_config(objective=objective), seed=11)
+        collator.set_position(2, 5)
+        batches.append(collator(examples))
+    assert torch.equal(batches[0]["masked_input_ids"], batches[1]["masked_input_ids"])
+    assert torch.equal(batches[0]["labels"], batches[1]["labels"])
+
+
+def test_a_preset_too_slow_for_this_machine_is_refused_before_starting(capsys):
+    experiment = Experiment(ExperimentArguments(preset="paper"))
+    if experiment.device == "cuda":
+        pytest.skip("the refusal concerns CPU-only machines")
+    with pytest.raises(SystemExit, match=r"about \d+ h .*days.* --allow_long_run"):
+        run_experiment.check_budget(experiment)
+    assert "Estimated wall time on this machine (cpu)" in capsys.readouterr().out
+    run_experiment.check_budget(Experiment(ExperimentArguments(preset="paper", allow_long_run=True)))
+    run_experiment.check_budget(Experiment(ExperimentArguments(preset="paper", stages=["report"])))
+
+
+def test_seed_statistics_and_the_spread_mark():
+    tight = run_experiment.mean_and_spread([70.0, 70.2])
+    other = run_experiment.mean_and_spread([60.0, 60.4])
+    assert tight["mean"] == pytest.approx(70.1) and tight["std"] == pytest.approx(0.1414, rel=1e-3)
+    assert run_experiment.exceeds_spread(tight, other) is True
+    assert run_experiment.exceeds_spread(tight, run_experiment.mean_and_spread([69.0, 71.0])) is False
+    assert run_experiment.exceeds_spread(run_experiment.mean_and_spread([1.0]), other) is None
+
+
+def write_glue(root, name: str, columns: dict, features: Features) -> None:
+    os.makedirs(root / name, exist_ok=True)
+    for split, size in (("train", 48), ("validation", 24)):
+        rows = {key: make(size, split) for key, make in columns.items()}
+        Dataset.from_dict(rows, features=features).to_parquet(str(root / name / f"{split}-00000-of-00001.parquet"))
+
+
+@pytest.fixture(scope="module")
+def tiny_glue(tmp_path_factory):
+    """sst2 and stsb laid out like nyu-mll/glue, with text the tiny tokenizer knows."""
+    root = tmp_path_factory.mktemp("glue")
+
+    def sentences(size, split, offset=0):
+        return [" ".join(WORDS[(i * 3 + j + offset) % len(WORDS)] for j in range(4 + i % 5)) for i in range(size)]
+
+    write_glue(root, "sst2", {"sentence": sentences, "label": lambda n, s: [i % 2 for i in range(n)],
+                              "idx": lambda n, s: list(range(n))},
+               Features(sentence=Value("string"), label=ClassLabel(names=["negative", "positive"]),
+                        idx=Value("int32")))
+    write_glue(root, "stsb", {"sentence1": sentences, "sentence2": lambda n, s: sentences(n, s, 5),
+                              "label": lambda n, s: [float(i % 6) for i in range(n)],
+                              "idx": lambda n, s: list(range(n))},
+               Features(sentence1=Value("string"), sentence2=Value("string"), label=Value("float32"),
+                        idx=Value("int32")))
+    configs = "".join(f"- config_name: {name}\n  data_files:\n  - split: train\n    path: {name}/train-*\n"
+                      f"  - split: validation\n    path: {name}/validation-*\n" for name in ("sst2", "stsb"))
+    (root / "README.md").write_text(f"---\nconfigs:\n{configs}---\n")
+    return root
+
+
+@pytest.fixture
+def tiny_preset(monkeypatch):
+    preset = ExperimentPreset(
+        description="tiny test budget", model_preset="mini", max_seq_length=24, per_device_train_batch_size=4,
+        max_steps=3, learning_rate=1e-3, warmup_steps=0.0, lr_scheduler_type="linear", weight_decay=0.0,
+        config_overrides="hidden_size=32,num_hidden_layers=2,num_attention_heads=4,intermediate_size=64,"
+        "predictor_hidden_size=16,predictor_num_hidden_layers=2,max_position_embeddings=64",
+        probe_tasks=("sst2", "stsb"), probe_max_train_samples=40, analysis_tasks=("sst2",), analysis_max_samples=24,
+        analysis_poolings=("mean", "weighted"), cpu_seconds_per_step=1.0, evaluation_seconds=60,
+    )
+    monkeypatch.setitem(EXPERIMENT_PRESETS, "tiny", preset)
+    return preset
+
+
+def test_experiment_end_to_end_then_resumed_without_recomputing(tmp_path, tiny_glue, tiny_preset, tokenizer, capsys,
+                                                                monkeypatch):
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    (tmp_path / "train.txt").write_text("\n".join(" ".join(WORDS[i:] + WORDS[:i]) for i in range(40)) + "\n")
+    monkeypatch.chdir(tmp_path)
+    argv = ["--preset", "tiny", "--train_file", "train.txt", "--validation_file", "train.txt", "--glue_path",
+            str(tiny_glue), "--tokenizer_name", str(tmp_path / "tokenizer")]
+    run_experiment.main(argv)
+
+    results = tmp_path / "results" / "tiny"
+    summary = json.loads((results / "comparison.json").read_text())
+    assert {(row["task"], row["metric"]) for row in summary["probe"]} >= {("sst2", "accuracy"), ("stsb", "spearmanr")}
+    assert summary["tokens_seen"]["hybrid"] == summary["tokens_seen"]["mlm"] > 0
+    assert [(row["dataset"], row["pooling"]) for row in summary["uniformity"]] == [("sst2", "mean"),
+                                                                                    ("sst2", "weighted")]
+    table = (results / "comparison.md").read_text()
+    sst2 = next(row for row in summary["probe"] if row["task"] == "sst2" and row["metric"] == "accuracy")
+    assert f"| sst2 | accuracy | {sst2['hybrid']['mean']:.1f} | {sst2['mlm']['mean']:.1f} |" in table
+    commands = (results / "commands.sh").read_text()
+    assert "--objective hybrid" in commands and "--objective mlm" in commands and "run_glue_probe.py" in commands
+    assert summary["machine"]["cpu_count"] == os.cpu_count() and summary["wall_hours"] > 0
+
+    stamps = {path: path.stat().st_mtime_ns for path in (tmp_path / "experiments").rglob("model.safetensors")}
+    capsys.readouterr()
+    run_experiment.main(argv)
+    assert capsys.readouterr().out.count("finished earlier, reused") == 4  # two pretraining runs, probe, analysis
+    assert stamps == {path: path.stat().st_mtime_ns for path in stamps}
+
+    with pytest.raises(ValueError, match="holds a finished pretrain hybrid seed 0 with other settings"):
+        run_experiment.main(argv[:-2] + ["--tokenizer_name", str(tmp_path / "tokenizer") + "/"])
+
+
+def test_readme_results_are_the_committed_result_files():
+    """The README's Results section embeds results/cpu/comparison.md verbatim between markers."""
+    readme = open(os.path.join(REPO, "README.md")).read()
+    embedded = re.search(r"<!-- results/cpu/comparison.md -->\n(.*?)<!-- end -->", readme, re.S)
+    assert embedded, "README.md lacks the results block"
+    with open(os.path.join(REPO, "results", "cpu", "comparison.md")) as file:
+        assert embedded.group(1) == file.read()
