@@ -24,7 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import datasets
 import evaluate
@@ -790,6 +790,11 @@ class LinearProbe:
     def predict(self, features: np.ndarray) -> np.ndarray:
         """`(n, d)` → `(n,)` class ids or scores."""
         return self.model.predict(features)
+
+    @property
+    def at_grid_edge(self) -> bool:
+        """The chosen value is the grid's smallest or largest: a wider grid might have scored better."""
+        return len(self.cv_scores) > 1 and self.regularisation in (min(self.cv_scores), max(self.cv_scores))
 
 
 def fit_linear_probe(

@@ -118,11 +118,11 @@ class ProbeArguments:
         },
     )
     c_grid: list[float] = field(
-        default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0, 10.0],
+        default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0],
         metadata={"help": "Logistic regression C values (inverse L2 strength)."},
     )
     alpha_grid: list[float] = field(
-        default_factory=lambda: [1e-1, 1.0, 10.0, 100.0, 1e3, 1e4],
+        default_factory=lambda: [1.0, 10.0, 100.0, 1e3, 1e4, 1e5],
         metadata={"help": "Ridge alpha values (L2 strength, regression)."},
     )
     cv_folds: int = field(default=5, metadata={"help": "Cross-validation folds on the training split."})
@@ -245,9 +245,13 @@ def probe_task(
                 f"[{name}] {task.name} {split} {pooling}: {shown}; {probe.regularisation_name}={probe.regularisation:g}"
                 f" ({probe.folds}-fold CV {probe.scoring} on train {probe.cv_scores[probe.regularisation]:.4f})"
             )
+        if probe.at_grid_edge:
+            grid = "--alpha_grid" if task.is_regression else "--c_grid"
+            chosen = f"{name} {task.name} {pooling}: {probe.regularisation_name}={probe.regularisation:g}"
+            logger.warning(f"{chosen} is at an end of {grid}; a wider grid may fit better.")
         result["poolings"][pooling] = {
             "feature_dim": int(inputs["train"].shape[1]),
-            "regularisation": {probe.regularisation_name: probe.regularisation},
+            "regularisation": {probe.regularisation_name: probe.regularisation, "at_grid_edge": probe.at_grid_edge},
             "cv": {"scoring": probe.scoring, "folds": probe.folds, "scores": probe.cv_scores},
             "fit_seconds": round(time.perf_counter() - start, 2),
             "scores": scores,

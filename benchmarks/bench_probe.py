@@ -6,14 +6,16 @@
   re-running the frozen encoder on every batch of every epoch and on the validation split after every epoch (best
   epoch reported). Generous to it: the encoder runs without autograd and batches are padded to their longest text.
 
-Both start cold (no feature cache) and use the same encoder, data and pooling. Default encoder: a randomly
-initialised `mini` PrJEPA (the time does not depend on the weights).
+Both start cold (no feature cache) and use the same encoder, data and pooling; ours is timed before and after the
+original and the ratio uses the mean. Default encoder: a randomly initialised `mini` PrJEPA (the time does not depend
+on the weights).
 
     python benchmarks/bench_probe.py [--task_name cola] [--max_train_samples 2000] [--model_name_or_path PATH]
 """
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -86,7 +88,7 @@ def main() -> None:
     parser.add_argument("--max_seq_length", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--c_grid", type=float, nargs="+", default=[1e-3, 1e-2, 1e-1, 1.0, 10.0])
+    parser.add_argument("--c_grid", type=float, nargs="+", default=[1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if not os.path.isdir(args.glue_path):
@@ -111,13 +113,16 @@ def main() -> None:
         f"encoder={args.model_name_or_path or 'random mini PrJEPA'} threads={torch.get_num_threads()} "
         f"device={encoder.model.device}"
     )
-    timings = {}
-    for name, protocol in (("ours", our_protocol), ("original", original_protocol)):
+    # Ours runs before and after the original, so that a change in machine load during the long original run
+    # moves both sides of the ratio.
+    timings: dict[str, list[float]] = {"ours": [], "original": []}
+    for name, protocol in (("ours", our_protocol), ("original", original_protocol), ("ours", our_protocol)):
         start = time.perf_counter()
         scores = protocol(encoder, texts, labels, metric, args)
-        timings[name] = time.perf_counter() - start
-        print(f"{name:<9} {timings[name]:8.1f} s   validation {scores}")
-    print(f"speed-up: {timings['original'] / timings['ours']:.1f}x  (target >= 10x)")
+        timings[name].append(time.perf_counter() - start)
+        print(f"{name:<9} {timings[name][-1]:8.1f} s   validation {scores}")
+    ours = statistics.mean(timings["ours"])
+    print(f"speed-up: {timings['original'][0] / ours:.1f}x  (original / mean of ours; target >= 10x)")
 
 
 if __name__ == "__main__":

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 from conftest import VOCAB, WORDS, tiny_config
-from huggingface_hub import ModelCard
+from huggingface_hub import HfApi, ModelCard
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from transformers import BertConfig, BertModel, ViTConfig, ViTModel
 
 import probing
 import run_glue_probe
+from fake_hub import fake_hub_fixture  # noqa: F401
 from modeling_prjepa import PrJepaForPreTraining
 from probing import (
     TOKENS,
@@ -361,14 +362,14 @@ def test_offline_glue_mirror_loads_and_names_missing_splits():
 # The protocol, end to end
 
 
-def test_custom_classification_task_end_to_end(prjepa_dir, tmp_path):
+def test_custom_classification_task_end_to_end(prjepa_dir, bert_dir, tmp_path):
     train_texts, train_labels = sentences(80, seed=5)
     validation_texts, validation_labels = sentences(40, seed=6)
     names = np.array(["other", "feline"])
     train = write_csv(tmp_path / "train.csv", {"review": train_texts, "sentiment": list(names[train_labels])})
     validation_columns = {"review": validation_texts, "sentiment": list(names[validation_labels])}
     validation = write_csv(tmp_path / "validation.csv", validation_columns)
-    args = ["--model_name_or_path", prjepa_dir, "--train_file", train, "--validation_file", validation]
+    args = ["--model_name_or_path", prjepa_dir, bert_dir, "--train_file", train, "--validation_file", validation]
     args += ["--text_columns", "review", "--label_column", "sentiment", "--pooling", "mean", "attention"]
     results = run_glue_probe.main(probe_args(tmp_path, *args, "--max_train_samples", "60"))
 
@@ -382,7 +383,11 @@ def test_custom_classification_task_end_to_end(prjepa_dir, tmp_path):
     assert task["poolings"]["attention"]["scores"]["validation"]["accuracy"] >= 0.9
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["versions"]["evaluate"] == evaluate.__version__ and saved["models"][0]["fingerprint"]
-    assert "| custom acc |" in (tmp_path / "out" / "results.md").read_text()
+    table = (tmp_path / "out" / "results.md").read_text().splitlines()
+    assert table[0] == "| model | pooling | custom acc |" and table[2] == "| majority class |  | 50.0 |"
+    assert [row.split(" | ")[:2] for row in table[3:]] == [
+        [f"| {model}", pooling] for model in (prjepa_dir, bert_dir) for pooling in ("mean", "attention")
+    ]
 
 
 def test_regularisation_choice_ignores_validation_labels(prjepa_dir, tmp_path):
@@ -439,3 +444,31 @@ def test_model_card_update_keeps_other_content(tmp_path):
     assert "Hand-written text." in card.text and card.data.license == "apache-2.0"
     values = [(result.metric_type, result.metric_value) for result in card.data.eval_results]
     assert values == [("perplexity", 12.5), ("accuracy", 0.64)]
+
+
+@pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")  # the Hub client's own LFS upload
+def test_hub_model_is_probed_and_its_card_pushed(fake_hub, bert_dir, tmp_path):
+    repo_id = HfApi().create_repo("prjepa-tests/tiny-bert").repo_id
+    (tmp_path / "upload").mkdir()
+    for name in os.listdir(bert_dir):
+        if name != "README.md":  # another test writes one
+            (tmp_path / "upload" / name).write_bytes(open(os.path.join(bert_dir, name), "rb").read())
+    (tmp_path / "upload" / "README.md").write_text("---\nlicense: mit\n---\n\n# Tiny BERT\n\nKept as written.\n")
+    HfApi().upload_folder(repo_id=repo_id, folder_path=tmp_path / "upload")
+    texts, labels = sentences(40, seed=11)
+    splits = {
+        "train": {"sentence1": texts[:30], "sentence2": texts[10:40], "label": labels[:30]},
+        "validation": {"sentence1": texts[30:], "sentence2": texts[:10], "label": labels[30:]},
+    }
+    glue = write_glue_folder(tmp_path / "glue", "rte", splits, datasets.ClassLabel(names=["entailment", "other"]))
+
+    args = ["--model_name_or_path", repo_id, "--task_name", "rte", "--glue_path", glue, "--pair_encoding", "joint"]
+    results = run_glue_probe.main(probe_args(tmp_path, *args, "--update_model_card", "--push_to_hub"))
+
+    card = ModelCard.load(repo_id)
+    assert "Kept as written." in card.text and card.data.license == "mit"
+    [entry] = card.data.eval_results
+    accuracy = results["models"][0]["tasks"]["rte"]["poolings"]["mean"]["scores"]["validation"]["accuracy"]
+    assert (entry.dataset_type, entry.dataset_config, entry.dataset_split) == ("glue", "rte", "validation")
+    assert (entry.metric_type, entry.metric_value) == ("accuracy", round(accuracy, 4))
+    assert entry.metric_config == "linear probe, mean pooling, joint pair encoding"
