@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
@@ -191,9 +190,11 @@ class Experiment:
             "--report_to", "none", "--disable_tqdm", "true", "--output_dir", self.checkpoint(seed, objective),
         ]
 
-    def pretraining_command(self, seed: int, objective: str) -> list[str]:
-        launcher = shlex.split(self.args.launcher) or [sys.executable]
-        return [*launcher, os.path.join(REPO, "run_pretrain.py"), *self.pretraining_arguments(seed, objective)]
+    def pretraining_command(self, seed: int, objective: str, portable: bool = False) -> list[str]:
+        """The command that runs; `portable`: as a user types it in the repository (for commands.sh)."""
+        launcher = shlex.split(self.args.launcher) or ["python" if portable else sys.executable]
+        script = "run_pretrain.py" if portable else os.path.join(REPO, "run_pretrain.py")
+        return [*launcher, script, *self.pretraining_arguments(seed, objective)]
 
     def probe_arguments(self, seed: int) -> list[str]:
         return [
@@ -354,9 +355,10 @@ def uniformity_comparison(experiment: Experiment) -> list[dict[str, Any]]:
     return rows
 
 
-def _cell(statistic: dict[str, float], digits: int) -> str:
-    text = f"{statistic['mean']:.{digits}f}"
-    return text + (f" ± {statistic['std']:.{digits}f}" if len(statistic["values"]) > 1 else "")
+def _cell(statistic: dict[str, float], style: str) -> str:
+    """`style` a format spec: '.1f' for scores, '.3g' for uniformities close to 0."""
+    text = f"{statistic['mean']:{style}}"
+    return text + (f" ± {statistic['std']:{style}}" if len(statistic["values"]) > 1 else "")
 
 
 def render_report(summary: dict[str, Any]) -> str:
@@ -379,7 +381,7 @@ def render_report(summary: dict[str, Any]) -> str:
         task = row["task"] if row["split"] == "validation" else f"{row['task']} ({row['split']})"
         mark = " *" if row["exceeds_seed_spread"] else ""
         original = row["original"] or {}
-        lines.append(f"| {task} | {row['metric']} | {_cell(row['hybrid'], 1)} | {_cell(row['mlm'], 1)} | "
+        lines.append(f"| {task} | {row['metric']} | {_cell(row['hybrid'], '.1f')} | {_cell(row['mlm'], '.1f')} | "
                      f"{row['difference']:+.1f}{mark} | {original.get('hybrid', '–')} | {original.get('mlm', '–')} |")
     if summary["uniformity"]:
         lines += ["", "Uniformity (log E exp(−2‖x − y‖²) on L2-normalised features; lower is more uniform) on the "
@@ -388,8 +390,8 @@ def render_report(summary: dict[str, Any]) -> str:
                   "|---|---|---|---|---|---|---|"]
         for row in summary["uniformity"]:
             original = row["original"] or {}
-            lines.append(f"| {row['dataset']} | {row['pooling']} | {_cell(row['hybrid'], 3)} | {_cell(row['mlm'], 3)} "
-                         f"| {_cell(row['ratio'], 2)} | {original.get('hybrid', '–')} | {original.get('mlm', '–')} |")
+            lines.append(f"| {row['dataset']} | {row['pooling']} | {_cell(row['hybrid'], '.3g')} | "
+                         f"{_cell(row['mlm'], '.3g')} | {_cell(row['ratio'], '.2f')} | {original.get('hybrid', '–')} | {original.get('mlm', '–')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -399,7 +401,7 @@ def tokens_seen(experiment: Experiment, objective: str) -> int:
 
 
 def write_report(experiment: Experiment) -> dict[str, Any]:
-    """comparison.json / comparison.md, the plots of seed 0, the configuration, commands and machine."""
+    """comparison.json / comparison.md (tables, configuration, machine, wall time, tokens seen) and commands.sh."""
     args, results = experiment.args, experiment.results
     seeds = range(args.seeds)
     stage_directories = [experiment.checkpoint(seed, objective) for seed in seeds for objective in OBJECTIVES]
@@ -419,15 +421,14 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
         file.write(render_report(summary))
     commands = ["python run_experiment.py " + shlex.join(sys.argv[1:]), ""]
     for seed in seeds:
-        commands += [shlex.join(experiment.pretraining_command(seed, objective)) for objective in OBJECTIVES]
+        commands += [shlex.join(experiment.pretraining_command(seed, objective, portable=True))
+                     for objective in OBJECTIVES]
         commands += ["python run_glue_probe.py " + shlex.join(experiment.probe_arguments(seed)),
                      "python run_representation_analysis.py " + shlex.join(experiment.analysis_arguments(seed))]
     with open(os.path.join(results, "commands.sh"), "w") as file:
         file.write("\n".join(commands) + "\n")
-    plots = os.path.join(experiment.seed_results(0, "analysis"), "plots")
-    if os.path.isdir(plots):
-        shutil.copytree(plots, os.path.join(results, "plots"), dirs_exist_ok=True)
-    print(f"Wrote {results}/comparison.md, comparison.json, commands.sh and plots/.")
+    print(f"Wrote {results}/comparison.md, comparison.json and commands.sh; plots in "
+          f"{experiment.seed_results(0, 'analysis')}.")
     return summary
 
 
