@@ -26,9 +26,15 @@ TEXTS = ["the cat sat on the mat", "paris is the capital of france and she ran i
 
 CHILD = textwrap.dedent(
     """
-    import importlib.util, json, re, sys
-    for name in ("configuration_prjepa", "modeling_prjepa", "model_card_prjepa"):
-        assert importlib.util.find_spec(name) is None, f"{name} must not be importable here"
+    import importlib.abc, json, re, sys
+
+    # The project may be pip-installed (as in CI): the code must still come from the pushed repo.
+    class RefuseProjectModules(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name in ("configuration_prjepa", "modeling_prjepa", "model_card_prjepa"):
+                raise ImportError(f"{name} must come from the pushed repo, not from this project")
+
+    sys.meta_path.insert(0, RefuseProjectModules())
 
     import torch
     from huggingface_hub import ModelCard
