@@ -78,3 +78,17 @@ def pretraining_batch(batch_size: int = 3, seq_len: int = 20, seed: int = 0) -> 
         target_indices=target_indices,
         target_mask=target_mask,
     )
+
+
+@pytest.fixture(scope="session")
+def bert_dir(tmp_path_factory, tokenizer) -> str:
+    """A plain transformers BertModel over the tiny vocabulary, with the tiny tokenizer, saved to a folder."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64)
+    directory = tmp_path_factory.mktemp("bert")
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return str(directory)

@@ -9,11 +9,11 @@ import evaluate
 import numpy as np
 import pytest
 import torch
-from conftest import VOCAB, WORDS, tiny_config
+from conftest import WORDS, tiny_config
 from huggingface_hub import HfApi, ModelCard
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
-from transformers import BertConfig, BertModel, ViTConfig, ViTModel
+from transformers import ViTConfig, ViTModel
 
 import probing
 import run_glue_probe
@@ -62,24 +62,6 @@ def prjepa_dir(tmp_path_factory, tokenizer):
     model.update_target_encoder(0.5)
     directory = tmp_path_factory.mktemp("prjepa")
     model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return str(directory)
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory, tokenizer):
-    """A plain transformers BertModel saved to a folder."""
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
-    directory = tmp_path_factory.mktemp("bert")
-    BertModel(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return str(directory)
 

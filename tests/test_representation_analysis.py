@@ -11,8 +11,8 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from conftest import VOCAB, WORDS, tiny_config
-from transformers import BertConfig, BertModel, BertTokenizer
+from conftest import WORDS, tiny_config
+from transformers import BertModel, BertTokenizer
 
 import geometry
 import probing
@@ -29,23 +29,6 @@ def prjepa_dir(tmp_path_factory, tokenizer):
     torch.manual_seed(0)
     directory = tmp_path_factory.mktemp("prjepa")
     PrJepaModel(tiny_config()).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return str(directory)
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory, tokenizer):
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
-    directory = tmp_path_factory.mktemp("bert")
-    BertModel(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return str(directory)
 
