@@ -165,11 +165,11 @@ def text_column(raw: datasets.DatasetDict, requested: str | None) -> str:
 
 def drop_empty_lines(raw: datasets.DatasetDict, column: str, data_args: DataTrainingArguments) -> datasets.DatasetDict:
     """Removes empty and whitespace-only texts (WikiText is full of them) and logs how many went."""
-    num_proc = None if data_args.streaming else data_args.preprocessing_num_workers
+    # Streaming datasets filter lazily and take no num_proc.
+    kwargs = {} if data_args.streaming else {"num_proc": data_args.preprocessing_num_workers}
     kept = {}
     for split, dataset in raw.items():
-        kept[split] = dataset.filter(lambda text: bool(text and text.strip()), input_columns=column,
-                                     **({} if data_args.streaming else {"num_proc": num_proc}))
+        kept[split] = dataset.filter(lambda text: bool(text and text.strip()), input_columns=column, **kwargs)
         if not data_args.streaming:
             logger.info(f"{split}: dropped {len(dataset) - len(kept[split])} empty or whitespace-only texts of "
                         f"{len(dataset)}.")
@@ -281,6 +281,8 @@ def main(argv: list[str] | None = None) -> PrJepaTrainer:
     check_inputs(model, tokenizer, data_args, training_args)
 
     raw = load_raw_datasets(data_args, model_args.cache_dir)
+    if training_args.do_eval and "validation" not in raw:
+        raise ValueError("--do_eval needs a validation split: pass --validation_file or --validation_split_percentage.")
     column = text_column(raw, data_args.text_column_name)
     tokenized = tokenize(drop_empty_lines(raw, column, data_args), tokenizer, column, data_args, training_args)
     train_dataset = tokenized["train"] if training_args.do_train else None
@@ -289,8 +291,6 @@ def main(argv: list[str] | None = None) -> PrJepaTrainer:
         train_dataset = _truncate(train_dataset, data_args.max_train_samples, data_args.streaming)
     if eval_dataset is not None and data_args.max_eval_samples is not None:
         eval_dataset = _truncate(eval_dataset, data_args.max_eval_samples, data_args.streaming)
-    if training_args.do_eval and eval_dataset is None:
-        raise ValueError("--do_eval needs a validation split: pass --validation_file or --validation_split_percentage.")
 
     trainer = PrJepaTrainer(
         model=model,

@@ -17,7 +17,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import EvalLoopOutput
 
 from data_collator_prjepa import DataCollatorForPrJepa
-from geometry import NotApplicable, principal_components, rankme
+from geometry import NotApplicable, spectrum_metrics
 from model_card_prjepa import pretraining_model_card
 from modeling_prjepa import PrJepaForPreTraining, pool_hidden_states
 
@@ -45,7 +45,12 @@ class TargetEncoderEmaCallback(TrainerCallback):
     """
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        model.update_target_encoder(model.config.ema_momentum(state.global_step - 1, state.max_steps))
+        model.update_target_encoder(momentum_of_last_step(model.config, state))
+
+
+def momentum_of_last_step(config, state) -> float:
+    """The EMA momentum of the optimizer step just taken (0-based step index, so the first update uses the start)."""
+    return config.ema_momentum(state.global_step - 1, state.max_steps)
 
 
 class PrJepaTrainer(Trainer):
@@ -91,12 +96,10 @@ class PrJepaTrainer(Trainer):
         # All ranks agree before anyone raises, so no process is left waiting in a collective.
         finite = self.accelerator.reduce(torch.isfinite(loss).float(), reduction="sum")
         if finite.item() < self.args.world_size:
-            window = self._windows["train"]
             raise FloatingPointError(
-                f"Non-finite loss ({loss.item()}) at step {self.state.global_step + 1} (jepa_loss, mlm_loss, λ summed "
-                f"over the window: {window['sums'].tolist()}). Training stopped before the optimizer step, so the "
-                "weights and the last saved checkpoint are intact. Lower --learning_rate, set --max_grad_norm, or "
-                "train in fp32/bf16 instead of fp16, then resume with --resume_from_checkpoint."
+                f"Non-finite loss ({loss.item()}) at step {self.state.global_step + 1}. Training stopped before the "
+                "optimizer step, so the weights and the last saved checkpoint are intact. Lower --learning_rate, set "
+                "--max_grad_norm, or train in fp32/bf16 instead of fp16, then resume with --resume_from_checkpoint."
             )
         return loss
 
@@ -125,7 +128,7 @@ class PrJepaTrainer(Trainer):
         encoder.train(was_training)
         pooled = pool_hidden_states(hidden, self._last_batch["attention_mask"], "mean")
         try:
-            return float(rankme(principal_components(pooled.double().cpu().numpy())[0]))
+            return spectrum_metrics(pooled.double().cpu().numpy()).effective_rank
         except NotApplicable:  # every embedding identical: complete collapse
             return 0.0
 
@@ -133,7 +136,7 @@ class PrJepaTrainer(Trainer):
         if "loss" in logs:  # a training log, not the end-of-training summary or an evaluation
             logs.update(self._drain_window("train"))
             if self.hybrid:
-                logs["ema_momentum"] = self.model.config.ema_momentum(self.state.global_step - 1, self.state.max_steps)
+                logs["ema_momentum"] = momentum_of_last_step(self.model.config, self.state)
             if self._last_batch is not None:
                 logs["effective_rank"] = self._collapse_signal()
         super().log(logs, start_time)

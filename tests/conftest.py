@@ -92,3 +92,30 @@ def bert_dir(tmp_path_factory, tokenizer) -> str:
     BertModel(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return str(directory)
+
+
+def write_csv(path, columns: dict[str, list]) -> str:
+    """A CSV file of `columns` (name → values); returns its path."""
+    import datasets
+
+    datasets.Dataset.from_dict(columns).to_csv(str(path), index=False)
+    return str(path)
+
+
+def write_glue_folder(root, task: str, splits: dict[str, dict[str, list]], label) -> str:
+    """Adds one task to a folder laid out like nyu-mll/glue (parquet files per split, README configs listing every
+    task in the folder); `label` is the label column's `datasets` feature. Returns the folder."""
+    import datasets
+
+    (root / task).mkdir(parents=True)
+    for split, columns in splits.items():
+        texts = {name: datasets.Value("string") for name in columns if name != "label"}
+        dataset = datasets.Dataset.from_dict(columns, features=datasets.Features(texts | {"label": label}))
+        dataset.to_parquet(str(root / task / f"{split}-00000-of-00001.parquet"))
+    configs = ""
+    for task_dir in sorted(path for path in root.iterdir() if path.is_dir()):
+        split_names = sorted(file.name.split("-")[0] for file in task_dir.glob("*.parquet"))
+        files = "".join(f"  - split: {split}\n    path: {task_dir.name}/{split}-*\n" for split in split_names)
+        configs += f"- config_name: {task_dir.name}\n  data_files:\n{files}"
+    (root / "README.md").write_text(f"---\nconfigs:\n{configs}---\n")
+    return str(root)

@@ -7,8 +7,8 @@ import re
 
 import pytest
 import torch
-from conftest import tiny_config
-from datasets import ClassLabel, Dataset, Features, Value
+from conftest import tiny_config, write_glue_folder
+from datasets import ClassLabel, Value
 
 import run_experiment
 from data_collator_prjepa import DataCollatorForPrJepa
@@ -60,33 +60,20 @@ def test_seed_statistics_and_the_spread_mark():
     assert run_experiment.exceeds_spread(run_experiment.mean_and_spread([1.0]), other) is None
 
 
-def write_glue(root, name: str, columns: dict, features: Features) -> None:
-    os.makedirs(root / name, exist_ok=True)
-    for split, size in (("train", 48), ("validation", 24)):
-        rows = {key: make(size, split) for key, make in columns.items()}
-        Dataset.from_dict(rows, features=features).to_parquet(str(root / name / f"{split}-00000-of-00001.parquet"))
-
-
 @pytest.fixture(scope="module")
 def tiny_glue(tmp_path_factory):
     """sst2 and stsb laid out like nyu-mll/glue, with text the tiny tokenizer knows."""
     root = tmp_path_factory.mktemp("glue")
 
-    def sentences(size, split, offset=0):
+    def sentences(size, offset=0):
         return [" ".join(WORDS[(i * 3 + j + offset) % len(WORDS)] for j in range(4 + i % 5)) for i in range(size)]
 
-    write_glue(root, "sst2", {"sentence": sentences, "label": lambda n, s: [i % 2 for i in range(n)],
-                              "idx": lambda n, s: list(range(n))},
-               Features(sentence=Value("string"), label=ClassLabel(names=["negative", "positive"]),
-                        idx=Value("int32")))
-    write_glue(root, "stsb", {"sentence1": sentences, "sentence2": lambda n, s: sentences(n, s, 5),
-                              "label": lambda n, s: [float(i % 6) for i in range(n)],
-                              "idx": lambda n, s: list(range(n))},
-               Features(sentence1=Value("string"), sentence2=Value("string"), label=Value("float32"),
-                        idx=Value("int32")))
-    configs = "".join(f"- config_name: {name}\n  data_files:\n  - split: train\n    path: {name}/train-*\n"
-                      f"  - split: validation\n    path: {name}/validation-*\n" for name in ("sst2", "stsb"))
-    (root / "README.md").write_text(f"---\nconfigs:\n{configs}---\n")
+    sizes = {"train": 48, "validation": 24}
+    write_glue_folder(root, "sst2", {split: {"sentence": sentences(n), "label": [i % 2 for i in range(n)]}
+                                     for split, n in sizes.items()}, ClassLabel(names=["negative", "positive"]))
+    write_glue_folder(root, "stsb", {split: {"sentence1": sentences(n), "sentence2": sentences(n, 5),
+                                             "label": [float(i % 6) for i in range(n)]}
+                                     for split, n in sizes.items()}, Value("float32"))
     return root
 
 

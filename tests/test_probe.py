@@ -9,7 +9,7 @@ import evaluate
 import numpy as np
 import pytest
 import torch
-from conftest import WORDS, tiny_config
+from conftest import WORDS, tiny_config, write_csv, write_glue_folder
 from huggingface_hub import HfApi, ModelCard
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
@@ -79,25 +79,6 @@ def sentences(count: int, seed: int, marker: str = "cat") -> tuple[list[str], li
         texts.append(" ".join(words))
         labels.append(label)
     return texts, labels
-
-
-def write_csv(path, columns: dict[str, list]) -> str:
-    datasets.Dataset.from_dict(columns).to_csv(str(path), index=False)
-    return str(path)
-
-
-def write_glue_folder(
-    root, task: str, splits: dict[str, dict[str, list]], label: datasets.ClassLabel | datasets.Value
-) -> str:
-    """A folder laid out like nyu-mll/glue (parquet files, README configs) holding one task."""
-    (root / task).mkdir(parents=True)
-    for split, columns in splits.items():
-        texts = {name: datasets.Value("string") for name in columns if name != "label"}
-        dataset = datasets.Dataset.from_dict(columns, features=datasets.Features(texts | {"label": label}))
-        dataset.to_parquet(str(root / task / f"{split}-00000-of-00001.parquet"))
-    files = "".join(f"  - split: {split}\n    path: {task}/{split}-*\n" for split in splits)
-    (root / "README.md").write_text(f"---\nconfigs:\n- config_name: {task}\n  data_files:\n{files}---\n")
-    return str(root)
 
 
 def probe_args(tmp_path, *extra: str) -> list[str]:

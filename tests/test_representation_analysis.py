@@ -7,11 +7,10 @@ import math
 import os
 import random
 
-import datasets
 import numpy as np
 import pytest
 import torch
-from conftest import WORDS, tiny_config
+from conftest import WORDS, tiny_config, write_csv
 from transformers import BertModel, BertTokenizer
 
 import geometry
@@ -46,11 +45,6 @@ def topic_texts(count: int, seed: int) -> tuple[list[str], list[int]]:
         texts.append(" ".join(words))
         labels.append(label)
     return texts, labels
-
-
-def write_csv(path, columns: dict[str, list]) -> str:
-    datasets.Dataset.from_dict(columns).to_csv(str(path), index=False)
-    return str(path)
 
 
 def mean_pooled_uniformity(model_dir: str, texts: list, max_length: int) -> float:
