@@ -50,6 +50,34 @@ def attention_mask_to_sdpa(attention_mask: torch.Tensor | None) -> torch.Tensor 
     return keep[:, None, None, :]
 
 
+class TokenLayout:
+    """Where the real tokens of a padded `(batch, seq)` batch are. Per-token work (norms, projections, MLPs) runs on
+    the real tokens only, packed as `(n_tokens, dim)`, and attention on the padded layout: a JEPA context view or a
+    predictor batch is a quarter padding, which would otherwise cost a quarter of its compute. Without padding
+    `pad` and `unpad` are views."""
+
+    def __init__(self, attention_mask: torch.Tensor | None, batch: int, seq: int):
+        self.batch, self.seq = batch, seq
+        self.sdpa_mask = attention_mask_to_sdpa(attention_mask)
+        if self.sdpa_mask is None:
+            self.real_indices = self.padding_indices = None
+        else:
+            real = attention_mask.flatten().bool()
+            self.real_indices, self.padding_indices = real.nonzero().squeeze(1), (~real).nonzero().squeeze(1)
+
+    def unpad(self, padded: torch.Tensor) -> torch.Tensor:
+        """`(batch, seq, dim)` → `(n_tokens, dim)`."""
+        flat = padded.reshape(self.batch * self.seq, -1)
+        return flat if self.real_indices is None else flat.index_select(0, self.real_indices)
+
+    def pad(self, tokens: torch.Tensor) -> torch.Tensor:
+        """`(n_tokens, dim)` → `(batch, seq, dim)`, 0 at padding positions (finite, so masked keys stay harmless)."""
+        if self.real_indices is not None:
+            padded = tokens.new_empty(self.batch * self.seq, tokens.shape[-1]).index_fill_(0, self.padding_indices, 0)
+            tokens = padded.index_copy_(0, self.real_indices, tokens)
+        return tokens.view(self.batch, self.seq, -1)
+
+
 def pool_hidden_states(
     hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, strategy: str = "mean"
 ) -> torch.Tensor:
@@ -97,29 +125,40 @@ class PrJepaEmbeddings(nn.Module):
         self.position_embeddings = PrJepaPositionEmbeddings(config, config.hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, input_ids: torch.LongTensor, position_ids: torch.LongTensor | None = None) -> torch.Tensor:
-        """input_ids `(batch, seq)`; position_ids `(batch, seq)`, default `0..seq-1` → `(batch, seq, hidden)`."""
-        self._check_inputs(input_ids, position_ids)
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """input_ids `(batch, seq)`, or their token embeddings `inputs_embeds` `(batch, seq, hidden)`; position_ids
+        `(batch, seq)`, default `0..seq-1` → `(batch, seq, hidden)`."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids and inputs_embeds.")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
         if position_ids is None:
-            position_ids = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :]
-        embeddings = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
-        return self.dropout(embeddings)
+            position_ids = torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device)[None, :]
+        longest = int(position_ids.max()) + 1 if position_ids.numel() else 0
+        max_positions = self.config.max_position_embeddings
+        if longest > max_positions:
+            raise ValueError(
+                f"Sequence length {longest} exceeds max_position_embeddings={max_positions}. Truncate the input "
+                f"(e.g. tokenizer(..., truncation=True, max_length={max_positions}))."
+            )
+        return self.dropout(inputs_embeds + self.position_embeddings(position_ids))
 
-    def _check_inputs(self, input_ids: torch.LongTensor, position_ids: torch.LongTensor | None) -> None:
-        # Out-of-range indices otherwise surface as an opaque IndexError on CPU or a device-side assert on GPU.
-        vocab_size, max_positions = self.config.vocab_size, self.config.max_position_embeddings
+    def embed_tokens(self, input_ids: torch.LongTensor) -> torch.Tensor:
+        """input_ids `(batch, seq)` → token embeddings `(batch, seq, hidden)`, without positions."""
+        vocab_size = self.config.vocab_size
+        # Out-of-range ids otherwise surface as an opaque IndexError on CPU or a device-side assert on GPU.
         if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= vocab_size):
             bad = input_ids[(input_ids < 0) | (input_ids >= vocab_size)][0].item()
             raise ValueError(
                 f"Token id {bad} is outside the model's vocabulary (vocab_size={vocab_size}). The tokenizer does not "
                 "match this model: use the tokenizer it was trained with (see PrJepaConfig.check_tokenizer)."
             )
-        longest = input_ids.shape[1] if position_ids is None else int(position_ids.max()) + 1 if position_ids.numel() else 0
-        if longest > max_positions:
-            raise ValueError(
-                f"Sequence length {longest} exceeds max_position_embeddings={max_positions}. Truncate the input "
-                f"(e.g. tokenizer(..., truncation=True, max_length={max_positions}))."
-            )
+        return self.word_embeddings(input_ids)
 
 
 class PrJepaResidualProjection(nn.Linear):
@@ -142,15 +181,18 @@ class PrJepaSelfAttention(nn.Module):
         self.proj = PrJepaResidualProjection(hidden_size, hidden_size, layer_index)
         self.proj_dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """hidden_states `(batch, seq, hidden)`; attention_mask boolean `(batch, 1, 1, seq)`, True = attend."""
-        batch, seq, hidden = hidden_states.shape
-        qkv = self.qkv(hidden_states).view(batch, seq, 3, self.num_heads, hidden // self.num_heads)
+    def forward(self, hidden_states: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
+        """hidden_states `(n_tokens, hidden)`, the real tokens of `layout` → `(n_tokens, hidden)`; the projections run
+        on the real tokens, the attention itself on the padded layout."""
+        hidden = hidden_states.shape[-1]
+        qkv = layout.pad(self.qkv(hidden_states))
+        batch, seq, _ = qkv.shape
+        qkv = qkv.view(batch, seq, 3, self.num_heads, hidden // self.num_heads)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, seq, head_dim)
         context = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=attention_mask, dropout_p=self.attention_dropout if self.training else 0.0
+            query, key, value, attn_mask=layout.sdpa_mask, dropout_p=self.attention_dropout if self.training else 0.0
         )
-        context = context.transpose(1, 2).reshape(batch, seq, hidden)
+        context = layout.unpad(context.transpose(1, 2).reshape(batch, seq, hidden))
         return self.proj_dropout(self.proj(context))
 
 
@@ -176,8 +218,8 @@ class PrJepaLayer(GradientCheckpointingLayer):
         self.norm2 = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
         self.mlp = PrJepaMLP(config, hidden_size, intermediate_size, layer_index)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        hidden_states = hidden_states + self.attention(self.norm1(hidden_states), attention_mask)
+    def forward(self, hidden_states: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
+        hidden_states = hidden_states + self.attention(self.norm1(hidden_states), layout)
         return hidden_states + self.mlp(self.norm2(hidden_states))
 
 
@@ -194,14 +236,17 @@ class PrJepaEncoder(nn.Module):
     def forward(
         self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, output_hidden_states: bool = False
     ) -> BaseModelOutput:
-        """hidden_states `(batch, seq, hidden)` → `last_hidden_state` (after the final norm) and, on request, the
-        residual stream before every layer and after the last one (`num_layers + 1` tensors, un-normalised)."""
-        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        """hidden_states `(batch, seq, hidden)`, attention_mask `(batch, seq)` → `last_hidden_state` (after the final
+        norm) and, on request, the residual stream before every layer and after the last one (`num_layers + 1`
+        tensors, un-normalised). Padding positions of the outputs are 0."""
+        layout = TokenLayout(attention_mask, *hidden_states.shape[:2])
+        tokens = layout.unpad(hidden_states)
+        all_hidden_states = (layout.pad(tokens),) if output_hidden_states else None
         for layer in self.layer:
-            hidden_states = layer(hidden_states, attention_mask)
+            tokens = layer(tokens, layout)
             if output_hidden_states:
-                all_hidden_states += (hidden_states,)
-        return BaseModelOutput(last_hidden_state=self.norm(hidden_states), hidden_states=all_hidden_states)
+                all_hidden_states += (layout.pad(tokens),)
+        return BaseModelOutput(last_hidden_state=layout.pad(self.norm(tokens)), hidden_states=all_hidden_states)
 
 
 class PrJepaPredictor(nn.Module):
@@ -231,14 +276,19 @@ class PrJepaPredictor(nn.Module):
         target_positions: torch.LongTensor,
         target_mask: torch.Tensor,
     ) -> torch.Tensor:
-        """context_states `(n, n_context, hidden)`; context_positions/mask `(n, n_context)`; target_positions/mask
-        `(n, n_target)` → predictions `(n, n_target, hidden)`. Masks are 1 for real slots, 0 for padding."""
+        """context_states `(batch, n_context, hidden)`; context_positions/mask `(batch, n_context)`;
+        target_positions/mask `(batch, num_blocks, n_target)` → predictions `(batch, num_blocks, n_target, hidden)`.
+        Masks are 1 for real slots, 0 for padding. Each target block is predicted in its own pass over the context
+        (as in I-JEPA): the blocks do not see each other."""
+        batch, num_blocks, n_target = target_positions.shape
         context = self.embed(context_states) + self.position_embeddings(context_positions)
-        queries = self.mask_token + self.position_embeddings(target_positions)
+        queries = self.mask_token + self.position_embeddings(target_positions.flatten(0, 1))
+        # The context is embedded once, then repeated: one sequence per (example, block).
+        context, context_mask = context.repeat_interleave(num_blocks, dim=0), context_mask.repeat_interleave(num_blocks, dim=0)
         hidden_states = torch.cat([context, queries.to(context.dtype)], dim=1)
-        attention_mask = attention_mask_to_sdpa(torch.cat([context_mask, target_mask], dim=1))
+        attention_mask = torch.cat([context_mask, target_mask.flatten(0, 1)], dim=1)
         hidden_states = self.encoder(hidden_states, attention_mask).last_hidden_state
-        return self.proj(hidden_states[:, context.shape[1] :])
+        return self.proj(hidden_states[:, context.shape[1] :]).view(batch, num_blocks, n_target, -1)
 
 
 class PrJepaMLMHead(nn.Module):
@@ -304,8 +354,8 @@ def masked_lm_loss(
 def jepa_prediction_loss(predictions: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
     """Mean over real target tokens of the per-token loss; 0 (still in the graph) when there is none.
 
-    predictions, targets `(n, n_target, hidden)`; mask `(n, n_target)`; kind: `cosine` (1 − cos), `smooth_l1`, `mse`
-    (both averaged over the hidden dimension).
+    predictions, targets `(..., n_target, hidden)`; mask `(..., n_target)`; kind: `cosine` (1 − cos), `smooth_l1`,
+    `mse` (both averaged over the hidden dimension).
     """
     predictions, targets = predictions.float(), targets.float()
     if kind == "cosine":
@@ -426,21 +476,23 @@ class PrJepaModel(PrJepaPreTrainedModel):
 
     def forward(
         self,
-        input_ids: torch.LongTensor,
+        input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
         token_type_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> BaseModelOutput | tuple[torch.Tensor, ...]:
-        """input_ids `(batch, seq)`; attention_mask `(batch, seq)`, 1 real / 0 padding; position_ids `(batch, seq)`
-        (default `0..seq-1`). `token_type_ids` is accepted for tokenizer compatibility and ignored (PrJEPA has no
-        segment embedding). Returns `last_hidden_state` `(batch, seq, hidden)` and optionally `hidden_states`."""
+        """input_ids `(batch, seq)`, or their token embeddings `inputs_embeds` `(batch, seq, hidden)` (positions are
+        added here); attention_mask `(batch, seq)`, 1 real / 0 padding; position_ids `(batch, seq)` (default
+        `0..seq-1`). `token_type_ids` is accepted for tokenizer compatibility and ignored (PrJEPA has no segment
+        embedding). Returns `last_hidden_state` `(batch, seq, hidden)`, 0 at padding, and optionally `hidden_states`."""
         output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         return_dict = self.config.return_dict if return_dict is None else return_dict
-        embeddings = self.embeddings(input_ids, position_ids)
-        outputs = self.encoder(embeddings, attention_mask_to_sdpa(attention_mask), output_hidden_states)
+        embeddings = self.embeddings(input_ids, position_ids, inputs_embeds)
+        outputs = self.encoder(embeddings, attention_mask, output_hidden_states)
         return outputs if return_dict else outputs.to_tuple()
 
 
@@ -542,7 +594,16 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
         **kwargs,
     ) -> PrJepaForPreTrainingOutput | tuple[torch.Tensor, ...]:
         return_dict = self.config.return_dict if return_dict is None else return_dict
-        full_view = self.prjepa(masked_input_ids, attention_mask).last_hidden_state
+        block_inputs = (context_indices, context_mask, target_indices, target_mask)
+        if self.hybrid and any(tensor is None for tensor in block_inputs):
+            raise ValueError(
+                "objective='hybrid' needs context_indices, context_mask, target_indices and target_mask; build the "
+                "batch with the pretraining collator (DataCollatorForPrJepa)."
+            )
+        targets = self._jepa_targets(input_ids, attention_mask, target_indices) if self.hybrid else None
+        # One token-embedding lookup for both online views: the context view's are gathered from it.
+        token_embeddings = self.prjepa.embeddings.embed_tokens(masked_input_ids)
+        full_view = self.prjepa(attention_mask=attention_mask, inputs_embeds=token_embeddings).last_hidden_state
         # The vocabulary projection only where there is something to predict (about 15% of the tokens).
         selected = labels != -100
         mlm_loss = masked_lm_loss(self.mlm_head(full_view[selected]), labels[selected])
@@ -550,46 +611,27 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
             output = PrJepaForPreTrainingOutput(loss=mlm_loss, mlm_loss=mlm_loss, jepa_weight=mlm_loss.new_zeros(()))
             return output if return_dict else output.to_tuple()
 
-        if context_indices is None or context_mask is None or target_indices is None or target_mask is None:
-            raise ValueError(
-                "objective='hybrid' needs context_indices, context_mask, target_indices and target_mask; build the "
-                "batch with the pretraining collator (DataCollatorForPrJepa)."
-            )
-        jepa_loss = self._jepa_loss(
-            input_ids, attention_mask, masked_input_ids, context_indices, context_mask, target_indices, target_mask
-        )
+        context_embeddings = token_embeddings.gather(1, context_indices[..., None].expand(-1, -1, targets.shape[-1]))
+        context = self.prjepa(
+            attention_mask=context_mask, position_ids=context_indices, inputs_embeds=context_embeddings
+        ).last_hidden_state
+        predictions = self.predictor(context, context_indices, context_mask, target_indices, target_mask)
+        jepa_loss = jepa_prediction_loss(predictions, targets, target_mask, self.config.jepa_loss)
         loss, jepa_weight = self.loss_weighting(jepa_loss, mlm_loss)
         output = PrJepaForPreTrainingOutput(loss=loss, jepa_loss=jepa_loss, mlm_loss=mlm_loss, jepa_weight=jepa_weight)
         return output if return_dict else output.to_tuple()
 
-    def _jepa_loss(
-        self,
-        input_ids: torch.LongTensor,
-        attention_mask: torch.Tensor,
-        masked_input_ids: torch.LongTensor,
-        context_indices: torch.LongTensor,
-        context_mask: torch.Tensor,
-        target_indices: torch.LongTensor,
-        target_mask: torch.Tensor,
+    @torch.no_grad()
+    def _jepa_targets(
+        self, input_ids: torch.LongTensor, attention_mask: torch.Tensor, target_indices: torch.LongTensor
     ) -> torch.Tensor:
-        batch, num_blocks, block_length = target_indices.shape
-        with torch.no_grad():
-            targets = self.target_encoder(input_ids, attention_mask).last_hidden_state
-            targets = F.layer_norm(targets.float(), targets.shape[-1:])
-            flat_indices = target_indices.reshape(batch, num_blocks * block_length, 1).expand(-1, -1, targets.shape[-1])
-            targets = targets.gather(1, flat_indices).view(batch * num_blocks, block_length, -1)
-
-        context_ids = masked_input_ids.gather(1, context_indices)
-        context = self.prjepa(context_ids, context_mask, position_ids=context_indices).last_hidden_state
-        # One predictor pass per target block: repeat each sequence's context once per block (as in I-JEPA).
-        predictions = self.predictor(
-            context.repeat_interleave(num_blocks, dim=0),
-            context_indices.repeat_interleave(num_blocks, dim=0),
-            context_mask.repeat_interleave(num_blocks, dim=0),
-            target_indices.view(batch * num_blocks, block_length),
-            target_mask.view(batch * num_blocks, block_length),
-        )
-        return jepa_prediction_loss(predictions, targets, target_mask.view(batch * num_blocks, block_length), self.config.jepa_loss)
+        """The target encoder's states of the unmasked ids, LayerNorm-ed without affine parameters, at each target
+        block: target_indices `(batch, num_blocks, n_target)` → `(batch, num_blocks, n_target, hidden)`."""
+        states = self.target_encoder(input_ids, attention_mask).last_hidden_state
+        states = F.layer_norm(states.float(), states.shape[-1:])
+        batch, num_blocks, n_target = target_indices.shape
+        flat_indices = target_indices.reshape(batch, num_blocks * n_target, 1).expand(-1, -1, states.shape[-1])
+        return states.gather(1, flat_indices).view(batch, num_blocks, n_target, -1)
 
 
 class PrJepaForMaskedLM(PrJepaPreTrainedModel):

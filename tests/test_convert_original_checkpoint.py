@@ -118,6 +118,11 @@ def reference_predictor(p: dict, z: torch.Tensor, context: torch.Tensor, target:
     return linear(layer_norm(x, p, "predictor_norm")[:, z.shape[1] :], p, "predictor_proj")
 
 
+def predict_one_block(predictor, z: torch.Tensor, context: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Our predictor on one target block per sequence, without padding: target `(n, n_target)`."""
+    return predictor(z, context, torch.ones_like(context), target[:, None], torch.ones_like(target[:, None]))[:, 0]
+
+
 def reference_regressor(p: dict, h: torch.Tensor) -> torch.Tensor:
     return linear(layer_norm(F.gelu(linear(h, p, "proj")), p, "norm"), p, "regress")
 
@@ -199,7 +204,7 @@ def test_predictor_matches_original(converted, original):
     z = torch.randn(2, 5, HIDDEN, generator=torch.Generator().manual_seed(2))
     context = torch.tensor([[0, 1, 2, 6, 7], [3, 4, 5, 9, 15]])
     target = torch.tensor([[3, 4, 5], [10, 11, 12]])
-    actual = converted.predictor(z, context, torch.ones_like(context), target, torch.ones_like(target))
+    actual = predict_one_block(converted.predictor, z, context, target)
     close(actual, reference_predictor(original["predictor"], z, context, target))
 
 
@@ -248,7 +253,7 @@ def test_ddp_prefix_and_head_flags(tmp_path, ids):
     close(model.prjepa(ids).last_hidden_state, reference_encoder(reference["encoder"], ids))
     z = torch.randn(1, 4, HIDDEN, generator=torch.Generator().manual_seed(6))
     context, target = torch.tensor([[0, 1, 2, 3]]), torch.tensor([[8, 9]])
-    actual = model.predictor(z, context, torch.ones_like(context), target, torch.ones_like(target))
+    actual = predict_one_block(model.predictor, z, context, target)
     close(actual, reference_predictor(reference["predictor"], z, context, target, heads=4))
 
 
@@ -265,7 +270,7 @@ def test_predictor_heads_from_config_and_nearly_sinusoidal_tables(tmp_path):
     assert model.config.predictor_num_attention_heads == 4
     z = torch.randn(1, 4, HIDDEN, generator=torch.Generator().manual_seed(6))
     context, target = torch.tensor([[0, 1, 2, 3]]), torch.tensor([[8, 9]])
-    actual = model.predictor(z, context, torch.ones_like(context), target, torch.ones_like(target))
+    actual = predict_one_block(model.predictor, z, context, target)
     close(actual, reference_predictor(exact, z, context, target, heads=4))
 
 

@@ -24,6 +24,7 @@ from modeling_prjepa import (
     PrJepaForSequenceClassification,
     PrJepaModel,
     PrJepaSelfAttention,
+    TokenLayout,
     sinusoidal_position_table,
 )
 
@@ -71,8 +72,42 @@ def test_attention_matches_plain_softmax_reference():
     context = (scores.softmax(-1) @ heads(value)).transpose(1, 2).reshape(2, 6, 32)
     expected = attention.proj(context)
 
-    actual = attention(hidden, keep[:, None, None, :])
-    torch.testing.assert_close(actual, expected, atol=1e-6, rtol=1e-5)
+    layout = TokenLayout(keep.long(), batch=2, seq=6)
+    actual = attention(layout.unpad(hidden), layout)  # the real tokens only, packed
+    torch.testing.assert_close(actual, expected[keep], atol=1e-6, rtol=1e-5)
+
+
+def test_packed_batch_matches_each_sequence_alone_in_outputs_and_gradients():
+    """Padding anywhere (also inside a row, as in a predictor batch) changes neither the real tokens' outputs nor any
+    weight's gradient: the batch equals its sequences encoded one by one, each holding only its real tokens."""
+    model = PrJepaModel(tiny_config())
+    ids = torch.randint(5, 40, (3, 9))
+    mask = torch.tensor([[1] * 9, [1, 1, 1, 0, 0, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0, 0, 0, 0]])
+    weights = torch.randn(3, 9, 32)  # a loss that weighs every real output differently
+
+    batched = model(ids, attention_mask=mask).last_hidden_state
+    (batched * weights * mask[..., None]).sum().backward()
+    batched_grads = {name: parameter.grad.clone() for name, parameter in model.named_parameters()}
+    model.zero_grad()
+    for row in range(3):
+        positions = mask[row].nonzero().T
+        alone = model(ids[row, positions[0]][None], position_ids=positions).last_hidden_state
+        torch.testing.assert_close(batched[row, positions[0]], alone[0], atol=1e-5, rtol=0)
+        (alone[0] * weights[row, positions[0]]).sum().backward()  # gradients accumulate over the rows
+    for name, parameter in model.named_parameters():
+        torch.testing.assert_close(batched_grads[name], parameter.grad, atol=1e-5, rtol=1e-4, msg=name)
+    assert torch.all(batched[mask == 0] == 0)
+
+
+def test_inputs_embeds_equal_input_ids():
+    model = PrJepaModel(tiny_config()).eval()
+    ids = torch.randint(5, 40, (2, 7))
+    with torch.no_grad():
+        from_ids = model(ids).last_hidden_state
+        from_embeddings = model(inputs_embeds=model.get_input_embeddings()(ids)).last_hidden_state
+    torch.testing.assert_close(from_embeddings, from_ids, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="exactly one of input_ids and inputs_embeds"):
+        model(ids, inputs_embeds=model.get_input_embeddings()(ids))
 
 
 def test_sinusoidal_table_formula():
@@ -200,6 +235,40 @@ def test_jepa_loss_ignores_padded_slots_and_empty_sequences(jepa_loss):
     without_targets["target_mask"][1] = 0
     first_and_last = {key: value[[0, 2]] for key, value in batch.items()}
     torch.testing.assert_close(model(**without_targets).jepa_loss, model(**first_and_last).jepa_loss)
+
+
+def test_jepa_loss_equals_a_per_block_reference():
+    """L_JEPA recomputed from the public parts, one target block at a time: the context view encoded from the masked
+    ids at the context positions, each block predicted in a predictor pass of its own (blocks never see each other),
+    1 − cos against the LayerNorm-ed target states, averaged over the real target tokens."""
+    # Weights at std 0.5 (not 0.02) so that the loss depends clearly on which token sits at which context position.
+    model = PrJepaForPreTraining(tiny_config(initializer_range=0.5)).eval()
+    batch = pretraining_batch()
+    batch["context_mask"][1, 6:] = 0  # a context with padding slots
+    with torch.no_grad():
+        targets = model.target_encoder(batch["input_ids"], batch["attention_mask"]).last_hidden_state
+        targets = F.layer_norm(targets, targets.shape[-1:])
+        context_ids = batch["masked_input_ids"].gather(1, batch["context_indices"])
+        context = model.prjepa(
+            context_ids, batch["context_mask"], position_ids=batch["context_indices"]
+        ).last_hidden_state
+        losses = []
+        for row in range(3):
+            real_context = batch["context_mask"][row].bool()
+            for block in range(2):
+                real_targets = batch["target_mask"][row, block].bool()
+                positions = batch["target_indices"][row, block][real_targets]
+                prediction = model.predictor(
+                    context[row, real_context][None],
+                    batch["context_indices"][row, real_context][None],
+                    torch.ones(1, int(real_context.sum()), dtype=torch.long),
+                    positions[None, None],
+                    torch.ones(1, 1, len(positions), dtype=torch.long),
+                )[0, 0]
+                losses.append(1 - F.cosine_similarity(prediction, targets[row, positions], dim=-1))
+        expected = torch.cat(losses).mean()
+        actual = model(**batch).jepa_loss
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=0)
 
 
 def test_cosine_jepa_loss_is_zero_when_the_predictor_hits_the_normalised_target():
