@@ -7,8 +7,10 @@
     (on CPU an MLM-only step faulted in ~300,000 fresh pages alone and 2 beside the hybrid model), which moved the
     measured ratio between 1.8 and 2.3 from run to run. The processes alternate (MLM-only first in even rounds,
     hybrid first in odd ones) so that machine noise hits both alike; the median step over all rounds is reported.
-    Target: hybrid <= 2.0x MLM-only. Where the hybrid step's time goes is printed below: the forward time of each
-    part (by forward hooks) and the rest (backward and optimizer).
+    Target: hybrid <= 2.0x MLM-only. Beside it, the ratio of the steps' floating-point work (the first round's
+    steps repeated under torch's FlopCounterMode: matmuls and attention, forward and backward), which no machine or
+    allocator changes, and the minor page faults per step. Where the hybrid step's time goes is printed below: the forward time of each part
+    (by forward hooks) and the rest (backward and optimizer).
 (b) The EMA update (`update_target_encoder`) timed inside each hybrid step. Target: <= 2% of the step.
 (c) DataCollatorForPrJepa throughput on batch_size x seq_len lists of ids. Target: >= 20,000 sequences/s.
 
@@ -30,6 +32,7 @@ from functools import partial
 from multiprocessing import get_context
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoTokenizer, BertTokenizerFast, PreTrainedTokenizerBase
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -94,13 +97,11 @@ class ForwardTimer:
         self.seconds[part] += elapsed
 
 
-def step_timer(model: PrJepaForPreTraining, batches: list[dict[str, torch.Tensor]], device: str):
-    """A function running the next training step and returning (step seconds, EMA-update seconds)."""
+def step_timer(model: PrJepaForPreTraining, device: str):
+    """A function running one training step on a batch and returning (step seconds, EMA-update seconds)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-    batches = iter([{key: value.to(device) for key, value in batch.items()} for batch in batches])
 
-    def step() -> tuple[float, float]:
-        batch = next(batches)
+    def step(batch: dict[str, torch.Tensor]) -> tuple[float, float]:
         start = time.perf_counter()
         model(**batch).loss.backward()
         optimizer.step()
@@ -116,35 +117,58 @@ def step_timer(model: PrJepaForPreTraining, batches: list[dict[str, torch.Tensor
     return step
 
 
-def time_objective(preset: str, objective: str, args: argparse.Namespace) -> dict:
-    """Run in a fresh process: the seconds of each timed step and of its EMA update, and for the hybrid objective the
-    forward seconds of each part summed over the timed steps. Both objectives see the same token ids."""
+def minor_page_faults() -> int:
+    """This process's minor page faults so far (0 where the platform does not count them)."""
+    try:
+        import resource
+    except ImportError:
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def time_objective(preset: str, objective: str, args: argparse.Namespace, count_flops: bool) -> dict:
+    """Run in a fresh process: the seconds of each timed step and of its EMA update, the minor page faults per timed
+    step, for the hybrid objective the forward seconds of each part summed over the timed steps, and on request the
+    floating-point operations of the timed steps, counted afterwards by repeating them. Both objectives see the same
+    token ids, and the hybrid runs the same block sizes in every process."""
     torch.manual_seed(0)
     config = PrJepaConfig.from_preset(preset, objective=objective, max_position_embeddings=args.seq_len)
     collator = DataCollatorForPrJepa(load_tokenizer(args.tokenizer), config)
     generator = torch.Generator().manual_seed(0)
     examples = (random_examples(args.batch_size, args.seq_len, generator) for _ in range(args.warmup + args.steps))
-    batches = [collator(batch) for batch in examples]
+    batches = [{key: value.to(args.device) for key, value in collator(batch).items()} for batch in examples]
+    warmup_batches, timed_batches = batches[: args.warmup], batches[args.warmup :]
     model = PrJepaForPreTraining(config).to(args.device).train()
     forward_timer = ForwardTimer(model, args.device) if objective == "hybrid" else None
-    step = step_timer(model, batches, args.device)
-    for _ in range(args.warmup):
-        step()
+    step = step_timer(model, args.device)
+    for batch in warmup_batches:
+        step(batch)
     if forward_timer is not None:
         forward_timer.seconds.clear()
-    step_seconds, ema_seconds = zip(*(step() for _ in range(args.steps)))
+    faults_before = minor_page_faults()
+    step_seconds, ema_seconds = zip(*(step(batch) for batch in timed_batches))
+    faults_per_step = (minor_page_faults() - faults_before) / args.steps
     parts = {} if forward_timer is None else dict(forward_timer.seconds)
-    return dict(step=list(step_seconds), ema=list(ema_seconds), parts=parts)
+    flops = None
+    if count_flops:
+        with FlopCounterMode(display=False) as flop_counter:
+            for batch in timed_batches:
+                step(batch)
+        flops = flop_counter.get_total_flops()
+    return dict(step=list(step_seconds), ema=list(ema_seconds), parts=parts, faults=faults_per_step, flops=flops)
 
 
 def time_training_steps(preset: str, args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float]]:
-    """→ median milliseconds per step ("mlm", "hybrid", "ema"), and the hybrid step's mean milliseconds per part."""
+    """→ median milliseconds per step ("mlm", "hybrid", "ema"), the hybrid / MLM-only ratio of floating-point work
+    over the first round's steps ("flop_ratio"), median page faults per step ("mlm_faults", "hybrid_faults"); and
+    the hybrid step's mean milliseconds per part."""
     runs: dict[str, list[dict]] = {"mlm": [], "hybrid": []}
     spawn = get_context("spawn")  # a fresh interpreter per run, not a fork that inherits this process's heap
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn, max_tasks_per_child=1) as pool:
         for round_index in range(args.rounds):
             for objective in ("mlm", "hybrid") if round_index % 2 == 0 else ("hybrid", "mlm"):
-                runs[objective].append(pool.submit(time_objective, preset, objective, args).result())
+                run = pool.submit(time_objective, preset, objective, args, count_flops=round_index == 0).result()
+                runs[objective].append(run)
     times = {objective: [t for run in runs[objective] for t in run["step"]] for objective in runs}
     times["ema"] = [t for run in runs["hybrid"] for t in run["ema"]]
     timed_steps = args.rounds * args.steps
@@ -154,7 +178,11 @@ def time_training_steps(preset: str, args: argparse.Namespace) -> tuple[dict[str
             parts_ms[part] += 1000 * seconds / timed_steps
     parts_ms["EMA update"] = 1000 * statistics.mean(times["ema"])
     parts_ms["backward + AdamW (the rest)"] = 1000 * statistics.mean(times["hybrid"]) - sum(parts_ms.values())
-    return {name: 1000 * statistics.median(values) for name, values in times.items()}, dict(parts_ms)
+    summary = {name: 1000 * statistics.median(values) for name, values in times.items()}
+    summary["flop_ratio"] = runs["hybrid"][0]["flops"] / runs["mlm"][0]["flops"]
+    for objective in runs:
+        summary[f"{objective}_faults"] = statistics.median(run["faults"] for run in runs[objective])
+    return summary, dict(parts_ms)
 
 
 def collator_throughput(args: argparse.Namespace, tokenizer) -> float:
@@ -198,15 +226,21 @@ def main() -> None:
     print(f"(c) collator: {rate:,.0f} sequences/s (target >= {target:,}: {verdict(rate >= target)})")
 
     breakdowns = {}
-    columns = ("MLM ms", 9), ("hybrid ms", 10), ("ratio", 6), ("<=2.0", 7), ("EMA ms", 7), ("EMA share", 10), ("<=2%", 7)
+    columns = (
+        ("MLM ms", 9), ("hybrid ms", 10), ("ratio", 6), ("<=2.0", 7), ("FLOP ratio", 11), ("EMA ms", 7),
+        ("EMA share", 10), ("<=2%", 7),
+    )
     print(f"{'preset':<8} " + " ".join(f"{name:>{width}}" for name, width in columns))
     for preset in args.presets:
         times, breakdowns[preset] = time_training_steps(preset, args)
         ratio, share = times["hybrid"] / times["mlm"], times["ema"] / times["hybrid"]
         print(
             f"{preset:<8} {times['mlm']:>9.1f} {times['hybrid']:>10.1f} {ratio:>6.2f} "
-            f"{verdict(ratio <= TARGETS['hybrid_ratio']):>7} {times['ema']:>7.2f} {share:>10.2%} "
+            f"{verdict(ratio <= TARGETS['hybrid_ratio']):>7} {times['flop_ratio']:>11.2f} {times['ema']:>7.2f} {share:>10.2%} "
             f"{verdict(share <= TARGETS['ema_share']):>7}"
+        )
+        print(
+            f"{'':<8} minor page faults per step: MLM-only {times['mlm_faults']:,.0f}, hybrid {times['hybrid_faults']:,.0f}"
         )
     for preset, parts in breakdowns.items():
         total = sum(parts.values())
