@@ -38,31 +38,22 @@ def sinusoidal_position_table(num_positions: int, dim: int) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=1).float()
 
 
-def attention_mask_to_sdpa(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
-    """`(batch, seq)` 1/0 padding mask → boolean `(batch, 1, 1, seq)` key mask for SDPA, or `None` without padding."""
-    if attention_mask is None:
-        return None
-    keep = attention_mask.bool()
-    if keep.all():
-        return None  # lets SDPA pick its fastest kernel
-    # A row without any real token (an empty JEPA context) would make softmax NaN; its outputs are never read.
-    keep = keep | ~keep.any(dim=-1, keepdim=True)
-    return keep[:, None, None, :]
-
-
 class TokenLayout:
     """Where the real tokens of a padded `(batch, seq)` batch are. Per-token work (norms, projections, MLPs) runs on
     the real tokens only, packed as `(n_tokens, dim)`, and attention on the padded layout: a JEPA context view or a
     predictor batch is a quarter padding, which would otherwise cost a quarter of its compute. Without padding
-    `pad` and `unpad` are views."""
+    `pad` and `unpad` are views and there is no attention mask, so SDPA picks its fastest kernel."""
 
     def __init__(self, attention_mask: torch.Tensor | None, batch: int, seq: int):
+        """attention_mask `(batch, seq)`, 1 real / 0 padding, or `None` (all real)."""
         self.batch, self.seq = batch, seq
-        self.sdpa_mask = attention_mask_to_sdpa(attention_mask)
-        if self.sdpa_mask is None:
-            self.real_indices = self.padding_indices = None
+        real = None if attention_mask is None else attention_mask.bool()
+        if real is None or real.all():
+            self.sdpa_mask = self.real_indices = self.padding_indices = None
         else:
-            real = attention_mask.flatten().bool()
+            # A row without any real token (an empty JEPA context) would make softmax NaN; its outputs are never read.
+            self.sdpa_mask = (real | ~real.any(dim=-1, keepdim=True))[:, None, None, :]  # boolean, True = attend
+            real = real.flatten()
             self.real_indices, self.padding_indices = real.nonzero().squeeze(1), (~real).nonzero().squeeze(1)
 
     def unpad(self, padded: torch.Tensor) -> torch.Tensor:
