@@ -342,6 +342,67 @@ def load_task_data(
 # Encoders
 
 
+@dataclass
+class EncoderArguments:
+    """How every compared encoder is loaded (command-line arguments of the probe and of the representation analysis)."""
+
+    encoder: str = field(
+        default="online",
+        metadata={
+            "help": "For PrJEPA pretraining checkpoints: the online or the EMA target encoder.",
+            "choices": ["online", "target"],
+        },
+    )
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer for every model, if not its own."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow non-PrJEPA models' code from the Hub."})
+    device: str | None = field(default=None, metadata={"help": "Default: cuda if available, else cpu."})
+
+
+@dataclass
+class TaskDataArguments:
+    """Where a task's data come from and how long its texts may be (command-line arguments of the probe and of the
+    representation analysis); each script adds the task names it accepts."""
+
+    glue_path: str = field(
+        default="nyu-mll/glue", metadata={"help": "Hub id or local folder laid out like nyu-mll/glue."}
+    )
+    train_file: str | None = field(
+        default=None, metadata={"help": "Custom (or replacement) training split: csv, tsv, json(l) or parquet."}
+    )
+    validation_file: str | None = field(
+        default=None, metadata={"help": "Custom (or replacement) validation split: csv, tsv, json(l) or parquet."}
+    )
+    text_columns: list[str] | None = field(default=None, metadata={"help": "One text column or a pair (custom)."})
+    label_column: str = field(default="label", metadata={"help": "Label column of the custom files."})
+    problem_type: str | None = field(
+        default=None,
+        metadata={
+            "help": "Custom tasks: the label type (default: detected).",
+            "choices": ["classification", "regression"],
+        },
+    )
+    max_seq_length: int = field(default=128, metadata={"help": "Tokens per sequence (pairs: per joint sequence)."})
+    max_train_samples: int | None = field(
+        default=None,
+        metadata={"help": "Random subset of the training split (seeded); bounds time and token-feature memory."},
+    )
+
+    def load_task(self, task_name: str | None, seed: int, require_train: bool = True) -> TaskData:
+        """`load_task_data` for one GLUE task (or the custom task, `None`) with these arguments."""
+        return load_task_data(
+            task_name,
+            glue_path=self.glue_path,
+            train_file=self.train_file,
+            validation_file=self.validation_file,
+            text_columns=self.text_columns,
+            label_column=self.label_column,
+            problem_type=self.problem_type,
+            max_train_samples=self.max_train_samples,
+            seed=seed,
+            require_train=require_train,
+        )
+
+
 class LoadedEncoder(NamedTuple):
     """A frozen encoder in eval mode on its device, its tokenizer, and a fingerprint of what computes its features."""
 

@@ -32,8 +32,10 @@ from probing import (
     PAIR_ENCODINGS,
     POOLINGS,
     TOKENS,
+    EncoderArguments,
     LoadedEncoder,
     TaskData,
+    TaskDataArguments,
     combine_views,
     default_cache_dir,
     extract_features,
@@ -41,7 +43,6 @@ from probing import (
     glue_eval_result,
     load_encoder,
     load_glue_metric,
-    load_task_data,
     pool_tokens,
     probe_description,
     train_pooler,
@@ -59,49 +60,18 @@ METRIC_LABELS = {
 }
 
 
-@dataclass
-class ModelArguments:
+@dataclass(kw_only=True)
+class ModelArguments(EncoderArguments):
     model_name_or_path: list[str] = field(metadata={"help": "One or more Hub ids or folders, compared side by side."})
-    encoder: str = field(
-        default="online",
-        metadata={
-            "help": "For PrJEPA pretraining checkpoints: the online or the EMA target encoder.",
-            "choices": ["online", "target"],
-        },
-    )
-    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer, if not the model's own."})
     revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag or commit)."})
-    trust_remote_code: bool = field(default=False, metadata={"help": "Allow non-PrJEPA models' code from the Hub."})
     bf16: bool = field(default=False, metadata={"help": "Run the encoder in bfloat16."})
-    device: str | None = field(default=None, metadata={"help": "Default: cuda if available, else cpu."})
 
 
 @dataclass
-class DataArguments:
+class DataArguments(TaskDataArguments):
     task_name: list[str] = field(
         default_factory=list,
         metadata={"help": f"GLUE tasks ({', '.join(GLUE_TASKS)}) or 'all'; none for a custom task (--train_file)."},
-    )
-    glue_path: str = field(
-        default="nyu-mll/glue", metadata={"help": "Hub id or local folder laid out like nyu-mll/glue."}
-    )
-    train_file: str | None = field(
-        default=None, metadata={"help": "Custom (or replacement) training split: csv, tsv, json(l) or parquet."}
-    )
-    validation_file: str | None = field(default=None, metadata={"help": "Custom (or replacement) validation split."})
-    text_columns: list[str] | None = field(default=None, metadata={"help": "One text column or a pair (custom)."})
-    label_column: str = field(default="label", metadata={"help": "Label column of the custom files."})
-    problem_type: str | None = field(
-        default=None,
-        metadata={
-            "help": "Custom tasks: the label type (default: detected).",
-            "choices": ["classification", "regression"],
-        },
-    )
-    max_seq_length: int = field(default=128, metadata={"help": "Tokens per sequence (pairs: per joint sequence)."})
-    max_train_samples: int | None = field(
-        default=None,
-        metadata={"help": "Random subset of the training split (seeded); bounds time and token-feature memory."},
     )
 
 
@@ -145,8 +115,7 @@ def resolve_tasks(data_args: DataArguments, seed: int) -> list[TaskData]:
     names = list(GLUE_TASKS) if data_args.task_name == ["all"] else data_args.task_name or [None]
     if (data_args.train_file or data_args.validation_file) and len(names) > 1:
         raise ValueError("--train_file / --validation_file apply to a single task; give one --task_name.")
-    options = {key: value for key, value in asdict(data_args).items() if key not in ("task_name", "max_seq_length")}
-    return [load_task_data(name, **options, seed=seed) for name in names]
+    return [data_args.load_task(name, seed) for name in names]
 
 
 def task_features(

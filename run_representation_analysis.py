@@ -58,13 +58,14 @@ from probing import (
     POOLINGS,
     TOKENS,
     TRAINED_POOLINGS,
+    EncoderArguments,
     LoadedEncoder,
     TaskData,
+    TaskDataArguments,
     Texts,
     default_cache_dir,
     extract_features,
     load_encoder,
-    load_task_data,
     make_pooler,
     pool_tokens,
     seeded_subset,
@@ -85,53 +86,25 @@ RESULT_FILES = ("analysis.json", "analysis.md")
 MODEL_SPEC = re.compile(r"([A-Za-z0-9_.-]+)=(.+)")
 
 
-@dataclass
-class ModelArguments:
+@dataclass(kw_only=True)
+class ModelArguments(EncoderArguments):
     models: list[str] = field(
         metadata={"help": "LABEL=PATH_OR_ID pairs, e.g. hybrid=out/hybrid mlm=out/mlm bert=bert-base-uncased."}
     )
-    encoder: str = field(
-        default="online",
-        metadata={"help": "For PrJEPA pretraining checkpoints: the online or the EMA target encoder.",
-                  "choices": ["online", "target"]},
-    )
-    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer for every model, if not their own."})
-    trust_remote_code: bool = field(default=False, metadata={"help": "Allow non-PrJEPA models' code from the Hub."})
-    device: str | None = field(default=None, metadata={"help": "Default: cuda if available, else cpu."})
 
 
 @dataclass
-class DataArguments:
+class DataArguments(TaskDataArguments):
     task_name: list[str] = field(
         default_factory=list,
         metadata={"help": f"GLUE tasks ({', '.join(GLUE_TASKS)}); none for a custom dataset (--validation_file)."},
-    )
-    glue_path: str = field(
-        default="nyu-mll/glue", metadata={"help": "Hub id or local folder laid out like nyu-mll/glue."}
     )
     split: str = field(
         default="validation",
         metadata={"help": "Labelled split to measure; 'validation' is MNLI's validation_matched."},
     )
-    train_file: str | None = field(
-        default=None, metadata={"help": "Training split for the trained poolers (custom, or replacing a GLUE task's)."}
-    )
-    validation_file: str | None = field(
-        default=None, metadata={"help": "Custom (or replacement) evaluation split: csv, tsv, json(l) or parquet."}
-    )
-    text_columns: list[str] | None = field(default=None, metadata={"help": "One text column or a pair (custom)."})
-    label_column: str = field(default="label", metadata={"help": "Label column of the custom files."})
-    problem_type: str | None = field(
-        default=None,
-        metadata={"help": "Custom data: the label type (default: detected).",
-                  "choices": ["classification", "regression"]},
-    )
-    max_seq_length: int = field(default=128, metadata={"help": "Tokens per sequence (pairs: per joint sequence)."})
     max_samples: int | None = field(
         default=None, metadata={"help": "Random subset (seeded) of the evaluation split to measure."}
-    )
-    max_train_samples: int | None = field(
-        default=None, metadata={"help": "Random subset (seeded) of the training split the poolers are trained on."}
     )
 
 
@@ -273,18 +246,7 @@ def load_datasets(data_args: DataArguments, analysis_args: AnalysisArguments) ->
     require_train = trains_poolers(analysis_args) or data_args.split == "train"
     loaded = []
     for task_name in data_args.task_name or [None]:
-        task = load_task_data(
-            task_name,
-            glue_path=data_args.glue_path,
-            train_file=data_args.train_file,
-            validation_file=data_args.validation_file,
-            text_columns=data_args.text_columns,
-            label_column=data_args.label_column,
-            problem_type=data_args.problem_type,
-            max_train_samples=data_args.max_train_samples,
-            seed=analysis_args.seed,
-            require_train=require_train,
-        )
+        task = data_args.load_task(task_name, analysis_args.seed, require_train)
         split = evaluation_split(task, data_args.split)
         split_size = len(task.splits[split])
         task.splits[split] = seeded_subset(task.splits[split], data_args.max_samples, analysis_args.seed)
