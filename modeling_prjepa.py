@@ -129,8 +129,10 @@ class PrJepaEmbeddings(nn.Module):
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
         if position_ids is None:
-            position_ids = torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device)[None, :]
-        longest = int(position_ids.max()) + 1 if position_ids.numel() else 0
+            longest = inputs_embeds.shape[1]
+            position_ids = torch.arange(longest, device=inputs_embeds.device)[None, :]
+        else:
+            longest = int(position_ids.max()) + 1 if position_ids.numel() else 0
         max_positions = self.config.max_position_embeddings
         if longest > max_positions:
             raise ValueError(
@@ -143,7 +145,8 @@ class PrJepaEmbeddings(nn.Module):
         """input_ids `(batch, seq)` → token embeddings `(batch, seq, hidden)`, without positions."""
         vocab_size = self.config.vocab_size
         # Out-of-range ids otherwise surface as an opaque IndexError on CPU or a device-side assert on GPU.
-        if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= vocab_size):
+        low, high = torch.aminmax(input_ids) if input_ids.numel() else (0, 0)
+        if bool((low < 0) | (high >= vocab_size)):  # one device sync for both bounds
             bad = input_ids[(input_ids < 0) | (input_ids >= vocab_size)][0].item()
             raise ValueError(
                 f"Token id {bad} is outside the model's vocabulary (vocab_size={vocab_size}). The tokenizer does not "
@@ -619,10 +622,10 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
         """The target encoder's states of the unmasked ids, LayerNorm-ed without affine parameters, at each target
         block: target_indices `(batch, num_blocks, n_target)` → `(batch, num_blocks, n_target, hidden)`."""
         states = self.target_encoder(input_ids, attention_mask).last_hidden_state
-        states = F.layer_norm(states.float(), states.shape[-1:])
         batch, num_blocks, n_target = target_indices.shape
         flat_indices = target_indices.reshape(batch, num_blocks * n_target, 1).expand(-1, -1, states.shape[-1])
-        return states.gather(1, flat_indices).view(batch, num_blocks, n_target, -1)
+        targets = states.gather(1, flat_indices).view(batch, num_blocks, n_target, -1)
+        return F.layer_norm(targets.float(), targets.shape[-1:])  # per token, so only the gathered ones
 
 
 class PrJepaForMaskedLM(PrJepaPreTrainedModel):
