@@ -161,13 +161,17 @@ def spectrum_metrics(features: np.ndarray) -> SpectrumMetrics:
     """Spectrum, spectral entropy, effective rank, 90%-variance component count and stable rank of `features`
     `(num_samples, dim)`, centred; the covariance is the unbiased one, Xcᵀ Xc / (num_samples − 1)."""
     features = as_feature_matrix(features)
-    singular_values = principal_components(features)[0]
-    eigenvalues = singular_values**2 / (features.shape[0] - 1)
+    return _spectrum_of(principal_components(features)[0], *features.shape)
+
+
+def _spectrum_of(singular_values: np.ndarray, num_samples: int, dim: int) -> SpectrumMetrics:
+    """`spectrum_metrics` from the singular values of the centred features."""
+    eigenvalues = singular_values**2 / (num_samples - 1)
     variance_fractions = eigenvalues / eigenvalues.sum()
     nonzero = variance_fractions[variance_fractions > 0]
     return SpectrumMetrics(
         eigenvalues=eigenvalues.tolist(),
-        spectral_entropy=float(-(nonzero * np.log(nonzero)).sum() / np.log(features.shape[1])),
+        spectral_entropy=float(-(nonzero * np.log(nonzero)).sum() / np.log(dim)),
         effective_rank=float(rankme(singular_values)),
         components_for_90_variance=int(np.searchsorted(np.cumsum(variance_fractions), 0.9) + 1),
         stable_rank=float(eigenvalues.sum() / eigenvalues[0]),
@@ -186,7 +190,11 @@ def effective_rank_replicates(features: np.ndarray, weights: np.ndarray) -> np.n
     (2,000 isotropic Gaussian points in 32-D: by 10 replicate standard deviations), while the linearised replicates
     are centred on it with about the same spread (measured: 0.0126 vs 0.0125 at D = 8, 0.146 vs 0.145 at D = 64).
     """
-    scores = principal_components(features)[1]
+    return _resampled_rankme(principal_components(features)[1], weights)
+
+
+def _resampled_rankme(scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """`effective_rank_replicates` from the principal-component scores of the features."""
     counts = weights.sum(axis=1, keepdims=True)
     mean_scores = weights @ scores / counts
     scatter_diagonal = weights @ scores**2 - counts * mean_scores**2
@@ -417,8 +425,10 @@ def _class_distance_entries(unit_features: np.ndarray, codes: np.ndarray) -> lis
 
 def _spectrum_entries(features: np.ndarray, weights_with_point: np.ndarray) -> list[dict[str, Any]]:
     """Entries of `SPECTRUM_KEYS`, the effective rank with its CI."""
-    spectrum = asdict(spectrum_metrics(features))
-    spectrum["effective_rank"] = _estimate_entry(effective_rank_replicates(features, weights_with_point))
+    features = as_feature_matrix(features)
+    singular_values, scores = principal_components(features)  # one decomposition for the spectrum and its CI
+    spectrum = asdict(_spectrum_of(singular_values, *features.shape))
+    spectrum["effective_rank"] = _estimate_entry(_resampled_rankme(scores, weights_with_point))
     return [value if isinstance(value, dict) else {"value": value} for value in spectrum.values()]
 
 
