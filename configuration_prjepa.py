@@ -169,11 +169,10 @@ class PrJepaConfig(PreTrainedConfig):
             "predictor_num_attention_heads",
             self.predictor_num_attention_heads,
         )
-        for field in ("vocab_size", "num_hidden_layers", "intermediate_size", "max_position_embeddings"):
+        positive = ("vocab_size", "num_hidden_layers", "intermediate_size", "max_position_embeddings", "predictor_num_hidden_layers")
+        for field in positive:
             if getattr(self, field) < 1:
                 raise ValueError(f"PrJepaConfig.{field} must be positive, got {getattr(self, field)}.")
-        if self.predictor_num_hidden_layers < 1:
-            raise ValueError(f"PrJepaConfig.predictor_num_hidden_layers must be positive, got {self.predictor_num_hidden_layers}.")
         if self.hidden_act not in ACT2FN:
             raise ValueError(f"PrJepaConfig.hidden_act {self.hidden_act!r} is not a known activation; use e.g. 'gelu'.")
         _check_choice("position_embedding_type", self.position_embedding_type, POSITION_EMBEDDING_TYPES)

@@ -33,9 +33,9 @@ from transformers import HfArgumentParser
 
 import run_glue_probe
 import run_representation_analysis
+from configuration_prjepa import OBJECTIVES
 
 REPO = os.path.dirname(os.path.abspath(__file__))
-OBJECTIVES = ("hybrid", "mlm")
 STAGES = ("pretrain", "probe", "analysis", "report")
 # A CPU run estimated above this needs --allow_long_run.
 LONG_RUN_HOURS = 3.0
@@ -249,12 +249,8 @@ def pretrain(experiment: Experiment, seed: int) -> None:
     for objective in OBJECTIVES:
         directory = experiment.checkpoint(seed, objective)
         command = experiment.pretraining_command(seed, objective)
-
-        def launch() -> None:
-            subprocess.run(command, check=True, cwd=os.getcwd())
-
         run_stage(f"pretrain {objective} seed {seed}", directory, experiment.pretraining_arguments(seed, objective),
-                  "train_results.json", launch)
+                  "train_results.json", lambda: subprocess.run(command, check=True))
 
 
 def probe(experiment: Experiment, seed: int) -> None:

@@ -314,7 +314,6 @@ class FakeHub:
         if request.groups["revision"] != "main" or "create_pr" in request.query:
             raise HubError(404, "The fake Hub commits to 'main' only (no other branch, no pull request).",
                            "RevisionNotFound")
-        repo.resolve("main")
 
     def _preupload(self, request: Request) -> Response:
         self._check_token(request)
@@ -326,7 +325,7 @@ class FakeHub:
             lfs = file["path"].endswith(LFS_SUFFIXES) or file["size"] >= LFS_MIN_SIZE
             stored = current.get(file["path"])
             # The client skips a file whose oid it can reproduce (sha256 for LFS, git blob id otherwise).
-            oid = None if stored is None else (stored.sha256 if stored.lfs else git_blob_oid(stored.content))
+            oid = None if stored is None else stored.etag
             answers.append({"path": file["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False,
                             "oid": oid})
         return json_response({"files": answers})
