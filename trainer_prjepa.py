@@ -67,6 +67,17 @@ class PrJepaTrainer(Trainer):
         super().__init__(model, *args, **kwargs)
         if not isinstance(self.model, PrJepaForPreTraining):
             raise ValueError(f"PrJepaTrainer trains a PrJepaForPreTraining model, got {type(self.model).__name__}.")
+        if (
+            isinstance(self.data_collator, DataCollatorForPrJepa)
+            and self.args.dataloader_persistent_workers
+            and self.args.dataloader_num_workers > 0
+        ):
+            raise ValueError(
+                "--dataloader_persistent_workers is not supported with DataCollatorForPrJepa: workers that outlive an "
+                "epoch keep their own copy of the collator, so its masks stop following (epoch, batch). A resumed run "
+                "would no longer repeat the same masks, and each evaluation would see new ones. Drop the option "
+                "(--dataloader_num_workers alone is fine)."
+            )
         self.hybrid = self.model.config.objective == "hybrid"
         if self.hybrid:
             self.add_callback(TargetEncoderEmaCallback())

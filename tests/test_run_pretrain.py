@@ -99,6 +99,8 @@ def test_arguments_from_a_yaml_file_and_line_by_line_csv(assets, tmp_path):
         (["--text_column_name", "body"], r"'body' is not in the data; columns found: \['text'\]"),
         (["--max_seq_length", "65"], "exceeds the model's max_position_embeddings"),
         (["--torch_compile", "true"], "--torch_compile is not supported"),
+        (["--dataloader_num_workers", "1", "--dataloader_persistent_workers", "true"],
+         "--dataloader_persistent_workers is not supported"),
         (["--objective", "jepa"], "--objective must be 'hybrid' or 'mlm'"),
     ],
 )
