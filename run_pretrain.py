@@ -22,7 +22,7 @@ import transformers
 from transformers import AutoTokenizer, HfArgumentParser, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from configuration_prjepa import PRESETS, PrJepaConfig
+from configuration_prjepa import OBJECTIVES, PRESETS, PrJepaConfig
 from data_collator_prjepa import DataCollatorForPrJepa
 from modeling_prjepa import PrJepaForPreTraining
 from trainer_prjepa import PrJepaTrainer, PrJepaTrainingArguments
@@ -54,7 +54,7 @@ class ModelArguments:
     license: str | None = field(default=None, metadata={"help": "License for the model card, e.g. 'apache-2.0'."})
 
     def __post_init__(self):
-        if self.objective not in (None, "hybrid", "mlm"):
+        if self.objective not in (None, *OBJECTIVES):
             raise ValueError(f"--objective must be 'hybrid' or 'mlm', got {self.objective!r}.")
         if self.preset not in PRESETS:
             raise ValueError(f"Unknown --preset {self.preset!r}; choose one of {sorted(PRESETS)}.")
