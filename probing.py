@@ -404,11 +404,13 @@ class TaskDataArguments:
 
 
 class LoadedEncoder(NamedTuple):
-    """A frozen encoder in eval mode on its device, its tokenizer, and a fingerprint of what computes its features."""
+    """A frozen encoder in eval mode on its device, its tokenizer, and fingerprints of both (what computes its
+    features), taken once at loading."""
 
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     fingerprint: str
+    tokenizer_fingerprint: str
 
 
 def weights_fingerprint(model: nn.Module) -> str:
@@ -511,7 +513,7 @@ def load_encoder(
         model.config.check_tokenizer(tokenizer)
     model = model.to(device).eval().requires_grad_(False)
     check_text_encoder(model, tokenizer, model_name_or_path)
-    return LoadedEncoder(model, tokenizer, weights_fingerprint(model))
+    return LoadedEncoder(model, tokenizer, weights_fingerprint(model), tokenizer_fingerprint(tokenizer))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -611,7 +613,7 @@ def feature_cache_key(encoder: LoadedEncoder, texts: Texts, max_seq_length: int)
     """Hex key of everything that determines the features: weights, tokenizer, max length and the texts themselves
     (so a task, split, subsample or pair mode never reuses another's features)."""
     digest = hashlib.sha256()
-    settings = [CACHE_FORMAT_VERSION, encoder.fingerprint, tokenizer_fingerprint(encoder.tokenizer), max_seq_length]
+    settings = [CACHE_FORMAT_VERSION, encoder.fingerprint, encoder.tokenizer_fingerprint, max_seq_length]
     digest.update(json.dumps(settings).encode())
     digest.update(json.dumps(list(texts)).encode())
     return digest.hexdigest()[:24]

@@ -70,7 +70,6 @@ from probing import (
     pool_tokens,
     seeded_subset,
     tokenize_texts,
-    tokenizer_fingerprint,
     train_pooler,
 )
 from run_glue_probe import library_versions
@@ -421,7 +420,7 @@ def encode(
             trust_remote_code=model_args.trust_remote_code,
         )
         record = {"path": path, "fingerprint": encoder.fingerprint}
-        record["tokenizer_fingerprint"] = tokenizer_fingerprint(encoder.tokenizer)
+        record["tokenizer_fingerprint"] = encoder.tokenizer_fingerprint
         if not records:
             first_label, first_tokenizer = label, record["tokenizer_fingerprint"]
             targets = {
