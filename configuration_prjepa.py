@@ -81,6 +81,8 @@ class PrJepaConfig(PreTrainedConfig):
         initializer_range: as in BERT, but blocks are pre-LayerNorm with a final LayerNorm.
         position_embedding_type (`"sinusoidal"` | `"learned"`): fixed 1-D sin/cos table or a learned table, for the
             encoder and the predictor alike.
+        position_embedding_scale: factor on the fixed sin/cos table (1 = the original's amplitude). Token embeddings
+            start at std `initializer_range`, so a table of amplitude 1 outweighs them 50-fold at initialisation.
         qkv_bias: bias on the fused query/key/value projection.
     Predictor (JEPA branch):
         predictor_hidden_size, predictor_num_hidden_layers, predictor_num_attention_heads (`None`: the encoder's).
@@ -116,6 +118,7 @@ class PrJepaConfig(PreTrainedConfig):
     attention_probs_dropout_prob: float | int = 0.0
     max_position_embeddings: int = 512
     position_embedding_type: str = "sinusoidal"
+    position_embedding_scale: float | int = 1.0
     qkv_bias: bool = True
     layer_norm_eps: float = 1e-6
     initializer_range: float = 0.02
@@ -180,6 +183,14 @@ class PrJepaConfig(PreTrainedConfig):
             raise ValueError(
                 "PrJepaConfig.position_embedding_type='sinusoidal' needs even hidden_size and predictor_hidden_size "
                 f"(half sines, half cosines), got {self.hidden_size} and {self.predictor_hidden_size}."
+            )
+        if not self.position_embedding_scale > 0:
+            raise ValueError(f"PrJepaConfig.position_embedding_scale must be positive, got {self.position_embedding_scale}.")
+        if self.position_embedding_type != "sinusoidal" and self.position_embedding_scale != 1.0:
+            raise ValueError(
+                "PrJepaConfig.position_embedding_scale scales the fixed sinusoidal table; a learned table is initialised "
+                "with std initializer_range instead. Drop position_embedding_scale or use position_embedding_type="
+                "'sinusoidal'."
             )
         _check_choice("objective", self.objective, OBJECTIVES)
         _check_choice("loss_weighting", self.loss_weighting, LOSS_WEIGHTINGS)

@@ -390,7 +390,8 @@ class PrJepaPreTrainedModel(PreTrainedModel):
             if module.learned:
                 init.trunc_normal_(module.weight, std=std)
             else:
-                init.copy_(module.weight, sinusoidal_position_table(*module.weight.shape))
+                table = sinusoidal_position_table(*module.weight.shape) * self.config.position_embedding_scale
+                init.copy_(module.weight, table)
         elif isinstance(module, PrJepaPredictor):
             init.trunc_normal_(module.mask_token, std=std)
         elif isinstance(module, PrJepaLossWeighting):
