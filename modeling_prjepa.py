@@ -498,12 +498,16 @@ class PrJepaForPreTrainingOutput(ModelOutput):
     jepa_loss: mean over target tokens of the latent prediction loss (`None` for `objective="mlm"`).
     mlm_loss: mean cross-entropy over MLM-labelled tokens.
     jepa_weight: λ, the JEPA term's weight (0 for `objective="mlm"`).
+    pooled_embeddings `(batch, hidden)`: mean over real tokens of the target encoder's last hidden states of the
+        unmasked ids (the online encoder's of the masked ids for `objective="mlm"`), detached; the trainer's collapse
+        signal reads them.
     """
 
     loss: torch.Tensor | None = None
     jepa_loss: torch.Tensor | None = None
     mlm_loss: torch.Tensor | None = None
     jepa_weight: torch.Tensor | None = None
+    pooled_embeddings: torch.Tensor | None = None
 
 
 class PrJepaForPreTraining(PrJepaPreTrainedModel):
@@ -595,7 +599,8 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
                 "objective='hybrid' needs context_indices, context_mask, target_indices and target_mask; build the "
                 "batch with the pretraining collator (DataCollatorForPrJepa)."
             )
-        targets = self._jepa_targets(input_ids, attention_mask, target_indices) if self.hybrid else None
+        if self.hybrid:
+            targets, pooled_embeddings = self._jepa_targets(input_ids, attention_mask, target_indices)
         # One token-embedding lookup for both online views: the context view's are gathered from it.
         token_embeddings = self.prjepa.embeddings.embed_tokens(masked_input_ids)
         full_view = self.prjepa(attention_mask=attention_mask, inputs_embeds=token_embeddings).last_hidden_state
@@ -603,7 +608,10 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
         selected = labels != -100
         mlm_loss = masked_lm_loss(self.mlm_head(full_view[selected]), labels[selected])
         if not self.hybrid:
-            output = PrJepaForPreTrainingOutput(loss=mlm_loss, mlm_loss=mlm_loss, jepa_weight=mlm_loss.new_zeros(()))
+            pooled_embeddings = pool_hidden_states(full_view.detach(), attention_mask, "mean")
+            output = PrJepaForPreTrainingOutput(
+                loss=mlm_loss, mlm_loss=mlm_loss, jepa_weight=mlm_loss.new_zeros(()), pooled_embeddings=pooled_embeddings
+            )
             return output if return_dict else output.to_tuple()
 
         context_embeddings = token_embeddings.gather(1, context_indices[..., None].expand(-1, -1, targets.shape[-1]))
@@ -613,20 +621,25 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
         predictions = self.predictor(context, context_indices, context_mask, target_indices, target_mask)
         jepa_loss = jepa_prediction_loss(predictions, targets, target_mask, self.config.jepa_loss)
         loss, jepa_weight = self.loss_weighting(jepa_loss, mlm_loss)
-        output = PrJepaForPreTrainingOutput(loss=loss, jepa_loss=jepa_loss, mlm_loss=mlm_loss, jepa_weight=jepa_weight)
+        output = PrJepaForPreTrainingOutput(
+            loss=loss, jepa_loss=jepa_loss, mlm_loss=mlm_loss, jepa_weight=jepa_weight,
+            pooled_embeddings=pooled_embeddings,
+        )
         return output if return_dict else output.to_tuple()
 
     @torch.no_grad()
     def _jepa_targets(
         self, input_ids: torch.LongTensor, attention_mask: torch.Tensor, target_indices: torch.LongTensor
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The target encoder's states of the unmasked ids, LayerNorm-ed without affine parameters, at each target
-        block: target_indices `(batch, num_blocks, n_target)` → `(batch, num_blocks, n_target, hidden)`."""
+        block: target_indices `(batch, num_blocks, n_target)` → `(batch, num_blocks, n_target, hidden)`; and their
+        mean over each sequence's real tokens, `(batch, hidden)`."""
         states = self.target_encoder(input_ids, attention_mask).last_hidden_state
         batch, num_blocks, n_target = target_indices.shape
         flat_indices = target_indices.reshape(batch, num_blocks * n_target, 1).expand(-1, -1, states.shape[-1])
         targets = states.gather(1, flat_indices).view(batch, num_blocks, n_target, -1)
-        return F.layer_norm(targets.float(), targets.shape[-1:])  # per token, so only the gathered ones
+        pooled = pool_hidden_states(states, attention_mask, "mean")
+        return F.layer_norm(targets.float(), targets.shape[-1:]), pooled  # per token, so only the gathered ones
 
 
 class PrJepaForMaskedLM(PrJepaPreTrainedModel):

@@ -19,9 +19,8 @@ from contextlib import nullcontext
 import torch
 from transformers import BertConfig, BertForMaskedLM
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from configuration_prjepa import PrJepaConfig  # noqa: E402
-from modeling_prjepa import PrJepaForMaskedLM  # noqa: E402
+from configuration_prjepa import PrJepaConfig
+from modeling_prjepa import PrJepaForMaskedLM
 
 SIZE = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024, vocab_size=30522)
 

@@ -35,10 +35,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoTokenizer, BertTokenizerFast, PreTrainedTokenizerBase
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from configuration_prjepa import PrJepaConfig  # noqa: E402
-from data_collator_prjepa import DataCollatorForPrJepa  # noqa: E402
-from modeling_prjepa import PrJepaForPreTraining  # noqa: E402
+from configuration_prjepa import PrJepaConfig
+from prjepa.collator import DataCollatorForPrJepa
+from modeling_prjepa import PrJepaForPreTraining
 
 VOCAB_SIZE = 30522
 BERT_SPECIAL_IDS = {0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]"}

@@ -24,10 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from configuration_prjepa import PrJepaConfig  # noqa: E402
-from modeling_prjepa import PrJepaModel, pool_hidden_states  # noqa: E402
-from probing import extract_features, fit_linear_probe, load_encoder, load_glue_metric, load_task_data  # noqa: E402
+from configuration_prjepa import PrJepaConfig
+from modeling_prjepa import PrJepaModel, pool_hidden_states
+from prjepa.probing import extract_features, fit_linear_probe, load_encoder, load_glue_metric, load_task_data
 
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared")
 

@@ -5,7 +5,7 @@ import sys
 
 from safetensors.torch import save_file
 
-import run_pretrain
+from prjepa import pretraining as run_pretrain
 
 if __name__ == "__main__":
     trainer = run_pretrain.main(sys.argv[1:])

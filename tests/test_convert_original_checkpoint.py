@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import VOCAB as TOKENIZER_VOCAB
+from helpers import VOCAB as TOKENIZER_VOCAB
 from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
-from convert_original_checkpoint import CheckpointConversionError, convert_original_checkpoint, main
+from prjepa.convert import CheckpointConversionError, convert_original_checkpoint, main
 from modeling_prjepa import PrJepaForPreTraining, PrJepaModel
 
 VOCAB, HIDDEN, LAYERS, HEADS, POSITIONS = 50, 32, 2, 2, 16

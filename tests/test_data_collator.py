@@ -6,12 +6,12 @@ import math
 
 import pytest
 import torch
-from conftest import SPECIAL_TOKENS, VOCAB, tiny_config
+from helpers import SPECIAL_TOKENS, VOCAB, tiny_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
-from data_collator_prjepa import DataCollatorForPrJepa
+from prjepa.collator import DataCollatorForPrJepa
 from modeling_prjepa import PrJepaForPreTraining
 
 PAD, UNK, CLS, SEP, MASK = range(len(SPECIAL_TOKENS))

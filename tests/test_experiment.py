@@ -7,12 +7,12 @@ import re
 
 import pytest
 import torch
-from conftest import tiny_config, write_glue_folder
+from helpers import tiny_config, write_glue_folder
 from datasets import ClassLabel, Value
 
-import run_experiment
-from data_collator_prjepa import DataCollatorForPrJepa
-from run_experiment import EXPERIMENT_PRESETS, Experiment, ExperimentArguments, ExperimentPreset
+from prjepa import experiment as run_experiment
+from prjepa.collator import DataCollatorForPrJepa
+from prjepa.experiment import EXPERIMENT_PRESETS, Experiment, ExperimentArguments, ExperimentPreset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORDS = "the cat sat on mat a dog ran in park paris is capital of france and she he it was".split()

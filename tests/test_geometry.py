@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-import geometry
-from geometry import (
+from prjepa import geometry
+from prjepa.geometry import (
     NotApplicable,
     alignment_replicates,
     anisotropy,

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import tiny_config
 from fake_hub import fake_hub_fixture  # noqa: F401
 from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError
 from safetensors.torch import load_file
 
-from model_card_prjepa import pretraining_model_card
+from prjepa.model_card import pretraining_model_card
 from modeling_prjepa import PrJepaForPreTraining
 
 # The client itself uploads LFS files with httpx's deprecated `data=` argument.

@@ -5,10 +5,10 @@ import re
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 from huggingface_hub import ModelCard
 
-from model_card_prjepa import is_hub_dataset_id, parameter_counts, pretraining_model_card, trajectory
+from prjepa.model_card import is_hub_dataset_id, parameter_counts, pretraining_model_card, trajectory
 from modeling_prjepa import PrJepaForPreTraining
 
 LAMBDA_SENTENCE = re.compile(

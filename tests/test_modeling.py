@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import pretraining_batch, tiny_config
+from helpers import pretraining_batch, tiny_config
 from transformers import (
     AutoModel,
     AutoModelForMaskedLM,

@@ -9,17 +9,17 @@ import evaluate
 import numpy as np
 import pytest
 import torch
-from conftest import WORDS, tiny_config, write_csv, write_glue_folder
+from helpers import WORDS, tiny_config, write_csv, write_glue_folder
 from huggingface_hub import HfApi, ModelCard
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from transformers import ViTConfig, ViTModel
 
-import probing
-import run_glue_probe
+from prjepa import probing
+from prjepa.probing import glue_probe as run_glue_probe
 from fake_hub import fake_hub_fixture  # noqa: F401
 from modeling_prjepa import PrJepaForPreTraining
-from probing import (
+from prjepa.probing import (
     TOKENS,
     AttentionPooler,
     TokenFeatures,

@@ -7,7 +7,7 @@ import sys
 import textwrap
 
 import torch
-from conftest import pretraining_batch, tiny_config
+from helpers import pretraining_batch, tiny_config
 from safetensors.torch import load_file, save_file
 
 from modeling_prjepa import PrJepaForMaskedLM, PrJepaForPreTraining, PrJepaForSequenceClassification

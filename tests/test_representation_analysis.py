@@ -10,12 +10,12 @@ import random
 import numpy as np
 import pytest
 import torch
-from conftest import WORDS, tiny_config, write_csv
+from helpers import WORDS, tiny_config, write_csv
 from transformers import BertModel, BertTokenizer
 
-import geometry
-import probing
-import run_representation_analysis as analysis_script
+from prjepa import geometry
+from prjepa import probing
+from prjepa.geometry import analysis as analysis_script
 from modeling_prjepa import PrJepaModel
 
 SHARED_GLUE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "glue")

@@ -8,14 +8,14 @@ import sys
 
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import tiny_config
 from fake_hub import USER as fake_hub_user_name
 from fake_hub import fake_hub_fixture  # noqa: F401
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from transformers import AutoModel, set_seed
 
-import run_pretrain
+from prjepa import pretraining as run_pretrain
 from configuration_prjepa import PrJepaConfig
 from modeling_prjepa import PrJepaForPreTraining
 

@@ -5,14 +5,14 @@ import os
 
 import pytest
 import torch
-from conftest import SPECIAL_TOKENS, VOCAB, tiny_config
+from helpers import SPECIAL_TOKENS, VOCAB, tiny_config
 from datasets import Dataset
 from safetensors.torch import load_file
 from transformers import AutoModel, TrainerCallback
 
-from data_collator_prjepa import DataCollatorForPrJepa
+from prjepa.collator import DataCollatorForPrJepa
 from modeling_prjepa import PrJepaForPreTraining
-from trainer_prjepa import PrJepaTrainer, PrJepaTrainingArguments
+from prjepa.trainer import PrJepaTrainer, PrJepaTrainingArguments
 
 CLS, SEP = 2, 3
 
@@ -172,3 +172,16 @@ def test_evaluation_reports_both_losses_and_is_repeatable(tokenizer, tmp_path):
     lam = torch.sigmoid(trainer.model.loss_weighting.jepa_logit).item()
     expected = lam * first["eval_jepa_loss"] + (1 - lam) * first["eval_mlm_loss"]
     assert first["eval_loss"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_collapse_signal_equals_the_geometry_packages_effective_rank():
+    from prjepa.geometry import spectrum_metrics
+    from prjepa.trainer import collapse_signal
+
+    generator = torch.Generator().manual_seed(0)
+    # Anisotropic: a few strong directions, so RankMe is far from both 1 and the dimension.
+    embeddings = torch.randn(24, 16, generator=generator) * torch.logspace(0, -3, 16)
+    expected = spectrum_metrics(embeddings.double().numpy()).effective_rank
+    assert collapse_signal(embeddings) == pytest.approx(expected, rel=1e-5)
+    assert 1.5 < expected < 12
+    assert collapse_signal(embeddings[:1].repeat(5, 1)) == 0.0  # every embedding identical

@@ -13,6 +13,7 @@ The pieces are public so that other evaluations reuse them rather than copy them
 """
 
 import contextlib
+import importlib.resources
 import functools
 import hashlib
 import inspect
@@ -59,7 +60,7 @@ POOLINGS = FIXED_POOLINGS + TRAINED_POOLINGS
 TOKENS = "tokens"
 PAIR_ENCODINGS = ("separate", "joint")
 
-LOCAL_GLUE_METRIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics", "glue")
+LOCAL_GLUE_METRIC = str(importlib.resources.files("prjepa") / "metrics" / "glue")
 # Part of every cache key: bump it when what is stored for a key changes, so old files are never read as new ones.
 CACHE_FORMAT_VERSION = 1
 

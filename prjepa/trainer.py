@@ -16,10 +16,11 @@ from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import EvalLoopOutput
 
-from data_collator_prjepa import DataCollatorForPrJepa
-from geometry import NotApplicable, spectrum_metrics
-from model_card_prjepa import pretraining_model_card
-from modeling_prjepa import PrJepaForPreTraining, pool_hidden_states
+from modeling_prjepa import PrJepaForPreTraining
+
+from .collator import DataCollatorForPrJepa
+from .model_card import pretraining_model_card
+from .rankme import ZERO_VARIANCE_TOLERANCE, rankme
 
 # Per-micro-batch values averaged over each logging window (and over the evaluation set).
 WINDOW_KEYS = ("jepa_loss", "mlm_loss", "jepa_weight")
@@ -57,9 +58,10 @@ class PrJepaTrainer(Trainer):
     """`Trainer` for `PrJepaForPreTraining` (hybrid or MLM-only), with `DataCollatorForPrJepa` batches.
 
     Logged at every logging step, averaged over the window: `jepa_loss`, `mlm_loss`, `jepa_weight` (λ), plus
-    `ema_momentum` and `effective_rank` (RankMe of the target encoder's mean-pooled embeddings of the current batch;
-    the online encoder's for `objective="mlm"`; a value falling toward 1 means the representations collapse, 0 that
-    every embedding is identical).
+    `ema_momentum` and `effective_rank` (RankMe of the target encoder's mean-pooled embeddings of the last batch, as
+    the training step computed them; the online encoder's of the masked batch for `objective="mlm"`; a value falling
+    toward 1 means the representations collapse, 0 that every embedding is identical). The effective rank is the main
+    process's batch: other ranks' logs are discarded, so they skip it.
     Evaluation adds `eval_mlm_loss`, `eval_perplexity` and `eval_jepa_loss`.
     """
 
@@ -82,7 +84,7 @@ class PrJepaTrainer(Trainer):
         if self.hybrid:
             self.add_callback(TargetEncoderEmaCallback())
         self._windows = {mode: self._empty_window() for mode in ("train", "eval")}
-        self._last_batch: dict[str, torch.Tensor] | None = None
+        self._last_pooled_embeddings: torch.Tensor | None = None
 
     def _empty_window(self) -> dict:
         return {"sums": torch.zeros(len(WINDOW_KEYS), device=self.args.device), "count": 0}
@@ -99,7 +101,7 @@ class PrJepaTrainer(Trainer):
         window["sums"] += torch.stack([value.detach().float() for value in values])
         window["count"] += 1
         if model.training:
-            self._last_batch = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
+            self._last_pooled_embeddings = outputs.pooled_embeddings
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
     def training_step(self, model, inputs, num_items_in_batch=None):
@@ -128,28 +130,13 @@ class PrJepaTrainer(Trainer):
             del means["jepa_loss"]
         return means
 
-    @torch.no_grad()
-    def _collapse_signal(self) -> float:
-        """RankMe of the monitored encoder's mean-pooled embeddings of the last training batch."""
-        model = self.accelerator.unwrap_model(self.model)
-        encoder = model.target_encoder if self.hybrid else model.prjepa
-        was_training = encoder.training
-        encoder.eval()
-        hidden = encoder(**self._last_batch).last_hidden_state
-        encoder.train(was_training)
-        pooled = pool_hidden_states(hidden, self._last_batch["attention_mask"], "mean")
-        try:
-            return spectrum_metrics(pooled.double().cpu().numpy()).effective_rank
-        except NotApplicable:  # every embedding identical: complete collapse
-            return 0.0
-
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:  # a training log, not the end-of-training summary or an evaluation
             logs.update(self._drain_window("train"))
             if self.hybrid:
                 logs["ema_momentum"] = momentum_of_last_step(self.model.config, self.state)
-            if self._last_batch is not None:
-                logs["effective_rank"] = self._collapse_signal()
+            if self._last_pooled_embeddings is not None and self.is_world_process_zero():
+                logs["effective_rank"] = collapse_signal(self._last_pooled_embeddings)
         super().log(logs, start_time)
 
     def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
@@ -220,6 +207,18 @@ class PrJepaTrainer(Trainer):
             license=license,
         )
         card.save(os.path.join(args.output_dir, "README.md"))
+
+
+@torch.no_grad()
+def collapse_signal(embeddings: torch.Tensor) -> float:
+    """RankMe of `embeddings` `(batch, hidden)`, centred, as `geometry.spectrum_metrics` defines it; 0 when every
+    embedding is identical (complete collapse). The decomposition runs on the embeddings' device."""
+    # float64 as in the geometry package, where the device has it.
+    features = embeddings.to(torch.float32 if embeddings.device.type == "mps" else torch.float64)
+    singular_values = torch.linalg.svdvals(features - features.mean(dim=0))
+    if singular_values[0] <= ZERO_VARIANCE_TOLERANCE * torch.linalg.norm(features):
+        return 0.0
+    return float(rankme(singular_values.double().cpu().numpy()))
 
 
 def _perplexity(loss: float) -> float:

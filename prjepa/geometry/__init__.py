@@ -31,8 +31,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from ..rankme import RANKME_EPSILON, ZERO_VARIANCE_TOLERANCE, rankme
+
 MIN_RELIABLE_SAMPLES = 50
-RANKME_EPSILON = 1e-7  # SPEC §4: p_k = σ_k / Σσ + 1e-7
 UNIFORMITY_TEMPERATURE = 2.0  # Wang & Isola's t
 # Rows of the pairwise matrices processed at once: a (block, num_samples) float64 block is 40 MB at 5,000 samples.
 PAIR_BLOCK_ROWS = 1024
@@ -107,16 +108,6 @@ def class_codes(labels: Sequence | np.ndarray, num_samples: int, name: str = "la
 # 1–2. Spectrum and effective rank
 
 
-def rankme(singular_values: np.ndarray) -> np.ndarray:
-    """RankMe (Garrido et al. 2023) along the last axis: exp(−Σ_k p_k log p_k), p_k = σ_k / Σσ + 1e-7.
-
-    singular_values: `(..., num_values)`, not all zero. Returns `(...)`. Features on a line give 1 (plus ~1e-6 from
-    the 1e-7 smoothing); isotropic features give close to the number of values.
-    """
-    probabilities = singular_values / singular_values.sum(axis=-1, keepdims=True) + RANKME_EPSILON
-    return np.exp(-(probabilities * np.log(probabilities)).sum(axis=-1))
-
-
 @dataclass
 class SpectrumMetrics:
     """Spectral summary of the centred features, all from one decomposition."""
@@ -151,8 +142,7 @@ def principal_components(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             eigenvalues, vectors = np.linalg.eigh(centred @ centred.T)
             scores = vectors * np.sqrt(np.clip(eigenvalues, 0, None))
     singular_values = np.sqrt(np.clip(eigenvalues[::-1], 0, None))  # eigh sorts ascending
-    # Centring identical rows leaves rounding noise ~1e-16 of their norm, not exact zeros.
-    if singular_values[0] <= 1e-12 * np.linalg.norm(features):
+    if singular_values[0] <= ZERO_VARIANCE_TOLERANCE * np.linalg.norm(features):
         raise NotApplicable("all features are identical (zero variance): the spectrum has no direction")
     return singular_values, scores[:, ::-1]
 

@@ -1,0 +1,325 @@
+"""Convert a checkpoint of the original PrJEPA research code into a `PrJepaForPreTraining` checkpoint.
+
+The original file is a `torch.save` dict with the state dicts `encoder`, `predictor`, `target_encoder` and
+`token_regressor`, the raw loss-weight logit `loss_weight` (λ = sigmoid(w)), the training `config` and the `epoch`.
+Sizes are read off the tensor shapes and every tensor is checked; only the head counts cannot be inferred, so they
+come from --num_attention_heads, else from the checkpoint's config, else hidden_size // 64 (every original preset).
+
+    python convert_original_checkpoint.py --checkpoint_path text_jepa-final.pth.tar --output_dir prjepa-original \
+        --tokenizer_name bert-base-uncased
+"""
+
+import argparse
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from configuration_prjepa import PrJepaConfig
+from modeling_prjepa import PrJepaForPreTraining, sinusoidal_position_table
+
+# Original state dict → the prefix of its module in PrJepaForPreTraining.
+STATE_DICTS = {
+    "encoder": "prjepa.",
+    "target_encoder": "target_encoder.",
+    "predictor": "predictor.",
+    "token_regressor": "mlm_head.",
+}
+BLOCK_PARTS = {
+    "norm1": "norm1",
+    "attn.qkv": "attention.qkv",
+    "attn.proj": "attention.proj",
+    "norm2": "norm2",
+    "mlp.fc1": "mlp.fc1",
+    "mlp.fc2": "mlp.fc2",
+}
+# The original stores position tables with a leading batch dimension, (1, positions, width); ours are 2-D.
+POSITION_KEYS = ("pos_embed", "pred_pos_embed")
+# Names a YAML config might give the head counts; the original's config usually has none.
+HEAD_NAMES = ("num_attention_heads", "num_heads", "n_heads")
+PREDICTOR_HEAD_NAMES = ("predictor_num_attention_heads", "predictor_num_heads", "pred_num_heads", "pred_heads")
+# Read off the tensors: overriding them could only build a model the weights do not fit.
+INFERRED_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "intermediate_size",
+    "max_position_embeddings",
+    "predictor_hidden_size",
+    "predictor_num_hidden_layers",
+    "qkv_bias",
+    "position_embedding_type",
+    "objective",
+    "loss_weighting",
+)
+
+
+class CheckpointConversionError(ValueError):
+    """The file is not an original PrJEPA checkpoint of the expected layout."""
+
+
+def load_original_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Loads and sanity-checks the original checkpoint; DDP `module.` prefixes are stripped from the state dicts."""
+    try:
+        # weights_only: a checkpoint from elsewhere must not be able to run code while it is read.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointConversionError(f"{path} could not be loaded as a torch checkpoint: {error}") from error
+    if not isinstance(checkpoint, dict):
+        raise CheckpointConversionError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict.")
+    missing = [key for key in (*STATE_DICTS, "loss_weight") if key not in checkpoint]
+    if missing:
+        raise CheckpointConversionError(
+            f"{path} is not an original PrJEPA checkpoint: it lacks {missing} (it has {sorted(map(str, checkpoint))})."
+        )
+    for name in STATE_DICTS:
+        state_dict = checkpoint[name]
+        if not isinstance(state_dict, dict) or not all(
+            isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state_dict.items()
+        ):
+            raise CheckpointConversionError(f"{path}: '{name}' is not a state dict of named tensors.")
+        if state_dict and all(key.startswith("module.") for key in state_dict):
+            checkpoint[name] = {key.removeprefix("module."): value for key, value in state_dict.items()}
+    return checkpoint
+
+
+def _shape(checkpoint: dict[str, Any], name: str, key: str, ndim: int, path: str | Path) -> tuple[int, ...]:
+    tensor = checkpoint[name].get(key)
+    if tensor is None or tensor.ndim != ndim:
+        found = "is missing" if tensor is None else f"has shape {tuple(tensor.shape)}"
+        raise CheckpointConversionError(f"{path}: {name}.{key} {found}; expected a {ndim}-D tensor.")
+    return tuple(tensor.shape)
+
+
+def _count_blocks(state_dict: dict[str, torch.Tensor], prefix: str) -> int:
+    # Gaps in the numbering come out later as missing keys.
+    indices = [int(match[1]) for key in state_dict if (match := re.match(rf"{prefix}\.(\d+)\.", key))]
+    return max(indices, default=-1) + 1
+
+
+def _is_sinusoidal(table: torch.Tensor | None) -> bool:
+    if table is None or table.ndim != 3 or table.shape[0] != 1:
+        return False
+    reference = sinusoidal_position_table(*table.shape[1:])
+    # 1e-4: a table computed in float32 rather than float64 is off by up to ~3e-5 at 512 positions; a learned table
+    # is off by far more.
+    return reference.shape == table.shape[1:] and torch.allclose(table[0].float(), reference, rtol=0, atol=1e-4)
+
+
+def _find_int(tree: Any, names: tuple[str, ...]) -> int | None:
+    """First integer stored under one of `names` anywhere in a nested dict/list (the YAML layout is not fixed)."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            if key in names and isinstance(value, int) and not isinstance(value, bool):
+                return value
+        children = tree.values()
+    elif isinstance(tree, (list, tuple)):
+        children = tree
+    else:
+        return None
+    return next((found for child in children if (found := _find_int(child, names)) is not None), None)
+
+
+def _jepa_logit(value: Any, path: str | Path) -> torch.Tensor:
+    """The raw scalar w from `loss_weight`: a number, a one-element tensor, or a (state) dict holding one."""
+    if isinstance(value, dict) and len(value) == 1:
+        value = next(iter(value.values()))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = torch.tensor(float(value))
+    if not isinstance(value, torch.Tensor) or value.numel() != 1 or not value.is_floating_point():
+        raise CheckpointConversionError(
+            f"{path}: loss_weight must be the scalar logit w (a number, a one-element float tensor or a dict holding "
+            f"one), got {value!r}."
+        )
+    return value.detach().reshape(()).float()
+
+
+def infer_config(
+    checkpoint: dict[str, Any],
+    path: str | Path,
+    num_attention_heads: int | None = None,
+    predictor_num_attention_heads: int | None = None,
+    **overrides: Any,
+) -> PrJepaConfig:
+    """The `PrJepaConfig` whose model the checkpoint's tensors fit; `overrides` set fields the shapes do not fix."""
+    if fixed := sorted(set(overrides) & set(INFERRED_FIELDS)):
+        raise ValueError(f"{fixed} are read from the checkpoint's tensors and cannot be overridden.")
+    vocab_size, hidden_size = _shape(checkpoint, "encoder", "token_embed.token_embed.weight", 2, path)
+    max_positions = _shape(checkpoint, "encoder", "pos_embed", 3, path)[1]
+    intermediate_size = _shape(checkpoint, "encoder", "blocks.0.mlp.fc1.weight", 2, path)[0]
+    predictor_hidden_size = _shape(checkpoint, "predictor", "predictor_embed.weight", 2, path)[0]
+    num_layers = _count_blocks(checkpoint["encoder"], "blocks")
+    predictor_layers = _count_blocks(checkpoint["predictor"], "predictor_blocks")
+    if predictor_layers == 0:
+        raise CheckpointConversionError(f"{path}: predictor has no predictor_blocks.{{i}}.* keys.")
+
+    original_config = checkpoint.get("config")
+    configured = _find_int(original_config, HEAD_NAMES)
+    if num_attention_heads is None:
+        num_attention_heads = configured if configured is not None else max(1, hidden_size // 64)
+        source = "the checkpoint's config" if configured is not None else "hidden_size // 64"
+        print(f"num_attention_heads={num_attention_heads} (from {source}; shapes do not determine it)")
+    elif configured not in (None, num_attention_heads):
+        # The original training script ignored its preset, so its config can be wrong: the caller's value wins.
+        print(f"Note: using num_attention_heads={num_attention_heads}; the checkpoint's config says {configured}.")
+    if predictor_num_attention_heads is None:
+        predictor_num_attention_heads = _find_int(original_config, PREDICTOR_HEAD_NAMES)
+    if predictor_num_attention_heads is None:
+        predictor_num_attention_heads = num_attention_heads
+
+    tables = (
+        checkpoint["encoder"]["pos_embed"],
+        checkpoint["target_encoder"].get("pos_embed"),
+        checkpoint["predictor"].get("pred_pos_embed"),
+    )
+    position_embedding_type = "sinusoidal" if all(map(_is_sinusoidal, tables)) else "learned"
+    if position_embedding_type == "learned":
+        print("Note: the position tables are not our sinusoidal table; they are copied as learned embeddings.")
+
+    try:
+        return PrJepaConfig(
+            vocab_size=vocab_size,
+            hidden_size=hidden_size,
+            num_hidden_layers=num_layers,
+            num_attention_heads=num_attention_heads,
+            intermediate_size=intermediate_size,
+            max_position_embeddings=max_positions,
+            position_embedding_type=position_embedding_type,
+            qkv_bias="blocks.0.attn.qkv.bias" in checkpoint["encoder"],
+            predictor_hidden_size=predictor_hidden_size,
+            predictor_num_hidden_layers=predictor_layers,
+            predictor_num_attention_heads=predictor_num_attention_heads,
+            objective="hybrid",
+            loss_weighting="learned",
+            **overrides,
+        )
+    except ValueError as error:
+        raise CheckpointConversionError(f"{path}: the inferred model is impossible: {error}") from error
+
+
+def _linear(original: str, ours: str) -> dict[str, str]:
+    return {f"{original}.weight": f"{ours}.weight", f"{original}.bias": f"{ours}.bias"}
+
+
+def _blocks(original: str, ours: str, num_layers: int, qkv_bias: bool) -> dict[str, str]:
+    names = {}
+    for index in range(num_layers):
+        for part, our_part in BLOCK_PARTS.items():
+            names.update(_linear(f"{original}.{index}.{part}", f"{ours}.{index}.{our_part}"))
+        if not qkv_bias:
+            del names[f"{original}.{index}.attn.qkv.bias"]
+    return names
+
+
+def key_map(config: PrJepaConfig) -> dict[str, dict[str, str]]:
+    """For each original state dict: original parameter name → our parameter name (without the model prefix)."""
+    encoder = {
+        "token_embed.token_embed.weight": "embeddings.word_embeddings.weight",
+        "pos_embed": "embeddings.position_embeddings.weight",
+        **_blocks("blocks", "encoder.layer", config.num_hidden_layers, config.qkv_bias),
+        **_linear("norm", "encoder.norm"),
+    }
+    predictor = {
+        **_linear("predictor_embed", "embed"),
+        "mask_token": "mask_token",
+        "pred_pos_embed": "position_embeddings.weight",
+        **_blocks("predictor_blocks", "encoder.layer", config.predictor_num_hidden_layers, config.qkv_bias),
+        **_linear("predictor_norm", "encoder.norm"),
+        **_linear("predictor_proj", "proj"),
+    }
+    regressor = {**_linear("proj", "dense"), **_linear("norm", "layer_norm"), **_linear("regress", "decoder")}
+    return {"encoder": encoder, "target_encoder": encoder, "predictor": predictor, "token_regressor": regressor}
+
+
+def convert_state_dict(
+    checkpoint: dict[str, Any], model: PrJepaForPreTraining, path: str | Path
+) -> dict[str, torch.Tensor]:
+    """Renames and reshapes every original tensor into `model`'s state dict, after checking names and shapes."""
+    # Buffers too: a fixed sinusoidal table is a buffer, and the checkpoint's copy must still have its shape.
+    expected = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    learned_positions = model.config.position_embedding_type == "learned"
+    state_dict, problems = {}, []
+    for name, names in key_map(model.config).items():
+        original = checkpoint[name]
+        problems += [f"missing {name}.{key}" for key in names if key not in original]
+        problems += [f"unexpected {name}.{key}" for key in original if key not in names]
+        for key, ours in names.items():
+            if key not in original:
+                continue
+            target_shape = expected[STATE_DICTS[name] + ours].shape
+            shape = (1, *target_shape) if key in POSITION_KEYS else tuple(target_shape)
+            if tuple(original[key].shape) != shape:
+                problems.append(f"{name}.{key} has shape {tuple(original[key].shape)}, expected {shape}")
+            elif learned_positions or key not in POSITION_KEYS:
+                state_dict[STATE_DICTS[name] + ours] = original[key].reshape(target_shape)
+    if problems:
+        raise CheckpointConversionError(
+            f"{path} does not fit the model its shapes imply:\n  " + "\n  ".join(problems)
+        )
+    state_dict["loss_weighting.jepa_logit"] = _jepa_logit(checkpoint["loss_weight"], path)
+    return state_dict
+
+
+def convert_original_checkpoint(
+    checkpoint_path: str | Path,
+    output_dir: str | Path,
+    num_attention_heads: int | None = None,
+    predictor_num_attention_heads: int | None = None,
+    tokenizer_name: str | None = None,
+    overwrite_output_dir: bool = False,
+    config_overrides: dict[str, Any] | None = None,
+) -> PrJepaForPreTraining:
+    """Converts the original checkpoint at `checkpoint_path`, saves it to `output_dir` and returns the model.
+
+    num_attention_heads: encoder heads (default: the checkpoint's config, else hidden_size // 64).
+    predictor_num_attention_heads: predictor heads (default: the checkpoint's config, else the encoder's).
+    tokenizer_name: a tokenizer to save beside the model; the config takes its special-token ids.
+    overwrite_output_dir: allow writing into a non-empty `output_dir`.
+    config_overrides: other `PrJepaConfig` fields (e.g. special-token ids); the sizes always come from the tensors.
+    """
+    output_dir = Path(output_dir)
+    if output_dir.is_file() or (output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite_output_dir):
+        raise FileExistsError(f"{output_dir} exists and is not an empty directory; pass --overwrite_output_dir.")
+    checkpoint = load_original_checkpoint(checkpoint_path)
+    overrides = dict(config_overrides or {})
+    tokenizer = None
+    if tokenizer_name is not None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_name)
+        for name in ("pad_token_id", "cls_token_id", "sep_token_id", "mask_token_id"):
+            overrides.setdefault(name, getattr(tokenizer, name))
+    config = infer_config(checkpoint, checkpoint_path, num_attention_heads, predictor_num_attention_heads, **overrides)
+    if tokenizer is not None:
+        config.check_tokenizer(tokenizer)
+
+    model = PrJepaForPreTraining(config)
+    model.load_state_dict(convert_state_dict(checkpoint, model, checkpoint_path))
+    model.eval()
+    model.save_pretrained(output_dir)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(output_dir)
+    print(
+        f"Converted {checkpoint_path} (epoch {checkpoint.get('epoch', '?')}): hidden {config.hidden_size}, "
+        f"{config.num_hidden_layers} layers, {config.num_attention_heads} heads, predictor "
+        f"{config.predictor_hidden_size}x{config.predictor_num_hidden_layers}, λ = "
+        f"{torch.sigmoid(model.loss_weighting.jepa_logit).item():.4f} → {output_dir}"
+    )
+    return model
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint_path", required=True, help="the original torch.save checkpoint (.pth.tar)")
+    parser.add_argument("--output_dir", required=True, help="where save_pretrained writes the converted model")
+    parser.add_argument("--num_attention_heads", type=int, help="encoder heads (default: config, else hidden // 64)")
+    parser.add_argument("--predictor_num_attention_heads", type=int, help="predictor heads (default: the encoder's)")
+    parser.add_argument("--tokenizer_name", help="tokenizer to save beside the model, e.g. bert-base-uncased")
+    parser.add_argument("--overwrite_output_dir", action="store_true", help="write into a non-empty output_dir")
+    args = parser.parse_args(argv)
+    try:
+        convert_original_checkpoint(**vars(args))
+    except (ValueError, FileExistsError) as error:
+        raise SystemExit(f"error: {error}") from None
+

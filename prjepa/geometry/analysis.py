@@ -1,0 +1,510 @@
+"""Representation geometry (SPEC §4) of frozen encoders side by side: eigenvalue spectrum and spectral entropy,
+effective rank, token vs semantic probe, alignment and uniformity, class distances and anisotropy, per dataset and
+pooling, with bootstrap confidence intervals and the uniformity ratio of two models (the paper's "5–10× more
+uniform"):
+
+    python run_representation_analysis.py --models hybrid=prjepa-hybrid mlm=prjepa-mlm \\
+        --task_name sst2 cola stsb --glue_path ../shared/data/glue --max_samples 1000 --max_train_samples 5000 \\
+        --output_dir analysis_results
+
+Loading, feature extraction, pooling, the feature cache and pooler training are the probe's (`probing.py`); every
+metric, table and plot is `geometry.py`'s. How each example becomes the one vector that is measured:
+
+- Sentence pairs (MRPC, STS-B, RTE, ...) are encoded jointly as one sequence `[CLS] a [SEP] b [SEP]` and pooled like
+  a single sentence, so that every example is one point in the encoder's own space, as for single-sentence tasks.
+  (The probe's `[u, v, |u − v|, u ⊙ v]` is built for a classifier: its four blocks have different scales, which
+  distances and spectra would weigh arbitrarily.)
+- Continuous labels (STS-B scores) are rounded to the nearest integer, halves up (STS-B: six classes 0–5), for the
+  metrics that need classes: semantic probe, alignment, class distances. Trained poolers regress the scores.
+- The token probe's target is each example's most frequent non-special token in what the encoder reads (after
+  truncation), tokenised by the first model's tokenizer, so that every model is asked for the same targets.
+- `weighted` and `attention` poolers are trained on the task's training split for its label with the probe's trainer,
+  then frozen, before the evaluation split is measured; `--untrained_poolers` measures them at a random
+  initialisation instead, as the original did.
+
+Writes `analysis.json` (every number, the settings, sample counts, library versions), `analysis.md` and PNG plots to
+`--output_dir`; `main(argv)` returns the JSON dict.
+"""
+
+import inspect
+import json
+import logging
+import os
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import matplotlib
+import numpy as np
+import torch
+from torch import nn
+from transformers import HfArgumentParser
+
+from ..geometry import (
+    MIN_RELIABLE_SAMPLES,
+    compare_models,
+    most_frequent_tokens,
+    plot_alignment_uniformity,
+    plot_effective_rank,
+    plot_eigenvalue_spectra,
+    plot_pooling_ablation,
+    plot_probe_accuracies,
+    render_markdown,
+)
+from ..probing import (
+    FIXED_POOLINGS,
+    GLUE_TASKS,
+    POOLINGS,
+    TOKENS,
+    TRAINED_POOLINGS,
+    EncoderArguments,
+    LoadedEncoder,
+    TaskData,
+    TaskDataArguments,
+    Texts,
+    default_cache_dir,
+    extract_features,
+    load_encoder,
+    make_pooler,
+    pool_tokens,
+    seeded_subset,
+    tokenize_texts,
+    train_pooler,
+)
+from ..probing.glue_probe import library_versions
+
+logger = logging.getLogger(__name__)
+
+PAIR_RULE = "joint: the pair is encoded as one sequence [CLS] a [SEP] b [SEP] and pooled like one sentence"
+SCORE_RULE = "continuous labels rounded to the nearest integer (halves up) for the class metrics"
+TOKEN_RULE = "most frequent non-special token of the encoded sequence, from the first model's tokenizer"
+UNTRAINED_RULE = "untrained: random initialisation (position logits and query ~ N(0, 1)), as in the original"
+TRAINED_RULE = "trained on the training split for the task's label, then frozen"
+RESULT_FILES = ("analysis.json", "analysis.md")
+MODEL_SPEC = re.compile(r"([A-Za-z0-9_.-]+)=(.+)")
+
+
+@dataclass(kw_only=True)
+class ModelArguments(EncoderArguments):
+    models: list[str] = field(
+        metadata={"help": "LABEL=PATH_OR_ID pairs, e.g. hybrid=out/hybrid mlm=out/mlm bert=bert-base-uncased."}
+    )
+
+
+@dataclass
+class DataArguments(TaskDataArguments):
+    task_name: list[str] = field(
+        default_factory=list,
+        metadata={"help": f"GLUE tasks ({', '.join(GLUE_TASKS)}); none for a custom dataset (--validation_file)."},
+    )
+    split: str = field(
+        default="validation",
+        metadata={"help": "Labelled split to measure; 'validation' is MNLI's validation_matched."},
+    )
+    max_samples: int | None = field(
+        default=None, metadata={"help": "Random subset (seeded) of the evaluation split to measure."}
+    )
+
+
+@dataclass
+class AnalysisArguments:
+    pooling: list[str] = field(
+        default_factory=lambda: ["mean", "max", "weighted", "attention"],
+        metadata={"help": "Poolings to measure.", "choices": list(POOLINGS)},
+    )
+    untrained_poolers: bool = field(
+        default=False, metadata={"help": "Measure weighted/attention poolers at random initialisation (the original)."}
+    )
+    ratio: list[str] | None = field(
+        default=None,
+        metadata={"help": "Two model labels, numerator first, for the uniformity ratio (default: the first two)."},
+    )
+    num_resamples: int = field(default=1000, metadata={"help": "Bootstrap resamples for the confidence intervals."})
+    seed: int = field(default=0, metadata={"help": "Seeds subsamples, poolers, resamples and probe splits."})
+    batch_size: int = field(default=64, metadata={"help": "Encoder batch size."})
+    cache_dir: str = field(
+        default_factory=default_cache_dir, metadata={"help": "Feature cache (shared with the probe)."}
+    )
+    output_dir: str = field(default="analysis_results", metadata={"help": "Where the JSON, markdown and plots go."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace results already in --output_dir."})
+
+
+@dataclass
+class AnalysisDataset:
+    """A task as analysed: its evaluation split (subsampled), and its training split when poolers are trained."""
+
+    name: str
+    task: TaskData
+    split: str
+    split_size: int  # rows of the evaluation split before --max_samples
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.task.splits[self.split])
+
+    def texts(self, split: str) -> tuple[str, Texts]:
+        """The view name (column, or `first+second` for a pair) and the texts the encoder reads, pairs jointly."""
+        ((view, texts),) = self.task.texts(split, pair_encoding="joint").items()
+        return view, texts
+
+    def class_labels(self) -> np.ndarray:
+        """`(num_samples,)` class ids of the evaluation split; scores rounded to the nearest integer, halves up."""
+        labels = self.task.labels(self.split)
+        return np.floor(labels + 0.5).astype(np.int64) if self.task.is_regression else labels
+
+    def summary(self, trained_poolers: bool) -> dict:
+        return {
+            "task": self.task.name,
+            "split": self.split,
+            "num_samples": self.num_samples,
+            "split_size": self.split_size,
+            "text_columns": list(self.task.text_columns),
+            "is_regression": self.task.is_regression,
+            "num_classes": int(len(np.unique(self.class_labels()))),
+            "pooler_training_samples": len(self.task.splits["train"]) if trained_poolers else None,
+        }
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Arguments
+
+
+def parse_models(specs: list[str]) -> dict[str, str]:
+    """`["hybrid=path", ...]` → `{"hybrid": "path", ...}`, in the order given."""
+    models = {}
+    for spec in specs:
+        match = MODEL_SPEC.fullmatch(spec)
+        if match is None:
+            raise ValueError(
+                f"--models takes LABEL=PATH_OR_ID pairs, the label made of letters, digits, '_', '-' or '.' (e.g. "
+                f"hybrid=out/prjepa-hybrid mlm=out/prjepa-mlm); got {spec!r}."
+            )
+        label, path = match.groups()
+        if label in models:
+            raise ValueError(f"Model label {label!r} appears twice in --models; give each model its own label.")
+        models[label] = path
+    return models
+
+
+def uniformity_ratio_models(ratio: list[str] | None, labels: list[str]) -> tuple[str, str] | None:
+    """The (numerator, denominator) labels of the uniformity ratio: `ratio`, else the first two models."""
+    if ratio is None:
+        return (labels[0], labels[1]) if len(labels) >= 2 else None
+    if len(ratio) != 2 or ratio[0] == ratio[1] or not set(ratio) <= set(labels):
+        raise ValueError(
+            f"--ratio takes two different model labels among {labels}, numerator first (e.g. --ratio hybrid mlm); "
+            f"got {ratio}."
+        )
+    return ratio[0], ratio[1]
+
+
+def check_arguments(data_args: DataArguments, analysis_args: AnalysisArguments) -> None:
+    """Refuses what would fail or overwrite results, before any data or model is loaded."""
+    unknown = [name for name in data_args.task_name if name not in GLUE_TASKS]
+    if unknown:
+        raise ValueError(
+            f"Unknown task {unknown[0]!r}; choose among {', '.join(GLUE_TASKS)}, or give --validation_file (and "
+            "--train_file for trained poolers) for a custom dataset."
+        )
+    if (data_args.train_file or data_args.validation_file) and len(data_args.task_name) > 1:
+        raise ValueError("--train_file / --validation_file describe one dataset; give at most one --task_name.")
+    for option in ("max_samples", "max_train_samples"):
+        value = getattr(data_args, option)
+        if value is not None and value < 2:
+            raise ValueError(f"--{option} must be at least 2; got {value}.")
+    if analysis_args.num_resamples < 1:
+        raise ValueError(f"--num_resamples must be at least 1; got {analysis_args.num_resamples}.")
+    existing = [name for name in RESULT_FILES if os.path.exists(os.path.join(analysis_args.output_dir, name))]
+    if existing and not analysis_args.overwrite_output_dir:
+        raise ValueError(
+            f"{analysis_args.output_dir} already holds results ({', '.join(existing)}); pass --overwrite_output_dir "
+            "to replace them, or choose another --output_dir."
+        )
+
+
+def trains_poolers(analysis_args: AnalysisArguments) -> bool:
+    return not analysis_args.untrained_poolers and any(pooling in TRAINED_POOLINGS for pooling in analysis_args.pooling)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Data
+
+
+def evaluation_split(task: TaskData, split: str) -> str:
+    """`split` if the task has it labelled; `validation` also names a task's first validation split (MNLI)."""
+    if split in task.splits:
+        return split
+    if split == "validation":
+        return task.validation_splits[0]
+    raise ValueError(f"Task {task.name!r} has no labelled split {split!r}; choose among {sorted(task.splits)}.")
+
+
+def load_datasets(data_args: DataArguments, analysis_args: AnalysisArguments) -> list[AnalysisDataset]:
+    """Every dataset loaded and checked, and its evaluation split subsampled, before any model is loaded."""
+    require_train = trains_poolers(analysis_args) or data_args.split == "train"
+    loaded = []
+    for task_name in data_args.task_name or [None]:
+        task = data_args.load_task(task_name, analysis_args.seed, require_train)
+        split = evaluation_split(task, data_args.split)
+        split_size = len(task.splits[split])
+        task.splits[split] = seeded_subset(task.splits[split], data_args.max_samples, analysis_args.seed)
+        if task_name is None:
+            stem = os.path.splitext(os.path.basename(data_args.validation_file))[0]
+            name = re.sub(r"[^A-Za-z0-9_.-]", "_", stem)
+        else:
+            name = task_name
+        loaded.append(AnalysisDataset(name, task, split, split_size))
+    return loaded
+
+
+def dataset_warnings(dataset: AnalysisDataset, analysis_args: AnalysisArguments) -> list[str]:
+    """What makes this dataset's numbers weak or partly undefined, said once per dataset."""
+    warnings = []
+    if dataset.num_samples < MIN_RELIABLE_SAMPLES:
+        warnings.append(
+            f"{dataset.name}: only {dataset.num_samples} samples (< {MIN_RELIABLE_SAMPLES}); every estimate is "
+            "unstable: measure more samples"
+        )
+    if len(np.unique(dataset.class_labels())) < 2:
+        warnings.append(
+            f"{dataset.name}: a single class in the {dataset.split!r} split; the semantic probe and the class "
+            "distances are not applicable"
+        )
+    if trains_poolers(analysis_args) and not dataset.task.is_regression:
+        if len(np.unique(dataset.task.labels("train"))) < 2:
+            warnings.append(
+                f"{dataset.name}: a single class in the training split; the trained poolers have nothing to learn "
+                "and stay at their initial mean pooling"
+            )
+    return warnings
+
+
+def token_labels(tokenizer, dataset: AnalysisDataset, max_seq_length: int) -> np.ndarray:
+    """`(num_samples,)` the token probe's targets: each example's most frequent non-special token id."""
+    _, texts = dataset.texts(dataset.split)
+    token_ids = tokenize_texts(tokenizer, texts, max_seq_length)["input_ids"]
+    return most_frequent_tokens(token_ids, tokenizer.all_special_ids)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Features
+
+
+def untrained_pooler(kind: str, hidden_size: int, max_positions: int, seed: int) -> nn.Module:
+    """A `weighted` or `attention` pooler at a random initialisation, as the original measured them.
+
+    The probe's poolers start as the plain mean (zero position logits, zero query), which would make an untrained
+    pooler mean pooling again; here the position logits or the query are drawn from N(0, 1) (the attention pooler's
+    key projection keeps nn.Linear's random initialisation). Seeded, so every model of one width gets the same one.
+    """
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        pooler = make_pooler(kind, hidden_size, max_positions)
+        nn.init.normal_(pooler.position_logits if kind == "weighted" else pooler.query)
+    return pooler.eval().requires_grad_(False)
+
+
+def pooled_features(
+    encoder: LoadedEncoder, dataset: AnalysisDataset, data_args: DataArguments, analysis_args: AnalysisArguments
+) -> dict[str, np.ndarray]:
+    """`(num_samples, hidden)` features of the evaluation split under each requested pooling, through the probe's
+    feature cache; trained poolers are first fitted on the training split's token states."""
+
+    def extract(split: str, poolings: list[str]) -> dict:
+        view, texts = dataset.texts(split)
+        return extract_features(
+            encoder,
+            texts,
+            poolings,
+            max_seq_length=data_args.max_seq_length,
+            batch_size=analysis_args.batch_size,
+            cache_dir=analysis_args.cache_dir,
+            name=f"{dataset.task.name}-{split}-{view}",
+        )
+
+    fixed = [pooling for pooling in analysis_args.pooling if pooling in FIXED_POOLINGS]
+    learned = [pooling for pooling in analysis_args.pooling if pooling in TRAINED_POOLINGS]
+    evaluation = extract(dataset.split, fixed + ([TOKENS] if learned else []))
+    pooled = {pooling: evaluation[pooling] for pooling in fixed}
+    if trains_poolers(analysis_args):
+        training_tokens = extract("train", [TOKENS])[TOKENS]
+    for kind in learned:
+        if analysis_args.untrained_poolers:
+            hidden_size = evaluation[TOKENS].hidden_size
+            pooler = untrained_pooler(kind, hidden_size, data_args.max_seq_length, analysis_args.seed)
+        else:
+            pooler = train_pooler(
+                kind,
+                training_tokens,
+                dataset.task.labels("train"),
+                is_regression=dataset.task.is_regression,
+                max_positions=data_args.max_seq_length,
+                seed=analysis_args.seed,
+            )
+        pooled[kind] = pool_tokens(pooler, evaluation[TOKENS])
+    return {pooling: pooled[pooling] for pooling in analysis_args.pooling}
+
+
+def pooler_training_settings() -> dict:
+    """The probe trainer's defaults, which the trained poolers use."""
+    parameters = inspect.signature(train_pooler).parameters.items()
+    return {name: parameter.default for name, parameter in parameters if parameter.default is not parameter.empty}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Outputs
+
+
+def write_plots(results: dict, poolings: list[str], output_dir: str) -> list[str]:
+    """Saves every plot as PNG in `output_dir`; returns the file names."""
+    figures = {}
+    for dataset, by_pooling in results.items():
+        figures[f"spectrum_{dataset}.png"] = plot_eigenvalue_spectra(by_pooling, dataset)
+        by_pooling_models = {pooling: comparison["models"] for pooling, comparison in by_pooling.items()}
+        figures[f"pooling_ablation_{dataset}.png"] = plot_pooling_ablation(by_pooling_models, dataset)
+    for pooling in poolings:
+        by_dataset = {dataset: by_pooling[pooling]["models"] for dataset, by_pooling in results.items()}
+        figures[f"effective_rank_{pooling}.png"] = plot_effective_rank(by_dataset, pooling)
+        figures[f"alignment_uniformity_{pooling}.png"] = plot_alignment_uniformity(by_dataset, pooling)
+        figures[f"probes_{pooling}.png"] = plot_probe_accuracies(by_dataset, pooling)
+    for name, figure in figures.items():
+        figure.savefig(os.path.join(output_dir, name), dpi=120)
+    return list(figures)
+
+
+def settings_markdown(analysis: dict) -> str:
+    """The header of `analysis.md`: models, how features and labels were made, the datasets, the warnings."""
+    settings = analysis["settings"]
+    models = ", ".join(f"**{label}** = `{record['path']}`" for label, record in analysis["models"].items())
+    ratio = settings["uniformity_ratio"]
+    lines = [
+        f"Models: {models} ({settings['encoder']} encoder)."
+        + (f" Uniformity ratio: {ratio[0]} / {ratio[1]}." if ratio else ""),
+        f"Poolings: {', '.join(settings['poolings'])}; weighted/attention poolers {settings['poolers']}.",
+        f"Pairs: {settings['pair_rule']}. Scores: {settings['score_rule']}. Token probe: {settings['token_rule']}.",
+        f"Seed {settings['seed']}, {settings['num_resamples']} bootstrap resamples, at most "
+        f"{settings['max_seq_length']} tokens per sequence.",
+        "",
+        "| dataset | split | samples measured | split size | classes | pooler training samples |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, record in analysis["datasets"].items():
+        training = "–" if record["pooler_training_samples"] is None else str(record["pooler_training_samples"])
+        lines.append(
+            f"| {name} | {record['split']} | {record['num_samples']} | {record['split_size']} | "
+            f"{record['num_classes']} | {training} |"
+        )
+    lines += [""] + [f"⚠ {warning}" for warning in analysis["warnings"]]
+    return "\n".join(lines).rstrip()
+
+
+def encode(
+    models: dict[str, str],
+    datasets: list[AnalysisDataset],
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    analysis_args: AnalysisArguments,
+) -> tuple[dict, dict, dict, list[str]]:
+    """Loads one model at a time and pools its features of every dataset. Returns `features[dataset][model][pooling]`
+    `(num_samples, hidden)`, the token probe's targets per dataset, a record per model, and warnings."""
+    features = {dataset.name: {} for dataset in datasets}
+    targets, records, warnings = {}, {}, []
+    for label, path in models.items():
+        start = time.perf_counter()
+        encoder = load_encoder(
+            path,
+            model_args.encoder,
+            model_args.tokenizer_name,
+            device=model_args.device,
+            trust_remote_code=model_args.trust_remote_code,
+        )
+        record = {"path": path, "fingerprint": encoder.fingerprint}
+        record["tokenizer_fingerprint"] = encoder.tokenizer_fingerprint
+        if not records:
+            first_label, first_tokenizer = label, record["tokenizer_fingerprint"]
+            targets = {
+                dataset.name: token_labels(encoder.tokenizer, dataset, data_args.max_seq_length) for dataset in datasets
+            }
+        elif record["tokenizer_fingerprint"] != first_tokenizer:
+            warnings.append(f"{label} has another tokenizer than {first_label}, whose tokens the token probe asks for")
+        for dataset in datasets:
+            features[dataset.name][label] = pooled_features(encoder, dataset, data_args, analysis_args)
+        records[label] = record | {"seconds": round(time.perf_counter() - start, 2)}
+        print(f"[{label}] features of {len(datasets)} datasets in {records[label]['seconds']:.1f} s")
+        del encoder  # frees this model before the next one loads
+    return features, targets, records, warnings
+
+
+def main(argv: list[str] | None = None) -> dict:
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stdout)
+    parser = HfArgumentParser((ModelArguments, DataArguments, AnalysisArguments))
+    model_args, data_args, analysis_args = parser.parse_args_into_dataclasses(args=argv)
+    models = parse_models(model_args.models)
+    ratio = uniformity_ratio_models(analysis_args.ratio, list(models))
+    check_arguments(data_args, analysis_args)
+    started = time.perf_counter()
+    datasets = load_datasets(data_args, analysis_args)
+    features, targets, model_records, tokenizer_warnings = encode(
+        models, datasets, model_args, data_args, analysis_args
+    )
+    warnings = [warning for dataset in datasets for warning in dataset_warnings(dataset, analysis_args)]
+    warnings += tokenizer_warnings
+    for warning in warnings:
+        logger.warning(warning)
+
+    start = time.perf_counter()
+    results = {
+        dataset.name: {
+            pooling: compare_models(
+                {label: by_pooling[pooling] for label, by_pooling in features[dataset.name].items()},
+                dataset.class_labels(),
+                targets[dataset.name],
+                ratio=ratio,
+                num_resamples=analysis_args.num_resamples,
+                seed=analysis_args.seed,
+            )
+            for pooling in analysis_args.pooling
+        }
+        for dataset in datasets
+    }
+    geometry_seconds = round(time.perf_counter() - start, 2)
+
+    trained = trains_poolers(analysis_args)
+    analysis = {
+        "settings": {
+            "encoder": model_args.encoder,
+            "poolings": analysis_args.pooling,
+            "poolers": UNTRAINED_RULE if analysis_args.untrained_poolers else TRAINED_RULE,
+            "untrained_poolers": analysis_args.untrained_poolers,
+            "pooler_training": (pooler_training_settings() | {"seed": analysis_args.seed}) if trained else None,
+            "pair_rule": PAIR_RULE,
+            "score_rule": SCORE_RULE,
+            "token_rule": TOKEN_RULE,
+            "uniformity_ratio": list(ratio) if ratio else None,
+            "seed": analysis_args.seed,
+            "num_resamples": analysis_args.num_resamples,
+            "max_seq_length": data_args.max_seq_length,
+            "min_reliable_samples": MIN_RELIABLE_SAMPLES,
+        },
+        "args": {**asdict(model_args), **asdict(data_args), **asdict(analysis_args)},
+        "versions": library_versions() | {"matplotlib": matplotlib.__version__},
+        "models": model_records,
+        "datasets": {dataset.name: dataset.summary(trained) for dataset in datasets},
+        "warnings": warnings,
+        "results": results,
+    }
+    os.makedirs(analysis_args.output_dir, exist_ok=True)
+    analysis["plots"] = write_plots(results, analysis_args.pooling, analysis_args.output_dir)
+    analysis["seconds"] = {"geometry": geometry_seconds, "total": round(time.perf_counter() - started, 2)}
+    markdown = render_markdown(results, title="Representation analysis", preamble=settings_markdown(analysis))
+    with open(os.path.join(analysis_args.output_dir, "analysis.json"), "w") as file:
+        json.dump(analysis, file, indent=2)
+    with open(os.path.join(analysis_args.output_dir, "analysis.md"), "w") as file:
+        file.write(markdown + "\n")
+    print(
+        f"Wrote {analysis_args.output_dir}/analysis.json, analysis.md and {len(analysis['plots'])} plots in "
+        f"{analysis['seconds']['total']:.0f} s."
+    )
+    return analysis
+

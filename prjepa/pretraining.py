@@ -1,0 +1,327 @@
+#!/usr/bin/env python
+"""Pretrain a PrJEPA encoder (hybrid JEPA + MLM, or MLM-only) with the HF Trainer.
+
+Runs unchanged under `python`, `torchrun` and `accelerate launch`. Arguments come from the command line or from one
+JSON / YAML file (`python run_pretrain.py config.yaml`). Examples:
+
+    python run_pretrain.py --preset mini --train_file "texts/*.txt" --tokenizer_name bert-base-uncased \
+        --output_dir prjepa-mini --max_steps 1000 --per_device_train_batch_size 32
+    accelerate launch run_pretrain.py --preset paper --objective mlm --output_dir prjepa-paper-mlm --bf16
+"""
+
+import logging
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import Any
+
+import datasets
+import transformers
+from transformers import AutoTokenizer, HfArgumentParser, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from configuration_prjepa import OBJECTIVES, PRESETS, PrJepaConfig
+from .collator import DataCollatorForPrJepa
+from modeling_prjepa import PrJepaForPreTraining
+from .trainer import PrJepaTrainer, PrJepaTrainingArguments
+
+logger = logging.getLogger(__name__)
+
+DATA_FILE_BUILDERS = {"txt": "text", "text": "text", "csv": "csv", "json": "json", "jsonl": "json", "parquet": "parquet"}
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "A PrJEPA checkpoint (Hub id or folder) to continue training from."}
+    )
+    preset: str = field(default="paper", metadata={"help": f"Model size for a new model: one of {sorted(PRESETS)}."})
+    config_name: str | None = field(
+        default=None, metadata={"help": "A PrJEPA config (file or folder) for a new model, instead of --preset."}
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "Comma-separated config overrides for a new model, e.g. 'hidden_size=256,jepa_loss=mse'."},
+    )
+    objective: str | None = field(
+        default=None, metadata={"help": "'hybrid' (JEPA + MLM) or 'mlm' (MLM-only baseline); default: the config's."}
+    )
+    tokenizer_name: str = field(default="bert-base-uncased", metadata={"help": "Tokenizer Hub id or folder."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are stored."})
+    model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of --model_name_or_path."})
+    license: str | None = field(default=None, metadata={"help": "License for the model card, e.g. 'apache-2.0'."})
+
+    def __post_init__(self):
+        if self.objective not in (None, *OBJECTIVES):
+            raise ValueError(f"--objective must be 'hybrid' or 'mlm', got {self.objective!r}.")
+        if self.preset not in PRESETS:
+            raise ValueError(f"Unknown --preset {self.preset!r}; choose one of {sorted(PRESETS)}.")
+        if self.model_name_or_path is not None and (self.config_name or self.config_overrides):
+            raise ValueError("--config_name/--config_overrides describe a new model; drop them with --model_name_or_path.")
+
+
+@dataclass
+class DataTrainingArguments:
+    dataset_name: str | None = field(default="Salesforce/wikitext", metadata={"help": "Hub dataset (as in the paper)."})
+    dataset_config_name: str | None = field(default="wikitext-103-raw-v1", metadata={"help": "Its configuration."})
+    train_file: str | None = field(
+        default=None, metadata={"help": "Local training text: txt, csv, json/jsonl or parquet; globs allowed."}
+    )
+    validation_file: str | None = field(default=None, metadata={"help": "Local validation text, same formats."})
+    text_column_name: str | None = field(
+        default=None, metadata={"help": "Column holding the text; default 'text', or the only string column."}
+    )
+    validation_split_percentage: int = field(
+        default=5, metadata={"help": "Share of the training data held out when there is no validation split."}
+    )
+    max_seq_length: int = field(default=128, metadata={"help": "Tokens per sequence, [CLS] and [SEP] included."})
+    line_by_line: bool = field(
+        default=False, metadata={"help": "One sequence per line (truncated) instead of packing texts into chunks."}
+    )
+    streaming: bool = field(default=False, metadata={"help": "Stream the data (corpora larger than memory)."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
+    overwrite_cache: bool = field(default=False, metadata={"help": "Recompute the tokenized datasets."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (sequences)."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set (sequences)."})
+
+    def __post_init__(self):
+        if self.train_file is not None:
+            self.dataset_name = self.dataset_config_name = None
+        if self.dataset_name is None and self.train_file is None:
+            raise ValueError("Give --dataset_name or --train_file.")
+        for path in (self.train_file, self.validation_file):
+            if path is not None and data_file_builder(path) is None:
+                raise ValueError(f"{path}: unsupported extension; use one of {sorted(DATA_FILE_BUILDERS)}.")
+
+
+def data_file_builder(path: str) -> str | None:
+    """The `datasets` builder for a data file path or glob ('text', 'csv', 'json', 'parquet'), None if unknown."""
+    return DATA_FILE_BUILDERS.get(path.rsplit(".", 1)[-1].lower())
+
+
+def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainingArguments, PrJepaTrainingArguments]:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, PrJepaTrainingArguments))
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(os.path.abspath(argv[0]))
+    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+        return parser.parse_yaml_file(os.path.abspath(argv[0]))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def detect_checkpoint(training_args: PrJepaTrainingArguments) -> str | None:
+    """run_mlm.py's rule: resume from the last checkpoint in the output directory, never overwrite silently."""
+    output_dir = training_args.output_dir
+    if not training_args.do_train or not os.path.isdir(output_dir) or training_args.overwrite_output_dir:
+        return training_args.resume_from_checkpoint
+    last_checkpoint = get_last_checkpoint(output_dir)
+    if last_checkpoint is None and os.listdir(output_dir) and training_args.resume_from_checkpoint is None:
+        raise ValueError(
+            f"Output directory {output_dir} already exists and is not empty, with no checkpoint to resume from. "
+            "Use --overwrite_output_dir to train there anyway, or choose another --output_dir."
+        )
+    if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
+        logger.info(f"Checkpoint detected, resuming training at {last_checkpoint}. To start from scratch, pass "
+                    "--overwrite_output_dir or choose another --output_dir.")
+        return last_checkpoint
+    return training_args.resume_from_checkpoint
+
+
+def load_raw_datasets(data_args: DataTrainingArguments, cache_dir: str | None) -> datasets.DatasetDict:
+    if data_args.train_file is not None:
+        data_files = {"train": data_args.train_file}
+        if data_args.validation_file is not None:
+            data_files["validation"] = data_args.validation_file
+        builder = data_file_builder(data_args.train_file)
+        load = dict(path=builder, data_files=data_files, cache_dir=cache_dir, streaming=data_args.streaming)
+    else:
+        load = dict(path=data_args.dataset_name, name=data_args.dataset_config_name, cache_dir=cache_dir,
+                    streaming=data_args.streaming)
+    raw = datasets.load_dataset(**load)
+    if "validation" not in raw and not data_args.streaming and data_args.validation_split_percentage > 0:
+        percent = data_args.validation_split_percentage
+        raw["validation"] = datasets.load_dataset(**load, split=f"train[:{percent}%]")
+        raw["train"] = datasets.load_dataset(**load, split=f"train[{percent}%:]")
+    return raw
+
+
+def text_column(raw: datasets.DatasetDict, requested: str | None) -> str:
+    split = raw["train"]
+    features = split.features or {}
+    columns = list(features) if features else list(next(iter(split)).keys())
+    if requested is not None:
+        if requested not in columns:
+            raise ValueError(f"--text_column_name {requested!r} is not in the data; columns found: {columns}.")
+        return requested
+    if "text" in columns:
+        return "text"
+    strings = [name for name, feature in features.items() if getattr(feature, "dtype", None) == "string"]
+    if len(strings) != 1:
+        raise ValueError(f"No 'text' column in the data; columns found: {columns}. Pass --text_column_name.")
+    return strings[0]
+
+
+def drop_empty_lines(raw: datasets.DatasetDict, column: str, data_args: DataTrainingArguments) -> datasets.DatasetDict:
+    """Removes empty and whitespace-only texts (WikiText is full of them) and logs how many went."""
+    # Streaming datasets filter lazily and take no num_proc.
+    kwargs = {} if data_args.streaming else {"num_proc": data_args.preprocessing_num_workers}
+    kept = {}
+    for split, dataset in raw.items():
+        kept[split] = dataset.filter(lambda text: bool(text and text.strip()), input_columns=column, **kwargs)
+        if not data_args.streaming:
+            logger.info(f"{split}: dropped {len(dataset) - len(kept[split])} empty or whitespace-only texts of "
+                        f"{len(dataset)}.")
+    return type(raw)(kept)
+
+
+def tokenize(raw: datasets.DatasetDict, tokenizer, column: str, data_args: DataTrainingArguments,
+             training_args: PrJepaTrainingArguments) -> datasets.DatasetDict:
+    """Texts → `input_ids` of at most `max_seq_length` tokens, each sequence framed by [CLS] … [SEP].
+
+    Packing (default) concatenates the texts of each map batch and cuts them into full-length chunks; the batch's last,
+    shorter chunk is kept (the collator handles any length). `--line_by_line` keeps one truncated sequence per text.
+    """
+    max_length = data_args.max_seq_length
+    content_length = max_length - 2
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+
+    def tokenize_lines(batch: dict[str, list]) -> dict[str, list]:
+        return {"input_ids": tokenizer(batch[column], truncation=True, max_length=max_length)["input_ids"]}
+
+    def tokenize_and_pack(batch: dict[str, list]) -> dict[str, list]:
+        ids = list(chain.from_iterable(tokenizer(batch[column], add_special_tokens=False)["input_ids"]))
+        chunks = [ids[start:start + content_length] for start in range(0, len(ids), content_length)]
+        return {"input_ids": [[cls, *chunk, sep] for chunk in chunks]}
+
+    function = tokenize_lines if data_args.line_by_line else tokenize_and_pack
+    columns = list(raw["train"].features or {column: None})
+    kwargs = {} if data_args.streaming else dict(
+        num_proc=data_args.preprocessing_num_workers, load_from_cache_file=not data_args.overwrite_cache,
+        desc="Tokenizing" + ("" if data_args.line_by_line else f" and packing into {max_length}-token chunks"),
+    )
+    with training_args.main_process_first(desc="tokenization"):
+        return type(raw)({split: dataset.map(function, batched=True, remove_columns=columns, **kwargs)
+                          for split, dataset in raw.items()})
+
+
+def build_model(model_args: ModelArguments, tokenizer) -> PrJepaForPreTraining:
+    overrides: dict[str, Any] = {} if model_args.objective is None else {"objective": model_args.objective}
+    if model_args.model_name_or_path is not None:
+        return PrJepaForPreTraining.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision,
+                                                    cache_dir=model_args.cache_dir, **overrides)
+    if model_args.config_name is not None:
+        config = PrJepaConfig.from_pretrained(model_args.config_name, cache_dir=model_args.cache_dir, **overrides)
+    else:
+        special_ids = dict(pad_token_id=tokenizer.pad_token_id, cls_token_id=tokenizer.cls_token_id,
+                           sep_token_id=tokenizer.sep_token_id, mask_token_id=tokenizer.mask_token_id)
+        config = PrJepaConfig.from_preset(model_args.preset, vocab_size=len(tokenizer), **special_ids, **overrides)
+    if model_args.config_overrides:
+        config.update_from_string(model_args.config_overrides)
+        config.validate_architecture()
+    return PrJepaForPreTraining(config)
+
+
+def check_inputs(model: PrJepaForPreTraining, tokenizer, data_args: DataTrainingArguments,
+                 training_args: PrJepaTrainingArguments) -> None:
+    """Everything that would otherwise fail hours into the run."""
+    model.config.check_tokenizer(tokenizer)
+    if data_args.max_seq_length > model.config.max_position_embeddings:
+        raise ValueError(
+            f"--max_seq_length {data_args.max_seq_length} exceeds the model's max_position_embeddings "
+            f"({model.config.max_position_embeddings}); lower --max_seq_length or build a model with more positions."
+        )
+    if data_args.streaming and training_args.max_steps <= 0:
+        raise ValueError("--streaming data has no known length: set --max_steps.")
+    if training_args.torch_compile:
+        raise ValueError(
+            "--torch_compile is not supported for PrJEPA pretraining: block sizes and padded lengths change every "
+            "batch, so the compiled graph would be rebuilt again and again. Train without --torch_compile."
+        )
+
+
+def log_budget(training_args: PrJepaTrainingArguments, data_args: DataTrainingArguments, train_dataset) -> None:
+    batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+    batch *= training_args.world_size
+    tokens_per_step = batch * data_args.max_seq_length
+    if training_args.max_steps > 0:
+        steps = training_args.max_steps
+    else:
+        steps = math.ceil(len(train_dataset) / batch) * math.ceil(training_args.num_train_epochs)
+    logger.info(f"Effective batch size {batch} sequences ({training_args.per_device_train_batch_size} per device × "
+                f"{training_args.gradient_accumulation_steps} accumulation × {training_args.world_size} processes); "
+                f"up to {tokens_per_step:,} tokens per step; {steps:,} steps, up to {steps * tokens_per_step:,} "
+                "tokens planned.")
+
+
+def dataset_names(data_args: DataTrainingArguments) -> list[str]:
+    if data_args.dataset_name is not None:
+        return [data_args.dataset_name]
+    return [path for path in (data_args.train_file, data_args.validation_file) if path is not None]
+
+
+def main(argv: list[str] | None = None) -> PrJepaTrainer:
+    model_args, data_args, training_args = parse_arguments(argv)
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%m/%d/%Y %H:%M:%S",
+                        handlers=[logging.StreamHandler(sys.stdout)])
+    if training_args.should_log:  # the main process logs at INFO by default, as in run_mlm.py
+        transformers.utils.logging.set_verbosity_info()
+    log_level = training_args.get_process_log_level()
+    logger.setLevel(log_level)
+    datasets.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    logger.info(f"Process {training_args.process_index} of {training_args.world_size}, device {training_args.device}")
+
+    resume_from_checkpoint = detect_checkpoint(training_args)
+    set_seed(training_args.seed)
+
+    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name, cache_dir=model_args.cache_dir)
+    model = build_model(model_args, tokenizer)
+    check_inputs(model, tokenizer, data_args, training_args)
+
+    raw = load_raw_datasets(data_args, model_args.cache_dir)
+    if training_args.do_eval and "validation" not in raw:
+        raise ValueError("--do_eval needs a validation split: pass --validation_file or --validation_split_percentage.")
+    column = text_column(raw, data_args.text_column_name)
+    tokenized = tokenize(drop_empty_lines(raw, column, data_args), tokenizer, column, data_args, training_args)
+    train_dataset = tokenized["train"] if training_args.do_train else None
+    eval_dataset = tokenized.get("validation") if training_args.do_eval else None
+    if train_dataset is not None and data_args.max_train_samples is not None:
+        train_dataset = _truncate(train_dataset, data_args.max_train_samples, data_args.streaming)
+    if eval_dataset is not None and data_args.max_eval_samples is not None:
+        eval_dataset = _truncate(eval_dataset, data_args.max_eval_samples, data_args.streaming)
+
+    trainer = PrJepaTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        data_collator=DataCollatorForPrJepa(tokenizer, model.config, seed=training_args.seed),
+    )
+    card_kwargs = dict(license=model_args.license, dataset=dataset_names(data_args))
+    if training_args.do_train:
+        log_budget(training_args, data_args, train_dataset)
+        train_result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+        trainer.save_model()
+        trainer.log_metrics("train", train_result.metrics)
+        trainer.save_metrics("train", train_result.metrics)
+        trainer.save_state()
+    if training_args.do_eval:
+        metrics = trainer.evaluate()
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+    if training_args.push_to_hub:
+        trainer.push_to_hub(**card_kwargs)
+    else:
+        trainer.create_model_card(**card_kwargs)
+    return trainer
+
+
+def _truncate(dataset, limit: int, streaming: bool):
+    return dataset.take(limit) if streaming else dataset.select(range(min(limit, len(dataset))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,356 @@
+"""Linear probing of frozen encoders on GLUE (SPEC §4), for PrJEPA checkpoints and any transformers encoder.
+
+Features are extracted once per (weights, texts, pooling, max length) and cached; the head is a logistic regression
+(ridge for STS-B) on standardised features whose L2 strength is chosen by k-fold cross-validation on the training
+split alone, refit on the whole training split and scored once on validation. Several models are compared side by
+side:
+
+    python run_glue_probe.py --model_name_or_path prjepa-hybrid prjepa-mlm bert-base-uncased \\
+        --task_name sst2 mrpc stsb cola rte --glue_path ../shared/data/glue --max_train_samples 20000 \\
+        --output_dir probe_results
+
+Writes `results.json` (every score, the chosen regularisation, feature sizes, timings, library versions) and
+`results.md` (one table across tasks) to `--output_dir`.
+"""
+
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+from transformers import HfArgumentParser
+
+from ..probing import (
+    FIXED_POOLINGS,
+    GLUE_TASKS,
+    PAIR_ENCODINGS,
+    POOLINGS,
+    TOKENS,
+    EncoderArguments,
+    LoadedEncoder,
+    TaskData,
+    TaskDataArguments,
+    combine_views,
+    default_cache_dir,
+    extract_features,
+    fit_linear_probe,
+    glue_eval_result,
+    load_encoder,
+    load_glue_metric,
+    pool_tokens,
+    probe_description,
+    train_pooler,
+    update_model_card,
+)
+
+logger = logging.getLogger(__name__)
+
+METRIC_LABELS = {
+    "accuracy": "acc",
+    "f1": "F1",
+    "matthews_correlation": "MCC",
+    "spearmanr": "Spearman",
+    "pearson": "Pearson",
+}
+
+
+@dataclass(kw_only=True)
+class ModelArguments(EncoderArguments):
+    model_name_or_path: list[str] = field(metadata={"help": "One or more Hub ids or folders, compared side by side."})
+    revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag or commit)."})
+    bf16: bool = field(default=False, metadata={"help": "Run the encoder in bfloat16."})
+
+
+@dataclass
+class DataArguments(TaskDataArguments):
+    task_name: list[str] = field(
+        default_factory=list,
+        metadata={"help": f"GLUE tasks ({', '.join(GLUE_TASKS)}) or 'all'; none for a custom task (--train_file)."},
+    )
+
+
+@dataclass
+class ProbeArguments:
+    pooling: list[str] = field(
+        default_factory=lambda: ["mean"], metadata={"help": "Poolings to probe.", "choices": list(POOLINGS)}
+    )
+    pair_encoding: str = field(
+        default="separate",
+        metadata={
+            "help": "separate: [u, v, |u-v|, u*v] of two encodings; joint: one sequence.",
+            "choices": list(PAIR_ENCODINGS),
+        },
+    )
+    c_grid: list[float] = field(
+        default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0],
+        metadata={"help": "Logistic regression C values (inverse L2 strength)."},
+    )
+    alpha_grid: list[float] = field(
+        default_factory=lambda: [1.0, 10.0, 100.0, 1e3, 1e4, 1e5],
+        metadata={"help": "Ridge alpha values (L2 strength, regression)."},
+    )
+    cv_folds: int = field(default=5, metadata={"help": "Cross-validation folds on the training split."})
+    seed: int = field(default=0, metadata={"help": "Seeds subsampling, folds and pooler training."})
+    batch_size: int = field(default=64, metadata={"help": "Encoder batch size."})
+    cache_dir: str = field(default_factory=default_cache_dir, metadata={"help": "Feature cache."})
+    output_dir: str = field(default="probe_results", metadata={"help": "Where results.json and results.md go."})
+    pooler_epochs: int = field(default=5, metadata={"help": "Epochs of weighted/attention pooler training."})
+    pooler_learning_rate: float = field(default=1e-2, metadata={"help": "AdamW learning rate of pooler training."})
+    pooler_weight_decay: float = field(default=1e-2, metadata={"help": "AdamW weight decay of pooler training."})
+    update_model_card: bool = field(
+        default=False, metadata={"help": "Write GLUE scores into each model's README.md model-index."}
+    )
+    push_to_hub: bool = field(default=False, metadata={"help": "Push each updated card to the Hub."})
+    hub_model_id: str | None = field(default=None, metadata={"help": "Repo to push a local folder's card to."})
+
+
+def resolve_tasks(data_args: DataArguments, seed: int) -> list[TaskData]:
+    """Loads every task first, so that a data problem stops the run before any encoding."""
+    names = list(GLUE_TASKS) if data_args.task_name == ["all"] else data_args.task_name or [None]
+    if (data_args.train_file or data_args.validation_file) and len(names) > 1:
+        raise ValueError("--train_file / --validation_file apply to a single task; give one --task_name.")
+    return [data_args.load_task(name, seed) for name in names]
+
+
+def task_features(
+    encoder: LoadedEncoder, task: TaskData, data_args: DataArguments, probe_args: ProbeArguments
+) -> dict[str, list[dict]]:
+    """Per split, one `extract_features` result per encoded view (a pair encoded separately has two)."""
+    fixed = [pooling for pooling in probe_args.pooling if pooling in FIXED_POOLINGS]
+    requested = fixed + ([TOKENS] if len(fixed) < len(probe_args.pooling) else [])
+    return {
+        split: [
+            extract_features(
+                encoder,
+                texts,
+                requested,
+                max_seq_length=data_args.max_seq_length,
+                batch_size=probe_args.batch_size,
+                cache_dir=probe_args.cache_dir,
+                name=f"{task.name}-{split}-{view}",
+            )
+            for view, texts in task.texts(split, probe_args.pair_encoding).items()
+        ]
+        for split in ("train",) + task.validation_splits
+    }
+
+
+def pooled_views(
+    pooling: str, features: dict[str, list[dict]], task: TaskData, data_args: DataArguments, probe_args: ProbeArguments
+) -> dict[str, list[np.ndarray]]:
+    """Per split, each view's `(n, hidden)` features under `pooling`; a trained pooling is fitted on train first."""
+    if pooling in FIXED_POOLINGS:
+        return {split: [view[pooling] for view in views] for split, views in features.items()}
+    pooler = train_pooler(
+        pooling,
+        [view[TOKENS] for view in features["train"]],
+        task.labels("train"),
+        is_regression=task.is_regression,
+        max_positions=data_args.max_seq_length,
+        epochs=probe_args.pooler_epochs,
+        learning_rate=probe_args.pooler_learning_rate,
+        weight_decay=probe_args.pooler_weight_decay,
+        seed=probe_args.seed,
+    )
+    return {split: [pool_tokens(pooler, view[TOKENS]) for view in views] for split, views in features.items()}
+
+
+def cosine_spearman(first: np.ndarray, second: np.ndarray, scores: np.ndarray) -> float:
+    """Unsupervised STS: Spearman correlation between cos(u, v) `(n,)` and the gold scores."""
+    cosine = (first * second).sum(axis=1) / (np.linalg.norm(first, axis=1) * np.linalg.norm(second, axis=1)).clip(1e-12)
+    return float(spearmanr(cosine, scores)[0])
+
+
+def probe_task(
+    encoder: LoadedEncoder, task: TaskData, data_args: DataArguments, probe_args: ProbeArguments, name: str
+) -> dict:
+    """Extracts features once, then fits one probe per pooling on train and scores it once per validation split."""
+    start = time.perf_counter()
+    features = task_features(encoder, task, data_args, probe_args)
+    metric, metric_implementation = load_glue_metric(task.metric_config)
+    result = {
+        "train_size": len(task.labels("train")),
+        "train_size_before_subsampling": task.train_size_before_subsampling,
+        "validation_sizes": {split: len(task.labels(split)) for split in task.validation_splits},
+        "metric_implementation": metric_implementation,
+        "feature_seconds": round(time.perf_counter() - start, 2),
+        "poolings": {},
+    }
+    if not task.is_regression:
+        majority = np.bincount(task.labels("train")).argmax()
+        result["majority"] = {
+            split: metric.compute(predictions=np.full(len(task.labels(split)), majority), references=task.labels(split))
+            for split in task.validation_splits
+        }
+
+    for pooling in probe_args.pooling:
+        start = time.perf_counter()
+        views = pooled_views(pooling, features, task, data_args, probe_args)
+        inputs = {split: combine_views(split_views) for split, split_views in views.items()}
+        probe = fit_linear_probe(
+            inputs["train"],
+            task.labels("train"),
+            is_regression=task.is_regression,
+            grid=probe_args.alpha_grid if task.is_regression else probe_args.c_grid,
+            folds=probe_args.cv_folds,
+            seed=probe_args.seed,
+            scoring=task.cv_scoring,
+        )
+        scores = {}
+        for split in task.validation_splits:
+            scores[split] = metric.compute(predictions=probe.predict(inputs[split]), references=task.labels(split))
+            if task.is_regression and len(views[split]) == 2:
+                scores[split]["cosine_spearmanr"] = cosine_spearman(*views[split], task.labels(split))
+            baseline = result.get("majority", {}).get(split, {})
+            shown = ", ".join(f"{key} {100 * value:.2f}" for key, value in scores[split].items())
+            shown += f" (majority {', '.join(f'{100 * value:.2f}' for value in baseline.values())})" if baseline else ""
+            print(
+                f"[{name}] {task.name} {split} {pooling}: {shown}; {probe.regularisation_name}={probe.regularisation:g}"
+                f" ({probe.folds}-fold CV {probe.scoring} on train {probe.cv_scores[probe.regularisation]:.4f})"
+            )
+        if probe.at_grid_edge:
+            grid = "--alpha_grid" if task.is_regression else "--c_grid"
+            chosen = f"{name} {task.name} {pooling}: {probe.regularisation_name}={probe.regularisation:g}"
+            logger.warning(f"{chosen} is at an end of {grid}; a wider grid may fit better.")
+        result["poolings"][pooling] = {
+            "feature_dim": int(inputs["train"].shape[1]),
+            "regularisation": {probe.regularisation_name: probe.regularisation, "at_grid_edge": probe.at_grid_edge},
+            "cv": {"scoring": probe.scoring, "folds": probe.folds, "scores": probe.cv_scores},
+            "fit_seconds": round(time.perf_counter() - start, 2),
+            "scores": scores,
+        }
+    return result
+
+
+def markdown_table(models: list[dict], tasks: list[TaskData]) -> str:
+    """One row per (model, pooling) plus the majority-class row, one column per scored split; scores × 100."""
+    columns = [(task, split) for task in tasks for split in task.validation_splits]
+    header = ["model", "pooling"]
+    for task, split in columns:
+        split_name = "" if split == "validation" else f" {split.removeprefix('validation_')}"
+        header.append(f"{task.name}{split_name} " + " / ".join(METRIC_LABELS[metric] for metric in task.metric_names))
+        if task.is_regression:
+            header.append(f"{task.name}{split_name} cosine Spearman")
+
+    def cells(scores: dict | None, task: TaskData) -> list[str]:
+        if scores is None:
+            return ["–"] * (2 if task.is_regression else 1)
+        values = [" / ".join(f"{100 * scores[metric]:.1f}" for metric in task.metric_names)]
+        if task.is_regression:
+            values.append(f"{100 * scores['cosine_spearmanr']:.1f}" if "cosine_spearmanr" in scores else "–")
+        return values
+
+    majority = [models[0]["tasks"][task.name].get("majority", {}).get(split) for task, split in columns]
+    rows = [["majority class", ""] + sum((cells(scores, task) for scores, (task, _) in zip(majority, columns)), [])]
+    for model in models:
+        for pooling in model["poolings"]:
+            row = [model["model"] + (f" ({model['encoder']})" if model["encoder"] != "online" else ""), pooling]
+            for task, split in columns:
+                row += cells(model["tasks"][task.name]["poolings"][pooling]["scores"][split], task)
+            rows.append(row)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+
+
+def model_card_results(model: dict, tasks: list[TaskData], probe_args: ProbeArguments) -> list:
+    """model-index entries for every GLUE score of one model (custom tasks have no GLUE dataset to cite)."""
+    entries = []
+    for task in tasks:
+        if task.name not in GLUE_TASKS:
+            continue
+        pair_encoding = probe_args.pair_encoding if len(task.text_columns) == 2 else None
+        for pooling, outcome in model["tasks"][task.name]["poolings"].items():
+            description = probe_description(pooling, model["encoder"], pair_encoding)
+            for split, scores in outcome["scores"].items():
+                for metric in task.metric_names:
+                    entries.append(glue_eval_result(task.name, split, metric, scores[metric], description))
+    return entries
+
+
+def check_card_arguments(paths: list[str], probe_args: ProbeArguments) -> None:
+    """Refuses card options that cannot be carried out, before any work is done."""
+    if probe_args.push_to_hub and not probe_args.update_model_card:
+        raise ValueError("--push_to_hub pushes the updated model card: add --update_model_card.")
+    if probe_args.hub_model_id and len(paths) > 1:
+        raise ValueError("--hub_model_id names one repo: probe one --model_name_or_path when pushing a card.")
+    for path in paths if probe_args.update_model_card else []:
+        if os.path.isdir(path) and probe_args.push_to_hub and not probe_args.hub_model_id:
+            raise ValueError(f"Pushing the card of folder {path!r} needs the target repo: add --hub_model_id.")
+        if not os.path.isdir(path) and not probe_args.push_to_hub:
+            raise ValueError(f"The card of Hub model {path!r} can only be updated by pushing it: add --push_to_hub.")
+
+
+def library_versions() -> dict[str, str]:
+    import datasets
+    import evaluate
+    import scipy
+    import sklearn
+    import transformers
+
+    modules = (torch, transformers, datasets, evaluate, sklearn, scipy, np)
+    return {"python": platform.python_version()} | {module.__name__: module.__version__ for module in modules}
+
+
+def main(args: list[str] | None = None) -> dict:
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stdout)
+    parser = HfArgumentParser((ModelArguments, DataArguments, ProbeArguments))
+    model_args, data_args, probe_args = parser.parse_args_into_dataclasses(args=args)
+    check_card_arguments(model_args.model_name_or_path, probe_args)
+    started = time.perf_counter()
+    tasks = resolve_tasks(data_args, probe_args.seed)
+    for task in tasks:
+        kept, total = len(task.labels("train")), task.train_size_before_subsampling
+        if kept < total:
+            print(f"{task.name}: training split subsampled to {kept} of {total} examples (seed {probe_args.seed})")
+
+    models = []
+    for path in model_args.model_name_or_path:
+        start = time.perf_counter()
+        encoder = load_encoder(
+            path,
+            model_args.encoder,
+            model_args.tokenizer_name,
+            torch.bfloat16 if model_args.bf16 else torch.float32,
+            model_args.device,
+            model_args.revision,
+            model_args.trust_remote_code,
+        )
+        model = {
+            "model": path,
+            "encoder": model_args.encoder,
+            "fingerprint": encoder.fingerprint,
+            "poolings": probe_args.pooling,
+            "load_seconds": round(time.perf_counter() - start, 2),
+            "tasks": {},
+        }
+        for task in tasks:
+            model["tasks"][task.name] = probe_task(encoder, task, data_args, probe_args, path)
+        model["total_seconds"] = round(time.perf_counter() - start, 2)
+        models.append(model)
+        if probe_args.update_model_card:
+            repo = (probe_args.hub_model_id or path) if probe_args.push_to_hub else None
+            update_model_card(path, model_card_results(model, tasks, probe_args), push_to_hub_repo=repo)
+        del encoder  # frees this model before the next one loads
+
+    results = {
+        "args": {**asdict(model_args), **asdict(data_args), **asdict(probe_args)},
+        "versions": library_versions(),
+        "total_seconds": round(time.perf_counter() - started, 2),
+        "models": models,
+    }
+    table = markdown_table(models, tasks)
+    os.makedirs(probe_args.output_dir, exist_ok=True)
+    with open(os.path.join(probe_args.output_dir, "results.json"), "w") as file:
+        json.dump(results, file, indent=2)
+    with open(os.path.join(probe_args.output_dir, "results.md"), "w") as file:
+        file.write(table)
+    print(table)
+    print(f"Wrote {probe_args.output_dir}/results.json and results.md in {results['total_seconds']:.0f} s.")
+    return results
+

@@ -1,0 +1,164 @@
+#!/usr/bin/env python
+"""The slow-start study: MLM validation loss against tokens seen for candidate `mini` pretraining recipes.
+
+Phase 1 crosses the position embedding (fixed sin/cos, the same table scaled to the token embeddings' size, learned)
+with an untied or tied MLM decoder, at one learning rate and batch size. Phase 2 varies the learning rate and the
+batch size around the phase-1 winner and trains the hybrid objective with the overall winner. Every run sees the same
+token budget and is chosen by one rule, applied to both objectives: the lowest validation MLM loss at the end of the
+budget (pretraining validation loss only; no GLUE score takes part).
+
+Runs are resumable (each is a `run_pretrain.py` output folder; a finished one is skipped), two at a time with one
+thread each. `--report` writes the table and the plot.
+
+    python run_recipe_study.py --output_dir experiments/recipe-study \
+        --train_file "../shared/data/text/gutenberg/train/*.txt" \
+        --validation_file "../shared/data/text/gutenberg/validation/*.txt" \
+        --tokenizer_name ../shared/tokenizers/bert-base-uncased
+    python run_recipe_study.py --output_dir experiments/recipe-study --report results/recipe-study
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+
+TOKEN_BUDGET = 2_000_000
+SEQUENCE_LENGTH = 128
+EVALUATIONS = 8
+POSITION_VARIANTS = {
+    "sin": {},
+    "sin-scaled": {"position_embedding_scale": 0.03},  # table RMS ≈ 0.02, the token embeddings' std
+    "learned": {"position_embedding_type": "learned"},
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    positions: str = "sin"
+    tied: bool = False
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    objective: str = "mlm"
+    overrides: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def name(self) -> str:
+        return (f"{self.objective}-pos_{self.positions}-{'tied' if self.tied else 'untied'}-lr_{self.learning_rate:g}"
+                f"-bs_{self.batch_size}")
+
+    @property
+    def steps(self) -> int:
+        return TOKEN_BUDGET // (self.batch_size * SEQUENCE_LENGTH)
+
+    def config_overrides(self) -> str:
+        values = {**POSITION_VARIANTS[self.positions], "tie_word_embeddings": self.tied}
+        return ",".join(f"{key}={value}" for key, value in values.items())
+
+
+def pretrain_command(recipe: Recipe, args: argparse.Namespace) -> list[str]:
+    eval_steps = max(recipe.steps // EVALUATIONS, 1)
+    return [
+        sys.executable, "-m", "prjepa.pretraining",
+        "--preset", "mini", "--objective", recipe.objective, "--config_overrides", recipe.config_overrides(),
+        "--tokenizer_name", args.tokenizer_name, "--train_file", args.train_file,
+        "--validation_file", args.validation_file, "--max_seq_length", str(SEQUENCE_LENGTH),
+        "--max_steps", str(recipe.steps), "--per_device_train_batch_size", str(recipe.batch_size),
+        "--per_device_eval_batch_size", "64", "--learning_rate", str(recipe.learning_rate), "--warmup_steps", "0.1",
+        "--lr_scheduler_type", "cosine", "--weight_decay", "0.05", "--seed", str(args.seed),
+        "--data_seed", str(args.seed), "--logging_steps", str(max(eval_steps // 4, 1)), "--eval_strategy", "steps",
+        "--eval_steps", str(eval_steps), "--save_steps", str(eval_steps), "--save_total_limit", "1",
+        "--do_train", "--do_eval", "--max_eval_samples", "500", "--report_to", "none", "--disable_tqdm", "true",
+        "--preprocessing_num_workers", "2", "--output_dir", os.path.join(args.output_dir, recipe.name),
+    ]
+
+
+def is_finished(recipe: Recipe, output_dir: str) -> bool:
+    return os.path.exists(os.path.join(output_dir, recipe.name, "train_results.json"))
+
+
+def train(recipe: Recipe, args: argparse.Namespace) -> None:
+    if is_finished(recipe, args.output_dir):
+        return
+    os.makedirs(os.path.join(args.output_dir, "logs"), exist_ok=True)
+    environment = {**os.environ, "OMP_NUM_THREADS": str(args.threads_per_run), "TOKENIZERS_PARALLELISM": "false"}
+    with open(log_path(recipe, args.output_dir), "a") as log:
+        subprocess.run(pretrain_command(recipe, args), stdout=log, stderr=subprocess.STDOUT, env=environment,
+                       check=True)
+
+
+def train_all(recipes: list[Recipe], args: argparse.Namespace) -> None:
+    pending = [recipe for recipe in recipes if not is_finished(recipe, args.output_dir)]
+    if not pending:
+        return
+    # The first run tokenizes the corpus into the datasets cache that every later run reuses.
+    first, rest = pending[0], pending[1:]
+    with ThreadPoolExecutor(args.parallel_runs) as pool:
+        futures = [pool.submit(train, first, args)]
+        if rest:
+            wait_for_tokenization(first, args.output_dir)
+        futures += [pool.submit(train, recipe, args) for recipe in rest]
+        for future in futures:
+            future.result()
+
+
+def log_path(recipe: Recipe, output_dir: str) -> str:
+    return os.path.join(output_dir, "logs", f"{recipe.name}.log")
+
+
+def wait_for_tokenization(recipe: Recipe, output_dir: str) -> None:
+    log = log_path(recipe, output_dir)
+    while not (os.path.exists(log) and "Effective batch size" in open(log).read()):
+        time.sleep(10)
+
+
+def validation_curve(recipe: Recipe, output_dir: str) -> list[tuple[int, float]]:
+    """(tokens seen, validation MLM loss) at every evaluation of the run, from its trainer state."""
+    with open(os.path.join(output_dir, recipe.name, "trainer_state.json")) as file:
+        history = json.load(file)["log_history"]
+    tokens_per_step = recipe.batch_size * SEQUENCE_LENGTH
+    return [(entry["step"] * tokens_per_step, entry["eval_mlm_loss"]) for entry in history if "eval_mlm_loss" in entry]
+
+
+def final_loss(recipe: Recipe, output_dir: str) -> float:
+    return validation_curve(recipe, output_dir)[-1][1]
+
+
+def best(recipes: list[Recipe], output_dir: str) -> Recipe:
+    """The selection rule: the lowest validation MLM loss at the end of the token budget."""
+    return min(recipes, key=lambda recipe: final_loss(recipe, output_dir))
+
+
+def study(args: argparse.Namespace) -> list[Recipe]:
+    phase_1 = [Recipe(positions=positions, tied=tied) for tied in (False, True) for positions in POSITION_VARIANTS]
+    train_all(phase_1, args)
+    winner = best(phase_1, args.output_dir)
+    phase_2 = [replace(winner, learning_rate=2e-3), replace(winner, batch_size=16)]
+    train_all(phase_2, args)
+    mlm_recipes = phase_1 + phase_2
+    chosen = best(mlm_recipes, args.output_dir)
+    hybrid = [replace(chosen, objective="hybrid"), replace(winner, objective="hybrid", positions="sin", tied=False)]
+    train_all(list(dict.fromkeys(hybrid)), args)
+    return mlm_recipes + list(dict.fromkeys(hybrid))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output_dir", required=True, help="Where the runs' folders go (resumable).")
+    parser.add_argument("--train_file")
+    parser.add_argument("--validation_file")
+    parser.add_argument("--tokenizer_name", default="bert-base-uncased")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--parallel_runs", type=int, default=2)
+    parser.add_argument("--threads_per_run", type=int, default=1)
+    parser.add_argument("--report", metavar="DIR", help="Write the table and plot of the finished runs to DIR.")
+    args = parser.parse_args()
+    if args.report is None:
+        if args.train_file is None or args.validation_file is None:
+            parser.error("--train_file and --validation_file are needed to train.")
+        study(args)
+
