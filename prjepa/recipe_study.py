@@ -20,11 +20,14 @@ thread each. `--report` writes the table and the plot.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+
+from transformers.trainer_utils import get_last_checkpoint
 
 TOKEN_BUDGET = 2_000_000
 SEQUENCE_LENGTH = 128
@@ -115,9 +118,18 @@ def wait_for_tokenization(recipe: Recipe, output_dir: str) -> None:
         time.sleep(10)
 
 
+def trainer_state_path(recipe: Recipe, output_dir: str) -> str | None:
+    """The finished run's trainer state, else its last checkpoint's (a run still going), else None."""
+    run_dir = os.path.join(output_dir, recipe.name)
+    if is_finished(recipe, output_dir):
+        return os.path.join(run_dir, "trainer_state.json")
+    checkpoint = get_last_checkpoint(run_dir) if os.path.isdir(run_dir) else None
+    return os.path.join(checkpoint, "trainer_state.json") if checkpoint else None
+
+
 def validation_curve(recipe: Recipe, output_dir: str) -> list[tuple[int, float]]:
     """(tokens seen, validation MLM loss) at every evaluation of the run, from its trainer state."""
-    with open(os.path.join(output_dir, recipe.name, "trainer_state.json")) as file:
+    with open(trainer_state_path(recipe, output_dir)) as file:
         history = json.load(file)["log_history"]
     tokens_per_step = recipe.batch_size * SEQUENCE_LENGTH
     return [(entry["step"] * tokens_per_step, entry["eval_mlm_loss"]) for entry in history if "eval_mlm_loss" in entry]
@@ -145,6 +157,75 @@ def study(args: argparse.Namespace) -> list[Recipe]:
     return mlm_recipes + list(dict.fromkeys(hybrid))
 
 
+RUN_NAME = re.compile(r"(?P<objective>\w+)-pos_(?P<positions>[\w-]+?)-(?P<decoder>tied|untied)-lr_(?P<lr>[\d.e-]+)-bs_(?P<bs>\d+)")
+PLATEAU_TARGET = 6.0  # the issue's bar for having left the unigram plateau
+
+
+def runs_in(output_dir: str) -> list[Recipe]:
+    """Every run of the study found in `output_dir` that has evaluated at least once."""
+    recipes = []
+    for name in sorted(os.listdir(output_dir)):
+        match = RUN_NAME.fullmatch(name)
+        if match is None:
+            continue
+        recipe = Recipe(positions=match["positions"], tied=match["decoder"] == "tied", learning_rate=float(match["lr"]),
+                        batch_size=int(match["bs"]), objective=match["objective"])
+        if trainer_state_path(recipe, output_dir) and validation_curve(recipe, output_dir):
+            recipes.append(recipe)
+    return recipes
+
+
+def report(output_dir: str, report_dir: str) -> None:
+    """`study.json` (every curve), `study.md` (the table) and `mlm_loss_vs_tokens.png` in `report_dir`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    os.makedirs(report_dir, exist_ok=True)
+    recipes = runs_in(output_dir)
+    rows = []
+    for recipe in recipes:
+        curve = validation_curve(recipe, output_dir)
+        rows.append({"name": recipe.name, **asdict(recipe), "finished": is_finished(recipe, output_dir),
+                     "planned_tokens": recipe.steps * recipe.batch_size * SEQUENCE_LENGTH,
+                     "tokens": curve[-1][0], "final_validation_mlm_loss": curve[-1][1], "curve": curve})
+    for row in rows:
+        row.pop("overrides")
+    finished = {objective: [row for row in rows if row["finished"] and row["objective"] == objective]
+                for objective in ("mlm", "hybrid")}
+    chosen = {objective: min(candidates, key=lambda row: row["final_validation_mlm_loss"])["name"]
+              for objective, candidates in finished.items() if candidates}
+    with open(os.path.join(report_dir, "study.json"), "w") as file:
+        json.dump({"token_budget": TOKEN_BUDGET, "sequence_length": SEQUENCE_LENGTH,
+                   "rule": best.__doc__.split(": ", 1)[1], "chosen": chosen, "runs": rows}, file, indent=1)
+    header = ["objective", "positions", "MLM decoder", "LR", "batch", "tokens seen", "validation MLM loss", "chosen"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in sorted(rows, key=lambda row: (row["objective"] != "mlm", row["final_validation_mlm_loss"])):
+        tokens = f"{row['tokens'] / 1e6:.2f}M" + ("" if row["finished"] else f" of {row['planned_tokens'] / 1e6:.2f}M")
+        lines.append(f"| {row['objective']} | {row['positions']} | {'tied' if row['tied'] else 'untied'} | "
+                     f"{row['learning_rate']:g} | {row['batch_size']} | {tokens} | "
+                     f"{row['final_validation_mlm_loss']:.3f} | {'**yes**' if row['name'] in chosen.values() else ''} |")
+    with open(os.path.join(report_dir, "study.md"), "w") as file:
+        file.write("\n".join(lines) + "\n")
+
+    figure = Figure(figsize=(8, 5))
+    axes = figure.add_subplot()
+    for row in rows:
+        tokens, losses = zip(*row["curve"])
+        axes.plot([value / 1e6 for value in tokens], losses, marker="o", markersize=3,
+                  linestyle="--" if row["objective"] == "hybrid" else "-",
+                  linewidth=2.5 if row["name"] in chosen.values() else 1.2, label=row["name"])
+    axes.axhline(PLATEAU_TARGET, color="grey", linestyle=":", label=f"target {PLATEAU_TARGET}")
+    axes.set_xlabel("tokens seen (millions)")
+    axes.set_ylabel("validation MLM loss")
+    axes.set_title(f"mini encoder, {TOKEN_BUDGET / 1e6:.0f}M-token budget, Gutenberg validation")
+    axes.legend(fontsize=7)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(os.path.join(report_dir, "mlm_loss_vs_tokens.png"), dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -161,4 +242,6 @@ def main() -> None:
         if args.train_file is None or args.validation_file is None:
             parser.error("--train_file and --validation_file are needed to train.")
         study(args)
+    else:
+        report(args.output_dir, args.report)
 

@@ -1,0 +1,63 @@
+"""The slow-start study's pieces: the scaled position table, the run names it parses back, and its selection rule."""
+
+import json
+import os
+
+import pytest
+import torch
+from helpers import tiny_config
+
+from modeling_prjepa import PrJepaModel, sinusoidal_position_table
+from prjepa import recipe_study
+from prjepa.recipe_study import Recipe
+
+
+def test_position_embedding_scale_scales_the_fixed_table_and_survives_saving(tmp_path):
+    model = PrJepaModel(tiny_config(position_embedding_scale=0.03))
+    table = model.embeddings.position_embeddings.weight
+    torch.testing.assert_close(table, 0.03 * sinusoidal_position_table(*table.shape))
+    model.save_pretrained(tmp_path)
+    reloaded = PrJepaModel.from_pretrained(tmp_path)
+    torch.testing.assert_close(reloaded.embeddings.position_embeddings.weight, table)  # a buffer, rebuilt on load
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [dict(position_embedding_scale=0.0), dict(position_embedding_scale=-1.0),
+     dict(position_embedding_type="learned", position_embedding_scale=0.5)],
+)
+def test_position_embedding_scale_refuses_what_it_cannot_mean(overrides):
+    with pytest.raises(ValueError, match="position_embedding_scale"):
+        tiny_config(**overrides)
+
+
+def fake_run(output_dir, recipe: Recipe, losses: list[float], finished: bool) -> None:
+    """A run folder as run_pretrain.py leaves it: a trainer state with one eval entry per loss."""
+    run_dir = os.path.join(output_dir, recipe.name)
+    state_dir = run_dir if finished else os.path.join(run_dir, f"checkpoint-{len(losses)}")
+    os.makedirs(state_dir)
+    history = [{"step": step + 1, "eval_mlm_loss": loss} for step, loss in enumerate(losses)]
+    with open(os.path.join(state_dir, "trainer_state.json"), "w") as file:
+        json.dump({"log_history": history}, file)
+    if finished:
+        open(os.path.join(run_dir, "train_results.json"), "w").close()
+
+
+def test_report_parses_every_run_back_and_chooses_the_lowest_final_loss_per_objective(tmp_path):
+    runs = {
+        Recipe(positions="sin-scaled", tied=True, learning_rate=2e-3): ([7.0, 6.1], True),
+        Recipe(positions="sin"): ([7.0, 5.9, 6.5], True),  # best along the way, not at the end: not chosen
+        Recipe(positions="learned", batch_size=16): ([6.0], False),  # lower, but unfinished: not a candidate
+        Recipe(objective="hybrid"): ([6.9, 6.4], True),
+    }
+    for recipe, (losses, finished) in runs.items():
+        fake_run(tmp_path / "runs", recipe, losses, finished)
+    assert set(recipe_study.runs_in(str(tmp_path / "runs"))) == set(runs)
+
+    recipe_study.report(str(tmp_path / "runs"), str(tmp_path / "report"))
+    study = json.loads((tmp_path / "report" / "study.json").read_text())
+    assert study["chosen"] == {"mlm": Recipe(positions="sin-scaled", tied=True, learning_rate=2e-3).name,
+                               "hybrid": Recipe(objective="hybrid").name}
+    table = (tmp_path / "report" / "study.md").read_text()
+    assert "| 6.100 | **yes** |" in table and "| 6.500 |  |" in table and "of " in table  # the unfinished run
+    assert (tmp_path / "report" / "mlm_loss_vs_tokens.png").stat().st_size > 0
