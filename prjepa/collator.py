@@ -12,9 +12,13 @@ from transformers import PreTrainedTokenizerBase
 
 from configuration_prjepa import PrJepaConfig
 
-# hash() of a tuple of ints is the same in every process (only str and bytes hashes are salted) but may be
-# negative; masking it to 63 bits gives a non-negative seed for torch.Generator.manual_seed.
-SEED_BITS = (1 << 63) - 1
+# Every coordinate of a batch's position (seed, epoch, batch index, rank) is an unsigned 64-bit int, fed to
+# numpy's SeedSequence as two 32-bit words (low, high). SeedSequence splits a Python int into as many 32-bit words
+# as it needs and zero-pads short entropy, so plain SeedSequence([seed, epoch, index, rank]) would collide, e.g.
+# (2**32, 0, 5, 0) with (0, 1, 5·2**32, 0), and [1, 2] with [1, 2, 0]; fixed-width words, 8 of them (more than
+# its pool of 4), make the entropy a one-to-one function of the position.
+COORDINATE_LIMIT = 1 << 64
+WORD_MASK = (1 << 32) - 1
 
 
 @dataclass
@@ -52,9 +56,10 @@ class DataCollatorForPrJepa:
           off for that row: its context_mask and target_mask are all zero, it still gets MLM and adds nothing to
           L_JEPA.
 
-    Randomness never touches the global torch RNG. Each call seeds a private generator from
-    `hash((seed, epoch, global batch index, process_index))`, so a batch depends only on its position and on the
-    examples, not on what was collated before: prefetching or skipping batches on resume changes nothing.
+    Randomness never touches the global torch RNG. Each call seeds a private generator with `batch_seed(seed, epoch,
+    global batch index, process_index)`, a numpy SeedSequence over those four coordinates (see `batch_seed`), so a
+    batch depends only on its position and on the examples, not on what was collated before nor on the process or
+    its PYTHONHASHSEED: prefetching or skipping batches on resume changes nothing. `seed` is an int in [0, 2**64).
     `set_position(epoch, batch_index, process_index)` says the next call collates batch `batch_index` of `epoch`; every
     call advances the index by one. A DataLoader copies the collator into each worker when its iterator is created;
     worker w of W collates batches w, w + W, ..., so its k-th call uses index `batch_index + k·W + w` and the batches
@@ -72,6 +77,8 @@ class DataCollatorForPrJepa:
     _calls: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if not 0 <= self.seed < COORDINATE_LIMIT:
+            raise ValueError(f"seed must be an int in [0, 2**64), got {self.seed}.")
         self.config.check_tokenizer(self.tokenizer)
         self.pad_token_id = self._token_id("pad")
         self.mask_token_id = self._token_id("mask")
@@ -105,9 +112,9 @@ class DataCollatorForPrJepa:
     def set_position(self, epoch: int, batch_index: int, process_index: int = 0) -> None:
         """The next batch collated is batch `batch_index` (0-based, counting every batch of the epoch, trained or
         skipped) of `epoch` on the process of rank `process_index`."""
-        if min(epoch, batch_index, process_index) < 0:
+        if min(epoch, batch_index, process_index) < 0 or max(epoch, batch_index, process_index) >= COORDINATE_LIMIT:
             raise ValueError(
-                "set_position needs non-negative epoch, batch_index and process_index, got "
+                "set_position needs non-negative epoch, batch_index and process_index below 2**64, got "
                 f"{(epoch, batch_index, process_index)}."
             )
         self._epoch, self._first_index, self._process_index, self._calls = epoch, batch_index, process_index, 0
@@ -117,8 +124,7 @@ class DataCollatorForPrJepa:
         stride, offset = (1, 0) if worker is None else (worker.num_workers, worker.id)
         index = self._first_index + self._calls * stride + offset
         self._calls += 1
-        key = hash((self.seed, self._epoch, index, self._process_index)) & SEED_BITS
-        return torch.Generator().manual_seed(key)
+        return torch.Generator().manual_seed(batch_seed(self.seed, self._epoch, index, self._process_index))
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         generator = self._next_generator()
@@ -241,6 +247,17 @@ class DataCollatorForPrJepa:
             target_indices=target_indices,
             target_mask=target_mask.long(),
         )
+
+
+def batch_seed(seed: int, epoch: int, batch_index: int, process_index: int) -> int:
+    """The torch seed of one batch: a 64-bit int (for `torch.Generator.manual_seed`) drawn from
+    `numpy.random.SeedSequence` over the entropy words (seed, epoch, batch_index, process_index), in that order, each
+    coordinate (an int in [0, 2**64)) as its low then its high 32-bit word; the seed is the first generated uint32
+    word plus the second shifted left by 32. SeedSequence is numpy's documented mixer of entropy into seeds, the same
+    in every process; `hash()` is not documented as a mixing function at all (and hash(-1) == hash(-2))."""
+    words = [word for value in (seed, epoch, batch_index, process_index) for word in (value & WORD_MASK, value >> 32)]
+    low, high = np.random.SeedSequence(words).generate_state(2, dtype=np.uint32).tolist()
+    return low | high << 32
 
 
 def _flatten(values: list[Any], total: int) -> torch.Tensor:

@@ -2,8 +2,10 @@
 against their binomial spread, counter-based determinism (also across DataLoader workers), and the model taking
 the batch."""
 
+import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 from helpers import SPECIAL_TOKENS, VOCAB, tiny_config
@@ -11,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
-from prjepa.collator import DataCollatorForPrJepa
+from prjepa.collator import DataCollatorForPrJepa, batch_seed
 from modeling_prjepa import PrJepaForPreTraining
 
 PAD, UNK, CLS, SEP, MASK = range(len(SPECIAL_TOKENS))
@@ -266,11 +268,40 @@ def test_batch_depends_only_on_seed_and_position(tokenizer):
     state = torch.get_rng_state()
     assert_batches_equal(collator_at(tokenizer, 2, 5)(examples), reference)
     assert torch.equal(torch.get_rng_state(), state)  # ... nor be touched
+    # hash() reduces ints modulo 2**61 - 1, so a hash-derived seed gave these last two the reference's masks.
     others = (
-        dict(epoch=3, index=5), dict(epoch=2, index=6), dict(epoch=2, index=5, process=1), dict(epoch=2, index=5, seed=1)
-    )
+        dict(epoch=3, index=5), dict(epoch=2, index=6), dict(epoch=2, index=5, process=1),
+        dict(epoch=2, index=5, seed=1), dict(epoch=2, index=5, seed=2**61 - 1), dict(epoch=2, index=5 + 2**61 - 1),
+    )  # fmt: skip
     for other in others:
         assert batches_differ(collator_at(tokenizer, **other)(examples), reference), other
+
+
+def test_batch_seed_is_a_seed_sequence_over_two_32_bit_words_per_coordinate(tokenizer):
+    """The seed written out by hand from the documented recipe, for a position with coordinates past 32 bits."""
+    seed, epoch, index, process = 2**40 + 7, 3, 2**32 + 9, 1
+    words = [7, 2**8, 3, 0, 9, 1, 1, 0]
+    low, high = np.random.SeedSequence(words).generate_state(2, dtype=np.uint32)
+    assert batch_seed(seed, epoch, index, process) == int(low) + (int(high) << 32)
+    collator = collator_at(tokenizer, epoch, index, process, seed=seed)
+    assert collator._next_generator().initial_seed() == int(low) + (int(high) << 32)
+    assert collator._next_generator().initial_seed() == batch_seed(seed, epoch, index + 1, process)
+    # A pinned value: it changes only if the recipe (or numpy's SeedSequence) does, which would break resuming a run
+    # started before the change.
+    assert batch_seed(0, 0, 0, 0) == 3783394973971166492
+
+
+def test_positions_differing_in_one_coordinate_get_different_seeds():
+    """Every single-coordinate change from two base positions, to values at the 32-bit word boundary, at hash()'s
+    modulus 2**61 - 1 and at the top of the range; plus the pair that plain SeedSequence([seed, epoch, index, rank])
+    maps to the same entropy words."""
+    values = (0, 1, 2, 2**32 - 1, 2**32, 2**32 + 1, 2**61 - 1, 2**63, 2**64 - 1)
+    positions = set()
+    for base in ((0, 0, 0, 0), (7, 3, 11, 2)):
+        for coordinate, value in itertools.product(range(4), values):
+            positions.add(base[:coordinate] + (value,) + base[coordinate + 1 :])
+    positions |= {(2**32, 0, 5, 0), (0, 1, 5 * 2**32, 0)}
+    assert len({batch_seed(*position) for position in positions}) == len(positions)
 
 
 def test_each_call_advances_the_position_so_resuming_mid_epoch_reproduces_the_batches(tokenizer):
@@ -347,3 +378,9 @@ def test_bad_input_is_refused_with_a_clear_error(tokenizer):
         DataCollatorForPrJepa(tokenizer, tiny_config(mask_token_id=7))
     with pytest.raises(ValueError, match="non-negative"):
         collator.set_position(0, -1)
+    # The seed's words hold 64 bits: a negative or wider seed or position would alias another one.
+    with pytest.raises(ValueError, match=r"below 2\*\*64"):
+        collator.set_position(2**64, 0)
+    for seed in (-1, 2**64):
+        with pytest.raises(ValueError, match=r"seed must be an int in \[0, 2\*\*64\)"):
+            DataCollatorForPrJepa(tokenizer, tiny_config(), seed=seed)
