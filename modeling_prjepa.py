@@ -3,6 +3,9 @@ modelling ("Predict and Reconstruct"; the method is described in the project's S
 
 Self-contained (only torch, transformers and `configuration_prjepa`): `save_pretrained` copies this file into every
 checkpoint so that the Auto classes load it with `trust_remote_code=True` without this project installed.
+
+Attention follows `config._attn_implementation` (`attn_implementation=` at loading, or `set_attn_implementation`):
+`"sdpa"` (the default) or `"eager"`, the only one that returns attention probabilities (`output_attentions=True`).
 """
 
 import math
@@ -22,7 +25,9 @@ from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput, SequenceClassifierOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple
 
 try:
     from .configuration_prjepa import PrJepaConfig
@@ -42,19 +47,27 @@ class TokenLayout:
     """Where the real tokens of a padded `(batch, seq)` batch are. Per-token work (norms, projections, MLPs) runs on
     the real tokens only, packed as `(n_tokens, dim)`, and attention on the padded layout: a JEPA context view or a
     predictor batch is a quarter padding, which would otherwise cost a quarter of its compute. Without padding
-    `pad` and `unpad` are views and there is no attention mask, so SDPA picks its fastest kernel."""
+    `pad` and `unpad` are views and there is no attention mask, so SDPA picks its fastest kernel.
+
+    `attention_mask` is `(batch, 1, 1, seq)` boolean, True = attend, or `None` when there is no padding."""
 
     def __init__(self, attention_mask: torch.Tensor | None, batch: int, seq: int):
         """attention_mask `(batch, seq)`, 1 real / 0 padding, or `None` (all real)."""
         self.batch, self.seq = batch, seq
-        real = None if attention_mask is None else attention_mask.bool()
-        if real is None or real.all():
-            self.sdpa_mask = self.real_indices = self.padding_indices = None
-        else:
-            # A row without any real token (an empty JEPA context) would make softmax NaN; its outputs are never read.
-            self.sdpa_mask = (real | ~real.any(dim=-1, keepdim=True))[:, None, None, :]  # boolean, True = attend
-            real = real.flatten()
-            self.real_indices, self.padding_indices = real.nonzero().squeeze(1), (~real).nonzero().squeeze(1)
+        self.attention_mask = self.real_indices = self.padding_indices = None
+        if attention_mask is None:
+            return
+        real = attention_mask.bool()
+        # The layout's one host read: the packed size is the number of real tokens. Knowing it, both index lists
+        # come from nonzero_static, which does not wait for the device as nonzero does.
+        num_real = int(real.sum())
+        if num_real == batch * seq:
+            return
+        flat = real.flatten()
+        self.real_indices = flat.nonzero_static(size=num_real).squeeze(1)
+        self.padding_indices = (~flat).nonzero_static(size=batch * seq - num_real).squeeze(1)
+        # A row without any real token (an empty JEPA context) would make softmax NaN; its outputs are never read.
+        self.attention_mask = (real | ~real.any(dim=-1, keepdim=True))[:, None, None, :]
 
     def unpad(self, padded: torch.Tensor) -> torch.Tensor:
         """`(batch, seq, dim)` → `(n_tokens, dim)`."""
@@ -126,33 +139,50 @@ class PrJepaEmbeddings(nn.Module):
         `(batch, seq)`, default `0..seq-1` → `(batch, seq, hidden)`."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids and inputs_embeds.")
+        self._check_ranges(input_ids, position_ids)
         if inputs_embeds is None:
-            inputs_embeds = self.embed_tokens(input_ids)
+            inputs_embeds = self.word_embeddings(input_ids)
         if position_ids is None:
-            longest = inputs_embeds.shape[1]
-            position_ids = torch.arange(longest, device=inputs_embeds.device)[None, :]
-        else:
-            longest = int(position_ids.max()) + 1 if position_ids.numel() else 0
-        max_positions = self.config.max_position_embeddings
-        if longest > max_positions:
-            raise ValueError(
-                f"Sequence length {longest} exceeds max_position_embeddings={max_positions}. Truncate the input "
-                f"(e.g. tokenizer(..., truncation=True, max_length={max_positions}))."
-            )
+            length, max_positions = inputs_embeds.shape[1], self.config.max_position_embeddings
+            if length > max_positions:
+                raise ValueError(
+                    f"Sequence length {length} exceeds max_position_embeddings={max_positions}. Truncate the input "
+                    f"(e.g. tokenizer(..., truncation=True, max_length={max_positions}))."
+                )
+            position_ids = torch.arange(length, device=inputs_embeds.device)[None, :]
         return self.dropout(inputs_embeds + self.position_embeddings(position_ids))
 
     def embed_tokens(self, input_ids: torch.LongTensor) -> torch.Tensor:
         """input_ids `(batch, seq)` → token embeddings `(batch, seq, hidden)`, without positions."""
-        vocab_size = self.config.vocab_size
-        # Out-of-range ids otherwise surface as an opaque IndexError on CPU or a device-side assert on GPU.
-        low, high = torch.aminmax(input_ids) if input_ids.numel() else (0, 0)
-        if bool((low < 0) | (high >= vocab_size)):  # one device sync for both bounds
+        self._check_ranges(input_ids, None)
+        return self.word_embeddings(input_ids)
+
+    def _check_ranges(self, input_ids: torch.LongTensor | None, position_ids: torch.LongTensor | None) -> None:
+        """Raises `ValueError` for a token id outside the vocabulary or a position id outside the position table.
+
+        Either would otherwise surface as an opaque IndexError on CPU, or on GPU as a device-side assert that leaves
+        the CUDA context unusable; a wrong tokenizer is a common mistake. The check costs one host read per call, for
+        both tables together.
+        """
+        vocab_size, max_positions = self.config.vocab_size, self.config.max_position_embeddings
+        outside = [
+            ((ids < 0) | (ids >= size)).any()
+            for ids, size in ((input_ids, vocab_size), (position_ids, max_positions))
+            if ids is not None
+        ]
+        if not outside or not torch.stack(outside).any():
+            return
+        if input_ids is not None and outside[0]:
             bad = input_ids[(input_ids < 0) | (input_ids >= vocab_size)][0].item()
             raise ValueError(
                 f"Token id {bad} is outside the model's vocabulary (vocab_size={vocab_size}). The tokenizer does not "
                 "match this model: use the tokenizer it was trained with (see PrJepaConfig.check_tokenizer)."
             )
-        return self.word_embeddings(input_ids)
+        bad = position_ids[(position_ids < 0) | (position_ids >= max_positions)][0].item()
+        raise ValueError(
+            f"Position id {bad} is outside the position table (max_position_embeddings={max_positions}): positions "
+            f"run from 0 to {max_positions - 1}."
+        )
 
 
 class PrJepaResidualProjection(nn.Linear):
@@ -164,30 +194,71 @@ class PrJepaResidualProjection(nn.Linear):
         self.layer_index = layer_index
 
 
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax attention written out, for `attn_implementation="eager"`.
+
+    query, key, value `(batch, heads, seq, head_dim)`; attention_mask `(batch, 1, 1, seq)` boolean, True = attend, or
+    `None` → the output `(batch, seq, heads, head_dim)` (the layout of the library's `sdpa_attention_forward`) and the
+    attention probabilities `(batch, heads, seq, seq)`.
+    """
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        # The dtype's lowest value, not -inf: masked keys still get exactly 0, and a fully masked row stays finite.
+        scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+    weights = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
 class PrJepaSelfAttention(nn.Module):
-    """Multi-head self-attention with a fused qkv projection, computed by `scaled_dot_product_attention`."""
+    """Multi-head self-attention with a fused qkv projection; the attention itself is the function that
+    `config._attn_implementation` names (`"sdpa"` or `"eager"`)."""
 
     def __init__(self, config: PrJepaConfig, hidden_size: int, num_heads: int, layer_index: int):
         super().__init__()
+        self.config = config
         self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.scaling = self.head_dim**-0.5
+        # Read by the library's sdpa_attention_forward, which otherwise treats an unmasked batch as causal.
+        self.is_causal = False
         self.attention_dropout = config.attention_probs_dropout_prob
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size, bias=config.qkv_bias)
         self.proj = PrJepaResidualProjection(hidden_size, hidden_size, layer_index)
         self.proj_dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden_states: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
-        """hidden_states `(n_tokens, hidden)`, the real tokens of `layout` → `(n_tokens, hidden)`; the projections run
-        on the real tokens, the attention itself on the padded layout."""
+    def forward(self, hidden_states: torch.Tensor, layout: TokenLayout) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """hidden_states `(n_tokens, hidden)`, the real tokens of `layout` → `(n_tokens, hidden)`, and the attention
+        probabilities `(batch, heads, seq, seq)` under eager (`None` under sdpa). The projections run on the real
+        tokens, the attention itself on the padded layout."""
         hidden = hidden_states.shape[-1]
         qkv = layout.pad(self.qkv(hidden_states))
         batch, seq, _ = qkv.shape
-        qkv = qkv.view(batch, seq, 3, self.num_heads, hidden // self.num_heads)
+        qkv = qkv.view(batch, seq, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, seq, head_dim)
-        context = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=layout.sdpa_mask, dropout_p=self.attention_dropout if self.training else 0.0
+        attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
         )
-        context = layout.unpad(context.transpose(1, 2).reshape(batch, seq, hidden))
-        return self.proj_dropout(self.proj(context))
+        context, attention_weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            layout.attention_mask,
+            dropout=self.attention_dropout if self.training else 0.0,
+            scaling=self.scaling,
+        )
+        context = layout.unpad(context.reshape(batch, seq, hidden))
+        return self.proj_dropout(self.proj(context)), attention_weights
 
 
 class PrJepaMLP(nn.Module):
@@ -212,9 +283,11 @@ class PrJepaLayer(GradientCheckpointingLayer):
         self.norm2 = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
         self.mlp = PrJepaMLP(config, hidden_size, intermediate_size, layer_index)
 
-    def forward(self, hidden_states: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
-        hidden_states = hidden_states + self.attention(self.norm1(hidden_states), layout)
-        return hidden_states + self.mlp(self.norm2(hidden_states))
+    def forward(self, hidden_states: torch.Tensor, layout: TokenLayout) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """hidden_states `(n_tokens, hidden)` → `(n_tokens, hidden)` and the attention probabilities (eager only)."""
+        attention_output, attention_weights = self.attention(self.norm1(hidden_states), layout)
+        hidden_states = hidden_states + attention_output
+        return hidden_states + self.mlp(self.norm2(hidden_states)), attention_weights
 
 
 class PrJepaEncoder(nn.Module):
@@ -228,19 +301,32 @@ class PrJepaEncoder(nn.Module):
         self.norm = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, output_hidden_states: bool = False
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
     ) -> BaseModelOutput:
         """hidden_states `(batch, seq, hidden)`, attention_mask `(batch, seq)` → `last_hidden_state` (after the final
         norm) and, on request, the residual stream before every layer and after the last one (`num_layers + 1`
-        tensors, un-normalised). Padding positions of the outputs are 0."""
+        tensors, un-normalised) and every layer's attention probabilities `(batch, heads, seq, seq)` (eager
+        attention only). Padding positions of the hidden states are 0.
+
+        The states are collected here rather than by the library's output-capturing hooks: the layers work on the
+        packed real tokens, and only the padded layout is a per-layer output worth returning."""
         layout = TokenLayout(attention_mask, *hidden_states.shape[:2])
         tokens = layout.unpad(hidden_states)
         all_hidden_states = (layout.pad(tokens),) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
         for layer in self.layer:
-            tokens = layer(tokens, layout)
+            tokens, attention_weights = layer(tokens, layout)
             if output_hidden_states:
                 all_hidden_states += (layout.pad(tokens),)
-        return BaseModelOutput(last_hidden_state=layout.pad(self.norm(tokens)), hidden_states=all_hidden_states)
+            if output_attentions:
+                all_attentions += (attention_weights,)
+        return BaseModelOutput(
+            last_hidden_state=layout.pad(self.norm(tokens)), hidden_states=all_hidden_states, attentions=all_attentions
+        )
 
 
 class PrJepaPredictor(nn.Module):
@@ -327,7 +413,7 @@ class PrJepaLossWeighting(nn.Module):
         if self.mode == "learned":
             weight = torch.sigmoid(self.jepa_logit)
         else:
-            weight = jepa_loss.new_tensor(self.fixed_weight)
+            weight = jepa_loss.new_full((), self.fixed_weight)  # a fill on the device; new_tensor would copy and wait
         return weight * jepa_loss + (1 - weight) * mlm_loss, weight.detach()
 
 
@@ -343,6 +429,17 @@ def masked_lm_loss(
     if num_items_in_batch is None:
         num_items_in_batch = (labels != -100).sum().clamp(min=1)
     return loss / num_items_in_batch
+
+
+def select_labelled(hidden_states: torch.Tensor, labels: torch.LongTensor) -> tuple[torch.Tensor, torch.LongTensor]:
+    """hidden_states `(batch, seq, hidden)`, labels `(batch, seq)` (-100 where not predicted) → the states
+    `(n_labelled, hidden)` and labels `(n_labelled,)` at the labelled positions, in row-major order.
+
+    One host read (the number of labelled tokens) for both; boolean-mask indexing would read once per tensor.
+    """
+    labels = labels.flatten()
+    positions = (labels != -100).nonzero().squeeze(1)
+    return hidden_states.flatten(0, 1).index_select(0, positions), labels.index_select(0, positions)
 
 
 def jepa_prediction_loss(predictions: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
@@ -371,6 +468,18 @@ class PrJepaPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["PrJepaLayer"]
     # Pretraining-only parts are expected leftovers when a pretraining checkpoint opens as an encoder or a classifier.
     _keys_to_ignore_on_load_unexpected = [r"^target_encoder\.", r"^predictor\.", r"^loss_weighting\.", r"^mlm_head\."]
+
+    def _check_and_adjust_attn_implementation(
+        self, attn_implementation: str | None, is_init_check: bool = False, allow_all_kernels: bool = False
+    ) -> str:
+        # Checked before the library resolves the name, which for any model would also accept a paged, a registered
+        # or a Hub-kernel function: the attention here (a boolean key mask on the padded layout) is written for two.
+        if attn_implementation not in (None, "sdpa", "eager"):
+            raise ValueError(
+                f"{self.__class__.__name__} supports attn_implementation='sdpa' (the default) or 'eager' (which also "
+                f"returns attention probabilities), not {attn_implementation!r}."
+            )
+        return super()._check_and_adjust_attn_implementation(attn_implementation, is_init_check, allow_all_kernels)
 
     def _init_weights(self, module: nn.Module) -> None:
         """Truncated normal (std `initializer_range`) for linear and embedding weights, zero biases, unit norms; each
@@ -469,6 +578,7 @@ class PrJepaModel(PrJepaPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embeddings.word_embeddings = value
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -477,18 +587,25 @@ class PrJepaModel(PrJepaPreTrainedModel):
         token_type_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> BaseModelOutput | tuple[torch.Tensor, ...]:
         """input_ids `(batch, seq)`, or their token embeddings `inputs_embeds` `(batch, seq, hidden)` (positions are
         added here); attention_mask `(batch, seq)`, 1 real / 0 padding; position_ids `(batch, seq)` (default
         `0..seq-1`). `token_type_ids` is accepted for tokenizer compatibility and ignored (PrJEPA has no segment
-        embedding). Returns `last_hidden_state` `(batch, seq, hidden)`, 0 at padding, and optionally `hidden_states`."""
+        embedding). Returns `last_hidden_state` `(batch, seq, hidden)`, 0 at padding, optionally `hidden_states` and,
+        under eager attention, `attentions` (one `(batch, heads, seq, seq)` tensor per layer); a tuple of the same
+        with `return_dict=False`."""
         output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        return_dict = self.config.return_dict if return_dict is None else return_dict
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        if output_attentions and self.config._attn_implementation != "eager":
+            raise ValueError(
+                f"output_attentions=True needs eager attention, and this model uses "
+                f"{self.config._attn_implementation!r}: load it with attn_implementation='eager' or call "
+                "model.set_attn_implementation('eager') (same outputs, slower)."
+            )
         embeddings = self.embeddings(input_ids, position_ids, inputs_embeds)
-        outputs = self.encoder(embeddings, attention_mask, output_hidden_states)
-        return outputs if return_dict else outputs.to_tuple()
+        return self.encoder(embeddings, attention_mask, output_hidden_states, output_attentions)
 
 
 @dataclass
@@ -579,6 +696,7 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
         online = [parameter.detach() for parameter in self.prjepa.parameters()]
         torch._foreach_lerp_(target, online, 1.0 - momentum)
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor,
@@ -589,10 +707,8 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
         context_mask: torch.Tensor | None = None,
         target_indices: torch.LongTensor | None = None,
         target_mask: torch.Tensor | None = None,
-        return_dict: bool | None = None,
         **kwargs,
     ) -> PrJepaForPreTrainingOutput | tuple[torch.Tensor, ...]:
-        return_dict = self.config.return_dict if return_dict is None else return_dict
         block_inputs = (context_indices, context_mask, target_indices, target_mask)
         if self.hybrid and any(tensor is None for tensor in block_inputs):
             raise ValueError(
@@ -603,29 +719,32 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
             targets, pooled_embeddings = self._jepa_targets(input_ids, attention_mask, target_indices)
         # One token-embedding lookup for both online views: the context view's are gathered from it.
         token_embeddings = self.prjepa.embeddings.embed_tokens(masked_input_ids)
-        full_view = self.prjepa(attention_mask=attention_mask, inputs_embeds=token_embeddings).last_hidden_state
+        full_view = self.prjepa(
+            attention_mask=attention_mask, inputs_embeds=token_embeddings, return_dict=True
+        ).last_hidden_state
         # The vocabulary projection only where there is something to predict (about 15% of the tokens).
-        selected = labels != -100
-        mlm_loss = masked_lm_loss(self.mlm_head(full_view[selected]), labels[selected])
+        labelled_states, labelled_ids = select_labelled(full_view, labels)
+        mlm_loss = masked_lm_loss(self.mlm_head(labelled_states), labelled_ids)
         if not self.hybrid:
             pooled_embeddings = pool_hidden_states(full_view.detach(), attention_mask, "mean")
-            output = PrJepaForPreTrainingOutput(
+            return PrJepaForPreTrainingOutput(
                 loss=mlm_loss, mlm_loss=mlm_loss, jepa_weight=mlm_loss.new_zeros(()), pooled_embeddings=pooled_embeddings
             )
-            return output if return_dict else output.to_tuple()
 
         context_embeddings = token_embeddings.gather(1, context_indices[..., None].expand(-1, -1, targets.shape[-1]))
         context = self.prjepa(
-            attention_mask=context_mask, position_ids=context_indices, inputs_embeds=context_embeddings
+            attention_mask=context_mask,
+            position_ids=context_indices,
+            inputs_embeds=context_embeddings,
+            return_dict=True,
         ).last_hidden_state
         predictions = self.predictor(context, context_indices, context_mask, target_indices, target_mask)
         jepa_loss = jepa_prediction_loss(predictions, targets, target_mask, self.config.jepa_loss)
         loss, jepa_weight = self.loss_weighting(jepa_loss, mlm_loss)
-        output = PrJepaForPreTrainingOutput(
+        return PrJepaForPreTrainingOutput(
             loss=loss, jepa_loss=jepa_loss, mlm_loss=mlm_loss, jepa_weight=jepa_weight,
             pooled_embeddings=pooled_embeddings,
         )
-        return output if return_dict else output.to_tuple()
 
     @torch.no_grad()
     def _jepa_targets(
@@ -634,7 +753,7 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
         """The target encoder's states of the unmasked ids, LayerNorm-ed without affine parameters, at each target
         block: target_indices `(batch, num_blocks, n_target)` → `(batch, num_blocks, n_target, hidden)`; and their
         mean over each sequence's real tokens, `(batch, hidden)`."""
-        states = self.target_encoder(input_ids, attention_mask).last_hidden_state
+        states = self.target_encoder(input_ids, attention_mask, return_dict=True).last_hidden_state
         batch, num_blocks, n_target = target_indices.shape
         flat_indices = target_indices.reshape(batch, num_blocks * n_target, 1).expand(-1, -1, states.shape[-1])
         targets = states.gather(1, flat_indices).view(batch, num_blocks, n_target, -1)
@@ -663,6 +782,7 @@ class PrJepaForMaskedLM(PrJepaPreTrainedModel):
     def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
         self.mlm_head.decoder = new_embeddings
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor,
@@ -670,21 +790,27 @@ class PrJepaForMaskedLM(PrJepaPreTrainedModel):
         token_type_ids: torch.LongTensor | None = None,
         labels: torch.LongTensor | None = None,
         output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
+        output_attentions: bool | None = None,
         num_items_in_batch: torch.Tensor | int | None = None,
         **kwargs,
     ) -> MaskedLMOutput | tuple[torch.Tensor, ...]:
-        """input_ids, attention_mask, labels `(batch, seq)` (labels -100 where not predicted)."""
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        outputs = self.prjepa(input_ids, attention_mask, output_hidden_states=output_hidden_states, return_dict=True)
+        """input_ids, attention_mask, labels `(batch, seq)` (labels -100 where not predicted); `hidden_states` and
+        `attentions` as in `PrJepaModel`."""
+        outputs = self.prjepa(
+            input_ids,
+            attention_mask,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
         hidden_states = outputs.last_hidden_state
         if labels is not None and self.config.sparse_prediction:
-            selected = labels != -100
-            hidden_states, labels = hidden_states[selected], labels[selected]
+            hidden_states, labels = select_labelled(hidden_states, labels)
         logits = self.mlm_head(hidden_states)
         loss = None if labels is None else masked_lm_loss(logits, labels, num_items_in_batch)
-        output = MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
-        return output if return_dict else output.to_tuple()
+        return MaskedLMOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
 
 
 class PrJepaForSequenceClassification(PrJepaPreTrainedModel):
@@ -703,6 +829,7 @@ class PrJepaForSequenceClassification(PrJepaPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor,
@@ -710,17 +837,24 @@ class PrJepaForSequenceClassification(PrJepaPreTrainedModel):
         token_type_ids: torch.LongTensor | None = None,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput | tuple[torch.Tensor, ...]:
-        """input_ids, attention_mask `(batch, seq)`; labels `(batch,)` → logits `(batch, num_labels)`."""
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        outputs = self.prjepa(input_ids, attention_mask, output_hidden_states=output_hidden_states, return_dict=True)
+        """input_ids, attention_mask `(batch, seq)`; labels `(batch,)` → logits `(batch, num_labels)`; `hidden_states`
+        and `attentions` as in `PrJepaModel`."""
+        outputs = self.prjepa(
+            input_ids,
+            attention_mask,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
         pooled = pool_hidden_states(outputs.last_hidden_state, attention_mask, self.config.classifier_pooling)
         logits = self.classifier(self.dropout(pooled))
         loss = None if labels is None else self.loss_function(labels, logits, self.config)
-        output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
-        return output if return_dict else output.to_tuple()
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
 
 
 for _auto_class, _model_class in (

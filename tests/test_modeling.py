@@ -1,12 +1,16 @@
-"""The PrJEPA models: numerics against independent computations, the pretraining losses, the EMA target encoder,
-save/load through every Auto class, and the errors for bad input."""
+"""The PrJEPA models: numerics against independent computations, the pretraining losses, the EMA target encoder, the
+attention implementations, tuple outputs and host reads, save/load through every Auto class, and the errors for bad
+input."""
 
+import collections
 import math
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
 from helpers import pretraining_batch, tiny_config
+from torch.overrides import TorchFunctionMode
 from transformers import (
     AutoModel,
     AutoModelForMaskedLM,
@@ -17,6 +21,7 @@ from transformers import (
     pipeline,
 )
 
+import modeling_prjepa
 from configuration_prjepa import PrJepaConfig
 from modeling_prjepa import (
     PrJepaForMaskedLM,
@@ -59,8 +64,9 @@ def test_classifier_pooling_ignores_padding(pooling):
     torch.testing.assert_close(in_padding, alone, atol=1e-5, rtol=0)
 
 
-def test_attention_matches_plain_softmax_reference():
-    config = tiny_config()
+@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
+def test_attention_matches_plain_softmax_reference(attn_implementation):
+    config = tiny_config(attn_implementation=attn_implementation)
     attention = PrJepaSelfAttention(config, hidden_size=32, num_heads=4, layer_index=1).eval()
     hidden = torch.randn(2, 6, 32)
     keep = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]], dtype=torch.bool)
@@ -68,13 +74,18 @@ def test_attention_matches_plain_softmax_reference():
     query, key, value = attention.qkv(hidden).split(32, dim=-1)
     heads = lambda tensor: tensor.view(2, 6, 4, 8).transpose(1, 2)  # noqa: E731
     scores = heads(query) @ heads(key).transpose(-1, -2) / math.sqrt(8)
-    scores = scores.masked_fill(~keep[:, None, None, :], float("-inf"))
-    context = (scores.softmax(-1) @ heads(value)).transpose(1, 2).reshape(2, 6, 32)
+    probabilities = scores.masked_fill(~keep[:, None, None, :], float("-inf")).softmax(-1)
+    context = (probabilities @ heads(value)).transpose(1, 2).reshape(2, 6, 32)
     expected = attention.proj(context)
 
     layout = TokenLayout(keep.long(), batch=2, seq=6)
-    actual = attention(layout.unpad(hidden), layout)  # the real tokens only, packed
+    actual, weights = attention(layout.unpad(hidden), layout)  # the real tokens only, packed
     torch.testing.assert_close(actual, expected[keep], atol=1e-6, rtol=1e-5)
+    if attn_implementation == "sdpa":
+        assert weights is None
+    else:  # the rows of real queries; a padding query's own row is never read
+        real_rows = weights.transpose(1, 2)[keep]
+        torch.testing.assert_close(real_rows, probabilities.transpose(1, 2)[keep], atol=1e-6, rtol=0)
 
 
 def test_packed_batch_matches_each_sequence_alone_in_outputs_and_gradients():
@@ -339,6 +350,196 @@ def test_gradient_checkpointing_gives_the_same_gradients():
             torch.testing.assert_close(a.grad, b.grad, msg=name)
 
 
+# --- attention implementations, tuple outputs, host reads ----------------------------------------------------------
+
+
+def _count_eager_calls(monkeypatch) -> list:
+    """Makes every call of the eager attention function append to the returned list."""
+    calls, eager = [], modeling_prjepa.eager_attention_forward
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return eager(*args, **kwargs)
+
+    monkeypatch.setattr(modeling_prjepa, "eager_attention_forward", counting)
+    return calls
+
+
+def test_eager_and_sdpa_loaded_by_name_give_the_same_losses_and_gradients(tmp_path, monkeypatch):
+    PrJepaForPreTraining(tiny_config(initializer_range=0.5)).save_pretrained(tmp_path)
+    batch = pretraining_batch()
+    batch["context_mask"][1, 6:] = 0  # padding inside the context view and the predictor batch too
+    eager_calls = _count_eager_calls(monkeypatch)
+    results = {}
+    for implementation in ("sdpa", "eager"):
+        model = AutoModelForPreTraining.from_pretrained(tmp_path, attn_implementation=implementation).eval()
+        assert model.config._attn_implementation == implementation
+        calls_before = len(eager_calls)
+        out = model(**batch)
+        out.loss.backward()
+        # Target encoder, full view and context view (2 layers each), predictor (2 layers): 8 attention calls.
+        assert len(eager_calls) - calls_before == (8 if implementation == "eager" else 0)
+        grads = {name: parameter.grad for name, parameter in model.named_parameters() if parameter.grad is not None}
+        results[implementation] = (out, grads)
+    (sdpa, sdpa_grads), (eager, eager_grads) = results["sdpa"], results["eager"]
+    for field in ("loss", "jepa_loss", "mlm_loss", "pooled_embeddings"):
+        torch.testing.assert_close(eager[field], sdpa[field], atol=1e-5, rtol=1e-5, msg=field)
+    assert eager_grads.keys() == sdpa_grads.keys() and len(sdpa_grads) > 0
+    for name, grad in sdpa_grads.items():
+        torch.testing.assert_close(eager_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_eager_and_sdpa_encoders_agree_with_and_without_padding():
+    ids, mask = _inputs()
+    sdpa = PrJepaModel(tiny_config()).eval()
+    eager = PrJepaModel(tiny_config(attn_implementation="eager")).eval()
+    eager.load_state_dict(sdpa.state_dict())
+    with torch.no_grad():
+        for attention_mask in (mask, None):  # without padding there is no mask at all, so nothing may turn causal
+            expected = sdpa(ids, attention_mask).last_hidden_state
+            torch.testing.assert_close(eager(ids, attention_mask).last_hidden_state, expected, atol=1e-5, rtol=0)
+
+
+def test_output_attentions_under_eager_are_each_layers_softmax():
+    model = PrJepaModel(tiny_config(attn_implementation="eager", initializer_range=0.5)).eval()
+    ids, mask = _inputs()
+    real = mask.bool()
+    with torch.no_grad():
+        out = model(ids, mask, output_hidden_states=True, output_attentions=True)
+        assert len(out.attentions) == 2
+        for layer, residual, weights in zip(model.encoder.layer, out.hidden_states, out.attentions):
+            assert weights.shape == (2, 4, 9, 9)
+            query, key, _ = layer.attention.qkv(layer.norm1(residual)).split(32, dim=-1)
+            heads = lambda tensor: tensor.view(2, 9, 4, 8).transpose(1, 2)  # noqa: E731
+            scores = heads(query) @ heads(key).transpose(-1, -2) / math.sqrt(8)
+            expected = scores.masked_fill(~real[:, None, None, :], float("-inf")).softmax(-1)
+            torch.testing.assert_close(weights.transpose(1, 2)[real], expected.transpose(1, 2)[real], atol=1e-5, rtol=0)
+            torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4, 9))
+            assert torch.all(weights[1, :, :, 6:] == 0)  # padding keys, from every query
+        # Weights at std 0.5 make attention far from uniform, so the layers must differ.
+        assert not torch.allclose(out.attentions[0], out.attentions[1], atol=1e-3)
+
+        masked_lm = PrJepaForMaskedLM(model.config).eval()
+        masked_lm.prjepa.load_state_dict(model.state_dict())
+        for got, expected in zip(masked_lm(ids, mask, output_attentions=True).attentions, out.attentions):
+            torch.testing.assert_close(got, expected)
+    with_config_default = PrJepaModel(tiny_config(attn_implementation="eager", output_attentions=True)).eval()
+    assert len(with_config_default(ids, mask).attentions) == 2
+
+
+def test_output_attentions_under_sdpa_is_refused_with_the_fix_and_eager_can_be_set_later():
+    ids, mask = _inputs()
+    model = PrJepaForSequenceClassification(tiny_config(num_labels=2)).eval()
+    assert model.config._attn_implementation == "sdpa"
+    with pytest.raises(ValueError, match=r"attn_implementation='eager'.*set_attn_implementation\('eager'\)"):
+        model(ids, mask, output_attentions=True)
+    with torch.no_grad():
+        sdpa_logits = model(ids, mask).logits
+        model.set_attn_implementation("eager")
+        out = model(ids, mask, output_attentions=True)
+    assert len(out.attentions) == 2 and out.attentions[0].shape == (2, 4, 9, 9)
+    torch.testing.assert_close(out.logits, sdpa_logits, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("implementation", ["flash_attention_2", "flex_attention", "paged|eager", "my_kernel"])
+def test_other_attention_implementations_are_refused(tmp_path, implementation):
+    message = rf"attn_implementation='sdpa' \(the default\) or 'eager'.*not '{re.escape(implementation)}'"
+    with pytest.raises(ValueError, match=message):
+        PrJepaForPreTraining(tiny_config(attn_implementation=implementation))
+    PrJepaModel(tiny_config()).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        AutoModel.from_pretrained(tmp_path, attn_implementation=implementation)
+    model = AutoModel.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        model.set_attn_implementation(implementation)
+    assert model.config._attn_implementation == "sdpa"
+
+
+@pytest.mark.parametrize(
+    "model_class", [PrJepaModel, PrJepaForMaskedLM, PrJepaForSequenceClassification, PrJepaForPreTraining]
+)
+def test_return_dict_false_gives_the_output_as_a_tuple(model_class):
+    """Asked for per call or through `config.return_dict`; the pretraining model's own encoder calls keep working."""
+    config = tiny_config(num_labels=3, attn_implementation="eager")
+    model = model_class(config).eval()
+    if model_class is PrJepaForPreTraining:
+        inputs = pretraining_batch()
+    else:
+        ids, mask = _inputs()
+        inputs = dict(input_ids=ids, attention_mask=mask, output_hidden_states=True, output_attentions=True)
+    with torch.no_grad():
+        expected = model(**inputs).to_tuple()
+        per_call = model(**inputs, return_dict=False)
+        model.config.return_dict = False
+        from_config = model(**inputs)
+        assert not isinstance(model(**inputs, return_dict=True), tuple)
+    if model_class is not PrJepaForPreTraining:  # the attentions come last, one per layer
+        assert type(expected[-1]) is tuple and len(expected[-1]) == 2
+    for outputs in (per_call, from_config):
+        assert type(outputs) is tuple and len(outputs) == len(expected)
+        for got, want in zip(outputs, expected):
+            torch.testing.assert_close(got, want)
+
+
+class HostReads(TorchFunctionMode):
+    """Counts the torch calls that make the host wait for the device (on GPU), by name: reading a value
+    (`item`, `bool`, `int`, ...), sizes known only from the data (`nonzero`, boolean-mask indexing) and host-to-device
+    copies of Python data (`torch.tensor`, `new_tensor`)."""
+
+    READS = {"__bool__", "__int__", "__float__", "__index__", "item", "tolist", "numpy", "cpu"}
+    READS |= {"nonzero", "masked_select", "unique", "tensor", "as_tensor", "new_tensor"}
+
+    def __init__(self):
+        super().__init__()
+        self.calls = collections.Counter()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name == "__getitem__":
+            index = args[1] if isinstance(args[1], tuple) else (args[1],)
+            if any(isinstance(part, torch.Tensor) and part.dtype == torch.bool for part in index):
+                self.calls["boolean index"] += 1
+        elif name in self.READS:
+            self.calls[name] += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("loss_weighting", ["learned", "fixed", "uncertainty"])
+def test_a_pretraining_step_reads_the_device_only_where_it_must(loss_weighting):
+    hybrid = PrJepaForPreTraining(tiny_config(loss_weighting=loss_weighting))
+    batch = pretraining_batch()
+    with HostReads() as reads:
+        hybrid(**batch).loss.backward()
+    # bool: the id checks of the target view, the online view and (positions) the context view. int: the real-token
+    # count of each padded layout (target view, full view, context view, predictor). nonzero: the MLM positions.
+    assert reads.calls == {"__bool__": 3, "__int__": 4, "nonzero": 1}
+
+    mlm = PrJepaForPreTraining(tiny_config(objective="mlm", loss_weighting=loss_weighting))
+    batch = {key: value for key, value in batch.items() if "context" not in key and "target" not in key}
+    with HostReads() as reads:
+        mlm(**batch).loss.backward()
+    assert reads.calls == {"__bool__": 1, "__int__": 1, "nonzero": 1}
+
+
+def test_encoder_reads_the_device_once_for_its_checks_and_once_for_its_layout():
+    model = PrJepaModel(tiny_config()).eval()
+    ids, mask = _inputs()
+    calls = {}
+    for name, kwargs in {
+        "ids": {},
+        "ids and mask": dict(attention_mask=mask),
+        "ids, positions and mask": dict(attention_mask=mask, position_ids=torch.arange(9).expand(2, 9)),
+    }.items():
+        with torch.no_grad(), HostReads() as reads:
+            model(ids, **kwargs)
+        calls[name] = dict(reads.calls)
+    assert calls == {
+        "ids": {"__bool__": 1},
+        "ids and mask": {"__bool__": 1, "__int__": 1},
+        "ids, positions and mask": {"__bool__": 1, "__int__": 1},  # one read checks ids and positions together
+    }
+
+
 # --- save / load ------------------------------------------------------------------------------------------------------
 
 
@@ -467,6 +668,22 @@ def test_sequence_longer_than_positions_is_refused():
     model = PrJepaModel(tiny_config(max_position_embeddings=16))
     with pytest.raises(ValueError, match="max_position_embeddings=16"):
         model(torch.randint(5, 40, (1, 17)))
+
+
+@pytest.mark.parametrize("bad_position", [16, -1])
+def test_position_ids_outside_the_table_are_refused(bad_position):
+    model = PrJepaModel(tiny_config(max_position_embeddings=16))
+    ids = torch.randint(5, 40, (1, 4))
+    positions = torch.tensor([[0, 3, bad_position, 5]])
+    with pytest.raises(ValueError, match=rf"Position id {bad_position} is outside.*max_position_embeddings=16"):
+        model(ids, position_ids=positions)
+    with pytest.raises(ValueError, match=rf"Position id {bad_position} is outside"):
+        model(inputs_embeds=model.get_input_embeddings()(ids), position_ids=positions)
+    bad_ids = ids.clone()
+    bad_ids[0, 1] = tiny_config().vocab_size
+    with pytest.raises(ValueError, match="outside the model's vocabulary"):  # the token error comes first
+        model(bad_ids, position_ids=positions)
+    model(ids, position_ids=torch.tensor([[0, 3, 15, 5]]))  # the last position is in the table
 
 
 def test_mismatched_tokenizer_is_refused(tokenizer):

@@ -1,5 +1,5 @@
 """A saved checkpoint loads through every Auto class with `trust_remote_code=True` in a fresh Python process that
-cannot import this project, and gives bit-identical outputs."""
+cannot import this project, and gives bit-identical outputs; the loaded code honours `attn_implementation`."""
 
 import os
 import subprocess
@@ -10,7 +10,7 @@ import torch
 from helpers import pretraining_batch, tiny_config
 from safetensors.torch import load_file, save_file
 
-from modeling_prjepa import PrJepaForMaskedLM, PrJepaForPreTraining, PrJepaForSequenceClassification
+from modeling_prjepa import PrJepaForMaskedLM, PrJepaForPreTraining, PrJepaForSequenceClassification, PrJepaModel
 
 CHILD = textwrap.dedent(
     """
@@ -40,6 +40,25 @@ CHILD = textwrap.dedent(
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
         with torch.no_grad():
             outputs[name] = model(**batch).loss if name == "pretraining" else model(ids, attention_mask=mask)[0]
+
+    eager = transformers.AutoModel.from_pretrained(pretraining_dir, trust_remote_code=True, attn_implementation="eager")
+    switched = transformers.AutoModel.from_pretrained(pretraining_dir, trust_remote_code=True)
+    switched.set_attn_implementation("eager")
+    assert eager.config._attn_implementation == switched.config._attn_implementation == "eager"
+    with torch.no_grad():
+        eager_out = eager.eval()(ids, attention_mask=mask, output_attentions=True)
+        switched_attentions = switched.eval()(ids, attention_mask=mask, output_attentions=True).attentions
+    assert all(torch.equal(a, b) for a, b in zip(eager_out.attentions, switched_attentions))
+    outputs["eager_encoder"] = eager_out.last_hidden_state
+    outputs["eager_attentions"] = torch.stack(eager_out.attentions)
+    try:
+        transformers.AutoModel.from_pretrained(
+            pretraining_dir, trust_remote_code=True, attn_implementation="flash_attention_2"
+        )
+    except ValueError as error:
+        assert "attn_implementation='sdpa'" in str(error), error
+    else:
+        raise AssertionError("attn_implementation='flash_attention_2' was accepted")
     save_file({name: value.contiguous() for name, value in outputs.items()}, outputs_path)
     """
 )
@@ -77,3 +96,7 @@ def test_every_auto_class_loads_with_trust_remote_code_in_a_clean_process(tmp_pa
         assert torch.equal(outputs["encoder"], pretraining.prjepa(ids, mask).last_hidden_state)
         assert torch.equal(outputs["masked_lm"], masked_lm(ids, mask).logits)
         assert torch.equal(outputs["classifier"], classifier(ids, mask).logits)
+        eager = PrJepaModel.from_pretrained(tmp_path / "pretraining", attn_implementation="eager").eval()
+        eager_attentions = torch.stack(eager(ids, mask, output_attentions=True).attentions)
+        assert torch.equal(outputs["eager_attentions"], eager_attentions)
+    torch.testing.assert_close(outputs["eager_encoder"], outputs["encoder"], atol=1e-5, rtol=0)
