@@ -211,11 +211,12 @@ def report(output_dir: str, report_dir: str) -> None:
 
     figure = Figure(figsize=(8, 5))
     axes = figure.add_subplot()
-    for row in rows:
+    # Curves that coincide (recipes stuck on the same plateau) stay visible through their markers and line styles.
+    for row, marker in zip(rows, "osD^vP*Xh<>"):
         tokens, losses = zip(*row["curve"])
-        axes.plot([value / 1e6 for value in tokens], losses, marker="o", markersize=3,
-                  linestyle="--" if row["objective"] == "hybrid" else "-",
-                  linewidth=2.5 if row["name"] in chosen.values() else 1.2, label=row["name"])
+        axes.plot([value / 1e6 for value in tokens], losses, marker=marker, markersize=5, markerfacecolor="none",
+                  linestyle="--" if row["tied"] else "-", linewidth=2.5 if row["name"] in chosen.values() else 1.2,
+                  label=row["name"])
     axes.axhline(PLATEAU_TARGET, color="grey", linestyle=":", label=f"target {PLATEAU_TARGET}")
     axes.set_xlabel("tokens seen (millions)")
     axes.set_ylabel("validation MLM loss")

@@ -1,0 +1,3 @@
+# The slow-start study (prjepa/recipe_study.py): resumable; the second command rewrites this folder's files.
+python run_recipe_study.py --output_dir experiments/recipe-study --train_file '../shared/data/text/gutenberg/train/*.txt' --validation_file '../shared/data/text/gutenberg/validation/*.txt' --tokenizer_name ../shared/tokenizers/bert-base-uncased
+python run_recipe_study.py --output_dir experiments/recipe-study --report results/recipe-study
