@@ -44,7 +44,7 @@ def our_protocol(encoder, texts: dict, labels: dict, metric, args) -> dict:
 
 
 def original_protocol(encoder, texts: dict, labels: dict, metric, args) -> dict:
-    model, tokenizer, _ = encoder
+    model, tokenizer = encoder.model, encoder.tokenizer
     torch.manual_seed(args.seed)
     hidden_size, num_labels = model.config.hidden_size, int(labels["train"].max()) + 1
     head = nn.Sequential(nn.LayerNorm(hidden_size), nn.Linear(hidden_size, num_labels))

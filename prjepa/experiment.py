@@ -31,12 +31,17 @@ from typing import Any
 import torch
 from transformers import HfArgumentParser
 
-from .probing import glue_probe as run_glue_probe
-from .geometry import analysis as run_representation_analysis
-from configuration_prjepa import OBJECTIVES
+from .utils import library_versions, markdown_table
 
-REPO = os.path.dirname(os.path.abspath(__file__))
 STAGES = ("pretrain", "probe", "analysis", "report")
+# The two encoders compared, by objective (configuration_prjepa.OBJECTIVES lists every objective there is). Hybrid
+# comes first wherever both are listed, so that the analysis's uniformity ratio is hybrid / MLM-only.
+HYBRID, MLM_ONLY = "hybrid", "mlm"
+COMPARED_OBJECTIVES = (HYBRID, MLM_ONLY)
+# Every stage runs as its own command, as commands.sh records it: `python -m <module> <arguments>`.
+PRETRAINING_MODULE = "prjepa.pretraining"
+PROBE_MODULE = "prjepa.probing.glue_probe"
+ANALYSIS_MODULE = "prjepa.geometry.analysis"
 # A CPU run estimated above this needs --allow_long_run.
 LONG_RUN_HOURS = 3.0
 
@@ -193,12 +198,12 @@ class Experiment:
     def pretraining_command(self, seed: int, objective: str, portable: bool = False) -> list[str]:
         """The command that runs; `portable`: as a user types it in the repository (for commands.sh)."""
         launcher = shlex.split(self.args.launcher) or ["python" if portable else sys.executable]
-        script = ["run_pretrain.py"] if portable else ["-m", "prjepa.pretraining"]
+        script = ["run_pretrain.py"] if portable else ["-m", PRETRAINING_MODULE]
         return [*launcher, *script, *self.pretraining_arguments(seed, objective)]
 
     def probe_arguments(self, seed: int) -> list[str]:
         return [
-            "--model_name_or_path", *(self.checkpoint(seed, objective) for objective in OBJECTIVES),
+            "--model_name_or_path", *(self.checkpoint(seed, objective) for objective in COMPARED_OBJECTIVES),
             "--task_name", *self.preset.probe_tasks, "--glue_path", self.args.glue_path,
             "--max_train_samples", str(self.preset.probe_max_train_samples), "--seed", str(seed),
             "--cache_dir", os.path.join(self.work, "features"), "--output_dir", self.seed_results(seed, "probe"),
@@ -206,7 +211,7 @@ class Experiment:
 
     def analysis_arguments(self, seed: int) -> list[str]:
         return [
-            "--models", *(f"{objective}={self.checkpoint(seed, objective)}" for objective in OBJECTIVES),
+            "--models", *(f"{objective}={self.checkpoint(seed, objective)}" for objective in COMPARED_OBJECTIVES),
             "--task_name", *self.preset.analysis_tasks, "--glue_path", self.args.glue_path,
             "--pooling", *self.preset.analysis_poolings, "--max_samples", str(self.preset.analysis_max_samples),
             "--max_train_samples", str(self.preset.analysis_max_train_samples),
@@ -215,8 +220,8 @@ class Experiment:
         ]
 
 
-def run_stage(name: str, directory: str, settings: list[str], marker: str, run) -> float:
-    """Runs `run()` unless `directory/marker` shows the stage finished with the same settings; returns seconds spent.
+def run_stage(name: str, directory: str, settings: list[str], marker: str, command: list[str]) -> float:
+    """Runs `command` unless `directory/marker` shows the stage finished with the same settings; returns seconds spent.
 
     The settings are recorded beside the outputs; finished outputs from other settings are never overwritten.
     """
@@ -233,7 +238,7 @@ def run_stage(name: str, directory: str, settings: list[str], marker: str, run) 
         return 0.0
     print(f"[{name}] running: {directory}")
     start = time.time()
-    run()
+    subprocess.run(command, check=True)
     seconds = time.time() - start
     with open(record, "w") as file:
         json.dump({"settings": settings, "seconds": seconds}, file, indent=2)
@@ -246,28 +251,27 @@ def stage_seconds(directory: str) -> float:
 
 
 def pretrain(experiment: Experiment, seed: int) -> None:
-    for objective in OBJECTIVES:
-        directory = experiment.checkpoint(seed, objective)
-        command = experiment.pretraining_command(seed, objective)
-        run_stage(f"pretrain {objective} seed {seed}", directory, experiment.pretraining_arguments(seed, objective),
-                  "train_results.json", lambda: subprocess.run(command, check=True))
+    for objective in COMPARED_OBJECTIVES:
+        run_stage(f"pretrain {objective} seed {seed}", experiment.checkpoint(seed, objective),
+                  experiment.pretraining_arguments(seed, objective), "train_results.json",
+                  experiment.pretraining_command(seed, objective))
 
 
 def probe(experiment: Experiment, seed: int) -> None:
     arguments = experiment.probe_arguments(seed)
     run_stage(f"probe seed {seed}", experiment.seed_results(seed, "probe"), arguments, "results.json",
-              lambda: run_glue_probe.main(arguments))
+              [sys.executable, "-m", PROBE_MODULE, *arguments])
 
 
 def analyse(experiment: Experiment, seed: int) -> None:
     arguments = experiment.analysis_arguments(seed)
     run_stage(f"analysis seed {seed}", experiment.seed_results(seed, "analysis"), arguments, "analysis.json",
-              lambda: run_representation_analysis.main(arguments))
+              [sys.executable, "-m", ANALYSIS_MODULE, *arguments])
 
 
 def machine() -> dict[str, Any]:
-    description = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-                   "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()}
+    description = {"platform": platform.platform(), **library_versions("torch"), "cpu_count": os.cpu_count(),
+                   "processor": platform.processor() or platform.machine()}
     if torch.cuda.is_available():
         description["gpu"] = torch.cuda.get_device_name(0)
     return description
@@ -290,9 +294,17 @@ def check_budget(experiment: Experiment) -> None:
 
 
 # SPEC §5: the original's reported numbers (frozen encoder, GLUE validation; its own, weaker probe).
-ORIGINAL_PROBE = {("sst2", "accuracy"): (67.55, 68.69), ("mrpc", "f1"): (63.09, 59.84),
-                  ("mnli", "accuracy"): (50.82, 51.36), ("stsb", "spearmanr"): (28.1, 28.3)}
-ORIGINAL_UNIFORMITY = {"sst2": (-0.448, -0.055), "cola": (-0.955, -0.083), "stsb": (-0.577, -0.069)}
+ORIGINAL_PROBE = {
+    ("sst2", "accuracy"): {HYBRID: 67.55, MLM_ONLY: 68.69},
+    ("mrpc", "f1"): {HYBRID: 63.09, MLM_ONLY: 59.84},
+    ("mnli", "accuracy"): {HYBRID: 50.82, MLM_ONLY: 51.36},
+    ("stsb", "spearmanr"): {HYBRID: 28.1, MLM_ONLY: 28.3},
+}
+ORIGINAL_UNIFORMITY = {
+    "sst2": {HYBRID: -0.448, MLM_ONLY: -0.055},
+    "cola": {HYBRID: -0.955, MLM_ONLY: -0.083},
+    "stsb": {HYBRID: -0.577, MLM_ONLY: -0.069},
+}
 
 
 def mean_and_spread(values: list[float]) -> dict[str, float]:
@@ -314,20 +326,20 @@ def probe_comparison(experiment: Experiment) -> list[dict[str, Any]]:
     for seed in range(experiment.args.seeds):
         with open(os.path.join(experiment.seed_results(seed, "probe"), "results.json")) as file:
             models = json.load(file)["models"]
-        for objective, model in zip(OBJECTIVES, models):
+        objective_of = {experiment.checkpoint(seed, objective): objective for objective in COMPARED_OBJECTIVES}
+        for model in models:
             for task, outcome in model["tasks"].items():
                 pooling = next(iter(outcome["poolings"].values()))
                 for split, metrics in pooling["scores"].items():
                     for metric, value in metrics.items():
-                        per_objective = scores.setdefault((task, split, metric), {o: [] for o in OBJECTIVES})
-                        per_objective[objective].append(100 * value)
+                        per_objective = scores.setdefault((task, split, metric), {o: [] for o in COMPARED_OBJECTIVES})
+                        per_objective[objective_of[model["model"]]].append(100 * value)
     rows = []
     for (task, split, metric), per_objective in scores.items():
-        hybrid, mlm = (mean_and_spread(per_objective[objective]) for objective in OBJECTIVES)
-        original = ORIGINAL_PROBE.get((task, metric))
-        rows.append({"task": task, "split": split, "metric": metric, "hybrid": hybrid, "mlm": mlm,
+        hybrid, mlm = mean_and_spread(per_objective[HYBRID]), mean_and_spread(per_objective[MLM_ONLY])
+        rows.append({"task": task, "split": split, "metric": metric, HYBRID: hybrid, MLM_ONLY: mlm,
                      "difference": hybrid["mean"] - mlm["mean"], "exceeds_seed_spread": exceeds_spread(hybrid, mlm),
-                     "original": None if original is None else dict(zip(OBJECTIVES, original))})
+                     "original": ORIGINAL_PROBE.get((task, metric))})
     return rows
 
 
@@ -339,15 +351,15 @@ def uniformity_comparison(experiment: Experiment) -> list[dict[str, Any]]:
             results = json.load(file)["results"]
         for dataset, by_pooling in results.items():
             for pooling, comparison in by_pooling.items():
-                row = values.setdefault((dataset, pooling), {"hybrid": [], "mlm": [], "ratio": []})
-                for objective in OBJECTIVES:
+                row = values.setdefault((dataset, pooling), {HYBRID: [], MLM_ONLY: [], "ratio": []})
+                for objective in COMPARED_OBJECTIVES:
                     row[objective].append(comparison["models"][objective]["metrics"]["uniformity"]["value"])
                 row["ratio"].append(comparison["uniformity_ratio"]["value"])
     rows = []
     for (dataset, pooling), row in values.items():
         original = ORIGINAL_UNIFORMITY.get(dataset) if pooling == "attention" else None
         rows.append({"dataset": dataset, "pooling": pooling, **{key: mean_and_spread(v) for key, v in row.items()},
-                     "original": None if original is None else dict(zip(OBJECTIVES, original))})
+                     "original": original})
     return rows
 
 
@@ -359,35 +371,37 @@ def _cell(statistic: dict[str, float], style: str) -> str:
 
 def render_report(summary: dict[str, Any]) -> str:
     seeds = summary["settings"]["seeds"]
+    spread = " (mean ± standard deviation; * marks a difference larger than the sum of the two spreads)"
+    gpu = f" and a {summary['machine']['gpu']}" if "gpu" in summary["machine"] else ""
     lines = [
-        f"Preset `{summary['settings']['preset']}`, {seeds} seed{'s' if seeds > 1 else ''}"
-        + (" (mean ± standard deviation; * marks a difference larger than the sum of the two spreads)" if seeds > 1
-           else "") + f". Tokens seen per encoder: {summary['tokens_seen']['hybrid']:,} (hybrid), "
-        f"{summary['tokens_seen']['mlm']:,} (MLM-only). Wall time {summary['wall_hours']:.2f} h on "
-        f"{summary['machine']['cpu_count']} CPU cores" + (f" and a {summary['machine']['gpu']}" if "gpu" in
-                                                           summary["machine"] else "") + ".",
+        f"Preset `{summary['settings']['preset']}`, {seeds} seed{'s' if seeds > 1 else ''}{spread if seeds > 1 else ''}"
+        f". Tokens seen per encoder: {summary['tokens_seen'][HYBRID]:,} (hybrid), "
+        f"{summary['tokens_seen'][MLM_ONLY]:,} (MLM-only). Wall time {summary['wall_hours']:.2f} h on "
+        f"{summary['machine']['cpu_count']} CPU cores{gpu}.",
         "",
         "GLUE validation, frozen encoder, mean pooling, linear probe with regularisation chosen by cross-validation "
         "on the training split (scores × 100):",
         "",
-        "| task | metric | hybrid | MLM-only | hybrid − MLM | original hybrid | original MLM-only |",
-        "|---|---|---|---|---|---|---|",
     ]
+    rows = []
     for row in summary["probe"]:
         task = row["task"] if row["split"] == "validation" else f"{row['task']} ({row['split']})"
         mark = " *" if row["exceeds_seed_spread"] else ""
         original = row["original"] or {}
-        lines.append(f"| {task} | {row['metric']} | {_cell(row['hybrid'], '.1f')} | {_cell(row['mlm'], '.1f')} | "
-                     f"{row['difference']:+.1f}{mark} | {original.get('hybrid', '–')} | {original.get('mlm', '–')} |")
+        rows.append([task, row["metric"], _cell(row[HYBRID], ".1f"), _cell(row[MLM_ONLY], ".1f"),
+                     f"{row['difference']:+.1f}{mark}", original.get(HYBRID, "–"), original.get(MLM_ONLY, "–")])
+    header = ["task", "metric", "hybrid", "MLM-only", "hybrid − MLM", "original hybrid", "original MLM-only"]
+    lines.append(markdown_table(header, rows))
     if summary["uniformity"]:
         lines += ["", "Uniformity (log E exp(−2‖x − y‖²) on L2-normalised features; lower is more uniform) on the "
-                  "validation split, and the hybrid / MLM-only ratio (> 1: hybrid more uniform):", "",
-                  "| dataset | pooling | hybrid | MLM-only | ratio | original hybrid | original MLM-only |",
-                  "|---|---|---|---|---|---|---|"]
+                  "validation split, and the hybrid / MLM-only ratio (> 1: hybrid more uniform):", ""]
+        rows = []
         for row in summary["uniformity"]:
             original = row["original"] or {}
-            lines.append(f"| {row['dataset']} | {row['pooling']} | {_cell(row['hybrid'], '.3g')} | "
-                         f"{_cell(row['mlm'], '.3g')} | {_cell(row['ratio'], '.2f')} | {original.get('hybrid', '–')} | {original.get('mlm', '–')} |")
+            rows.append([row["dataset"], row["pooling"], _cell(row[HYBRID], ".3g"), _cell(row[MLM_ONLY], ".3g"),
+                         _cell(row["ratio"], ".2f"), original.get(HYBRID, "–"), original.get(MLM_ONLY, "–")])
+        header = ["dataset", "pooling", "hybrid", "MLM-only", "ratio", "original hybrid", "original MLM-only"]
+        lines.append(markdown_table(header, rows))
     return "\n".join(lines) + "\n"
 
 
@@ -400,14 +414,14 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
     """comparison.json / comparison.md (tables, configuration, machine, wall time, tokens seen) and commands.sh."""
     args, results = experiment.args, experiment.results
     seeds = range(args.seeds)
-    stage_directories = [experiment.checkpoint(seed, objective) for seed in seeds for objective in OBJECTIVES]
+    stage_directories = [experiment.checkpoint(seed, objective) for seed in seeds for objective in COMPARED_OBJECTIVES]
     stage_directories += [experiment.seed_results(seed, stage) for seed in seeds for stage in ("probe", "analysis")]
     summary = {
         "settings": asdict(args),
         "preset": asdict(experiment.preset),
         "machine": machine(),
         "wall_hours": sum(stage_seconds(directory) for directory in stage_directories) / 3600,
-        "tokens_seen": {objective: tokens_seen(experiment, objective) for objective in OBJECTIVES},
+        "tokens_seen": {objective: tokens_seen(experiment, objective) for objective in COMPARED_OBJECTIVES},
         "probe": probe_comparison(experiment),
         "uniformity": uniformity_comparison(experiment),
     }
@@ -418,7 +432,7 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
     commands = ["python run_experiment.py " + shlex.join(sys.argv[1:]), ""]
     for seed in seeds:
         commands += [shlex.join(experiment.pretraining_command(seed, objective, portable=True))
-                     for objective in OBJECTIVES]
+                     for objective in COMPARED_OBJECTIVES]
         commands += ["python run_glue_probe.py " + shlex.join(experiment.probe_arguments(seed)),
                      "python run_representation_analysis.py " + shlex.join(experiment.analysis_arguments(seed))]
     with open(os.path.join(results, "commands.sh"), "w") as file:

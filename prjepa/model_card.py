@@ -15,6 +15,8 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 from configuration_prjepa import PrJepaConfig
 from modeling_prjepa import PrJepaForPreTraining
 
+from .utils import markdown_table
+
 MODEL_ID_PLACEHOLDER = "<namespace>/<model-name>"
 # A dataset given by one of these names is a local file even when the name alone would pass as a Hub id.
 LOCAL_DATA_SUFFIXES = (".txt", ".raw", ".json", ".jsonl", ".csv", ".tsv", ".parquet", ".arrow", ".gz", ".zst", ".xz")
@@ -88,11 +90,6 @@ def _number(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if math.isfinite(value) else str(value)
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
-    cells = [header, tuple("---" for _ in header), *rows]
-    return "\n".join("| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in cells)
-
-
 def _lambda_summary(config: PrJepaConfig, log_history: list[dict[str, float]]) -> str:
     if config.loss_weighting == "fixed":
         return f"Loss weighting: {WEIGHTED_SUM} with λ fixed at {_number(config.jepa_weight)}."
@@ -126,7 +123,7 @@ def _results_table(log_history: list[dict[str, float]]) -> str:
             rows.append((f"`{key}`", _number(logged.last[1]), logged.last[0]))
     if not rows:
         return "Nothing was logged."
-    return _table(("metric (last logged)", "value", "step"), rows)
+    return markdown_table(("metric (last logged)", "value", "step"), rows)
 
 
 def _usage(config: PrJepaConfig, model_id: str) -> str:
@@ -171,7 +168,7 @@ def _model_section(config: PrJepaConfig, tokenizer_name: str) -> str:
                                   f"{config.predictor_num_attention_heads} heads, {_number(counts['predictor'])} "
                                   "parameters (pretraining only)"))
     rows.append(("tokenizer", f"`{tokenizer_name}` (vocabulary {_number(config.vocab_size)})"))
-    return "## Model\n\n" + _table(("part", "details"), rows)
+    return "## Model\n\n" + markdown_table(("part", "details"), rows)
 
 
 def _training_section(
@@ -182,7 +179,7 @@ def _training_section(
     return (
         f"## Training\n\nTokens seen: {_number(tokens_seen)}. Data:\n\n{data or '- (not recorded)'}\n\n"
         f"{_results_table(log_history)}\n\n### Hyper-parameters\n\n"
-        + (_table(("name", "value"), hyperparameter_rows) if hyperparameter_rows else "Not recorded.")
+        + (markdown_table(("name", "value"), hyperparameter_rows) if hyperparameter_rows else "Not recorded.")
     )
 
 

@@ -22,6 +22,7 @@ from modeling_prjepa import PrJepaForPreTraining
 from prjepa.probing import (
     TOKENS,
     AttentionPooler,
+    PoolerTraining,
     TokenFeatures,
     WeightedPooler,
     extract_features,
@@ -45,7 +46,7 @@ def offline_metric(monkeypatch):
             raise FileNotFoundError("Module 'glue' doesn't exist on the Hugging Face Hub either.")
         return real_load(path, *args, **kwargs)
 
-    monkeypatch.setattr(probing.evaluate, "load", load)
+    monkeypatch.setattr(evaluate, "load", load)
     probing.load_glue_metric.cache_clear()
     yield
     probing.load_glue_metric.cache_clear()
@@ -193,9 +194,8 @@ def test_weighted_pooler_learns_the_informative_position():
     labels = (states[:, 2, 0] > 0).long().numpy()
     tokens = TokenFeatures(states.reshape(-1, 4).numpy(), np.full(400, 6))
 
-    pooler = train_pooler(
-        "weighted", tokens, labels, is_regression=False, max_positions=8, epochs=20, learning_rate=0.05
-    )
+    training = PoolerTraining(epochs=20, learning_rate=0.05)
+    pooler = train_pooler("weighted", tokens, labels, is_regression=False, max_positions=8, training=training)
     assert int(pooler.position_logits.argmax()) == 2
     assert not any(parameter.requires_grad for parameter in pooler.parameters())
     assert pool_tokens(pooler, tokens).shape == (400, 4)
@@ -210,9 +210,8 @@ def test_attention_pooler_learns_to_find_the_marked_token():
     labels = (states[torch.arange(400), marked, 0] > 0).long().numpy()
     tokens = TokenFeatures(states.reshape(-1, 4).numpy(), np.full(400, 5))
 
-    pooler = train_pooler(
-        "attention", tokens, labels, is_regression=False, max_positions=8, epochs=20, learning_rate=0.05
-    )
+    training = PoolerTraining(epochs=20, learning_rate=0.05)
+    pooler = train_pooler("attention", tokens, labels, is_regression=False, max_positions=8, training=training)
     weights = (states @ (pooler.key.weight.t() @ pooler.query) / 2.0).softmax(dim=1)
     assert weights[torch.arange(400), marked].mean() > 0.8
 

@@ -16,6 +16,7 @@ from transformers import BertModel, BertTokenizer
 from prjepa import geometry
 from prjepa import probing
 from prjepa.geometry import analysis as analysis_script
+from prjepa.probing import features as feature_extraction
 from modeling_prjepa import PrJepaModel
 
 SHARED_GLUE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "glue")
@@ -187,7 +188,7 @@ def test_untrained_poolers_change_only_the_learned_poolings_and_reuse_the_cache(
     def refuse(*args, **kwargs):
         raise AssertionError("an encoder ran although the first run cached every feature this one needs")
 
-    monkeypatch.setattr(probing, "_compute_features", refuse)
+    monkeypatch.setattr(feature_extraction, "_compute_features", refuse)
     untrained = analysis_script.main(
         analysis_args(
             trained_run["cache_dir"],
@@ -294,7 +295,7 @@ def test_glue_task_without_a_training_split_is_measured_on_its_first_validation_
         (["--models", "hybrid:path"], "LABEL=PATH_OR_ID"),
         (["--models", "a=x", "a=y"], "appears twice"),
         (["--models", "a=x", "b=y", "--ratio", "a", "c"], "two different model labels among"),
-        (["--models", "a=x", "--task_name", "sst3"], "Unknown task 'sst3'; choose among cola, sst2"),
+        (["--models", "a=x", "--task_name", "sst3"], r"Unknown task 'sst3'; choose among \['cola', 'mnli'"),
         (["--models", "a=x", "--task_name", "sst2", "cola", "--validation_file", "v.csv"], "one dataset"),
         (["--models", "a=x", "--max_samples", "1"], "at least 2"),
     ],

@@ -7,8 +7,8 @@ uniform"):
         --task_name sst2 cola stsb --glue_path ../shared/data/glue --max_samples 1000 --max_train_samples 5000 \\
         --output_dir analysis_results
 
-Loading, feature extraction, pooling, the feature cache and pooler training are the probe's (`probing.py`); every
-metric, table and plot is `geometry.py`'s. How each example becomes the one vector that is measured:
+Loading, feature extraction, pooling, the feature cache and pooler training are the probe's (`prjepa.probing`); every
+metric, table and plot is `prjepa.geometry`'s. How each example becomes the one vector that is measured:
 
 - Sentence pairs (MRPC, STS-B, RTE, ...) are encoded jointly as one sequence `[CLS] a [SEP] b [SEP]` and pooled like
   a single sentence, so that every example is one point in the encoder's own space, as for single-sentence tasks.
@@ -26,7 +26,6 @@ Writes `analysis.json` (every number, the settings, sample counts, library versi
 `--output_dir`; `main(argv)` returns the JSON dict.
 """
 
-import inspect
 import json
 import logging
 import os
@@ -35,36 +34,27 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
-import matplotlib
 import numpy as np
 import torch
 from torch import nn
 from transformers import HfArgumentParser
 
-from ..geometry import (
-    MIN_RELIABLE_SAMPLES,
-    compare_models,
-    most_frequent_tokens,
-    plot_alignment_uniformity,
-    plot_effective_rank,
-    plot_eigenvalue_spectra,
-    plot_pooling_ablation,
-    plot_probe_accuracies,
-    render_markdown,
-)
 from ..probing import (
+    CUSTOM_TASK,
     FIXED_POOLINGS,
     GLUE_TASKS,
     POOLINGS,
+    PROBE_LIBRARIES,
     TOKENS,
     TRAINED_POOLINGS,
     EncoderArguments,
     LoadedEncoder,
+    PoolerTraining,
     TaskData,
     TaskDataArguments,
     Texts,
     default_cache_dir,
-    extract_features,
+    extract_task_features,
     load_encoder,
     make_pooler,
     pool_tokens,
@@ -72,7 +62,16 @@ from ..probing import (
     tokenize_texts,
     train_pooler,
 )
-from ..probing.glue_probe import library_versions
+from ..utils import library_versions, markdown_table
+from .metrics import most_frequent_tokens
+from .plots import (
+    plot_alignment_uniformity,
+    plot_effective_rank,
+    plot_eigenvalue_spectra,
+    plot_pooling_ablation,
+    plot_probe_accuracies,
+)
+from .report import MIN_RELIABLE_SAMPLES, compare_models, render_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -200,15 +199,8 @@ def uniformity_ratio_models(ratio: list[str] | None, labels: list[str]) -> tuple
 
 
 def check_arguments(data_args: DataArguments, analysis_args: AnalysisArguments) -> None:
-    """Refuses what would fail or overwrite results, before any data or model is loaded."""
-    unknown = [name for name in data_args.task_name if name not in GLUE_TASKS]
-    if unknown:
-        raise ValueError(
-            f"Unknown task {unknown[0]!r}; choose among {', '.join(GLUE_TASKS)}, or give --validation_file (and "
-            "--train_file for trained poolers) for a custom dataset."
-        )
-    if (data_args.train_file or data_args.validation_file) and len(data_args.task_name) > 1:
-        raise ValueError("--train_file / --validation_file describe one dataset; give at most one --task_name.")
+    """Refuses what would fail or overwrite results, before any data or model is loaded (task names and data files
+    are checked by `TaskDataArguments.load_tasks`, also before anything loads)."""
     for option in ("max_samples", "max_train_samples"):
         value = getattr(data_args, option)
         if value is not None and value < 2:
@@ -244,16 +236,15 @@ def load_datasets(data_args: DataArguments, analysis_args: AnalysisArguments) ->
     """Every dataset loaded and checked, and its evaluation split subsampled, before any model is loaded."""
     require_train = trains_poolers(analysis_args) or data_args.split == "train"
     loaded = []
-    for task_name in data_args.task_name or [None]:
-        task = data_args.load_task(task_name, analysis_args.seed, require_train)
+    for task in data_args.load_tasks(data_args.task_name, analysis_args.seed, require_train):
         split = evaluation_split(task, data_args.split)
         split_size = len(task.splits[split])
         task.splits[split] = seeded_subset(task.splits[split], data_args.max_samples, analysis_args.seed)
-        if task_name is None:
+        if task.name == CUSTOM_TASK:
             stem = os.path.splitext(os.path.basename(data_args.validation_file))[0]
             name = re.sub(r"[^A-Za-z0-9_.-]", "_", stem)
         else:
-            name = task_name
+            name = task.name
         loaded.append(AnalysisDataset(name, task, split, split_size))
     return loaded
 
@@ -312,23 +303,24 @@ def pooled_features(
     feature cache; trained poolers are first fitted on the training split's token states."""
 
     def extract(split: str, poolings: list[str]) -> dict:
-        view, texts = dataset.texts(split)
-        return extract_features(
+        (features,) = extract_task_features(  # pairs encoded jointly: one view
             encoder,
-            texts,
+            dataset.task,
+            split,
             poolings,
+            pair_encoding="joint",
             max_seq_length=data_args.max_seq_length,
             batch_size=analysis_args.batch_size,
             cache_dir=analysis_args.cache_dir,
-            name=f"{dataset.task.name}-{split}-{view}",
         )
+        return features
 
     fixed = [pooling for pooling in analysis_args.pooling if pooling in FIXED_POOLINGS]
     learned = [pooling for pooling in analysis_args.pooling if pooling in TRAINED_POOLINGS]
-    evaluation = extract(dataset.split, fixed + ([TOKENS] if learned else []))
+    evaluation = extract(dataset.split, analysis_args.pooling)
     pooled = {pooling: evaluation[pooling] for pooling in fixed}
     if trains_poolers(analysis_args):
-        training_tokens = extract("train", [TOKENS])[TOKENS]
+        training_tokens = extract("train", learned)[TOKENS]
     for kind in learned:
         if analysis_args.untrained_poolers:
             hidden_size = evaluation[TOKENS].hidden_size
@@ -340,16 +332,10 @@ def pooled_features(
                 dataset.task.labels("train"),
                 is_regression=dataset.task.is_regression,
                 max_positions=data_args.max_seq_length,
-                seed=analysis_args.seed,
+                training=PoolerTraining(seed=analysis_args.seed),
             )
         pooled[kind] = pool_tokens(pooler, evaluation[TOKENS])
     return {pooling: pooled[pooling] for pooling in analysis_args.pooling}
-
-
-def pooler_training_settings() -> dict:
-    """The probe trainer's defaults, which the trained poolers use."""
-    parameters = inspect.signature(train_pooler).parameters.items()
-    return {name: parameter.default for name, parameter in parameters if parameter.default is not parameter.empty}
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -386,16 +372,20 @@ def settings_markdown(analysis: dict) -> str:
         f"Seed {settings['seed']}, {settings['num_resamples']} bootstrap resamples, at most "
         f"{settings['max_seq_length']} tokens per sequence.",
         "",
-        "| dataset | split | samples measured | split size | classes | pooler training samples |",
-        "|---|---|---|---|---|---|",
     ]
-    for name, record in analysis["datasets"].items():
-        training = "–" if record["pooler_training_samples"] is None else str(record["pooler_training_samples"])
-        lines.append(
-            f"| {name} | {record['split']} | {record['num_samples']} | {record['split_size']} | "
-            f"{record['num_classes']} | {training} |"
-        )
-    lines += [""] + [f"⚠ {warning}" for warning in analysis["warnings"]]
+    header = ["dataset", "split", "samples measured", "split size", "classes", "pooler training samples"]
+    rows = [
+        [
+            name,
+            record["split"],
+            record["num_samples"],
+            record["split_size"],
+            record["num_classes"],
+            "–" if record["pooler_training_samples"] is None else record["pooler_training_samples"],
+        ]
+        for name, record in analysis["datasets"].items()
+    ]
+    lines += [markdown_table(header, rows), ""] + [f"⚠ {warning}" for warning in analysis["warnings"]]
     return "\n".join(lines).rstrip()
 
 
@@ -477,7 +467,7 @@ def main(argv: list[str] | None = None) -> dict:
             "poolings": analysis_args.pooling,
             "poolers": UNTRAINED_RULE if analysis_args.untrained_poolers else TRAINED_RULE,
             "untrained_poolers": analysis_args.untrained_poolers,
-            "pooler_training": (pooler_training_settings() | {"seed": analysis_args.seed}) if trained else None,
+            "pooler_training": asdict(PoolerTraining(seed=analysis_args.seed)) if trained else None,
             "pair_rule": PAIR_RULE,
             "score_rule": SCORE_RULE,
             "token_rule": TOKEN_RULE,
@@ -488,7 +478,7 @@ def main(argv: list[str] | None = None) -> dict:
             "min_reliable_samples": MIN_RELIABLE_SAMPLES,
         },
         "args": {**asdict(model_args), **asdict(data_args), **asdict(analysis_args)},
-        "versions": library_versions() | {"matplotlib": matplotlib.__version__},
+        "versions": library_versions(*PROBE_LIBRARIES, "matplotlib"),
         "models": model_records,
         "datasets": {dataset.name: dataset.summary(trained) for dataset in datasets},
         "warnings": warnings,
@@ -508,3 +498,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     return analysis
 
+
+
+if __name__ == "__main__":
+    main()

@@ -16,38 +16,22 @@ Writes `results.json` (every score, the chosen regularisation, feature sizes, ti
 import json
 import logging
 import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 from transformers import HfArgumentParser
 
-from ..probing import (
-    FIXED_POOLINGS,
-    GLUE_TASKS,
-    PAIR_ENCODINGS,
-    POOLINGS,
-    TOKENS,
-    EncoderArguments,
-    LoadedEncoder,
-    TaskData,
-    TaskDataArguments,
-    combine_views,
-    default_cache_dir,
-    extract_features,
-    fit_linear_probe,
-    glue_eval_result,
-    load_encoder,
-    load_glue_metric,
-    pool_tokens,
-    probe_description,
-    train_pooler,
-    update_model_card,
-)
+from ..utils import library_versions, markdown_table
+from .arguments import EncoderArguments, TaskDataArguments
+from .encoders import ONLINE_ENCODER, LoadedEncoder, load_encoder
+from .features import FIXED_POOLINGS, POOLINGS, TOKENS, combine_views, default_cache_dir, extract_task_features
+from .linear_probe import cosine_spearman, fit_linear_probe, load_glue_metric
+from .poolers import PoolerTraining, pool_tokens, train_pooler
+from .results import PROBE_LIBRARIES, glue_eval_result, probe_description, update_model_card
+from .tasks import GLUE_TASKS, PAIR_ENCODINGS, TaskData
 
 logger = logging.getLogger(__name__)
 
@@ -100,9 +84,15 @@ class ProbeArguments:
     batch_size: int = field(default=64, metadata={"help": "Encoder batch size."})
     cache_dir: str = field(default_factory=default_cache_dir, metadata={"help": "Feature cache."})
     output_dir: str = field(default="probe_results", metadata={"help": "Where results.json and results.md go."})
-    pooler_epochs: int = field(default=5, metadata={"help": "Epochs of weighted/attention pooler training."})
-    pooler_learning_rate: float = field(default=1e-2, metadata={"help": "AdamW learning rate of pooler training."})
-    pooler_weight_decay: float = field(default=1e-2, metadata={"help": "AdamW weight decay of pooler training."})
+    pooler_epochs: int = field(
+        default=PoolerTraining.epochs, metadata={"help": "Epochs of weighted/attention pooler training."}
+    )
+    pooler_learning_rate: float = field(
+        default=PoolerTraining.learning_rate, metadata={"help": "AdamW learning rate of pooler training."}
+    )
+    pooler_weight_decay: float = field(
+        default=PoolerTraining.weight_decay, metadata={"help": "AdamW weight decay of pooler training."}
+    )
     update_model_card: bool = field(
         default=False, metadata={"help": "Write GLUE scores into each model's README.md model-index."}
     )
@@ -110,33 +100,21 @@ class ProbeArguments:
     hub_model_id: str | None = field(default=None, metadata={"help": "Repo to push a local folder's card to."})
 
 
-def resolve_tasks(data_args: DataArguments, seed: int) -> list[TaskData]:
-    """Loads every task first, so that a data problem stops the run before any encoding."""
-    names = list(GLUE_TASKS) if data_args.task_name == ["all"] else data_args.task_name or [None]
-    if (data_args.train_file or data_args.validation_file) and len(names) > 1:
-        raise ValueError("--train_file / --validation_file apply to a single task; give one --task_name.")
-    return [data_args.load_task(name, seed) for name in names]
-
-
 def task_features(
     encoder: LoadedEncoder, task: TaskData, data_args: DataArguments, probe_args: ProbeArguments
 ) -> dict[str, list[dict]]:
     """Per split, one `extract_features` result per encoded view (a pair encoded separately has two)."""
-    fixed = [pooling for pooling in probe_args.pooling if pooling in FIXED_POOLINGS]
-    requested = fixed + ([TOKENS] if len(fixed) < len(probe_args.pooling) else [])
     return {
-        split: [
-            extract_features(
-                encoder,
-                texts,
-                requested,
-                max_seq_length=data_args.max_seq_length,
-                batch_size=probe_args.batch_size,
-                cache_dir=probe_args.cache_dir,
-                name=f"{task.name}-{split}-{view}",
-            )
-            for view, texts in task.texts(split, probe_args.pair_encoding).items()
-        ]
+        split: extract_task_features(
+            encoder,
+            task,
+            split,
+            probe_args.pooling,
+            pair_encoding=probe_args.pair_encoding,
+            max_seq_length=data_args.max_seq_length,
+            batch_size=probe_args.batch_size,
+            cache_dir=probe_args.cache_dir,
+        )
         for split in ("train",) + task.validation_splits
     }
 
@@ -153,18 +131,14 @@ def pooled_views(
         task.labels("train"),
         is_regression=task.is_regression,
         max_positions=data_args.max_seq_length,
-        epochs=probe_args.pooler_epochs,
-        learning_rate=probe_args.pooler_learning_rate,
-        weight_decay=probe_args.pooler_weight_decay,
-        seed=probe_args.seed,
+        training=PoolerTraining(
+            epochs=probe_args.pooler_epochs,
+            learning_rate=probe_args.pooler_learning_rate,
+            weight_decay=probe_args.pooler_weight_decay,
+            seed=probe_args.seed,
+        ),
     )
     return {split: [pool_tokens(pooler, view[TOKENS]) for view in views] for split, views in features.items()}
-
-
-def cosine_spearman(first: np.ndarray, second: np.ndarray, scores: np.ndarray) -> float:
-    """Unsupervised STS: Spearman correlation between cos(u, v) `(n,)` and the gold scores."""
-    cosine = (first * second).sum(axis=1) / (np.linalg.norm(first, axis=1) * np.linalg.norm(second, axis=1)).clip(1e-12)
-    return float(spearmanr(cosine, scores)[0])
 
 
 def probe_task(
@@ -228,7 +202,7 @@ def probe_task(
     return result
 
 
-def markdown_table(models: list[dict], tasks: list[TaskData]) -> str:
+def results_table(models: list[dict], tasks: list[TaskData]) -> str:
     """One row per (model, pooling) plus the majority-class row, one column per scored split; scores × 100."""
     columns = [(task, split) for task in tasks for split in task.validation_splits]
     header = ["model", "pooling"]
@@ -250,12 +224,11 @@ def markdown_table(models: list[dict], tasks: list[TaskData]) -> str:
     rows = [["majority class", ""] + sum((cells(scores, task) for scores, (task, _) in zip(majority, columns)), [])]
     for model in models:
         for pooling in model["poolings"]:
-            row = [model["model"] + (f" ({model['encoder']})" if model["encoder"] != "online" else ""), pooling]
+            row = [model["model"] + (f" ({model['encoder']})" if model["encoder"] != ONLINE_ENCODER else ""), pooling]
             for task, split in columns:
                 row += cells(model["tasks"][task.name]["poolings"][pooling]["scores"][split], task)
             rows.append(row)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+    return markdown_table(header, rows) + "\n"
 
 
 def model_card_results(model: dict, tasks: list[TaskData], probe_args: ProbeArguments) -> list:
@@ -286,24 +259,15 @@ def check_card_arguments(paths: list[str], probe_args: ProbeArguments) -> None:
             raise ValueError(f"The card of Hub model {path!r} can only be updated by pushing it: add --push_to_hub.")
 
 
-def library_versions() -> dict[str, str]:
-    import datasets
-    import evaluate
-    import scipy
-    import sklearn
-    import transformers
-
-    modules = (torch, transformers, datasets, evaluate, sklearn, scipy, np)
-    return {"python": platform.python_version()} | {module.__name__: module.__version__ for module in modules}
-
-
 def main(args: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stdout)
     parser = HfArgumentParser((ModelArguments, DataArguments, ProbeArguments))
     model_args, data_args, probe_args = parser.parse_args_into_dataclasses(args=args)
     check_card_arguments(model_args.model_name_or_path, probe_args)
     started = time.perf_counter()
-    tasks = resolve_tasks(data_args, probe_args.seed)
+    # Every task loads first, so that a data problem stops the run before any encoding.
+    task_names = list(GLUE_TASKS) if data_args.task_name == ["all"] else data_args.task_name
+    tasks = data_args.load_tasks(task_names, probe_args.seed)
     for task in tasks:
         kept, total = len(task.labels("train")), task.train_size_before_subsampling
         if kept < total:
@@ -340,11 +304,11 @@ def main(args: list[str] | None = None) -> dict:
 
     results = {
         "args": {**asdict(model_args), **asdict(data_args), **asdict(probe_args)},
-        "versions": library_versions(),
+        "versions": library_versions(*PROBE_LIBRARIES),
         "total_seconds": round(time.perf_counter() - started, 2),
         "models": models,
     }
-    table = markdown_table(models, tasks)
+    table = results_table(models, tasks)
     os.makedirs(probe_args.output_dir, exist_ok=True)
     with open(os.path.join(probe_args.output_dir, "results.json"), "w") as file:
         json.dump(results, file, indent=2)
@@ -354,3 +318,7 @@ def main(args: list[str] | None = None) -> dict:
     print(f"Wrote {probe_args.output_dir}/results.json and results.md in {results['total_seconds']:.0f} s.")
     return results
 
+
+
+if __name__ == "__main__":
+    main()

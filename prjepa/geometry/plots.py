@@ -1,0 +1,135 @@
+"""Plots of geometry comparisons: each function returns a matplotlib Figure (no pyplot state); save it with
+`figure.savefig(path)`."""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .metrics import METRIC_NAMES
+
+
+def _value_and_error(entry: Mapping[str, Any]) -> tuple[float, list[float]]:
+    """The value (NaN when not applicable) and its asymmetric error bar `[below, above]` (0 without a CI)."""
+    if entry["value"] is None:
+        return float("nan"), [0.0, 0.0]
+    low, high = entry.get("ci95", [entry["value"], entry["value"]])
+    return entry["value"], [entry["value"] - low, high - entry["value"]]
+
+
+def _bars(ax: Any, positions: np.ndarray, values: Sequence[float], width: float, **bar_options: Any) -> None:
+    """Bars at `positions`; a not-applicable value (NaN) is marked "n/a" instead of silently missing."""
+    ax.bar(positions, values, width, **bar_options)
+    for position, value in zip(positions, values):
+        if np.isnan(value):
+            ax.text(position, 0, "n/a", ha="center", va="bottom", fontsize=8)
+    ax.set_xlim(-0.5, len(positions) - 0.5)
+
+
+def plot_eigenvalue_spectra(comparisons_by_pooling: Mapping[str, Mapping[str, Any]], dataset: str) -> Figure:
+    """One panel per pooling, one line per model: the covariance eigenvalues as fractions of the total variance
+    (log scale), so that models of different scales compare."""
+    figure = Figure(figsize=(5 * len(comparisons_by_pooling), 4), layout="constrained")
+    axes = figure.subplots(1, len(comparisons_by_pooling), squeeze=False)[0]
+    for ax, (pooling, comparison) in zip(axes, comparisons_by_pooling.items()):
+        for model, metrics in comparison["models"].items():
+            eigenvalues = metrics["metrics"]["eigenvalues"]["value"]
+            if eigenvalues is not None:
+                fractions = np.asarray(eigenvalues) / np.sum(eigenvalues)
+                ax.plot(np.arange(1, len(fractions) + 1), fractions, label=model)
+        ax.set(yscale="log", title=f"{pooling} pooling", xlabel="component", ylabel="fraction of variance")
+        ax.legend()
+    figure.suptitle(f"Eigenvalue spectrum — {dataset}")
+    return figure
+
+
+def plot_metric_bars(
+    metrics_by_group: Mapping[str, Mapping[str, Mapping[str, Any]]], metric: str, *, group_label: str, title: str
+) -> Figure:
+    """Grouped bars of one metric: `metrics_by_group[group][model]` is a `geometry_metrics` result; one group per
+    dataset or pooling, one bar per model, CI error bars where there is a CI, "n/a" where not applicable."""
+    groups = list(metrics_by_group)
+    models = list(dict.fromkeys(model for by_model in metrics_by_group.values() for model in by_model))
+    width = 0.8 / len(models)
+    figure = Figure(figsize=(max(5, 1.5 * len(groups)), 4), layout="constrained")
+    ax = figure.subplots()
+    for index, model in enumerate(models):
+        positions = np.arange(len(groups)) + (index - (len(models) - 1) / 2) * width
+        entries = [metrics_by_group[group][model]["metrics"][metric] for group in groups]
+        values, errors = zip(*map(_value_and_error, entries))
+        _bars(ax, positions, values, width, yerr=np.transpose(errors), capsize=3, label=model)
+    ax.set(xticks=np.arange(len(groups)), xticklabels=groups, xlabel=group_label, ylabel=METRIC_NAMES[metric])
+    ax.set_title(title)
+    ax.legend()
+    return figure
+
+
+def plot_effective_rank(metrics_by_dataset: Mapping[str, Mapping[str, Mapping[str, Any]]], pooling: str) -> Figure:
+    """Effective rank per dataset and model (`metrics_by_dataset[dataset][model]`), with bootstrap CIs."""
+    return plot_metric_bars(
+        metrics_by_dataset,
+        "effective_rank",
+        group_label="dataset",
+        title=f"Effective rank (RankMe) — {pooling} pooling",
+    )
+
+
+def plot_pooling_ablation(
+    metrics_by_pooling: Mapping[str, Mapping[str, Mapping[str, Any]]], dataset: str, metric: str = "uniformity"
+) -> Figure:
+    """One metric per pooling and model (`metrics_by_pooling[pooling][model]`) on one dataset."""
+    return plot_metric_bars(
+        metrics_by_pooling, metric, group_label="pooling", title=f"Pooling ablation: {METRIC_NAMES[metric]} — {dataset}"
+    )
+
+
+def plot_alignment_uniformity(
+    metrics_by_dataset: Mapping[str, Mapping[str, Mapping[str, Any]]], pooling: str
+) -> Figure:
+    """Wang & Isola's plane: uniformity (x) against alignment (y), one colour per model, each point named by its
+    dataset, CI error bars on both axes; lower-left is better. Datasets without alignment (no labels) are left out."""
+    figure = Figure(figsize=(6, 5), layout="constrained")
+    ax = figure.subplots()
+    models = list(dict.fromkeys(model for by_model in metrics_by_dataset.values() for model in by_model))
+    for model in models:
+        points = [
+            (dataset, by_model[model]["metrics"]["uniformity"], by_model[model]["metrics"]["alignment"])
+            for dataset, by_model in metrics_by_dataset.items()
+            if by_model[model]["metrics"]["alignment"]["value"] is not None
+        ]
+        if not points:
+            continue
+        datasets, uniformity, alignment = zip(*points)
+        x, x_errors = zip(*map(_value_and_error, uniformity))
+        y, y_errors = zip(*map(_value_and_error, alignment))
+        ax.errorbar(x, y, xerr=np.transpose(x_errors), yerr=np.transpose(y_errors), fmt="o", capsize=3, label=model)
+        for dataset, x_value, y_value in zip(datasets, x, y):
+            ax.annotate(dataset, (x_value, y_value), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set(xlabel="uniformity (lower: more uniform)", ylabel="alignment (lower: closer same-label pairs)")
+    ax.set_title(f"Alignment vs uniformity — {pooling} pooling")
+    ax.legend()
+    return figure
+
+
+def plot_probe_accuracies(metrics_by_dataset: Mapping[str, Mapping[str, Mapping[str, Any]]], pooling: str) -> Figure:
+    """Token probe (surface form) beside semantic probe (task label) accuracy for each dataset and model."""
+    bars = [
+        (f"{dataset}\n{model}", metrics["metrics"])
+        for dataset, by_model in metrics_by_dataset.items()
+        for model, metrics in by_model.items()
+    ]
+    figure = Figure(figsize=(max(5, 1.2 * len(bars)), 4), layout="constrained")
+    ax = figure.subplots()
+    positions = np.arange(len(bars))
+    for offset, key, label in (
+        (-0.2, "token_probe", "token probe (surface form)"),
+        (0.2, "semantic_probe", "semantic probe (task label)"),
+    ):
+        values = [_value_and_error(metrics[key])[0] for _, metrics in bars]
+        _bars(ax, positions + offset, values, 0.4, label=label)
+    ax.set(xticks=positions, xticklabels=[name for name, _ in bars], ylim=(0, 1))
+    ax.set(xlabel="dataset and model", ylabel="held-out accuracy")
+    ax.set_title(f"Token vs semantic probe — {pooling} pooling")
+    ax.legend()
+    return figure

@@ -1,0 +1,78 @@
+"""Command-line arguments that the probe and the representation analysis share: how encoders are loaded and where a
+task's data come from; each command adds its own."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .encoders import ENCODERS, ONLINE_ENCODER
+from .tasks import PROBLEM_TYPES, TaskData, check_task_name, load_task_data
+
+
+@dataclass
+class EncoderArguments:
+    """How every compared encoder is loaded (command-line arguments of the probe and of the representation analysis)."""
+
+    encoder: str = field(
+        default=ONLINE_ENCODER,
+        metadata={
+            "help": "For PrJEPA pretraining checkpoints: the online or the EMA target encoder.",
+            "choices": list(ENCODERS),
+        },
+    )
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer for every model, if not its own."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow non-PrJEPA models' code from the Hub."})
+    device: str | None = field(default=None, metadata={"help": "Default: cuda if available, else cpu."})
+
+
+@dataclass
+class TaskDataArguments:
+    """Where a task's data come from and how long its texts may be (command-line arguments of the probe and of the
+    representation analysis); each command adds the task names it accepts."""
+
+    glue_path: str = field(
+        default="nyu-mll/glue", metadata={"help": "Hub id or local folder laid out like nyu-mll/glue."}
+    )
+    train_file: str | None = field(
+        default=None, metadata={"help": "Custom (or replacement) training split: csv, tsv, json(l) or parquet."}
+    )
+    validation_file: str | None = field(
+        default=None, metadata={"help": "Custom (or replacement) validation split: csv, tsv, json(l) or parquet."}
+    )
+    text_columns: list[str] | None = field(default=None, metadata={"help": "One text column or a pair (custom)."})
+    label_column: str = field(default="label", metadata={"help": "Label column of the custom files."})
+    problem_type: str | None = field(
+        default=None,
+        metadata={
+            "help": "Custom tasks: the label type (default: detected).",
+            "choices": list(PROBLEM_TYPES),
+        },
+    )
+    max_seq_length: int = field(default=128, metadata={"help": "Tokens per sequence (pairs: per joint sequence)."})
+    max_train_samples: int | None = field(
+        default=None,
+        metadata={"help": "Random subset of the training split (seeded); bounds time and token-feature memory."},
+    )
+
+    def load_tasks(self, task_names: Sequence[str], seed: int, require_train: bool = True) -> list[TaskData]:
+        """`load_task_data` with these arguments for each named GLUE task, or for the custom task when none is named.
+        Every name is checked before any task loads, and every task loads before anything is encoded, so that a data
+        problem stops a run at once."""
+        if (self.train_file or self.validation_file) and len(task_names) > 1:
+            raise ValueError("--train_file / --validation_file describe one dataset; give at most one --task_name.")
+        for task_name in task_names:
+            check_task_name(task_name)
+        return [
+            load_task_data(
+                task_name,
+                glue_path=self.glue_path,
+                train_file=self.train_file,
+                validation_file=self.validation_file,
+                text_columns=self.text_columns,
+                label_column=self.label_column,
+                problem_type=self.problem_type,
+                max_train_samples=self.max_train_samples,
+                seed=seed,
+                require_train=require_train,
+            )
+            for task_name in task_names or [None]
+        ]

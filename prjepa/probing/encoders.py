@@ -1,0 +1,133 @@
+"""Loading a frozen encoder to probe: a PrJEPA checkpoint (its online or EMA target encoder) or any transformers
+encoder, checked to be a text encoder that fits its tokenizer, with fingerprints of the weights and the tokenizer that
+key the feature cache."""
+
+import hashlib
+import inspect
+import json
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from configuration_prjepa import PrJepaConfig
+from modeling_prjepa import PrJepaModel
+
+# A PrJEPA pretraining checkpoint's two encoders (`PrJepaModel.from_pretrained(encoder=...)`); any other model has the
+# online one only.
+ONLINE_ENCODER = "online"
+ENCODERS = (ONLINE_ENCODER, "target")
+
+
+class LoadedEncoder(NamedTuple):
+    """A frozen encoder in eval mode on its device, its tokenizer, and fingerprints of both (what computes its
+    features), taken once at loading."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    fingerprint: str
+    tokenizer_fingerprint: str
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """sha256 of the model's class, config and every tensor of its state dict (names, dtypes, shapes, bytes): equal
+    fingerprints mean equal features, whatever file, Hub commit or encoder (online/target) the weights came from."""
+    digest = hashlib.sha256(type(model).__name__.encode())
+    config = getattr(model, "config", None)
+    if config is not None:
+        settings = config.to_dict()
+        for volatile in ("_name_or_path", "transformers_version"):
+            settings.pop(volatile, None)
+        digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
+    """sha256 of the tokenizer's serialisation (vocabulary, normaliser, special tokens, post-processor)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        # Truncation and padding settings change with every call; they are per-call arguments, not the tokenizer.
+        settings = json.loads(backend.to_str())
+        settings.pop("truncation", None)
+        settings.pop("padding", None)
+        serialised = json.dumps(settings, sort_keys=True)
+    else:
+        vocabulary = sorted(tokenizer.get_vocab().items())
+        serialised = json.dumps([type(tokenizer).__name__, vocabulary, tokenizer.all_special_tokens])
+    return hashlib.sha256(serialised.encode()).hexdigest()
+
+
+def check_text_encoder(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str) -> None:
+    """Raises `ValueError` unless `model` maps the tokenizer's `input_ids` to `last_hidden_state` `(batch, seq, dim)`
+    and the tokenizer's ids fit its embedding table."""
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if isinstance(embeddings, nn.Embedding) and len(tokenizer) > embeddings.num_embeddings:
+        raise ValueError(
+            f"The tokenizer has {len(tokenizer)} tokens but {name!r} embeds only {embeddings.num_embeddings}: it is "
+            "not this model's tokenizer. Pass the right one with --tokenizer_name."
+        )
+    if "input_ids" not in inspect.signature(model.forward).parameters:
+        raise ValueError(f"{name!r} ({type(model).__name__}) takes no input_ids: it is not a text encoder.")
+    with torch.inference_mode():
+        inputs = tokenizer(["a probe"], return_tensors="pt").to(model.device)
+        hidden = getattr(model(**inputs, return_dict=True), "last_hidden_state", None)
+    if not isinstance(hidden, torch.Tensor) or hidden.dim() != 3:
+        raise ValueError(
+            f"{name!r} ({type(model).__name__}) returns no last_hidden_state of shape (batch, seq, dim): it is not an "
+            "encoder whose hidden states can be probed."
+        )
+
+
+def load_encoder(
+    model_name_or_path: str,
+    encoder: str = ONLINE_ENCODER,
+    tokenizer_name: str | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+) -> LoadedEncoder:
+    """A frozen encoder (eval mode, no gradients) and its tokenizer, from a Hub id or a folder.
+
+    PrJEPA checkpoints load with this project's classes (`encoder="target"` takes a pretraining checkpoint's EMA
+    target encoder); anything else through `AutoModel` (the encoder half of an encoder-decoder). The tokenizer comes
+    from `tokenizer_name`, else from the model's own files.
+    """
+    if encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}.")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    options = dict(revision=revision, trust_remote_code=trust_remote_code)
+    config = AutoConfig.from_pretrained(model_name_or_path, **options)
+    if config.model_type == PrJepaConfig.model_type:
+        model = PrJepaModel.from_pretrained(model_name_or_path, encoder=encoder, revision=revision, dtype=dtype)
+    elif encoder != ONLINE_ENCODER:
+        raise ValueError(
+            f"--encoder {encoder} needs a PrJEPA pretraining checkpoint; {model_name_or_path!r} is a "
+            f"{config.model_type!r} model with a single encoder. Use --encoder {ONLINE_ENCODER}."
+        )
+    else:
+        try:
+            model = AutoModel.from_pretrained(model_name_or_path, dtype=dtype, **options)
+        except ValueError as error:
+            raise ValueError(
+                f"{model_name_or_path!r} ({config.model_type}) has no AutoModel class: it is not an encoder this probe "
+                f"can read ({error})."
+            ) from error
+        if config.is_encoder_decoder:
+            model = model.get_encoder()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_name or model_name_or_path, **options)
+    except (OSError, ValueError, TypeError) as error:
+        raise ValueError(
+            f"Could not load a tokenizer from {tokenizer_name or model_name_or_path!r} ({error}); pass the model's "
+            "tokenizer with --tokenizer_name."
+        ) from error
+    if isinstance(model.config, PrJepaConfig):
+        model.config.check_tokenizer(tokenizer)
+    model = model.to(device).eval().requires_grad_(False)
+    check_text_encoder(model, tokenizer, model_name_or_path)
+    return LoadedEncoder(model, tokenizer, weights_fingerprint(model), tokenizer_fingerprint(tokenizer))

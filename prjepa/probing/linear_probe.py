@@ -1,0 +1,110 @@
+"""The linear probe: a standardised logistic regression (ridge for scores) whose L2 strength is chosen by k-fold
+cross-validation on the training split alone, then refit on all of it; and the `glue` metric that scores it."""
+
+import functools
+import importlib.resources
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import evaluate
+import numpy as np
+from scipy.stats import spearmanr
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
+from sklearn.pipeline import Pipeline
+
+from ..utils import single_blas_thread, standardised_linear_model
+
+logger = logging.getLogger(__name__)
+
+LOCAL_GLUE_METRIC = str(importlib.resources.files("prjepa") / "metrics" / "glue")
+
+
+@dataclass
+class LinearProbe:
+    """A standardise → logistic regression (classes) / ridge (scores) pipeline refit on the whole training split.
+
+    regularisation: the chosen C (inverse L2 strength, logistic regression) or alpha (L2 strength, ridge).
+    cv_scores: mean k-fold score on the training split for every grid value (`scoring` names the scorer).
+    """
+
+    model: Pipeline
+    regularisation_name: str
+    regularisation: float
+    cv_scores: dict[float, float]
+    scoring: str
+    folds: int
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """`(n, d)` → `(n,)` class ids or scores."""
+        return self.model.predict(features)
+
+    @property
+    def at_grid_edge(self) -> bool:
+        """The chosen value is the grid's smallest or largest: a wider grid might have scored better."""
+        return len(self.cv_scores) > 1 and self.regularisation in (min(self.cv_scores), max(self.cv_scores))
+
+
+def fit_linear_probe(
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    is_regression: bool,
+    grid: Sequence[float],
+    folds: int = 5,
+    seed: int = 0,
+    scoring: str | None = None,
+) -> LinearProbe:
+    """Chooses the L2 strength by `folds`-fold cross-validation on the training data alone (stratified for classes,
+    shuffled with `seed`), then refits on all of it. features `(n, d)`, labels `(n,)`; `scoring` is a scikit-learn
+    scorer name (default accuracy / R²). Nothing of the validation split is seen."""
+    if len(grid) == 0:
+        raise ValueError("The regularisation grid is empty; give at least one value.")
+    if is_regression:
+        name, splitter = "alpha", KFold(folds, shuffle=True, random_state=seed)
+    else:
+        smallest = min(Counter(labels.tolist()).values())
+        if smallest < 2:
+            raise ValueError(
+                "A class has a single training example; k-fold cross-validation needs at least two per class."
+            )
+        folds = min(folds, smallest)
+        # lbfgs fits the multinomial model for more than two classes.
+        name, splitter = "C", StratifiedKFold(folds, shuffle=True, random_state=seed)
+    search = GridSearchCV(
+        standardised_linear_model(is_regression),
+        {f"head__{name}": list(grid)},
+        scoring=scoring,
+        cv=splitter,
+        error_score="raise",
+    )
+    with single_blas_thread():
+        search.fit(features, labels)
+    cv_scores = {float(value): float(score) for value, score in zip(grid, search.cv_results_["mean_test_score"])}
+    return LinearProbe(
+        model=search.best_estimator_,
+        regularisation_name=name,
+        regularisation=float(search.best_params_[f"head__{name}"]),
+        cv_scores=cv_scores,
+        scoring=scoring or ("r2" if is_regression else "accuracy"),
+        folds=folds,
+    )
+
+
+@functools.cache
+def load_glue_metric(config_name: str) -> tuple[evaluate.EvaluationModule, str]:
+    """The Hub's `glue` metric for `config_name`, or this project's copy (`metrics/glue`) when the Hub cannot be
+    reached; with the name of the implementation used."""
+    try:
+        return evaluate.load("glue", config_name), "glue (Hugging Face Hub)"
+    except (OSError, ImportError) as error:
+        logger.info("Hub glue metric unavailable (%s); using %s", error, LOCAL_GLUE_METRIC)
+        return evaluate.load(LOCAL_GLUE_METRIC, config_name), f"glue (local: {LOCAL_GLUE_METRIC})"
+
+
+
+def cosine_spearman(first: np.ndarray, second: np.ndarray, scores: np.ndarray) -> float:
+    """Unsupervised STS: Spearman correlation between cos(u, v) `(n,)` of two views `(n, d)` and the gold scores."""
+    cosine = (first * second).sum(axis=1) / (np.linalg.norm(first, axis=1) * np.linalg.norm(second, axis=1)).clip(1e-12)
+    return float(spearmanr(cosine, scores)[0])

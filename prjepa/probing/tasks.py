@@ -1,0 +1,280 @@
+"""Probing tasks: the GLUE tasks as the probe reads them, custom tasks from CSV / TSV / JSON lines / Parquet files, and
+`load_task_data`, which loads and checks either (columns, texts, labels) before anything is encoded."""
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import datasets
+import numpy as np
+
+PAIR_ENCODINGS = ("separate", "joint")
+PROBLEM_TYPES = ("classification", "regression")  # of a custom task's labels
+
+
+@dataclass(frozen=True)
+class GlueTask:
+    """A GLUE task as the probe reads it.
+
+    text_columns: one column, or a sentence pair.
+    metric_names: keys of the `glue` metric's output, the headline first.
+    validation_splits: labelled splits that are scored (test splits hide their labels and are never scored).
+    cv_scoring: scikit-learn scorer that picks the regularisation on the training folds.
+    """
+
+    text_columns: tuple[str, ...]
+    metric_names: tuple[str, ...] = ("accuracy",)
+    validation_splits: tuple[str, ...] = ("validation",)
+    is_regression: bool = False
+    cv_scoring: str = "accuracy"
+
+
+GLUE_TASKS: dict[str, GlueTask] = {
+    "cola": GlueTask(("sentence",), ("matthews_correlation",), cv_scoring="matthews_corrcoef"),
+    "sst2": GlueTask(("sentence",)),
+    "mrpc": GlueTask(("sentence1", "sentence2"), ("f1", "accuracy")),
+    "qqp": GlueTask(("question1", "question2"), ("f1", "accuracy")),
+    "stsb": GlueTask(("sentence1", "sentence2"), ("spearmanr", "pearson"), is_regression=True, cv_scoring="r2"),
+    "mnli": GlueTask(("premise", "hypothesis"), validation_splits=("validation_matched", "validation_mismatched")),
+    "qnli": GlueTask(("question", "sentence")),
+    "rte": GlueTask(("sentence1", "sentence2")),
+    "wnli": GlueTask(("sentence1", "sentence2")),
+}
+CUSTOM_TASK = "custom"
+
+
+@dataclass
+class TaskData:
+    """A probing task loaded and checked: per split, the text columns and the labels (class ids from 0, or scores).
+
+    splits: `"train"` (unless loaded with `require_train=False` and none was found) and every name in
+        `validation_splits`.
+    metric_config: the `glue` metric configuration that scores it (custom tasks: `sst2` = accuracy, `stsb` =
+        Pearson/Spearman).
+    label_names: class names by id (`None` for regression).
+    train_size_before_subsampling: rows of the training split before `max_train_samples`.
+    """
+
+    name: str
+    text_columns: tuple[str, ...]
+    is_regression: bool
+    metric_config: str
+    metric_names: tuple[str, ...]
+    cv_scoring: str
+    splits: dict[str, datasets.Dataset]
+    validation_splits: tuple[str, ...]
+    label_names: list[str] | None
+    train_size_before_subsampling: int
+
+    def labels(self, split: str) -> np.ndarray:
+        """`(n,)` int64 class ids, or float32 scores for regression."""
+        return np.asarray(self.splits[split]["label"], dtype=np.float32 if self.is_regression else np.int64)
+
+    def texts(self, split: str, pair_encoding: str = "separate") -> dict[str, list[str] | list[tuple[str, str]]]:
+        """Texts to encode, by view name: one list per text column, or, for a pair with `pair_encoding="joint"`, one
+        list of `(first, second)` tuples under `"first+second"`."""
+        if pair_encoding not in PAIR_ENCODINGS:
+            raise ValueError(f"pair_encoding must be one of {PAIR_ENCODINGS}, got {pair_encoding!r}.")
+        columns = {column: list(self.splits[split][column]) for column in self.text_columns}
+        if len(columns) == 2 and pair_encoding == "joint":
+            return {"+".join(columns): list(zip(*columns.values()))}
+        return columns
+
+
+def _read_files(data_files: dict[str, str]) -> datasets.DatasetDict:
+    builders = {
+        ".csv": ("csv", {}),
+        ".tsv": ("csv", {"delimiter": "\t"}),
+        ".json": ("json", {}),
+        ".jsonl": ("json", {}),
+        ".parquet": ("parquet", {}),
+    }
+    extensions = {os.path.splitext(path)[1].lower() for path in data_files.values()}
+    if len(extensions) != 1 or next(iter(extensions)) not in builders:
+        raise ValueError(f"Cannot read {sorted(data_files.values())}: give files of one type among {sorted(builders)}.")
+    builder, options = builders[extensions.pop()]
+    return datasets.load_dataset(builder, data_files=data_files, **options)
+
+
+def _load_glue(name: str, glue_path: str) -> datasets.DatasetDict:
+    try:
+        return datasets.load_dataset(glue_path, name)
+    except (OSError, ConnectionError, ValueError) as error:
+        raise ValueError(
+            f"Could not load GLUE task {name!r} from {glue_path!r}: {error}. Without Hub access, pass --glue_path "
+            "pointing to a local copy laid out like nyu-mll/glue."
+        ) from error
+
+
+def _glue_splits(
+    task_name: str, glue_path: str, files: dict[str, str], require_train: bool
+) -> tuple[dict[str, datasets.Dataset], datasets.ClassLabel | None]:
+    """The task's training and validation splits, `files` replacing any of them; and the label feature."""
+    glue = _load_glue(task_name, glue_path)
+    wanted = ("train",) + GLUE_TASKS[task_name].validation_splits
+    splits = {split: glue[split] for split in wanted if split in glue} | dict(_read_files(files) if files else {})
+    for split in wanted if require_train else wanted[1:]:
+        if split not in splits:
+            option = "--train_file" if split == "train" else "--validation_file"
+            columns = list(GLUE_TASKS[task_name].text_columns) + ["label"]
+            raise ValueError(
+                f"GLUE task {task_name!r} has no labelled {split!r} split in {glue_path!r} (found: {sorted(glue)}). "
+                f"Supply one with {option} (CSV, JSON lines or Parquet with columns {columns})."
+            )
+    label = next(iter(glue.values())).features.get("label")
+    return splits, label if isinstance(label, datasets.ClassLabel) else None
+
+
+def _check_columns(dataset: datasets.Dataset, columns: Sequence[str], source: str) -> None:
+    missing = [column for column in columns if column not in dataset.column_names]
+    if missing:
+        raise ValueError(
+            f"Column {missing[0]!r} not found in {source}; columns found: {dataset.column_names}. Name existing "
+            "columns with --text_columns / --label_column."
+        )
+
+
+def _check_texts(dataset: datasets.Dataset, columns: Sequence[str], source: str) -> None:
+    for column in columns:
+        for row, text in enumerate(dataset[column]):
+            if not isinstance(text, str):
+                raise ValueError(f"Row {row} of {source} has no text in column {column!r}: {dataset[row]}.")
+
+
+def _check_scores(dataset: datasets.Dataset, source: str) -> None:
+    for row, score in enumerate(dataset["label"]):
+        if isinstance(score, bool) or not isinstance(score, (int, float)):
+            raise ValueError(f"Row {row} of {source} has a non-numeric score {score!r}: {dataset[row]}.")
+
+
+def _infer_regression(train: datasets.Dataset) -> bool:
+    """Float labels that are not all whole numbers mean regression; integers, booleans and strings mean classes."""
+    scores = list(train["label"])
+    return all(isinstance(score, float) for score in scores) and any(not score.is_integer() for score in scores)
+
+
+def _encode_labels(
+    splits: dict[str, datasets.Dataset], label_feature: datasets.ClassLabel | None, task_name: str
+) -> list[str]:
+    """Replaces every split's labels by class ids from 0 and returns the class names. GLUE labels may be given as ids
+    or names; a custom task's classes are the sorted values of its training labels (validation labels without a
+    training split)."""
+    if label_feature is not None:
+        label_names = list(label_feature.names)
+        label_index = {name: index for index, name in enumerate(label_names)} | {i: i for i in range(len(label_names))}
+    else:
+        reference = splits["train"] if "train" in splits else splits["validation"]
+        classes = sorted({label for label in reference["label"] if label is not None})
+        label_names = [str(label) for label in classes]
+        label_index = {label: index for index, label in enumerate(classes)}
+    for split, dataset in splits.items():
+        for row, label in enumerate(dataset["label"]):
+            if label not in label_index:
+                raise ValueError(
+                    f"Row {row} of the {split!r} split of {task_name!r} has label {label!r}, outside the label set "
+                    f"{dict(enumerate(label_names))}: {dataset[row]}. Test splits hide their labels (-1) and cannot "
+                    "be scored; give a labelled split."
+                )
+        ids = [label_index[label] for label in dataset["label"]]
+        splits[split] = dataset.remove_columns("label").add_column("label", ids)
+    return label_names
+
+
+def check_task_name(task_name: str | None) -> None:
+    """Raises `ValueError` unless `task_name` names a GLUE task, or a custom task (`None` or `"custom"`)."""
+    if task_name not in (None, CUSTOM_TASK, *GLUE_TASKS):
+        raise ValueError(
+            f"Unknown task {task_name!r}; choose among {sorted(GLUE_TASKS)}, or name none for a custom task read "
+            "from --train_file / --validation_file."
+        )
+
+
+def seeded_subset(dataset: datasets.Dataset, max_samples: int | None, seed: int) -> datasets.Dataset:
+    """`max_samples` rows drawn at random (seeded) and kept in their original order; the whole dataset when it has
+    no more rows than that or `max_samples` is None."""
+    if max_samples is None or max_samples >= len(dataset):
+        return dataset
+    keep = np.sort(np.random.default_rng(seed).choice(len(dataset), max_samples, replace=False))
+    return dataset.select(keep)
+
+
+def load_task_data(
+    task_name: str | None,
+    *,
+    glue_path: str = "nyu-mll/glue",
+    train_file: str | None = None,
+    validation_file: str | None = None,
+    text_columns: Sequence[str] | None = None,
+    label_column: str = "label",
+    problem_type: str | None = None,
+    max_train_samples: int | None = None,
+    seed: int = 0,
+    require_train: bool = True,
+) -> TaskData:
+    """Loads and checks a GLUE task (from the Hub id or a local folder laid out like `nyu-mll/glue`), or, with
+    `task_name=None`, a custom task from `train_file` / `validation_file` (CSV, TSV, JSON lines or Parquet) with
+    `text_columns` and `label_column`; `problem_type` (one of `PROBLEM_TYPES`) then overrides the
+    detection from the labels. `train_file` / `validation_file` also replace a GLUE task's splits (e.g. MNLI's
+    training split, absent from the offline mirror). `max_train_samples` keeps a random subset (seeded) of the
+    training split. `require_train=False` accepts a task without a training split (e.g. for measurements that
+    fit nothing); its label set and type then come from the validation split.
+
+    Raises `ValueError` naming the problem: an unknown task (`check_task_name`), a missing split, a missing column,
+    a missing text, or a label outside the label set.
+    """
+    check_task_name(task_name)
+    files = {split: path for split, path in (("train", train_file), ("validation", validation_file)) if path}
+    task_name = task_name or CUSTOM_TASK
+    if task_name == CUSTOM_TASK:
+        needed = ["train", "validation"] if require_train else ["validation"]
+        if not set(needed) <= set(files) or not text_columns:
+            options = ", ".join(f"--{split}_file" for split in needed)
+            raise ValueError(f"A custom task needs {options} and --text_columns.")
+        if problem_type not in (None, *PROBLEM_TYPES):
+            raise ValueError(f"problem_type must be one of {PROBLEM_TYPES}, got {problem_type!r}.")
+        splits, label_feature = dict(_read_files(files)), None
+    else:
+        if problem_type is not None:
+            raise ValueError(f"GLUE task {task_name!r} has a fixed label type; problem_type is for custom tasks.")
+        splits, label_feature = _glue_splits(task_name, glue_path, files, require_train)
+
+    columns = tuple(text_columns or GLUE_TASKS[task_name].text_columns)
+    if not 1 <= len(columns) <= 2:
+        raise ValueError(f"Give one text column or a pair, got {list(columns)}.")
+    for split, dataset in splits.items():
+        source = f"the {split!r} split of {task_name!r}"
+        _check_columns(dataset, columns + (label_column,), source)
+        _check_texts(dataset, columns, source)
+        if label_column != "label":
+            splits[split] = dataset.rename_column(label_column, "label")
+
+    if task_name in GLUE_TASKS:
+        task = GLUE_TASKS[task_name]
+    elif problem_type == "regression" or (
+        problem_type is None and _infer_regression(splits.get("train", splits["validation"]))
+    ):
+        task = GlueTask(columns, ("spearmanr", "pearson"), is_regression=True, cv_scoring="r2")
+    else:
+        task = GlueTask(columns)
+    if task.is_regression:
+        label_names = None
+        for split, dataset in splits.items():
+            _check_scores(dataset, f"the {split!r} split of {task_name!r}")
+    else:
+        label_names = _encode_labels(splits, label_feature, task_name)
+
+    train_size = len(splits["train"]) if "train" in splits else 0
+    if "train" in splits:
+        splits["train"] = seeded_subset(splits["train"], max_train_samples, seed)
+    return TaskData(
+        name=task_name,
+        text_columns=columns,
+        is_regression=task.is_regression,
+        metric_config=task_name if task_name in GLUE_TASKS else ("stsb" if task.is_regression else "sst2"),
+        metric_names=task.metric_names,
+        cv_scoring=task.cv_scoring,
+        splits=splits,
+        validation_splits=task.validation_splits,
+        label_names=label_names,
+        train_size_before_subsampling=train_size,
+    )
