@@ -173,26 +173,64 @@ class Experiment:
     def pretraining_arguments(self, seed: int, objective: str) -> list[str]:
         """run_pretrain.py's command line; the two objectives' differ in `--objective` and `--output_dir` only."""
         preset, args = self.preset, self.args
-        data = (["--train_file", args.train_file] if args.train_file
-                else ["--dataset_name", args.dataset_name, "--dataset_config_name", args.dataset_config_name])
+        data = (
+            ["--train_file", args.train_file]
+            if args.train_file
+            else ["--dataset_name", args.dataset_name, "--dataset_config_name", args.dataset_config_name]
+        )
         if args.validation_file:
             data += ["--validation_file", args.validation_file]
-        schedule = ["--max_steps", str(preset.max_steps)] if preset.max_steps > 0 else [
-            "--num_train_epochs", str(preset.num_train_epochs)]
+        schedule = (
+            ["--max_steps", str(preset.max_steps)]
+            if preset.max_steps > 0
+            else ["--num_train_epochs", str(preset.num_train_epochs)]
+        )
         if preset.lr_scheduler_kwargs:
             schedule += ["--lr_scheduler_kwargs", json.dumps(preset.lr_scheduler_kwargs)]
         if preset.config_overrides:
             schedule += ["--config_overrides", preset.config_overrides]
         return [
-            "--preset", preset.model_preset, "--objective", objective, "--tokenizer_name", args.tokenizer_name,
-            *data, *schedule, "--max_seq_length", str(preset.max_seq_length),
-            "--per_device_train_batch_size", str(preset.per_device_train_batch_size),
-            "--learning_rate", str(preset.learning_rate), "--warmup_steps", str(preset.warmup_steps),
-            "--lr_scheduler_type", preset.lr_scheduler_type, "--weight_decay", str(preset.weight_decay),
+            "--preset",
+            preset.model_preset,
+            "--objective",
+            objective,
+            "--tokenizer_name",
+            args.tokenizer_name,
+            *data,
+            *schedule,
+            "--max_seq_length",
+            str(preset.max_seq_length),
+            "--per_device_train_batch_size",
+            str(preset.per_device_train_batch_size),
+            "--learning_rate",
+            str(preset.learning_rate),
+            "--warmup_steps",
+            str(preset.warmup_steps),
+            "--lr_scheduler_type",
+            preset.lr_scheduler_type,
+            "--weight_decay",
+            str(preset.weight_decay),
             *(["--bf16", "true"] if preset.bf16 else []),
-            "--seed", str(seed), "--data_seed", str(seed), "--logging_steps", "10", "--save_steps", "50",
-            "--save_total_limit", "2", "--do_train", "--do_eval", "--max_eval_samples", "500",
-            "--report_to", "none", "--disable_tqdm", "true", "--output_dir", self.checkpoint(seed, objective),
+            "--seed",
+            str(seed),
+            "--data_seed",
+            str(seed),
+            "--logging_steps",
+            "10",
+            "--save_steps",
+            "50",
+            "--save_total_limit",
+            "2",
+            "--do_train",
+            "--do_eval",
+            "--max_eval_samples",
+            "500",
+            "--report_to",
+            "none",
+            "--disable_tqdm",
+            "true",
+            "--output_dir",
+            self.checkpoint(seed, objective),
         ]
 
     def pretraining_command(self, seed: int, objective: str, portable: bool = False) -> list[str]:
@@ -203,20 +241,42 @@ class Experiment:
 
     def probe_arguments(self, seed: int) -> list[str]:
         return [
-            "--model_name_or_path", *(self.checkpoint(seed, objective) for objective in COMPARED_OBJECTIVES),
-            "--task_name", *self.preset.probe_tasks, "--glue_path", self.args.glue_path,
-            "--max_train_samples", str(self.preset.probe_max_train_samples), "--seed", str(seed),
-            "--cache_dir", os.path.join(self.work, "features"), "--output_dir", self.seed_results(seed, "probe"),
+            "--model_name_or_path",
+            *(self.checkpoint(seed, objective) for objective in COMPARED_OBJECTIVES),
+            "--task_name",
+            *self.preset.probe_tasks,
+            "--glue_path",
+            self.args.glue_path,
+            "--max_train_samples",
+            str(self.preset.probe_max_train_samples),
+            "--seed",
+            str(seed),
+            "--cache_dir",
+            os.path.join(self.work, "features"),
+            "--output_dir",
+            self.seed_results(seed, "probe"),
         ]
 
     def analysis_arguments(self, seed: int) -> list[str]:
         return [
-            "--models", *(f"{objective}={self.checkpoint(seed, objective)}" for objective in COMPARED_OBJECTIVES),
-            "--task_name", *self.preset.analysis_tasks, "--glue_path", self.args.glue_path,
-            "--pooling", *self.preset.analysis_poolings, "--max_samples", str(self.preset.analysis_max_samples),
-            "--max_train_samples", str(self.preset.analysis_max_train_samples),
-            "--seed", str(seed), "--cache_dir", os.path.join(self.work, "features"),
-            "--output_dir", self.seed_results(seed, "analysis"),
+            "--models",
+            *(f"{objective}={self.checkpoint(seed, objective)}" for objective in COMPARED_OBJECTIVES),
+            "--task_name",
+            *self.preset.analysis_tasks,
+            "--glue_path",
+            self.args.glue_path,
+            "--pooling",
+            *self.preset.analysis_poolings,
+            "--max_samples",
+            str(self.preset.analysis_max_samples),
+            "--max_train_samples",
+            str(self.preset.analysis_max_train_samples),
+            "--seed",
+            str(seed),
+            "--cache_dir",
+            os.path.join(self.work, "features"),
+            "--output_dir",
+            self.seed_results(seed, "analysis"),
         ]
 
 
@@ -252,26 +312,44 @@ def stage_seconds(directory: str) -> float:
 
 def pretrain(experiment: Experiment, seed: int) -> None:
     for objective in COMPARED_OBJECTIVES:
-        run_stage(f"pretrain {objective} seed {seed}", experiment.checkpoint(seed, objective),
-                  experiment.pretraining_arguments(seed, objective), "train_results.json",
-                  experiment.pretraining_command(seed, objective))
+        run_stage(
+            f"pretrain {objective} seed {seed}",
+            experiment.checkpoint(seed, objective),
+            experiment.pretraining_arguments(seed, objective),
+            "train_results.json",
+            experiment.pretraining_command(seed, objective),
+        )
 
 
 def probe(experiment: Experiment, seed: int) -> None:
     arguments = experiment.probe_arguments(seed)
-    run_stage(f"probe seed {seed}", experiment.seed_results(seed, "probe"), arguments, "results.json",
-              [sys.executable, "-m", PROBE_MODULE, *arguments])
+    run_stage(
+        f"probe seed {seed}",
+        experiment.seed_results(seed, "probe"),
+        arguments,
+        "results.json",
+        [sys.executable, "-m", PROBE_MODULE, *arguments],
+    )
 
 
 def analyse(experiment: Experiment, seed: int) -> None:
     arguments = experiment.analysis_arguments(seed)
-    run_stage(f"analysis seed {seed}", experiment.seed_results(seed, "analysis"), arguments, "analysis.json",
-              [sys.executable, "-m", ANALYSIS_MODULE, *arguments])
+    run_stage(
+        f"analysis seed {seed}",
+        experiment.seed_results(seed, "analysis"),
+        arguments,
+        "analysis.json",
+        [sys.executable, "-m", ANALYSIS_MODULE, *arguments],
+    )
 
 
 def machine() -> dict[str, Any]:
-    description = {"platform": platform.platform(), **library_versions("torch"), "cpu_count": os.cpu_count(),
-                   "processor": platform.processor() or platform.machine()}
+    description = {
+        "platform": platform.platform(),
+        **library_versions("torch"),
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+    }
     if torch.cuda.is_available():
         description["gpu"] = torch.cuda.get_device_name(0)
     return description
@@ -282,10 +360,12 @@ def check_budget(experiment: Experiment) -> None:
     preset, args = experiment.preset, experiment.args
     tokens = preset.steps * preset.per_device_train_batch_size * preset.max_seq_length
     hours = experiment.preset.estimated_hours(experiment.device) * args.seeds
-    print(f"Preset {args.preset!r}: {preset.description}.\n"
-          f"Per seed and objective: {preset.steps:,} steps × {preset.per_device_train_batch_size} × "
-          f"{preset.max_seq_length} tokens = up to {tokens:,} tokens per process. Seeds: {args.seeds}. "
-          f"Estimated wall time on this machine ({experiment.device}): {hours:.1f} h.")
+    print(
+        f"Preset {args.preset!r}: {preset.description}.\n"
+        f"Per seed and objective: {preset.steps:,} steps × {preset.per_device_train_batch_size} × "
+        f"{preset.max_seq_length} tokens = up to {tokens:,} tokens per process. Seeds: {args.seeds}. "
+        f"Estimated wall time on this machine ({experiment.device}): {hours:.1f} h."
+    )
     if experiment.device == "cpu" and hours > LONG_RUN_HOURS and not args.allow_long_run and "pretrain" in args.stages:
         raise SystemExit(
             f"The {args.preset!r} preset would take about {hours:.0f} h ({hours / 24:.1f} days) on this CPU machine. "
@@ -308,8 +388,11 @@ ORIGINAL_UNIFORMITY = {
 
 
 def mean_and_spread(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "values": values}
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "values": values,
+    }
 
 
 def exceeds_spread(first: dict[str, float], second: dict[str, float]) -> bool | None:
@@ -337,9 +420,18 @@ def probe_comparison(experiment: Experiment) -> list[dict[str, Any]]:
     rows = []
     for (task, split, metric), per_objective in scores.items():
         hybrid, mlm = mean_and_spread(per_objective[HYBRID]), mean_and_spread(per_objective[MLM_ONLY])
-        rows.append({"task": task, "split": split, "metric": metric, HYBRID: hybrid, MLM_ONLY: mlm,
-                     "difference": hybrid["mean"] - mlm["mean"], "exceeds_seed_spread": exceeds_spread(hybrid, mlm),
-                     "original": ORIGINAL_PROBE.get((task, metric))})
+        rows.append(
+            {
+                "task": task,
+                "split": split,
+                "metric": metric,
+                HYBRID: hybrid,
+                MLM_ONLY: mlm,
+                "difference": hybrid["mean"] - mlm["mean"],
+                "exceeds_seed_spread": exceeds_spread(hybrid, mlm),
+                "original": ORIGINAL_PROBE.get((task, metric)),
+            }
+        )
     return rows
 
 
@@ -358,8 +450,14 @@ def uniformity_comparison(experiment: Experiment) -> list[dict[str, Any]]:
     rows = []
     for (dataset, pooling), row in values.items():
         original = ORIGINAL_UNIFORMITY.get(dataset) if pooling == "attention" else None
-        rows.append({"dataset": dataset, "pooling": pooling, **{key: mean_and_spread(v) for key, v in row.items()},
-                     "original": original})
+        rows.append(
+            {
+                "dataset": dataset,
+                "pooling": pooling,
+                **{key: mean_and_spread(v) for key, v in row.items()},
+                "original": original,
+            }
+        )
     return rows
 
 
@@ -388,18 +486,40 @@ def render_report(summary: dict[str, Any]) -> str:
         task = row["task"] if row["split"] == "validation" else f"{row['task']} ({row['split']})"
         mark = " *" if row["exceeds_seed_spread"] else ""
         original = row["original"] or {}
-        rows.append([task, row["metric"], _cell(row[HYBRID], ".1f"), _cell(row[MLM_ONLY], ".1f"),
-                     f"{row['difference']:+.1f}{mark}", original.get(HYBRID, "–"), original.get(MLM_ONLY, "–")])
+        rows.append(
+            [
+                task,
+                row["metric"],
+                _cell(row[HYBRID], ".1f"),
+                _cell(row[MLM_ONLY], ".1f"),
+                f"{row['difference']:+.1f}{mark}",
+                original.get(HYBRID, "–"),
+                original.get(MLM_ONLY, "–"),
+            ]
+        )
     header = ["task", "metric", "hybrid", "MLM-only", "hybrid − MLM", "original hybrid", "original MLM-only"]
     lines.append(markdown_table(header, rows))
     if summary["uniformity"]:
-        lines += ["", "Uniformity (log E exp(−2‖x − y‖²) on L2-normalised features; lower is more uniform) on the "
-                  "validation split, and the hybrid / MLM-only ratio (> 1: hybrid more uniform):", ""]
+        lines += [
+            "",
+            "Uniformity (log E exp(−2‖x − y‖²) on L2-normalised features; lower is more uniform) on the "
+            "validation split, and the hybrid / MLM-only ratio (> 1: hybrid more uniform):",
+            "",
+        ]
         rows = []
         for row in summary["uniformity"]:
             original = row["original"] or {}
-            rows.append([row["dataset"], row["pooling"], _cell(row[HYBRID], ".3g"), _cell(row[MLM_ONLY], ".3g"),
-                         _cell(row["ratio"], ".2f"), original.get(HYBRID, "–"), original.get(MLM_ONLY, "–")])
+            rows.append(
+                [
+                    row["dataset"],
+                    row["pooling"],
+                    _cell(row[HYBRID], ".3g"),
+                    _cell(row[MLM_ONLY], ".3g"),
+                    _cell(row["ratio"], ".2f"),
+                    original.get(HYBRID, "–"),
+                    original.get(MLM_ONLY, "–"),
+                ]
+            )
         header = ["dataset", "pooling", "hybrid", "MLM-only", "ratio", "original hybrid", "original MLM-only"]
         lines.append(markdown_table(header, rows))
     return "\n".join(lines) + "\n"
@@ -431,14 +551,20 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
         file.write(render_report(summary))
     commands = ["python run_experiment.py " + shlex.join(sys.argv[1:]), ""]
     for seed in seeds:
-        commands += [shlex.join(experiment.pretraining_command(seed, objective, portable=True))
-                     for objective in COMPARED_OBJECTIVES]
-        commands += ["python run_glue_probe.py " + shlex.join(experiment.probe_arguments(seed)),
-                     "python run_representation_analysis.py " + shlex.join(experiment.analysis_arguments(seed))]
+        commands += [
+            shlex.join(experiment.pretraining_command(seed, objective, portable=True))
+            for objective in COMPARED_OBJECTIVES
+        ]
+        commands += [
+            "python run_glue_probe.py " + shlex.join(experiment.probe_arguments(seed)),
+            "python run_representation_analysis.py " + shlex.join(experiment.analysis_arguments(seed)),
+        ]
     with open(os.path.join(results, "commands.sh"), "w") as file:
         file.write("\n".join(commands) + "\n")
-    print(f"Wrote {results}/comparison.md, comparison.json and commands.sh; plots in "
-          f"{experiment.seed_results(0, 'analysis')}.")
+    print(
+        f"Wrote {results}/comparison.md, comparison.json and commands.sh; plots in "
+        f"{experiment.seed_results(0, 'analysis')}."
+    )
     return summary
 
 
@@ -454,4 +580,3 @@ def main(argv: list[str] | None = None) -> None:
                 stage(experiment, seed)
     if "report" in args.stages:
         write_report(experiment)
-

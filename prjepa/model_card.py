@@ -156,17 +156,27 @@ def _usage(config: PrJepaConfig, model_id: str) -> str:
 def _model_section(config: PrJepaConfig, tokenizer_name: str) -> str:
     counts = parameter_counts(config)
     rows = [
-        ("encoder", f"{config.hidden_size} hidden, {config.num_hidden_layers} layers, {config.num_attention_heads} "
-                    f"heads, MLP {config.intermediate_size}, {config.position_embedding_type} positions up to "
-                    f"{config.max_position_embeddings} tokens, pre-LayerNorm"),
-        ("encoder parameters", f"{_number(counts['encoder'])} ({_number(counts['token_embedding'])} of them the "
-                               "token embedding)"),
+        (
+            "encoder",
+            f"{config.hidden_size} hidden, {config.num_hidden_layers} layers, {config.num_attention_heads} "
+            f"heads, MLP {config.intermediate_size}, {config.position_embedding_type} positions up to "
+            f"{config.max_position_embeddings} tokens, pre-LayerNorm",
+        ),
+        (
+            "encoder parameters",
+            f"{_number(counts['encoder'])} ({_number(counts['token_embedding'])} of them the token embedding)",
+        ),
         ("MLM head parameters", _number(counts["mlm_head"])),
     ]
     if "predictor" in counts:
-        rows.append(("predictor", f"{config.predictor_hidden_size} wide, {config.predictor_num_hidden_layers} layers, "
-                                  f"{config.predictor_num_attention_heads} heads, {_number(counts['predictor'])} "
-                                  "parameters (pretraining only)"))
+        rows.append(
+            (
+                "predictor",
+                f"{config.predictor_hidden_size} wide, {config.predictor_num_hidden_layers} layers, "
+                f"{config.predictor_num_attention_heads} heads, {_number(counts['predictor'])} "
+                "parameters (pretraining only)",
+            )
+        )
     rows.append(("tokenizer", f"`{tokenizer_name}` (vocabulary {_number(config.vocab_size)})"))
     return "## Model\n\n" + markdown_table(("part", "details"), rows)
 
@@ -240,4 +250,3 @@ def pretraining_model_card(
         "```",
     ]
     return ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
-

@@ -30,9 +30,7 @@ def markdown_table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
 
 def library_versions(*modules: str) -> dict[str, str]:
     """Python's version and each named module's `__version__` (importing it), in that order."""
-    return {"python": platform.python_version()} | {
-        name: importlib.import_module(name).__version__ for name in modules
-    }
+    return {"python": platform.python_version()} | {name: importlib.import_module(name).__version__ for name in modules}
 
 
 def standardised_linear_model(is_regression: bool = False, **head_options: Any) -> "Pipeline":

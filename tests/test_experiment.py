@@ -7,8 +7,8 @@ import re
 
 import pytest
 import torch
-from helpers import tiny_config, write_glue_folder
 from datasets import ClassLabel, Value
+from helpers import tiny_config, write_glue_folder
 
 from prjepa import experiment as run_experiment
 from prjepa.collator import DataCollatorForPrJepa
@@ -69,43 +69,78 @@ def tiny_glue(tmp_path_factory):
         return [" ".join(WORDS[(i * 3 + j + offset) % len(WORDS)] for j in range(4 + i % 5)) for i in range(size)]
 
     sizes = {"train": 48, "validation": 24}
-    write_glue_folder(root, "sst2", {split: {"sentence": sentences(n), "label": [i % 2 for i in range(n)]}
-                                     for split, n in sizes.items()}, ClassLabel(names=["negative", "positive"]))
-    write_glue_folder(root, "stsb", {split: {"sentence1": sentences(n), "sentence2": sentences(n, 5),
-                                             "label": [float(i % 6) for i in range(n)]}
-                                     for split, n in sizes.items()}, Value("float32"))
+    write_glue_folder(
+        root,
+        "sst2",
+        {split: {"sentence": sentences(n), "label": [i % 2 for i in range(n)]} for split, n in sizes.items()},
+        ClassLabel(names=["negative", "positive"]),
+    )
+    write_glue_folder(
+        root,
+        "stsb",
+        {
+            split: {"sentence1": sentences(n), "sentence2": sentences(n, 5), "label": [float(i % 6) for i in range(n)]}
+            for split, n in sizes.items()
+        },
+        Value("float32"),
+    )
     return root
 
 
 @pytest.fixture
 def tiny_preset(monkeypatch):
     preset = ExperimentPreset(
-        description="tiny test budget", model_preset="mini", max_seq_length=24, per_device_train_batch_size=4,
-        max_steps=3, learning_rate=1e-3, warmup_steps=0.0, lr_scheduler_type="linear", weight_decay=0.0,
+        description="tiny test budget",
+        model_preset="mini",
+        max_seq_length=24,
+        per_device_train_batch_size=4,
+        max_steps=3,
+        learning_rate=1e-3,
+        warmup_steps=0.0,
+        lr_scheduler_type="linear",
+        weight_decay=0.0,
         config_overrides="hidden_size=32,num_hidden_layers=2,num_attention_heads=4,intermediate_size=64,"
         "predictor_hidden_size=16,predictor_num_hidden_layers=2,max_position_embeddings=64",
-        probe_tasks=("sst2", "stsb"), probe_max_train_samples=40, analysis_tasks=("sst2",), analysis_max_samples=24,
-        analysis_poolings=("mean", "weighted"), cpu_seconds_per_step=1.0, evaluation_seconds=60,
+        probe_tasks=("sst2", "stsb"),
+        probe_max_train_samples=40,
+        analysis_tasks=("sst2",),
+        analysis_max_samples=24,
+        analysis_poolings=("mean", "weighted"),
+        cpu_seconds_per_step=1.0,
+        evaluation_seconds=60,
     )
     monkeypatch.setitem(EXPERIMENT_PRESETS, "tiny", preset)
     return preset
 
 
-def test_experiment_end_to_end_then_resumed_without_recomputing(tmp_path, tiny_glue, tiny_preset, tokenizer, capsys,
-                                                                monkeypatch):
+def test_experiment_end_to_end_then_resumed_without_recomputing(
+    tmp_path, tiny_glue, tiny_preset, tokenizer, capsys, monkeypatch
+):
     tokenizer.save_pretrained(tmp_path / "tokenizer")
     (tmp_path / "train.txt").write_text("\n".join(" ".join(WORDS[i:] + WORDS[:i]) for i in range(40)) + "\n")
     monkeypatch.chdir(tmp_path)
-    argv = ["--preset", "tiny", "--train_file", "train.txt", "--validation_file", "train.txt", "--glue_path",
-            str(tiny_glue), "--tokenizer_name", str(tmp_path / "tokenizer")]
+    argv = [
+        "--preset",
+        "tiny",
+        "--train_file",
+        "train.txt",
+        "--validation_file",
+        "train.txt",
+        "--glue_path",
+        str(tiny_glue),
+        "--tokenizer_name",
+        str(tmp_path / "tokenizer"),
+    ]
     run_experiment.main(argv)
 
     results = tmp_path / "results" / "tiny"
     summary = json.loads((results / "comparison.json").read_text())
     assert {(row["task"], row["metric"]) for row in summary["probe"]} >= {("sst2", "accuracy"), ("stsb", "spearmanr")}
     assert summary["tokens_seen"]["hybrid"] == summary["tokens_seen"]["mlm"] > 0
-    assert [(row["dataset"], row["pooling"]) for row in summary["uniformity"]] == [("sst2", "mean"),
-                                                                                    ("sst2", "weighted")]
+    assert [(row["dataset"], row["pooling"]) for row in summary["uniformity"]] == [
+        ("sst2", "mean"),
+        ("sst2", "weighted"),
+    ]
     table = (results / "comparison.md").read_text()
     sst2 = next(row for row in summary["probe"] if row["task"] == "sst2" and row["metric"] == "accuracy")
     assert f"| sst2 | accuracy | {sst2['hybrid']['mean']:.1f} | {sst2['mlm']['mean']:.1f} |" in table

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import tiny_config
 from fake_hub import fake_hub_fixture  # noqa: F401
+from helpers import tiny_config
 from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError
 from safetensors.torch import load_file
 
-from prjepa.model_card import pretraining_model_card
 from modeling_prjepa import PrJepaForPreTraining
+from prjepa.model_card import pretraining_model_card
 
 # The client itself uploads LFS files with httpx's deprecated `data=` argument.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
@@ -84,8 +84,14 @@ def test_pushed_checkpoint_loads_by_repo_id_in_a_clean_process(fake_hub, tokeniz
     repo_id = "prjepa-tests/tiny-hybrid"
     model = pushed_checkpoint(repo_id, tokenizer)
     files = fake_hub.files(repo_id)
-    expected = {"config.json", "model.safetensors", "configuration_prjepa.py", "modeling_prjepa.py", "README.md",
-                "tokenizer_config.json"}
+    expected = {
+        "config.json",
+        "model.safetensors",
+        "configuration_prjepa.py",
+        "modeling_prjepa.py",
+        "README.md",
+        "tokenizer_config.json",
+    }
     assert expected <= set(files)
     # The weights went through LFS: uploaded to the storage URL the batch API handed out, not inline in the commit.
     assert fake_hub.lfs_files(repo_id) == {"model.safetensors"}

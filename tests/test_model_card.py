@@ -8,8 +8,8 @@ import pytest
 from helpers import tiny_config
 from huggingface_hub import ModelCard
 
-from prjepa.model_card import is_hub_dataset_id, parameter_counts, pretraining_model_card, trajectory
 from modeling_prjepa import PrJepaForPreTraining
+from prjepa.model_card import is_hub_dataset_id, parameter_counts, pretraining_model_card, trajectory
 
 LAMBDA_SENTENCE = re.compile(
     r"λ moved from (\S+) \(step (\d+)\) through a minimum of (\S+) \(step (\d+)\) and a maximum of (\S+) "
@@ -23,17 +23,28 @@ def synthetic_log_history(num_logs: int = 40, seed: int = 0, objective: str = "h
     history = []
     for index in range(1, num_logs + 1):
         step = 10 * index
-        entry = {"step": step, "loss": rng.uniform(2, 9), "mlm_loss": rng.uniform(2, 9),
-                 "effective_rank": rng.uniform(1, 30)}
+        entry = {
+            "step": step,
+            "loss": rng.uniform(2, 9),
+            "mlm_loss": rng.uniform(2, 9),
+            "effective_rank": rng.uniform(1, 30),
+        }
         if objective == "hybrid":
-            entry.update(jepa_loss=rng.uniform(0, 2), jepa_weight=rng.uniform(0.05, 0.95),
-                         ema_momentum=0.996 + 4e-6 * step)
+            entry.update(
+                jepa_loss=rng.uniform(0, 2), jepa_weight=rng.uniform(0.05, 0.95), ema_momentum=0.996 + 4e-6 * step
+            )
         else:
             entry["jepa_weight"] = 0.0  # what the trainer logs for the MLM-only baseline
         history.append(entry)
         if step % 100 == 0:
-            history.append({"step": step, "eval_loss": rng.uniform(2, 9), "eval_mlm_loss": rng.uniform(2, 9),
-                            "eval_perplexity": rng.uniform(10, 1000)})
+            history.append(
+                {
+                    "step": step,
+                    "eval_loss": rng.uniform(2, 9),
+                    "eval_mlm_loss": rng.uniform(2, 9),
+                    "eval_perplexity": rng.uniform(10, 1000),
+                }
+            )
     history.append({"step": 10 * num_logs, "train_loss": 5.0, "train_runtime": 100.0})
     return history
 
@@ -75,8 +86,16 @@ def test_lambda_summary_matches_the_log(seed):
     card = card_for(log_history=history)
     logged = [(entry["step"], entry["jepa_weight"]) for entry in history if "jepa_weight" in entry]
     steps, values = np.array([step for step, _ in logged]), np.array([value for _, value in logged])
-    expected = [values[0], steps[0], values.min(), steps[values.argmin()], values.max(), steps[values.argmax()],
-                values[-1], steps[-1]]
+    expected = [
+        values[0],
+        steps[0],
+        values.min(),
+        steps[values.argmin()],
+        values.max(),
+        steps[values.argmax()],
+        values[-1],
+        steps[-1],
+    ]
 
     match = LAMBDA_SENTENCE.search(card.text)
     assert match is not None, card.text
@@ -155,4 +174,3 @@ def test_parameter_counts_match_a_built_model():
     }
     assert f"{counts['encoder']:,}" in card_for().text
     assert "predictor" not in parameter_counts(tiny_config(objective="mlm"))
-

@@ -9,16 +9,15 @@ import evaluate
 import numpy as np
 import pytest
 import torch
+from fake_hub import fake_hub_fixture  # noqa: F401
 from helpers import WORDS, tiny_config, write_csv, write_glue_folder
 from huggingface_hub import HfApi, ModelCard
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from transformers import ViTConfig, ViTModel
 
-from prjepa import probing
-from prjepa.probing import glue_probe as run_glue_probe
-from fake_hub import fake_hub_fixture  # noqa: F401
 from modeling_prjepa import PrJepaForPreTraining
+from prjepa import probing
 from prjepa.probing import (
     TOKENS,
     AttentionPooler,
@@ -32,6 +31,7 @@ from prjepa.probing import (
     train_pooler,
     update_model_card,
 )
+from prjepa.probing import glue_probe as run_glue_probe
 
 SHARED_GLUE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "glue")
 

@@ -13,11 +13,10 @@ import torch
 from helpers import WORDS, tiny_config, write_csv
 from transformers import BertModel, BertTokenizer
 
-from prjepa import geometry
-from prjepa import probing
+from modeling_prjepa import PrJepaModel
+from prjepa import geometry, probing
 from prjepa.geometry import analysis as analysis_script
 from prjepa.probing import features as feature_extraction
-from modeling_prjepa import PrJepaModel
 
 SHARED_GLUE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "glue")
 TOPICS = ["dog", "park", "paris"]
@@ -83,8 +82,17 @@ def uniformity_by_model(comparison: dict) -> dict[str, float]:
 
 
 def analysis_args(cache_dir, output_dir, *extra: str) -> list[str]:
-    return ["--cache_dir", str(cache_dir), "--output_dir", str(output_dir), "--num_resamples", "50",
-            "--max_seq_length", "32", *extra]
+    return [
+        "--cache_dir",
+        str(cache_dir),
+        "--output_dir",
+        str(output_dir),
+        "--num_resamples",
+        "50",
+        "--max_seq_length",
+        "32",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +103,17 @@ def trained_run(tmp_path_factory, prjepa_dir, bert_dir, topic_data) -> dict:
         analysis_args(
             root / "cache",
             root / "out",
-            "--models", f"hybrid={prjepa_dir}", f"mlm={bert_dir}",
-            "--train_file", topic_data["train_file"], "--validation_file", topic_data["validation_file"],
-            "--text_columns", "sentence", "--pooling", *POOLINGS,
+            "--models",
+            f"hybrid={prjepa_dir}",
+            f"mlm={bert_dir}",
+            "--train_file",
+            topic_data["train_file"],
+            "--validation_file",
+            topic_data["validation_file"],
+            "--text_columns",
+            "sentence",
+            "--pooling",
+            *POOLINGS,
         )
     )
     return dict(result=result, cache_dir=root / "cache", output_dir=root / "out")
@@ -193,9 +209,16 @@ def test_untrained_poolers_change_only_the_learned_poolings_and_reuse_the_cache(
         analysis_args(
             trained_run["cache_dir"],
             tmp_path / "untrained",
-            "--models", f"hybrid={prjepa_dir}", f"mlm={bert_dir}",
-            "--validation_file", topic_data["validation_file"], "--text_columns", "sentence",
-            "--pooling", *POOLINGS, "--untrained_poolers",
+            "--models",
+            f"hybrid={prjepa_dir}",
+            f"mlm={bert_dir}",
+            "--validation_file",
+            topic_data["validation_file"],
+            "--text_columns",
+            "sentence",
+            "--pooling",
+            *POOLINGS,
+            "--untrained_poolers",
         )
     )
     settings = untrained["settings"]
@@ -225,8 +248,16 @@ def test_single_class_small_pair_data_without_a_training_split(tmp_path, bert_di
         analysis_args(
             tmp_path / "cache",
             tmp_path / "out",
-            "--models", f"bert={bert_dir}", "--validation_file", pairs, "--text_columns", "first", "second",
-            "--pooling", "mean", "max",
+            "--models",
+            f"bert={bert_dir}",
+            "--validation_file",
+            pairs,
+            "--text_columns",
+            "first",
+            "second",
+            "--pooling",
+            "mean",
+            "max",
         )
     )
     metrics = result["results"]["pairs"]["mean"]["models"]["bert"]["metrics"]
@@ -308,8 +339,18 @@ def test_bad_arguments_are_refused_before_any_loading(argv, message, tmp_path):
 def test_custom_data_needs_a_training_file_for_trained_poolers(tmp_path):
     path = write_csv(tmp_path / "v.csv", {"sentence": ["the cat", "a dog"], "label": [0, 1]})
     with pytest.raises(ValueError, match="needs --train_file, --validation_file"):
-        analysis_script.main(["--models", "a=x", "--validation_file", path, "--text_columns", "sentence",
-                              "--output_dir", str(tmp_path / "out")])
+        analysis_script.main(
+            [
+                "--models",
+                "a=x",
+                "--validation_file",
+                path,
+                "--text_columns",
+                "sentence",
+                "--output_dir",
+                str(tmp_path / "out"),
+            ]
+        )
 
 
 def test_existing_results_are_not_overwritten(tmp_path):

@@ -499,6 +499,5 @@ def main(argv: list[str] | None = None) -> dict:
     return analysis
 
 
-
 if __name__ == "__main__":
     main()

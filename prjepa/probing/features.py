@@ -37,7 +37,6 @@ def default_cache_dir() -> str:
     return os.path.join(cache_home, "prjepa", "features")
 
 
-
 @dataclass
 class TokenFeatures:
     """Unpooled last-layer states of `n` texts, stored ragged so that memory grows with real tokens, not padding.
@@ -242,4 +241,3 @@ def combine_views(views: Sequence[np.ndarray]) -> np.ndarray:
     if len(views) == 1:
         return views[0]
     return pair_features(*(torch.from_numpy(view) for view in views)).numpy()
-

@@ -319,6 +319,5 @@ def main(args: list[str] | None = None) -> dict:
     return results
 
 
-
 if __name__ == "__main__":
     main()

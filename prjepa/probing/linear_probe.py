@@ -103,7 +103,6 @@ def load_glue_metric(config_name: str) -> tuple[evaluate.EvaluationModule, str]:
         return evaluate.load(LOCAL_GLUE_METRIC, config_name), f"glue (local: {LOCAL_GLUE_METRIC})"
 
 
-
 def cosine_spearman(first: np.ndarray, second: np.ndarray, scores: np.ndarray) -> float:
     """Unsupervised STS: Spearman correlation between cos(u, v) `(n,)` of two views `(n, d)` and the gold scores."""
     cosine = (first * second).sum(axis=1) / (np.linalg.norm(first, axis=1) * np.linalg.norm(second, axis=1)).clip(1e-12)
