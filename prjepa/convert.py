@@ -19,6 +19,8 @@ import torch
 from configuration_prjepa import PrJepaConfig
 from modeling_prjepa import PrJepaForPreTraining, sinusoidal_position_table
 
+from .utils import SPECIAL_TOKEN_FIELDS
+
 # Original state dict → the prefix of its module in PrJepaForPreTraining.
 STATE_DICTS = {
     "encoder": "prjepa.",
@@ -288,7 +290,7 @@ def convert_original_checkpoint(
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_name)
-        for name in ("pad_token_id", "cls_token_id", "sep_token_id", "mask_token_id"):
+        for name in SPECIAL_TOKEN_FIELDS:
             overrides.setdefault(name, getattr(tokenizer, name))
     config = infer_config(checkpoint, checkpoint_path, num_attention_heads, predictor_num_attention_heads, **overrides)
     if tokenizer is not None:

@@ -26,6 +26,7 @@ from configuration_prjepa import OBJECTIVES, PRESETS, PrJepaConfig
 from .collator import DataCollatorForPrJepa
 from modeling_prjepa import PrJepaForPreTraining
 from .trainer import PrJepaTrainer, PrJepaTrainingArguments
+from .utils import SPECIAL_TOKEN_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -214,8 +215,7 @@ def build_model(model_args: ModelArguments, tokenizer) -> PrJepaForPreTraining:
     if model_args.config_name is not None:
         config = PrJepaConfig.from_pretrained(model_args.config_name, cache_dir=model_args.cache_dir, **overrides)
     else:
-        special_ids = dict(pad_token_id=tokenizer.pad_token_id, cls_token_id=tokenizer.cls_token_id,
-                           sep_token_id=tokenizer.sep_token_id, mask_token_id=tokenizer.mask_token_id)
+        special_ids = {name: getattr(tokenizer, name) for name in SPECIAL_TOKEN_FIELDS}
         config = PrJepaConfig.from_preset(model_args.preset, vocab_size=len(tokenizer), **special_ids, **overrides)
     if model_args.config_overrides:
         config.update_from_string(model_args.config_overrides)
