@@ -64,7 +64,9 @@ def _check_scale(field: str, scale: tuple[float, float]) -> None:
         raise ValueError(f"PrJepaConfig.{field} must be a pair (min, max), got {scale!r}.")
     low, high = scale
     if not (0.0 < low <= high < 1.0):
-        raise ValueError(f"PrJepaConfig.{field} must satisfy 0 < min <= max < 1 (fractions of the sequence), got {scale!r}.")
+        raise ValueError(
+            f"PrJepaConfig.{field} must satisfy 0 < min <= max < 1 (fractions of the sequence), got {scale!r}."
+        )
 
 
 @strict
@@ -172,7 +174,13 @@ class PrJepaConfig(PreTrainedConfig):
             "predictor_num_attention_heads",
             self.predictor_num_attention_heads,
         )
-        positive = ("vocab_size", "num_hidden_layers", "intermediate_size", "max_position_embeddings", "predictor_num_hidden_layers")
+        positive = (
+            "vocab_size",
+            "num_hidden_layers",
+            "intermediate_size",
+            "max_position_embeddings",
+            "predictor_num_hidden_layers",
+        )
         for field in positive:
             if getattr(self, field) < 1:
                 raise ValueError(f"PrJepaConfig.{field} must be positive, got {getattr(self, field)}.")
@@ -185,7 +193,9 @@ class PrJepaConfig(PreTrainedConfig):
                 f"(half sines, half cosines), got {self.hidden_size} and {self.predictor_hidden_size}."
             )
         if not self.position_embedding_scale > 0:
-            raise ValueError(f"PrJepaConfig.position_embedding_scale must be positive, got {self.position_embedding_scale}.")
+            raise ValueError(
+                f"PrJepaConfig.position_embedding_scale must be positive, got {self.position_embedding_scale}."
+            )
         if self.position_embedding_type != "sinusoidal" and self.position_embedding_scale != 1.0:
             raise ValueError(
                 "PrJepaConfig.position_embedding_scale scales the fixed sinusoidal table; a learned table is initialised "

@@ -276,7 +276,9 @@ class PrJepaMLP(nn.Module):
 class PrJepaLayer(GradientCheckpointingLayer):
     """Pre-LayerNorm block: x + attn(norm1(x)), then x + mlp(norm2(x))."""
 
-    def __init__(self, config: PrJepaConfig, hidden_size: int, num_heads: int, intermediate_size: int, layer_index: int):
+    def __init__(
+        self, config: PrJepaConfig, hidden_size: int, num_heads: int, intermediate_size: int, layer_index: int
+    ):
         super().__init__()
         self.norm1 = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
         self.attention = PrJepaSelfAttention(config, hidden_size, num_heads, layer_index)
@@ -364,7 +366,10 @@ class PrJepaPredictor(nn.Module):
         context = self.embed(context_states) + self.position_embeddings(context_positions)
         queries = self.mask_token + self.position_embeddings(target_positions.flatten(0, 1))
         # The context is embedded once, then repeated: one sequence per (example, block).
-        context, context_mask = context.repeat_interleave(num_blocks, dim=0), context_mask.repeat_interleave(num_blocks, dim=0)
+        context, context_mask = (
+            context.repeat_interleave(num_blocks, dim=0),
+            context_mask.repeat_interleave(num_blocks, dim=0),
+        )
         hidden_states = torch.cat([context, queries.to(context.dtype)], dim=1)
         attention_mask = torch.cat([context_mask, target_mask.flatten(0, 1)], dim=1)
         hidden_states = self.encoder(hidden_states, attention_mask).last_hidden_state
@@ -442,7 +447,9 @@ def select_labelled(hidden_states: torch.Tensor, labels: torch.LongTensor) -> tu
     return hidden_states.flatten(0, 1).index_select(0, positions), labels.index_select(0, positions)
 
 
-def jepa_prediction_loss(predictions: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
+def jepa_prediction_loss(
+    predictions: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, kind: str
+) -> torch.Tensor:
     """Mean over real target tokens of the per-token loss; 0 (still in the graph) when there is none.
 
     predictions, targets `(..., n_target, hidden)`; mask `(..., n_target)`; kind: `cosine` (1 − cos), `smooth_l1`,
@@ -523,7 +530,9 @@ class PrJepaPreTrainedModel(PreTrainedModel):
         if encoder == "target" and not issubclass(cls, PrJepaModel):
             # A model holding a `prjepa.` encoder cannot swap names with key_mapping (the loader falls back to keys
             # that exist in the model), so the target encoder is loaded on its own and put in place.
-            model, loading_info = cls.from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+            model, loading_info = cls.from_pretrained(
+                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+            )
             target = PrJepaModel.from_pretrained(pretrained_model_name_or_path, *args, encoder="target", **kwargs)
             model.prjepa.load_state_dict(target.state_dict())
             return (model, loading_info) if output_loading_info else model
@@ -596,7 +605,9 @@ class PrJepaModel(PrJepaPreTrainedModel):
         embedding). Returns `last_hidden_state` `(batch, seq, hidden)`, 0 at padding, optionally `hidden_states` and,
         under eager attention, `attentions` (one `(batch, heads, seq, seq)` tensor per layer); a tuple of the same
         with `return_dict=False`."""
-        output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
         output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
         if output_attentions and self.config._attn_implementation != "eager":
             raise ValueError(
@@ -728,7 +739,10 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
         if not self.hybrid:
             pooled_embeddings = pool_hidden_states(full_view.detach(), attention_mask, "mean")
             return PrJepaForPreTrainingOutput(
-                loss=mlm_loss, mlm_loss=mlm_loss, jepa_weight=mlm_loss.new_zeros(()), pooled_embeddings=pooled_embeddings
+                loss=mlm_loss,
+                mlm_loss=mlm_loss,
+                jepa_weight=mlm_loss.new_zeros(()),
+                pooled_embeddings=pooled_embeddings,
             )
 
         context_embeddings = token_embeddings.gather(1, context_indices[..., None].expand(-1, -1, targets.shape[-1]))
@@ -742,7 +756,10 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
         jepa_loss = jepa_prediction_loss(predictions, targets, target_mask, self.config.jepa_loss)
         loss, jepa_weight = self.loss_weighting(jepa_loss, mlm_loss)
         return PrJepaForPreTrainingOutput(
-            loss=loss, jepa_loss=jepa_loss, mlm_loss=mlm_loss, jepa_weight=jepa_weight,
+            loss=loss,
+            jepa_loss=jepa_loss,
+            mlm_loss=mlm_loss,
+            jepa_weight=jepa_weight,
             pooled_embeddings=pooled_embeddings,
         )
 

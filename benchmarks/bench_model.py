@@ -10,9 +10,7 @@ bf16 is slow on CPUs without native bf16 instructions; there, time it with fewer
 """
 
 import argparse
-import os
 import statistics
-import sys
 import time
 from contextlib import nullcontext
 
@@ -33,7 +31,10 @@ def make_batch(batch_size: int, seq_len: int, device: str) -> dict[str, torch.Te
     labels[chosen] = input_ids[chosen]
     input_ids[chosen] = 103
     attention_mask = torch.ones_like(input_ids)
-    return {key: value.to(device) for key, value in dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels).items()}
+    return {
+        key: value.to(device)
+        for key, value in dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels).items()
+    }
 
 
 def step_timer(model: torch.nn.Module, batch: dict[str, torch.Tensor], bf16: bool, device: str):
@@ -68,10 +69,16 @@ def main() -> None:
     batch = make_batch(args.batch_size, args.seq_len, args.device)
     ours = PrJepaForMaskedLM(PrJepaConfig(**SIZE, max_position_embeddings=args.seq_len)).to(args.device)
     bert = BertForMaskedLM(
-        BertConfig(**SIZE, max_position_embeddings=args.seq_len, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        BertConfig(
+            **SIZE, max_position_embeddings=args.seq_len, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+        )
     ).to(args.device)
-    print(f"device={args.device} threads={torch.get_num_threads()} torch={torch.__version__} batch={args.batch_size}x{args.seq_len}")
-    print(f"parameters: PrJEPA {sum(p.numel() for p in ours.parameters()):,}  BERT {sum(p.numel() for p in bert.parameters()):,}")
+    print(
+        f"device={args.device} threads={torch.get_num_threads()} torch={torch.__version__} batch={args.batch_size}x{args.seq_len}"
+    )
+    print(
+        f"parameters: PrJEPA {sum(p.numel() for p in ours.parameters()):,}  BERT {sum(p.numel() for p in bert.parameters()):,}"
+    )
     print(f"{'precision':<10} {'PrJEPA ms':>10} {'BERT ms':>10} {'ratio':>7}  (target <= 0.50)")
     for precision in args.precision:
         bf16 = precision == "bf16"

@@ -23,7 +23,6 @@ so the benchmark needs no files.
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -36,8 +35,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoTokenizer, BertTokenizerFast, PreTrainedTokenizerBase
 
 from configuration_prjepa import PrJepaConfig
-from prjepa.collator import DataCollatorForPrJepa
 from modeling_prjepa import PrJepaForPreTraining
+from prjepa.collator import DataCollatorForPrJepa
 
 VOCAB_SIZE = 30522
 BERT_SPECIAL_IDS = {0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]"}
@@ -226,8 +225,14 @@ def main() -> None:
 
     breakdowns = {}
     columns = (
-        ("MLM ms", 9), ("hybrid ms", 10), ("ratio", 6), ("<=2.0", 7), ("FLOP ratio", 11), ("EMA ms", 7),
-        ("EMA share", 10), ("<=2%", 7),
+        ("MLM ms", 9),
+        ("hybrid ms", 10),
+        ("ratio", 6),
+        ("<=2.0", 7),
+        ("FLOP ratio", 11),
+        ("EMA ms", 7),
+        ("EMA share", 10),
+        ("<=2%", 7),
     )
     print(f"{'preset':<8} " + " ".join(f"{name:>{width}}" for name, width in columns))
     for preset in args.presets:

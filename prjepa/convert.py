@@ -256,9 +256,7 @@ def convert_state_dict(
             elif learned_positions or key not in POSITION_KEYS:
                 state_dict[STATE_DICTS[name] + ours] = original[key].reshape(target_shape)
     if problems:
-        raise CheckpointConversionError(
-            f"{path} does not fit the model its shapes imply:\n  " + "\n  ".join(problems)
-        )
+        raise CheckpointConversionError(f"{path} does not fit the model its shapes imply:\n  " + "\n  ".join(problems))
     state_dict["loss_weighting.jepa_logit"] = _jepa_logit(checkpoint["loss_weight"], path)
     return state_dict
 
@@ -324,4 +322,3 @@ def main(argv: list[str] | None = None) -> None:
         convert_original_checkpoint(**vars(args))
     except (ValueError, FileExistsError) as error:
         raise SystemExit(f"error: {error}") from None
-

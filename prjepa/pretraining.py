@@ -23,14 +23,22 @@ from transformers import AutoTokenizer, HfArgumentParser, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from configuration_prjepa import OBJECTIVES, PRESETS, PrJepaConfig
-from .collator import DataCollatorForPrJepa
 from modeling_prjepa import PrJepaForPreTraining
+
+from .collator import DataCollatorForPrJepa
 from .trainer import PrJepaTrainer, PrJepaTrainingArguments
 from .utils import SPECIAL_TOKEN_FIELDS
 
 logger = logging.getLogger(__name__)
 
-DATA_FILE_BUILDERS = {"txt": "text", "text": "text", "csv": "csv", "json": "json", "jsonl": "json", "parquet": "parquet"}
+DATA_FILE_BUILDERS = {
+    "txt": "text",
+    "text": "text",
+    "csv": "csv",
+    "json": "json",
+    "jsonl": "json",
+    "parquet": "parquet",
+}
 
 
 @dataclass
@@ -60,7 +68,9 @@ class ModelArguments:
         if self.preset not in PRESETS:
             raise ValueError(f"Unknown --preset {self.preset!r}; choose one of {sorted(PRESETS)}.")
         if self.model_name_or_path is not None and (self.config_name or self.config_overrides):
-            raise ValueError("--config_name/--config_overrides describe a new model; drop them with --model_name_or_path.")
+            raise ValueError(
+                "--config_name/--config_overrides describe a new model; drop them with --model_name_or_path."
+            )
 
 
 @dataclass
@@ -124,8 +134,10 @@ def detect_checkpoint(training_args: PrJepaTrainingArguments) -> str | None:
             "Use --overwrite_output_dir to train there anyway, or choose another --output_dir."
         )
     if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
-        logger.info(f"Checkpoint detected, resuming training at {last_checkpoint}. To start from scratch, pass "
-                    "--overwrite_output_dir or choose another --output_dir.")
+        logger.info(
+            f"Checkpoint detected, resuming training at {last_checkpoint}. To start from scratch, pass "
+            "--overwrite_output_dir or choose another --output_dir."
+        )
         return last_checkpoint
     return training_args.resume_from_checkpoint
 
@@ -138,8 +150,12 @@ def load_raw_datasets(data_args: DataTrainingArguments, cache_dir: str | None) -
         builder = data_file_builder(data_args.train_file)
         load = dict(path=builder, data_files=data_files, cache_dir=cache_dir, streaming=data_args.streaming)
     else:
-        load = dict(path=data_args.dataset_name, name=data_args.dataset_config_name, cache_dir=cache_dir,
-                    streaming=data_args.streaming)
+        load = dict(
+            path=data_args.dataset_name,
+            name=data_args.dataset_config_name,
+            cache_dir=cache_dir,
+            streaming=data_args.streaming,
+        )
     raw = datasets.load_dataset(**load)
     if "validation" not in raw and not data_args.streaming and data_args.validation_split_percentage > 0:
         percent = data_args.validation_split_percentage
@@ -172,13 +188,19 @@ def drop_empty_lines(raw: datasets.DatasetDict, column: str, data_args: DataTrai
     for split, dataset in raw.items():
         kept[split] = dataset.filter(lambda text: bool(text and text.strip()), input_columns=column, **kwargs)
         if not data_args.streaming:
-            logger.info(f"{split}: dropped {len(dataset) - len(kept[split])} empty or whitespace-only texts of "
-                        f"{len(dataset)}.")
+            logger.info(
+                f"{split}: dropped {len(dataset) - len(kept[split])} empty or whitespace-only texts of {len(dataset)}."
+            )
     return type(raw)(kept)
 
 
-def tokenize(raw: datasets.DatasetDict, tokenizer, column: str, data_args: DataTrainingArguments,
-             training_args: PrJepaTrainingArguments) -> datasets.DatasetDict:
+def tokenize(
+    raw: datasets.DatasetDict,
+    tokenizer,
+    column: str,
+    data_args: DataTrainingArguments,
+    training_args: PrJepaTrainingArguments,
+) -> datasets.DatasetDict:
     """Texts → `input_ids` of at most `max_seq_length` tokens, each sequence framed by [CLS] … [SEP].
 
     Packing (default) concatenates the texts of each map batch and cuts them into full-length chunks; the batch's last,
@@ -193,25 +215,38 @@ def tokenize(raw: datasets.DatasetDict, tokenizer, column: str, data_args: DataT
 
     def tokenize_and_pack(batch: dict[str, list]) -> dict[str, list]:
         ids = list(chain.from_iterable(tokenizer(batch[column], add_special_tokens=False)["input_ids"]))
-        chunks = [ids[start:start + content_length] for start in range(0, len(ids), content_length)]
+        chunks = [ids[start : start + content_length] for start in range(0, len(ids), content_length)]
         return {"input_ids": [[cls, *chunk, sep] for chunk in chunks]}
 
     function = tokenize_lines if data_args.line_by_line else tokenize_and_pack
     columns = list(raw["train"].features or {column: None})
-    kwargs = {} if data_args.streaming else dict(
-        num_proc=data_args.preprocessing_num_workers, load_from_cache_file=not data_args.overwrite_cache,
-        desc="Tokenizing" + ("" if data_args.line_by_line else f" and packing into {max_length}-token chunks"),
+    kwargs = (
+        {}
+        if data_args.streaming
+        else dict(
+            num_proc=data_args.preprocessing_num_workers,
+            load_from_cache_file=not data_args.overwrite_cache,
+            desc="Tokenizing" + ("" if data_args.line_by_line else f" and packing into {max_length}-token chunks"),
+        )
     )
     with training_args.main_process_first(desc="tokenization"):
-        return type(raw)({split: dataset.map(function, batched=True, remove_columns=columns, **kwargs)
-                          for split, dataset in raw.items()})
+        return type(raw)(
+            {
+                split: dataset.map(function, batched=True, remove_columns=columns, **kwargs)
+                for split, dataset in raw.items()
+            }
+        )
 
 
 def build_model(model_args: ModelArguments, tokenizer) -> PrJepaForPreTraining:
     overrides: dict[str, Any] = {} if model_args.objective is None else {"objective": model_args.objective}
     if model_args.model_name_or_path is not None:
-        return PrJepaForPreTraining.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision,
-                                                    cache_dir=model_args.cache_dir, **overrides)
+        return PrJepaForPreTraining.from_pretrained(
+            model_args.model_name_or_path,
+            revision=model_args.model_revision,
+            cache_dir=model_args.cache_dir,
+            **overrides,
+        )
     if model_args.config_name is not None:
         config = PrJepaConfig.from_pretrained(model_args.config_name, cache_dir=model_args.cache_dir, **overrides)
     else:
@@ -223,8 +258,9 @@ def build_model(model_args: ModelArguments, tokenizer) -> PrJepaForPreTraining:
     return PrJepaForPreTraining(config)
 
 
-def check_inputs(model: PrJepaForPreTraining, tokenizer, data_args: DataTrainingArguments,
-                 training_args: PrJepaTrainingArguments) -> None:
+def check_inputs(
+    model: PrJepaForPreTraining, tokenizer, data_args: DataTrainingArguments, training_args: PrJepaTrainingArguments
+) -> None:
     """Everything that would otherwise fail hours into the run."""
     model.config.check_tokenizer(tokenizer)
     if data_args.max_seq_length > model.config.max_position_embeddings:
@@ -249,10 +285,12 @@ def log_budget(training_args: PrJepaTrainingArguments, data_args: DataTrainingAr
         steps = training_args.max_steps
     else:
         steps = math.ceil(len(train_dataset) / batch) * math.ceil(training_args.num_train_epochs)
-    logger.info(f"Effective batch size {batch} sequences ({training_args.per_device_train_batch_size} per device × "
-                f"{training_args.gradient_accumulation_steps} accumulation × {training_args.world_size} processes); "
-                f"up to {tokens_per_step:,} tokens per step; {steps:,} steps, up to {steps * tokens_per_step:,} "
-                "tokens planned.")
+    logger.info(
+        f"Effective batch size {batch} sequences ({training_args.per_device_train_batch_size} per device × "
+        f"{training_args.gradient_accumulation_steps} accumulation × {training_args.world_size} processes); "
+        f"up to {tokens_per_step:,} tokens per step; {steps:,} steps, up to {steps * tokens_per_step:,} "
+        "tokens planned."
+    )
 
 
 def dataset_names(data_args: DataTrainingArguments) -> list[str]:
@@ -263,8 +301,11 @@ def dataset_names(data_args: DataTrainingArguments) -> list[str]:
 
 def main(argv: list[str] | None = None) -> PrJepaTrainer:
     model_args, data_args, training_args = parse_arguments(argv)
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%m/%d/%Y %H:%M:%S",
-                        handlers=[logging.StreamHandler(sys.stdout)])
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
     if training_args.should_log:  # the main process logs at INFO by default, as in run_mlm.py
         transformers.utils.logging.set_verbosity_info()
     log_level = training_args.get_process_log_level()

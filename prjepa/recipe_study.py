@@ -50,8 +50,10 @@ class Recipe:
 
     @property
     def name(self) -> str:
-        return (f"{self.objective}-pos_{self.positions}-{'tied' if self.tied else 'untied'}-lr_{self.learning_rate:g}"
-                f"-bs_{self.batch_size}")
+        return (
+            f"{self.objective}-pos_{self.positions}-{'tied' if self.tied else 'untied'}-lr_{self.learning_rate:g}"
+            f"-bs_{self.batch_size}"
+        )
 
     @property
     def steps(self) -> int:
@@ -65,17 +67,63 @@ class Recipe:
 def pretrain_command(recipe: Recipe, args: argparse.Namespace) -> list[str]:
     eval_steps = max(recipe.steps // EVALUATIONS, 1)
     return [
-        sys.executable, "-m", "prjepa.pretraining",
-        "--preset", "mini", "--objective", recipe.objective, "--config_overrides", recipe.config_overrides(),
-        "--tokenizer_name", args.tokenizer_name, "--train_file", args.train_file,
-        "--validation_file", args.validation_file, "--max_seq_length", str(SEQUENCE_LENGTH),
-        "--max_steps", str(recipe.steps), "--per_device_train_batch_size", str(recipe.batch_size),
-        "--per_device_eval_batch_size", "64", "--learning_rate", str(recipe.learning_rate), "--warmup_steps", "0.1",
-        "--lr_scheduler_type", "cosine", "--weight_decay", "0.05", "--seed", str(args.seed),
-        "--data_seed", str(args.seed), "--logging_steps", str(max(eval_steps // 4, 1)), "--eval_strategy", "steps",
-        "--eval_steps", str(eval_steps), "--save_steps", str(eval_steps), "--save_total_limit", "1",
-        "--do_train", "--do_eval", "--max_eval_samples", "500", "--report_to", "none", "--disable_tqdm", "true",
-        "--preprocessing_num_workers", "2", "--output_dir", os.path.join(args.output_dir, recipe.name),
+        sys.executable,
+        "-m",
+        "prjepa.pretraining",
+        "--preset",
+        "mini",
+        "--objective",
+        recipe.objective,
+        "--config_overrides",
+        recipe.config_overrides(),
+        "--tokenizer_name",
+        args.tokenizer_name,
+        "--train_file",
+        args.train_file,
+        "--validation_file",
+        args.validation_file,
+        "--max_seq_length",
+        str(SEQUENCE_LENGTH),
+        "--max_steps",
+        str(recipe.steps),
+        "--per_device_train_batch_size",
+        str(recipe.batch_size),
+        "--per_device_eval_batch_size",
+        "64",
+        "--learning_rate",
+        str(recipe.learning_rate),
+        "--warmup_steps",
+        "0.1",
+        "--lr_scheduler_type",
+        "cosine",
+        "--weight_decay",
+        "0.05",
+        "--seed",
+        str(args.seed),
+        "--data_seed",
+        str(args.seed),
+        "--logging_steps",
+        str(max(eval_steps // 4, 1)),
+        "--eval_strategy",
+        "steps",
+        "--eval_steps",
+        str(eval_steps),
+        "--save_steps",
+        str(eval_steps),
+        "--save_total_limit",
+        "1",
+        "--do_train",
+        "--do_eval",
+        "--max_eval_samples",
+        "500",
+        "--report_to",
+        "none",
+        "--disable_tqdm",
+        "true",
+        "--preprocessing_num_workers",
+        "2",
+        "--output_dir",
+        os.path.join(args.output_dir, recipe.name),
     ]
 
 
@@ -89,8 +137,9 @@ def train(recipe: Recipe, args: argparse.Namespace) -> None:
     os.makedirs(os.path.join(args.output_dir, "logs"), exist_ok=True)
     environment = {**os.environ, "OMP_NUM_THREADS": str(args.threads_per_run), "TOKENIZERS_PARALLELISM": "false"}
     with open(log_path(recipe, args.output_dir), "a") as log:
-        subprocess.run(pretrain_command(recipe, args), stdout=log, stderr=subprocess.STDOUT, env=environment,
-                       check=True)
+        subprocess.run(
+            pretrain_command(recipe, args), stdout=log, stderr=subprocess.STDOUT, env=environment, check=True
+        )
 
 
 def train_all(recipes: list[Recipe], args: argparse.Namespace) -> None:
@@ -157,7 +206,9 @@ def study(args: argparse.Namespace) -> list[Recipe]:
     return mlm_recipes + list(dict.fromkeys(hybrid))
 
 
-RUN_NAME = re.compile(r"(?P<objective>\w+)-pos_(?P<positions>[\w-]+?)-(?P<decoder>tied|untied)-lr_(?P<lr>[\d.e-]+)-bs_(?P<bs>\d+)")
+RUN_NAME = re.compile(
+    r"(?P<objective>\w+)-pos_(?P<positions>[\w-]+?)-(?P<decoder>tied|untied)-lr_(?P<lr>[\d.e-]+)-bs_(?P<bs>\d+)"
+)
 PLATEAU_TARGET = 6.0  # the issue's bar for having left the unigram plateau
 
 
@@ -168,8 +219,13 @@ def runs_in(output_dir: str) -> list[Recipe]:
         match = RUN_NAME.fullmatch(name)
         if match is None:
             continue
-        recipe = Recipe(positions=match["positions"], tied=match["decoder"] == "tied", learning_rate=float(match["lr"]),
-                        batch_size=int(match["bs"]), objective=match["objective"])
+        recipe = Recipe(
+            positions=match["positions"],
+            tied=match["decoder"] == "tied",
+            learning_rate=float(match["lr"]),
+            batch_size=int(match["bs"]),
+            objective=match["objective"],
+        )
         if trainer_state_path(recipe, output_dir) and validation_curve(recipe, output_dir):
             recipes.append(recipe)
     return recipes
@@ -187,25 +243,49 @@ def report(output_dir: str, report_dir: str) -> None:
     rows = []
     for recipe in recipes:
         curve = validation_curve(recipe, output_dir)
-        rows.append({"name": recipe.name, **asdict(recipe), "finished": is_finished(recipe, output_dir),
-                     "planned_tokens": recipe.steps * recipe.batch_size * SEQUENCE_LENGTH,
-                     "tokens": curve[-1][0], "final_validation_mlm_loss": curve[-1][1], "curve": curve})
+        rows.append(
+            {
+                "name": recipe.name,
+                **asdict(recipe),
+                "finished": is_finished(recipe, output_dir),
+                "planned_tokens": recipe.steps * recipe.batch_size * SEQUENCE_LENGTH,
+                "tokens": curve[-1][0],
+                "final_validation_mlm_loss": curve[-1][1],
+                "curve": curve,
+            }
+        )
     for row in rows:
         row.pop("overrides")
-    finished = {objective: [row for row in rows if row["finished"] and row["objective"] == objective]
-                for objective in ("mlm", "hybrid")}
-    chosen = {objective: min(candidates, key=lambda row: row["final_validation_mlm_loss"])["name"]
-              for objective, candidates in finished.items() if candidates}
+    finished = {
+        objective: [row for row in rows if row["finished"] and row["objective"] == objective]
+        for objective in ("mlm", "hybrid")
+    }
+    chosen = {
+        objective: min(candidates, key=lambda row: row["final_validation_mlm_loss"])["name"]
+        for objective, candidates in finished.items()
+        if candidates
+    }
     with open(os.path.join(report_dir, "study.json"), "w") as file:
-        json.dump({"token_budget": TOKEN_BUDGET, "sequence_length": SEQUENCE_LENGTH,
-                   "rule": best.__doc__.split(": ", 1)[1], "chosen": chosen, "runs": rows}, file, indent=1)
+        json.dump(
+            {
+                "token_budget": TOKEN_BUDGET,
+                "sequence_length": SEQUENCE_LENGTH,
+                "rule": best.__doc__.split(": ", 1)[1],
+                "chosen": chosen,
+                "runs": rows,
+            },
+            file,
+            indent=1,
+        )
     header = ["objective", "positions", "MLM decoder", "LR", "batch", "tokens seen", "validation MLM loss", "chosen"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in sorted(rows, key=lambda row: (row["objective"] != "mlm", row["final_validation_mlm_loss"])):
         tokens = f"{row['tokens'] / 1e6:.2f}M" + ("" if row["finished"] else f" of {row['planned_tokens'] / 1e6:.2f}M")
-        lines.append(f"| {row['objective']} | {row['positions']} | {'tied' if row['tied'] else 'untied'} | "
-                     f"{row['learning_rate']:g} | {row['batch_size']} | {tokens} | "
-                     f"{row['final_validation_mlm_loss']:.3f} | {'**yes**' if row['name'] in chosen.values() else ''} |")
+        lines.append(
+            f"| {row['objective']} | {row['positions']} | {'tied' if row['tied'] else 'untied'} | "
+            f"{row['learning_rate']:g} | {row['batch_size']} | {tokens} | "
+            f"{row['final_validation_mlm_loss']:.3f} | {'**yes**' if row['name'] in chosen.values() else ''} |"
+        )
     with open(os.path.join(report_dir, "study.md"), "w") as file:
         file.write("\n".join(lines) + "\n")
 
@@ -214,9 +294,16 @@ def report(output_dir: str, report_dir: str) -> None:
     # Curves that coincide (recipes stuck on the same plateau) stay visible through their markers and line styles.
     for row, marker in zip(rows, "osD^vP*Xh<>"):
         tokens, losses = zip(*row["curve"])
-        axes.plot([value / 1e6 for value in tokens], losses, marker=marker, markersize=5, markerfacecolor="none",
-                  linestyle="--" if row["tied"] else "-", linewidth=2.5 if row["name"] in chosen.values() else 1.2,
-                  label=row["name"])
+        axes.plot(
+            [value / 1e6 for value in tokens],
+            losses,
+            marker=marker,
+            markersize=5,
+            markerfacecolor="none",
+            linestyle="--" if row["tied"] else "-",
+            linewidth=2.5 if row["name"] in chosen.values() else 1.2,
+            label=row["name"],
+        )
     axes.axhline(PLATEAU_TARGET, color="grey", linestyle=":", label=f"target {PLATEAU_TARGET}")
     axes.set_xlabel("tokens seen (millions)")
     axes.set_ylabel("validation MLM loss")
@@ -228,8 +315,11 @@ def report(output_dir: str, report_dir: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--output_dir", required=True, help="Where the runs' folders go (resumable).")
     parser.add_argument("--train_file")
     parser.add_argument("--validation_file")
@@ -245,4 +335,3 @@ def main() -> None:
         study(args)
     else:
         report(args.output_dir, args.report)
-

@@ -31,7 +31,8 @@ class PrJepaTrainingArguments(TrainingArguments):
     """`TrainingArguments` plus the output-directory decision that transformers 5 no longer carries."""
 
     include_num_input_tokens_seen: str = field(
-        default="non_padding", metadata={"help": "Count the tokens seen (for the model card): 'non_padding', 'all', 'no'."}
+        default="non_padding",
+        metadata={"help": "Count the tokens seen (for the model card): 'non_padding', 'all', 'no'."},
     )
     overwrite_output_dir: bool = field(
         default=False,
@@ -96,8 +97,11 @@ class PrJepaTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs)
         window = self._windows["train" if model.training else "eval"]
-        values = [outputs.jepa_loss if self.hybrid else outputs.mlm_loss.new_zeros(()), outputs.mlm_loss,
-                  outputs.jepa_weight]
+        values = [
+            outputs.jepa_loss if self.hybrid else outputs.mlm_loss.new_zeros(()),
+            outputs.mlm_loss,
+            outputs.jepa_weight,
+        ]
         window["sums"] += torch.stack([value.detach().float() for value in values])
         window["count"] += 1
         if model.training:
@@ -139,8 +143,9 @@ class PrJepaTrainer(Trainer):
                 logs["effective_rank"] = collapse_signal(self._last_pooled_embeddings)
         super().log(logs, start_time)
 
-    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
-                        metric_key_prefix: str = "eval") -> EvalLoopOutput:
+    def evaluation_loop(
+        self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix: str = "eval"
+    ) -> EvalLoopOutput:
         self._windows["eval"] = self._empty_window()
         output = super().evaluation_loop(dataloader, description, True, ignore_keys, metric_key_prefix)
         means = self._drain_window("eval")
@@ -155,11 +160,16 @@ class PrJepaTrainer(Trainer):
         # never collated, so say where the epoch restarts.
         resumed = epoch == epochs_trained and resume_from_checkpoint is not None and not self.args.ignore_data_skip
         if isinstance(self.data_collator, DataCollatorForPrJepa):
-            self.data_collator.set_position(epoch, steps_trained_in_current_epoch if resumed else 0,
-                                            self.args.process_index)
-        return super()._run_epoch(epoch=epoch, epochs_trained=epochs_trained,
-                                  steps_trained_in_current_epoch=steps_trained_in_current_epoch,
-                                  resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+            self.data_collator.set_position(
+                epoch, steps_trained_in_current_epoch if resumed else 0, self.args.process_index
+            )
+        return super()._run_epoch(
+            epoch=epoch,
+            epochs_trained=epochs_trained,
+            steps_trained_in_current_epoch=steps_trained_in_current_epoch,
+            resume_from_checkpoint=resume_from_checkpoint,
+            **kwargs,
+        )
 
     def get_eval_dataloader(self, eval_dataset=None):
         # Every evaluation sees the same masks (comparable curves) and leaves the training masks' counter untouched.
@@ -171,7 +181,6 @@ class PrJepaTrainer(Trainer):
             return super().get_eval_dataloader(eval_dataset)
         finally:
             self.data_collator = training_collator
-
 
     def create_model_card(self, license: str | None = None, dataset: str | list[str] | None = None, **kwargs) -> None:
         """Writes the PrJEPA model card (objective, λ's course, EMA schedule, data, tokens seen) as README.md.
@@ -186,7 +195,8 @@ class PrJepaTrainer(Trainer):
             "per_device_train_batch_size": args.per_device_train_batch_size,
             "gradient_accumulation_steps": args.gradient_accumulation_steps,
             "num_processes": args.world_size,
-            "effective_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps
+            "effective_batch_size": args.per_device_train_batch_size
+            * args.gradient_accumulation_steps
             * args.world_size,
             "optimizer_steps": self.state.global_step,
             "lr_scheduler_type": getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type),

@@ -25,8 +25,14 @@ def bert_dir(tmp_path_factory, tokenizer) -> str:
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=len(VOCAB),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
     directory = tmp_path_factory.mktemp("bert")
     BertModel(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)

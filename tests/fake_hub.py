@@ -89,8 +89,11 @@ class Repo:
         for commit in self.commits:
             if commit.oid == revision:
                 return commit
-        raise HubError(404, f"Revision {revision!r} not found in {self.repo_id} (the fake Hub has only 'main').",
-                       "RevisionNotFound")
+        raise HubError(
+            404,
+            f"Revision {revision!r} not found in {self.repo_id} (the fake Hub has only 'main').",
+            "RevisionNotFound",
+        )
 
 
 class HubError(Exception):
@@ -276,8 +279,11 @@ class FakeHub:
 
     def _check_token(self, request: Request) -> None:
         if request.headers.get("authorization") != f"Bearer {self.token}":
-            raise HubError(401, "Invalid credentials in Authorization header: write calls need the fake Hub's token "
-                                "(FakeHub.token, set as HF_TOKEN by the fixture and by FakeHub.environ).")
+            raise HubError(
+                401,
+                "Invalid credentials in Authorization header: write calls need the fake Hub's token "
+                "(FakeHub.token, set as HF_TOKEN by the fixture and by FakeHub.environ).",
+            )
 
     def _add_commit(self, repo: Repo, message: str, files: dict[str, StoredFile]) -> Commit:
         parent = repo.commits[-1].oid if repo.commits else ""
@@ -312,8 +318,9 @@ class FakeHub:
 
     def _check_revision(self, request: Request, repo: Repo) -> None:
         if request.groups["revision"] != "main" or "create_pr" in request.query:
-            raise HubError(404, "The fake Hub commits to 'main' only (no other branch, no pull request).",
-                           "RevisionNotFound")
+            raise HubError(
+                404, "The fake Hub commits to 'main' only (no other branch, no pull request).", "RevisionNotFound"
+            )
 
     def _preupload(self, request: Request) -> Response:
         self._check_token(request)
@@ -326,8 +333,9 @@ class FakeHub:
             stored = current.get(file["path"])
             # The client skips a file whose oid it can reproduce (sha256 for LFS, git blob id otherwise).
             oid = None if stored is None else stored.etag
-            answers.append({"path": file["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False,
-                            "oid": oid})
+            answers.append(
+                {"path": file["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid}
+            )
         return json_response({"files": answers})
 
     def _lfs_batch(self, request: Request) -> Response:
@@ -341,8 +349,10 @@ class FakeHub:
             answer = {"oid": item["oid"], "size": item["size"], "authenticated": True}
             if item["oid"] not in self._lfs_objects:
                 storage = f"{self.endpoint}/fake-lfs-storage"
-                answer["actions"] = {"upload": {"href": f"{storage}/{item['oid']}"},
-                                     "verify": {"href": f"{storage}/verify"}}
+                answer["actions"] = {
+                    "upload": {"href": f"{storage}/{item['oid']}"},
+                    "verify": {"href": f"{storage}/verify"},
+                }
             objects.append(answer)
         return json_response({"transfer": "basic", "objects": objects})
 
@@ -388,8 +398,13 @@ class FakeHub:
         if "README.md" in files:
             card_metadata(files["README.md"].content)
         commit = self._add_commit(repo, message, files)
-        return json_response({"commitUrl": f"{self.endpoint}/{repo.repo_id}/commit/{commit.oid}",
-                              "commitOid": commit.oid, "pullRequestUrl": None})
+        return json_response(
+            {
+                "commitUrl": f"{self.endpoint}/{repo.repo_id}/commit/{commit.oid}",
+                "commitOid": commit.oid,
+                "pullRequestUrl": None,
+            }
+        )
 
     def _repo_info(self, request: Request) -> Response:
         repo = self._api_repo(request)
@@ -401,15 +416,29 @@ class FakeHub:
             if "blobs" in request.query:
                 sibling.update(size=len(stored.content), blobId=stored.git_oid)
                 if stored.lfs:
-                    sibling["lfs"] = {"size": len(stored.content), "sha256": stored.sha256,
-                                      "pointerSize": len(stored.lfs_pointer)}
+                    sibling["lfs"] = {
+                        "size": len(stored.content),
+                        "sha256": stored.sha256,
+                        "pointerSize": len(stored.lfs_pointer),
+                    }
             siblings.append(sibling)
-        return json_response({
-            "id": repo.repo_id, "author": repo.repo_id.split("/")[0], "sha": commit.oid, "lastModified": commit.date,
-            "createdAt": repo.commits[0].date, "private": False, "disabled": False, "gated": False,
-            "tags": metadata.get("tags", []), "pipeline_tag": metadata.get("pipeline_tag"),
-            "library_name": metadata.get("library_name"), "cardData": metadata or None, "siblings": siblings,
-        })
+        return json_response(
+            {
+                "id": repo.repo_id,
+                "author": repo.repo_id.split("/")[0],
+                "sha": commit.oid,
+                "lastModified": commit.date,
+                "createdAt": repo.commits[0].date,
+                "private": False,
+                "disabled": False,
+                "gated": False,
+                "tags": metadata.get("tags", []),
+                "pipeline_tag": metadata.get("pipeline_tag"),
+                "library_name": metadata.get("library_name"),
+                "cardData": metadata or None,
+                "siblings": siblings,
+            }
+        )
 
     def _tree(self, request: Request) -> Response:
         repo = self._api_repo(request)
@@ -428,12 +457,16 @@ class FakeHub:
             if recursive or len(parts) == depth + 1:
                 entry = {"type": "file", "path": path, "size": len(stored.content), "oid": stored.git_oid}
                 if stored.lfs:
-                    entry["lfs"] = {"oid": stored.sha256, "size": len(stored.content),
-                                    "pointerSize": len(stored.lfs_pointer)}
+                    entry["lfs"] = {
+                        "oid": stored.sha256,
+                        "size": len(stored.content),
+                        "pointerSize": len(stored.lfs_pointer),
+                    }
                 entries.append(entry)
         listed_folders = [folder for folder in sorted(folders) if recursive or folder.count("/") == depth]
-        entries += [{"type": "directory", "path": folder, "oid": git_blob_oid(folder.encode())}
-                    for folder in listed_folders]
+        entries += [
+            {"type": "directory", "path": folder, "oid": git_blob_oid(folder.encode())} for folder in listed_folders
+        ]
         return json_response(entries)
 
     def _resolve(self, request: Request) -> Response:
@@ -442,8 +475,12 @@ class FakeHub:
         stored = commit.files.get(request.groups["path"])
         if stored is None:
             # With the commit id, the client records the miss against this commit and does not ask again.
-            raise HubError(404, f"{request.groups['path']} does not exist in {repo.repo_id}.", "EntryNotFound",
-                           headers={"X-Repo-Commit": commit.oid})
+            raise HubError(
+                404,
+                f"{request.groups['path']} does not exist in {repo.repo_id}.",
+                "EntryNotFound",
+                headers={"X-Repo-Commit": commit.oid},
+            )
         headers = {"X-Repo-Commit": commit.oid, "ETag": f'"{stored.etag}"'}
         if stored.lfs:
             headers.update({"X-Linked-Etag": f'"{stored.etag}"', "X-Linked-Size": str(len(stored.content))})

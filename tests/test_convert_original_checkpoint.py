@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from helpers import VOCAB as TOKENIZER_VOCAB
 from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
-from prjepa.convert import CheckpointConversionError, convert_original_checkpoint, main
 from modeling_prjepa import PrJepaForPreTraining, PrJepaModel
+from prjepa.convert import CheckpointConversionError, convert_original_checkpoint, main
 
 VOCAB, HIDDEN, LAYERS, HEADS, POSITIONS = 50, 32, 2, 2, 16
 PRED_HIDDEN, PRED_LAYERS = 16, 2
@@ -247,7 +247,10 @@ def test_ddp_prefix_and_head_flags(tmp_path, ids):
         checkpoint[name] = {f"module.{key}": value for key, value in checkpoint[name].items()}
     checkpoint["config"] = {"meta": {"pred_depth": PRED_LAYERS}}  # no head counts: the flags must supply them
     model = convert_original_checkpoint(
-        save(checkpoint, tmp_path), tmp_path / "out", num_attention_heads=HEADS, predictor_num_attention_heads=4,
+        save(checkpoint, tmp_path),
+        tmp_path / "out",
+        num_attention_heads=HEADS,
+        predictor_num_attention_heads=4,
         config_overrides=SPECIAL_IDS,
     )
     close(model.prjepa(ids).last_hidden_state, reference_encoder(reference["encoder"], ids))
@@ -312,8 +315,14 @@ def widen_pred_pos(checkpoint: dict) -> None:
         (lambda c: c.update(loss_weight=torch.zeros(2)), "loss_weight"),
     ],
     ids=[
-        "wrong-shape", "wrong-positions", "missing-key", "missing-qkv", "leftover-key", "extra-layer",
-        "missing-state-dict", "bad-loss-weight",
+        "wrong-shape",
+        "wrong-positions",
+        "missing-key",
+        "missing-qkv",
+        "leftover-key",
+        "extra-layer",
+        "missing-state-dict",
+        "bad-loss-weight",
     ],
 )
 def test_mismatched_checkpoint_is_refused(corrupt, named, tmp_path):
@@ -353,8 +362,9 @@ def test_non_empty_output_dir_is_refused(tmp_path):
 def test_cli_saves_model_and_tokenizer(saved_tokenizer_dir, tmp_path, ids):
     checkpoint = random_checkpoint(vocab_size=len(TOKENIZER_VOCAB))
     path = save(checkpoint, tmp_path)
-    main(["--checkpoint_path", str(path), "--output_dir", str(tmp_path / "out"),
-          "--tokenizer_name", saved_tokenizer_dir])
+    main(
+        ["--checkpoint_path", str(path), "--output_dir", str(tmp_path / "out"), "--tokenizer_name", saved_tokenizer_dir]
+    )
     model = PrJepaForPreTraining.from_pretrained(tmp_path / "out").eval()
     # The special-token ids come from the tokenizer (the conftest vocabulary: [PAD] 0, [CLS] 2, [SEP] 3, [MASK] 4).
     config = model.config
@@ -368,6 +378,14 @@ def test_cli_saves_model_and_tokenizer(saved_tokenizer_dir, tmp_path, ids):
 def test_cli_refuses_a_tokenizer_larger_than_the_vocabulary(saved_tokenizer_dir, tmp_path):
     path = save(random_checkpoint(vocab_size=len(TOKENIZER_VOCAB) - 1), tmp_path)
     with pytest.raises(SystemExit, match="vocab_size"):
-        main(["--checkpoint_path", str(path), "--output_dir", str(tmp_path / "out"),
-              "--tokenizer_name", saved_tokenizer_dir])
+        main(
+            [
+                "--checkpoint_path",
+                str(path),
+                "--output_dir",
+                str(tmp_path / "out"),
+                "--tokenizer_name",
+                saved_tokenizer_dir,
+            ]
+        )
     assert not (tmp_path / "out").exists()

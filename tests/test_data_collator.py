@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
-from prjepa.collator import DataCollatorForPrJepa, batch_seed
 from modeling_prjepa import PrJepaForPreTraining
+from prjepa.collator import DataCollatorForPrJepa, batch_seed
 
 PAD, UNK, CLS, SEP, MASK = range(len(SPECIAL_TOKENS))
 WORD_IDS = range(len(SPECIAL_TOKENS), len(VOCAB))
@@ -162,7 +162,10 @@ def check_jepa_row(batch: dict[str, torch.Tensor], row: int, content: list[int],
 
 @HYPOTHESIS
 @given(
-    examples=examples_strategy(), config=config_strategy(), seed=st.integers(0, 2**32), pad_to=st.sampled_from([None, 8])
+    examples=examples_strategy(),
+    config=config_strategy(),
+    seed=st.integers(0, 2**32),
+    pad_to=st.sampled_from([None, 8]),
 )
 def test_batches_follow_every_masking_rule(tokenizer, examples, config, seed, pad_to):
     collator = DataCollatorForPrJepa(tokenizer, config, pad_to_multiple_of=pad_to, seed=seed)

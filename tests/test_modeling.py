@@ -130,7 +130,9 @@ def test_sinusoidal_table_formula():
 
 
 def test_initialisation_scales_residual_outputs_by_depth():
-    model = PrJepaModel(tiny_config(num_hidden_layers=4, hidden_size=256, intermediate_size=1024, max_position_embeddings=8))
+    model = PrJepaModel(
+        tiny_config(num_hidden_layers=4, hidden_size=256, intermediate_size=1024, max_position_embeddings=8)
+    )
     for index, layer in enumerate(model.encoder.layer, start=1):
         expected = 0.02 / math.sqrt(2 * index)
         assert layer.attention.proj.weight.std().item() == pytest.approx(expected, rel=0.05)
@@ -179,7 +181,9 @@ def test_mlm_loss_honours_num_items_in_batch():
     model = PrJepaForMaskedLM(tiny_config())
     mean_loss = model(batch["masked_input_ids"], batch["attention_mask"], labels=batch["labels"]).loss
     count = int((batch["labels"] != -100).sum())
-    summed = model(batch["masked_input_ids"], batch["attention_mask"], labels=batch["labels"], num_items_in_batch=4 * count).loss
+    summed = model(
+        batch["masked_input_ids"], batch["attention_mask"], labels=batch["labels"], num_items_in_batch=4 * count
+    ).loss
     torch.testing.assert_close(summed, mean_loss / 4)
 
 
@@ -285,7 +289,10 @@ def test_jepa_loss_equals_a_per_block_reference():
 def test_cosine_jepa_loss_is_zero_when_the_predictor_hits_the_normalised_target():
     model = PrJepaForPreTraining(tiny_config()).eval()
     batch = pretraining_batch(batch_size=1, seq_len=16)
-    batch = {key: value[:, :16] if key in ("input_ids", "attention_mask", "masked_input_ids", "labels") else value for key, value in batch.items()}
+    batch = {
+        key: value[:, :16] if key in ("input_ids", "attention_mask", "masked_input_ids", "labels") else value
+        for key, value in batch.items()
+    }
     with torch.no_grad():
         targets = model.target_encoder(batch["input_ids"]).last_hidden_state
         targets = F.layer_norm(targets, targets.shape[-1:])
@@ -704,7 +711,9 @@ def test_truncated_checkpoint_error_names_the_checkpoint(tmp_path):
 
 
 def test_non_prjepa_checkpoint_is_refused(tmp_path):
-    BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)).save_pretrained(tmp_path)
+    BertModel(
+        BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    ).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="no PrJEPA online encoder") as error:
         PrJepaModel.from_pretrained(tmp_path)
     assert str(tmp_path) in str(error.value)

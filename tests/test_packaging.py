@@ -11,8 +11,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def build_wheel(directory) -> zipfile.ZipFile:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(directory),
-         REPO],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(directory),
+            REPO,
+        ],
         check=True,
         capture_output=True,
     )
@@ -50,8 +60,8 @@ def test_pretraining_imports_no_analysis_dependency():
 
 
 def test_public_api_imports_from_the_package():
-    from prjepa import DataCollatorForPrJepa, PrJepaConfig, PrJepaForPreTraining, PrJepaTrainer
     from configuration_prjepa import PrJepaConfig as TopLevelConfig
+    from prjepa import DataCollatorForPrJepa, PrJepaConfig, PrJepaForPreTraining, PrJepaTrainer
 
     assert PrJepaConfig is TopLevelConfig  # one class, so checkpoints and the library agree
     assert {DataCollatorForPrJepa.__module__, PrJepaTrainer.__module__} == {"prjepa.collator", "prjepa.trainer"}

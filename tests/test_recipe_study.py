@@ -23,8 +23,11 @@ def test_position_embedding_scale_scales_the_fixed_table_and_survives_saving(tmp
 
 @pytest.mark.parametrize(
     "overrides",
-    [dict(position_embedding_scale=0.0), dict(position_embedding_scale=-1.0),
-     dict(position_embedding_type="learned", position_embedding_scale=0.5)],
+    [
+        dict(position_embedding_scale=0.0),
+        dict(position_embedding_scale=-1.0),
+        dict(position_embedding_type="learned", position_embedding_scale=0.5),
+    ],
 )
 def test_position_embedding_scale_refuses_what_it_cannot_mean(overrides):
     with pytest.raises(ValueError, match="position_embedding_scale"):
@@ -56,8 +59,10 @@ def test_report_parses_every_run_back_and_chooses_the_lowest_final_loss_per_obje
 
     recipe_study.report(str(tmp_path / "runs"), str(tmp_path / "report"))
     study = json.loads((tmp_path / "report" / "study.json").read_text())
-    assert study["chosen"] == {"mlm": Recipe(positions="sin-scaled", tied=True, learning_rate=2e-3).name,
-                               "hybrid": Recipe(objective="hybrid").name}
+    assert study["chosen"] == {
+        "mlm": Recipe(positions="sin-scaled", tied=True, learning_rate=2e-3).name,
+        "hybrid": Recipe(objective="hybrid").name,
+    }
     table = (tmp_path / "report" / "study.md").read_text()
     assert "| 6.100 | **yes** |" in table and "| 6.500 |  |" in table and "of " in table  # the unfinished run
     assert (tmp_path / "report" / "mlm_loss_vs_tokens.png").stat().st_size > 0

@@ -8,16 +8,16 @@ import sys
 
 import pytest
 import torch
-from helpers import tiny_config
 from fake_hub import USER as fake_hub_user_name
 from fake_hub import fake_hub_fixture  # noqa: F401
+from helpers import tiny_config
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from transformers import AutoModel, set_seed
 
-from prjepa import pretraining as run_pretrain
 from configuration_prjepa import PrJepaConfig
 from modeling_prjepa import PrJepaForPreTraining
+from prjepa import pretraining as run_pretrain
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SENTENCES = [
@@ -44,11 +44,35 @@ def assets(tmp_path_factory, tokenizer):
 
 def arguments(assets, output_dir, *extra: str) -> list[str]:
     return [
-        "--config_name", str(assets / "config"), "--tokenizer_name", str(assets / "tokenizer"),
-        "--train_file", str(assets / "train" / "*.txt"), "--validation_file", str(assets / "validation.txt"),
-        "--output_dir", str(output_dir), "--max_seq_length", "24", "--per_device_train_batch_size", "4",
-        "--do_train", "--max_steps", "3", "--logging_steps", "1", "--save_steps", "3", "--report_to", "none",
-        "--use_cpu", "--disable_tqdm", "true", "--seed", "5", *extra,
+        "--config_name",
+        str(assets / "config"),
+        "--tokenizer_name",
+        str(assets / "tokenizer"),
+        "--train_file",
+        str(assets / "train" / "*.txt"),
+        "--validation_file",
+        str(assets / "validation.txt"),
+        "--output_dir",
+        str(output_dir),
+        "--max_seq_length",
+        "24",
+        "--per_device_train_batch_size",
+        "4",
+        "--do_train",
+        "--max_steps",
+        "3",
+        "--logging_steps",
+        "1",
+        "--save_steps",
+        "3",
+        "--report_to",
+        "none",
+        "--use_cpu",
+        "--disable_tqdm",
+        "true",
+        "--seed",
+        "5",
+        *extra,
     ]
 
 
@@ -71,7 +95,8 @@ def test_pretraining_run_from_local_text_files(assets, tmp_path, caplog):
     evaluation = json.loads((output / "eval_results.json").read_text())
     assert evaluation["eval_perplexity"] == pytest.approx(torch.tensor(evaluation["eval_mlm_loss"]).exp().item())
     assert {"model.safetensors", "modeling_prjepa.py", "configuration_prjepa.py", "tokenizer_config.json"} <= set(
-        os.listdir(output))
+        os.listdir(output)
+    )
     card = ModelCard.load(output / "README.md")
     assert card.data.license == "apache-2.0" and "prjepa" in card.data.tags
     assert state["num_input_tokens_seen"] == sum(len(ids) for ids in trainer.train_dataset["input_ids"][:12])
@@ -80,10 +105,20 @@ def test_pretraining_run_from_local_text_files(assets, tmp_path, caplog):
 def test_arguments_from_a_yaml_file_and_line_by_line_csv(assets, tmp_path):
     (tmp_path / "train.csv").write_text("id,body\n" + "".join(f"{i},{s}\n" for i, s in enumerate(SENTENCES * 4)))
     settings = dict(
-        config_name=str(assets / "config"), tokenizer_name=str(assets / "tokenizer"),
-        train_file=str(tmp_path / "train.csv"), text_column_name="body", line_by_line=True,
-        validation_split_percentage=0, output_dir=str(tmp_path / "out"), max_seq_length=24,
-        per_device_train_batch_size=4, do_train=True, max_steps=3, save_steps=3, report_to="none", use_cpu=True,
+        config_name=str(assets / "config"),
+        tokenizer_name=str(assets / "tokenizer"),
+        train_file=str(tmp_path / "train.csv"),
+        text_column_name="body",
+        line_by_line=True,
+        validation_split_percentage=0,
+        output_dir=str(tmp_path / "out"),
+        max_seq_length=24,
+        per_device_train_batch_size=4,
+        do_train=True,
+        max_steps=3,
+        save_steps=3,
+        report_to="none",
+        use_cpu=True,
     )
     (tmp_path / "args.yaml").write_text("".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items()))
 
@@ -99,8 +134,10 @@ def test_arguments_from_a_yaml_file_and_line_by_line_csv(assets, tmp_path):
         (["--text_column_name", "body"], r"'body' is not in the data; columns found: \['text'\]"),
         (["--max_seq_length", "65"], "exceeds the model's max_position_embeddings"),
         (["--torch_compile", "true"], "--torch_compile is not supported"),
-        (["--dataloader_num_workers", "1", "--dataloader_persistent_workers", "true"],
-         "--dataloader_persistent_workers is not supported"),
+        (
+            ["--dataloader_num_workers", "1", "--dataloader_persistent_workers", "true"],
+            "--dataloader_persistent_workers is not supported",
+        ),
         (["--objective", "jepa"], "--objective must be 'hybrid' or 'mlm'"),
     ],
 )
@@ -141,8 +178,7 @@ def test_two_processes_keep_identical_target_encoders_and_the_loss_scale(assets,
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", worker]
     argv = arguments(assets, tmp_path / "ddp", "--per_device_train_batch_size", "2", "--max_steps", "2")
     environment = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command + argv, cwd=tmp_path, env=environment, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(command + argv, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [load_file(str(tmp_path / "ddp" / f"target-rank{rank}.safetensors")) for rank in (0, 1)]
     initial = initial_target_encoder(assets)
@@ -167,8 +203,19 @@ def initial_target_encoder(assets) -> dict[str, torch.Tensor]:
 
 def test_push_to_hub_uploads_a_loadable_model_with_its_card(assets, tmp_path, fake_hub):
     repo_id = f"{fake_hub_user_name}/prjepa-tiny"
-    trainer = run_pretrain.main(arguments(assets, tmp_path / "out", "--push_to_hub", "--hub_model_id", repo_id,
-                                          "--hub_token", fake_hub.token, "--license", "mit"))
+    trainer = run_pretrain.main(
+        arguments(
+            assets,
+            tmp_path / "out",
+            "--push_to_hub",
+            "--hub_model_id",
+            repo_id,
+            "--hub_token",
+            fake_hub.token,
+            "--license",
+            "mit",
+        )
+    )
     files = fake_hub.files(repo_id)
     assert {"model.safetensors", "modeling_prjepa.py", "configuration_prjepa.py", "README.md"} <= set(files)
     assert not any(name.startswith("checkpoint-") for name in files)
@@ -179,5 +226,6 @@ def test_push_to_hub_uploads_a_loadable_model_with_its_card(assets, tmp_path, fa
     encoder = AutoModel.from_pretrained(repo_id, trust_remote_code=True)
     batch = trainer.processing_class(SENTENCES, padding=True, return_tensors="pt")
     expected = trainer.model.prjepa(batch["input_ids"], batch["attention_mask"]).last_hidden_state
-    torch.testing.assert_close(encoder(batch["input_ids"], batch["attention_mask"]).last_hidden_state, expected,
-                               rtol=0, atol=0)
+    torch.testing.assert_close(
+        encoder(batch["input_ids"], batch["attention_mask"]).last_hidden_state, expected, rtol=0, atol=0
+    )

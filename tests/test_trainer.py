@@ -5,13 +5,13 @@ import os
 
 import pytest
 import torch
-from helpers import SPECIAL_TOKENS, VOCAB, tiny_config
 from datasets import Dataset
+from helpers import SPECIAL_TOKENS, VOCAB, tiny_config
 from safetensors.torch import load_file
 from transformers import AutoModel, TrainerCallback
 
-from prjepa.collator import DataCollatorForPrJepa
 from modeling_prjepa import PrJepaForPreTraining
+from prjepa.collator import DataCollatorForPrJepa
 from prjepa.trainer import PrJepaTrainer, PrJepaTrainingArguments
 
 CLS, SEP = 2, 3
@@ -21,8 +21,10 @@ def token_dataset(num_examples: int = 20, seed: int = 0) -> Dataset:
     """[CLS] words… [SEP] sequences of 6 to 24 tokens."""
     generator = torch.Generator().manual_seed(seed)
     lengths = torch.randint(6, 25, (num_examples,), generator=generator).tolist()
-    rows = [[CLS] + torch.randint(len(SPECIAL_TOKENS), len(VOCAB), (n - 2,), generator=generator).tolist() + [SEP]
-            for n in lengths]
+    rows = [
+        [CLS] + torch.randint(len(SPECIAL_TOKENS), len(VOCAB), (n - 2,), generator=generator).tolist() + [SEP]
+        for n in lengths
+    ]
     return Dataset.from_dict({"input_ids": rows})
 
 
@@ -30,10 +32,22 @@ def make_trainer(tokenizer, output_dir, objective="hybrid", callbacks=(), config
     torch.manual_seed(0)
     config = config or tiny_config(objective=objective, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
     model = PrJepaForPreTraining(config)
-    defaults = dict(output_dir=str(output_dir), per_device_train_batch_size=2, gradient_accumulation_steps=2,
-                    max_steps=8, learning_rate=1e-3, warmup_steps=2, weight_decay=0.05, logging_steps=2,
-                    save_steps=3, seed=7, report_to="none", use_cpu=True, dataloader_num_workers=0,
-                    disable_tqdm=True)
+    defaults = dict(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=2,
+        max_steps=8,
+        learning_rate=1e-3,
+        warmup_steps=2,
+        weight_decay=0.05,
+        logging_steps=2,
+        save_steps=3,
+        seed=7,
+        report_to="none",
+        use_cpu=True,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
     defaults.update(arguments)
     return PrJepaTrainer(
         model=model,
@@ -94,14 +108,16 @@ def test_logs_average_each_window_and_reach_trainer_state(tokenizer, tmp_path):
     trainer = make_trainer(tokenizer, tmp_path, max_steps=4, save_steps=4)
     seen = []
     trainer.model.register_forward_hook(
-        lambda module, inputs, output: seen.append([output.jepa_loss.item(), output.mlm_loss.item(),
-                                                    output.jepa_weight.item()]))
+        lambda module, inputs, output: seen.append(
+            [output.jepa_loss.item(), output.mlm_loss.item(), output.jepa_weight.item()]
+        )
+    )
     trainer.train()
 
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert [entry["step"] for entry in logs] == [2, 4]
     for window, entry in enumerate(logs):  # logging_steps 2 × accumulation 2 = four micro-batches per window
-        values = torch.tensor(seen[4 * window: 4 * window + 4]).mean(0).tolist()
+        values = torch.tensor(seen[4 * window : 4 * window + 4]).mean(0).tolist()
         assert entry["jepa_loss"] == pytest.approx(values[0], rel=1e-5)
         assert entry["mlm_loss"] == pytest.approx(values[1], rel=1e-5)
         assert entry["jepa_weight"] == pytest.approx(values[2], rel=1e-5)
@@ -109,7 +125,8 @@ def test_logs_average_each_window_and_reach_trainer_state(tokenizer, tmp_path):
         assert 1.0 <= entry["effective_rank"] <= 2  # RankMe of a 2-sequence batch
     state = json.loads((tmp_path / "checkpoint-4" / "trainer_state.json").read_text())
     assert [entry.get("jepa_weight") for entry in state["log_history"] if "loss" in entry] == [
-        entry["jepa_weight"] for entry in logs]
+        entry["jepa_weight"] for entry in logs
+    ]
 
 
 def test_non_finite_loss_stops_before_the_weights_change(tokenizer, tmp_path):
