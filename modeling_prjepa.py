@@ -30,9 +30,12 @@ from transformers.utils import ModelOutput
 from transformers.utils.generic import can_return_tuple
 
 try:
-    from .configuration_prjepa import PrJepaConfig
+    from .configuration_prjepa import POOLING_STRATEGIES, PrJepaConfig
 except ImportError:
-    from configuration_prjepa import PrJepaConfig
+    from configuration_prjepa import POOLING_STRATEGIES, PrJepaConfig
+
+# Which of a pretraining checkpoint's encoders the encoder classes load: the online one (default) or the EMA target.
+ENCODERS = ("online", "target")
 
 
 def sinusoidal_position_table(num_positions: int, dim: int) -> torch.Tensor:
@@ -99,7 +102,7 @@ def pool_hidden_states(
         return total / real.sum(dim=1).clamp(min=1).to(hidden_states.dtype)
     if strategy == "max":
         return hidden_states.masked_fill(~real, torch.finfo(hidden_states.dtype).min).amax(dim=1)
-    raise ValueError(f"Unknown pooling strategy {strategy!r}; use 'mean', 'max' or 'cls'.")
+    raise ValueError(f"Unknown pooling strategy {strategy!r}; use one of {POOLING_STRATEGIES}.")
 
 
 class PrJepaPositionEmbeddings(nn.Module):
@@ -525,8 +528,8 @@ class PrJepaPreTrainedModel(PreTrainedModel):
         - a corrupt weights file, or a checkpoint without PrJEPA encoder weights (another architecture), raises
           `ValueError` naming the checkpoint instead of leaving a randomly initialised encoder.
         """
-        if encoder not in ("online", "target"):
-            raise ValueError(f"encoder must be 'online' or 'target', got {encoder!r}.")
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}.")
         if encoder == "target" and not issubclass(cls, PrJepaModel):
             # A model holding a `prjepa.` encoder cannot swap names with key_mapping (the loader falls back to keys
             # that exist in the model), so the target encoder is loaded on its own and put in place.

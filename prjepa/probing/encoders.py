@@ -12,12 +12,11 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from configuration_prjepa import PrJepaConfig
-from modeling_prjepa import PrJepaModel
+from modeling_prjepa import ENCODERS, PrJepaModel
 
 # A PrJEPA pretraining checkpoint's two encoders (`PrJepaModel.from_pretrained(encoder=...)`); any other model has the
 # online one only.
-ONLINE_ENCODER = "online"
-ENCODERS = (ONLINE_ENCODER, "target")
+ONLINE_ENCODER = ENCODERS[0]
 
 
 class LoadedEncoder(NamedTuple):
