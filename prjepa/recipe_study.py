@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 from transformers.trainer_utils import get_last_checkpoint
 
+from .utils import markdown_table
+
 TOKEN_BUDGET = 2_000_000
 SEQUENCE_LENGTH = 128
 EVALUATIONS = 8
@@ -278,16 +280,24 @@ def report(output_dir: str, report_dir: str) -> None:
             indent=1,
         )
     header = ["objective", "positions", "MLM decoder", "LR", "batch", "tokens seen", "validation MLM loss", "chosen"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    table = []
     for row in sorted(rows, key=lambda row: (row["objective"] != "mlm", row["final_validation_mlm_loss"])):
         tokens = f"{row['tokens'] / 1e6:.2f}M" + ("" if row["finished"] else f" of {row['planned_tokens'] / 1e6:.2f}M")
-        lines.append(
-            f"| {row['objective']} | {row['positions']} | {'tied' if row['tied'] else 'untied'} | "
-            f"{row['learning_rate']:g} | {row['batch_size']} | {tokens} | "
-            f"{row['final_validation_mlm_loss']:.3f} | {'**yes**' if row['name'] in chosen.values() else ''} |"
+        decoder = "tied" if row["tied"] else "untied"
+        table.append(
+            [
+                row["objective"],
+                row["positions"],
+                decoder,
+                f"{row['learning_rate']:g}",
+                row["batch_size"],
+                tokens,
+                f"{row['final_validation_mlm_loss']:.3f}",
+                "**yes**" if row["name"] in chosen.values() else "",
+            ]
         )
     with open(os.path.join(report_dir, "study.md"), "w") as file:
-        file.write("\n".join(lines) + "\n")
+        file.write(markdown_table(header, table) + "\n")
 
     figure = Figure(figsize=(8, 5))
     axes = figure.add_subplot()
