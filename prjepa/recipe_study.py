@@ -233,6 +233,33 @@ def runs_in(output_dir: str) -> list[Recipe]:
     return recipes
 
 
+def import_runs(study_file: str, output_dir: str) -> None:
+    """Recreate the finished runs recorded in an earlier report's `study.json` as run folders in `output_dir`.
+
+    The study then resumes on a machine that lost the runs themselves: a recorded run counts as finished and keeps
+    its measured curve, so only the runs missing from the record are trained. A folder already there is left alone.
+    """
+    with open(study_file) as file:
+        study = json.load(file)
+    if (study["token_budget"], study["sequence_length"]) != (TOKEN_BUDGET, SEQUENCE_LENGTH):
+        raise ValueError(
+            f"{study_file} was measured with a {study['token_budget']}-token budget at sequence length "
+            f"{study['sequence_length']}, this study uses {TOKEN_BUDGET} at {SEQUENCE_LENGTH}: its runs cannot be "
+            "compared with new ones. Rerun the study without --import_runs."
+        )
+    for row in study["runs"]:
+        run_dir = os.path.join(output_dir, row["name"])
+        if not row["finished"] or os.path.exists(run_dir):
+            continue
+        os.makedirs(run_dir)
+        tokens_per_step = row["batch_size"] * SEQUENCE_LENGTH
+        history = [{"step": tokens // tokens_per_step, "eval_mlm_loss": loss} for tokens, loss in row["curve"]]
+        with open(os.path.join(run_dir, "trainer_state.json"), "w") as file:
+            json.dump({"log_history": history}, file, indent=1)
+        with open(os.path.join(run_dir, "train_results.json"), "w") as file:
+            json.dump({"imported_from": os.path.abspath(study_file)}, file)
+
+
 def report(output_dir: str, report_dir: str) -> None:
     """`study.json` (every curve), `study.md` (the table) and `mlm_loss_vs_tokens.png` in `report_dir`."""
     import matplotlib
@@ -338,7 +365,15 @@ def main() -> None:
     parser.add_argument("--parallel_runs", type=int, default=2)
     parser.add_argument("--threads_per_run", type=int, default=1)
     parser.add_argument("--report", metavar="DIR", help="Write the table and plot of the finished runs to DIR.")
+    parser.add_argument(
+        "--import_runs",
+        metavar="STUDY_JSON",
+        help="Count the finished runs recorded in an earlier report's study.json as done (their curves as measured) "
+        "and train only the rest.",
+    )
     args = parser.parse_args()
+    if args.import_runs:
+        import_runs(args.import_runs, args.output_dir)
     if args.report is None:
         if args.train_file is None or args.validation_file is None:
             parser.error("--train_file and --validation_file are needed to train.")

@@ -66,3 +66,21 @@ def test_report_parses_every_run_back_and_chooses_the_lowest_final_loss_per_obje
     table = (tmp_path / "report" / "study.md").read_text()
     assert "| 6.100 | **yes** |" in table and "| 6.500 |  |" in table and "of " in table  # the unfinished run
     assert (tmp_path / "report" / "mlm_loss_vs_tokens.png").stat().st_size > 0
+
+
+def test_imported_runs_count_as_finished_with_their_recorded_curves(tmp_path):
+    recipe = Recipe(positions="learned", tied=True, batch_size=16)
+    fake_run(tmp_path / "runs", recipe, [7.0, 6.3], finished=True)
+    fake_run(tmp_path / "runs", Recipe(), [7.0], finished=False)  # unfinished: not recorded as done
+    recipe_study.report(str(tmp_path / "runs"), str(tmp_path / "report"))
+
+    recipe_study.import_runs(str(tmp_path / "report" / "study.json"), str(tmp_path / "fresh"))
+    assert recipe_study.runs_in(str(tmp_path / "fresh")) == [recipe]
+    assert recipe_study.is_finished(recipe, str(tmp_path / "fresh"))
+    assert recipe_study.validation_curve(recipe, str(tmp_path / "fresh")) == [(16 * 128, 7.0), (32 * 128, 6.3)]
+
+
+def test_import_refuses_a_study_measured_on_another_budget(tmp_path):
+    (tmp_path / "study.json").write_text(json.dumps({"token_budget": 1, "sequence_length": 128, "runs": []}))
+    with pytest.raises(ValueError, match="1-token budget"):
+        recipe_study.import_runs(str(tmp_path / "study.json"), str(tmp_path / "runs"))
