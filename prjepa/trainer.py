@@ -7,8 +7,10 @@ uninterrupted one.
 """
 
 import copy
+import json
 import math
 import os
+import shutil
 from dataclasses import dataclass, field
 
 import torch
@@ -38,6 +40,60 @@ class PrJepaTrainingArguments(TrainingArguments):
         default=False,
         metadata={"help": "Start from scratch in an output directory that already holds files or checkpoints."},
     )
+    snapshot_steps: list[int] = field(
+        default_factory=list,
+        metadata={
+            "help": "Optimizer steps after which the model is kept in <output_dir>/snapshot-<step> (0: the "
+            "initialisation), whatever --save_total_limit deletes: the points of curves along the run."
+        },
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if any(step < 0 for step in self.snapshot_steps):
+            raise ValueError(f"--snapshot_steps must be optimizer steps ≥ 0, got {self.snapshot_steps}.")
+        if self.max_steps > 0 and max(self.snapshot_steps, default=0) > self.max_steps:
+            raise ValueError(
+                f"--snapshot_steps {self.snapshot_steps} asks for a step after the last one (--max_steps "
+                f"{self.max_steps}); the final model is saved in --output_dir anyway."
+            )
+
+
+SNAPSHOT_STATE = "snapshot_state.json"
+
+
+def snapshot_dir(output_dir: str, step: int) -> str:
+    return os.path.join(output_dir, f"snapshot-{step}")
+
+
+class SnapshotCallback(TrainerCallback):
+    """Saves the model and tokenizer after each of `args.snapshot_steps` (step 0 before any update) into
+    `snapshot_dir(output_dir, step)`, with `SNAPSHOT_STATE` recording the step and the tokens seen.
+
+    A snapshot is written under a temporary name and renamed when complete, so a folder that exists is whole; one
+    that exists is kept (a resumed run does not rewrite the steps it already passed).
+    """
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step == 0:
+            self._save(args, state, **kwargs)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._save(args, state, **kwargs)
+
+    @staticmethod
+    def _save(args, state, model=None, processing_class=None, **kwargs) -> None:
+        final = snapshot_dir(args.output_dir, state.global_step)
+        if state.global_step not in args.snapshot_steps or not state.is_world_process_zero or os.path.isdir(final):
+            return
+        partial = final + ".partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        model.save_pretrained(partial)
+        if processing_class is not None:
+            processing_class.save_pretrained(partial)
+        with open(os.path.join(partial, SNAPSHOT_STATE), "w") as file:
+            json.dump({"step": state.global_step, "num_input_tokens_seen": state.num_input_tokens_seen}, file)
+        os.replace(partial, final)
 
 
 class TargetEncoderEmaCallback(TrainerCallback):
@@ -84,6 +140,8 @@ class PrJepaTrainer(Trainer):
         self.hybrid = self.model.config.objective == "hybrid"
         if self.hybrid:
             self.add_callback(TargetEncoderEmaCallback())
+        if self.args.snapshot_steps:  # after the EMA update, so a snapshot's target encoder is that step's
+            self.add_callback(SnapshotCallback())
         self._windows = {mode: self._empty_window() for mode in ("train", "eval")}
         self._last_pooled_embeddings: torch.Tensor | None = None
 

@@ -126,6 +126,29 @@ def test_collapsed_features_have_uniformity_exactly_zero():
     assert "zero variance" in metrics["effective_rank"]["not_applicable"]
 
 
+def test_centred_uniformity_sees_the_spread_that_a_shared_offset_hides():
+    spread = sphere(400, 32, seed=1)
+    anisotropic = spread + 20 * sphere(1, 32, seed=2)  # one direction shared by every feature dominates
+    raw = geometry_metrics(anisotropic, num_resamples=20)["metrics"]
+    assert raw["uniformity"]["value"] > -0.05 and raw["anisotropy"]["value"] > 0.99
+    # Brute force on the centred, normalised features: the log mean kernel over distinct pairs.
+    centred = unit_rows(spread - spread.mean(axis=0))
+    kernel = [math.exp(-2 * np.sum((centred[i] - centred[j]) ** 2)) for i, j in itertools.combinations(range(400), 2)]
+    expected = math.log(sum(kernel) / len(kernel))
+    assert raw["centred_uniformity"]["value"] == pytest.approx(expected, rel=1e-9)
+    assert expected < -3  # the spread the raw value hid
+    low, high = raw["centred_uniformity"]["ci95"]
+    assert low <= expected <= high
+
+
+def test_centred_uniformity_of_collapsed_features_is_not_applicable_and_so_is_its_ratio():
+    collapsed = np.tile(np.random.default_rng(0).standard_normal(16), (50, 1))
+    comparison = compare_models({"a": collapsed, "b": sphere(50, 16)}, ratio=("a", "b"), num_resamples=10)
+    assert "equals the mean feature" in comparison["models"]["a"]["metrics"]["centred_uniformity"]["not_applicable"]
+    assert comparison["centred_uniformity_ratio"]["value"] is None
+    assert comparison["uniformity_ratio"]["value"] == 0.0
+
+
 def test_uniform_sphere_has_uniformity_near_minus_four():
     dim = 512
     # E exp(−2‖x − y‖²) = e^−4 E exp(4⟨x, y⟩) ≈ e^(−4 + 8/dim) for ⟨x, y⟩ ~ N(0, 1/dim).
@@ -374,8 +397,10 @@ def test_markdown_summary(two_models):
         num_resamples=10,
     )
     text = render_markdown({"SST-2": {"mean": comparison}, "CoLA": {"attention": single_class}})
-    ratio = comparison["uniformity_ratio"]
-    assert f"hybrid / mlm: {ratio['value']:.4g} [{ratio['ci95'][0]:.4g}, {ratio['ci95'][1]:.4g}]" in text
+    for name in ("uniformity", "centred_uniformity"):
+        ratio = comparison[f"{name}_ratio"]
+        assert f"hybrid / mlm: {ratio['value']:.4g} [{ratio['ci95'][0]:.4g}, {ratio['ci95'][1]:.4g}]" in text
+    assert "### uniformity after subtracting the mean feature" in text
     assert "## SST-2 — mean pooling" in text and "## CoLA — attention pooling" in text
     assert "n/a (a single class: inter-class distances need at least two classes)" in text
     assert "⚠ only 30 samples" in text

@@ -202,3 +202,37 @@ def test_collapse_signal_equals_the_geometry_packages_effective_rank():
     assert collapse_signal(embeddings) == pytest.approx(expected, rel=1e-5)
     assert 1.5 < expected < 12
     assert collapse_signal(embeddings[:1].repeat(5, 1)) == 0.0  # every embedding identical
+
+
+def test_snapshots_keep_the_initialisation_and_the_requested_steps_exactly(tokenizer, tmp_path):
+    straight = make_trainer(tokenizer, tmp_path / "straight", snapshot_steps=[0, 3, 6])
+    initial = {key: value.clone() for key, value in straight.model.state_dict().items()}
+    straight.train()
+    snapshots = {step: tmp_path / "straight" / f"snapshot-{step}" for step in (0, 3, 6)}
+    assert sorted(path.name for path in (tmp_path / "straight").glob("snapshot-*")) == sorted(
+        path.name for path in snapshots.values()
+    )
+    for key, value in load_file(str(snapshots[0] / "model.safetensors")).items():
+        torch.testing.assert_close(value, initial[key], rtol=0, atol=0, msg=key)
+    checkpoint = load_file(str(tmp_path / "straight" / "checkpoint-3" / "model.safetensors"))
+    assert load_file(str(snapshots[3] / "model.safetensors")).keys() == checkpoint.keys()
+    for key, value in load_file(str(snapshots[3] / "model.safetensors")).items():
+        torch.testing.assert_close(value, checkpoint[key], rtol=0, atol=0, msg=key)
+    state = json.loads((snapshots[6] / "snapshot_state.json").read_text())
+    logged_at_step_6 = next(entry for entry in straight.state.log_history if entry["step"] == 6)
+    assert state == {"step": 6, "num_input_tokens_seen": logged_at_step_6["num_input_tokens_seen"]}
+    assert AutoModel.from_pretrained(snapshots[6], trust_remote_code=True) is not None
+
+    # A run resumed past step 0 adds the later snapshots only, equal to the uninterrupted run's.
+    resumed = make_trainer(tokenizer, tmp_path / "resumed", snapshot_steps=[0, 3, 6])
+    resumed.train(resume_from_checkpoint=str(tmp_path / "straight" / "checkpoint-3"))
+    assert [path.name for path in (tmp_path / "resumed").glob("snapshot-*")] == ["snapshot-6"]
+    expected = load_file(str(snapshots[6] / "model.safetensors"))
+    for key, value in load_file(str(tmp_path / "resumed" / "snapshot-6" / "model.safetensors")).items():
+        torch.testing.assert_close(value, expected[key], rtol=0, atol=0, msg=key)
+
+
+@pytest.mark.parametrize("steps, message", [([-1], "≥ 0"), ([9], "after the last one")])
+def test_snapshot_steps_outside_the_run_are_refused(tmp_path, steps, message):
+    with pytest.raises(ValueError, match=message):
+        PrJepaTrainingArguments(output_dir=str(tmp_path), max_steps=8, snapshot_steps=steps, use_cpu=True)

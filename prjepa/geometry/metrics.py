@@ -32,6 +32,7 @@ METRIC_NAMES = {
     "probe_gap": "semantic − token probe",
     "alignment": "alignment",
     "uniformity": "uniformity",
+    "centred_uniformity": "uniformity after subtracting the mean feature",
     "intra_class_distance": "intra-class distance",
     "inter_class_distance": "inter-class distance",
     "intra_inter_ratio": "intra / inter ratio",
@@ -68,6 +69,20 @@ def unit_rows(features: np.ndarray) -> np.ndarray:
             "drop those samples or check the pooling (e.g. a text with no real tokens)."
         )
     return features / norms
+
+
+def centred_unit_rows(features: np.ndarray) -> np.ndarray:
+    """L2-normalised rows of `(num_samples, dim)` after subtracting the mean feature.
+
+    Anisotropy (every feature sharing one large common direction) pushes raw uniformity toward 0 whatever the
+    features' spread around that direction; centring measures that spread alone. A feature equal to the mean has no
+    direction: then the metric does not apply (every feature is the mean once the representation has collapsed).
+    """
+    centred = features - features.mean(axis=0)
+    norms = np.linalg.norm(centred, axis=1)
+    if (norms <= ZERO_VARIANCE_TOLERANCE * max(np.linalg.norm(features, axis=1).max(), 1.0)).any():
+        raise NotApplicable("a feature equals the mean feature, so it has no direction once centred")
+    return centred / norms[:, None]
 
 
 def class_codes(labels: Sequence | np.ndarray, num_samples: int, name: str = "labels") -> np.ndarray:

@@ -18,6 +18,7 @@ from .metrics import (
     alignment_replicates,
     anisotropy,
     as_feature_matrix,
+    centred_unit_rows,
     class_codes,
     class_distances,
     principal_components,
@@ -29,6 +30,8 @@ from .metrics import (
 )
 
 MIN_RELIABLE_SAMPLES = 50  # below it, an entry carries a warning beside its number
+# The uniformities compared between models as ratios, each under the key `<name>_ratio` of a comparison.
+UNIFORMITIES = ("uniformity", "centred_uniformity")
 
 
 def _estimate_entry(point_and_replicates: np.ndarray) -> dict[str, Any]:
@@ -88,15 +91,23 @@ def _geometry_and_uniformity(
     token_labels: Sequence | np.ndarray | None,
     weights: np.ndarray,
     seed: int,
-) -> tuple[dict[str, Any], np.ndarray]:
-    """`geometry_metrics` under the given resample weights `(num_resamples, num_samples)`, plus the uniformity point
-    estimate followed by its replicates `(1 + num_resamples,)`, for ratios between models."""
+) -> tuple[dict[str, Any], dict[str, np.ndarray | None]]:
+    """`geometry_metrics` under the given resample weights `(num_resamples, num_samples)`, plus, for each of
+    `UNIFORMITIES`, its point estimate followed by its replicates `(1 + num_resamples,)` (None where it does not
+    apply), for ratios between models.
+
+    The centred uniformity subtracts the sample's mean feature once; its CI therefore leaves out the mean's own
+    sampling error, which is O(1/N) against the O(1/√N) of the uniformity itself."""
     features = as_feature_matrix(features)
     num_samples, dim = features.shape
     unit_features = unit_rows(features)
     codes = None if labels is None else class_codes(labels, num_samples)
     weights_with_point = np.vstack([np.ones(num_samples), weights])
-    uniformity = uniformity_replicates(unit_features, weights_with_point)
+    replicates: dict[str, np.ndarray | None] = {"uniformity": uniformity_replicates(unit_features, weights_with_point)}
+    centred = _entries(["centred_uniformity"], lambda: [{"value": centred_unit_rows(features)}])["centred_uniformity"]
+    replicates["centred_uniformity"] = (
+        None if centred["value"] is None else uniformity_replicates(centred["value"], weights_with_point)
+    )
 
     def probe(targets: Sequence | np.ndarray | None, what: str) -> dict[str, Any]:
         return _probe_entry(probe_accuracy(features, _require(targets, what), seed=seed))
@@ -111,7 +122,10 @@ def _geometry_and_uniformity(
             _estimate_entry(alignment_replicates(unit_features, _require(codes, "task labels"), weights_with_point))
         ],
     )
-    metrics["uniformity"] = _estimate_entry(uniformity)
+    metrics["uniformity"] = _estimate_entry(replicates["uniformity"])
+    metrics["centred_uniformity"] = (
+        centred if centred["value"] is None else _estimate_entry(replicates["centred_uniformity"])
+    )
     metrics |= _entries(
         CLASS_DISTANCE_KEYS, lambda: _class_distance_entries(unit_features, _require(codes, "task labels"))
     )
@@ -127,7 +141,7 @@ def _geometry_and_uniformity(
         "bootstrap": {"num_resamples": len(weights), "seed": seed, "interval": "95% percentile"},
         "metrics": {key: metrics[key] for key in METRIC_NAMES},
     }
-    return summary, uniformity
+    return summary, replicates
 
 
 def geometry_metrics(
@@ -152,8 +166,10 @@ def geometry_metrics(
     return _geometry_and_uniformity(features, labels, token_labels, weights, seed)[0]
 
 
-def _uniformity_ratio_entry(numerator: np.ndarray, denominator: np.ndarray) -> dict[str, Any]:
+def _uniformity_ratio_entry(numerator: np.ndarray | None, denominator: np.ndarray | None) -> dict[str, Any]:
     """Ratio of two models' uniformity `(1 + num_resamples,)` (point estimate first), resample by resample."""
+    if numerator is None or denominator is None:
+        raise NotApplicable("a model's uniformity is not applicable")
     if denominator[0] == 0:
         raise NotApplicable("the denominator model's uniformity is 0 (its features collapsed to one point)")
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -170,13 +186,15 @@ def compare_models(
     seed: int = 0,
 ) -> dict[str, Any]:
     """`geometry_metrics` for several models' features of the same texts (one dataset and pooling), on shared
-    resamples, plus the paired uniformity ratio `ratio = (numerator, denominator)`, e.g. `("hybrid", "mlm")`.
+    resamples, plus the paired ratios of each of `UNIFORMITIES` for `ratio = (numerator, denominator)`, e.g.
+    `("hybrid", "mlm")`.
 
     features_by_model: name → `(num_samples, dim_of_that_model)`, rows aligned (row i is the same text for every
     model). The ratio's CI is a paired bootstrap: each resample draws the same texts for both models, so the
     variation the models share (which texts are hard) cancels. As in the paper, ratio > 1 means the numerator is
     the more uniform (its uniformity is further below 0). Returns `{"num_samples", "models": {name: metrics},
-    "uniformity_ratio": {"numerator", "denominator", "value", "ci95"}}` (the last only with `ratio`).
+    "uniformity_ratio": {"numerator", "denominator", "value", "ci95"}, "centred_uniformity_ratio": {...}}` (the
+    ratios only with `ratio`).
     """
     sizes = {name: np.shape(features)[0] for name, features in features_by_model.items()}
     if not sizes or len(set(sizes.values())) != 1:
@@ -191,13 +209,10 @@ def compare_models(
     comparison: dict[str, Any] = {"num_samples": num_samples, "models": models}
     if ratio is not None:
         numerator, denominator = ratio
-        replicates = uniformity[numerator], uniformity[denominator]
-        entry = _entries(["uniformity_ratio"], lambda: [_uniformity_ratio_entry(*replicates)])
-        comparison["uniformity_ratio"] = {
-            "numerator": numerator,
-            "denominator": denominator,
-            **entry["uniformity_ratio"],
-        }
+        for name in UNIFORMITIES:
+            pair = uniformity[numerator][name], uniformity[denominator][name]
+            entry = _entries([name], lambda pair=pair: [_uniformity_ratio_entry(*pair)])[name]
+            comparison[f"{name}_ratio"] = {"numerator": numerator, "denominator": denominator, **entry}
     return comparison
 
 
@@ -233,19 +248,28 @@ def render_markdown(
         "95% bootstrap percentile intervals in brackets; ⚠ marks an estimate from few samples.",
         "",
     ]
-    overview = []
-    for dataset, by_pooling in results.items():
-        for pooling, comparison in by_pooling.items():
-            ratio = comparison.get("uniformity_ratio")
-            ratio_text = (
-                [] if ratio is None else [f"{ratio['numerator']} / {ratio['denominator']}: {format_entry(ratio)}"]
-            )
-            uniformity = [format_entry(metrics["metrics"]["uniformity"]) for metrics in comparison["models"].values()]
-            overview.append([dataset, pooling, *uniformity, *ratio_text])
     first = next(iter(next(iter(results.values())).values()))
-    ratio_header = ["ratio (> 1: numerator more uniform)"] if "uniformity_ratio" in first else []
-    lines += ["## Uniformity (lower is more uniform)", ""]
-    lines += [markdown_table(["dataset", "pooling", *first["models"], *ratio_header], overview), ""]
+    lines += [
+        "## Uniformity (lower is more uniform)",
+        "",
+        "Raw uniformity, then uniformity after subtracting the mean feature: anisotropy (one direction shared by "
+        "every feature) drives raw uniformity toward 0 however the features spread around it, which the centred "
+        "value measures alone.",
+        "",
+    ]
+    for name in UNIFORMITIES:
+        overview = []
+        for dataset, by_pooling in results.items():
+            for pooling, comparison in by_pooling.items():
+                ratio = comparison.get(f"{name}_ratio")
+                ratio_text = (
+                    [] if ratio is None else [f"{ratio['numerator']} / {ratio['denominator']}: {format_entry(ratio)}"]
+                )
+                values = [format_entry(metrics["metrics"][name]) for metrics in comparison["models"].values()]
+                overview.append([dataset, pooling, *values, *ratio_text])
+        ratio_header = ["ratio (> 1: numerator more uniform)"] if f"{name}_ratio" in first else []
+        lines += [f"### {METRIC_NAMES[name]}", ""]
+        lines += [markdown_table(["dataset", "pooling", *first["models"], *ratio_header], overview), ""]
     for dataset, by_pooling in results.items():
         for pooling, comparison in by_pooling.items():
             models = comparison["models"]
