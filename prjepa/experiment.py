@@ -7,8 +7,10 @@ GLUE, analyse their geometry, and write a comparison a paper can cite.
         --glue_path ../shared/data/glue --tokenizer_name ../shared/tokenizers/bert-base-uncased
 
 The two pretraining runs differ only in `--objective`: same model size, data order, masks (the collator draws the MLM
-masks before the JEPA blocks from the same seeded stream), steps, tokens and seeds. `--seeds N` repeats everything
-per seed and reports mean ± standard deviation. Every stage writes its outputs once; rerunning continues where an
+masks before the JEPA blocks from the same seeded stream), steps, tokens and seeds. Both start from the same
+encoder weights (same seed), kept as each run's `snapshot-0`: probed and analysed as a third column, this
+random-init control shows what pretraining added. Snapshots along the run are probed on a few tasks for curves of
+score against tokens seen. `--seeds N` repeats everything per seed and reports mean ± standard deviation. Every stage writes its outputs once; rerunning continues where an
 interruption stopped (a pretraining run resumes from its last checkpoint) and reuses what is finished, and a stage
 whose recorded settings differ from the current ones is refused rather than overwritten.
 
@@ -21,7 +23,6 @@ import json
 import os
 import platform
 import shlex
-import statistics
 import subprocess
 import sys
 import time
@@ -31,19 +32,28 @@ from typing import Any
 import torch
 from transformers import HfArgumentParser
 
-from .utils import library_versions, markdown_table
+from .curves import plot_probe_curves, plot_training_logs, probe_curves, training_logs
+from .trainer import snapshot_dir
+from .utils import library_versions, markdown_table, mean_and_spread
 
-STAGES = ("pretrain", "probe", "analysis", "report")
+STAGES = ("pretrain", "probe", "analysis", "curves", "report")
 # The two encoders compared, by objective (configuration_prjepa.OBJECTIVES lists every objective there is). Hybrid
 # comes first wherever both are listed, so that the analysis's uniformity ratio is hybrid / MLM-only.
 HYBRID, MLM_ONLY = "hybrid", "mlm"
 COMPARED_OBJECTIVES = (HYBRID, MLM_ONLY)
+# The random-init control: the same architecture at the runs' shared initialisation (same seed).
+CONTROL = "random-init"
+COMPARED_MODELS = (*COMPARED_OBJECTIVES, CONTROL)
 # Every stage runs as its own command, as commands.sh records it: `python -m <module> <arguments>`.
 PRETRAINING_MODULE = "prjepa.pretraining"
 PROBE_MODULE = "prjepa.probing.glue_probe"
 ANALYSIS_MODULE = "prjepa.geometry.analysis"
 # A CPU run estimated above this needs --allow_long_run.
 LONG_RUN_HOURS = 3.0
+# glibc keeps the memory a training step frees for the next one instead of returning it to the system and faulting
+# it back in (benchmarks/bench_allocator.py measures the effect side by side): no allocation is mmap'd (each would be
+# unmapped on free), and the heap is trimmed only above 16 GiB of free memory at its top.
+KEEP_FREED_MEMORY = "glibc.malloc.trim_threshold=17179869184:glibc.malloc.mmap_max=0"
 
 
 @dataclass(frozen=True)
@@ -70,14 +80,30 @@ class ExperimentPreset:
     analysis_max_samples: int = 1000
     analysis_max_train_samples: int = 5000  # training texts for the weighted and attention poolers
     analysis_poolings: tuple[str, ...] = ("mean", "max", "weighted", "attention")
-    # Measured seconds per hybrid optimizer step (MLM-only takes about half), and per probe + analysis per seed.
+    # Where along the run the weights are kept for the curves, as fractions of the steps; 0 (the initialisation) is
+    # also the random-init control. The curves' last point is the finished encoder.
+    snapshot_fractions: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75)
+    curve_tasks: tuple[str, ...] = ("sst2", "stsb")
+    # Measured seconds per hybrid optimizer step (MLM-only takes about half), and per probe + analysis + curves per
+    # seed.
     cpu_seconds_per_step: float = 0.0
     gpu_seconds_per_step: float = 0.0
     evaluation_seconds: float = 0.0
 
+    def __post_init__(self):
+        if 0.0 not in self.snapshot_fractions or not all(0 <= f < 1 for f in self.snapshot_fractions):
+            raise ValueError(
+                f"snapshot_fractions {self.snapshot_fractions} must include 0 (the initialisation, which is the "
+                "random-init control) and lie in [0, 1) (the finished encoder is the curves' last point anyway)."
+            )
+
     @property
     def steps(self) -> int:
         return self.max_steps if self.max_steps > 0 else self.planned_steps
+
+    @property
+    def snapshot_steps(self) -> list[int]:
+        return sorted({round(fraction * self.steps) for fraction in self.snapshot_fractions})
 
     def estimated_hours(self, device: str) -> float:
         per_step = self.gpu_seconds_per_step if device == "cuda" else self.cpu_seconds_per_step
@@ -86,18 +112,23 @@ class ExperimentPreset:
 
 EXPERIMENT_PRESETS = {
     "cpu": ExperimentPreset(
-        description="mini encoder (256/4/4), 300 steps of 16 × 128 tokens from local text; about an hour on 2 cores",
+        description="mini encoder (256/4/4) with learned positions and a tied MLM decoder (the recipe study's "
+        "choice, results/recipe-study), 900 steps of 32 × 128 tokens (3.7M tokens) from local text; about 70 "
+        "minutes per seed on 2 cores",
         model_preset="mini",
         max_seq_length=128,
-        per_device_train_batch_size=16,
-        max_steps=300,
-        learning_rate=5e-4,
+        per_device_train_batch_size=32,
+        max_steps=900,
+        learning_rate=1e-3,
         warmup_steps=0.1,
         lr_scheduler_type="cosine",
         weight_decay=0.05,
-        cpu_seconds_per_step=5.0,
+        # A deliberate difference from the original's recipe (which the paper preset keeps): its fixed sin/cos
+        # table and untied decoder stay on the unigram plateau at this budget.
+        config_overrides="position_embedding_type=learned,tie_word_embeddings=True",
+        cpu_seconds_per_step=2.05,
         gpu_seconds_per_step=0.05,
-        evaluation_seconds=1200,
+        evaluation_seconds=1100,
     ),
     "paper": ExperimentPreset(
         description="the original's configuration (SPEC §5): 512/6/8 encoder, predictor 192 × 6, WikiText-103, batch 64 "
@@ -139,8 +170,16 @@ class ExperimentArguments:
     launcher: str = field(
         default="", metadata={"help": "Prefix for the pretraining command, e.g. 'accelerate launch --num_processes 4'."}
     )
+    keep_freed_memory: bool = field(
+        default=True,
+        metadata={
+            "help": f"Pretrain with GLIBC_TUNABLES={KEEP_FREED_MEMORY} (glibc only; ignored elsewhere): faster CPU "
+            "steps and fewer page faults for somewhat more peak memory. --keep_freed_memory false turns it off."
+        },
+    )
     allow_long_run: bool = field(
-        default=False, metadata={"help": f"Run even when the estimate on this machine exceeds {LONG_RUN_HOURS} h."}
+        default=False,
+        metadata={"help": f"Run even when the estimate per seed on this machine exceeds {LONG_RUN_HOURS} h."},
     )
 
     def __post_init__(self):
@@ -166,6 +205,19 @@ class Experiment:
 
     def checkpoint(self, seed: int, objective: str) -> str:
         return os.path.join(self.work, f"seed-{seed}", objective)
+
+    def models(self, seed: int) -> dict[str, str]:
+        """The compared encoders' folders by column: both finished runs and the random-init control (the MLM-only
+        run's initialisation, which equals the hybrid run's encoder at step 0)."""
+        return {
+            **{objective: self.checkpoint(seed, objective) for objective in COMPARED_OBJECTIVES},
+            CONTROL: snapshot_dir(self.checkpoint(seed, MLM_ONLY), 0),
+        }
+
+    def curve_points(self, seed: int, objective: str) -> dict[int, str]:
+        """Step → the folder probed at that step of the run: its snapshots, then the finished encoder."""
+        run = self.checkpoint(seed, objective)
+        return {**{step: snapshot_dir(run, step) for step in self.preset.snapshot_steps}, self.preset.steps: run}
 
     def seed_results(self, seed: int, stage: str) -> str:
         return os.path.join(self.results, f"seed-{seed}", stage)
@@ -216,7 +268,13 @@ class Experiment:
             "--data_seed",
             str(seed),
             "--logging_steps",
-            "10",
+            str(max(min(10, preset.steps // 20), 1)),  # every 10 steps, and 20 points on a short run
+            "--snapshot_steps",
+            *map(str, preset.snapshot_steps),
+            "--eval_strategy",
+            "steps",
+            "--eval_steps",
+            str(max(preset.steps // 4, 1)),
             "--save_steps",
             "50",
             "--save_total_limit",
@@ -239,12 +297,19 @@ class Experiment:
         script = ["run_pretrain.py"] if portable else ["-m", PRETRAINING_MODULE]
         return [*launcher, *script, *self.pretraining_arguments(seed, objective)]
 
-    def probe_arguments(self, seed: int) -> list[str]:
+    def probe_arguments(self, seed: int, stage: str = "probe") -> list[str]:
+        """run_glue_probe.py's command line: the compared encoders on every probe task (`stage="probe"`), or every
+        point along both runs on the curve tasks (`stage="curves"`)."""
+        if stage == "probe":
+            models, tasks = list(self.models(seed).values()), self.preset.probe_tasks
+        else:
+            models = [path for objective in COMPARED_OBJECTIVES for path in self.curve_points(seed, objective).values()]
+            tasks = self.preset.curve_tasks
         return [
             "--model_name_or_path",
-            *(self.checkpoint(seed, objective) for objective in COMPARED_OBJECTIVES),
+            *models,
             "--task_name",
-            *self.preset.probe_tasks,
+            *tasks,
             "--glue_path",
             self.args.glue_path,
             "--max_train_samples",
@@ -254,13 +319,13 @@ class Experiment:
             "--cache_dir",
             os.path.join(self.work, "features"),
             "--output_dir",
-            self.seed_results(seed, "probe"),
+            self.seed_results(seed, stage),
         ]
 
     def analysis_arguments(self, seed: int) -> list[str]:
         return [
             "--models",
-            *(f"{objective}={self.checkpoint(seed, objective)}" for objective in COMPARED_OBJECTIVES),
+            *(f"{label}={path}" for label, path in self.models(seed).items()),
             "--task_name",
             *self.preset.analysis_tasks,
             "--glue_path",
@@ -280,7 +345,9 @@ class Experiment:
         ]
 
 
-def run_stage(name: str, directory: str, settings: list[str], marker: str, command: list[str]) -> float:
+def run_stage(
+    name: str, directory: str, settings: list[str], marker: str, command: list[str], env: dict[str, str] | None = None
+) -> float:
     """Runs `command` unless `directory/marker` shows the stage finished with the same settings; returns seconds spent.
 
     The settings are recorded beside the outputs; finished outputs from other settings are never overwritten.
@@ -298,7 +365,7 @@ def run_stage(name: str, directory: str, settings: list[str], marker: str, comma
         return 0.0
     print(f"[{name}] running: {directory}")
     start = time.time()
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, env=env)
     seconds = time.time() - start
     with open(record, "w") as file:
         json.dump({"settings": settings, "seconds": seconds}, file, indent=2)
@@ -310,7 +377,16 @@ def stage_seconds(directory: str) -> float:
         return json.load(file)["seconds"]
 
 
+def pretraining_environment(keep_freed_memory: bool) -> dict[str, str]:
+    environment = dict(os.environ)
+    if keep_freed_memory and platform.libc_ver()[0] == "glibc":
+        tunables = [environment.get("GLIBC_TUNABLES", ""), KEEP_FREED_MEMORY]
+        environment["GLIBC_TUNABLES"] = ":".join(filter(None, tunables))
+    return environment
+
+
 def pretrain(experiment: Experiment, seed: int) -> None:
+    environment = pretraining_environment(experiment.args.keep_freed_memory)
     for objective in COMPARED_OBJECTIVES:
         run_stage(
             f"pretrain {objective} seed {seed}",
@@ -318,6 +394,7 @@ def pretrain(experiment: Experiment, seed: int) -> None:
             experiment.pretraining_arguments(seed, objective),
             "train_results.json",
             experiment.pretraining_command(seed, objective),
+            env=environment,
         )
 
 
@@ -326,6 +403,31 @@ def probe(experiment: Experiment, seed: int) -> None:
     run_stage(
         f"probe seed {seed}",
         experiment.seed_results(seed, "probe"),
+        arguments,
+        "results.json",
+        [sys.executable, "-m", PROBE_MODULE, *arguments],
+    )
+
+
+def curves(experiment: Experiment, seed: int) -> None:
+    """Probes every point along both runs on the curve tasks; a point that was not kept is an error naming it."""
+    missing = [
+        f"{objective} step {step} ({path})"
+        for objective in COMPARED_OBJECTIVES
+        for step, path in experiment.curve_points(seed, objective).items()
+        if not os.path.isdir(path)
+    ]
+    if missing:
+        raise FileNotFoundError(
+            f"The curves of seed {seed} need checkpoints that are missing: {', '.join(missing)}. The pretraining "
+            f"stage keeps them (--snapshot_steps {' '.join(map(str, experiment.preset.snapshot_steps))}); a run "
+            "trained without them, or that did not reach the step, cannot give them: delete that run's folder to "
+            "pretrain it again, or leave out the curves with --stages pretrain probe analysis report."
+        )
+    arguments = experiment.probe_arguments(seed, stage="curves")
+    run_stage(
+        f"curves seed {seed}",
+        experiment.seed_results(seed, "curves"),
         arguments,
         "results.json",
         [sys.executable, "-m", PROBE_MODULE, *arguments],
@@ -359,16 +461,18 @@ def check_budget(experiment: Experiment) -> None:
     """Prints the budget, and refuses a run this machine would take days over unless asked for explicitly."""
     preset, args = experiment.preset, experiment.args
     tokens = preset.steps * preset.per_device_train_batch_size * preset.max_seq_length
-    hours = experiment.preset.estimated_hours(experiment.device) * args.seeds
+    hours = experiment.preset.estimated_hours(experiment.device)
     print(
         f"Preset {args.preset!r}: {preset.description}.\n"
         f"Per seed and objective: {preset.steps:,} steps × {preset.per_device_train_batch_size} × "
         f"{preset.max_seq_length} tokens = up to {tokens:,} tokens per process. Seeds: {args.seeds}. "
-        f"Estimated wall time on this machine ({experiment.device}): {hours:.1f} h."
+        f"Estimated wall time on this machine ({experiment.device}): {hours:.1f} h per seed, {hours * args.seeds:.1f} h "
+        "in all."
     )
     if experiment.device == "cpu" and hours > LONG_RUN_HOURS and not args.allow_long_run and "pretrain" in args.stages:
         raise SystemExit(
-            f"The {args.preset!r} preset would take about {hours:.0f} h ({hours / 24:.1f} days) on this CPU machine. "
+            f"The {args.preset!r} preset would take about {hours:.0f} h ({hours / 24:.1f} days) per seed on this CPU "
+            "machine. "
             "Run it on a GPU, choose --preset cpu, or pass --allow_long_run to start anyway."
         )
 
@@ -387,14 +491,6 @@ ORIGINAL_UNIFORMITY = {
 }
 
 
-def mean_and_spread(values: list[float]) -> dict[str, float]:
-    return {
-        "mean": statistics.fmean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-        "values": values,
-    }
-
-
 def exceeds_spread(first: dict[str, float], second: dict[str, float]) -> bool | None:
     """Whether the difference of two seed means is larger than the sum of their standard deviations (needs ≥ 2
     seeds; `None` otherwise)."""
@@ -403,82 +499,139 @@ def exceeds_spread(first: dict[str, float], second: dict[str, float]) -> bool | 
     return abs(first["mean"] - second["mean"]) > first["std"] + second["std"]
 
 
+def paired_difference(first: list[float], second: list[float]) -> dict[str, Any]:
+    """Seed statistics of the per-seed differences `first[i] − second[i]`."""
+    return mean_and_spread([a - b for a, b in zip(first, second, strict=True)])
+
+
+def read_json(directory: str, name: str) -> Any:
+    with open(os.path.join(directory, name)) as file:
+        return json.load(file)
+
+
 def probe_comparison(experiment: Experiment) -> list[dict[str, Any]]:
-    """One row per (task, split, metric): per-objective seed statistics of the score × 100 (mean pooling)."""
+    """One row per (task, split, metric): each compared model's seed statistics of the score × 100 (mean pooling),
+    the hybrid − MLM-only difference and each pretrained encoder's per-seed gain over the random-init control."""
     scores: dict[tuple[str, str, str], dict[str, list[float]]] = {}
     for seed in range(experiment.args.seeds):
-        with open(os.path.join(experiment.seed_results(seed, "probe"), "results.json")) as file:
-            models = json.load(file)["models"]
-        objective_of = {experiment.checkpoint(seed, objective): objective for objective in COMPARED_OBJECTIVES}
+        models = read_json(experiment.seed_results(seed, "probe"), "results.json")["models"]
+        label_of = {path: label for label, path in experiment.models(seed).items()}
         for model in models:
             for task, outcome in model["tasks"].items():
                 pooling = next(iter(outcome["poolings"].values()))
                 for split, metrics in pooling["scores"].items():
                     for metric, value in metrics.items():
-                        per_objective = scores.setdefault((task, split, metric), {o: [] for o in COMPARED_OBJECTIVES})
-                        per_objective[objective_of[model["model"]]].append(100 * value)
+                        per_model = scores.setdefault((task, split, metric), {label: [] for label in COMPARED_MODELS})
+                        per_model[label_of[model["model"]]].append(100 * value)
     rows = []
-    for (task, split, metric), per_objective in scores.items():
-        hybrid, mlm = mean_and_spread(per_objective[HYBRID]), mean_and_spread(per_objective[MLM_ONLY])
+    for (task, split, metric), per_model in scores.items():
+        statistics = {label: mean_and_spread(values) for label, values in per_model.items()}
         rows.append(
             {
                 "task": task,
                 "split": split,
                 "metric": metric,
-                HYBRID: hybrid,
-                MLM_ONLY: mlm,
-                "difference": hybrid["mean"] - mlm["mean"],
-                "exceeds_seed_spread": exceeds_spread(hybrid, mlm),
+                **statistics,
+                "difference": statistics[HYBRID]["mean"] - statistics[MLM_ONLY]["mean"],
+                "exceeds_seed_spread": exceeds_spread(statistics[HYBRID], statistics[MLM_ONLY]),
+                "gain_over_control": {
+                    objective: paired_difference(per_model[objective], per_model[CONTROL])
+                    for objective in COMPARED_OBJECTIVES
+                },
                 "original": ORIGINAL_PROBE.get((task, metric)),
             }
         )
     return rows
 
 
+# Reported for every model beside each other, raw uniformity first; the uniformities also as hybrid / MLM-only ratios.
+GEOMETRY_COLUMNS = ("uniformity", "centred_uniformity", "anisotropy")
+RATIOS = ("uniformity_ratio", "centred_uniformity_ratio")
+
+
 def uniformity_comparison(experiment: Experiment) -> list[dict[str, Any]]:
-    """One row per (dataset, pooling): each objective's uniformity and the hybrid / MLM-only ratio, over seeds."""
-    values: dict[tuple[str, str], dict[str, list[float]]] = {}
+    """One row per (dataset, pooling): each model's raw uniformity, uniformity after subtracting the mean feature and
+    anisotropy, and the two hybrid / MLM-only uniformity ratios with each seed's bootstrap CI, over seeds."""
+    values: dict[tuple[str, str], dict[str, Any]] = {}
     for seed in range(experiment.args.seeds):
-        with open(os.path.join(experiment.seed_results(seed, "analysis"), "analysis.json")) as file:
-            results = json.load(file)["results"]
+        results = read_json(experiment.seed_results(seed, "analysis"), "analysis.json")["results"]
         for dataset, by_pooling in results.items():
             for pooling, comparison in by_pooling.items():
-                row = values.setdefault((dataset, pooling), {HYBRID: [], MLM_ONLY: [], "ratio": []})
-                for objective in COMPARED_OBJECTIVES:
-                    row[objective].append(comparison["models"][objective]["metrics"]["uniformity"]["value"])
-                row["ratio"].append(comparison["uniformity_ratio"]["value"])
+                row = values.setdefault(
+                    (dataset, pooling),
+                    {
+                        **{metric: {label: [] for label in COMPARED_MODELS} for metric in GEOMETRY_COLUMNS},
+                        **{ratio: {"values": [], "ci95": []} for ratio in RATIOS},
+                    },
+                )
+                for metric in GEOMETRY_COLUMNS:
+                    for label in COMPARED_MODELS:
+                        row[metric][label].append(comparison["models"][label]["metrics"][metric]["value"])
+                for ratio in RATIOS:
+                    row[ratio]["values"].append(comparison[ratio]["value"])
+                    row[ratio]["ci95"].append(comparison[ratio].get("ci95"))
     rows = []
     for (dataset, pooling), row in values.items():
-        original = ORIGINAL_UNIFORMITY.get(dataset) if pooling == "attention" else None
-        rows.append(
-            {
-                "dataset": dataset,
-                "pooling": pooling,
-                **{key: mean_and_spread(v) for key, v in row.items()},
-                "original": original,
-            }
-        )
+        entry: dict[str, Any] = {"dataset": dataset, "pooling": pooling}
+        for metric in GEOMETRY_COLUMNS:
+            entry[metric] = {label: _statistics(per_seed) for label, per_seed in row[metric].items()}
+        for ratio in RATIOS:
+            entry[ratio] = {**_statistics(row[ratio]["values"]), "ci95_per_seed": row[ratio]["ci95"]}
+        entry["original"] = ORIGINAL_UNIFORMITY.get(dataset) if pooling == "attention" else None
+        rows.append(entry)
     return rows
 
 
-def _cell(statistic: dict[str, float], style: str) -> str:
+def _statistics(values: list[float | None]) -> dict[str, Any]:
+    """Seed statistics, or the values alone where some seed's metric did not apply (None)."""
+    return {"values": values} if None in values else mean_and_spread(values)
+
+
+def _cell(statistic: dict[str, Any], style: str) -> str:
     """`style` a format spec: '.1f' for scores, '.3g' for uniformities close to 0."""
+    if "mean" not in statistic:
+        return "n/a"
     text = f"{statistic['mean']:{style}}"
     return text + (f" ± {statistic['std']:{style}}" if len(statistic["values"]) > 1 else "")
 
 
+def _ratio_cell(statistic: dict[str, Any]) -> str:
+    """Mean ± sd over seeds; with one seed, its bootstrap CI instead."""
+    text = _cell(statistic, ".2f")
+    intervals = statistic["ci95_per_seed"]
+    if len(intervals) == 1 and intervals[0] is not None and text != "n/a":
+        text += f" [{intervals[0][0]:.2f}, {intervals[0][1]:.2f}]"
+    return text
+
+
 def render_report(summary: dict[str, Any]) -> str:
     seeds = summary["settings"]["seeds"]
-    spread = " (mean ± standard deviation; * marks a difference larger than the sum of the two spreads)"
+    spread = " (mean ± standard deviation over seeds; * marks a difference larger than the sum of the two spreads)"
     gpu = f" and a {summary['machine']['gpu']}" if "gpu" in summary["machine"] else ""
+    runs = summary["runs"]
     lines = [
         f"Preset `{summary['settings']['preset']}`, {seeds} seed{'s' if seeds > 1 else ''}{spread if seeds > 1 else ''}"
         f". Tokens seen per encoder: {summary['tokens_seen'][HYBRID]:,} (hybrid), "
         f"{summary['tokens_seen'][MLM_ONLY]:,} (MLM-only). Wall time {summary['wall_hours']:.2f} h on "
-        f"{summary['machine']['cpu_count']} CPU cores{gpu}.",
+        f"{summary['machine']['cpu_count']} CPU cores{gpu}, per seed (pretraining both, probe, analysis, curves): "
+        + ", ".join(f"{hours:.2f} h" for hours in summary["wall_hours_per_seed"])
+        + ".",
         "",
-        "GLUE validation, frozen encoder, mean pooling, linear probe with regularisation chosen by cross-validation "
-        "on the training split (scores × 100):",
+        markdown_table(
+            ["pretraining", "validation MLM loss", "tokens per second"],
+            [
+                [
+                    "hybrid" if objective == HYBRID else "MLM-only",
+                    _cell(runs[objective]["eval_mlm_loss"], ".3f"),
+                    _cell(runs[objective]["tokens_per_second"], ",.0f"),
+                ]
+                for objective in COMPARED_OBJECTIVES
+            ],
+        ),
+        "",
+        f"GLUE validation, frozen encoder, mean pooling, linear probe with regularisation chosen by cross-validation "
+        f"on the training split (scores × 100). `{CONTROL}` is the same architecture at the runs' shared "
+        "initialisation (same seed): the gains over it are what pretraining added.",
         "",
     ]
     rows = []
@@ -486,24 +639,41 @@ def render_report(summary: dict[str, Any]) -> str:
         task = row["task"] if row["split"] == "validation" else f"{row['task']} ({row['split']})"
         mark = " *" if row["exceeds_seed_spread"] else ""
         original = row["original"] or {}
+        gains = row["gain_over_control"]
         rows.append(
             [
                 task,
                 row["metric"],
-                _cell(row[HYBRID], ".1f"),
-                _cell(row[MLM_ONLY], ".1f"),
+                *(_cell(row[label], ".1f") for label in COMPARED_MODELS),
                 f"{row['difference']:+.1f}{mark}",
+                _cell(gains[HYBRID], "+.1f"),
+                _cell(gains[MLM_ONLY], "+.1f"),
                 original.get(HYBRID, "–"),
                 original.get(MLM_ONLY, "–"),
             ]
         )
-    header = ["task", "metric", "hybrid", "MLM-only", "hybrid − MLM", "original hybrid", "original MLM-only"]
+    header = [
+        "task",
+        "metric",
+        "hybrid",
+        "MLM-only",
+        CONTROL,
+        "hybrid − MLM",
+        f"hybrid − {CONTROL}",
+        f"MLM − {CONTROL}",
+        "original hybrid",
+        "original MLM-only",
+    ]
     lines.append(markdown_table(header, rows))
     if summary["uniformity"]:
         lines += [
             "",
-            "Uniformity (log E exp(−2‖x − y‖²) on L2-normalised features; lower is more uniform) on the "
-            "validation split, and the hybrid / MLM-only ratio (> 1: hybrid more uniform):",
+            "Uniformity (log E exp(−2‖x − y‖²) on L2-normalised features; lower is more uniform) on the validation "
+            "split, raw and after subtracting the mean feature, with anisotropy (mean cosine between features) and "
+            "the hybrid / MLM-only ratios (> 1: hybrid more uniform"
+            + ("; one seed: its 95% bootstrap CI in brackets" if seeds == 1 else "")
+            + "). Raw uniformity near 0 with anisotropy near 1 means one direction shared by every feature; the "
+            "centred value measures the spread around it.",
             "",
         ]
         rows = []
@@ -513,42 +683,113 @@ def render_report(summary: dict[str, Any]) -> str:
                 [
                     row["dataset"],
                     row["pooling"],
-                    _cell(row[HYBRID], ".3g"),
-                    _cell(row[MLM_ONLY], ".3g"),
-                    _cell(row["ratio"], ".2f"),
-                    original.get(HYBRID, "–"),
-                    original.get(MLM_ONLY, "–"),
+                    *(_cell(row["uniformity"][label], ".3g") for label in COMPARED_MODELS),
+                    _ratio_cell(row["uniformity_ratio"]),
+                    *(_cell(row["centred_uniformity"][label], ".3g") for label in COMPARED_MODELS),
+                    _ratio_cell(row["centred_uniformity_ratio"]),
+                    *(_cell(row["anisotropy"][label], ".2f") for label in COMPARED_MODELS),
+                    f"{original.get(HYBRID, '–')} / {original.get(MLM_ONLY, '–')}",
                 ]
             )
-        header = ["dataset", "pooling", "hybrid", "MLM-only", "ratio", "original hybrid", "original MLM-only"]
+        header = [
+            "dataset",
+            "pooling",
+            *(f"uniformity {label}" for label in COMPARED_MODELS),
+            "ratio",
+            *(f"centred {label}" for label in COMPARED_MODELS),
+            "centred ratio",
+            *(f"anisotropy {label}" for label in COMPARED_MODELS),
+            "original hybrid / MLM-only",
+        ]
         lines.append(markdown_table(header, rows))
+    if summary["curves"]:
+        lines += [
+            "",
+            "Along the run (the same probe on the curve tasks; step 0 is the random-init control; plots: "
+            "`probe_curves.png`, and `training_logs.png` for λ, both losses and the effective rank):",
+            "",
+        ]
+        rows = []
+        for task, by_objective in summary["curves"].items():
+            for objective, points in by_objective.items():
+                rows.append([task, objective, points[0]["metric"], *(_cell(point, ".1f") for point in points)])
+        steps = next(iter(next(iter(summary["curves"].values())).values()))
+        tokens = [f"{point['tokens'] / 1e6:.2f}M tokens" for point in steps]
+        lines.append(markdown_table(["task", "objective", "metric", *tokens], rows))
     return "\n".join(lines) + "\n"
 
 
-def tokens_seen(experiment: Experiment, objective: str) -> int:
-    with open(os.path.join(experiment.checkpoint(0, objective), "trainer_state.json")) as file:
-        return json.load(file)["num_input_tokens_seen"]
+def run_statistics(experiment: Experiment, objective: str) -> dict[str, Any]:
+    """Seed statistics of a pretraining run's final validation MLM loss and of the tokens per second it trained at."""
+    losses, speeds = [], []
+    for seed in range(experiment.args.seeds):
+        run = experiment.checkpoint(seed, objective)
+        losses.append(read_json(run, "eval_results.json")["eval_mlm_loss"])
+        state, train = read_json(run, "trainer_state.json"), read_json(run, "train_results.json")
+        speeds.append(state["num_input_tokens_seen"] / train["train_runtime"])
+    return {"eval_mlm_loss": mean_and_spread(losses), "tokens_per_second": mean_and_spread(speeds)}
+
+
+def seed_stage_directories(experiment: Experiment, seed: int) -> list[str]:
+    directories = [experiment.checkpoint(seed, objective) for objective in COMPARED_OBJECTIVES]
+    stages = [stage for stage in ("probe", "analysis", "curves") if stage in experiment.args.stages]
+    return directories + [experiment.seed_results(seed, stage) for stage in stages]
 
 
 def write_report(experiment: Experiment) -> dict[str, Any]:
-    """comparison.json / comparison.md (tables, configuration, machine, wall time, tokens seen) and commands.sh."""
+    """comparison.json / comparison.md (tables, configuration, machine, wall time, tokens seen), the curve plots and
+    commands.sh."""
     args, results = experiment.args, experiment.results
     seeds = range(args.seeds)
-    stage_directories = [experiment.checkpoint(seed, objective) for seed in seeds for objective in COMPARED_OBJECTIVES]
-    stage_directories += [experiment.seed_results(seed, stage) for seed in seeds for stage in ("probe", "analysis")]
+    wall_seconds = [
+        sum(stage_seconds(directory) for directory in seed_stage_directories(experiment, seed)) for seed in seeds
+    ]
+    has_curves = "curves" in args.stages
+    probe_curve_data = (
+        probe_curves(
+            [
+                {
+                    objective: list(experiment.curve_points(seed, objective).values())
+                    for objective in COMPARED_OBJECTIVES
+                }
+                for seed in seeds
+            ],
+            [read_json(experiment.seed_results(seed, "curves"), "results.json") for seed in seeds],
+        )
+        if has_curves
+        else {}
+    )
+    logs = training_logs(
+        {objective: [experiment.checkpoint(seed, objective) for seed in seeds] for objective in COMPARED_OBJECTIVES}
+    )
     summary = {
         "settings": asdict(args),
         "preset": asdict(experiment.preset),
         "machine": machine(),
-        "wall_hours": sum(stage_seconds(directory) for directory in stage_directories) / 3600,
-        "tokens_seen": {objective: tokens_seen(experiment, objective) for objective in COMPARED_OBJECTIVES},
+        "wall_hours": sum(wall_seconds) / 3600,
+        "wall_hours_per_seed": [seconds / 3600 for seconds in wall_seconds],
+        "tokens_seen": {
+            objective: read_json(experiment.checkpoint(0, objective), "trainer_state.json")["num_input_tokens_seen"]
+            for objective in COMPARED_OBJECTIVES
+        },
+        "runs": {objective: run_statistics(experiment, objective) for objective in COMPARED_OBJECTIVES},
         "probe": probe_comparison(experiment),
         "uniformity": uniformity_comparison(experiment),
+        "curves": probe_curve_data,
+        "training_logs": logs,
     }
     with open(os.path.join(results, "comparison.json"), "w") as file:
         json.dump(summary, file, indent=2)
     with open(os.path.join(results, "comparison.md"), "w") as file:
         file.write(render_report(summary))
+    plot_training_logs(logs, os.path.join(results, "training_logs.png"))
+    if has_curves:
+        first_seed = read_json(experiment.seed_results(0, "curves"), "results.json")["models"][0]["tasks"]
+        majority = {
+            task: next(iter(outcome.get("majority", {}).get("validation", {}).values()), None)
+            for task, outcome in first_seed.items()
+        }
+        plot_probe_curves(probe_curve_data, majority, os.path.join(results, "probe_curves.png"))
     commands = ["python run_experiment.py " + shlex.join(sys.argv[1:]), ""]
     for seed in seeds:
         commands += [
@@ -558,11 +799,12 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
         commands += [
             "python run_glue_probe.py " + shlex.join(experiment.probe_arguments(seed)),
             "python run_representation_analysis.py " + shlex.join(experiment.analysis_arguments(seed)),
+            "python run_glue_probe.py " + shlex.join(experiment.probe_arguments(seed, stage="curves")),
         ]
     with open(os.path.join(results, "commands.sh"), "w") as file:
         file.write("\n".join(commands) + "\n")
     print(
-        f"Wrote {results}/comparison.md, comparison.json and commands.sh; plots in "
+        f"Wrote {results}/comparison.md, comparison.json, the curve plots and commands.sh; the analysis plots are in "
         f"{experiment.seed_results(0, 'analysis')}."
     )
     return summary
@@ -573,7 +815,7 @@ def main(argv: list[str] | None = None) -> None:
     experiment = Experiment(args)
     check_budget(experiment)
     os.makedirs(experiment.results, exist_ok=True)
-    stages = {"pretrain": pretrain, "probe": probe, "analysis": analyse}
+    stages = {"pretrain": pretrain, "probe": probe, "analysis": analyse, "curves": curves}
     for seed in range(args.seeds):
         for name, stage in stages.items():
             if name in args.stages:

@@ -203,9 +203,9 @@ def study(args: argparse.Namespace) -> list[Recipe]:
     train_all(phase_2, args)
     mlm_recipes = phase_1 + phase_2
     chosen = best(mlm_recipes, args.output_dir)
-    hybrid = [replace(chosen, objective="hybrid"), replace(winner, objective="hybrid", positions="sin", tied=False)]
-    train_all(list(dict.fromkeys(hybrid)), args)
-    return mlm_recipes + list(dict.fromkeys(hybrid))
+    hybrid = replace(chosen, objective="hybrid")
+    train_all([hybrid], args)
+    return [*mlm_recipes, hybrid]
 
 
 RUN_NAME = re.compile(

@@ -1,5 +1,5 @@
 """Small helpers shared by the light packages (geometry, the model card) and the heavy ones (probing, the experiment):
-markdown tables, library versions, the standardised linear head of every probe and the single BLAS thread it fits
+markdown tables, seed statistics, library versions, the standardised linear head of every probe and the single BLAS thread it fits
 with. Standard library at import time, so that the trainer, which reaches this module through the model card, loads
 nothing that pretraining does not need.
 """
@@ -7,6 +7,7 @@ nothing that pretraining does not need.
 import contextlib
 import importlib
 import platform
+import statistics
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,16 @@ def markdown_table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
         return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
 
     return "\n".join([line(header), "|" + "---|" * len(header), *map(line, rows)])
+
+
+def mean_and_spread(values: Sequence[float]) -> dict[str, Any]:
+    """Mean over seeds, sample standard deviation (0 for a single seed) and the values themselves."""
+    values = list(values)
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "values": values,
+    }
 
 
 def library_versions(*modules: str) -> dict[str, str]:

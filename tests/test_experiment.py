@@ -4,11 +4,13 @@ and the README's results agreeing with the committed result files."""
 import json
 import os
 import re
+import shutil
 
 import pytest
 import torch
 from datasets import ClassLabel, Value
 from helpers import tiny_config, write_glue_folder
+from safetensors.torch import load_file
 
 from prjepa import experiment as run_experiment
 from prjepa.collator import DataCollatorForPrJepa
@@ -148,11 +150,48 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     assert "--objective hybrid" in commands and "--objective mlm" in commands and "run_glue_probe.py" in commands
     assert summary["machine"]["cpu_count"] == os.cpu_count() and summary["wall_hours"] > 0
 
+    # The random-init control is the runs' shared initialisation, a third column everywhere.
+    assert f"| {sst2['random-init']['mean']:.1f} |" in table
+    assert sst2["gain_over_control"]["hybrid"]["mean"] == pytest.approx(
+        sst2["hybrid"]["mean"] - sst2["random-init"]["mean"]
+    )
+    uniformity = summary["uniformity"][0]
+    assert set(uniformity["centred_uniformity"]) == set(uniformity["anisotropy"]) == {"hybrid", "mlm", "random-init"}
+    hybrid_start = load_file(
+        str(tmp_path / "experiments" / "tiny" / "seed-0" / "hybrid" / "snapshot-0" / "model.safetensors")
+    )
+    control = load_file(str(tmp_path / "experiments" / "tiny" / "seed-0" / "mlm" / "snapshot-0" / "model.safetensors"))
+    for key, value in control.items():
+        if key.startswith("prjepa."):
+            torch.testing.assert_close(hybrid_start[key], value, rtol=0, atol=0)
+    # Curves: the initialisation, the kept snapshots and the finished encoder, in step order; step 0 is the control.
+    for task, metric in (("sst2", "accuracy"), ("stsb", "spearmanr")):
+        for objective in ("hybrid", "mlm"):
+            points = summary["curves"][task][objective]
+            assert [point["step"] for point in points] == [0, 1, 2, 3]
+            assert [point["tokens"] for point in points] == sorted(point["tokens"] for point in points)
+            control_score = next(row for row in summary["probe"] if (row["task"], row["metric"]) == (task, metric))
+            assert points[0]["mean"] == pytest.approx(control_score["random-init"]["mean"])
+            assert points[-1]["mean"] == pytest.approx(control_score[objective]["mean"])
+    assert summary["training_logs"]["hybrid"]["jepa_weight"] and "jepa_loss" not in summary["training_logs"]["mlm"]
+    assert (
+        summary["runs"]["mlm"]["eval_mlm_loss"]["mean"] > 0
+        and summary["runs"]["hybrid"]["tokens_per_second"]["mean"] > 0
+    )
+    assert (results / "probe_curves.png").stat().st_size > 0 and (results / "training_logs.png").stat().st_size > 0
+
     stamps = {path: path.stat().st_mtime_ns for path in (tmp_path / "experiments").rglob("model.safetensors")}
     capsys.readouterr()
     run_experiment.main(argv)
-    assert capsys.readouterr().out.count("finished earlier, reused") == 4  # two pretraining runs, probe, analysis
+    # Two pretraining runs, probe, analysis, curves.
+    assert capsys.readouterr().out.count("finished earlier, reused") == 5
     assert stamps == {path: path.stat().st_mtime_ns for path in stamps}
+
+    # A point of the curves that was not kept is named, not silently dropped from the curve.
+    shutil.rmtree(results / "seed-0" / "curves")
+    shutil.rmtree(tmp_path / "experiments" / "tiny" / "seed-0" / "hybrid" / "snapshot-1")
+    with pytest.raises(FileNotFoundError, match=r"missing: hybrid step 1 \("):
+        run_experiment.main([*argv, "--stages", "curves"])
 
     with pytest.raises(ValueError, match="holds a finished pretrain hybrid seed 0 with other settings"):
         run_experiment.main(argv[:-2] + ["--tokenizer_name", str(tmp_path / "tokenizer") + "/"])

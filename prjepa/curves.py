@@ -1,0 +1,168 @@
+"""Curves along a pretraining run, over seeds: probe scores of the kept snapshots against tokens seen, and the logged
+λ, losses and effective rank against the optimizer step. Each point is the mean over seeds with its standard
+deviation; the plots draw the spread as a band."""
+
+import json
+import os
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .probing.tasks import GLUE_TASKS
+from .trainer import SNAPSHOT_STATE
+from .utils import mean_and_spread
+
+# What run_pretrain.py logs during training, with the names the plot prints.
+TRAINING_LOG_KEYS = {
+    "jepa_weight": "λ (weight of L_JEPA)",
+    "jepa_loss": "L_JEPA",
+    "mlm_loss": "L_MLM",
+    "effective_rank": "effective rank of the batch embeddings",
+}
+
+
+def tokens_seen(checkpoint: str) -> tuple[int, int]:
+    """(optimizer step, tokens seen) of a snapshot or of a finished run's folder."""
+    snapshot_state = os.path.join(checkpoint, SNAPSHOT_STATE)
+    if os.path.exists(snapshot_state):
+        with open(snapshot_state) as file:
+            state = json.load(file)
+        return state["step"], state["num_input_tokens_seen"]
+    with open(os.path.join(checkpoint, "trainer_state.json")) as file:
+        state = json.load(file)
+    return state["global_step"], state["num_input_tokens_seen"]
+
+
+def probe_curves(
+    points_by_seed: Sequence[Mapping[str, Sequence[str]]], results_by_seed: Sequence[Mapping[str, Any]]
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """`{task: {objective: [{"step", "tokens", "metric", "mean", "std", "values"}, …]}}` in step order.
+
+    points_by_seed: per seed, objective → the checkpoints probed along its run; results_by_seed: per seed, the
+    probe's `results.json` for those checkpoints (first pooling, validation split, the GLUE task's headline metric,
+    × 100). Every seed must have the same steps.
+    """
+    collected: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
+    for points, results in zip(points_by_seed, results_by_seed, strict=True):
+        by_path = {model["model"]: model for model in results["models"]}
+        for objective, checkpoints in points.items():
+            for checkpoint in checkpoints:
+                step, tokens = tokens_seen(checkpoint)
+                for task, outcome in by_path[checkpoint]["tasks"].items():
+                    scores = next(iter(outcome["poolings"].values()))["scores"]["validation"]
+                    metric = GLUE_TASKS[task].metric_names[0]
+                    value = scores[metric]
+                    point = (
+                        collected.setdefault(task, {})
+                        .setdefault(objective, {})
+                        .setdefault(step, {"tokens": [], "scores": [], "metric": metric})
+                    )
+                    point["tokens"].append(tokens)
+                    point["scores"].append(100 * value)
+    seeds = len(points_by_seed)
+    curves: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for task, by_objective in collected.items():
+        for objective, by_step in by_objective.items():
+            incomplete = sorted(step for step, point in by_step.items() if len(point["scores"]) != seeds)
+            if incomplete:
+                raise ValueError(f"{objective} {task}: steps {incomplete} were not probed for every seed.")
+            curves.setdefault(task, {})[objective] = [
+                {
+                    "step": step,
+                    "tokens": statistics.fmean(point["tokens"]),
+                    "metric": point["metric"],
+                    **mean_and_spread(point["scores"]),
+                }
+                for step, point in sorted(by_step.items())
+            ]
+    return curves
+
+
+def training_logs(runs_by_objective: Mapping[str, Sequence[str]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """`{objective: {key: [{"step", "mean", "std", "values"}, …]}}` for each of `TRAINING_LOG_KEYS` the runs logged,
+    from each finished run's `trainer_state.json` (one run per seed); a step is kept where every seed logged it."""
+    logs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for objective, runs in runs_by_objective.items():
+        values: dict[str, dict[int, list[float]]] = {}
+        for run in runs:
+            with open(os.path.join(run, "trainer_state.json")) as file:
+                history = json.load(file)["log_history"]
+            for entry in history:
+                for key in TRAINING_LOG_KEYS.keys() & entry.keys():
+                    values.setdefault(key, {}).setdefault(entry["step"], []).append(entry[key])
+        logs[objective] = {
+            key: [
+                {"step": step, **mean_and_spread(per_seed)}
+                for step, per_seed in sorted(by_step.items())
+                if len(per_seed) == len(runs)
+            ]
+            for key, by_step in values.items()
+        }
+    return logs
+
+
+def _band(axes, xs: Sequence[float], points: Sequence[Mapping[str, Any]], label: str, **style) -> None:
+    means = [point["mean"] for point in points]
+    (line,) = axes.plot(xs, means, label=label, **{"marker": "o", "markersize": 4, **style})
+    if any(point["std"] > 0 for point in points):
+        axes.fill_between(
+            xs,
+            [point["mean"] - point["std"] for point in points],
+            [point["mean"] + point["std"] for point in points],
+            color=line.get_color(),
+            alpha=0.2,
+            linewidth=0,
+        )
+
+
+def plot_probe_curves(
+    curves: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]],
+    majority: Mapping[str, float | None],
+    path: str,
+) -> None:
+    """One panel per task: score (× 100) against tokens seen, one line per objective with its seed band, the
+    random-initialisation score (step 0) and the majority-class score, where the task has one, as reference lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5.5 * len(curves), 4.2))
+    for index, (task, by_objective) in enumerate(curves.items()):
+        axes = figure.add_subplot(1, len(curves), index + 1)
+        for objective, points in by_objective.items():
+            _band(axes, [point["tokens"] / 1e6 for point in points], points, objective)
+        initial = next(iter(by_objective.values()))[0]
+        axes.axhline(initial["mean"], color="grey", linestyle="--", linewidth=1, label="random init (step 0)")
+        if majority.get(task) is not None:
+            axes.axhline(100 * majority[task], color="black", linestyle=":", linewidth=1, label="majority class")
+        axes.set_xlabel("tokens seen (millions)")
+        axes.set_ylabel(f"validation {initial['metric']} × 100")
+        axes.set_title(f"{task}: linear probe, mean pooling")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def plot_training_logs(logs: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]], path: str) -> None:
+    """One panel per `TRAINING_LOG_KEYS` entry: the logged value against the optimizer step, one line per objective
+    (MLM-only runs log no L_JEPA and a λ of 0), with its seed band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 7.5))
+    for index, (key, name) in enumerate(TRAINING_LOG_KEYS.items()):
+        axes = figure.add_subplot(2, 2, index + 1)
+        for objective, by_key in logs.items():
+            if by_key.get(key):
+                points = by_key[key]
+                _band(axes, [point["step"] for point in points], points, objective, markersize=0)
+        axes.set_xlabel("optimizer step")
+        axes.set_title(name)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
