@@ -1,5 +1,5 @@
 """PyTorch PrJEPA: one pre-LayerNorm transformer encoder trained with JEPA latent prediction plus masked language
-modelling ("Predict and Reconstruct"; the method is described in the project's SPEC).
+modelling ("Predict and Reconstruct"; the method is described in this project's docs/method.md).
 
 Self-contained (only torch, transformers and `configuration_prjepa`): `save_pretrained` copies this file into every
 checkpoint so that the Auto classes load it with `trust_remote_code=True` without this project installed.

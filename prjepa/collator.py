@@ -1,5 +1,5 @@
 """Pretraining collator for PrJEPA: right-pads tokenized examples, applies BERT-style MLM corruption and samples the
-JEPA context and target blocks (SPEC §2), all as tensor operations over the whole batch."""
+JEPA context and target blocks (docs/method.md §2), all as tensor operations over the whole batch."""
 
 import itertools
 from dataclasses import dataclass, field

@@ -3,7 +3,7 @@ signal and the geometry package compute it from one definition."""
 
 import numpy as np
 
-RANKME_EPSILON = 1e-7  # SPEC §4: p_k = σ_k / Σσ + 1e-7
+RANKME_EPSILON = 1e-7  # docs/method.md §4.2: p_k = σ_k / Σσ + 1e-7
 # Centring identical rows in float64 leaves rounding noise ~1e-16 of their norm, not exact zeros: a leading singular
 # value below this fraction of the features' norm means zero variance.
 ZERO_VARIANCE_TOLERANCE = 1e-12

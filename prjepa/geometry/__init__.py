@@ -1,6 +1,6 @@
-"""Representation geometry of frozen sentence features (SPEC §4): spectrum, effective rank, token vs semantic probes,
-alignment and uniformity, class distances, anisotropy — with bootstrap confidence intervals, a markdown summary and
-plots.
+"""Representation geometry of frozen sentence features (docs/method.md §4.2): spectrum, effective rank, token vs
+semantic probes, alignment and uniformity, class distances, anisotropy — with bootstrap confidence intervals, a
+markdown summary and plots.
 
 Everything here works on feature arrays `(num_samples, dim)` and needs numpy, scikit-learn and matplotlib only:
 feature extraction and pooling live in `prjepa.probing`, and the analysis command (`analysis.py`) feeds their output

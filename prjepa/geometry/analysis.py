@@ -1,7 +1,7 @@
-"""Representation geometry (SPEC §4) of frozen encoders side by side: eigenvalue spectrum and spectral entropy,
-effective rank, token vs semantic probe, alignment and uniformity, class distances and anisotropy, per dataset and
-pooling, with bootstrap confidence intervals and the uniformity ratio of two models (the paper's "5–10× more
-uniform"):
+"""Representation geometry (docs/method.md §4.2) of frozen encoders side by side: eigenvalue spectrum and spectral
+entropy, effective rank, token vs semantic probe, alignment and uniformity, class distances and anisotropy, per
+dataset and pooling, with bootstrap confidence intervals and the uniformity ratio of two models (the paper's "5–10×
+more uniform"):
 
     python run_representation_analysis.py --models hybrid=prjepa-hybrid mlm=prjepa-mlm \\
         --task_name sst2 cola stsb --glue_path ../shared/data/glue --max_samples 1000 --max_train_samples 5000 \\

@@ -1,6 +1,7 @@
-"""The geometry metrics of SPEC §4 on feature arrays `(num_samples, dim)`, in float64: eigenvalue spectrum, spectral
-entropy, effective rank and stable rank; token vs semantic probe; alignment, uniformity, class distances and
-anisotropy on the unit sphere. Metrics with a bootstrap CI also come as `*_replicates` under resample weights."""
+"""The geometry metrics of docs/method.md §4.2 on feature arrays `(num_samples, dim)`, in float64: eigenvalue
+spectrum, spectral entropy, effective rank and stable rank; token vs semantic probe; alignment, uniformity, class
+distances and anisotropy on the unit sphere. Metrics with a bootstrap CI also come as `*_replicates` under resample
+weights."""
 
 import math
 from collections import Counter
@@ -20,7 +21,8 @@ PAIR_BLOCK_ROWS = 1024
 # distance exactly 0 (a collapsed representation has uniformity exactly 0), and no real pair is this close.
 ZERO_SQUARED_DISTANCE = 1e-10
 
-# Metric keys of `geometry_metrics`, in SPEC order, with the names the summary and the plots print.
+# Metric keys of `geometry_metrics`, in the order of docs/method.md §4.2, with the names the summary and the plots
+# print.
 METRIC_NAMES = {
     "eigenvalues": "eigenvalues of the covariance",
     "spectral_entropy": "spectral entropy / log D",

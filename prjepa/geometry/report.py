@@ -152,7 +152,7 @@ def geometry_metrics(
     num_resamples: int = 1000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Every SPEC §4 metric of one (model, dataset, pooling) as a JSON-able dict.
+    """Every docs/method.md §4.2 metric of one (model, dataset, pooling) as a JSON-able dict.
 
     features: `(num_samples, dim)`; labels: `(num_samples,)` discrete task labels, or None (e.g. a regression task);
     token_labels: `(num_samples,)` each text's most frequent non-special token (`most_frequent_tokens`), or None.

@@ -1,5 +1,5 @@
-"""Frozen-encoder probing (SPEC §4): features extracted once and cached on disk, pooled, and scored by a linear model
-whose regularisation is chosen by cross-validation on the training split only.
+"""Frozen-encoder probing (docs/method.md §4.1): features extracted once and cached on disk, pooled, and scored by a
+linear model whose regularisation is chosen by cross-validation on the training split only.
 
 The pieces are public so that other evaluations reuse them rather than copy them:
 
