@@ -131,7 +131,7 @@ EXPERIMENT_PRESETS = {
         evaluation_seconds=1100,
     ),
     "paper": ExperimentPreset(
-        description="the original's configuration (SPEC §5): 512/6/8 encoder, predictor 192 × 6, WikiText-103, batch 64 "
+        description="the original's configuration (docs/method.md §5): 512/6/8 encoder, predictor 192 × 6, WikiText-103, batch 64 "
         "× 128, 3 epochs, AdamW 5e-5, cosine to 1e-6, weight decay 0.05, bf16; one GPU",
         model_preset="paper",
         max_seq_length=128,
@@ -477,7 +477,7 @@ def check_budget(experiment: Experiment) -> None:
         )
 
 
-# SPEC §5: the original's reported numbers (frozen encoder, GLUE validation; its own, weaker probe).
+# docs/method.md §5: the original's reported numbers (frozen encoder, GLUE validation; its own, weaker probe).
 ORIGINAL_PROBE = {
     ("sst2", "accuracy"): {HYBRID: 67.55, MLM_ONLY: 68.69},
     ("mrpc", "f1"): {HYBRID: 63.09, MLM_ONLY: 59.84},

@@ -19,9 +19,6 @@ TEXT_SUFFIXES = (".py", ".md", ".cfg", ".toml", ".sh")
 # name, "the project's ..."), or any path under the machines' shared folder other than the data and tokenizers that
 # commands read from there. (Written so that this file does not match itself.)
 OUTSIDE_REFERENCE = re.compile(r"\bS[P]EC\b|\.\./shared\b(?!/(?:data|tokenizers)/)")
-# Still cite the old file while another change rewrites them (issue 14); when it lands, the xfail test below passes,
-# fails as strict, and this set and the marker go.
-PENDING_FILES = {"prjepa/experiment.py", "README.md"}
 SECTION_CITATION = re.compile(r"docs/method\.md §(\d+(?:\.\d+)*)")
 SECTION_HEADING = re.compile(r"^#{2,} (\d+(?:\.\d+)*)\.? ", re.MULTILINE)
 
@@ -109,11 +106,6 @@ def outside_references(paths: list[str]) -> list[str]:
     ]
 
 
-def test_no_file_refers_outside_the_repository_beside_those_being_edited():
-    assert outside_references([path for path in tracked_text_files() if path not in PENDING_FILES]) == []
-
-
-@pytest.mark.xfail(strict=True, reason="prjepa/experiment.py and README.md still cite the old external spec; issue 14")
 def test_no_file_refers_outside_the_repository():
     assert outside_references(tracked_text_files()) == []
 
