@@ -9,6 +9,7 @@ JSON / YAML file (`python run_pretrain.py config.yaml`). Examples:
     accelerate launch run_pretrain.py --preset paper --objective mlm --output_dir prjepa-paper-mlm --bf16
 """
 
+import json
 import logging
 import math
 import os
@@ -140,6 +141,34 @@ def detect_checkpoint(training_args: PrJepaTrainingArguments) -> str | None:
         )
         return last_checkpoint
     return training_args.resume_from_checkpoint
+
+
+def finished_training(training_args: PrJepaTrainingArguments) -> bool:
+    """Whether the output directory holds a finished run that already reached the requested length, so that
+    training again would only add steps past the schedule's end and rewrite the final model."""
+    output_dir = training_args.output_dir
+    state_path = os.path.join(output_dir, "trainer_state.json")
+    if training_args.overwrite_output_dir or not os.path.exists(os.path.join(output_dir, "train_results.json")):
+        return False
+    if not os.path.exists(state_path):
+        return False
+    with open(state_path) as file:
+        state = json.load(file)
+    if training_args.max_steps > 0:
+        return state["global_step"] >= training_args.max_steps
+    return state.get("epoch", 0) >= training_args.num_train_epochs
+
+
+def check_launch(training_args: PrJepaTrainingArguments) -> None:
+    """Several launched processes that each see a world of one would train alone, all into the same folder."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and training_args.world_size == 1:
+        raise SystemExit(
+            f"{launched} processes were launched (WORLD_SIZE={launched}), but this one sees a world size of 1: each "
+            "would train alone and write the same --output_dir. On CPUs pass --use_cpu (`accelerate launch "
+            f"--multi_gpu --num_processes {launched} --use_cpu run_pretrain.py …`, or torchrun with --use_cpu among "
+            "the script's arguments); on GPUs make sure every process sees a GPU."
+        )
 
 
 def load_raw_datasets(data_args: DataTrainingArguments, cache_dir: str | None) -> datasets.DatasetDict:
@@ -299,7 +328,9 @@ def dataset_names(data_args: DataTrainingArguments) -> list[str]:
     return [path for path in (data_args.train_file, data_args.validation_file) if path is not None]
 
 
-def main(argv: list[str] | None = None) -> PrJepaTrainer:
+def main(argv: list[str] | None = None) -> PrJepaTrainer | None:
+    """Pretrains as the arguments say; returns the trainer, or None when the output directory already holds the
+    finished run asked for."""
     model_args, data_args, training_args = parse_arguments(argv)
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
@@ -313,6 +344,13 @@ def main(argv: list[str] | None = None) -> PrJepaTrainer:
     datasets.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.set_verbosity(log_level)
     logger.info(f"Process {training_args.process_index} of {training_args.world_size}, device {training_args.device}")
+    check_launch(training_args)
+    if training_args.do_train and finished_training(training_args):
+        logger.info(
+            f"{training_args.output_dir} holds a finished run that reached the requested length: nothing to train, "
+            "nothing written. Pass --overwrite_output_dir to train it again, or ask for more steps to continue it."
+        )
+        return None
 
     resume_from_checkpoint = detect_checkpoint(training_args)
     set_seed(training_args.seed)

@@ -170,6 +170,22 @@ def test_output_directory_is_never_overwritten_silently(assets, tmp_path, caplog
     assert "resuming training at" in caplog.text and trainer.state.global_step == 3
     assert [entry["step"] for entry in trainer.state.log_history if "loss" in entry] == [1, 2, 3]
 
+    # Rerunning the finished run is a no-op that says so: no step past the schedule, the final model untouched.
+    files = {path: path.stat().st_mtime_ns for path in (tmp_path / "run").rglob("*") if path.is_file()}
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="run_pretrain"):
+        assert run_pretrain.main(arguments(assets, tmp_path / "run", "--max_steps", "3")) is None
+    assert "holds a finished run that reached the requested length" in caplog.text
+    assert files == {path: path.stat().st_mtime_ns for path in (tmp_path / "run").rglob("*") if path.is_file()}
+
+
+def test_processes_that_each_see_a_world_of_one_are_refused(assets, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it; without --use_cpu a CPU run never joins the group
+    argv = [argument for argument in arguments(assets, tmp_path / "out") if argument != "--use_cpu"]
+    with pytest.raises(SystemExit, match=r"2 processes were launched.*--use_cpu"):
+        run_pretrain.main(argv)
+    assert not (tmp_path / "out").exists()
+
 
 def test_two_processes_keep_identical_target_encoders_and_the_loss_scale(assets, tmp_path):
     """torchrun, 2 CPU processes (gloo), 2 sequences each, vs one process with 4: same loss and gradient scale at
