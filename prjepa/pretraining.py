@@ -9,6 +9,8 @@ JSON / YAML file (`python run_pretrain.py config.yaml`). Examples:
     accelerate launch run_pretrain.py --preset paper --objective mlm --output_dir prjepa-paper-mlm --bf16
 """
 
+import codecs
+import glob
 import json
 import logging
 import math
@@ -103,9 +105,55 @@ class DataTrainingArguments:
             self.dataset_name = self.dataset_config_name = None
         if self.dataset_name is None and self.train_file is None:
             raise ValueError("Give --dataset_name or --train_file.")
-        for path in (self.train_file, self.validation_file):
-            if path is not None and data_file_builder(path) is None:
-                raise ValueError(f"{path}: unsupported extension; use one of {sorted(DATA_FILE_BUILDERS)}.")
+        for option, path in (("--train_file", self.train_file), ("--validation_file", self.validation_file)):
+            if path is not None:
+                check_data_file(option, path)
+        if self.train_file is not None and self.validation_file is not None:
+            kinds = data_file_builder(self.train_file), data_file_builder(self.validation_file)
+            if kinds[0] != kinds[1]:
+                raise ValueError(
+                    f"--train_file {self.train_file} is {kinds[0]} and --validation_file {self.validation_file} is "
+                    f"{kinds[1]}: both splits are read by one builder, so one of them would be misread. Give files of "
+                    "one type (convert one of them)."
+                )
+
+
+# Bytes read at a time when checking that a text file is UTF-8.
+DECODE_CHUNK = 1 << 20
+
+
+def check_data_file(option: str, path: str) -> None:
+    """A local data file or glob that cannot be read is an error naming it, before anything is loaded: an unknown
+    extension, a glob matching nothing, an empty file, a text file that is not UTF-8. Remote URLs are left to
+    `datasets`."""
+    if data_file_builder(path) is None:
+        raise ValueError(f"{option} {path}: unsupported extension; use one of {sorted(DATA_FILE_BUILDERS)}.")
+    if "://" in path:
+        return
+    files = sorted(glob.glob(path))
+    if not files:
+        raise ValueError(f"{option} {path} matches no file; check the path (quote a glob so the shell leaves it).")
+    for file_path in files:
+        if os.path.getsize(file_path) == 0:
+            raise ValueError(f"{option}: {file_path} is empty; remove it from the glob or give another file.")
+        if data_file_builder(file_path) in ("text", "csv", "json"):
+            check_utf8(option, file_path)
+
+
+def check_utf8(option: str, file_path: str) -> None:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0  # of the chunk being decoded, for the byte the error names
+    with open(file_path, "rb") as file:
+        try:
+            while chunk := file.read(DECODE_CHUNK):
+                decoder.decode(chunk)
+                offset += len(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"{option}: {file_path} is not UTF-8 ({error.reason} at about byte {offset + error.start}); convert "
+                "it, e.g. `iconv -f latin1 -t utf-8`."
+            ) from None
 
 
 def data_file_builder(path: str) -> str | None:

@@ -128,6 +128,22 @@ def test_arguments_from_a_yaml_file_and_line_by_line_csv(assets, tmp_path):
     assert trainer.state.global_step == 3
 
 
+def test_data_files_that_cannot_be_read_are_named_before_anything_loads(assets, tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    (tmp_path / "validation.csv").write_text("text\nthe cat sat\n")
+    cases = [
+        (["--train_file", str(tmp_path / "missing" / "*.txt")], "matches no file"),
+        (["--train_file", str(tmp_path / "empty.txt")], "empty.txt is empty"),
+        (["--train_file", str(tmp_path / "latin1.txt")], r"latin1.txt is not UTF-8 .*at about byte 3"),
+        (["--validation_file", str(tmp_path / "validation.csv")], "is text and --validation_file .* is csv"),
+    ]
+    for extra, message in cases:
+        with pytest.raises(ValueError, match=message):
+            run_pretrain.main(arguments(assets, tmp_path / "out", *extra))
+        assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
