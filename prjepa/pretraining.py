@@ -441,7 +441,7 @@ def main(argv: list[str] | None = None) -> PrJepaTrainer | None:
         trainer.save_metrics("eval", metrics)
     if training_args.push_to_hub:
         trainer.push_to_hub(**card_kwargs)
-    else:
+    elif training_args.do_train:  # the card describes the training; evaluating a model in place keeps its card
         trainer.create_model_card(**card_kwargs)
     return trainer
 

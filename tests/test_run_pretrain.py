@@ -195,6 +195,18 @@ def test_output_directory_is_never_overwritten_silently(assets, tmp_path, caplog
     assert files == {path: path.stat().st_mtime_ns for path in (tmp_path / "run").rglob("*") if path.is_file()}
 
 
+def test_evaluating_a_model_in_place_keeps_its_model_card(assets, tmp_path):
+    run_pretrain.main(arguments(assets, tmp_path / "run"))
+    card = (tmp_path / "run" / "README.md").read_text()
+    assert "tokens" in card.lower()
+    argv = [a for a in arguments(assets, tmp_path / "run", "--do_eval") if a != "--do_train"]
+    config = argv.index("--config_name")
+    argv[config : config + 2] = ["--model_name_or_path", str(tmp_path / "run")]
+    run_pretrain.main(argv)
+    assert (tmp_path / "run" / "eval_results.json").exists()
+    assert (tmp_path / "run" / "README.md").read_text() == card
+
+
 def test_processes_that_each_see_a_world_of_one_are_refused(assets, tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it; without --use_cpu a CPU run never joins the group
     argv = [argument for argument in arguments(assets, tmp_path / "out") if argument != "--use_cpu"]
