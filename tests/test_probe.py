@@ -351,6 +351,12 @@ def test_custom_classification_task_end_to_end(prjepa_dir, bert_dir, tmp_path):
         [f"| {model}", pooling] for model in (prjepa_dir, bert_dir) for pooling in ("mean", "attention")
     ]
 
+    # Finished results are never replaced unasked; the refusal comes before any model or data loads.
+    before = (tmp_path / "out" / "results.json").read_text()
+    with pytest.raises(ValueError, match=r"already holds results \(results.json, results.md\).*--overwrite_output_dir"):
+        run_glue_probe.main(probe_args(tmp_path, "--model_name_or_path", str(tmp_path / "no-such-model"), *args[3:]))
+    assert (tmp_path / "out" / "results.json").read_text() == before
+
 
 def test_regularisation_choice_ignores_validation_labels(prjepa_dir, tmp_path):
     texts, labels = sentences(60, seed=7)

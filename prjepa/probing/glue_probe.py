@@ -36,6 +36,7 @@ from .tasks import GLUE_TASKS, PAIR_ENCODINGS, TaskData
 
 logger = logging.getLogger(__name__)
 
+RESULT_FILES = ("results.json", "results.md")
 METRIC_LABELS = {
     "accuracy": "acc",
     "f1": "F1",
@@ -85,6 +86,7 @@ class ProbeArguments:
     batch_size: int = field(default=64, metadata={"help": "Encoder batch size."})
     cache_dir: str = field(default_factory=default_cache_dir, metadata={"help": "Feature cache."})
     output_dir: str = field(default="probe_results", metadata={"help": "Where results.json and results.md go."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace results already in --output_dir."})
     pooler_epochs: int = field(
         default=PoolerTraining.epochs, metadata={"help": "Epochs of weighted/attention pooler training."}
     )
@@ -265,6 +267,12 @@ def main(args: list[str] | None = None) -> dict:
     parser = HfArgumentParser((ModelArguments, DataArguments, ProbeArguments))
     model_args, data_args, probe_args = parser.parse_args_into_dataclasses(args=args)
     check_card_arguments(model_args.model_name_or_path, probe_args)
+    existing = [name for name in RESULT_FILES if os.path.exists(os.path.join(probe_args.output_dir, name))]
+    if existing and not probe_args.overwrite_output_dir:
+        raise ValueError(
+            f"{probe_args.output_dir} already holds results ({', '.join(existing)}); pass --overwrite_output_dir to "
+            "replace them, or choose another --output_dir."
+        )
     started = time.perf_counter()
     # Every task loads first, so that a data problem stops the run before any encoding.
     task_names = list(GLUE_TASKS) if data_args.task_name == ["all"] else data_args.task_name
@@ -311,9 +319,9 @@ def main(args: list[str] | None = None) -> dict:
     }
     table = results_table(models, tasks)
     os.makedirs(probe_args.output_dir, exist_ok=True)
-    with open(os.path.join(probe_args.output_dir, "results.json"), "w") as file:
+    with open(os.path.join(probe_args.output_dir, RESULT_FILES[0]), "w") as file:
         json.dump(results, file, indent=2)
-    with open(os.path.join(probe_args.output_dir, "results.md"), "w") as file:
+    with open(os.path.join(probe_args.output_dir, RESULT_FILES[1]), "w") as file:
         file.write(table)
     print(table)
     print(f"Wrote {probe_args.output_dir}/results.json and results.md in {results['total_seconds']:.0f} s.")
