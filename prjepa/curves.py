@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .probing.tasks import GLUE_TASKS
-from .trainer import SNAPSHOT_STATE
 from .utils import mean_and_spread
 
 # What run_pretrain.py logs during training, with the names the plot prints.
@@ -21,24 +20,13 @@ TRAINING_LOG_KEYS = {
 }
 
 
-def tokens_seen(checkpoint: str) -> tuple[int, int]:
-    """(optimizer step, tokens seen) of a snapshot or of a finished run's folder."""
-    snapshot_state = os.path.join(checkpoint, SNAPSHOT_STATE)
-    if os.path.exists(snapshot_state):
-        with open(snapshot_state) as file:
-            state = json.load(file)
-        return state["step"], state["num_input_tokens_seen"]
-    with open(os.path.join(checkpoint, "trainer_state.json")) as file:
-        state = json.load(file)
-    return state["global_step"], state["num_input_tokens_seen"]
-
-
 def probe_curves(
-    points_by_seed: Sequence[Mapping[str, Sequence[str]]], results_by_seed: Sequence[Mapping[str, Any]]
+    points_by_seed: Sequence[Mapping[str, Sequence[tuple[str, int, int]]]], results_by_seed: Sequence[Mapping[str, Any]]
 ) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """`{task: {objective: [{"step", "tokens", "metric", "mean", "std", "values"}, …]}}` in step order.
 
-    points_by_seed: per seed, objective → the checkpoints probed along its run; results_by_seed: per seed, the
+    points_by_seed: per seed, objective → (checkpoint, step, tokens seen) of each point probed along its run, the
+    checkpoint as the probe named it; results_by_seed: per seed, the
     probe's `results.json` for those checkpoints (first pooling, validation split, the GLUE task's headline metric,
     × 100). Every seed must have the same steps.
     """
@@ -46,8 +34,7 @@ def probe_curves(
     for points, results in zip(points_by_seed, results_by_seed, strict=True):
         by_path = {model["model"]: model for model in results["models"]}
         for objective, checkpoints in points.items():
-            for checkpoint in checkpoints:
-                step, tokens = tokens_seen(checkpoint)
+            for checkpoint, step, tokens in checkpoints:
                 for task, outcome in by_path[checkpoint]["tasks"].items():
                     scores = next(iter(outcome["poolings"].values()))["scores"]["validation"]
                     metric = GLUE_TASKS[task].metric_names[0]

@@ -23,9 +23,11 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,7 +35,7 @@ import torch
 from transformers import HfArgumentParser
 
 from .curves import plot_probe_curves, plot_training_logs, probe_curves, training_logs
-from .trainer import snapshot_dir
+from .trainer import SNAPSHOT_STATE, snapshot_dir
 from .utils import library_versions, markdown_table, mean_and_spread
 
 STAGES = ("pretrain", "probe", "analysis", "curves", "report")
@@ -48,6 +50,9 @@ COMPARED_MODELS = (*COMPARED_OBJECTIVES, CONTROL)
 PRETRAINING_MODULE = "prjepa.pretraining"
 PROBE_MODULE = "prjepa.probing.glue_probe"
 ANALYSIS_MODULE = "prjepa.geometry.analysis"
+# The small files of a finished pretraining run that its record in the results keeps (its logs, metrics and model
+# card), so that the report, and a rerun's reuse, need no checkpoint: the work folder may be gone.
+RUN_RECORD_FILES = ("trainer_state.json", "train_results.json", "eval_results.json", "README.md")
 # A CPU run estimated above this needs --allow_long_run.
 LONG_RUN_HOURS = 3.0
 # glibc keeps the memory a training step frees for the next one instead of returning it to the system and faulting
@@ -222,6 +227,21 @@ class Experiment:
     def seed_results(self, seed: int, stage: str) -> str:
         return os.path.join(self.results, f"seed-{seed}", stage)
 
+    def run_record(self, seed: int, objective: str) -> str:
+        """The results folder that records a pretraining run: `RUN_RECORD_FILES` and its snapshots' states."""
+        return self.seed_results(seed, f"pretrain-{objective}")
+
+    def curve_tokens(self, seed: int, objective: str) -> dict[int, int]:
+        """Step → tokens seen at each point of the curves, from the run's record."""
+        record = self.run_record(seed, objective)
+        tokens = {}
+        for step in self.preset.snapshot_steps:
+            with open(os.path.join(record, "snapshots", f"step-{step}.json")) as file:
+                tokens[step] = json.load(file)["num_input_tokens_seen"]
+        with open(os.path.join(record, "trainer_state.json")) as file:
+            tokens[self.preset.steps] = json.load(file)["num_input_tokens_seen"]
+        return tokens
+
     def pretraining_arguments(self, seed: int, objective: str) -> list[str]:
         """run_pretrain.py's command line; the two objectives' differ in `--objective` and `--output_dir` only."""
         preset, args = self.preset, self.args
@@ -346,11 +366,20 @@ class Experiment:
 
 
 def run_stage(
-    name: str, directory: str, settings: list[str], marker: str, command: list[str], env: dict[str, str] | None = None
+    name: str,
+    directory: str,
+    settings: list[str],
+    marker: str,
+    command: list[str],
+    env: dict[str, str] | None = None,
+    check: Callable[[], None] | None = None,
+    collect: Callable[[], None] | None = None,
 ) -> float:
     """Runs `command` unless `directory/marker` shows the stage finished with the same settings; returns seconds spent.
 
-    The settings are recorded beside the outputs; finished outputs from other settings are never overwritten.
+    `check` (if any) runs before the command and raises if its inputs are missing; `collect` (if any) runs after it, before the record is written: it brings the stage's outputs into
+    `directory` when the command writes them elsewhere. The settings are recorded beside the outputs; finished
+    outputs from other settings are never overwritten.
     """
     record = os.path.join(directory, "experiment_stage.json")
     if os.path.exists(os.path.join(directory, marker)) and os.path.exists(record):
@@ -363,10 +392,15 @@ def run_stage(
             )
         print(f"[{name}] finished earlier, reused: {directory}")
         return 0.0
+    if check is not None:
+        check()
     print(f"[{name}] running: {directory}")
     start = time.time()
     subprocess.run(command, check=True, env=env)
     seconds = time.time() - start
+    if collect is not None:
+        collect()
+    os.makedirs(directory, exist_ok=True)
     with open(record, "w") as file:
         json.dump({"settings": settings, "seconds": seconds}, file, indent=2)
     return seconds
@@ -385,16 +419,32 @@ def pretraining_environment(keep_freed_memory: bool) -> dict[str, str]:
     return environment
 
 
+def record_run(checkpoint: str, record: str, snapshot_steps: list[int]) -> None:
+    """Copies a finished run's `RUN_RECORD_FILES` and each snapshot's state into `record/` (`snapshots/step-N.json`)."""
+    os.makedirs(os.path.join(record, "snapshots"), exist_ok=True)
+    for name in RUN_RECORD_FILES:
+        shutil.copyfile(os.path.join(checkpoint, name), os.path.join(record, name))
+    for step in snapshot_steps:
+        shutil.copyfile(
+            os.path.join(snapshot_dir(checkpoint, step), SNAPSHOT_STATE),
+            os.path.join(record, "snapshots", f"step-{step}.json"),
+        )
+
+
 def pretrain(experiment: Experiment, seed: int) -> None:
     environment = pretraining_environment(experiment.args.keep_freed_memory)
     for objective in COMPARED_OBJECTIVES:
+        checkpoint, record = experiment.checkpoint(seed, objective), experiment.run_record(seed, objective)
         run_stage(
             f"pretrain {objective} seed {seed}",
-            experiment.checkpoint(seed, objective),
+            record,
             experiment.pretraining_arguments(seed, objective),
             "train_results.json",
             experiment.pretraining_command(seed, objective),
             env=environment,
+            collect=lambda checkpoint=checkpoint, record=record: record_run(
+                checkpoint, record, experiment.preset.snapshot_steps
+            ),
         )
 
 
@@ -411,19 +461,22 @@ def probe(experiment: Experiment, seed: int) -> None:
 
 def curves(experiment: Experiment, seed: int) -> None:
     """Probes every point along both runs on the curve tasks; a point that was not kept is an error naming it."""
-    missing = [
-        f"{objective} step {step} ({path})"
-        for objective in COMPARED_OBJECTIVES
-        for step, path in experiment.curve_points(seed, objective).items()
-        if not os.path.isdir(path)
-    ]
-    if missing:
-        raise FileNotFoundError(
-            f"The curves of seed {seed} need checkpoints that are missing: {', '.join(missing)}. The pretraining "
-            f"stage keeps them (--snapshot_steps {' '.join(map(str, experiment.preset.snapshot_steps))}); a run "
-            "trained without them, or that did not reach the step, cannot give them: delete that run's folder to "
-            "pretrain it again, or leave out the curves with --stages pretrain probe analysis report."
-        )
+
+    def check_points() -> None:
+        missing = [
+            f"{objective} step {step} ({path})"
+            for objective in COMPARED_OBJECTIVES
+            for step, path in experiment.curve_points(seed, objective).items()
+            if not os.path.isdir(path)
+        ]
+        if missing:
+            raise FileNotFoundError(
+                f"The curves of seed {seed} need checkpoints that are missing: {', '.join(missing)}. The pretraining "
+                f"stage keeps them (--snapshot_steps {' '.join(map(str, experiment.preset.snapshot_steps))}); a run "
+                "trained without them, or that did not reach the step, cannot give them: delete that run's folder "
+                "to pretrain it again, or leave out the curves with --stages pretrain probe analysis report."
+            )
+
     arguments = experiment.probe_arguments(seed, stage="curves")
     run_stage(
         f"curves seed {seed}",
@@ -431,6 +484,7 @@ def curves(experiment: Experiment, seed: int) -> None:
         arguments,
         "results.json",
         [sys.executable, "-m", PROBE_MODULE, *arguments],
+        check=check_points,
     )
 
 
@@ -723,7 +777,7 @@ def run_statistics(experiment: Experiment, objective: str) -> dict[str, Any]:
     """Seed statistics of a pretraining run's final validation MLM loss and of the tokens per second it trained at."""
     losses, speeds = [], []
     for seed in range(experiment.args.seeds):
-        run = experiment.checkpoint(seed, objective)
+        run = experiment.run_record(seed, objective)
         losses.append(read_json(run, "eval_results.json")["eval_mlm_loss"])
         state, train = read_json(run, "trainer_state.json"), read_json(run, "train_results.json")
         speeds.append(state["num_input_tokens_seen"] / train["train_runtime"])
@@ -731,7 +785,7 @@ def run_statistics(experiment: Experiment, objective: str) -> dict[str, Any]:
 
 
 def seed_stage_directories(experiment: Experiment, seed: int) -> list[str]:
-    directories = [experiment.checkpoint(seed, objective) for objective in COMPARED_OBJECTIVES]
+    directories = [experiment.run_record(seed, objective) for objective in COMPARED_OBJECTIVES]
     stages = [stage for stage in ("probe", "analysis", "curves") if stage in experiment.args.stages]
     return directories + [experiment.seed_results(seed, stage) for stage in stages]
 
@@ -749,7 +803,10 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
         probe_curves(
             [
                 {
-                    objective: list(experiment.curve_points(seed, objective).values())
+                    objective: [
+                        (path, step, experiment.curve_tokens(seed, objective)[step])
+                        for step, path in experiment.curve_points(seed, objective).items()
+                    ]
                     for objective in COMPARED_OBJECTIVES
                 }
                 for seed in seeds
@@ -760,7 +817,7 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
         else {}
     )
     logs = training_logs(
-        {objective: [experiment.checkpoint(seed, objective) for seed in seeds] for objective in COMPARED_OBJECTIVES}
+        {objective: [experiment.run_record(seed, objective) for seed in seeds] for objective in COMPARED_OBJECTIVES}
     )
     summary = {
         "settings": asdict(args),
@@ -769,7 +826,7 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
         "wall_hours": sum(wall_seconds) / 3600,
         "wall_hours_per_seed": [seconds / 3600 for seconds in wall_seconds],
         "tokens_seen": {
-            objective: read_json(experiment.checkpoint(0, objective), "trainer_state.json")["num_input_tokens_seen"]
+            objective: read_json(experiment.run_record(0, objective), "trainer_state.json")["num_input_tokens_seen"]
             for objective in COMPARED_OBJECTIVES
         },
         "runs": {objective: run_statistics(experiment, objective) for objective in COMPARED_OBJECTIVES},

@@ -187,6 +187,16 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     assert capsys.readouterr().out.count("finished earlier, reused") == 5
     assert stamps == {path: path.stat().st_mtime_ns for path in stamps}
 
+    # The results folder alone carries every record: with the work folder gone, a rerun reuses every stage and the
+    # report comes out the same.
+    comparison = (results / "comparison.md").read_text()
+    shutil.move(tmp_path / "experiments", tmp_path / "elsewhere")
+    capsys.readouterr()
+    run_experiment.main(argv)
+    assert capsys.readouterr().out.count("finished earlier, reused") == 5
+    assert (results / "comparison.md").read_text() == comparison
+    shutil.move(tmp_path / "elsewhere", tmp_path / "experiments")
+
     # A point of the curves that was not kept is named, not silently dropped from the curve.
     shutil.rmtree(results / "seed-0" / "curves")
     shutil.rmtree(tmp_path / "experiments" / "tiny" / "seed-0" / "hybrid" / "snapshot-1")
