@@ -176,10 +176,11 @@ class ExperimentArguments:
         default="", metadata={"help": "Prefix for the pretraining command, e.g. 'accelerate launch --num_processes 4'."}
     )
     keep_freed_memory: bool = field(
-        default=True,
+        default=False,
         metadata={
-            "help": f"Pretrain with GLIBC_TUNABLES={KEEP_FREED_MEMORY} (glibc only; ignored elsewhere): faster CPU "
-            "steps and fewer page faults for somewhat more peak memory. --keep_freed_memory false turns it off."
+            "help": f"Pretrain with GLIBC_TUNABLES={KEEP_FREED_MEMORY} (glibc only; ignored elsewhere): 10-15x fewer "
+            "page faults for 10-15% more peak memory; measured 0.87x the MLM-only step time but 1.06x the hybrid's "
+            "(benchmarks/bench_allocator.py), so off by default."
         },
     )
     allow_long_run: bool = field(
