@@ -367,7 +367,8 @@ def test_regularisation_choice_ignores_validation_labels(prjepa_dir, tmp_path):
     for name, truth in (("true", validation_labels), ("permuted", permuted)):
         validation = write_csv(tmp_path / f"{name}.csv", {"text": validation_texts, "label": truth})
         args = ["--model_name_or_path", prjepa_dir, "--train_file", train, "--validation_file", validation]
-        results = run_glue_probe.main(probe_args(tmp_path, *args, "--text_columns", "text"))
+        # The second run replaces the first's results, as asked.
+        results = run_glue_probe.main(probe_args(tmp_path, *args, "--text_columns", "text", "--overwrite_output_dir"))
         outcomes.append(results["models"][0]["tasks"]["custom"]["poolings"]["mean"])
 
     assert outcomes[0]["regularisation"] == outcomes[1]["regularisation"]
