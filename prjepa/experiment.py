@@ -449,15 +449,21 @@ def pretrain(experiment: Experiment, seed: int) -> None:
         )
 
 
-def probe(experiment: Experiment, seed: int) -> None:
-    arguments = experiment.probe_arguments(seed)
+def run_probe_stage(experiment: Experiment, seed: int, stage: str, check: Callable[[], None] | None = None) -> None:
+    """The probe's command for `stage` ("probe" or "curves", see `Experiment.probe_arguments`) as a stage."""
+    arguments = experiment.probe_arguments(seed, stage=stage)
     run_stage(
-        f"probe seed {seed}",
-        experiment.seed_results(seed, "probe"),
+        f"{stage} seed {seed}",
+        experiment.seed_results(seed, stage),
         arguments,
         "results.json",
         [sys.executable, "-m", PROBE_MODULE, *arguments],
+        check=check,
     )
+
+
+def probe(experiment: Experiment, seed: int) -> None:
+    run_probe_stage(experiment, seed, "probe")
 
 
 def curves(experiment: Experiment, seed: int) -> None:
@@ -478,15 +484,7 @@ def curves(experiment: Experiment, seed: int) -> None:
                 "to pretrain it again, or leave out the curves with --stages pretrain probe analysis report."
             )
 
-    arguments = experiment.probe_arguments(seed, stage="curves")
-    run_stage(
-        f"curves seed {seed}",
-        experiment.seed_results(seed, "curves"),
-        arguments,
-        "results.json",
-        [sys.executable, "-m", PROBE_MODULE, *arguments],
-        check=check_points,
-    )
+    run_probe_stage(experiment, seed, "curves", check=check_points)
 
 
 def analyse(experiment: Experiment, seed: int) -> None:
@@ -791,6 +789,17 @@ def seed_stage_directories(experiment: Experiment, seed: int) -> list[str]:
     return directories + [experiment.seed_results(seed, stage) for stage in stages]
 
 
+def curve_points_with_tokens(experiment: Experiment, seed: int) -> dict[str, list[tuple[str, int, int]]]:
+    """Objective → (folder probed, step, tokens seen) of each point along the seed's run."""
+    points = {}
+    for objective in COMPARED_OBJECTIVES:
+        tokens = experiment.curve_tokens(seed, objective)
+        points[objective] = [
+            (path, step, tokens[step]) for step, path in experiment.curve_points(seed, objective).items()
+        ]
+    return points
+
+
 def write_report(experiment: Experiment) -> dict[str, Any]:
     """comparison.json / comparison.md (tables, configuration, machine, wall time, tokens seen), the curve plots and
     commands.sh."""
@@ -800,20 +809,11 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
         sum(stage_seconds(directory) for directory in seed_stage_directories(experiment, seed)) for seed in seeds
     ]
     has_curves = "curves" in args.stages
+    curve_results = (
+        [read_json(experiment.seed_results(seed, "curves"), "results.json") for seed in seeds] if has_curves else []
+    )
     probe_curve_data = (
-        probe_curves(
-            [
-                {
-                    objective: [
-                        (path, step, experiment.curve_tokens(seed, objective)[step])
-                        for step, path in experiment.curve_points(seed, objective).items()
-                    ]
-                    for objective in COMPARED_OBJECTIVES
-                }
-                for seed in seeds
-            ],
-            [read_json(experiment.seed_results(seed, "curves"), "results.json") for seed in seeds],
-        )
+        probe_curves([curve_points_with_tokens(experiment, seed) for seed in seeds], curve_results)
         if has_curves
         else {}
     )
@@ -842,10 +842,9 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
         file.write(render_report(summary))
     plot_training_logs(logs, os.path.join(results, "training_logs.png"))
     if has_curves:
-        first_seed = read_json(experiment.seed_results(0, "curves"), "results.json")["models"][0]["tasks"]
         majority = {
             task: next(iter(outcome.get("majority", {}).get("validation", {}).values()), None)
-            for task, outcome in first_seed.items()
+            for task, outcome in curve_results[0]["models"][0]["tasks"].items()
         }
         plot_probe_curves(probe_curve_data, majority, os.path.join(results, "probe_curves.png"))
     commands = ["python run_experiment.py " + shlex.join(sys.argv[1:]), ""]

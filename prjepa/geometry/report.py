@@ -104,10 +104,11 @@ def _geometry_and_uniformity(
     codes = None if labels is None else class_codes(labels, num_samples)
     weights_with_point = np.vstack([np.ones(num_samples), weights])
     replicates: dict[str, np.ndarray | None] = {"uniformity": uniformity_replicates(unit_features, weights_with_point)}
-    centred = _entries(["centred_uniformity"], lambda: [{"value": centred_unit_rows(features)}])["centred_uniformity"]
-    replicates["centred_uniformity"] = (
-        None if centred["value"] is None else uniformity_replicates(centred["value"], weights_with_point)
-    )
+    try:
+        replicates["centred_uniformity"] = uniformity_replicates(centred_unit_rows(features), weights_with_point)
+        centred = _estimate_entry(replicates["centred_uniformity"])
+    except NotApplicable as reason:
+        replicates["centred_uniformity"], centred = None, {"value": None, "not_applicable": str(reason)}
 
     def probe(targets: Sequence | np.ndarray | None, what: str) -> dict[str, Any]:
         return _probe_entry(probe_accuracy(features, _require(targets, what), seed=seed))
@@ -123,9 +124,7 @@ def _geometry_and_uniformity(
         ],
     )
     metrics["uniformity"] = _estimate_entry(replicates["uniformity"])
-    metrics["centred_uniformity"] = (
-        centred if centred["value"] is None else _estimate_entry(replicates["centred_uniformity"])
-    )
+    metrics["centred_uniformity"] = centred
     metrics |= _entries(
         CLASS_DISTANCE_KEYS, lambda: _class_distance_entries(unit_features, _require(codes, "task labels"))
     )
