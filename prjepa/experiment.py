@@ -2,6 +2,7 @@
 """The paper's experiment end to end: pretrain a hybrid and an MLM-only encoder under identical budgets, probe both on
 GLUE, analyse their geometry, and write a comparison a paper can cite.
 
+    python run_experiment.py  # the demo preset: offline, on the sample shipped with the package, ~12 minutes
     python run_experiment.py --preset cpu --train_file "../shared/data/text/gutenberg/train/*.txt" \\
         --validation_file "../shared/data/text/gutenberg/validation/*.txt" \\
         --glue_path ../shared/data/glue --tokenizer_name ../shared/tokenizers/bert-base-uncased
@@ -32,11 +33,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from transformers import HfArgumentParser
 
 from .curves import plot_probe_curves, plot_training_logs, probe_curves, training_logs
+from .data_sources import (
+    DEMO_GLUE,
+    DEMO_GLUE_TASKS,
+    DEMO_TOKENIZER,
+    DEMO_TRAIN_FILE,
+    DEMO_VALIDATION_FILE,
+    check_hub_reachable,
+)
 from .trainer import SNAPSHOT_STATE, snapshot_dir
-from .utils import library_versions, markdown_table, mean_and_spread
+from .utils import library_versions, markdown_table, mean_and_spread, script_parser
 
 STAGES = ("pretrain", "probe", "analysis", "curves", "report")
 # The two encoders compared, by objective (configuration_prjepa.OBJECTIVES lists every objective there is). Hybrid
@@ -53,12 +61,21 @@ ANALYSIS_MODULE = "prjepa.geometry.analysis"
 # The small files of a finished pretraining run that its record in the results keeps (its logs, metrics and model
 # card), so that the report, and a rerun's reuse, need no checkpoint: the work folder may be gone.
 RUN_RECORD_FILES = ("trainer_state.json", "train_results.json", "eval_results.json", "README.md")
+# Marks a results folder as the project's published run: a run left to its default name writes
+# `<preset>-reproduction` beside it instead of reusing or rewriting it.
+PUBLISHED = "PUBLISHED.md"
 # A CPU run estimated above this needs --allow_long_run.
 LONG_RUN_HOURS = 3.0
 # glibc keeps the memory a training step frees for the next one instead of returning it to the system and faulting
 # it back in (benchmarks/bench_allocator.py measures the effect side by side): no allocation is mmap'd (each would be
 # unmapped on free), and the heap is trimmed only above 16 GiB of free memory at its top.
 KEEP_FREED_MEMORY = "glibc.malloc.trim_threshold=17179869184:glibc.malloc.mmap_max=0"
+
+
+# Data arguments left unset take these values, or with a demo preset the sample shipped with the package.
+HUB_TEXT = ("Salesforce/wikitext", "wikitext-103-raw-v1")
+HUB_GLUE = "nyu-mll/glue"
+HUB_TOKENIZER = "bert-base-uncased"
 
 
 @dataclass(frozen=True)
@@ -78,6 +95,9 @@ class ExperimentPreset:
     planned_steps: int = 0  # for the time estimate when training by epochs (data size is unknown beforehand)
     lr_scheduler_kwargs: dict[str, float] = field(default_factory=dict)
     config_overrides: str = ""  # run_pretrain.py's --config_overrides for both encoders
+    # Data arguments left unset take the sample shipped with the package (prjepa.data_sources) when True, the Hub's
+    # WikiText-103, GLUE and bert-base-uncased otherwise.
+    demo_data: bool = False
     bf16: bool = False
     probe_tasks: tuple[str, ...] = ("sst2", "mrpc", "stsb", "cola", "rte")
     probe_max_train_samples: int = 20000
@@ -115,7 +135,36 @@ class ExperimentPreset:
         return (self.steps * per_step * 1.5 + self.evaluation_seconds) / 3600
 
 
+# A deliberate difference from the original's recipe (which the paper preset keeps): the recipe study
+# (results/recipe-study) found its fixed sin/cos table and untied decoder stay on the unigram plateau at CPU budgets.
+CPU_RECIPE = "position_embedding_type=learned,tie_word_embeddings=True"
+
 EXPERIMENT_PRESETS = {
+    "demo": ExperimentPreset(
+        description="the cpu preset's encoder and recipe for 150 steps of 32 × 128 tokens (0.6M tokens) on the "
+        "sample shipped with the package (prjepa/demo_data: 9 public-domain books, the bert-base-uncased "
+        "vocabulary, SST-2 and STS-B subsets); about 12 minutes on 2 cores. So little data makes the results a "
+        "demonstration of the pipeline, not a measurement: for one, pass your data (README, 'Data') and --preset cpu",
+        model_preset="mini",
+        max_seq_length=128,
+        per_device_train_batch_size=32,
+        max_steps=150,
+        learning_rate=1e-3,
+        warmup_steps=0.1,
+        lr_scheduler_type="cosine",
+        weight_decay=0.05,
+        config_overrides=CPU_RECIPE,
+        demo_data=True,
+        probe_tasks=DEMO_GLUE_TASKS,
+        probe_max_train_samples=2000,
+        analysis_tasks=DEMO_GLUE_TASKS,
+        analysis_max_samples=500,
+        analysis_max_train_samples=1000,
+        curve_tasks=DEMO_GLUE_TASKS,
+        cpu_seconds_per_step=1.8,
+        gpu_seconds_per_step=0.05,
+        evaluation_seconds=200,
+    ),
     "cpu": ExperimentPreset(
         description="mini encoder (256/4/4) with learned positions and a tied MLM decoder (the recipe study's "
         "choice, results/recipe-study), 750 steps of 32 × 128 tokens (3.1M tokens) from local text; about 75 "
@@ -128,9 +177,7 @@ EXPERIMENT_PRESETS = {
         warmup_steps=0.1,
         lr_scheduler_type="cosine",
         weight_decay=0.05,
-        # A deliberate difference from the original's recipe (which the paper preset keeps): its fixed sin/cos
-        # table and untied decoder stay on the unigram plateau at this budget.
-        config_overrides="position_embedding_type=learned,tie_word_embeddings=True",
+        config_overrides=CPU_RECIPE,
         cpu_seconds_per_step=3.0,
         gpu_seconds_per_step=0.05,
         evaluation_seconds=1100,
@@ -160,18 +207,38 @@ EXPERIMENT_PRESETS = {
 
 @dataclass
 class ExperimentArguments:
-    preset: str = field(default="cpu", metadata={"help": f"One of {sorted(EXPERIMENT_PRESETS)}."})
-    run_name: str | None = field(default=None, metadata={"help": "Default: the preset's name."})
+    preset: str = field(
+        default="demo",
+        metadata={
+            "help": f"One of {sorted(EXPERIMENT_PRESETS)}; demo runs offline on the data shipped with the package."
+        },
+    )
+    run_name: str | None = field(
+        default=None,
+        metadata={
+            "help": f"Default: the preset's name, or <preset>-reproduction when that results folder holds {PUBLISHED} "
+            "(the published run, which only an explicit --run_name continues)."
+        },
+    )
     seeds: int = field(default=1, metadata={"help": "Repeat the whole comparison for seeds 0 … N-1."})
     stages: list[str] = field(default_factory=lambda: list(STAGES), metadata={"help": f"Subset of {STAGES}."})
     results_dir: str = field(default="results", metadata={"help": "Tables, plots, configuration (small)."})
     work_dir: str = field(default="experiments", metadata={"help": "Checkpoints and feature caches (large)."})
-    dataset_name: str = field(default="Salesforce/wikitext", metadata={"help": "Pretraining text on the Hub."})
-    dataset_config_name: str = field(default="wikitext-103-raw-v1", metadata={"help": "Its configuration."})
+    dataset_name: str | None = field(
+        default=None, metadata={"help": f"Pretraining text on the Hub (default: {HUB_TEXT[0]})."}
+    )
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": f"Its configuration (default: {HUB_TEXT[1]})."}
+    )
     train_file: str | None = field(default=None, metadata={"help": "Local pretraining text instead (globs allowed)."})
     validation_file: str | None = field(default=None, metadata={"help": "Local validation text."})
-    glue_path: str = field(default="nyu-mll/glue", metadata={"help": "GLUE on the Hub, or a local copy."})
-    tokenizer_name: str = field(default="bert-base-uncased", metadata={"help": "Tokenizer Hub id or folder."})
+    glue_path: str | None = field(
+        default=None, metadata={"help": f"GLUE on the Hub or a local copy (default: {HUB_GLUE})."}
+    )
+    tokenizer_name: str | None = field(
+        default=None,
+        metadata={"help": f"Tokenizer Hub id or folder (default: {HUB_TOKENIZER})."},
+    )
     launcher: str = field(
         default="", metadata={"help": "Prefix for the pretraining command, e.g. 'accelerate launch --num_processes 4'."}
     )
@@ -179,7 +246,7 @@ class ExperimentArguments:
         default=False,
         metadata={
             "help": f"Pretrain with GLIBC_TUNABLES={KEEP_FREED_MEMORY} (glibc only; ignored elsewhere): 10-15x fewer "
-            "page faults for 10-15% more peak memory; measured 0.87x the MLM-only step time but 1.06x the hybrid's "
+            "page faults for 10-15 per cent more peak memory; measured 0.87x the MLM-only step time but 1.06x the hybrid's "
             "(benchmarks/bench_allocator.py), so off by default."
         },
     )
@@ -196,7 +263,17 @@ class ExperimentArguments:
             raise ValueError(f"Unknown --stages {sorted(unknown)}; choose from {STAGES}.")
         if self.seeds < 1:
             raise ValueError(f"--seeds must be at least 1, got {self.seeds}.")
-        self.run_name = self.run_name or self.preset
+        if self.run_name is None:
+            published = os.path.exists(os.path.join(self.results_dir, self.preset, PUBLISHED))
+            self.run_name = f"{self.preset}-reproduction" if published else self.preset
+        demo = EXPERIMENT_PRESETS[self.preset].demo_data
+        if not (self.dataset_name or self.train_file):
+            if demo:
+                self.train_file, self.validation_file = DEMO_TRAIN_FILE, DEMO_VALIDATION_FILE
+            else:
+                self.dataset_name, self.dataset_config_name = HUB_TEXT
+        self.glue_path = self.glue_path or (DEMO_GLUE if demo else HUB_GLUE)
+        self.tokenizer_name = self.tokenizer_name or (DEMO_TOKENIZER if demo else HUB_TOKENIZER)
 
 
 class Experiment:
@@ -517,6 +594,9 @@ def check_budget(experiment: Experiment) -> None:
     hours = experiment.preset.estimated_hours(experiment.device)
     print(
         f"Preset {args.preset!r}: {preset.description}.\n"
+        f"Data: pretraining text {args.train_file or f'{args.dataset_name} ({args.dataset_config_name})'}"
+        f"{f', validation {args.validation_file}' if args.validation_file else ''}; GLUE {args.glue_path}; tokenizer "
+        f"{args.tokenizer_name}.\nResults: {experiment.results}; checkpoints and cached features: {experiment.work}.\n"
         f"Per seed and objective: {preset.steps:,} steps × {preset.per_device_train_batch_size} × "
         f"{preset.max_seq_length} tokens = up to {tokens:,} tokens per process. Seeds: {args.seeds}. "
         f"Estimated wall time on this machine ({experiment.device}): {hours:.1f} h per seed, {hours * args.seeds:.1f} h "
@@ -868,8 +948,11 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    (args,) = HfArgumentParser(ExperimentArguments).parse_args_into_dataclasses(args=argv)
+    (args,) = script_parser(ExperimentArguments, __doc__).parse_args_into_dataclasses(args=argv)
     experiment = Experiment(args)
+    if set(args.stages) - {"report"}:
+        text = [] if args.train_file else [("--dataset_name", args.dataset_name)]
+        check_hub_reachable([*text, ("--glue_path", args.glue_path), ("--tokenizer_name", args.tokenizer_name)])
     check_budget(experiment)
     os.makedirs(experiment.results, exist_ok=True)
     stages = {"pretrain": pretrain, "probe": probe, "analysis": analyse, "curves": curves}

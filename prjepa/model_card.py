@@ -177,7 +177,10 @@ def _model_section(config: PrJepaConfig, tokenizer_name: str) -> str:
                 "parameters (pretraining only)",
             )
         )
-    rows.append(("tokenizer", f"`{tokenizer_name}` (vocabulary {_number(config.vocab_size)})"))
+    # A local folder is named by its own name: its path means nothing on the reader's machine.
+    where = " (a local folder of that name)" if os.path.isdir(tokenizer_name) else ""
+    name = os.path.basename(os.path.normpath(tokenizer_name)) if where else tokenizer_name
+    rows.append(("tokenizer", f"`{name}`{where} (vocabulary {_number(config.vocab_size)})"))
     return "## Model\n\n" + markdown_table(("part", "details"), rows)
 
 

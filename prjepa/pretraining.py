@@ -22,15 +22,16 @@ from typing import Any
 
 import datasets
 import transformers
-from transformers import AutoTokenizer, HfArgumentParser, set_seed
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import AutoTokenizer, set_seed
 
 from configuration_prjepa import OBJECTIVES, PRESETS, PrJepaConfig
 from modeling_prjepa import PrJepaForPreTraining
 
 from .collator import DataCollatorForPrJepa
+from .data_sources import check_hub_reachable
+from .resume import check_resume_checkpoint, last_complete_checkpoint, record_or_check_settings, run_settings
 from .trainer import PrJepaTrainer, PrJepaTrainingArguments
-from .utils import SPECIAL_TOKEN_FIELDS
+from .utils import SPECIAL_TOKEN_FIELDS, script_parser
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ def data_file_builder(path: str) -> str | None:
 
 def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainingArguments, PrJepaTrainingArguments]:
     argv = sys.argv[1:] if argv is None else argv
-    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, PrJepaTrainingArguments))
+    parser = script_parser((ModelArguments, DataTrainingArguments, PrJepaTrainingArguments), __doc__)
     if len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(os.path.abspath(argv[0]))
     if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
@@ -171,24 +172,40 @@ def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainin
     return parser.parse_args_into_dataclasses(args=argv)
 
 
+# The data arguments that decide which sequences training sees, in which order (validation data does not).
+TRAJECTORY_DATA_ARGUMENTS = (
+    "dataset_name",
+    "dataset_config_name",
+    "train_file",
+    "text_column_name",
+    "validation_split_percentage",
+    "max_seq_length",
+    "line_by_line",
+    "max_train_samples",
+)
+
+
 def detect_checkpoint(training_args: PrJepaTrainingArguments) -> str | None:
-    """run_mlm.py's rule: resume from the last checkpoint in the output directory, never overwrite silently."""
+    """run_mlm.py's rule: resume from the last checkpoint in the output directory, never overwrite silently; and
+    only from a complete checkpoint (`prjepa.resume`)."""
     output_dir = training_args.output_dir
     if not training_args.do_train or not os.path.isdir(output_dir) or training_args.overwrite_output_dir:
         return training_args.resume_from_checkpoint
-    last_checkpoint = get_last_checkpoint(output_dir)
-    if last_checkpoint is None and os.listdir(output_dir) and training_args.resume_from_checkpoint is None:
+    if training_args.resume_from_checkpoint is not None:
+        check_resume_checkpoint(training_args.resume_from_checkpoint)
+        return training_args.resume_from_checkpoint
+    last_checkpoint = last_complete_checkpoint(output_dir)
+    if last_checkpoint is None and os.listdir(output_dir):
         raise ValueError(
             f"Output directory {output_dir} already exists and is not empty, with no checkpoint to resume from. "
             "Use --overwrite_output_dir to train there anyway, or choose another --output_dir."
         )
-    if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
+    if last_checkpoint is not None:
         logger.info(
             f"Checkpoint detected, resuming training at {last_checkpoint}. To start from scratch, pass "
             "--overwrite_output_dir or choose another --output_dir."
         )
-        return last_checkpoint
-    return training_args.resume_from_checkpoint
+    return last_checkpoint
 
 
 def finished_training(training_args: PrJepaTrainingArguments) -> bool:
@@ -400,12 +417,31 @@ def main(argv: list[str] | None = None) -> PrJepaTrainer | None:
         )
         return None
 
+    check_hub_reachable(
+        [
+            ("--dataset_name", data_args.dataset_name),
+            ("--tokenizer_name", model_args.tokenizer_name),
+            ("--model_name_or_path", model_args.model_name_or_path),
+        ]
+    )
     resume_from_checkpoint = detect_checkpoint(training_args)
     set_seed(training_args.seed)
 
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name, cache_dir=model_args.cache_dir)
     model = build_model(model_args, tokenizer)
     check_inputs(model, tokenizer, data_args, training_args)
+    if training_args.do_train:
+        settings = run_settings(
+            model.config.to_dict(),
+            {**training_args.to_dict(), "world_size": training_args.world_size},
+            {name: getattr(data_args, name) for name in TRAJECTORY_DATA_ARGUMENTS},
+        )
+        record_or_check_settings(
+            training_args.output_dir,
+            settings,
+            resuming=resume_from_checkpoint is not None,
+            write=training_args.process_index == 0,
+        )
 
     raw = load_raw_datasets(data_args, model_args.cache_dir)
     if training_args.do_eval and "validation" not in raw:
@@ -431,6 +467,14 @@ def main(argv: list[str] | None = None) -> PrJepaTrainer | None:
     if training_args.do_train:
         log_budget(training_args, data_args, train_dataset)
         train_result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+        if trainer.preemption.received is not None:
+            # Before anything final is written: the output directory keeps the checkpoint just saved as its last.
+            signal_name = trainer.preemption.received.name
+            logger.warning(
+                f"{signal_name} received: saved checkpoint-{trainer.state.global_step} in {training_args.output_dir} "
+                "and stopped. Rerun the same command to resume exactly."
+            )
+            raise SystemExit(128 + trainer.preemption.received.value)
         trainer.save_model()
         trainer.log_metrics("train", train_result.metrics)
         trainer.save_metrics("train", train_result.metrics)

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import shutil
+import signal
 from dataclasses import dataclass, field
 
 import torch
@@ -96,6 +97,33 @@ class SnapshotCallback(TrainerCallback):
         os.replace(partial, final)
 
 
+class PreemptionCallback(TrainerCallback):
+    """On SIGTERM (how cluster schedulers preempt) or SIGINT (Ctrl-C) during training: finish the current optimizer
+    step, save a checkpoint and stop; `received` then names the signal, and the caller exits non-zero so that a rerun
+    resumes exactly. The previous handlers come back when training ends."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.received: signal.Signals | None = None
+        self._previous: dict[signal.Signals, object] = {}
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signal.Signals(signum)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.received is not None:
+            control.should_save = True
+            control.should_training_stop = True
+
+    def on_train_end(self, args, state, control, **kwargs):
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
 class TargetEncoderEmaCallback(TrainerCallback):
     """target ← m·target + (1 − m)·online after every optimizer step (not every micro-batch), m from the global step.
 
@@ -142,6 +170,8 @@ class PrJepaTrainer(Trainer):
             self.add_callback(TargetEncoderEmaCallback())
         if self.args.snapshot_steps:  # after the EMA update, so a snapshot's target encoder is that step's
             self.add_callback(SnapshotCallback())
+        self.preemption = PreemptionCallback()
+        self.add_callback(self.preemption)
         self._windows = {mode: self._empty_window() for mode in ("train", "eval")}
         self._last_pooled_embeddings: torch.Tensor | None = None
 

@@ -4,15 +4,20 @@ with. Standard library at import time, so that the trainer, which reaches this m
 nothing that pretraining does not need.
 """
 
+import argparse
 import contextlib
 import importlib
+import logging
 import platform
 import statistics
+import warnings
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
+    from transformers import HfArgumentParser
 
 # A tokenizer's special tokens that a PrJEPA config records by id. configuration_prjepa.PrJepaConfig.check_tokenizer
 # loops over the same fields itself: that file is copied into every checkpoint and imports nothing from here.
@@ -66,3 +71,28 @@ def single_blas_thread() -> Iterator[None]:
 
     with threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Each argument's default, as HfArgumentParser shows it, and the description laid out as written."""
+
+
+def script_parser(dataclass_types: type | Sequence[type], description: str | None) -> "HfArgumentParser":
+    """A script's argument parser: the dataclasses' fields, and `description` (its module docstring, with the
+    examples) at the top of `--help`."""
+    from transformers import HfArgumentParser  # not at the top: this module imports the standard library only
+
+    return HfArgumentParser(dataclass_types, description=description, formatter_class=_HelpFormatter)
+
+
+@contextlib.contextmanager
+def collapsed_warnings(logger: logging.Logger, context: str) -> Iterator[None]:
+    """Logs the warnings raised inside as one line per category, with its count and first message, instead of one
+    line each (a grid search can raise one scikit-learn ConvergenceWarning per fold and grid value)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    counts = Counter(warning.category.__name__ for warning in caught)
+    for category, count in counts.items():
+        first = next(str(warning.message) for warning in caught if warning.category.__name__ == category)
+        logger.warning("%s: %d × %s (first: %s)", context, count, category, first.splitlines()[0])

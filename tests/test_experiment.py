@@ -214,3 +214,12 @@ def test_readme_results_are_the_committed_result_files():
     assert embedded, "README.md lacks the results block"
     with open(os.path.join(REPO, "results", "cpu", "comparison.md")) as file:
         assert embedded.group(1) == file.read()
+
+
+def test_a_published_run_is_never_the_default_output(tmp_path):
+    results = tmp_path / "results"
+    assert ExperimentArguments(preset="cpu", results_dir=str(results)).run_name == "cpu"
+    (results / "cpu").mkdir(parents=True)
+    (results / "cpu" / run_experiment.PUBLISHED).write_text("published")
+    assert ExperimentArguments(preset="cpu", results_dir=str(results)).run_name == "cpu-reproduction"
+    assert ExperimentArguments(preset="cpu", results_dir=str(results), run_name="cpu").run_name == "cpu"

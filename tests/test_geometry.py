@@ -431,3 +431,28 @@ def test_plots_have_titles_labels_and_legends(two_models, tmp_path):
         assert path.stat().st_size > 1000
     labels = [text.get_text() for text in figures["Eigenvalue spectrum — SST-2"].axes[0].get_legend().get_texts()]
     assert labels == ["hybrid", "mlm"]
+
+
+def test_every_bar_shows_its_value_and_the_probe_plot_its_chance_level():
+    def model(uniformity: float | None, semantic: float, chance: float) -> dict:
+        interval = {} if uniformity is None else {"ci95": [uniformity - 0.01, uniformity + 0.01]}
+        return {
+            "metrics": {
+                "uniformity": {"value": uniformity, **interval},
+                "token_probe": {"value": 0.4, "chance_accuracy": 0.05},
+                "semantic_probe": {"value": semantic, "chance_accuracy": chance},
+            }
+        }
+
+    models = {"hybrid": model(-0.0014, 0.6, 0.51), "mlm": model(-1.9, 0.7, 0.51), "random-init": model(None, 0.5, 0.51)}
+    ablation = geometry.plot_pooling_ablation({"mean": models, "max": models}, "SST-2")
+    labels = [text.get_text() for text in ablation.axes[0].texts if text.get_text()]
+    # The collapsed encoder's bar is a sliver; its label shows it, and a missing value reads n/a.
+    assert labels.count("-0.0014") == 2 and labels.count("-1.9") == 2 and labels.count("n/a") == 2
+    probes = geometry.plot_probe_accuracies({"SST-2": models}, "mean")
+    ax = probes.axes[0]
+    chance_levels = sorted(
+        {round(float(y), 4) for lines in ax.collections for y in lines.get_paths()[0].vertices[:, 1]}
+    )
+    assert 0.51 in chance_levels and 0.05 in chance_levels
+    assert "chance (majority class)" in [text.get_text() for text in ax.get_legend().get_texts()]

@@ -174,3 +174,12 @@ def test_parameter_counts_match_a_built_model():
     }
     assert f"{counts['encoder']:,}" in card_for().text
     assert "predictor" not in parameter_counts(tiny_config(objective="mlm"))
+
+
+def test_a_local_tokenizer_folder_is_named_by_its_name_not_its_path(tmp_path):
+    folder = tmp_path / "tokenizers" / "bert-base-uncased"
+    folder.mkdir(parents=True)
+    text = card_for(tokenizer_name=str(folder) + "/").text
+    assert "`bert-base-uncased` (a local folder of that name)" in text
+    assert str(tmp_path) not in text
+    assert "`bert-base-uncased` (vocabulary" in card_for().text

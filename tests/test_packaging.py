@@ -3,6 +3,7 @@ the repository itself: no file refers to one outside it, and every citation of t
 sections."""
 
 import configparser
+import importlib
 import os
 import re
 import subprocess
@@ -125,3 +126,26 @@ def test_every_method_document_citation_names_one_of_its_sections():
     # The document's own cross-references ("§4.1", "(§8.2)") resolve too.
     citations += [(METHOD_DOCUMENT, section) for section in re.findall(r"§(\d+(?:\.\d+)*)", document)]
     assert [f"{where}: §{section}" for where, section in citations if section not in sections] == []
+
+
+@pytest.mark.parametrize(
+    "module_name", ["prjepa.experiment", "prjepa.pretraining", "prjepa.probing.glue_probe", "prjepa.geometry.analysis"]
+)
+def test_every_scripts_help_renders_with_its_description_and_an_example(module_name, capsys):
+    module = importlib.import_module(module_name)
+    with pytest.raises(SystemExit) as stop:
+        module.main(["--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert module.__doc__.splitlines()[0] in text and "    python run_" in text and "(default:" in text
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(REPO, ".git")), reason="needs a git checkout of the repository")
+def test_default_output_folders_are_ignored_and_published_results_are_not():
+    def ignored(path: str) -> bool:
+        return subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO).returncode == 0
+
+    defaults = ["experiments/demo/x", "results/demo/x", "results/cpu-reproduction/x", "prjepa-mini/x"]
+    defaults += ["probe_results/results.json", "analysis_results/analysis.json"]
+    assert [path for path in defaults if not ignored(path)] == []
+    assert not ignored("results/cpu/comparison.md") and not ignored("results/recipe-study/study.md")

@@ -1,8 +1,10 @@
 """The GLUE linear probe: pooling, feature cache, trained poolers, protocol, data checks, metric and model cards."""
 
 import json
+import logging
 import os
 import random
+import warnings
 
 import datasets
 import evaluate
@@ -32,6 +34,7 @@ from prjepa.probing import (
     update_model_card,
 )
 from prjepa.probing import glue_probe as run_glue_probe
+from prjepa.utils import collapsed_warnings
 
 SHARED_GLUE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "glue")
 
@@ -441,3 +444,18 @@ def test_hub_model_is_probed_and_its_card_pushed(fake_hub, bert_dir, tmp_path):
     assert (entry.dataset_type, entry.dataset_config, entry.dataset_split) == ("glue", "rte", "validation")
     assert (entry.metric_type, entry.metric_value) == ("accuracy", round(accuracy, 4))
     assert entry.metric_config == "linear probe, mean pooling, joint pair encoding"
+
+
+def test_repeated_library_warnings_become_one_line_with_the_count(caplog):
+    from sklearn.exceptions import ConvergenceWarning
+
+    logger = logging.getLogger("collapse-test")
+    with caplog.at_level(logging.WARNING, logger="collapse-test"):
+        with collapsed_warnings(logger, "C grid search"):
+            for fold in range(7):
+                warnings.warn(f"lbfgs failed to converge (fold {fold})", ConvergenceWarning, stacklevel=2)
+            warnings.warn("another kind", UserWarning, stacklevel=2)
+    assert sorted(record.getMessage() for record in caplog.records) == [
+        "C grid search: 1 × UserWarning (first: another kind)",
+        "C grid search: 7 × ConvergenceWarning (first: lbfgs failed to converge (fold 0))",
+    ]

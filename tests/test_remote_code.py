@@ -1,5 +1,6 @@
 """A saved checkpoint loads through every Auto class with `trust_remote_code=True` in a fresh Python process that
-cannot import this project, and gives bit-identical outputs; the loaded code honours `attn_implementation`."""
+cannot import this project, and gives bit-identical outputs; the loaded code honours `attn_implementation`; its
+tokenizer loads without `trust_remote_code`."""
 
 import os
 import subprocess
@@ -59,15 +60,19 @@ CHILD = textwrap.dedent(
         assert "attn_implementation='sdpa'" in str(error), error
     else:
         raise AssertionError("attn_implementation='flash_attention_2' was accepted")
+    # A plain BERT tokenizer needs no custom code: no trust_remote_code, and so no prompt.
+    tokenizer = transformers.AutoTokenizer.from_pretrained(pretraining_dir, trust_remote_code=False)
+    outputs["tokenized"] = torch.tensor(tokenizer("the cat sat on the mat")["input_ids"])
     save_file({name: value.contiguous() for name, value in outputs.items()}, outputs_path)
     """
 )
 
 
-def test_every_auto_class_loads_with_trust_remote_code_in_a_clean_process(tmp_path):
+def test_every_auto_class_loads_with_trust_remote_code_in_a_clean_process(tmp_path, tokenizer):
     torch.manual_seed(0)
     pretraining = PrJepaForPreTraining(tiny_config()).eval()
     pretraining.save_pretrained(tmp_path / "pretraining")
+    tokenizer.save_pretrained(tmp_path / "pretraining")
     classifier = PrJepaForSequenceClassification(tiny_config(num_labels=3)).eval()
     classifier.save_pretrained(tmp_path / "classifier")
     masked_lm = PrJepaForMaskedLM.from_pretrained(tmp_path / "pretraining").eval()
@@ -100,3 +105,4 @@ def test_every_auto_class_loads_with_trust_remote_code_in_a_clean_process(tmp_pa
         eager_attentions = torch.stack(eager(ids, mask, output_attentions=True).attentions)
         assert torch.equal(outputs["eager_attentions"], eager_attentions)
     torch.testing.assert_close(outputs["eager_encoder"], outputs["encoder"], atol=1e-5, rtol=0)
+    assert outputs["tokenized"].tolist() == tokenizer("the cat sat on the mat")["input_ids"]

@@ -281,8 +281,8 @@ def test_single_class_small_pair_data_without_a_training_split(tmp_path, bert_di
 
 
 def parse(*argv: str):
-    parser = analysis_script.HfArgumentParser(
-        (analysis_script.ModelArguments, analysis_script.DataArguments, analysis_script.AnalysisArguments)
+    parser = analysis_script.script_parser(
+        (analysis_script.ModelArguments, analysis_script.DataArguments, analysis_script.AnalysisArguments), None
     )
     return parser.parse_args_into_dataclasses(args=["--models", "a=x", *argv])
 

@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ from fake_hub import fake_hub_fixture  # noqa: F401
 from helpers import tiny_config
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
-from transformers import AutoModel, set_seed
+from transformers import AutoModel, TrainerCallback, set_seed
 
 from configuration_prjepa import PrJepaConfig
 from modeling_prjepa import PrJepaForPreTraining
@@ -273,3 +274,60 @@ def test_push_to_hub_uploads_a_loadable_model_with_its_card(assets, tmp_path, fa
     torch.testing.assert_close(
         encoder(batch["input_ids"], batch["attention_mask"]).last_hidden_state, expected, rtol=0, atol=0
     )
+
+
+def test_resume_is_exact_or_refused(assets, tmp_path, caplog):
+    run = tmp_path / "run"
+    run_pretrain.main(arguments(assets, run, "--max_steps", "2", "--save_steps", "1"))
+    assert json.loads((run / "run_settings.json").read_text())["training"]["learning_rate"] == 5e-5
+
+    # Other settings than the run was started with: refused before any step, naming each difference.
+    with pytest.raises(ValueError, match=r"training\.learning_rate: 5e-05 in the checkpoint's run, 0\.01 now"):
+        run_pretrain.main(arguments(assets, run, "--max_steps", "3", "--learning_rate", "0.01"))
+    with pytest.raises(ValueError, match=r"model\.mlm_probability: 0\.15 in the checkpoint's run, 0\.3 now"):
+        run_pretrain.main(arguments(assets, run, "--max_steps", "3", "--config_overrides", "mlm_probability=0.3"))
+
+    # A damaged newest checkpoint is skipped with a message; the last complete one is resumed.
+    (run / "checkpoint-2" / "scheduler.pt").write_bytes(b"not a zip file")
+    with caplog.at_level(logging.INFO):
+        trainer = run_pretrain.main(arguments(assets, run, "--max_steps", "3", "--save_steps", "1"))
+    assert "Skipping" in caplog.text and "scheduler.pt is damaged" in caplog.text
+    assert f"resuming training at {run / 'checkpoint-1'}" in caplog.text and trainer.state.global_step == 3
+
+    # An explicit checkpoint that lacks part of its state is refused, naming the previous complete one.
+    (run / "checkpoint-3" / "optimizer.pt").unlink()
+    with pytest.raises(ValueError, match=rf"missing optimizer\.pt.*resume from {run / 'checkpoint-2'}"):
+        run_pretrain.main(
+            arguments(assets, run, "--max_steps", "4", "--resume_from_checkpoint", str(run / "checkpoint-3"))
+        )
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_a_preempted_run_saves_exits_non_zero_and_resumes_exactly(assets, tmp_path, monkeypatch, signal_number):
+    run_pretrain.main(arguments(assets, tmp_path / "straight"))
+
+    class SignalDuringStepTwo(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == 1:  # the second optimizer step is under way
+                os.kill(os.getpid(), signal_number)
+
+    class PreemptedTrainer(run_pretrain.PrJepaTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.add_callback(SignalDuringStepTwo())
+
+    run = tmp_path / "preempted"
+    monkeypatch.setattr(run_pretrain, "PrJepaTrainer", PreemptedTrainer)
+    handler_before = signal.getsignal(signal_number)
+    with pytest.raises(SystemExit) as stop:
+        run_pretrain.main(arguments(assets, run))
+    assert stop.value.code == 128 + signal_number
+    assert [path.name for path in run.glob("checkpoint-*")] == ["checkpoint-2"]
+    assert not (run / "model.safetensors").exists() and not (run / "train_results.json").exists()
+    assert signal.getsignal(signal_number) == handler_before
+
+    monkeypatch.undo()
+    trainer = run_pretrain.main(arguments(assets, run))
+    assert trainer.state.global_step == 3
+    expected, actual = load_file(tmp_path / "straight" / "model.safetensors"), load_file(run / "model.safetensors")
+    assert expected.keys() == actual.keys() and all(torch.equal(expected[key], actual[key]) for key in expected)

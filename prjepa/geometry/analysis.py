@@ -37,8 +37,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 from torch import nn
-from transformers import HfArgumentParser
 
+from ..data_sources import check_hub_reachable
 from ..probing import (
     CUSTOM_TASK,
     FIXED_POOLINGS,
@@ -62,7 +62,7 @@ from ..probing import (
     tokenize_texts,
     train_pooler,
 )
-from ..utils import library_versions, markdown_table
+from ..utils import library_versions, markdown_table, script_parser
 from .metrics import most_frequent_tokens
 from .plots import (
     plot_alignment_uniformity,
@@ -428,13 +428,14 @@ def encode(
 
 def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stdout)
-    parser = HfArgumentParser((ModelArguments, DataArguments, AnalysisArguments))
+    parser = script_parser((ModelArguments, DataArguments, AnalysisArguments), __doc__)
     model_args, data_args, analysis_args = parser.parse_args_into_dataclasses(args=argv)
     models = parse_models(model_args.models)
     ratio = uniformity_ratio_models(analysis_args.ratio, list(models))
     check_arguments(data_args, analysis_args)
     started = time.perf_counter()
     datasets = load_datasets(data_args, analysis_args)
+    check_hub_reachable([("--models", path) for path in models.values()])
     features, targets, model_records, tokenizer_warnings = encode(
         models, datasets, model_args, data_args, analysis_args
     )

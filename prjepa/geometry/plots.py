@@ -19,10 +19,12 @@ def _value_and_error(entry: Mapping[str, Any]) -> tuple[float, list[float]]:
 
 
 def _bars(ax: Any, positions: np.ndarray, values: Sequence[float], width: float, **bar_options: Any) -> None:
-    """Bars at `positions`; a not-applicable value (NaN) is marked "n/a" instead of silently missing."""
-    ax.bar(positions, values, width, **bar_options)
+    """Bars at `positions`, each labelled with its value so that one too short to see (a collapsed encoder's
+    uniformity near 0 beside others near −2) still shows; a not-applicable value (NaN) is marked "n/a"."""
+    bars = ax.bar(positions, values, width, **bar_options)
+    ax.bar_label(bars, labels=["" if np.isnan(value) else f"{value:.2g}" for value in values], fontsize=7, padding=2)
     for position, value in zip(positions, values):
-        if np.isnan(value):
+        if np.isnan(value):  # bar_label leaves a missing bar unlabelled
             ax.text(position, 0, "n/a", ha="center", va="bottom", fontsize=8)
     ax.set_xlim(-0.5, len(positions) - 0.5)
 
@@ -113,7 +115,8 @@ def plot_alignment_uniformity(
 
 
 def plot_probe_accuracies(metrics_by_dataset: Mapping[str, Mapping[str, Mapping[str, Any]]], pooling: str) -> Figure:
-    """Token probe (surface form) beside semantic probe (task label) accuracy for each dataset and model."""
+    """Token probe (surface form) beside semantic probe (task label) accuracy for each dataset and model, each with
+    its chance level (always guessing the training split's most frequent class) as a dashed line across the bar."""
     bars = [
         (f"{dataset}\n{model}", metrics["metrics"])
         for dataset, by_model in metrics_by_dataset.items()
@@ -128,6 +131,15 @@ def plot_probe_accuracies(metrics_by_dataset: Mapping[str, Mapping[str, Mapping[
     ):
         values = [_value_and_error(metrics[key])[0] for _, metrics in bars]
         _bars(ax, positions + offset, values, 0.4, label=label)
+        chance = [metrics[key].get("chance_accuracy", np.nan) for _, metrics in bars]
+        ax.hlines(
+            chance,
+            positions + offset - 0.2,
+            positions + offset + 0.2,
+            colors="black",
+            linestyles="dashed",
+            label="chance (majority class)" if key == "semantic_probe" else None,
+        )
     ax.set(xticks=positions, xticklabels=[name for name, _ in bars], ylim=(0, 1))
     ax.set(xlabel="dataset and model", ylabel="held-out accuracy")
     ax.set_title(f"Token vs semantic probe — {pooling} pooling")

@@ -4,6 +4,7 @@ task's data come from; each command adds its own."""
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..data_sources import check_hub_reachable
 from .encoders import ENCODERS, ONLINE_ENCODER
 from .tasks import PROBLEM_TYPES, TaskData, check_task_name, load_task_data
 
@@ -53,14 +54,21 @@ class TaskDataArguments:
         metadata={"help": "Random subset of the training split (seeded); bounds time and token-feature memory."},
     )
 
+    def glue_source(self, task_names: Sequence[str]) -> list[tuple[str, str]]:
+        """`[("--glue_path", path)]` when some task reads GLUE (one is named and files do not replace both of its
+        splits), for the Hub check; else nothing."""
+        reads_glue = bool(task_names) and not (self.train_file and self.validation_file)
+        return [("--glue_path", self.glue_path)] if reads_glue else []
+
     def load_tasks(self, task_names: Sequence[str], seed: int, require_train: bool = True) -> list[TaskData]:
         """`load_task_data` with these arguments for each named GLUE task, or for the custom task when none is named.
         Every name is checked before any task loads, and every task loads before anything is encoded, so that a data
-        problem stops a run at once."""
+        problem stops a run at once (and an unreachable Hub, when GLUE is to come from it)."""
         if (self.train_file or self.validation_file) and len(task_names) > 1:
             raise ValueError("--train_file / --validation_file describe one dataset; give at most one --task_name.")
         for task_name in task_names:
             check_task_name(task_name)
+        check_hub_reachable(self.glue_source(task_names))
         return [
             load_task_data(
                 task_name,

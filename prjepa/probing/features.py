@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from transformers import BatchEncoding, PreTrainedTokenizerBase
+from transformers.utils.logging import tqdm
 
 from configuration_prjepa import POOLING_STRATEGIES
 from modeling_prjepa import pool_hidden_states
@@ -93,7 +94,7 @@ def _hidden_state_batches(
     order = np.argsort(-lengths, kind="stable")
     model = encoder.model
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
+        for start in tqdm(range(0, len(order), batch_size), desc=f"Encoding {len(order):,} texts", unit="batch"):
             indices = order[start : start + batch_size]
             batch = encoder.tokenizer.pad(
                 {key: [values[i] for i in indices] for key, values in encodings.items()},

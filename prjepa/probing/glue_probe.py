@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from transformers import HfArgumentParser
 
-from ..utils import library_versions, markdown_table
+from ..data_sources import check_hub_reachable
+from ..utils import library_versions, markdown_table, script_parser
 from .arguments import EncoderArguments, TaskDataArguments
 from .encoders import ONLINE_ENCODER, LoadedEncoder, load_encoder
 from .features import FIXED_POOLINGS, POOLINGS, TOKENS, combine_views, default_cache_dir, extract_task_features
@@ -264,7 +264,7 @@ def check_card_arguments(paths: list[str], probe_args: ProbeArguments) -> None:
 
 def main(args: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stdout)
-    parser = HfArgumentParser((ModelArguments, DataArguments, ProbeArguments))
+    parser = script_parser((ModelArguments, DataArguments, ProbeArguments), __doc__)
     model_args, data_args, probe_args = parser.parse_args_into_dataclasses(args=args)
     check_card_arguments(model_args.model_name_or_path, probe_args)
     existing = [name for name in RESULT_FILES if os.path.exists(os.path.join(probe_args.output_dir, name))]
@@ -273,10 +273,11 @@ def main(args: list[str] | None = None) -> dict:
             f"{probe_args.output_dir} already holds results ({', '.join(existing)}); pass --overwrite_output_dir to "
             "replace them, or choose another --output_dir."
         )
+    task_names = list(GLUE_TASKS) if data_args.task_name == ["all"] else data_args.task_name
     started = time.perf_counter()
     # Every task loads first, so that a data problem stops the run before any encoding.
-    task_names = list(GLUE_TASKS) if data_args.task_name == ["all"] else data_args.task_name
     tasks = data_args.load_tasks(task_names, probe_args.seed)
+    check_hub_reachable([("--model_name_or_path", path) for path in model_args.model_name_or_path])
     for task in tasks:
         kept, total = len(task.labels("train")), task.train_size_before_subsampling
         if kept < total:

@@ -14,7 +14,7 @@ from scipy.stats import spearmanr
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
-from ..utils import single_blas_thread, standardised_linear_model
+from ..utils import collapsed_warnings, single_blas_thread, standardised_linear_model
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def fit_linear_probe(
         cv=splitter,
         error_score="raise",
     )
-    with single_blas_thread():
+    with single_blas_thread(), collapsed_warnings(logger, f"{name} grid search"):
         search.fit(features, labels)
     cv_scores = {float(value): float(score) for value, score in zip(grid, search.cv_results_["mean_test_score"])}
     return LinearProbe(

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.utils.logging import tqdm
 
 from .features import TRAINED_POOLINGS, TokenFeatures, pair_features
 
@@ -142,7 +143,7 @@ def train_pooler(
     parameters = list(pooler.parameters()) + list(head.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=training.learning_rate, weight_decay=training.weight_decay)
     generator = torch.Generator().manual_seed(training.seed)
-    for _ in range(training.epochs):
+    for _ in tqdm(range(training.epochs), desc=f"Training the {kind} pooler", unit="epoch"):
         for batch in torch.randperm(len(labels), generator=generator).split(training.batch_size):
             outputs = head((_pooled_views(pooler, views, batch.numpy()) - center) / scale)
             if is_regression:

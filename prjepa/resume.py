@@ -1,0 +1,167 @@
+"""What an exact resume needs: a complete, readable checkpoint, and the settings the run was started with.
+
+A checkpoint is complete when it holds the weights, the optimizer, the schedule and the trainer state (the RNG state
+may be absent: the collator's masks come from its own seeded stream). The run's settings (model configuration, the
+training arguments that shape the trajectory, the data) are recorded in the output directory when training starts;
+resuming with other settings would continue a mix of two runs, so it is refused, naming each difference.
+"""
+
+import json
+import logging
+import os
+import re
+import zipfile
+from typing import Any
+
+from safetensors import safe_open
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+logger = logging.getLogger(__name__)
+
+RESUME_FILES = ("optimizer.pt", "scheduler.pt", "trainer_state.json")
+WEIGHTS_FILES = ("model.safetensors", "model.safetensors.index.json")
+RUN_SETTINGS = "run_settings.json"
+# Training arguments that change what a step computes. max_steps and num_train_epochs may grow: asking for more steps
+# continues a finished run.
+TRAJECTORY_ARGUMENTS = (
+    "learning_rate",
+    "weight_decay",
+    "adam_beta1",
+    "adam_beta2",
+    "adam_epsilon",
+    "max_grad_norm",
+    "optim",
+    "lr_scheduler_type",
+    "lr_scheduler_kwargs",
+    "warmup_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "seed",
+    "data_seed",
+    "bf16",
+    "fp16",
+    "world_size",
+)
+# Config entries that describe the file, not the model.
+_CONFIG_BOOKKEEPING = ("transformers_version", "_name_or_path", "architectures", "auto_map", "dtype", "torch_dtype")
+
+
+def checkpoints_by_step(output_dir: str) -> list[str]:
+    """The `checkpoint-N` folders in `output_dir`, newest first."""
+    pattern = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+    found = [(int(match.group(1)), name) for name in os.listdir(output_dir) if (match := pattern.match(name))]
+    return [os.path.join(output_dir, name) for _, name in sorted(found, reverse=True)]
+
+
+def checkpoint_problem(checkpoint: str) -> str | None:
+    """Why `checkpoint` cannot be resumed exactly (missing or damaged files), or None."""
+    missing = [name for name in RESUME_FILES if not os.path.exists(os.path.join(checkpoint, name))]
+    if not any(os.path.exists(os.path.join(checkpoint, name)) for name in WEIGHTS_FILES):
+        missing.insert(0, WEIGHTS_FILES[0])
+    if missing:
+        return f"missing {', '.join(missing)}"
+    for name in ("optimizer.pt", "scheduler.pt"):
+        path = os.path.join(checkpoint, name)
+        try:
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip()
+        except (zipfile.BadZipFile, OSError) as error:
+            return f"{name} is damaged ({error})"
+        if damaged is not None:
+            return f"{name} is damaged (bad CRC in {damaged})"
+    weights = os.path.join(checkpoint, WEIGHTS_FILES[0])
+    if os.path.exists(weights):
+        try:
+            with safe_open(weights, framework="pt"):
+                pass
+        except Exception as error:  # safetensors raises its own error types for a truncated or corrupt header
+            return f"{WEIGHTS_FILES[0]} is damaged ({error})"
+    try:
+        with open(os.path.join(checkpoint, "trainer_state.json")) as file:
+            json.load(file)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        return f"trainer_state.json is damaged ({error})"
+    return None
+
+
+def last_complete_checkpoint(output_dir: str) -> str | None:
+    """The newest checkpoint an exact resume can start from; newer incomplete ones (a process killed while saving)
+    are skipped with a warning. None when `output_dir` holds no checkpoint at all; an error when none is complete."""
+    checkpoints = checkpoints_by_step(output_dir)
+    for checkpoint in checkpoints:
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            return checkpoint
+        logger.warning(f"Skipping {checkpoint} ({problem}: left by a process stopped while saving?).")
+    if checkpoints:
+        raise ValueError(
+            f"No checkpoint in {output_dir} is complete ({', '.join(map(os.path.basename, checkpoints))}); an exact "
+            "resume is impossible. Pass --overwrite_output_dir to train from the start."
+        )
+    return None
+
+
+def check_resume_checkpoint(checkpoint: str) -> None:
+    """An explicit `--resume_from_checkpoint` must be complete; the error names the previous complete one."""
+    problem = checkpoint_problem(checkpoint)
+    if problem is None:
+        return
+    parent = os.path.dirname(os.path.normpath(checkpoint))
+    earlier = [
+        candidate
+        for candidate in checkpoints_by_step(parent)
+        if _step(candidate) < _step(checkpoint) and checkpoint_problem(candidate) is None
+    ]
+    fallback = f"resume from {earlier[0]}, the last complete checkpoint before it" if earlier else "start again"
+    raise ValueError(
+        f"Cannot resume exactly from {checkpoint}: {problem}. Pass --resume_from_checkpoint to {fallback}."
+    )
+
+
+def _step(checkpoint: str) -> int:
+    match = re.search(r"(\d+)$", os.path.normpath(checkpoint))
+    return int(match.group(1)) if match else -1
+
+
+def run_settings(config: dict[str, Any], training: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """What a resumed run must share with the run that saved the checkpoint."""
+    return {
+        "model": {key: value for key, value in config.items() if key not in _CONFIG_BOOKKEEPING},
+        "training": {name: training.get(name) for name in TRAJECTORY_ARGUMENTS},
+        "data": data,
+    }
+
+
+def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """`section.field: recorded → current` for every field that differs."""
+    found = []
+    for section in current:
+        before, now = recorded.get(section, {}), current[section]
+        for name in sorted(set(before) | set(now)):
+            if before.get(name) != now.get(name):
+                found.append(f"{section}.{name}: {before.get(name)!r} in the checkpoint's run, {now.get(name)!r} now")
+    return found
+
+
+def record_or_check_settings(output_dir: str, settings: dict[str, Any], resuming: bool, write: bool = True) -> None:
+    """Starting: writes `settings` to `output_dir/run_settings.json` (`write`: the main process). Resuming: refuses
+    settings that differ from the recorded ones, naming each difference (a run recorded before this file existed is
+    resumed as it is)."""
+    path = os.path.join(output_dir, RUN_SETTINGS)
+    settings = json.loads(json.dumps(settings))  # tuples and the like compare as the file will hold them
+    if resuming and os.path.exists(path):
+        with open(path) as file:
+            found = differences(json.load(file), settings)
+        if found:
+            raise ValueError(
+                f"Resuming {output_dir} with other settings than it was started with would continue a mix of two "
+                f"runs: {'; '.join(found)}. Resume with the recorded settings ({path}), or pass --overwrite_output_dir "
+                "(or another --output_dir) to start a new run."
+            )
+        return
+    if not write:
+        return
+    os.makedirs(output_dir, exist_ok=True)
+    with open(path + ".partial", "w") as file:
+        json.dump(settings, file, indent=2, sort_keys=True)
+    os.replace(path + ".partial", path)

@@ -1,0 +1,131 @@
+"""The demo sample shipped with the package (loads like real data, is what its README says, is packaged) and the
+stop before compute when Hub data is asked for and the Hub cannot be reached."""
+
+import configparser
+import fnmatch
+import glob
+import hashlib
+import os
+
+import datasets
+import pytest
+from transformers import AutoTokenizer
+
+from prjepa import data_sources
+from prjepa import experiment as run_experiment
+from prjepa.data_sources import (
+    DEMO_DATA,
+    DEMO_GLUE,
+    DEMO_GLUE_TASKS,
+    DEMO_TOKENIZER,
+    DEMO_TRAIN_FILE,
+    DEMO_VALIDATION_FILE,
+    check_hub_reachable,
+)
+from prjepa.experiment import ExperimentArguments
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GLUE_MIRROR = os.path.join(REPO, "..", "shared", "data", "glue")
+BERT_VOCAB_SHA256 = "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"
+
+
+def demo_files() -> list[str]:
+    return sorted(
+        os.path.relpath(os.path.join(root, name), DEMO_DATA)
+        for root, _, names in os.walk(DEMO_DATA)
+        for name in names
+        if "__pycache__" not in root
+    )
+
+
+def test_the_demo_sample_stays_small_and_every_file_is_package_data():
+    files = demo_files()
+    assert sum(os.path.getsize(os.path.join(DEMO_DATA, name)) for name in files) <= 5 * 1024 * 1024
+    setup = configparser.ConfigParser()
+    setup.read(os.path.join(REPO, "setup.cfg"))
+    patterns = [line.strip() for line in setup["options.package_data"]["prjepa"].splitlines() if line.strip()]
+    unpackaged = [
+        name for name in files if not any(fnmatch.fnmatch(os.path.join("demo_data", name), p) for p in patterns)
+    ]
+    assert unpackaged == []
+
+
+def test_the_demo_glue_loads_like_the_hub_dataset():
+    sst2, stsb = (datasets.load_dataset(DEMO_GLUE, task) for task in DEMO_GLUE_TASKS)
+    assert {split: len(rows) for split, rows in sst2.items()} == {"train": 2000, "validation": 872}
+    assert {split: len(rows) for split, rows in stsb.items()} == {"train": 2000, "validation": 1500}
+    assert sst2["train"].features["label"].names == ["negative", "positive"]
+    assert stsb["train"].column_names == ["sentence1", "sentence2", "label", "idx"]
+    assert 0.0 <= min(stsb["validation"]["label"]) and max(stsb["validation"]["label"]) <= 5.0
+    # Both labels present in a sample drawn at random, not the first rows of one class.
+    assert 0.3 < sum(sst2["train"]["label"]) / 2000 < 0.7
+
+
+@pytest.mark.skipif(not os.path.isdir(GLUE_MIRROR), reason="the GLUE mirror in ../shared/data is absent here")
+def test_the_demo_glue_rows_are_glues_own():
+    for task in DEMO_GLUE_TASKS:
+        demo, full = datasets.load_dataset(DEMO_GLUE, task), datasets.load_dataset(GLUE_MIRROR, task)
+        assert demo["validation"].to_list() == full["validation"].to_list()
+        by_idx = {row["idx"]: row for row in full["train"]}
+        assert all(by_idx[row["idx"]] == row for row in demo["train"])
+
+
+def test_the_demo_tokenizer_is_bert_base_uncased():
+    with open(os.path.join(DEMO_TOKENIZER, "vocab.txt"), "rb") as file:
+        assert hashlib.sha256(file.read()).hexdigest() == BERT_VOCAB_SHA256
+    tokenizer = AutoTokenizer.from_pretrained(DEMO_TOKENIZER)
+    assert len(tokenizer) == 30522 and tokenizer.mask_token_id == 103
+    assert tokenizer.tokenize("Paris is the CAPITAL") == ["paris", "is", "the", "capital"]
+
+
+def test_the_demo_text_loads_through_the_text_builder():
+    assert len(glob.glob(DEMO_TRAIN_FILE)) == 9 and len(glob.glob(DEMO_VALIDATION_FILE)) == 1
+    text = datasets.load_dataset("text", data_files={"train": DEMO_TRAIN_FILE, "validation": DEMO_VALIDATION_FILE})
+    assert len(text["train"]) > 5000 and len(text["validation"]) > 100
+    assert not any("Project Gutenberg License" in line for line in text["train"]["text"])
+
+
+def test_unset_data_arguments_take_the_presets_defaults():
+    demo = ExperimentArguments()
+    assert demo.preset == "demo"
+    assert (demo.train_file, demo.validation_file, demo.dataset_name) == (DEMO_TRAIN_FILE, DEMO_VALIDATION_FILE, None)
+    assert (demo.glue_path, demo.tokenizer_name) == (DEMO_GLUE, DEMO_TOKENIZER)
+    hub = ExperimentArguments(preset="cpu")
+    assert (hub.dataset_name, hub.dataset_config_name, hub.train_file) == (
+        "Salesforce/wikitext",
+        "wikitext-103-raw-v1",
+        None,
+    )
+    assert (hub.glue_path, hub.tokenizer_name) == ("nyu-mll/glue", "bert-base-uncased")
+    # The user's own text replaces the demo text entirely; their dataset keeps its own configuration.
+    own = ExperimentArguments(train_file="mine/*.txt")
+    assert (own.train_file, own.validation_file) == ("mine/*.txt", None)
+    other = ExperimentArguments(preset="cpu", dataset_name="someone/texts")
+    assert other.dataset_config_name is None
+
+
+def test_hub_ids_are_checked_and_local_paths_never(monkeypatch, tmp_path):
+    def must_not_probe(*args, **kwargs):
+        raise AssertionError("probed the Hub for local paths")
+
+    monkeypatch.setattr(data_sources, "hub_unreachable_reason", must_not_probe)
+    check_hub_reachable([("--glue_path", str(tmp_path)), ("--dataset_name", None)])
+
+    monkeypatch.setattr(data_sources, "hub_unreachable_reason", lambda: None)
+    check_hub_reachable([("--glue_path", "nyu-mll/glue")])
+
+    monkeypatch.setattr(data_sources, "hub_unreachable_reason", lambda: "ConnectError: Name or service not known")
+    with pytest.raises(SystemExit) as stop:
+        check_hub_reachable([("--glue_path", str(tmp_path)), ("--tokenizer_name", "bert-base-uncased")])
+    message = str(stop.value)
+    assert "--tokenizer_name bert-base-uncased" in message and "--glue_path" not in message.split("name Hub data")[0]
+    assert "--train_file" in message and "ConnectError" in message and "\n" not in message
+
+
+def test_the_experiment_stops_before_any_stage_when_the_hub_cannot_be_reached(monkeypatch, tmp_path):
+    monkeypatch.setattr(data_sources, "hub_unreachable_reason", lambda: "ConnectError: Name or service not known")
+    monkeypatch.setattr(run_experiment, "run_stage", lambda *args, **kwargs: pytest.fail("a stage started"))
+    results = tmp_path / "results"
+    with pytest.raises(SystemExit, match="--dataset_name Salesforce/wikitext"):
+        run_experiment.main(["--preset", "cpu", "--results_dir", str(results), "--work_dir", str(tmp_path / "w")])
+    assert not results.exists()
