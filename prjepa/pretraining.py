@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import sys
 from dataclasses import dataclass, field
 from itertools import chain
@@ -29,7 +30,14 @@ from modeling_prjepa import PrJepaForPreTraining
 
 from .collator import DataCollatorForPrJepa
 from .data_sources import check_hub_reachable
-from .resume import check_resume_checkpoint, last_complete_checkpoint, record_or_check_settings, run_settings
+from .resume import (
+    check_resume_checkpoint,
+    last_complete_checkpoint,
+    last_finite_checkpoint,
+    record_or_check_settings,
+    restart_command,
+    run_settings,
+)
 from .trainer import PrJepaTrainer, PrJepaTrainingArguments
 from .utils import SPECIAL_TOKEN_FIELDS, script_parser
 
@@ -393,6 +401,24 @@ def dataset_names(data_args: DataTrainingArguments) -> list[str]:
     return [path for path in (data_args.train_file, data_args.validation_file) if path is not None]
 
 
+def restart_advice(training_args: PrJepaTrainingArguments, argv: list[str] | None) -> str:
+    """What to run after a non-finite loss: a new run from the last finite checkpoint at a tenth of the learning
+    rate."""
+    checkpoint = last_finite_checkpoint(training_args.output_dir)
+    if checkpoint is None:
+        return "No checkpoint was saved before it: start again with a lower --learning_rate."
+    command = restart_command(
+        sys.argv[1:] if argv is None else argv,
+        checkpoint,
+        training_args.learning_rate / 10,
+        f"{os.path.normpath(training_args.output_dir)}-from-{os.path.basename(checkpoint)}",
+    )
+    return (
+        f"{checkpoint} is the last checkpoint with finite weights; to continue from its weights at a tenth of the "
+        f"learning rate (a new run: fresh optimizer and schedule), run: {shlex.join(command)}"
+    )
+
+
 def main(argv: list[str] | None = None) -> PrJepaTrainer | None:
     """Pretrains as the arguments say; returns the trainer, or None when the output directory already holds the
     finished run asked for."""
@@ -466,7 +492,10 @@ def main(argv: list[str] | None = None) -> PrJepaTrainer | None:
     card_kwargs = dict(license=model_args.license, dataset=dataset_names(data_args))
     if training_args.do_train:
         log_budget(training_args, data_args, train_dataset)
-        train_result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+        try:
+            train_result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+        except FloatingPointError as error:
+            raise FloatingPointError(f"{error} {restart_advice(training_args, argv)}") from error
         if trainer.preemption.received is not None:
             # Before anything final is written: the output directory keeps the checkpoint just saved as its last.
             signal_name = trainer.preemption.received.name

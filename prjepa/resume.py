@@ -165,3 +165,47 @@ def record_or_check_settings(output_dir: str, settings: dict[str, Any], resuming
     with open(path + ".partial", "w") as file:
         json.dump(settings, file, indent=2, sort_keys=True)
     os.replace(path + ".partial", path)
+
+
+def last_finite_checkpoint(output_dir: str) -> str | None:
+    """The newest complete checkpoint whose weights are all finite, or None."""
+    import torch  # not at the top: the checks above need no tensors
+    from safetensors.torch import load_file
+
+    for checkpoint in checkpoints_by_step(output_dir) if os.path.isdir(output_dir) else []:
+        weights = os.path.join(checkpoint, WEIGHTS_FILES[0])
+        if checkpoint_problem(checkpoint) is None and os.path.exists(weights):
+            if all(torch.isfinite(tensor).all() for tensor in load_file(weights).values()):
+                return checkpoint
+    return None
+
+
+# run_pretrain.py options that describe where a new model comes from or where it goes; a restart replaces them.
+_REPLACED_OPTIONS = (
+    "--preset",
+    "--config_name",
+    "--config_overrides",
+    "--model_name_or_path",
+    "--resume_from_checkpoint",
+    "--learning_rate",
+    "--output_dir",
+)
+
+
+def restart_command(argv: list[str], checkpoint: str, learning_rate: float, output_dir: str) -> list[str]:
+    """`run_pretrain.py` arguments `argv` changed to start a new run from `checkpoint`'s weights at `learning_rate`
+    into `output_dir` (fresh optimizer and schedule), everything else as given."""
+    kept, skip_value = [], False
+    for argument in argv:
+        if skip_value:
+            skip_value = False
+            continue
+        option = argument.split("=", 1)[0]
+        if option in _REPLACED_OPTIONS:
+            skip_value = "=" not in argument
+            continue
+        if option == "--overwrite_output_dir":
+            continue
+        kept.append(argument)
+    restart = ["--model_name_or_path", checkpoint, "--learning_rate", f"{learning_rate:g}", "--output_dir", output_dir]
+    return ["python", "run_pretrain.py", *kept, *restart]

@@ -203,8 +203,8 @@ class PrJepaTrainer(Trainer):
         if finite.item() < self.args.world_size:
             raise FloatingPointError(
                 f"Non-finite loss ({loss.item()}) at step {self.state.global_step + 1}. Training stopped before the "
-                "optimizer step, so the weights and the last saved checkpoint are intact. Lower --learning_rate, set "
-                "--max_grad_norm, or train in fp32/bf16 instead of fp16, then resume with --resume_from_checkpoint."
+                "optimizer step, so the weights and the last saved checkpoint are intact. Lower the learning rate, set "
+                "--max_grad_norm, or train in fp32/bf16 instead of fp16."
             )
         return loss
 

@@ -2,7 +2,9 @@
 
 import json
 import logging
+import math
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -331,3 +333,28 @@ def test_a_preempted_run_saves_exits_non_zero_and_resumes_exactly(assets, tmp_pa
     assert trainer.state.global_step == 3
     expected, actual = load_file(tmp_path / "straight" / "model.safetensors"), load_file(run / "model.safetensors")
     assert expected.keys() == actual.keys() and all(torch.equal(expected[key], actual[key]) for key in expected)
+
+
+def test_a_non_finite_loss_names_the_last_finite_checkpoint_and_a_restart_that_trains(assets, tmp_path, monkeypatch):
+    class DivergesAtStepThree(run_pretrain.PrJepaTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            return loss * float("nan") if self.state.global_step == 2 else loss
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(run_pretrain, "PrJepaTrainer", DivergesAtStepThree)
+    with pytest.raises(FloatingPointError) as stop:
+        run_pretrain.main(arguments(assets, run, "--max_steps", "4", "--save_steps", "1", "--learning_rate", "1e-3"))
+    message = str(stop.value)
+    assert f"{run / 'checkpoint-2'} is the last checkpoint with finite weights" in message
+    command = shlex.split(message.split("run: ")[-1])
+    assert command[:2] == ["python", "run_pretrain.py"] and "--config_name" not in command
+    assert command[command.index("--learning_rate") + 1] == "0.0001"
+
+    monkeypatch.undo()
+    trainer = run_pretrain.main(command[2:])
+    assert trainer.state.global_step == 4 and trainer.args.output_dir == f"{run}-from-checkpoint-2"
+    assert all(math.isfinite(entry["loss"]) for entry in trainer.state.log_history if "loss" in entry)
+    started_from = load_file(run / "checkpoint-2" / "model.safetensors")
+    first_step = load_file(tmp_path / "run-from-checkpoint-2" / "checkpoint-1" / "model.safetensors")
+    assert any(not torch.equal(started_from[key], first_step[key]) for key in started_from)
