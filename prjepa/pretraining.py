@@ -110,6 +110,17 @@ class DataTrainingArguments:
     max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set (sequences)."})
 
     def __post_init__(self):
+        if self.max_seq_length < 3:
+            raise ValueError(
+                f"--max_seq_length {self.max_seq_length} cannot hold a token between [CLS] and [SEP]; use at least 3 "
+                "(128 is the paper's)."
+            )
+        for option, count in (
+            ("--max_train_samples", self.max_train_samples),
+            ("--max_eval_samples", self.max_eval_samples),
+        ):
+            if count is not None and count < 1:
+                raise ValueError(f"{option} {count} leaves no sequence; give at least 1, or leave it out for all.")
         if self.train_file is not None:
             self.dataset_name = self.dataset_config_name = None
         if self.dataset_name is None and self.train_file is None:
@@ -370,6 +381,9 @@ def check_inputs(
             f"--max_seq_length {data_args.max_seq_length} exceeds the model's max_position_embeddings "
             f"({model.config.max_position_embeddings}); lower --max_seq_length or build a model with more positions."
         )
+    for option in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if getattr(training_args, option) < 1:
+            raise ValueError(f"--{option} {getattr(training_args, option)} must be at least 1.")
     if data_args.streaming and training_args.max_steps <= 0:
         raise ValueError("--streaming data has no known length: set --max_steps.")
     if training_args.torch_compile:
@@ -377,6 +391,32 @@ def check_inputs(
             "--torch_compile is not supported for PrJEPA pretraining: block sizes and padded lengths change every "
             "batch, so the compiled graph would be rebuilt again and again. Train without --torch_compile."
         )
+
+
+def check_training_rows(train_dataset, tokenizer, config: PrJepaConfig, seed: int, sample_size: int = 512) -> None:
+    """Collates the first `sample_size` training sequences as training will: no maskable token in any of them is an
+    error (nothing to learn); a hybrid run whose sequences mostly get no JEPA target block (too short for one) warns
+    with the fraction, since it would train as MLM-only on those rows."""
+    rows = [train_dataset[index] for index in range(min(sample_size, len(train_dataset)))]
+    if not rows:
+        raise ValueError(
+            "The training data holds no sequence after tokenization: check the files and --text_column_name."
+        )
+    batch = DataCollatorForPrJepa(tokenizer, config, seed=seed)(rows)
+    if not (batch["labels"] != -100).any():
+        raise ValueError(
+            f"The first {len(rows)} training sequences hold no maskable token (only special tokens such as "
+            f"{tokenizer.cls_token} and {tokenizer.sep_token}): there is nothing to learn. Check the data files and "
+            "--text_column_name."
+        )
+    if config.objective == "hybrid":
+        without_blocks = (batch["target_mask"].sum(dim=(1, 2)) == 0).float().mean().item()
+        if without_blocks > 0.5:
+            logger.warning(
+                f"{without_blocks:.0%} of the first {len(rows)} training sequences get no JEPA target block (too few "
+                "content tokens for one): on them the hybrid objective trains as MLM-only. Use longer texts, pack them "
+                "(drop --line_by_line), or lower the config's block sizes."
+            )
 
 
 def log_budget(training_args: PrJepaTrainingArguments, data_args: DataTrainingArguments, train_dataset) -> None:
@@ -478,6 +518,8 @@ def main(argv: list[str] | None = None) -> PrJepaTrainer | None:
     eval_dataset = tokenized.get("validation") if training_args.do_eval else None
     if train_dataset is not None and data_args.max_train_samples is not None:
         train_dataset = _truncate(train_dataset, data_args.max_train_samples, data_args.streaming)
+    if train_dataset is not None and not data_args.streaming:
+        check_training_rows(train_dataset, tokenizer, model.config, training_args.seed)
     if eval_dataset is not None and data_args.max_eval_samples is not None:
         eval_dataset = _truncate(eval_dataset, data_args.max_eval_samples, data_args.streaming)
 

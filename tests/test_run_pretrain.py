@@ -158,6 +158,9 @@ def test_data_files_that_cannot_be_read_are_named_before_anything_loads(assets, 
             "--dataloader_persistent_workers is not supported",
         ),
         (["--objective", "jepa"], "--objective must be 'hybrid' or 'mlm'"),
+        (["--max_seq_length", "2"], "cannot hold a token between"),
+        (["--max_train_samples", "0"], "--max_train_samples 0 leaves no sequence"),
+        (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size 0 must be at least 1"),
     ],
 )
 def test_bad_input_fails_before_training(assets, tmp_path, extra, message):
@@ -358,3 +361,21 @@ def test_a_non_finite_loss_names_the_last_finite_checkpoint_and_a_restart_that_t
     started_from = load_file(run / "checkpoint-2" / "model.safetensors")
     first_step = load_file(tmp_path / "run-from-checkpoint-2" / "checkpoint-1" / "model.safetensors")
     assert any(not torch.equal(started_from[key], first_step[key]) for key in started_from)
+
+
+def test_data_with_nothing_to_learn_is_refused_and_rows_without_jepa_blocks_are_reported(assets, tmp_path, caplog):
+    specials = tmp_path / "specials.txt"
+    specials.write_text("[CLS] [SEP]\n[SEP] [PAD] [CLS]\n" * 20)
+    with pytest.raises(ValueError, match="hold no maskable token"):
+        run_pretrain.main([*arguments(assets, tmp_path / "a"), "--train_file", str(specials), "--line_by_line"])
+    assert not (tmp_path / "a" / "model.safetensors").exists()
+
+    short = tmp_path / "short.txt"
+    short.write_text("cat\ndog ran\n" * 20)
+    with caplog.at_level(logging.WARNING):
+        run_pretrain.main([*arguments(assets, tmp_path / "b"), "--train_file", str(short), "--line_by_line"])
+    assert "100% of the first 40 training sequences get no JEPA target block" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        run_pretrain.main(arguments(assets, tmp_path / "c"))
+    assert "get no JEPA target block" not in caplog.text
