@@ -459,3 +459,25 @@ def test_repeated_library_warnings_become_one_line_with_the_count(caplog):
         "C grid search: 1 × UserWarning (first: another kind)",
         "C grid search: 7 × ConvergenceWarning (first: lbfgs failed to converge (fold 0))",
     ]
+
+
+def test_an_encoder_with_missing_weights_is_refused_naming_them(bert_dir, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    partial = tmp_path / "partial"
+    shutil.copytree(bert_dir, partial)
+    weights = load_file(partial / "model.safetensors")
+    names = [name for name in weights if "layer.1.attention.self.query" in name or name.startswith("pooler.")]
+    save_file({name: value for name, value in weights.items() if name not in names}, partial / "model.safetensors")
+    with pytest.raises(
+        ValueError, match=r"leaves 2 encoder weights missing \(encoder\.layer\.1\.attention\.self\.query"
+    ):
+        load_encoder(str(partial))
+    # Without its pooler head alone, the encoder is whole: the probe reads hidden states, not the pooler.
+    weights_without_pooler = {name: value for name, value in weights.items() if not name.startswith("pooler.")}
+    save_file(weights_without_pooler, partial / "model.safetensors")
+    texts = ["the cat sat on the mat", "a dog ran"]
+    expected = extract_features(load_encoder(bert_dir), texts, ["mean"])["mean"]
+    np.testing.assert_array_equal(extract_features(load_encoder(str(partial)), texts, ["mean"])["mean"], expected)

@@ -110,12 +110,22 @@ def load_encoder(
         )
     else:
         try:
-            model = AutoModel.from_pretrained(model_name_or_path, dtype=dtype, **options)
+            model, loading = AutoModel.from_pretrained(
+                model_name_or_path, dtype=dtype, output_loading_info=True, **options
+            )
         except ValueError as error:
             raise ValueError(
                 f"{model_name_or_path!r} ({config.model_type}) has no AutoModel class: it is not an encoder this probe "
                 f"can read ({error})."
             ) from error
+        # A pooler head is not part of the hidden states the probe reads; any other missing weight would be random.
+        missing = [name for name in loading["missing_keys"] if not name.startswith("pooler.")]
+        if missing:
+            raise ValueError(
+                f"{model_name_or_path!r} leaves {len(missing)} encoder weights missing ({', '.join(sorted(missing)[:5])}"
+                f"{', …' if len(missing) > 5 else ''}): they would be randomly initialised, and the scores would not "
+                "be the checkpoint's. Point at a complete checkpoint."
+            )
         if config.is_encoder_decoder:
             model = model.get_encoder()
     try:
