@@ -481,3 +481,19 @@ def test_an_encoder_with_missing_weights_is_refused_naming_them(bert_dir, tmp_pa
     texts = ["the cat sat on the mat", "a dog ran"]
     expected = extract_features(load_encoder(bert_dir), texts, ["mean"])["mean"]
     np.testing.assert_array_equal(extract_features(load_encoder(str(partial)), texts, ["mean"])["mean"], expected)
+
+
+def test_every_model_is_validated_before_any_feature_is_extracted(prjepa_dir, bert_dir, tmp_path, monkeypatch):
+    texts, labels = sentences(40, seed=9)
+    train = write_csv(tmp_path / "train.csv", {"text": texts, "label": labels})
+    validation = write_csv(tmp_path / "validation.csv", {"text": texts[:20], "label": labels[:20]})
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "config.json").write_text(open(os.path.join(bert_dir, "config.json")).read())  # config, no weights
+
+    monkeypatch.setattr(run_glue_probe, "extract_task_features", lambda *a, **k: pytest.fail("features extracted"))
+    args = ["--model_name_or_path", prjepa_dir, str(partial), "--train_file", train, "--validation_file", validation]
+    args += ["--text_columns", "text"]
+    with pytest.raises((OSError, ValueError), match="partial"):
+        run_glue_probe.main(probe_args(tmp_path, *args))
+    assert not (tmp_path / "out" / "results.json").exists()

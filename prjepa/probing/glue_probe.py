@@ -283,10 +283,8 @@ def main(args: list[str] | None = None) -> dict:
         if kept < total:
             print(f"{task.name}: training split subsampled to {kept} of {total} examples (seed {probe_args.seed})")
 
-    models = []
-    for path in model_args.model_name_or_path:
-        start = time.perf_counter()
-        encoder = load_encoder(
+    def load(path: str) -> LoadedEncoder:
+        return load_encoder(
             path,
             model_args.encoder,
             model_args.tokenizer_name,
@@ -295,6 +293,15 @@ def main(args: list[str] | None = None) -> dict:
             model_args.revision,
             model_args.trust_remote_code,
         )
+
+    # Every model loads once before any is probed, so that a bad one stops the run before work is spent; one at a
+    # time, so that memory holds one model.
+    for path in model_args.model_name_or_path:
+        load(path)
+    models = []
+    for path in model_args.model_name_or_path:
+        start = time.perf_counter()
+        encoder = load(path)
         model = {
             "model": path,
             "encoder": model_args.encoder,
