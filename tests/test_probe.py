@@ -497,3 +497,20 @@ def test_every_model_is_validated_before_any_feature_is_extracted(prjepa_dir, be
     with pytest.raises((OSError, ValueError), match="partial"):
         run_glue_probe.main(probe_args(tmp_path, *args))
     assert not (tmp_path / "out" / "results.json").exists()
+
+
+@pytest.mark.parametrize("damage", [b"garbage", b""])
+def test_a_damaged_feature_cache_entry_is_named_and_recomputed(bert_dir, tmp_path, caplog, damage):
+    encoder = load_encoder(bert_dir)
+    texts = ["the cat sat on the mat", "a dog ran", "paris is the capital"]
+    expected = extract_features(encoder, texts, ["mean", TOKENS], cache_dir=str(tmp_path))
+    for path in tmp_path.iterdir():
+        path.write_bytes(damage)
+    with caplog.at_level(logging.WARNING):
+        again = extract_features(encoder, texts, ["mean", TOKENS], cache_dir=str(tmp_path))
+    assert caplog.text.count("is damaged") == 2 and "recomputing it" in caplog.text
+    np.testing.assert_array_equal(again["mean"], expected["mean"])
+    np.testing.assert_array_equal(again[TOKENS].states, expected[TOKENS].states)
+    caplog.clear()
+    extract_features(encoder, texts, ["mean", TOKENS], cache_dir=str(tmp_path))  # rewritten whole
+    assert "is damaged" not in caplog.text

@@ -4,8 +4,10 @@ determines them."""
 
 import hashlib
 import json
+import logging
 import os
 import re
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -19,6 +21,8 @@ from modeling_prjepa import pool_hidden_states
 
 from .encoders import LoadedEncoder
 from .tasks import TaskData
+
+logger = logging.getLogger(__name__)
 
 # Poolings by name: the fixed ones are the model's own (pooled during extraction); the trained ones (`poolers.py`)
 # pool the `TOKENS` features, every real token's state, that extraction returns instead of a pooled vector.
@@ -142,11 +146,24 @@ def _cache_path(cache_dir: str, name: str, pooling: str, key: str) -> str:
     return os.path.join(cache_dir, f"{readable}.{pooling}.{key}." + ("npz" if pooling == TOKENS else "npy"))
 
 
-def _load_cached(path: str) -> np.ndarray | TokenFeatures:
-    if path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as stored:
-            return TokenFeatures(stored["states"], stored["lengths"])
-    return np.load(path, allow_pickle=False)
+def _load_cached(path: str, num_texts: int) -> np.ndarray | TokenFeatures | None:
+    """The cached features at `path`, or None when there are none or the file is damaged (named, then removed so
+    that it is recomputed)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        if path.endswith(".npz"):
+            with np.load(path, allow_pickle=False) as stored:
+                features = TokenFeatures(stored["states"], stored["lengths"])
+        else:
+            features = np.load(path, allow_pickle=False)
+        if len(features) != num_texts:
+            raise ValueError(f"{len(features)} rows for {num_texts} texts")
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        logger.warning(f"Feature cache entry {path} is damaged ({error}); recomputing it.")
+        os.remove(path)
+        return None
+    return features
 
 
 def _save_cached(path: str, features: np.ndarray | TokenFeatures) -> None:
@@ -189,7 +206,8 @@ def extract_features(
     if cache_dir is not None:
         key = feature_cache_key(encoder, texts, max_seq_length)
         paths = {pooling: _cache_path(cache_dir, name, pooling, key) for pooling in poolings}
-    features = {pooling: _load_cached(path) for pooling, path in paths.items() if os.path.exists(path)}
+    cached = {pooling: _load_cached(path, len(texts)) for pooling, path in paths.items()}
+    features = {pooling: value for pooling, value in cached.items() if value is not None}
     missing = [pooling for pooling in poolings if pooling not in features]
     if missing:
         computed = _compute_features(encoder, texts, missing, max_seq_length, batch_size)
