@@ -20,6 +20,7 @@ configuration, commands, machine, wall times and tokens seen. Checkpoints and ca
 `--work_dir/<run_name>`.
 """
 
+import hashlib
 import json
 import os
 import platform
@@ -526,13 +527,87 @@ def pretrain(experiment: Experiment, seed: int) -> None:
         )
 
 
+def encoders_fingerprint(experiment: Experiment, seed: int) -> str | None:
+    """A digest of both pretraining runs' records (their trainer states change with any new training), which every
+    stage measuring the encoders records among its settings; None while a run is unfinished."""
+    digest = hashlib.sha256()
+    for objective in COMPARED_OBJECTIVES:
+        record = experiment.run_record(seed, objective)
+        if not os.path.exists(os.path.join(record, "train_results.json")):
+            return None
+        with open(os.path.join(record, "trainer_state.json"), "rb") as file:
+            digest.update(file.read())
+    return digest.hexdigest()
+
+
+def measuring_settings(experiment: Experiment, seed: int, arguments: list[str]) -> list[str] | None:
+    """A probe, curves or analysis stage's settings: its arguments and the encoders it measured."""
+    fingerprint = encoders_fingerprint(experiment, seed)
+    return None if fingerprint is None else [*arguments, "--encoders_fingerprint", fingerprint]
+
+
+def planned_stages(experiment: Experiment, seed: int) -> list[tuple[str, str, str, list[str] | None]]:
+    """`(name, directory, marker, settings)` of the seed's stages asked for; settings None when they depend on
+    encoders not pretrained yet."""
+    stages = experiment.args.stages
+    plan = []
+    if "pretrain" in stages:
+        for objective in COMPARED_OBJECTIVES:
+            plan.append(
+                (
+                    f"pretrain {objective} seed {seed}",
+                    experiment.run_record(seed, objective),
+                    "train_results.json",
+                    experiment.pretraining_arguments(seed, objective),
+                )
+            )
+    for stage, marker in (("probe", "results.json"), ("analysis", "analysis.json"), ("curves", "results.json")):
+        if stage in stages:
+            arguments = (
+                experiment.analysis_arguments(seed) if stage == "analysis" else experiment.probe_arguments(seed, stage)
+            )
+            plan.append(
+                (
+                    f"{stage} seed {seed}",
+                    experiment.seed_results(seed, stage),
+                    marker,
+                    measuring_settings(experiment, seed, arguments),
+                )
+            )
+    return plan
+
+
+def check_no_stale_stage(experiment: Experiment) -> None:
+    """Before any stage runs: a finished stage whose settings differ from the current ones (other arguments, or
+    encoders pretrained again since it measured them) is an error listing every such stage."""
+    stale = []
+    for seed in range(experiment.args.seeds):
+        for name, directory, marker, settings in planned_stages(experiment, seed):
+            record = os.path.join(directory, "experiment_stage.json")
+            if not (os.path.exists(os.path.join(directory, marker)) and os.path.exists(record)):
+                continue
+            with open(record) as file:
+                recorded = json.load(file)["settings"]
+            if settings is None:
+                stale.append(f"{name} ({directory}) measured encoders that are to be pretrained again")
+            elif recorded != settings:
+                changed = sorted(set(map(str, recorded)) ^ set(map(str, settings)))
+                stale.append(f"{name} ({directory}) has other settings (differing: {', '.join(changed[:6])})")
+    if stale:
+        raise ValueError(
+            "Finished stages do not match this run, and would be reported as its results: "
+            + "; ".join(stale)
+            + ". Use another --run_name, or delete those folders to recompute them."
+        )
+
+
 def run_probe_stage(experiment: Experiment, seed: int, stage: str, check: Callable[[], None] | None = None) -> None:
     """The probe's command for `stage` ("probe" or "curves", see `Experiment.probe_arguments`) as a stage."""
     arguments = experiment.probe_arguments(seed, stage=stage)
     run_stage(
         f"{stage} seed {seed}",
         experiment.seed_results(seed, stage),
-        arguments,
+        measuring_settings(experiment, seed, arguments),
         "results.json",
         [sys.executable, "-m", PROBE_MODULE, *arguments],
         check=check,
@@ -569,7 +644,7 @@ def analyse(experiment: Experiment, seed: int) -> None:
     run_stage(
         f"analysis seed {seed}",
         experiment.seed_results(seed, "analysis"),
-        arguments,
+        measuring_settings(experiment, seed, arguments),
         "analysis.json",
         [sys.executable, "-m", ANALYSIS_MODULE, *arguments],
     )
@@ -954,6 +1029,7 @@ def main(argv: list[str] | None = None) -> None:
         text = [] if args.train_file else [("--dataset_name", args.dataset_name)]
         check_hub_reachable([*text, ("--glue_path", args.glue_path), ("--tokenizer_name", args.tokenizer_name)])
     check_budget(experiment)
+    check_no_stale_stage(experiment)
     os.makedirs(experiment.results, exist_ok=True)
     stages = {"pretrain": pretrain, "probe": probe, "analysis": analyse, "curves": curves}
     for seed in range(args.seeds):

@@ -203,8 +203,16 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     with pytest.raises(FileNotFoundError, match=r"missing: hybrid step 1 \("):
         run_experiment.main([*argv, "--stages", "curves"])
 
-    with pytest.raises(ValueError, match="holds a finished pretrain hybrid seed 0 with other settings"):
+    with pytest.raises(ValueError, match=r"pretrain hybrid seed 0 \(.*\) has other settings \(differing: .*tokenizer"):
         run_experiment.main(argv[:-2] + ["--tokenizer_name", str(tmp_path / "tokenizer") + "/"])
+
+    # Encoders to be pretrained again (a run's record gone) make every stage that measured them stale: refused,
+    # all of them named, before any stage runs.
+    stamps = {path: path.stat().st_mtime_ns for path in (tmp_path / "experiments").rglob("model.safetensors")}
+    shutil.rmtree(results / "seed-0" / "pretrain-mlm")
+    with pytest.raises(ValueError, match=r"probe seed 0 .*pretrained again; analysis seed 0 .*pretrained again"):
+        run_experiment.main(argv)
+    assert stamps == {path: path.stat().st_mtime_ns for path in stamps}
 
 
 def test_readme_results_are_the_committed_result_files():
