@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -222,6 +222,13 @@ class ExperimentArguments:
         },
     )
     seeds: int = field(default=1, metadata={"help": "Repeat the whole comparison for seeds 0 … N-1."})
+    max_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "Optimizer steps per pretraining run instead of the preset's; the snapshots for the curves, the "
+            "evaluation steps and the time estimate follow."
+        },
+    )
     stages: list[str] = field(default_factory=lambda: list(STAGES), metadata={"help": f"Subset of {STAGES}."})
     results_dir: str = field(default="results", metadata={"help": "Tables, plots, configuration (small)."})
     work_dir: str = field(default="experiments", metadata={"help": "Checkpoints and feature caches (large)."})
@@ -264,6 +271,8 @@ class ExperimentArguments:
             raise ValueError(f"Unknown --stages {sorted(unknown)}; choose from {STAGES}.")
         if self.seeds < 1:
             raise ValueError(f"--seeds must be at least 1, got {self.seeds}.")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"--max_steps must be at least 1, got {self.max_steps}; leave it out for the preset's.")
         if self.run_name is None:
             published = os.path.exists(os.path.join(self.results_dir, self.preset, PUBLISHED))
             self.run_name = f"{self.preset}-reproduction" if published else self.preset
@@ -283,6 +292,8 @@ class Experiment:
     def __init__(self, args: ExperimentArguments):
         self.args = args
         self.preset = EXPERIMENT_PRESETS[args.preset]
+        if args.max_steps is not None:
+            self.preset = replace(self.preset, max_steps=args.max_steps)
         self.results = os.path.join(args.results_dir, args.run_name)
         self.work = os.path.join(args.work_dir, args.run_name)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -668,7 +679,8 @@ def check_budget(experiment: Experiment) -> None:
     tokens = preset.steps * preset.per_device_train_batch_size * preset.max_seq_length
     hours = experiment.preset.estimated_hours(experiment.device)
     print(
-        f"Preset {args.preset!r}: {preset.description}.\n"
+        f"Preset {args.preset!r}: {preset.description}"
+        f"{f'; --max_steps {args.max_steps} replaces its steps' if args.max_steps else ''}.\n"
         f"Data: pretraining text {args.train_file or f'{args.dataset_name} ({args.dataset_config_name})'}"
         f"{f', validation {args.validation_file}' if args.validation_file else ''}; GLUE {args.glue_path}; tokenizer "
         f"{args.tokenizer_name}.\nResults: {experiment.results}; checkpoints and cached features: {experiment.work}.\n"
