@@ -29,6 +29,21 @@ def test_the_two_encoders_differ_only_in_the_objective():
     assert hybrid[hybrid.index("--seed") + 1] == hybrid[hybrid.index("--data_seed") + 1] == "3"
 
 
+def test_max_steps_replaces_the_presets_steps_everywhere_they_are_used():
+    preset = EXPERIMENT_PRESETS["cpu"]
+    experiment = Experiment(ExperimentArguments(preset="cpu", train_file="train/*.txt", max_steps=2000))
+    arguments = experiment.pretraining_arguments(0, "mlm")
+    assert arguments[arguments.index("--max_steps") + 1] == "2000"
+    assert arguments[arguments.index("--eval_steps") + 1] == "500"
+    snapshots = arguments[arguments.index("--snapshot_steps") + 1 : arguments.index("--eval_strategy")]
+    assert snapshots == ["0", "500", "1000", "1500"]
+    assert max(experiment.curve_points(0, "mlm")) == 2000
+    assert experiment.preset.estimated_hours("cpu") > preset.estimated_hours("cpu")
+    assert EXPERIMENT_PRESETS["cpu"] == preset  # the preset itself is untouched
+    with pytest.raises(ValueError, match="--max_steps must be at least 1"):
+        ExperimentArguments(preset="cpu", max_steps=0)
+
+
 def test_both_objectives_see_the_same_mlm_masks(tokenizer):
     """The collator draws MLM masks before JEPA blocks from the same seeded stream, so the MLM-only baseline is
     corrupted exactly like the hybrid run."""
