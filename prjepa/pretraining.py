@@ -11,6 +11,7 @@ JSON / YAML file (`python run_pretrain.py config.yaml`). Examples:
 
 import codecs
 import glob
+import hashlib
 import json
 import logging
 import math
@@ -31,10 +32,14 @@ from modeling_prjepa import PrJepaForPreTraining
 from .collator import DataCollatorForPrJepa
 from .data_sources import check_hub_reachable
 from .resume import (
+    RUN_SETTINGS,
     check_resume_checkpoint,
+    check_settings,
     last_complete_checkpoint,
     last_finite_checkpoint,
-    record_or_check_settings,
+    reached_its_end,
+    record_settings,
+    recorded_settings_path,
     restart_command,
     run_settings,
 )
@@ -121,6 +126,11 @@ class DataTrainingArguments:
         ):
             if count is not None and count < 1:
                 raise ValueError(f"{option} {count} leaves no sequence; give at least 1, or leave it out for all.")
+        if not 0 <= self.validation_split_percentage < 100:
+            raise ValueError(
+                f"--validation_split_percentage {self.validation_split_percentage} must lie in [0, 100): it is the "
+                "share of the training data held out for validation (0: none)."
+            )
         if self.train_file is not None:
             self.dataset_name = self.dataset_config_name = None
         if self.dataset_name is None and self.train_file is None:
@@ -208,11 +218,11 @@ def detect_checkpoint(training_args: PrJepaTrainingArguments) -> str | None:
     """run_mlm.py's rule: resume from the last checkpoint in the output directory, never overwrite silently; and
     only from a complete checkpoint (`prjepa.resume`)."""
     output_dir = training_args.output_dir
-    if not training_args.do_train or not os.path.isdir(output_dir) or training_args.overwrite_output_dir:
-        return training_args.resume_from_checkpoint
-    if training_args.resume_from_checkpoint is not None:
+    if training_args.do_train and training_args.resume_from_checkpoint is not None:
         check_resume_checkpoint(training_args.resume_from_checkpoint)
         return training_args.resume_from_checkpoint
+    if not training_args.do_train or not os.path.isdir(output_dir) or training_args.overwrite_output_dir:
+        return None
     last_checkpoint = last_complete_checkpoint(output_dir)
     if last_checkpoint is None and os.listdir(output_dir):
         raise ValueError(
@@ -225,6 +235,18 @@ def detect_checkpoint(training_args: PrJepaTrainingArguments) -> str | None:
             "--overwrite_output_dir or choose another --output_dir."
         )
     return last_checkpoint
+
+
+def current_settings(
+    model: PrJepaForPreTraining, tokenizer, data_args: DataTrainingArguments, training_args: PrJepaTrainingArguments
+) -> dict:
+    """This run's `prjepa.resume.run_settings`; the tokenizer is recorded by its vocabulary, wherever it is read from."""
+    vocabulary = json.dumps(sorted(tokenizer.get_vocab().items()))
+    data = {name: getattr(data_args, name) for name in TRAJECTORY_DATA_ARGUMENTS}
+    data["tokenizer_vocabulary_sha256"] = hashlib.sha256(vocabulary.encode()).hexdigest()
+    return run_settings(
+        model.config.to_dict(), {**training_args.to_dict(), "world_size": training_args.world_size}, data
+    )
 
 
 def finished_training(training_args: PrJepaTrainingArguments) -> bool:
@@ -277,20 +299,29 @@ def load_raw_datasets(data_args: DataTrainingArguments, cache_dir: str | None) -
     return raw
 
 
+# `datasets` feature dtypes of a column of texts.
+TEXT_DTYPES = ("string", "large_string")
+
+
 def text_column(raw: datasets.DatasetDict, requested: str | None) -> str:
     split = raw["train"]
     features = split.features or {}
     columns = list(features) if features else list(next(iter(split)).keys())
-    if requested is not None:
-        if requested not in columns:
-            raise ValueError(f"--text_column_name {requested!r} is not in the data; columns found: {columns}.")
-        return requested
-    if "text" in columns:
-        return "text"
-    strings = [name for name, feature in features.items() if getattr(feature, "dtype", None) == "string"]
-    if len(strings) != 1:
-        raise ValueError(f"No 'text' column in the data; columns found: {columns}. Pass --text_column_name.")
-    return strings[0]
+    strings = [name for name, feature in features.items() if getattr(feature, "dtype", None) in TEXT_DTYPES]
+    if requested is None and "text" not in columns:
+        if len(strings) != 1:
+            raise ValueError(f"No 'text' column in the data; columns found: {columns}. Pass --text_column_name.")
+        return strings[0]
+    column = "text" if requested is None else requested
+    if column not in columns:
+        raise ValueError(f"--text_column_name {requested!r} is not in the data; columns found: {columns}.")
+    if features and column not in strings:
+        kind = getattr(features[column], "dtype", type(features[column]).__name__)
+        raise ValueError(
+            f"The text column {column!r} holds {kind}, not strings, so it cannot be tokenized. Pass "
+            f"--text_column_name with the column that holds the text (string columns: {strings or 'none'})."
+        )
+    return column
 
 
 def drop_empty_lines(raw: datasets.DatasetDict, column: str, data_args: DataTrainingArguments) -> datasets.DatasetDict:
@@ -476,13 +507,6 @@ def main(argv: list[str] | None = None) -> PrJepaTrainer | None:
     transformers.utils.logging.set_verbosity(log_level)
     logger.info(f"Process {training_args.process_index} of {training_args.world_size}, device {training_args.device}")
     check_launch(training_args)
-    if training_args.do_train and finished_training(training_args):
-        logger.info(
-            f"{training_args.output_dir} holds a finished run that reached the requested length: nothing to train, "
-            "nothing written. Pass --overwrite_output_dir to train it again, or ask for more steps to continue it."
-        )
-        return None
-
     check_hub_reachable(
         [
             ("--dataset_name", data_args.dataset_name),
@@ -490,23 +514,32 @@ def main(argv: list[str] | None = None) -> PrJepaTrainer | None:
             ("--model_name_or_path", model_args.model_name_or_path),
         ]
     )
-    resume_from_checkpoint = detect_checkpoint(training_args)
+    if training_args.push_to_hub and not training_args.do_train:
+        raise ValueError(
+            "--push_to_hub without --do_train would replace the repository's model and card with an untrained run's; "
+            "push a trained run (add --do_train), or upload an existing checkpoint with huggingface_hub."
+        )
     set_seed(training_args.seed)
-
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name, cache_dir=model_args.cache_dir)
     model = build_model(model_args, tokenizer)
     check_inputs(model, tokenizer, data_args, training_args)
-    if training_args.do_train:
-        settings = run_settings(
-            model.config.to_dict(),
-            {**training_args.to_dict(), "world_size": training_args.world_size},
-            {name: getattr(data_args, name) for name in TRAJECTORY_DATA_ARGUMENTS},
+    settings = current_settings(model, tokenizer, data_args, training_args)
+    if training_args.do_train and finished_training(training_args):
+        output_dir = training_args.output_dir
+        recorded = os.path.join(output_dir, RUN_SETTINGS)
+        check_settings(recorded if os.path.exists(recorded) else None, settings, output_dir)
+        logger.info(
+            f"{output_dir} holds a finished run that reached the requested length: nothing to train, nothing written. "
+            "Pass --overwrite_output_dir to train it again, or ask for more steps to continue it."
         )
-        record_or_check_settings(
-            training_args.output_dir,
+        return None
+    resume_from_checkpoint = detect_checkpoint(training_args)
+    if resume_from_checkpoint is not None:
+        check_settings(
+            recorded_settings_path(resume_from_checkpoint),
             settings,
-            resuming=resume_from_checkpoint is not None,
-            write=training_args.process_index == 0,
+            resume_from_checkpoint,
+            finished=reached_its_end(resume_from_checkpoint),
         )
 
     raw = load_raw_datasets(data_args, model_args.cache_dir)
@@ -520,6 +553,12 @@ def main(argv: list[str] | None = None) -> PrJepaTrainer | None:
         train_dataset = _truncate(train_dataset, data_args.max_train_samples, data_args.streaming)
     if train_dataset is not None and not data_args.streaming:
         check_training_rows(train_dataset, tokenizer, model.config, training_args.seed)
+    if eval_dataset is not None and not data_args.streaming and len(eval_dataset) == 0:
+        raise ValueError(
+            f"The validation data ({data_args.validation_file or data_args.dataset_name}) holds no text once empty "
+            "lines are dropped, so there is nothing to evaluate: give another --validation_file, or drop --do_eval "
+            "and --eval_strategy."
+        )
     if eval_dataset is not None and data_args.max_eval_samples is not None:
         eval_dataset = _truncate(eval_dataset, data_args.max_eval_samples, data_args.streaming)
 
@@ -533,6 +572,8 @@ def main(argv: list[str] | None = None) -> PrJepaTrainer | None:
     )
     card_kwargs = dict(license=model_args.license, dataset=dataset_names(data_args))
     if training_args.do_train:
+        if training_args.process_index == 0:  # only once the data and options passed every check
+            record_settings(training_args.output_dir, settings)
         log_budget(training_args, data_args, train_dataset)
         try:
             train_result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)

@@ -2,8 +2,8 @@
 
 A checkpoint is complete when it holds the weights, the optimizer, the schedule and the trainer state (the RNG state
 may be absent: the collator's masks come from its own seeded stream). The run's settings (model configuration, the
-training arguments that shape the trajectory, the data) are recorded in the output directory when training starts;
-resuming with other settings would continue a mix of two runs, so it is refused, naming each difference.
+training arguments that shape the trajectory, the data) are recorded in the output directory when training starts and
+in every checkpoint; continuing with other settings would mix two runs, so it is refused, naming each difference.
 """
 
 import json
@@ -21,8 +21,7 @@ logger = logging.getLogger(__name__)
 RESUME_FILES = ("optimizer.pt", "scheduler.pt", "trainer_state.json")
 WEIGHTS_FILES = ("model.safetensors", "model.safetensors.index.json")
 RUN_SETTINGS = "run_settings.json"
-# Training arguments that change what a step computes. max_steps and num_train_epochs may grow: asking for more steps
-# continues a finished run.
+# Training arguments that change what a step computes.
 TRAJECTORY_ARGUMENTS = (
     "learning_rate",
     "weight_decay",
@@ -42,6 +41,9 @@ TRAJECTORY_ARGUMENTS = (
     "fp16",
     "world_size",
 )
+# The run's length: it sets the schedule and the EMA momentum of every step, so it may change only to continue a run
+# that reached its end.
+LENGTH_ARGUMENTS = ("max_steps", "num_train_epochs")
 # Config entries that describe the file, not the model.
 _CONFIG_BOOKKEEPING = ("transformers_version", "_name_or_path", "architectures", "auto_map", "dtype", "torch_dtype")
 
@@ -124,44 +126,66 @@ def _step(checkpoint: str) -> int:
 
 
 def run_settings(config: dict[str, Any], training: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    """What a resumed run must share with the run that saved the checkpoint."""
-    return {
+    """What a resumed run must share with the run that saved the checkpoint, as JSON holds it."""
+    settings = {
         "model": {key: value for key, value in config.items() if key not in _CONFIG_BOOKKEEPING},
-        "training": {name: training.get(name) for name in TRAJECTORY_ARGUMENTS},
+        "training": {name: training.get(name) for name in (*TRAJECTORY_ARGUMENTS, *LENGTH_ARGUMENTS)},
         "data": data,
     }
+    return json.loads(json.dumps(settings))  # tuples and the like compare as the file will hold them
 
 
 def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """`section.field: recorded → current` for every field that differs."""
+    """`section.field: recorded → current` for every recorded field that differs (a field the record lacks was added
+    to the settings after it was written, so it cannot be compared)."""
     found = []
     for section in current:
         before, now = recorded.get(section, {}), current[section]
-        for name in sorted(set(before) | set(now)):
-            if before.get(name) != now.get(name):
-                found.append(f"{section}.{name}: {before.get(name)!r} in the checkpoint's run, {now.get(name)!r} now")
+        for name in sorted(set(before) & set(now)):
+            if before[name] != now[name]:
+                found.append(f"{section}.{name}: {before[name]!r} in the checkpoint's run, {now[name]!r} now")
     return found
 
 
-def record_or_check_settings(output_dir: str, settings: dict[str, Any], resuming: bool, write: bool = True) -> None:
-    """Starting: writes `settings` to `output_dir/run_settings.json` (`write`: the main process). Resuming: refuses
-    settings that differ from the recorded ones, naming each difference (a run recorded before this file existed is
-    resumed as it is)."""
-    path = os.path.join(output_dir, RUN_SETTINGS)
-    settings = json.loads(json.dumps(settings))  # tuples and the like compare as the file will hold them
-    if resuming and os.path.exists(path):
-        with open(path) as file:
-            found = differences(json.load(file), settings)
-        if found:
-            raise ValueError(
-                f"Resuming {output_dir} with other settings than it was started with would continue a mix of two "
-                f"runs: {'; '.join(found)}. Resume with the recorded settings ({path}), or pass --overwrite_output_dir "
-                "(or another --output_dir) to start a new run."
-            )
+def recorded_settings_path(checkpoint: str) -> str | None:
+    """The settings file of the run that saved `checkpoint`: the checkpoint's own copy, else its run's (the folder
+    holding it); None for a checkpoint saved before settings were recorded."""
+    run = os.path.dirname(os.path.normpath(checkpoint))
+    for path in (os.path.join(checkpoint, RUN_SETTINGS), os.path.join(run, RUN_SETTINGS)):
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def check_settings(recorded_path: str | None, settings: dict[str, Any], source: str, finished: bool = False) -> None:
+    """Refuses to continue `source` (a checkpoint, or a finished run's folder) with other `settings` than it recorded,
+    naming each difference; the run's length may grow when `finished` (continuing a run that reached its end)."""
+    if recorded_path is None:
+        logger.warning(f"{source} records no run settings (saved before they were recorded): they are not checked.")
         return
-    if not write:
-        return
-    os.makedirs(output_dir, exist_ok=True)
+    with open(recorded_path) as file:
+        found = differences(json.load(file), settings)
+    if finished:
+        found = [entry for entry in found if entry.split(":")[0] not in {f"training.{n}" for n in LENGTH_ARGUMENTS}]
+    if found:
+        raise ValueError(
+            f"Continuing {source} with other settings than its run was started with would mix two runs: "
+            f"{'; '.join(found)}. Continue with the recorded settings ({recorded_path}), or start a new run: pass "
+            "--overwrite_output_dir or another --output_dir (and no --resume_from_checkpoint)."
+        )
+
+
+def reached_its_end(checkpoint: str) -> bool:
+    """Whether the run had done all its planned steps when it saved `checkpoint`."""
+    with open(os.path.join(checkpoint, "trainer_state.json")) as file:
+        state = json.load(file)
+    return state["max_steps"] > 0 and state["global_step"] >= state["max_steps"]
+
+
+def record_settings(folder: str, settings: dict[str, Any]) -> None:
+    """Writes `settings` to `folder/run_settings.json` atomically."""
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, RUN_SETTINGS)
     with open(path + ".partial", "w") as file:
         json.dump(settings, file, indent=2, sort_keys=True)
     os.replace(path + ".partial", path)

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_utils import EvalLoopOutput
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput
 
 from modeling_prjepa import PrJepaForPreTraining
 
 from .collator import DataCollatorForPrJepa
 from .model_card import pretraining_model_card
 from .rankme import ZERO_VARIANCE_TOLERANCE, rankme
+from .resume import RUN_SETTINGS
 
 # Per-micro-batch values averaged over each logging window (and over the evaluation set).
 WINDOW_KEYS = ("jepa_loss", "mlm_loss", "jepa_weight")
@@ -124,6 +125,17 @@ class PreemptionCallback(TrainerCallback):
             signal.signal(number, handler)
 
 
+class RunSettingsCallback(TrainerCallback):
+    """Copies the run's settings (`prjepa.resume`) into every checkpoint, so that resuming a checkpoint moved or
+    resumed into another output directory still checks them."""
+
+    def on_save(self, args, state, control, **kwargs):
+        recorded = os.path.join(args.output_dir, RUN_SETTINGS)
+        if state.is_world_process_zero and os.path.exists(recorded):
+            checkpoint = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+            shutil.copyfile(recorded, os.path.join(checkpoint, RUN_SETTINGS))
+
+
 class TargetEncoderEmaCallback(TrainerCallback):
     """target ← m·target + (1 − m)·online after every optimizer step (not every micro-batch), m from the global step.
 
@@ -170,6 +182,7 @@ class PrJepaTrainer(Trainer):
             self.add_callback(TargetEncoderEmaCallback())
         if self.args.snapshot_steps:  # after the EMA update, so a snapshot's target encoder is that step's
             self.add_callback(SnapshotCallback())
+        self.add_callback(RunSettingsCallback())
         self.preemption = PreemptionCallback()
         self.add_callback(self.preemption)
         self._windows = {mode: self._empty_window() for mode in ("train", "eval")}

@@ -5,6 +5,7 @@ import logging
 import math
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -135,11 +136,19 @@ def test_data_files_that_cannot_be_read_are_named_before_anything_loads(assets, 
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "latin1.txt").write_bytes("caf\xe9 au lait\n".encode("latin-1"))
     (tmp_path / "validation.csv").write_text("text\nthe cat sat\n")
+    (tmp_path / "numbers.csv").write_text("text,label\n1,0\n2,1\n")
+    (tmp_path / "blank.txt").write_text("\n   \n\n")
     cases = [
         (["--train_file", str(tmp_path / "missing" / "*.txt")], "matches no file"),
         (["--train_file", str(tmp_path / "empty.txt")], "empty.txt is empty"),
         (["--train_file", str(tmp_path / "latin1.txt")], r"latin1.txt is not UTF-8 .*at about byte 3"),
         (["--validation_file", str(tmp_path / "validation.csv")], "is text and --validation_file .* is csv"),
+        (
+            ["--train_file", str(tmp_path / "numbers.csv"), "--validation_file", str(tmp_path / "numbers.csv")],
+            r"text column 'text' holds int64, not strings.*--text_column_name",
+        ),
+        (["--validation_file", str(tmp_path / "blank.txt"), "--do_eval"], "holds no text once empty lines"),
+        (["--validation_split_percentage", "100"], r"must lie in \[0, 100\)"),
     ]
     for extra, message in cases:
         with pytest.raises(ValueError, match=message):
@@ -166,7 +175,7 @@ def test_data_files_that_cannot_be_read_are_named_before_anything_loads(assets, 
 def test_bad_input_fails_before_training(assets, tmp_path, extra, message):
     with pytest.raises(ValueError, match=message):
         run_pretrain.main(arguments(assets, tmp_path / "out", *extra))
-    assert not (tmp_path / "out" / "checkpoint-3").exists()
+    assert not list(tmp_path.glob("out/**/*"))  # nothing written (the Trainer may leave the empty folder)
 
 
 def test_tokenizer_that_does_not_match_the_model_is_refused(assets, tmp_path):
@@ -283,28 +292,50 @@ def test_push_to_hub_uploads_a_loadable_model_with_its_card(assets, tmp_path, fa
 
 def test_resume_is_exact_or_refused(assets, tmp_path, caplog):
     run = tmp_path / "run"
-    run_pretrain.main(arguments(assets, run, "--max_steps", "2", "--save_steps", "1"))
-    assert json.loads((run / "run_settings.json").read_text())["training"]["learning_rate"] == 5e-5
+    run_pretrain.main(arguments(assets, run, "--save_steps", "1"))
+    recorded = json.loads((run / "run_settings.json").read_text())
+    assert recorded["training"]["learning_rate"] == 5e-5 and recorded["training"]["max_steps"] == 3
+    assert json.loads((run / "checkpoint-2" / "run_settings.json").read_text()) == recorded
 
-    # Other settings than the run was started with: refused before any step, naming each difference.
-    with pytest.raises(ValueError, match=r"training\.learning_rate: 5e-05 in the checkpoint's run, 0\.01 now"):
-        run_pretrain.main(arguments(assets, run, "--max_steps", "3", "--learning_rate", "0.01"))
+    # Other settings than the run was started with: refused before any step, naming each difference, whether the
+    # finished run is rerun, continued with more steps, or one of its checkpoints resumed into another folder.
+    lr_difference = r"training\.learning_rate: 5e-05 in the checkpoint's run, 0\.01 now"
+    with pytest.raises(ValueError, match=lr_difference):
+        run_pretrain.main(arguments(assets, run, "--learning_rate", "0.01"))
+    with pytest.raises(ValueError, match=lr_difference):
+        run_pretrain.main(arguments(assets, run, "--max_steps", "4", "--learning_rate", "0.01"))
     with pytest.raises(ValueError, match=r"model\.mlm_probability: 0\.15 in the checkpoint's run, 0\.3 now"):
-        run_pretrain.main(arguments(assets, run, "--max_steps", "3", "--config_overrides", "mlm_probability=0.3"))
+        run_pretrain.main(arguments(assets, run, "--max_steps", "4", "--config_overrides", "mlm_probability=0.3"))
+    elsewhere = ("--resume_from_checkpoint", str(run / "checkpoint-2"), "--learning_rate", "0.01")
+    with pytest.raises(ValueError, match=lr_difference):
+        run_pretrain.main(arguments(assets, tmp_path / "elsewhere", *elsewhere))
+    assert not (tmp_path / "elsewhere").exists()
 
-    # A damaged newest checkpoint is skipped with a message; the last complete one is resumed.
-    (run / "checkpoint-2" / "scheduler.pt").write_bytes(b"not a zip file")
+    # A run stopped after step 2 whose newest checkpoint is damaged: skipped with a message, the last complete one
+    # resumed. Its length may not change (the schedule and EMA momentum of every step depend on it).
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    for name in ("checkpoint-1", "checkpoint-2"):
+        shutil.copytree(run / name, stopped / name)
+    (stopped / "checkpoint-2" / "scheduler.pt").write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match=r"training\.max_steps: 3 in the checkpoint's run, 5 now"):
+        run_pretrain.main(arguments(assets, stopped, "--max_steps", "5"))
     with caplog.at_level(logging.INFO):
-        trainer = run_pretrain.main(arguments(assets, run, "--max_steps", "3", "--save_steps", "1"))
+        trainer = run_pretrain.main(arguments(assets, stopped, "--save_steps", "1"))
     assert "Skipping" in caplog.text and "scheduler.pt is damaged" in caplog.text
-    assert f"resuming training at {run / 'checkpoint-1'}" in caplog.text and trainer.state.global_step == 3
+    assert f"resuming training at {stopped / 'checkpoint-1'}" in caplog.text and trainer.state.global_step == 3
+    expected, actual = load_file(run / "model.safetensors"), load_file(stopped / "model.safetensors")
+    assert all(torch.equal(expected[key], actual[key]) for key in expected)
 
-    # An explicit checkpoint that lacks part of its state is refused, naming the previous complete one.
+    # An explicit checkpoint that lacks part of its state is refused, naming the previous complete one, also when
+    # resumed into a new folder.
     (run / "checkpoint-3" / "optimizer.pt").unlink()
-    with pytest.raises(ValueError, match=rf"missing optimizer\.pt.*resume from {run / 'checkpoint-2'}"):
-        run_pretrain.main(
-            arguments(assets, run, "--max_steps", "4", "--resume_from_checkpoint", str(run / "checkpoint-3"))
-        )
+    for output_dir in (run, tmp_path / "fresh"):
+        with pytest.raises(ValueError, match=rf"missing optimizer\.pt.*resume from {run / 'checkpoint-2'}"):
+            run_pretrain.main(
+                arguments(assets, output_dir, "--max_steps", "4", "--resume_from_checkpoint", str(run / "checkpoint-3"))
+            )
+    assert not (tmp_path / "fresh").exists()
 
 
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
