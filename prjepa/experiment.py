@@ -62,6 +62,8 @@ ANALYSIS_MODULE = "prjepa.geometry.analysis"
 # The small files of a finished pretraining run that its record in the results keeps (its logs, metrics and model
 # card), so that the report, and a rerun's reuse, need no checkpoint: the work folder may be gone.
 RUN_RECORD_FILES = ("trainer_state.json", "train_results.json", "eval_results.json", "README.md")
+# In a run's record: the digests of the weights it left, so that measuring stages never read other weights.
+WEIGHTS_RECORD = "weights.json"
 # Marks a results folder as the project's published run: a run left to its default name writes
 # `<preset>-reproduction` beside it instead of reusing or rewriting it.
 PUBLISHED = "PUBLISHED.md"
@@ -510,7 +512,8 @@ def pretraining_environment(keep_freed_memory: bool) -> dict[str, str]:
 
 
 def record_run(checkpoint: str, record: str, snapshot_steps: list[int]) -> None:
-    """Copies a finished run's `RUN_RECORD_FILES` and each snapshot's state into `record/` (`snapshots/step-N.json`)."""
+    """Copies a finished run's `RUN_RECORD_FILES` and each snapshot's state into `record/` (`snapshots/step-N.json`),
+    and the digests of the weights it left (`WEIGHTS_RECORD`), which the stages measuring them are checked against."""
     os.makedirs(os.path.join(record, "snapshots"), exist_ok=True)
     for name in RUN_RECORD_FILES:
         shutil.copyfile(os.path.join(checkpoint, name), os.path.join(record, name))
@@ -519,6 +522,43 @@ def record_run(checkpoint: str, record: str, snapshot_steps: list[int]) -> None:
             os.path.join(snapshot_dir(checkpoint, step), SNAPSHOT_STATE),
             os.path.join(record, "snapshots", f"step-{step}.json"),
         )
+    with open(os.path.join(record, WEIGHTS_RECORD), "w") as file:
+        json.dump(weights_digests(checkpoint, snapshot_steps), file, indent=2)
+
+
+def weights_digests(checkpoint: str, snapshot_steps: list[int]) -> dict[str, str]:
+    """sha256 of the weights file of a run's finished encoder ("final") and of each snapshot ("snapshot-N") that exists."""
+    folders = {"final": checkpoint, **{f"snapshot-{step}": snapshot_dir(checkpoint, step) for step in snapshot_steps}}
+    digests = {}
+    for name, folder in folders.items():
+        weights = os.path.join(folder, "model.safetensors")
+        if os.path.exists(weights):
+            digest = hashlib.sha256()
+            with open(weights, "rb") as file:
+                while chunk := file.read(1 << 24):
+                    digest.update(chunk)
+            digests[name] = digest.hexdigest()
+    return digests
+
+
+def changed_weights(experiment: Experiment, seed: int) -> list[str]:
+    """The weights in the work folder that differ from what their run's record says it left (trained again outside
+    the experiment, or replaced): what a stage would measure is then not what the record describes."""
+    changed = []
+    for objective in COMPARED_OBJECTIVES:
+        record = os.path.join(experiment.run_record(seed, objective), WEIGHTS_RECORD)
+        checkpoint = experiment.checkpoint(seed, objective)
+        if not (os.path.exists(record) and os.path.isdir(checkpoint)):
+            continue  # nothing recorded yet, or the work folder is gone and the records stand alone
+        with open(record) as file:
+            recorded = json.load(file)
+        current = weights_digests(checkpoint, experiment.preset.snapshot_steps)
+        changed += [
+            checkpoint if name == "final" else os.path.join(checkpoint, name)
+            for name in recorded
+            if current.get(name, recorded[name]) != recorded[name]
+        ]
+    return changed
 
 
 def pretrain(experiment: Experiment, seed: int) -> None:
@@ -539,15 +579,17 @@ def pretrain(experiment: Experiment, seed: int) -> None:
 
 
 def encoders_fingerprint(experiment: Experiment, seed: int) -> str | None:
-    """A digest of both pretraining runs' records (their trainer states change with any new training), which every
-    stage measuring the encoders records among its settings; None while a run is unfinished."""
+    """A digest of both pretraining runs' records (their trainer states and weight digests change with any new
+    training), which every stage measuring the encoders records among its settings; None while a run is unfinished."""
     digest = hashlib.sha256()
     for objective in COMPARED_OBJECTIVES:
         record = experiment.run_record(seed, objective)
         if not os.path.exists(os.path.join(record, "train_results.json")):
             return None
-        with open(os.path.join(record, "trainer_state.json"), "rb") as file:
-            digest.update(file.read())
+        for name in ("trainer_state.json", WEIGHTS_RECORD):
+            if os.path.exists(os.path.join(record, name)):  # records written before weight digests lack them
+                with open(os.path.join(record, name), "rb") as file:
+                    digest.update(file.read())
     return digest.hexdigest()
 
 
@@ -593,6 +635,7 @@ def check_no_stale_stage(experiment: Experiment) -> None:
     encoders pretrained again since it measured them) is an error listing every such stage."""
     stale = []
     for seed in range(experiment.args.seeds):
+        stale += [f"{path} holds other weights than its run recorded" for path in changed_weights(experiment, seed)]
         for name, directory, marker, settings in planned_stages(experiment, seed):
             record = os.path.join(directory, "experiment_stage.json")
             if not (os.path.exists(os.path.join(directory, marker)) and os.path.exists(record)):
@@ -608,7 +651,8 @@ def check_no_stale_stage(experiment: Experiment) -> None:
         raise ValueError(
             "Finished stages do not match this run, and would be reported as its results: "
             + "; ".join(stale)
-            + ". Use another --run_name, or delete those folders to recompute them."
+            + ". Use another --run_name for a new run; for a run of your own (never a published one, "
+            f"which holds {PUBLISHED}), delete those folders, and any checkpoint named, to recompute them."
         )
 
 

@@ -221,6 +221,15 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     with pytest.raises(ValueError, match=r"pretrain hybrid seed 0 \(.*\) has other settings \(differing: .*tokenizer"):
         run_experiment.main(argv[:-2] + ["--tokenizer_name", str(tmp_path / "tokenizer") + "/"])
 
+    # Weights replaced in the work folder after their run recorded them (trained again outside the experiment): refused
+    # before any stage runs, naming the folder.
+    seed_work = tmp_path / "experiments" / "tiny" / "seed-0"
+    original = (seed_work / "mlm" / "model.safetensors").read_bytes()
+    shutil.copyfile(seed_work / "hybrid" / "model.safetensors", seed_work / "mlm" / "model.safetensors")
+    with pytest.raises(ValueError, match=r"experiments/tiny/seed-0/mlm holds other weights than its run recorded"):
+        run_experiment.main(argv)
+    (seed_work / "mlm" / "model.safetensors").write_bytes(original)
+
     # Encoders to be pretrained again (a run's record gone) make every stage that measured them stale: refused,
     # all of them named, before any stage runs.
     stamps = {path: path.stat().st_mtime_ns for path in (tmp_path / "experiments").rglob("model.safetensors")}
@@ -237,6 +246,13 @@ def test_readme_results_are_the_committed_result_files():
     assert embedded, "README.md lacks the results block"
     with open(os.path.join(REPO, "results", "cpu", "comparison.md")) as file:
         assert embedded.group(1) == file.read()
+
+
+def test_the_committed_results_are_marked_published():
+    """So that the README's reproduction command writes `cpu-reproduction` instead of reusing or rewriting them."""
+    assert os.path.exists(os.path.join(REPO, "results", "cpu", run_experiment.PUBLISHED))
+    results = os.path.join(REPO, "results")
+    assert ExperimentArguments(preset="cpu", results_dir=results).run_name == "cpu-reproduction"
 
 
 def test_a_published_run_is_never_the_default_output(tmp_path):
