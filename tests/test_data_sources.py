@@ -61,7 +61,7 @@ def test_the_demo_glue_loads_like_the_hub_dataset():
     assert 0.3 < sum(sst2["train"]["label"]) / 2000 < 0.7
 
 
-@pytest.mark.skipif(not os.path.isdir(GLUE_MIRROR), reason="the GLUE mirror in ../shared/data is absent here")
+@pytest.mark.skipif(not os.path.isdir(GLUE_MIRROR), reason="the shared GLUE mirror (GLUE_MIRROR) is absent here")
 def test_the_demo_glue_rows_are_glues_own():
     for task in DEMO_GLUE_TASKS:
         demo, full = datasets.load_dataset(DEMO_GLUE, task), datasets.load_dataset(GLUE_MIRROR, task)
