@@ -4,6 +4,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import warnings
 
 import datasets
@@ -355,10 +356,13 @@ def test_custom_classification_task_end_to_end(prjepa_dir, bert_dir, tmp_path):
     ]
 
     # Finished results are never replaced unasked; the refusal comes before any model or data loads.
-    before = (tmp_path / "out" / "results.json").read_text()
-    with pytest.raises(ValueError, match=r"already holds results \(results.json, results.md\).*--overwrite_output_dir"):
+    stamps = {path: path.stat().st_mtime_ns for path in (tmp_path / "out").iterdir()}
+    other_arguments = r"already holds results \(results.json, results.md\), with other arguments \(max_train_samples, model_name_or_path\)"
+    with pytest.raises(ValueError, match=rf"{other_arguments}.*--overwrite_output_dir"):
         run_glue_probe.main(probe_args(tmp_path, "--model_name_or_path", str(tmp_path / "no-such-model"), *args[3:]))
-    assert (tmp_path / "out" / "results.json").read_text() == before
+    # Rerunning the finished probe is a no-op that says so and returns its results.
+    assert run_glue_probe.main(probe_args(tmp_path, *args, "--max_train_samples", "60")) == saved
+    assert stamps == {path: path.stat().st_mtime_ns for path in (tmp_path / "out").iterdir()}
 
 
 def test_regularisation_choice_ignores_validation_labels(prjepa_dir, tmp_path):
@@ -497,6 +501,58 @@ def test_every_model_is_validated_before_any_feature_is_extracted(prjepa_dir, be
     with pytest.raises((OSError, ValueError), match="partial"):
         run_glue_probe.main(probe_args(tmp_path, *args))
     assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_results_of_weights_trained_again_are_not_reused(prjepa_dir, tmp_path):
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(prjepa_dir, checkpoint)
+    texts, labels = sentences(30, seed=3)
+    data = write_csv(tmp_path / "data.csv", {"text": texts, "label": labels})
+    args = probe_args(
+        tmp_path, "--model_name_or_path", str(checkpoint), "--train_file", data, "--validation_file", data
+    )
+    args += ["--text_columns", "text"]
+    run_glue_probe.main(args)
+    model = PrJepaForPreTraining.from_pretrained(checkpoint)
+    with torch.no_grad():
+        model.prjepa.embeddings.word_embeddings.weight.add_(1.0)
+    model.save_pretrained(checkpoint)
+    with pytest.raises(ValueError, match=rf"for other weights of {checkpoint} .*--overwrite_output_dir"):
+        run_glue_probe.main(args)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--cv_folds", "1"], "--cv_folds 1: cross-validation needs at least 2 folds"),
+        (["--batch_size", "0"], "--batch_size 0 must be at least 1"),
+        (["--c_grid", "0"], r"--c_grid \[0.0\] must hold at least one value, all positive"),
+        (["--max_seq_length", "2"], "cannot hold a token"),
+        (["--max_train_samples", "0"], "leaves no example"),
+        (["--label_column", "constant"], r"custom training split holds a single class \(1\)"),
+        (["--label_column", "rare"], "class 2 has a single example; 3-fold cross-validation needs at least two"),
+    ],
+)
+def test_impossible_options_and_labels_are_refused_before_any_feature(
+    prjepa_dir, tmp_path, monkeypatch, extra, message
+):
+    texts, labels = sentences(30, seed=4)
+    columns = {"text": texts, "label": labels, "constant": [1] * 30, "rare": [0] * 15 + [1] * 14 + [2]}
+    data = write_csv(tmp_path / "data.csv", columns)
+    monkeypatch.setattr(run_glue_probe, "extract_task_features", lambda *a, **k: pytest.fail("features extracted"))
+    args = [
+        "--model_name_or_path",
+        prjepa_dir,
+        "--train_file",
+        data,
+        "--validation_file",
+        data,
+        "--text_columns",
+        "text",
+    ]
+    with pytest.raises(ValueError, match=message):
+        run_glue_probe.main(probe_args(tmp_path, *args, *extra))
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("damage", [b"garbage", b""])

@@ -353,6 +353,30 @@ def test_custom_data_needs_a_training_file_for_trained_poolers(tmp_path):
         )
 
 
+def test_rerunning_finished_work_is_a_no_op_and_other_work_is_refused(trained_run, prjepa_dir, bert_dir, topic_data):
+    output_dir = trained_run["output_dir"]
+    argv = analysis_args(
+        trained_run["cache_dir"],
+        output_dir,
+        "--models",
+        f"hybrid={prjepa_dir}",
+        f"mlm={bert_dir}",
+        "--train_file",
+        topic_data["train_file"],
+        "--validation_file",
+        topic_data["validation_file"],
+        "--text_columns",
+        "sentence",
+        "--pooling",
+        *POOLINGS,
+    )
+    stamps = {path: path.stat().st_mtime_ns for path in output_dir.iterdir()}
+    assert analysis_script.main(argv) == json.loads((output_dir / "analysis.json").read_text())
+    with pytest.raises(ValueError, match=r"with other arguments \(num_resamples\).*--overwrite_output_dir"):
+        analysis_script.main([*argv, "--num_resamples", "7"])
+    assert stamps == {path: path.stat().st_mtime_ns for path in output_dir.iterdir()}
+
+
 def test_existing_results_are_not_overwritten(tmp_path):
     (tmp_path / "analysis.json").write_text("{}")
     with pytest.raises(ValueError, match="--overwrite_output_dir"):

@@ -53,7 +53,9 @@ from ..probing import (
     TaskData,
     TaskDataArguments,
     Texts,
+    check_same_encoders,
     default_cache_dir,
+    earlier_results,
     extract_task_features,
     load_encoder,
     make_pooler,
@@ -199,7 +201,7 @@ def uniformity_ratio_models(ratio: list[str] | None, labels: list[str]) -> tuple
 
 
 def check_arguments(data_args: DataArguments, analysis_args: AnalysisArguments) -> None:
-    """Refuses what would fail or overwrite results, before any data or model is loaded (task names and data files
+    """Refuses what would fail, before any data or model is loaded (task names and data files
     are checked by `TaskDataArguments.load_tasks`, also before anything loads)."""
     for option in ("max_samples", "max_train_samples"):
         value = getattr(data_args, option)
@@ -207,12 +209,6 @@ def check_arguments(data_args: DataArguments, analysis_args: AnalysisArguments) 
             raise ValueError(f"--{option} must be at least 2; got {value}.")
     if analysis_args.num_resamples < 1:
         raise ValueError(f"--num_resamples must be at least 1; got {analysis_args.num_resamples}.")
-    existing = [name for name in RESULT_FILES if os.path.exists(os.path.join(analysis_args.output_dir, name))]
-    if existing and not analysis_args.overwrite_output_dir:
-        raise ValueError(
-            f"{analysis_args.output_dir} already holds results ({', '.join(existing)}); pass --overwrite_output_dir "
-            "to replace them, or choose another --output_dir."
-        )
 
 
 def trains_poolers(analysis_args: AnalysisArguments) -> bool:
@@ -389,6 +385,16 @@ def settings_markdown(analysis: dict) -> str:
     return "\n".join(lines).rstrip()
 
 
+def load_model(path: str, model_args: ModelArguments) -> LoadedEncoder:
+    return load_encoder(
+        path,
+        model_args.encoder,
+        model_args.tokenizer_name,
+        device=model_args.device,
+        trust_remote_code=model_args.trust_remote_code,
+    )
+
+
 def encode(
     models: dict[str, str],
     datasets: list[AnalysisDataset],
@@ -402,13 +408,7 @@ def encode(
     targets, records, warnings = {}, {}, []
     for label, path in models.items():
         start = time.perf_counter()
-        encoder = load_encoder(
-            path,
-            model_args.encoder,
-            model_args.tokenizer_name,
-            device=model_args.device,
-            trust_remote_code=model_args.trust_remote_code,
-        )
+        encoder = load_model(path, model_args)
         record = {"path": path, "fingerprint": encoder.fingerprint}
         record["tokenizer_fingerprint"] = encoder.tokenizer_fingerprint
         if not records:
@@ -433,9 +433,19 @@ def main(argv: list[str] | None = None) -> dict:
     models = parse_models(model_args.models)
     ratio = uniformity_ratio_models(analysis_args.ratio, list(models))
     check_arguments(data_args, analysis_args)
+    args = {**asdict(model_args), **asdict(data_args), **asdict(analysis_args)}
+    output_dir = analysis_args.output_dir
+    earlier = None if analysis_args.overwrite_output_dir else earlier_results(output_dir, RESULT_FILES, args)
     started = time.perf_counter()
     datasets = load_datasets(data_args, analysis_args)
     check_hub_reachable([("--models", path) for path in models.values()])
+    # Every model loads once before any is encoded, so that a bad one stops the run before work is spent.
+    fingerprints = {label: load_model(path, model_args).fingerprint for label, path in models.items()}
+    if earlier is not None:
+        recorded = {label: record["fingerprint"] for label, record in earlier["models"].items()}
+        check_same_encoders(output_dir, recorded, fingerprints)
+        print(f"{output_dir} already holds these results (same arguments and weights): nothing to do.")
+        return earlier
     features, targets, model_records, tokenizer_warnings = encode(
         models, datasets, model_args, data_args, analysis_args
     )
@@ -478,7 +488,7 @@ def main(argv: list[str] | None = None) -> dict:
             "max_seq_length": data_args.max_seq_length,
             "min_reliable_samples": MIN_RELIABLE_SAMPLES,
         },
-        "args": {**asdict(model_args), **asdict(data_args), **asdict(analysis_args)},
+        "args": args,
         "versions": library_versions(*PROBE_LIBRARIES, "matplotlib"),
         "models": model_records,
         "datasets": {dataset.name: dataset.summary(trained) for dataset in datasets},

@@ -43,7 +43,14 @@ from .features import (
     pair_features,
     tokenize_texts,
 )
-from .linear_probe import LOCAL_GLUE_METRIC, LinearProbe, cosine_spearman, fit_linear_probe, load_glue_metric
+from .linear_probe import (
+    LOCAL_GLUE_METRIC,
+    LinearProbe,
+    check_classes,
+    cosine_spearman,
+    fit_linear_probe,
+    load_glue_metric,
+)
 from .poolers import (
     AttentionPooler,
     PoolerTraining,
@@ -53,7 +60,14 @@ from .poolers import (
     single_torch_thread,
     train_pooler,
 )
-from .results import PROBE_LIBRARIES, glue_eval_result, probe_description, update_model_card
+from .results import (
+    PROBE_LIBRARIES,
+    check_same_encoders,
+    earlier_results,
+    glue_eval_result,
+    probe_description,
+    update_model_card,
+)
 from .tasks import (
     CUSTOM_TASK,
     GLUE_TASKS,
@@ -91,11 +105,14 @@ __all__ = [
     "Texts",
     "TokenFeatures",
     "WeightedPooler",
+    "check_classes",
+    "check_same_encoders",
     "check_task_name",
     "check_text_encoder",
     "combine_views",
     "cosine_spearman",
     "default_cache_dir",
+    "earlier_results",
     "extract_features",
     "extract_task_features",
     "feature_cache_key",

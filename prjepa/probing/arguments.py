@@ -54,6 +54,14 @@ class TaskDataArguments:
         metadata={"help": "Random subset of the training split (seeded); bounds time and token-feature memory."},
     )
 
+    def __post_init__(self):
+        if self.max_seq_length < 3:
+            raise ValueError(
+                f"--max_seq_length {self.max_seq_length} cannot hold a token between [CLS] and [SEP]; use at least 3."
+            )
+        if self.max_train_samples is not None and self.max_train_samples < 1:
+            raise ValueError(f"--max_train_samples {self.max_train_samples} leaves no example; give at least 1.")
+
     def glue_source(self, task_names: Sequence[str]) -> list[tuple[str, str]]:
         """`[("--glue_path", path)]` when some task reads GLUE (one is named and files do not replace both of its
         splits), for the Hub check; else nothing."""

@@ -29,9 +29,16 @@ from ..utils import library_versions, markdown_table, script_parser
 from .arguments import EncoderArguments, TaskDataArguments
 from .encoders import ONLINE_ENCODER, LoadedEncoder, load_encoder
 from .features import FIXED_POOLINGS, POOLINGS, TOKENS, combine_views, default_cache_dir, extract_task_features
-from .linear_probe import cosine_spearman, fit_linear_probe, load_glue_metric
+from .linear_probe import check_classes, cosine_spearman, fit_linear_probe, load_glue_metric
 from .poolers import PoolerTraining, pool_tokens, train_pooler
-from .results import PROBE_LIBRARIES, glue_eval_result, probe_description, update_model_card
+from .results import (
+    PROBE_LIBRARIES,
+    check_same_encoders,
+    earlier_results,
+    glue_eval_result,
+    probe_description,
+    update_model_card,
+)
 from .tasks import GLUE_TASKS, PAIR_ENCODINGS, TaskData
 
 logger = logging.getLogger(__name__)
@@ -101,6 +108,17 @@ class ProbeArguments:
     )
     push_to_hub: bool = field(default=False, metadata={"help": "Push each updated card to the Hub."})
     hub_model_id: str | None = field(default=None, metadata={"help": "Repo to push a local folder's card to."})
+
+    def __post_init__(self):
+        if self.cv_folds < 2:
+            raise ValueError(f"--cv_folds {self.cv_folds}: cross-validation needs at least 2 folds (5 is the default).")
+        for option in ("batch_size", "pooler_epochs"):
+            if getattr(self, option) < 1:
+                raise ValueError(f"--{option} {getattr(self, option)} must be at least 1.")
+        for option in ("c_grid", "alpha_grid"):
+            values = getattr(self, option)
+            if not values or min(values) <= 0:
+                raise ValueError(f"--{option} {values} must hold at least one value, all positive.")
 
 
 def task_features(
@@ -267,18 +285,16 @@ def main(args: list[str] | None = None) -> dict:
     parser = script_parser((ModelArguments, DataArguments, ProbeArguments), __doc__)
     model_args, data_args, probe_args = parser.parse_args_into_dataclasses(args=args)
     check_card_arguments(model_args.model_name_or_path, probe_args)
-    existing = [name for name in RESULT_FILES if os.path.exists(os.path.join(probe_args.output_dir, name))]
-    if existing and not probe_args.overwrite_output_dir:
-        raise ValueError(
-            f"{probe_args.output_dir} already holds results ({', '.join(existing)}); pass --overwrite_output_dir to "
-            "replace them, or choose another --output_dir."
-        )
+    args = {**asdict(model_args), **asdict(data_args), **asdict(probe_args)}
+    earlier = None if probe_args.overwrite_output_dir else earlier_results(probe_args.output_dir, RESULT_FILES, args)
     task_names = list(GLUE_TASKS) if data_args.task_name == ["all"] else data_args.task_name
     started = time.perf_counter()
     # Every task loads first, so that a data problem stops the run before any encoding.
     tasks = data_args.load_tasks(task_names, probe_args.seed)
     check_hub_reachable([("--model_name_or_path", path) for path in model_args.model_name_or_path])
     for task in tasks:
+        if not task.is_regression:
+            check_classes(task.labels("train"), probe_args.cv_folds, f"{task.name} training split", task.label_names)
         kept, total = len(task.labels("train")), task.train_size_before_subsampling
         if kept < total:
             print(f"{task.name}: training split subsampled to {kept} of {total} examples (seed {probe_args.seed})")
@@ -296,8 +312,13 @@ def main(args: list[str] | None = None) -> dict:
 
     # Every model loads once before any is probed, so that a bad one stops the run before work is spent; one at a
     # time, so that memory holds one model.
-    for path in model_args.model_name_or_path:
-        load(path)
+    fingerprints = {path: load(path).fingerprint for path in model_args.model_name_or_path}
+    if earlier is not None:
+        check_same_encoders(
+            probe_args.output_dir, {model["model"]: model["fingerprint"] for model in earlier["models"]}, fingerprints
+        )
+        print(f"{probe_args.output_dir} already holds these results (same arguments and weights): nothing to do.")
+        return earlier
     models = []
     for path in model_args.model_name_or_path:
         start = time.perf_counter()
@@ -320,7 +341,7 @@ def main(args: list[str] | None = None) -> dict:
         del encoder  # frees this model before the next one loads
 
     results = {
-        "args": {**asdict(model_args), **asdict(data_args), **asdict(probe_args)},
+        "args": args,
         "versions": library_versions(*PROBE_LIBRARIES),
         "total_seconds": round(time.perf_counter() - started, 2),
         "models": models,

@@ -46,6 +46,24 @@ class LinearProbe:
         return len(self.cv_scores) > 1 and self.regularisation in (min(self.cv_scores), max(self.cv_scores))
 
 
+def check_classes(
+    labels: np.ndarray, folds: int, where: str = "the training labels", names: Sequence[str] | None = None
+) -> None:
+    """A classifier's training labels `(n,)` must hold two classes, each with at least two examples (stratified k-fold
+    cross-validation then runs min(`folds`, smallest class) folds); `names` (by class id) name them in the error."""
+    counts = Counter(labels.tolist())
+    if len(counts) < 2:
+        only = next(iter(counts), None)
+        shown = "none" if only is None else names[only] if names else only
+        raise ValueError(f"{where} holds a single class ({shown}): a classifier needs two or more.")
+    rare = sorted(str(names[label] if names else label) for label, count in counts.items() if count < 2)
+    if rare:
+        raise ValueError(
+            f"{where}: class {', '.join(rare)} has a single example; {folds}-fold cross-validation needs at least two "
+            "per class (use more training data, e.g. a larger --max_train_samples)."
+        )
+
+
 def fit_linear_probe(
     features: np.ndarray,
     labels: np.ndarray,
@@ -64,12 +82,8 @@ def fit_linear_probe(
     if is_regression:
         name, splitter = "alpha", KFold(folds, shuffle=True, random_state=seed)
     else:
-        smallest = min(Counter(labels.tolist()).values())
-        if smallest < 2:
-            raise ValueError(
-                "A class has a single training example; k-fold cross-validation needs at least two per class."
-            )
-        folds = min(folds, smallest)
+        check_classes(labels, folds)
+        folds = min(folds, min(Counter(labels.tolist()).values()))
         # lbfgs fits the multinomial model for more than two classes.
         name, splitter = "C", StratifiedKFold(folds, shuffle=True, random_state=seed)
     search = GridSearchCV(

@@ -1,8 +1,10 @@
-"""How probe results are recorded: the libraries that computed them, and model-index entries that put GLUE scores on
-a model card, merged into the card of a folder or a Hub repo."""
+"""How probe results are recorded: the libraries that computed them, whether a rerun would only repeat them, and
+model-index entries that put GLUE scores on a model card, merged into the card of a folder or a Hub repo."""
 
+import json
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -10,6 +12,42 @@ from .encoders import ONLINE_ENCODER
 
 # What a probe's (and the representation analysis's) results record the versions of, beside Python's.
 PROBE_LIBRARIES = ("torch", "transformers", "datasets", "evaluate", "sklearn", "scipy", "numpy")
+
+
+def earlier_results(output_dir: str, result_files: Sequence[str], args: dict[str, Any]) -> dict[str, Any] | None:
+    """The results `output_dir` already holds (`result_files`, the first a JSON recording its `"args"`) when they were
+    computed with the same `args` (`--overwrite_output_dir` aside): rerunning them is a no-op once their encoders'
+    fingerprints are found unchanged (`check_same_encoders`). None when the folder holds no results; an error
+    naming the differing arguments when it holds other results, which are never replaced unasked."""
+    existing = [name for name in result_files if os.path.exists(os.path.join(output_dir, name))]
+    if not existing:
+        return None
+    with open(os.path.join(output_dir, result_files[0])) as file:
+        earlier = json.load(file)
+    asked, recorded = json.loads(json.dumps(args, default=str)), earlier.get("args", {})
+    differing = sorted(
+        name
+        for name in set(asked) | set(recorded)
+        if name != "overwrite_output_dir" and asked.get(name) != recorded.get(name)
+    )
+    if differing or len(existing) < len(result_files):
+        reason = f"with other arguments ({', '.join(differing)})" if differing else "incomplete"
+        raise ValueError(
+            f"{output_dir} already holds results ({', '.join(existing)}), {reason}; pass --overwrite_output_dir to "
+            "replace them, or choose another --output_dir."
+        )
+    return earlier
+
+
+def check_same_encoders(output_dir: str, recorded: dict[str, str], current: dict[str, str]) -> None:
+    """`recorded` and `current` fingerprints by model: results of the same arguments measured other weights when any
+    differs (a checkpoint trained again), so a rerun must recompute them, which only --overwrite_output_dir allows."""
+    changed = [model for model, fingerprint in current.items() if recorded.get(model) != fingerprint]
+    if changed:
+        raise ValueError(
+            f"{output_dir} holds results of these arguments for other weights of {', '.join(changed)} (trained again "
+            "since?); pass --overwrite_output_dir to measure the current ones, or choose another --output_dir."
+        )
 
 
 def probe_description(pooling: str, encoder: str = ONLINE_ENCODER, pair_encoding: str | None = None) -> str:

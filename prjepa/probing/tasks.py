@@ -246,6 +246,8 @@ def load_task_data(
         _check_columns(dataset, columns + (label_column,), source)
         _check_texts(dataset, columns, source)
         if label_column != "label":
+            # The chosen column becomes the labels; a column that happens to be named "label" is not them.
+            dataset = dataset.remove_columns([name for name in ("label",) if name in dataset.column_names])
             splits[split] = dataset.rename_column(label_column, "label")
 
     if task_name in GLUE_TASKS:
