@@ -22,7 +22,7 @@ from prjepa.data_sources import (
     DEMO_VALIDATION_FILE,
     check_hub_reachable,
 )
-from prjepa.experiment import ExperimentArguments
+from prjepa.experiment import DATA_ARGUMENTS, ExperimentArguments
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GLUE_MIRROR = os.path.join(REPO, "..", "shared", "data", "glue")
@@ -97,11 +97,21 @@ def test_unset_data_arguments_take_the_presets_defaults():
         None,
     )
     assert (hub.glue_path, hub.tokenizer_name) == ("nyu-mll/glue", "bert-base-uncased")
-    # The user's own text replaces the demo text entirely; their dataset keeps its own configuration.
-    own = ExperimentArguments(train_file="mine/*.txt")
-    assert (own.train_file, own.validation_file) == ("mine/*.txt", None)
+    # With the demo preset asked for, the user's own text replaces the demo text entirely; a dataset keeps its own
+    # configuration.
+    own = ExperimentArguments(preset="demo", train_file="mine/*.txt")
+    assert (own.train_file, own.validation_file, own.glue_path) == ("mine/*.txt", None, DEMO_GLUE)
     other = ExperimentArguments(preset="cpu", dataset_name="someone/texts")
     assert other.dataset_config_name is None
+
+
+@pytest.mark.parametrize("name", DATA_ARGUMENTS)
+def test_any_data_argument_without_a_preset_runs_the_cpu_preset_without_the_demo_sample(name):
+    arguments = ExperimentArguments(**{name: "mine"})
+    assert arguments.preset == "cpu"
+    data = [getattr(arguments, other) or "" for other in DATA_ARGUMENTS]
+    assert not any(value.startswith(DEMO_DATA) for value in data)
+    assert ExperimentArguments(preset="demo", **{name: "mine"}).preset == "demo"
 
 
 def test_hub_ids_are_checked_and_local_paths_never(monkeypatch, tmp_path):
@@ -129,3 +139,13 @@ def test_the_experiment_stops_before_any_stage_when_the_hub_cannot_be_reached(mo
     with pytest.raises(SystemExit, match="--dataset_name Salesforce/wikitext"):
         run_experiment.main(["--preset", "cpu", "--results_dir", str(results), "--work_dir", str(tmp_path / "w")])
     assert not results.exists()
+
+
+def test_the_experiment_given_only_a_text_file_asks_the_hub_for_the_rest_not_the_demo_sample(monkeypatch, tmp_path):
+    monkeypatch.setattr(data_sources, "hub_unreachable_reason", lambda: "ConnectError: Name or service not known")
+    monkeypatch.setattr(run_experiment, "run_stage", lambda *args, **kwargs: pytest.fail("a stage started"))
+    (tmp_path / "train.txt").write_text("the cat sat on the mat\n")
+    argv = ["--train_file", str(tmp_path / "train.txt"), "--results_dir", str(tmp_path / "results")]
+    with pytest.raises(SystemExit) as stop:
+        run_experiment.main([*argv, "--work_dir", str(tmp_path / "w")])
+    assert "--glue_path nyu-mll/glue, --tokenizer_name bert-base-uncased name Hub data" in str(stop.value)
