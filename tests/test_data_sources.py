@@ -6,12 +6,13 @@ import fnmatch
 import glob
 import hashlib
 import os
+import re
 
 import datasets
 import pytest
 from transformers import AutoTokenizer
 
-from prjepa import data_sources
+from prjepa import data_sources, pretraining
 from prjepa import experiment as run_experiment
 from prjepa.data_sources import (
     DEMO_DATA,
@@ -23,6 +24,8 @@ from prjepa.data_sources import (
     check_hub_reachable,
 )
 from prjepa.experiment import DATA_ARGUMENTS, ExperimentArguments
+from prjepa.geometry import analysis
+from prjepa.probing import glue_probe
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GLUE_MIRROR = os.path.join(REPO, "..", "shared", "data", "glue")
@@ -130,6 +133,20 @@ def test_hub_ids_are_checked_and_local_paths_never(monkeypatch, tmp_path):
     message = str(stop.value)
     assert "--tokenizer_name bert-base-uncased" in message and "--glue_path" not in message.split("name Hub data")[0]
     assert "--train_file" in message and "ConnectError" in message and "\n" not in message
+    assert "HF_HUB_OFFLINE=1" in message  # a warm cache needs no Hub
+
+
+@pytest.mark.parametrize("path", ["./glue", "../glue", "{tmp}/glue", "data/glue/sst2", "glue/", "~/glue"])
+def test_a_missing_path_that_cannot_be_a_hub_id_is_named_missing_without_asking_the_hub(monkeypatch, tmp_path, path):
+    def must_not_probe(*args, **kwargs):
+        raise AssertionError("probed the Hub for a local path")
+
+    monkeypatch.setattr(data_sources, "hub_unreachable_reason", must_not_probe)
+    monkeypatch.chdir(tmp_path)
+    path = path.format(tmp=tmp_path)
+    with pytest.raises(SystemExit, match="No such file or folder") as stop:
+        check_hub_reachable([("--glue_path", path), ("--tokenizer_name", "bert-base-uncased")])
+    assert f"--glue_path {path} " in str(stop.value) and "bert-base-uncased" not in str(stop.value)
 
 
 def test_the_experiment_stops_before_any_stage_when_the_hub_cannot_be_reached(monkeypatch, tmp_path):
@@ -149,3 +166,40 @@ def test_the_experiment_given_only_a_text_file_asks_the_hub_for_the_rest_not_the
     with pytest.raises(SystemExit) as stop:
         run_experiment.main([*argv, "--work_dir", str(tmp_path / "w")])
     assert "--glue_path nyu-mll/glue, --tokenizer_name bert-base-uncased name Hub data" in str(stop.value)
+
+
+UNREACHABLE = "ConnectError: Name or service not known"
+HUB_TOKENIZER = ["--tokenizer_name", "someone/tokenizer"]
+
+
+@pytest.mark.parametrize(
+    "entry_point, argv, named",
+    [
+        (
+            pretraining.main,
+            ["--train_file", DEMO_TRAIN_FILE, "--do_train", "--use_cpu"],
+            "--tokenizer_name someone/tokenizer",
+        ),
+        (
+            glue_probe.main,
+            ["--model_name_or_path", "someone/encoder", "--task_name", "sst2", "--glue_path", DEMO_GLUE],
+            "--model_name_or_path someone/encoder, --tokenizer_name someone/tokenizer",
+        ),
+        (
+            analysis.main,
+            ["--models", "theirs=someone/encoder", "--task_name", "sst2", "--glue_path", DEMO_GLUE],
+            "--models someone/encoder, --tokenizer_name someone/tokenizer",
+        ),
+    ],
+    ids=["pretrain", "probe", "analysis"],
+)
+def test_every_entry_point_stops_before_any_compute_when_the_hub_cannot_be_reached(
+    monkeypatch, tmp_path, entry_point, argv, named
+):
+    """Each names every Hub id among its arguments, before loading a model or writing anything (the data that
+    precede the check here are local)."""
+    monkeypatch.setattr(data_sources, "hub_unreachable_reason", lambda: UNREACHABLE)
+    output = tmp_path / "out"
+    with pytest.raises(SystemExit, match=re.escape(f"({UNREACHABLE}), and {named} name Hub data")):
+        entry_point([*argv, *HUB_TOKENIZER, "--output_dir", str(output)])
+    assert not output.exists()

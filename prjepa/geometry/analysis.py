@@ -435,7 +435,8 @@ def main(argv: list[str] | None = None) -> dict:
     check_arguments(data_args, analysis_args)
     started = time.perf_counter()
     datasets = load_datasets(data_args, analysis_args)
-    check_hub_reachable([("--models", path) for path in models.values()])
+    encoders = [("--models", path) for path in models.values()]
+    check_hub_reachable([*encoders, ("--tokenizer_name", model_args.tokenizer_name)])
     features, targets, model_records, tokenizer_warnings = encode(
         models, datasets, model_args, data_args, analysis_args
     )
