@@ -1,11 +1,11 @@
-"""Where data comes from: the demo sample shipped with the package, and a check, before any compute, that the Hub
-can be reached when an argument names something on it."""
+"""Where data comes from: the demo sample shipped with the package, and a check, before any compute, that the local
+paths the arguments name exist and that the Hub can be reached when an argument names something on it."""
 
 import os
 from collections.abc import Iterable
 
 from huggingface_hub import constants
-from huggingface_hub.utils import get_session
+from huggingface_hub.utils import HFValidationError, get_session, validate_repo_id
 
 # prjepa/demo_data/README.md gives provenance, licences and sizes.
 DEMO_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_data")
@@ -32,17 +32,33 @@ def hub_unreachable_reason(timeout: float = 5.0) -> str | None:
     return None
 
 
+def is_hub_id(value: str) -> bool:
+    """Whether `value` has the form of a Hub id, "name" or "owner/name" (huggingface_hub's own rule): an absolute
+    path, one starting with ./ or ../, or one with more separators has not, and so can only be a local path."""
+    try:
+        validate_repo_id(value)
+    except HFValidationError:
+        return False
+    return True
+
+
 def check_hub_reachable(sources: Iterable[tuple[str, str | None]]) -> None:
-    """Stops with one line naming the local-data flags when some `(flag, value)` in `sources` is not a local path
-    (so a Hub id) and the Hub cannot be reached: before the libraries' retries pile up and before any compute."""
-    on_hub = [(flag, value) for flag, value in sources if value and not os.path.exists(value)]
-    if not on_hub:
+    """Stops with one line when some `(flag, value)` in `sources` is a local path that does not exist, or names Hub
+    data while the Hub cannot be reached (naming the local-data flags): before the libraries' retries pile up and
+    before any compute."""
+    absent = [(flag, value) for flag, value in sources if value and not os.path.exists(value)]
+    missing = [(flag, value) for flag, value in absent if not is_hub_id(value)]
+    if missing:
+        named = ", ".join(f"{flag} {value}" for flag, value in missing)
+        raise SystemExit(f"No such file or folder: {named} (a local path by its form, not a Hub id).")
+    if not absent:
         return
     reason = hub_unreachable_reason()
     if reason is not None:
-        named = ", ".join(f"{flag} {value}" for flag, value in on_hub)
+        named = ", ".join(f"{flag} {value}" for flag, value in absent)
         raise SystemExit(
             f"The Hugging Face Hub ({constants.ENDPOINT}) cannot be reached ({reason}), and {named} name Hub data. "
-            f"Pass local copies instead: {LOCAL_DATA_FLAGS}; or run `python run_experiment.py` alone, whose demo "
+            f"Pass local copies instead: {LOCAL_DATA_FLAGS}; or, when they are in your Hugging Face cache already, "
+            "set HF_HUB_OFFLINE=1 to read them from there; or run `python run_experiment.py` alone, whose demo "
             "preset uses the sample shipped with the package."
         )

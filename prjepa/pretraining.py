@@ -271,9 +271,9 @@ def check_launch(training_args: PrJepaTrainingArguments) -> None:
     if launched > 1 and training_args.world_size == 1:
         raise SystemExit(
             f"{launched} processes were launched (WORLD_SIZE={launched}), but this one sees a world size of 1: each "
-            "would train alone and write the same --output_dir. On CPUs pass --use_cpu (`accelerate launch "
-            f"--multi_gpu --num_processes {launched} --use_cpu run_pretrain.py …`, or torchrun with --use_cpu among "
-            "the script's arguments); on GPUs make sure every process sees a GPU."
+            "would train alone and write the same --output_dir. On CPUs pass --use_cpu to the script, after it: "
+            f"`accelerate launch --multi_gpu --num_processes {launched} run_pretrain.py … --use_cpu` or `torchrun "
+            f"--nproc_per_node {launched} run_pretrain.py … --use_cpu`; on GPUs make sure every process sees a GPU."
         )
 
 

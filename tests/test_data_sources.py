@@ -6,12 +6,13 @@ import fnmatch
 import glob
 import hashlib
 import os
+import re
 
 import datasets
 import pytest
 from transformers import AutoTokenizer
 
-from prjepa import data_sources
+from prjepa import data_sources, pretraining
 from prjepa import experiment as run_experiment
 from prjepa.data_sources import (
     DEMO_DATA,
@@ -22,7 +23,9 @@ from prjepa.data_sources import (
     DEMO_VALIDATION_FILE,
     check_hub_reachable,
 )
-from prjepa.experiment import ExperimentArguments
+from prjepa.experiment import DATA_ARGUMENTS, ExperimentArguments
+from prjepa.geometry import analysis
+from prjepa.probing import glue_probe
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GLUE_MIRROR = os.path.join(REPO, "..", "shared", "data", "glue")
@@ -97,11 +100,21 @@ def test_unset_data_arguments_take_the_presets_defaults():
         None,
     )
     assert (hub.glue_path, hub.tokenizer_name) == ("nyu-mll/glue", "bert-base-uncased")
-    # The user's own text replaces the demo text entirely; their dataset keeps its own configuration.
-    own = ExperimentArguments(train_file="mine/*.txt")
-    assert (own.train_file, own.validation_file) == ("mine/*.txt", None)
+    # With the demo preset asked for, the user's own text replaces the demo text entirely; a dataset keeps its own
+    # configuration.
+    own = ExperimentArguments(preset="demo", train_file="mine/*.txt")
+    assert (own.train_file, own.validation_file, own.glue_path) == ("mine/*.txt", None, DEMO_GLUE)
     other = ExperimentArguments(preset="cpu", dataset_name="someone/texts")
     assert other.dataset_config_name is None
+
+
+@pytest.mark.parametrize("name", DATA_ARGUMENTS)
+def test_any_data_argument_without_a_preset_runs_the_cpu_preset_without_the_demo_sample(name):
+    arguments = ExperimentArguments(**{name: "mine"})
+    assert arguments.preset == "cpu"
+    data = [getattr(arguments, other) or "" for other in DATA_ARGUMENTS]
+    assert not any(value.startswith(DEMO_DATA) for value in data)
+    assert ExperimentArguments(preset="demo", **{name: "mine"}).preset == "demo"
 
 
 def test_hub_ids_are_checked_and_local_paths_never(monkeypatch, tmp_path):
@@ -120,6 +133,20 @@ def test_hub_ids_are_checked_and_local_paths_never(monkeypatch, tmp_path):
     message = str(stop.value)
     assert "--tokenizer_name bert-base-uncased" in message and "--glue_path" not in message.split("name Hub data")[0]
     assert "--train_file" in message and "ConnectError" in message and "\n" not in message
+    assert "HF_HUB_OFFLINE=1" in message  # a warm cache needs no Hub
+
+
+@pytest.mark.parametrize("path", ["./glue", "../glue", "{tmp}/glue", "data/glue/sst2", "glue/", "~/glue"])
+def test_a_missing_path_that_cannot_be_a_hub_id_is_named_missing_without_asking_the_hub(monkeypatch, tmp_path, path):
+    def must_not_probe(*args, **kwargs):
+        raise AssertionError("probed the Hub for a local path")
+
+    monkeypatch.setattr(data_sources, "hub_unreachable_reason", must_not_probe)
+    monkeypatch.chdir(tmp_path)
+    path = path.format(tmp=tmp_path)
+    with pytest.raises(SystemExit, match="No such file or folder") as stop:
+        check_hub_reachable([("--glue_path", path), ("--tokenizer_name", "bert-base-uncased")])
+    assert f"--glue_path {path} " in str(stop.value) and "bert-base-uncased" not in str(stop.value)
 
 
 def test_the_experiment_stops_before_any_stage_when_the_hub_cannot_be_reached(monkeypatch, tmp_path):
@@ -129,3 +156,50 @@ def test_the_experiment_stops_before_any_stage_when_the_hub_cannot_be_reached(mo
     with pytest.raises(SystemExit, match="--dataset_name Salesforce/wikitext"):
         run_experiment.main(["--preset", "cpu", "--results_dir", str(results), "--work_dir", str(tmp_path / "w")])
     assert not results.exists()
+
+
+def test_the_experiment_given_only_a_text_file_asks_the_hub_for_the_rest_not_the_demo_sample(monkeypatch, tmp_path):
+    monkeypatch.setattr(data_sources, "hub_unreachable_reason", lambda: "ConnectError: Name or service not known")
+    monkeypatch.setattr(run_experiment, "run_stage", lambda *args, **kwargs: pytest.fail("a stage started"))
+    (tmp_path / "train.txt").write_text("the cat sat on the mat\n")
+    argv = ["--train_file", str(tmp_path / "train.txt"), "--results_dir", str(tmp_path / "results")]
+    with pytest.raises(SystemExit) as stop:
+        run_experiment.main([*argv, "--work_dir", str(tmp_path / "w")])
+    assert "--glue_path nyu-mll/glue, --tokenizer_name bert-base-uncased name Hub data" in str(stop.value)
+
+
+UNREACHABLE = "ConnectError: Name or service not known"
+HUB_TOKENIZER = ["--tokenizer_name", "someone/tokenizer"]
+
+
+@pytest.mark.parametrize(
+    "entry_point, argv, named",
+    [
+        (
+            pretraining.main,
+            ["--train_file", DEMO_TRAIN_FILE, "--do_train", "--use_cpu"],
+            "--tokenizer_name someone/tokenizer",
+        ),
+        (
+            glue_probe.main,
+            ["--model_name_or_path", "someone/encoder", "--task_name", "sst2", "--glue_path", DEMO_GLUE],
+            "--model_name_or_path someone/encoder, --tokenizer_name someone/tokenizer",
+        ),
+        (
+            analysis.main,
+            ["--models", "theirs=someone/encoder", "--task_name", "sst2", "--glue_path", DEMO_GLUE],
+            "--models someone/encoder, --tokenizer_name someone/tokenizer",
+        ),
+    ],
+    ids=["pretrain", "probe", "analysis"],
+)
+def test_every_entry_point_stops_before_any_compute_when_the_hub_cannot_be_reached(
+    monkeypatch, tmp_path, entry_point, argv, named
+):
+    """Each names every Hub id among its arguments, before loading a model or writing anything (the data that
+    precede the check here are local)."""
+    monkeypatch.setattr(data_sources, "hub_unreachable_reason", lambda: UNREACHABLE)
+    output = tmp_path / "out"
+    with pytest.raises(SystemExit, match=re.escape(f"({UNREACHABLE}), and {named} name Hub data")):
+        entry_point([*argv, *HUB_TOKENIZER, "--output_dir", str(output)])
+    assert not output.exists()

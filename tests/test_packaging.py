@@ -3,6 +3,7 @@ the repository itself: no file refers to one outside it, and every citation of t
 sections."""
 
 import configparser
+import dataclasses
 import importlib
 import os
 import re
@@ -140,12 +141,30 @@ def test_every_scripts_help_renders_with_its_description_and_an_example(module_n
     assert module.__doc__.splitlines()[0] in text and "    python run_" in text and "(default:" in text
 
 
+def field_default(arguments, name: str):
+    return next(field.default for field in dataclasses.fields(arguments) if field.name == name)
+
+
 @pytest.mark.skipif(not os.path.exists(os.path.join(REPO, ".git")), reason="needs a git checkout of the repository")
 def test_default_output_folders_are_ignored_and_published_results_are_not():
+    """Read from the scripts' own defaults, so that a new preset or a changed default is checked too."""
+    from prjepa.experiment import EXPERIMENT_PRESETS, PUBLISHED, ExperimentArguments
+    from prjepa.geometry.analysis import AnalysisArguments
+    from prjepa.probing.glue_probe import ProbeArguments
+    from prjepa.trainer import PrJepaTrainingArguments
+
     def ignored(path: str) -> bool:
         return subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO).returncode == 0
 
-    defaults = ["experiments/demo/x", "results/demo/x", "results/cpu-reproduction/x", "prjepa-mini/x"]
-    defaults += ["probe_results/results.json", "analysis_results/analysis.json"]
+    results, work = (field_default(ExperimentArguments, name) for name in ("results_dir", "work_dir"))
+    published = [name for name in EXPERIMENT_PRESETS if os.path.exists(os.path.join(REPO, results, name, PUBLISHED))]
+    assert published == ["cpu"]
+    defaults = [f"{results}/{name}/x" for name in EXPERIMENT_PRESETS if name not in published]
+    defaults += [f"{results}/{name}-reproduction/x" for name in published]
+    defaults += [f"{work}/{name}/x" for name in EXPERIMENT_PRESETS]
+    defaults += [f"{PrJepaTrainingArguments(use_cpu=True).output_dir}/x"]  # run_pretrain.py without --output_dir
+    defaults += [f"{field_default(arguments, 'output_dir')}/x" for arguments in (ProbeArguments, AnalysisArguments)]
+    # Examples in the README and --help: run_pretrain.py's and the converter's folders, the recipe study's runs.
+    defaults += ["prjepa-mini-smoke/x", "prjepa-original/x", f"{work}/recipe-study/x"]
     assert [path for path in defaults if not ignored(path)] == []
     assert not ignored("results/cpu/comparison.md") and not ignored("results/recipe-study/study.md")

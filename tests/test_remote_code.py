@@ -15,7 +15,14 @@ from modeling_prjepa import PrJepaForMaskedLM, PrJepaForPreTraining, PrJepaForSe
 
 CHILD = textwrap.dedent(
     """
-    import importlib.abc, sys
+    import builtins, importlib.abc, os, sys
+
+    def no_prompt(prompt=""):
+        # A question nobody is there to answer would hang a user's script: it ends this process, past any except.
+        sys.stderr.write(f"prompted: {prompt}")
+        os._exit(3)
+
+    builtins.input = no_prompt
 
     class RefuseProjectModules(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
@@ -31,6 +38,13 @@ CHILD = textwrap.dedent(
     batch = load_file(inputs_path)
     ids, mask = batch["input_ids"], batch["attention_mask"]
     outputs = {}
+    # Before any model: once the checkpoint's code has loaded, the prjepa type is registered and AutoTokenizer asks
+    # nothing whatever the flag. The tokenizer is plain BERT; either explicit flag loads it without the custom-code
+    # question, which only a left-out flag raises (README "Models"). False first, as True runs the config's code.
+    for trust_remote_code in (False, True):
+        tokenizer = transformers.AutoTokenizer.from_pretrained(pretraining_dir, trust_remote_code=trust_remote_code)
+        assert type(tokenizer).__module__.startswith("transformers.models.bert"), type(tokenizer)
+        outputs[f"tokenized_{trust_remote_code}"] = torch.tensor(tokenizer("the cat sat on the mat")["input_ids"])
     for name, auto_class, checkpoint in [
         ("pretraining", "AutoModelForPreTraining", pretraining_dir),
         ("encoder", "AutoModel", pretraining_dir),
@@ -60,9 +74,6 @@ CHILD = textwrap.dedent(
         assert "attn_implementation='sdpa'" in str(error), error
     else:
         raise AssertionError("attn_implementation='flash_attention_2' was accepted")
-    # A plain BERT tokenizer needs no custom code: no trust_remote_code, and so no prompt.
-    tokenizer = transformers.AutoTokenizer.from_pretrained(pretraining_dir, trust_remote_code=False)
-    outputs["tokenized"] = torch.tensor(tokenizer("the cat sat on the mat")["input_ids"])
     save_file({name: value.contiguous() for name, value in outputs.items()}, outputs_path)
     """
 )
@@ -88,6 +99,7 @@ def test_every_auto_class_loads_with_trust_remote_code_in_a_clean_process(tmp_pa
         [sys.executable, str(tmp_path / "child.py"), *map(str, paths)],
         cwd=tmp_path / "elsewhere",
         env=env,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=300,
@@ -105,4 +117,6 @@ def test_every_auto_class_loads_with_trust_remote_code_in_a_clean_process(tmp_pa
         eager_attentions = torch.stack(eager(ids, mask, output_attentions=True).attentions)
         assert torch.equal(outputs["eager_attentions"], eager_attentions)
     torch.testing.assert_close(outputs["eager_encoder"], outputs["encoder"], atol=1e-5, rtol=0)
-    assert outputs["tokenized"].tolist() == tokenizer("the cat sat on the mat")["input_ids"]
+    for trust_remote_code in (True, False):
+        tokenized = outputs[f"tokenized_{trust_remote_code}"].tolist()
+        assert tokenized == tokenizer("the cat sat on the mat")["input_ids"]

@@ -225,8 +225,11 @@ def test_evaluating_a_model_in_place_keeps_its_model_card(assets, tmp_path):
 def test_processes_that_each_see_a_world_of_one_are_refused(assets, tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it; without --use_cpu a CPU run never joins the group
     argv = [argument for argument in arguments(assets, tmp_path / "out") if argument != "--use_cpu"]
-    with pytest.raises(SystemExit, match=r"2 processes were launched.*--use_cpu"):
+    with pytest.raises(SystemExit, match=r"2 processes were launched") as stop:
         run_pretrain.main(argv)
+    # --use_cpu is the script's option: before the script, accelerate launch rejects it as its own.
+    assert "`accelerate launch --multi_gpu --num_processes 2 run_pretrain.py … --use_cpu`" in str(stop.value)
+    assert "`torchrun --nproc_per_node 2 run_pretrain.py … --use_cpu`" in str(stop.value)
     assert not (tmp_path / "out").exists()
 
 

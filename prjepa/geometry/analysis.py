@@ -438,7 +438,8 @@ def main(argv: list[str] | None = None) -> dict:
     earlier = None if analysis_args.overwrite_output_dir else earlier_results(output_dir, RESULT_FILES, args)
     started = time.perf_counter()
     datasets = load_datasets(data_args, analysis_args)
-    check_hub_reachable([("--models", path) for path in models.values()])
+    encoders = [("--models", path) for path in models.values()]
+    check_hub_reachable([*encoders, ("--tokenizer_name", model_args.tokenizer_name)])
     # Every model loads once before any is encoded, so that a bad one stops the run before work is spent.
     fingerprints = {label: load_model(path, model_args).fingerprint for label, path in models.items()}
     if earlier is not None:

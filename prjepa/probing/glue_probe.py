@@ -291,7 +291,8 @@ def main(args: list[str] | None = None) -> dict:
     started = time.perf_counter()
     # Every task loads first, so that a data problem stops the run before any encoding.
     tasks = data_args.load_tasks(task_names, probe_args.seed)
-    check_hub_reachable([("--model_name_or_path", path) for path in model_args.model_name_or_path])
+    models = [("--model_name_or_path", path) for path in model_args.model_name_or_path]
+    check_hub_reachable([*models, ("--tokenizer_name", model_args.tokenizer_name)])
     for task in tasks:
         if not task.is_regression:
             check_classes(task.labels("train"), probe_args.cv_folds, f"{task.name} training split", task.label_names)
