@@ -19,7 +19,7 @@ import os
 import shlex
 import sys
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, islice
 from typing import Any
 
 import datasets
@@ -32,6 +32,7 @@ from modeling_prjepa import PrJepaForPreTraining
 from .collator import DataCollatorForPrJepa
 from .data_sources import check_hub_reachable
 from .resume import (
+    NEW_MODEL_OPTIONS,
     RUN_SETTINGS,
     check_resume_checkpoint,
     check_settings,
@@ -191,12 +192,16 @@ def data_file_builder(path: str) -> str | None:
     return DATA_FILE_BUILDERS.get(path.rsplit(".", 1)[-1].lower())
 
 
+# A run's arguments may come in one file instead of the command line, as in transformers' example scripts.
+ARGUMENTS_FILE_SUFFIXES = (".json", ".yaml", ".yml")
+
+
 def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainingArguments, PrJepaTrainingArguments]:
     argv = sys.argv[1:] if argv is None else argv
     parser = script_parser((ModelArguments, DataTrainingArguments, PrJepaTrainingArguments), __doc__)
     if len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(os.path.abspath(argv[0]))
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+    if len(argv) == 1 and argv[0].endswith(ARGUMENTS_FILE_SUFFIXES[1:]):
         return parser.parse_yaml_file(os.path.abspath(argv[0]))
     return parser.parse_args_into_dataclasses(args=argv)
 
@@ -428,7 +433,7 @@ def check_training_rows(train_dataset, tokenizer, config: PrJepaConfig, seed: in
     """Collates the first `sample_size` training sequences as training will: no maskable token in any of them is an
     error (nothing to learn); a hybrid run whose sequences mostly get no JEPA target block (too short for one) warns
     with the fraction, since it would train as MLM-only on those rows."""
-    rows = [train_dataset[index] for index in range(min(sample_size, len(train_dataset)))]
+    rows = list(islice(train_dataset, sample_size))  # a streamed dataset yields its first rows the same way
     if not rows:
         raise ValueError(
             "The training data holds no sequence after tokenization: check the files and --text_column_name."
@@ -478,12 +483,17 @@ def restart_advice(training_args: PrJepaTrainingArguments, argv: list[str] | Non
     checkpoint = last_finite_checkpoint(training_args.output_dir)
     if checkpoint is None:
         return "No checkpoint was saved before it: start again with a lower --learning_rate."
-    command = restart_command(
-        sys.argv[1:] if argv is None else argv,
-        checkpoint,
-        training_args.learning_rate / 10,
-        f"{os.path.normpath(training_args.output_dir)}-from-{os.path.basename(checkpoint)}",
-    )
+    argv = sys.argv[1:] if argv is None else argv
+    learning_rate = training_args.learning_rate / 10
+    output_dir = f"{os.path.normpath(training_args.output_dir)}-from-{os.path.basename(checkpoint)}"
+    if len(argv) == 1 and argv[0].endswith(ARGUMENTS_FILE_SUFFIXES):
+        return (
+            f"{checkpoint} is the last checkpoint with finite weights; to continue from its weights at a tenth of the "
+            f"learning rate (a new run: fresh optimizer and schedule), copy {argv[0]}, set model_name_or_path: "
+            f"{checkpoint}, learning_rate: {learning_rate:g} and output_dir: {output_dir} in the copy, remove "
+            f"{', '.join(option.lstrip('-') for option in NEW_MODEL_OPTIONS)} from it, and run run_pretrain.py with it."
+        )
+    command = restart_command(argv, checkpoint, learning_rate, output_dir)
     return (
         f"{checkpoint} is the last checkpoint with finite weights; to continue from its weights at a tenth of the "
         f"learning rate (a new run: fresh optimizer and schedule), run: {shlex.join(command)}"
@@ -551,7 +561,7 @@ def main(argv: list[str] | None = None) -> PrJepaTrainer | None:
     eval_dataset = tokenized.get("validation") if training_args.do_eval else None
     if train_dataset is not None and data_args.max_train_samples is not None:
         train_dataset = _truncate(train_dataset, data_args.max_train_samples, data_args.streaming)
-    if train_dataset is not None and not data_args.streaming:
+    if train_dataset is not None:
         check_training_rows(train_dataset, tokenizer, model.config, training_args.seed)
     if eval_dataset is not None and not data_args.streaming and len(eval_dataset) == 0:
         raise ValueError(
@@ -579,8 +589,9 @@ def main(argv: list[str] | None = None) -> PrJepaTrainer | None:
             train_result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
         except FloatingPointError as error:
             raise FloatingPointError(f"{error} {restart_advice(training_args, argv)}") from error
-        if trainer.preemption.received is not None:
-            # Before anything final is written: the output directory keeps the checkpoint just saved as its last.
+        if trainer.preemption.received is not None and trainer.state.global_step < trainer.state.max_steps:
+            # Before anything final is written: the output directory keeps the checkpoint just saved as its last. (A
+            # signal after the last step stopped nothing: the finished run is saved as usual, in a few seconds.)
             signal_name = trainer.preemption.received.name
             logger.warning(
                 f"{signal_name} received: saved checkpoint-{trainer.state.global_step} in {training_args.output_dir} "

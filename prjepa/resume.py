@@ -204,16 +204,11 @@ def last_finite_checkpoint(output_dir: str) -> str | None:
     return None
 
 
-# run_pretrain.py options that describe where a new model comes from or where it goes; a restart replaces them.
-_REPLACED_OPTIONS = (
-    "--preset",
-    "--config_name",
-    "--config_overrides",
-    "--model_name_or_path",
-    "--resume_from_checkpoint",
-    "--learning_rate",
-    "--output_dir",
-)
+# run_pretrain.py options that describe a new model, or resume another run's state: a restart from a checkpoint's
+# weights drops them.
+NEW_MODEL_OPTIONS = ("--preset", "--config_name", "--config_overrides", "--resume_from_checkpoint")
+# And those it replaces.
+_REPLACED_OPTIONS = (*NEW_MODEL_OPTIONS, "--model_name_or_path", "--learning_rate", "--output_dir")
 
 
 def restart_command(argv: list[str], checkpoint: str, learning_rate: float, output_dir: str) -> list[str]:

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -396,13 +397,20 @@ def test_a_non_finite_loss_names_the_last_finite_checkpoint_and_a_restart_that_t
     first_step = load_file(tmp_path / "run-from-checkpoint-2" / "checkpoint-1" / "model.safetensors")
     assert any(not torch.equal(started_from[key], first_step[key]) for key in started_from)
 
+    # A run started from an arguments file gets the same advice as edits to a copy of that file.
+    advice = run_pretrain.restart_advice(SimpleNamespace(output_dir=str(run), learning_rate=1e-3), ["run.yaml"])
+    assert f"copy run.yaml, set model_name_or_path: {run / 'checkpoint-2'}, learning_rate: 0.0001" in advice
+    assert f"output_dir: {run}-from-checkpoint-2" in advice and "remove preset, config_name" in advice
+
 
 def test_data_with_nothing_to_learn_is_refused_and_rows_without_jepa_blocks_are_reported(assets, tmp_path, caplog):
     specials = tmp_path / "specials.txt"
     specials.write_text("[CLS] [SEP]\n[SEP] [PAD] [CLS]\n" * 20)
-    with pytest.raises(ValueError, match="hold no maskable token"):
-        run_pretrain.main([*arguments(assets, tmp_path / "a"), "--train_file", str(specials), "--line_by_line"])
-    assert not (tmp_path / "a" / "model.safetensors").exists()
+    for streaming in ([], ["--streaming"]):
+        with pytest.raises(ValueError, match="hold no maskable token"):
+            argv = [*arguments(assets, tmp_path / "a"), "--train_file", str(specials), "--line_by_line", *streaming]
+            run_pretrain.main(argv)
+        assert not list(tmp_path.glob("a/**/*"))
 
     short = tmp_path / "short.txt"
     short.write_text("cat\ndog ran\n" * 20)
