@@ -99,24 +99,23 @@ def analysis_args(cache_dir, output_dir, *extra: str) -> list[str]:
 def trained_run(tmp_path_factory, prjepa_dir, bert_dir, topic_data) -> dict:
     """Both models, the four poolings, poolers trained on the training file."""
     root = tmp_path_factory.mktemp("trained")
-    result = analysis_script.main(
-        analysis_args(
-            root / "cache",
-            root / "out",
-            "--models",
-            f"hybrid={prjepa_dir}",
-            f"mlm={bert_dir}",
-            "--train_file",
-            topic_data["train_file"],
-            "--validation_file",
-            topic_data["validation_file"],
-            "--text_columns",
-            "sentence",
-            "--pooling",
-            *POOLINGS,
-        )
+    argv = analysis_args(
+        root / "cache",
+        root / "out",
+        "--models",
+        f"hybrid={prjepa_dir}",
+        f"mlm={bert_dir}",
+        "--train_file",
+        topic_data["train_file"],
+        "--validation_file",
+        topic_data["validation_file"],
+        "--text_columns",
+        "sentence",
+        "--pooling",
+        *POOLINGS,
     )
-    return dict(result=result, cache_dir=root / "cache", output_dir=root / "out")
+    result = analysis_script.main(argv)
+    return dict(result=result, cache_dir=root / "cache", output_dir=root / "out", argv=argv)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -353,23 +352,8 @@ def test_custom_data_needs_a_training_file_for_trained_poolers(tmp_path):
         )
 
 
-def test_rerunning_finished_work_is_a_no_op_and_other_work_is_refused(trained_run, prjepa_dir, bert_dir, topic_data):
-    output_dir = trained_run["output_dir"]
-    argv = analysis_args(
-        trained_run["cache_dir"],
-        output_dir,
-        "--models",
-        f"hybrid={prjepa_dir}",
-        f"mlm={bert_dir}",
-        "--train_file",
-        topic_data["train_file"],
-        "--validation_file",
-        topic_data["validation_file"],
-        "--text_columns",
-        "sentence",
-        "--pooling",
-        *POOLINGS,
-    )
+def test_rerunning_finished_work_is_a_no_op_and_other_work_is_refused(trained_run):
+    output_dir, argv = trained_run["output_dir"], trained_run["argv"]
     stamps = {path: path.stat().st_mtime_ns for path in output_dir.iterdir()}
     assert analysis_script.main(argv) == json.loads((output_dir / "analysis.json").read_text())
     with pytest.raises(ValueError, match=r"with other arguments \(num_resamples\).*--overwrite_output_dir"):
