@@ -15,7 +15,8 @@ from modeling_prjepa import (
 )
 
 from .collator import DataCollatorForPrJepa
-from .trainer import PrJepaTrainer, PrJepaTrainingArguments
+from .trainer import PrJepaTrainer
+from .training_args import PrJepaTrainingArguments
 
 __version__ = "0.1.0"
 

@@ -44,7 +44,7 @@ from .data_sources import (
     DEMO_VALIDATION_FILE,
     check_hub_reachable,
 )
-from .trainer import SNAPSHOT_STATE, snapshot_dir
+from .snapshots import SNAPSHOT_STATE, snapshot_dir
 from .utils import library_versions, markdown_table, mean_and_spread, script_parser
 
 STAGES = ("pretrain", "probe", "analysis", "curves", "report")

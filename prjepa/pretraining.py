@@ -43,7 +43,8 @@ from .resume import (
     restart_command,
     run_settings,
 )
-from .trainer import PrJepaTrainer, PrJepaTrainingArguments
+from .trainer import PrJepaTrainer
+from .training_args import PrJepaTrainingArguments
 from .utils import SPECIAL_TOKEN_FIELDS, script_parser
 
 logger = logging.getLogger(__name__)
