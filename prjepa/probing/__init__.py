@@ -15,104 +15,63 @@ Modules: `tasks` (GLUE and custom task data), `arguments` (the command-line argu
 representation analysis share), `encoders` (loading), `features` (extraction and its cache), `poolers` (trained
 poolers), `linear_probe` (the cross-validated probe and the GLUE metric), `results` (library versions and model-card
 entries), and `glue_probe`, the probe command.
+
+The names below load with their module on first use, so that the probe's `--help` does not load torch, datasets or
+scikit-learn.
 """
 
-from .arguments import EncoderArguments, TaskDataArguments
-from .encoders import (
-    ENCODERS,
-    ONLINE_ENCODER,
-    LoadedEncoder,
-    check_text_encoder,
-    load_encoder,
-    tokenizer_fingerprint,
-    weights_fingerprint,
-)
-from .features import (
-    CACHE_FORMAT_VERSION,
-    FIXED_POOLINGS,
-    POOLINGS,
-    TOKENS,
-    TRAINED_POOLINGS,
-    Texts,
-    TokenFeatures,
-    combine_views,
-    default_cache_dir,
-    extract_features,
-    extract_task_features,
-    feature_cache_key,
-    pair_features,
-    tokenize_texts,
-)
-from .linear_probe import LOCAL_GLUE_METRIC, LinearProbe, cosine_spearman, fit_linear_probe, load_glue_metric
-from .poolers import (
-    AttentionPooler,
-    PoolerTraining,
-    WeightedPooler,
-    make_pooler,
-    pool_tokens,
-    single_torch_thread,
-    train_pooler,
-)
-from .results import PROBE_LIBRARIES, glue_eval_result, probe_description, update_model_card
-from .tasks import (
-    CUSTOM_TASK,
-    GLUE_TASKS,
-    PAIR_ENCODINGS,
-    PROBLEM_TYPES,
-    GlueTask,
-    TaskData,
-    check_task_name,
-    load_task_data,
-    seeded_subset,
-)
+from ..utils import lazy_exports
 
-__all__ = [
-    "CACHE_FORMAT_VERSION",
-    "CUSTOM_TASK",
-    "ENCODERS",
-    "FIXED_POOLINGS",
-    "GLUE_TASKS",
-    "LOCAL_GLUE_METRIC",
-    "ONLINE_ENCODER",
-    "PAIR_ENCODINGS",
-    "POOLINGS",
-    "PROBE_LIBRARIES",
-    "PROBLEM_TYPES",
-    "TOKENS",
-    "TRAINED_POOLINGS",
-    "AttentionPooler",
-    "EncoderArguments",
-    "GlueTask",
-    "LinearProbe",
-    "LoadedEncoder",
-    "PoolerTraining",
-    "TaskData",
-    "TaskDataArguments",
-    "Texts",
-    "TokenFeatures",
-    "WeightedPooler",
-    "check_task_name",
-    "check_text_encoder",
-    "combine_views",
-    "cosine_spearman",
-    "default_cache_dir",
-    "extract_features",
-    "extract_task_features",
-    "feature_cache_key",
-    "fit_linear_probe",
-    "glue_eval_result",
-    "load_encoder",
-    "load_glue_metric",
-    "load_task_data",
-    "make_pooler",
-    "pair_features",
-    "pool_tokens",
-    "probe_description",
-    "seeded_subset",
-    "single_torch_thread",
-    "tokenize_texts",
-    "tokenizer_fingerprint",
-    "train_pooler",
-    "update_model_card",
-    "weights_fingerprint",
-]
+_import_structure = {
+    ".arguments": ["EncoderArguments", "TaskDataArguments"],
+    ".encoders": [
+        "ENCODERS",
+        "ONLINE_ENCODER",
+        "LoadedEncoder",
+        "check_text_encoder",
+        "load_encoder",
+        "tokenizer_fingerprint",
+        "weights_fingerprint",
+    ],
+    ".features": [
+        "CACHE_FORMAT_VERSION",
+        "FIXED_POOLINGS",
+        "POOLINGS",
+        "TOKENS",
+        "TRAINED_POOLINGS",
+        "Texts",
+        "TokenFeatures",
+        "combine_views",
+        "default_cache_dir",
+        "extract_features",
+        "extract_task_features",
+        "feature_cache_key",
+        "pair_features",
+        "tokenize_texts",
+    ],
+    ".linear_probe": ["LOCAL_GLUE_METRIC", "LinearProbe", "cosine_spearman", "fit_linear_probe", "load_glue_metric"],
+    ".poolers": [
+        "AttentionPooler",
+        "PoolerTraining",
+        "WeightedPooler",
+        "make_pooler",
+        "pool_tokens",
+        "single_torch_thread",
+        "train_pooler",
+    ],
+    ".results": ["PROBE_LIBRARIES", "glue_eval_result", "probe_description", "update_model_card"],
+    ".tasks": [
+        "CUSTOM_TASK",
+        "GLUE_TASKS",
+        "PAIR_ENCODINGS",
+        "PROBLEM_TYPES",
+        "GlueTask",
+        "TaskData",
+        "check_task_name",
+        "load_task_data",
+        "seeded_subset",
+    ],
+}
+__getattr__ = lazy_exports(__name__, _import_structure)
+
+__all__ = sorted(name for names in _import_structure.values() for name in names)
