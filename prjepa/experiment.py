@@ -33,8 +33,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-import torch
-
 from .curves import plot_probe_curves, plot_training_logs, probe_curves, training_logs
 from .data_sources import (
     DEMO_GLUE,
@@ -292,6 +290,8 @@ class Experiment:
     """Paths, settings and the stage runners of one experiment."""
 
     def __init__(self, args: ExperimentArguments):
+        import torch  # not at the top: --help needs no torch, and every stage runs in its own process
+
         self.args = args
         self.preset = EXPERIMENT_PRESETS[args.preset]
         if args.max_steps is not None:
@@ -706,6 +706,8 @@ def analyse(experiment: Experiment, seed: int) -> None:
 
 
 def machine() -> dict[str, Any]:
+    import torch
+
     description = {
         "platform": platform.platform(),
         **library_versions("torch"),

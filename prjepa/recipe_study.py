@@ -27,8 +27,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 
-from transformers.trainer_utils import get_last_checkpoint
-
 from .utils import markdown_table
 
 TOKEN_BUDGET = 2_000_000
@@ -171,6 +169,8 @@ def wait_for_tokenization(recipe: Recipe, output_dir: str) -> None:
 
 def trainer_state_path(recipe: Recipe, output_dir: str) -> str | None:
     """The finished run's trainer state, else its last checkpoint's (a run still going), else None."""
+    from transformers.trainer_utils import get_last_checkpoint  # not at the top: --help needs no torch
+
     run_dir = os.path.join(output_dir, recipe.name)
     if is_finished(recipe, output_dir):
         return os.path.join(run_dir, "trainer_state.json")
