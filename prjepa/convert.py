@@ -5,7 +5,7 @@ The original file is a `torch.save` dict with the state dicts `encoder`, `predic
 Sizes are read off the tensor shapes and every tensor is checked; only the head counts cannot be inferred, so they
 come from --num_attention_heads, else from the checkpoint's config, else hidden_size // 64 (every original preset).
 
-    python convert_original_checkpoint.py --checkpoint_path text_jepa-final.pth.tar --output_dir prjepa-original \
+    python convert_original_checkpoint.py --checkpoint_path text_jepa-final.pth.tar --output_dir prjepa-original \\
         --tokenizer_name bert-base-uncased
 """
 
@@ -317,7 +317,7 @@ def convert_original_checkpoint(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint_path", required=True, help="the original torch.save checkpoint (.pth.tar)")
     parser.add_argument("--output_dir", required=True, help="where save_pretrained writes the converted model")
     parser.add_argument("--num_attention_heads", type=int, help="encoder heads (default: config, else hidden // 64)")

@@ -4,7 +4,7 @@
 Runs unchanged under `python`, `torchrun` and `accelerate launch`. Arguments come from the command line or from one
 JSON / YAML file (`python run_pretrain.py config.yaml`). Examples:
 
-    python run_pretrain.py --preset mini --train_file "texts/*.txt" --tokenizer_name bert-base-uncased \
+    python run_pretrain.py --preset mini --train_file "texts/*.txt" --tokenizer_name bert-base-uncased \\
         --output_dir prjepa-mini --max_steps 1000 --per_device_train_batch_size 32
     accelerate launch run_pretrain.py --preset paper --objective mlm --output_dir prjepa-paper-mlm --bf16
 """

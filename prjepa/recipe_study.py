@@ -7,12 +7,12 @@ batch size around the phase-1 winner and trains the hybrid objective with the ov
 token budget and is chosen by one rule, applied to both objectives: the lowest validation MLM loss at the end of the
 budget (pretraining validation loss only; no GLUE score takes part).
 
-Runs are resumable (each is a `run_pretrain.py` output folder; a finished one is skipped), two at a time with one
-thread each. `--report` writes the table and the plot.
+Runs are resumable (each is a `run_pretrain.py` output folder; a finished one is skipped), by default two at a time
+with one thread each. `--report` writes the table and the plot.
 
-    python run_recipe_study.py --output_dir experiments/recipe-study \
-        --train_file "../shared/data/text/gutenberg/train/*.txt" \
-        --validation_file "../shared/data/text/gutenberg/validation/*.txt" \
+    python run_recipe_study.py --output_dir experiments/recipe-study \\
+        --train_file "../shared/data/text/gutenberg/train/*.txt" \\
+        --validation_file "../shared/data/text/gutenberg/validation/*.txt" \\
         --tokenizer_name ../shared/tokenizers/bert-base-uncased
     python run_recipe_study.py --output_dir experiments/recipe-study --report results/recipe-study
 """
@@ -27,7 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 
-from .utils import markdown_table
+from .utils import ScriptHelpFormatter, markdown_table
 
 TOKEN_BUDGET = 2_000_000
 SEQUENCE_LENGTH = 128
@@ -351,19 +351,15 @@ def report(output_dir: str, report_dir: str) -> None:
     figure.savefig(os.path.join(report_dir, "mlm_loss_vs_tokens.png"), dpi=120)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 2)[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=ScriptHelpFormatter)
     parser.add_argument("--output_dir", required=True, help="Where the runs' folders go (resumable).")
-    parser.add_argument("--train_file")
-    parser.add_argument("--validation_file")
-    parser.add_argument("--tokenizer_name", default="bert-base-uncased")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--parallel_runs", type=int, default=2)
-    parser.add_argument("--threads_per_run", type=int, default=1)
+    parser.add_argument("--train_file", help="Pretraining text (globs allowed); needed to train.")
+    parser.add_argument("--validation_file", help="Validation text whose MLM loss chooses; needed to train.")
+    parser.add_argument("--tokenizer_name", default="bert-base-uncased", help="Tokenizer Hub id or folder.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of every run (weights, data order, masks).")
+    parser.add_argument("--parallel_runs", type=int, default=2, help="Runs trained at the same time.")
+    parser.add_argument("--threads_per_run", type=int, default=1, help="OMP_NUM_THREADS of each run.")
     parser.add_argument("--report", metavar="DIR", help="Write the table and plot of the finished runs to DIR.")
     parser.add_argument(
         "--import_runs",
@@ -371,7 +367,7 @@ def main() -> None:
         help="Count the finished runs recorded in an earlier report's study.json as done (their curves as measured) "
         "and train only the rest.",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.import_runs:
         import_runs(args.import_runs, args.output_dir)
     if args.report is None:

@@ -88,7 +88,7 @@ def single_blas_thread() -> Iterator[None]:
         yield
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+class ScriptHelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Each argument's default, as HfArgumentParser shows it, and the description laid out as written."""
 
 
@@ -97,7 +97,7 @@ def script_parser(dataclass_types: type | Sequence[type], description: str | Non
     examples) at the top of `--help`."""
     from transformers import HfArgumentParser  # not at the top: this module imports the standard library only
 
-    return HfArgumentParser(dataclass_types, description=description, formatter_class=_HelpFormatter)
+    return HfArgumentParser(dataclass_types, description=description, formatter_class=ScriptHelpFormatter)
 
 
 @contextlib.contextmanager
