@@ -456,3 +456,24 @@ def test_every_bar_shows_its_value_and_the_probe_plot_its_chance_level():
     )
     assert 0.51 in chance_levels and 0.05 in chance_levels
     assert "chance (majority class)" in [text.get_text() for text in ax.get_legend().get_texts()]
+
+
+def test_a_value_rounded_outside_its_interval_plots_with_no_error_bar_on_that_side(tmp_path):
+    # As measured for a collapsed encoder: an alignment of 1e-15 beside a bootstrap CI of [3.9e-16, 9.1e-16].
+    def model(alignment: float, interval: list[float]) -> dict:
+        return {
+            "metrics": {
+                "alignment": {"value": alignment, "ci95": interval},
+                "uniformity": {"value": 0.0, "ci95": [0.0, 0.0]},
+            }
+        }
+
+    models = {"collapsed": model(1e-15, [3.9e-16, 9.1e-16]), "hybrid": model(1.3, [1.2, 1.4])}
+    plane = geometry.plot_alignment_uniformity({"SST-2": models}, "mean")
+    bars = geometry.plot_metric_bars({"SST-2": models}, "alignment", group_label="dataset", title="alignment")
+    for index, figure in enumerate((plane, bars)):
+        figure.savefig(tmp_path / f"{index}.png")
+    collapsed = plane.axes[0].containers[0]
+    _, alignment_bar = collapsed.lines[2]  # the uniformity (x) bars, then the alignment (y) bars
+    ((_, bottom), (_, top)) = alignment_bar.get_segments()[0]
+    assert (bottom, top) == pytest.approx((3.9e-16, 1e-15), rel=1e-9)

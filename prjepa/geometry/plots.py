@@ -11,11 +11,15 @@ from .metrics import METRIC_NAMES
 
 
 def _value_and_error(entry: Mapping[str, Any]) -> tuple[float, list[float]]:
-    """The value (NaN when not applicable) and its asymmetric error bar `[below, above]` (0 without a CI)."""
-    if entry["value"] is None:
+    """The value (NaN when not applicable) and its asymmetric error bar `[below, above]` (0 without a CI). A percentile
+    interval need not contain its point estimate (a skewed bootstrap distribution, or rounding noise: a collapsed
+    encoder's alignment of 1e-15 beside [3.9e-16, 9.1e-16]); the bar then gets no length on that side rather than a
+    negative one, which matplotlib refuses."""
+    value = entry["value"]
+    if value is None:
         return float("nan"), [0.0, 0.0]
-    low, high = entry.get("ci95", [entry["value"], entry["value"]])
-    return entry["value"], [entry["value"] - low, high - entry["value"]]
+    low, high = entry.get("ci95", [value, value])
+    return value, [max(value - low, 0.0), max(high - value, 0.0)]
 
 
 def _bars(ax: Any, positions: np.ndarray, values: Sequence[float], width: float, **bar_options: Any) -> None:
