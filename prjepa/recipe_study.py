@@ -27,6 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 
+from .plot_style import legend_outside, series_styles
 from .utils import ScriptHelpFormatter, markdown_table
 
 TOKEN_BUDGET = 2_000_000
@@ -326,28 +327,26 @@ def report(output_dir: str, report_dir: str) -> None:
     with open(os.path.join(report_dir, "study.md"), "w") as file:
         file.write(markdown_table(header, table) + "\n")
 
-    figure = Figure(figsize=(8, 5))
+    figure = Figure(figsize=(11, 5), layout="constrained")
     axes = figure.add_subplot()
-    # Curves that coincide (recipes stuck on the same plateau) stay visible through their markers and line styles.
-    for row, marker in zip(rows, "osD^vP*Xh<>"):
+    styles = series_styles([row["name"] for row in rows])
+    for row in rows:
         tokens, losses = zip(*row["curve"])
         axes.plot(
             [value / 1e6 for value in tokens],
             losses,
-            marker=marker,
             markersize=5,
-            markerfacecolor="none",
-            linestyle="--" if row["tied"] else "-",
             linewidth=2.5 if row["name"] in chosen.values() else 1.2,
             label=row["name"],
+            # The line style tells the decoder apart; the marker, the recipe (curves on one plateau coincide).
+            **{**styles[row["name"]], "linestyle": "--" if row["tied"] else "-"},
         )
     axes.axhline(PLATEAU_TARGET, color="grey", linestyle=":", label=f"target {PLATEAU_TARGET}")
     axes.set_xlabel("tokens seen (millions)")
     axes.set_ylabel("validation MLM loss")
     axes.set_title(f"mini encoder, {TOKEN_BUDGET / 1e6:.0f}M-token budget, Gutenberg validation")
-    axes.legend(fontsize=7)
+    legend_outside(axes)
     axes.grid(alpha=0.3)
-    figure.tight_layout()
     figure.savefig(os.path.join(report_dir, "mlm_loss_vs_tokens.png"), dpi=120)
 
 

@@ -429,6 +429,8 @@ def test_plots_have_titles_labels_and_legends(two_models, tmp_path):
         path = tmp_path / f"{index}.png"
         figure.savefig(path)
         assert path.stat().st_size > 1000
+        for ax in figure.axes:  # beside the axes, where the legend hides no bar, point or reference line
+            assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
     labels = [text.get_text() for text in figures["Eigenvalue spectrum — SST-2"].axes[0].get_legend().get_texts()]
     assert labels == ["hybrid", "mlm"]
 
@@ -477,3 +479,24 @@ def test_a_value_rounded_outside_its_interval_plots_with_no_error_bar_on_that_si
     _, alignment_bar = collapsed.lines[2]  # the uniformity (x) bars, then the alignment (y) bars
     ((_, bottom), (_, top)) = alignment_bar.get_segments()[0]
     assert (bottom, top) == pytest.approx((3.9e-16, 1e-15), rel=1e-9)
+
+
+def test_identical_models_keep_their_own_marker_and_line_style(two_models):
+    features, labels, tokens = two_models["spread"], two_models["labels"], two_models["tokens"]
+    same = compare_models({"hybrid": features, "copy": features}, labels, tokens, num_resamples=10)
+    spectra = geometry.plot_eigenvalue_spectra({"mean": same}, "SST-2")
+    lines = {line.get_label(): line for line in spectra.axes[0].get_lines()}
+    assert lines["hybrid"].get_marker() != lines["copy"].get_marker()
+    assert lines["hybrid"].get_linestyle() != lines["copy"].get_linestyle()
+    plane = geometry.plot_alignment_uniformity({"SST-2": same["models"]}, "mean")
+    points = {container.get_label(): container for container in plane.axes[0].containers}
+    assert points["hybrid"].lines[0].get_marker() != points["copy"].lines[0].get_marker()
+    assert points["hybrid"].lines[2][0].get_linestyle() != points["copy"].lines[2][0].get_linestyle()
+
+
+def test_a_model_without_a_spectrum_is_named_in_the_legend(two_models):
+    features, labels = two_models["spread"], two_models["labels"]
+    collapsed = np.tile(features[0], (len(features), 1))
+    comparison = compare_models({"hybrid": features, "collapsed": collapsed}, labels, num_resamples=10)
+    legend = geometry.plot_eigenvalue_spectra({"mean": comparison}, "SST-2").axes[0].get_legend()
+    assert [text.get_text() for text in legend.get_texts()] == ["hybrid", "collapsed: n/a"]
