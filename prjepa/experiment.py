@@ -1053,13 +1053,13 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
         json.dump(summary, file, indent=2)
     with open(os.path.join(results, "comparison.md"), "w") as file:
         file.write(render_report(summary))
-    plot_training_logs(logs, os.path.join(results, "training_logs.png"))
+    plot_training_logs(logs).savefig(os.path.join(results, "training_logs.png"), dpi=120)
     if has_curves:
         majority = {
-            task: next(iter(outcome.get("majority", {}).get("validation", {}).values()), None)
+            task: outcome.get("majority", {}).get("validation", {})
             for task, outcome in curve_results[0]["models"][0]["tasks"].items()
         }
-        plot_probe_curves(probe_curve_data, majority, os.path.join(results, "probe_curves.png"))
+        plot_probe_curves(probe_curve_data, majority).savefig(os.path.join(results, "probe_curves.png"), dpi=120)
     commands = ["python run_experiment.py " + shlex.join(sys.argv[1:]), ""]
     for seed in seeds:
         commands += [

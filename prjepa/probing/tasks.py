@@ -45,6 +45,9 @@ GLUE_TASKS: dict[str, GlueTask] = {
     "wnli": GlueTask(("sentence1", "sentence2")),
 }
 CUSTOM_TASK = "custom"
+# Metrics of `metric_names` that are correlations: 0 is chance for them, whatever the label balance (a majority-class
+# predictor scores 0 Matthews correlation, and a constant has no Spearman or Pearson correlation at all).
+CORRELATION_METRICS = ("matthews_correlation", "spearmanr", "pearson")
 
 
 @dataclass
