@@ -2,10 +2,13 @@
 
 import itertools
 import json
+import logging
 import math
+import warnings
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 from prjepa import geometry
 from prjepa.geometry import (
@@ -26,6 +29,8 @@ from prjepa.geometry import (
     uniformity_replicates,
     unit_rows,
 )
+from prjepa.geometry import metrics as metrics_module
+from prjepa.utils import standardised_linear_model
 
 
 def uniformity(features: np.ndarray) -> float:
@@ -269,6 +274,23 @@ def test_probe_drops_classes_too_rare_to_test():
     assert result.fraction_used == pytest.approx(80 / 84)
     with pytest.raises(NotApplicable, match="fewer than two classes"):
         probe_accuracy(generator.standard_normal((43, 4)), [0] * 40 + [1] * 3)
+
+
+def test_the_probes_convergence_warnings_become_one_line_with_the_count(monkeypatch, caplog):
+    def one_iteration(**head_options):  # stops short of convergence, as a hard token probe can
+        return standardised_linear_model(**head_options).set_params(head__max_iter=1)
+
+    monkeypatch.setattr(metrics_module, "standardised_linear_model", one_iteration)
+    generator = np.random.default_rng(0)
+    features = generator.standard_normal((80, 6))
+    labels, tokens = generator.integers(0, 2, 80), generator.integers(0, 3, 80)
+    with warnings.catch_warnings(record=True) as escaped, caplog.at_level(logging.WARNING):
+        warnings.simplefilter("always")
+        compare_models({"hybrid": features, "mlm": 2 * features}, labels, tokens, num_resamples=5)
+    assert [warning for warning in escaped if warning.category is ConvergenceWarning] == []
+    (line,) = [record.getMessage() for record in caplog.records if "ConvergenceWarning" in record.getMessage()]
+    # Two models, a token and a semantic probe each.
+    assert line.startswith("geometry metrics of hybrid, mlm: 4 × ConvergenceWarning (first: lbfgs failed to converge")
 
 
 def test_most_frequent_tokens():
