@@ -8,13 +8,14 @@ from typing import Any
 
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
-from transformers.activations import ACT2FN
 
 OBJECTIVES = ("hybrid", "mlm")
 LOSS_WEIGHTINGS = ("learned", "fixed", "uncertainty")
 JEPA_LOSSES = ("cosine", "smooth_l1", "mse")
 POSITION_EMBEDDING_TYPES = ("sinusoidal", "learned")
 POOLING_STRATEGIES = ("mean", "max", "cls")
+# Which of a pretraining checkpoint's encoders the encoder classes load: the online one (default) or the EMA target.
+ENCODERS = ("online", "target")
 
 # Encoder (hidden, layers, heads) of the original code's presets; every preset uses head width 64 and an MLP ratio
 # of 4. "paper" is what the original training script actually built (it ignored the preset name), and "mini" is this
@@ -166,6 +167,10 @@ class PrJepaConfig(PreTrainedConfig):
 
     def validate_architecture(self):
         """Raises `ValueError` naming the first impossible field."""
+        # Not at the top: transformers.activations takes about a second to import, which every script's --help, and
+        # every reader of a config alone, would otherwise pay.
+        from transformers.activations import ACT2FN
+
         super().validate_architecture()
         _check_heads("hidden_size", self.hidden_size, "num_attention_heads", self.num_attention_heads)
         _check_heads(

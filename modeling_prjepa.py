@@ -30,12 +30,9 @@ from transformers.utils import ModelOutput
 from transformers.utils.generic import can_return_tuple
 
 try:
-    from .configuration_prjepa import POOLING_STRATEGIES, PrJepaConfig
+    from .configuration_prjepa import ENCODERS, POOLING_STRATEGIES, PrJepaConfig
 except ImportError:
-    from configuration_prjepa import POOLING_STRATEGIES, PrJepaConfig
-
-# Which of a pretraining checkpoint's encoders the encoder classes load: the online one (default) or the EMA target.
-ENCODERS = ("online", "target")
+    from configuration_prjepa import ENCODERS, POOLING_STRATEGIES, PrJepaConfig
 
 
 def sinusoidal_position_table(num_positions: int, dim: int) -> torch.Tensor:

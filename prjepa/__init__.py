@@ -3,29 +3,26 @@ does to their representations.
 
 The model and its configuration are the top-level modules `modeling_prjepa` and `configuration_prjepa`, which
 `save_pretrained` copies into every checkpoint; this package holds everything else (collator, trainer, probing,
-geometry, the experiment) and re-exports the pretraining API.
+geometry, the experiment) and re-exports the pretraining API. The re-exports load on first use, so that importing one
+module of the package (a script's `--help`) does not load torch and the model.
 """
 
-from configuration_prjepa import PrJepaConfig
-from modeling_prjepa import (
-    PrJepaForMaskedLM,
-    PrJepaForPreTraining,
-    PrJepaForSequenceClassification,
-    PrJepaModel,
-)
+from .utils import lazy_exports
 
-from .collator import DataCollatorForPrJepa
-from .trainer import PrJepaTrainer, PrJepaTrainingArguments
+_import_structure = {
+    "configuration_prjepa": ["PrJepaConfig"],
+    "modeling_prjepa": [
+        "PrJepaForMaskedLM",
+        "PrJepaForPreTraining",
+        "PrJepaForSequenceClassification",
+        "PrJepaModel",
+    ],
+    ".collator": ["DataCollatorForPrJepa"],
+    ".trainer": ["PrJepaTrainer"],
+    ".training_args": ["PrJepaTrainingArguments"],
+}
+__getattr__ = lazy_exports(__name__, _import_structure)
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "DataCollatorForPrJepa",
-    "PrJepaConfig",
-    "PrJepaForMaskedLM",
-    "PrJepaForPreTraining",
-    "PrJepaForSequenceClassification",
-    "PrJepaModel",
-    "PrJepaTrainer",
-    "PrJepaTrainingArguments",
-]
+__all__ = sorted(name for names in _import_structure.values() for name in names)

@@ -5,21 +5,24 @@ The original file is a `torch.save` dict with the state dicts `encoder`, `predic
 Sizes are read off the tensor shapes and every tensor is checked; only the head counts cannot be inferred, so they
 come from --num_attention_heads, else from the checkpoint's config, else hidden_size // 64 (every original preset).
 
-    python convert_original_checkpoint.py --checkpoint_path text_jepa-final.pth.tar --output_dir prjepa-original \
+    python convert_original_checkpoint.py --checkpoint_path text_jepa-final.pth.tar --output_dir prjepa-original \\
         --tokenizer_name bert-base-uncased
 """
 
 import argparse
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from configuration_prjepa import PrJepaConfig
-from modeling_prjepa import PrJepaForPreTraining, sinusoidal_position_table
 
 from .utils import SPECIAL_TOKEN_FIELDS
+
+# The model (transformers' modeling takes over a second to import) loads where it is built, not with `--help`.
+if TYPE_CHECKING:
+    from modeling_prjepa import PrJepaForPreTraining
 
 # Original state dict → the prefix of its module in PrJepaForPreTraining.
 STATE_DICTS = {
@@ -101,6 +104,8 @@ def _count_blocks(state_dict: dict[str, torch.Tensor], prefix: str) -> int:
 
 
 def _is_sinusoidal(table: torch.Tensor | None) -> bool:
+    from modeling_prjepa import sinusoidal_position_table
+
     if table is None or table.ndim != 3 or table.shape[0] != 1:
         return False
     reference = sinusoidal_position_table(*table.shape[1:])
@@ -235,7 +240,7 @@ def key_map(config: PrJepaConfig) -> dict[str, dict[str, str]]:
 
 
 def convert_state_dict(
-    checkpoint: dict[str, Any], model: PrJepaForPreTraining, path: str | Path
+    checkpoint: dict[str, Any], model: "PrJepaForPreTraining", path: str | Path
 ) -> dict[str, torch.Tensor]:
     """Renames and reshapes every original tensor into `model`'s state dict, after checking names and shapes."""
     # Buffers too: a fixed sinusoidal table is a buffer, and the checkpoint's copy must still have its shape.
@@ -269,7 +274,7 @@ def convert_original_checkpoint(
     tokenizer_name: str | None = None,
     overwrite_output_dir: bool = False,
     config_overrides: dict[str, Any] | None = None,
-) -> PrJepaForPreTraining:
+) -> "PrJepaForPreTraining":
     """Converts the original checkpoint at `checkpoint_path`, saves it to `output_dir` and returns the model.
 
     num_attention_heads: encoder heads (default: the checkpoint's config, else hidden_size // 64).
@@ -278,6 +283,8 @@ def convert_original_checkpoint(
     overwrite_output_dir: allow writing into a non-empty `output_dir`.
     config_overrides: other `PrJepaConfig` fields (e.g. special-token ids); the sizes always come from the tensors.
     """
+    from modeling_prjepa import PrJepaForPreTraining
+
     output_dir = Path(output_dir)
     if output_dir.is_file() or (output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite_output_dir):
         raise FileExistsError(f"{output_dir} exists and is not an empty directory; pass --overwrite_output_dir.")
@@ -310,7 +317,7 @@ def convert_original_checkpoint(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint_path", required=True, help="the original torch.save checkpoint (.pth.tar)")
     parser.add_argument("--output_dir", required=True, help="where save_pretrained writes the converted model")
     parser.add_argument("--num_attention_heads", type=int, help="encoder heads (default: config, else hidden // 64)")

@@ -6,10 +6,15 @@ import json
 import os
 import statistics
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .probing.tasks import GLUE_TASKS
+from .plot_style import legend_outside, marker_spacing, series_styles
+from .probing.tasks import CORRELATION_METRICS, GLUE_TASKS
 from .utils import mean_and_spread
+
+# matplotlib loads with the plots: the experiment's `--help` imports this module.
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # What run_pretrain.py logs during training, with the names the plot prints.
 TRAINING_LOG_KEYS = {
@@ -90,7 +95,7 @@ def training_logs(runs_by_objective: Mapping[str, Sequence[str]]) -> dict[str, d
 
 def _band(axes, xs: Sequence[float], points: Sequence[Mapping[str, Any]], label: str, **style) -> None:
     means = [point["mean"] for point in points]
-    (line,) = axes.plot(xs, means, label=label, **{"marker": "o", "markersize": 4, **style})
+    (line,) = axes.plot(xs, means, label=label, markersize=5, markevery=marker_spacing(len(xs)), **style)
     if any(point["std"] > 0 for point in points):
         axes.fill_between(
             xs,
@@ -103,53 +108,54 @@ def _band(axes, xs: Sequence[float], points: Sequence[Mapping[str, Any]], label:
 
 
 def plot_probe_curves(
-    curves: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]],
-    majority: Mapping[str, float | None],
-    path: str,
-) -> None:
-    """One panel per task: score (× 100) against tokens seen, one line per objective with its seed band, the
-    random-initialisation score (step 0) and the majority-class score, where the task has one, as reference lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    curves: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]], majority: Mapping[str, Mapping[str, float]]
+) -> "Figure":
+    """One panel per task: score (× 100) against tokens seen, one line per objective with its seed band, and as
+    reference lines the random-initialisation score (step 0) and chance: 0 for a correlation (STS-B's Spearman,
+    CoLA's Matthews), else the majority class's score on the plotted metric, `majority[task][metric]` (the probe's
+    `majority` scores of the validation split; a task without them gets no chance line)."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(5.5 * len(curves), 4.2))
+    figure = Figure(figsize=(5.5 * len(curves) + 2, 4.2), layout="constrained")
+    styles = series_styles(
+        list(dict.fromkeys(objective for by_objective in curves.values() for objective in by_objective))
+    )
     for index, (task, by_objective) in enumerate(curves.items()):
         axes = figure.add_subplot(1, len(curves), index + 1)
         for objective, points in by_objective.items():
-            _band(axes, [point["tokens"] / 1e6 for point in points], points, objective)
+            _band(axes, [point["tokens"] / 1e6 for point in points], points, objective, **styles[objective])
         initial = next(iter(by_objective.values()))[0]
+        metric = initial["metric"]
         axes.axhline(initial["mean"], color="grey", linestyle="--", linewidth=1, label="random init (step 0)")
-        if majority.get(task) is not None:
-            axes.axhline(100 * majority[task], color="black", linestyle=":", linewidth=1, label="majority class")
+        if metric in CORRELATION_METRICS:
+            axes.axhline(0, color="black", linestyle=":", linewidth=1, label="chance (correlation 0)")
+        elif metric in majority.get(task, {}):
+            axes.axhline(
+                100 * majority[task][metric], color="black", linestyle=":", linewidth=1, label="majority class"
+            )
         axes.set_xlabel("tokens seen (millions)")
-        axes.set_ylabel(f"validation {initial['metric']} × 100")
+        axes.set_ylabel(f"validation {metric} × 100")
         axes.set_title(f"{task}: linear probe, mean pooling")
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
+        legend_outside(axes)
+    return figure
 
 
-def plot_training_logs(logs: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]], path: str) -> None:
+def plot_training_logs(logs: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -> "Figure":
     """One panel per `TRAINING_LOG_KEYS` entry: the logged value against the optimizer step, one line per objective
     (MLM-only runs log no L_JEPA and a λ of 0), with its seed band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(11, 7.5))
+    figure = Figure(figsize=(13, 7.5), layout="constrained")
+    styles = series_styles(list(logs))
     for index, (key, name) in enumerate(TRAINING_LOG_KEYS.items()):
         axes = figure.add_subplot(2, 2, index + 1)
         for objective, by_key in logs.items():
             if by_key.get(key):
                 points = by_key[key]
-                _band(axes, [point["step"] for point in points], points, objective, markersize=0)
+                _band(axes, [point["step"] for point in points], points, objective, **styles[objective])
         axes.set_xlabel("optimizer step")
         axes.set_title(name)
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
+        legend_outside(axes)
+    return figure

@@ -33,8 +33,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-import torch
-
 from .curves import plot_probe_curves, plot_training_logs, probe_curves, training_logs
 from .data_sources import (
     DEMO_GLUE,
@@ -44,7 +42,7 @@ from .data_sources import (
     DEMO_VALIDATION_FILE,
     check_hub_reachable,
 )
-from .trainer import SNAPSHOT_STATE, snapshot_dir
+from .snapshots import SNAPSHOT_STATE, snapshot_dir
 from .utils import library_versions, markdown_table, mean_and_spread, script_parser
 
 STAGES = ("pretrain", "probe", "analysis", "curves", "report")
@@ -303,6 +301,8 @@ class Experiment:
     """Paths, settings and the stage runners of one experiment."""
 
     def __init__(self, args: ExperimentArguments):
+        import torch  # not at the top: --help needs no torch, and every stage runs in its own process
+
         self.args = args
         self.preset = EXPERIMENT_PRESETS[args.preset]
         if args.max_steps is not None:
@@ -717,6 +717,8 @@ def analyse(experiment: Experiment, seed: int) -> None:
 
 
 def machine() -> dict[str, Any]:
+    import torch
+
     description = {
         "platform": platform.platform(),
         **library_versions("torch"),
@@ -1062,13 +1064,13 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
         json.dump(summary, file, indent=2)
     with open(os.path.join(results, "comparison.md"), "w") as file:
         file.write(render_report(summary))
-    plot_training_logs(logs, os.path.join(results, "training_logs.png"))
+    plot_training_logs(logs).savefig(os.path.join(results, "training_logs.png"), dpi=120)
     if has_curves:
         majority = {
-            task: next(iter(outcome.get("majority", {}).get("validation", {}).values()), None)
+            task: outcome.get("majority", {}).get("validation", {})
             for task, outcome in curve_results[0]["models"][0]["tasks"].items()
         }
-        plot_probe_curves(probe_curve_data, majority, os.path.join(results, "probe_curves.png"))
+        plot_probe_curves(probe_curve_data, majority).savefig(os.path.join(results, "probe_curves.png"), dpi=120)
     commands = ["python run_experiment.py " + shlex.join(sys.argv[1:]), ""]
     for seed in seeds:
         commands += [

@@ -4,7 +4,7 @@
 Runs unchanged under `python`, `torchrun` and `accelerate launch`. Arguments come from the command line or from one
 JSON / YAML file (`python run_pretrain.py config.yaml`). Examples:
 
-    python run_pretrain.py --preset mini --train_file "texts/*.txt" --tokenizer_name bert-base-uncased \
+    python run_pretrain.py --preset mini --train_file "texts/*.txt" --tokenizer_name bert-base-uncased \\
         --output_dir prjepa-mini --max_steps 1000 --per_device_train_batch_size 32
     accelerate launch run_pretrain.py --preset paper --objective mlm --output_dir prjepa-paper-mlm --bf16
 """
@@ -20,16 +20,13 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 from itertools import chain, islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
 import transformers
 from transformers import AutoTokenizer, set_seed
 
 from configuration_prjepa import OBJECTIVES, PRESETS, PrJepaConfig
-from modeling_prjepa import PrJepaForPreTraining
 
-from .collator import DataCollatorForPrJepa
 from .data_sources import check_hub_reachable
 from .resume import (
     NEW_MODEL_OPTIONS,
@@ -44,8 +41,17 @@ from .resume import (
     restart_command,
     run_settings,
 )
-from .trainer import PrJepaTrainer, PrJepaTrainingArguments
+from .training_args import PrJepaTrainingArguments
 from .utils import SPECIAL_TOKEN_FIELDS, script_parser
+
+# `datasets`, the model, the collator and the trainer (together about 2 s to import) load where they are used, after
+# the arguments are parsed: `--help` needs only the argument dataclasses.
+if TYPE_CHECKING:
+    import datasets
+
+    from modeling_prjepa import PrJepaForPreTraining
+
+    from .trainer import PrJepaTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -243,7 +249,7 @@ def detect_checkpoint(training_args: PrJepaTrainingArguments) -> str | None:
 
 
 def current_settings(
-    model: PrJepaForPreTraining, tokenizer, data_args: DataTrainingArguments, training_args: PrJepaTrainingArguments
+    model: "PrJepaForPreTraining", tokenizer, data_args: DataTrainingArguments, training_args: PrJepaTrainingArguments
 ) -> dict:
     """This run's `prjepa.resume.run_settings`; the tokenizer is recorded by its vocabulary, wherever it is read from."""
     vocabulary = json.dumps(sorted(tokenizer.get_vocab().items()))
@@ -282,7 +288,9 @@ def check_launch(training_args: PrJepaTrainingArguments) -> None:
         )
 
 
-def load_raw_datasets(data_args: DataTrainingArguments, cache_dir: str | None) -> datasets.DatasetDict:
+def load_raw_datasets(data_args: DataTrainingArguments, cache_dir: str | None) -> "datasets.DatasetDict":
+    import datasets
+
     if data_args.train_file is not None:
         data_files = {"train": data_args.train_file}
         if data_args.validation_file is not None:
@@ -308,7 +316,7 @@ def load_raw_datasets(data_args: DataTrainingArguments, cache_dir: str | None) -
 TEXT_DTYPES = ("string", "large_string")
 
 
-def text_column(raw: datasets.DatasetDict, requested: str | None) -> str:
+def text_column(raw: "datasets.DatasetDict", requested: str | None) -> str:
     split = raw["train"]
     features = split.features or {}
     columns = list(features) if features else list(next(iter(split)).keys())
@@ -329,7 +337,9 @@ def text_column(raw: datasets.DatasetDict, requested: str | None) -> str:
     return column
 
 
-def drop_empty_lines(raw: datasets.DatasetDict, column: str, data_args: DataTrainingArguments) -> datasets.DatasetDict:
+def drop_empty_lines(
+    raw: "datasets.DatasetDict", column: str, data_args: DataTrainingArguments
+) -> "datasets.DatasetDict":
     """Removes empty and whitespace-only texts (WikiText is full of them) and logs how many went."""
     # Streaming datasets filter lazily and take no num_proc.
     kwargs = {} if data_args.streaming else {"num_proc": data_args.preprocessing_num_workers}
@@ -344,12 +354,12 @@ def drop_empty_lines(raw: datasets.DatasetDict, column: str, data_args: DataTrai
 
 
 def tokenize(
-    raw: datasets.DatasetDict,
+    raw: "datasets.DatasetDict",
     tokenizer,
     column: str,
     data_args: DataTrainingArguments,
     training_args: PrJepaTrainingArguments,
-) -> datasets.DatasetDict:
+) -> "datasets.DatasetDict":
     """Texts → `input_ids` of at most `max_seq_length` tokens, each sequence framed by [CLS] … [SEP].
 
     Packing (default) concatenates the texts of each map batch and cuts them into full-length chunks; the batch's last,
@@ -387,7 +397,9 @@ def tokenize(
         )
 
 
-def build_model(model_args: ModelArguments, tokenizer) -> PrJepaForPreTraining:
+def build_model(model_args: ModelArguments, tokenizer) -> "PrJepaForPreTraining":
+    from modeling_prjepa import PrJepaForPreTraining
+
     overrides: dict[str, Any] = {} if model_args.objective is None else {"objective": model_args.objective}
     if model_args.model_name_or_path is not None:
         return PrJepaForPreTraining.from_pretrained(
@@ -408,7 +420,7 @@ def build_model(model_args: ModelArguments, tokenizer) -> PrJepaForPreTraining:
 
 
 def check_inputs(
-    model: PrJepaForPreTraining, tokenizer, data_args: DataTrainingArguments, training_args: PrJepaTrainingArguments
+    model: "PrJepaForPreTraining", tokenizer, data_args: DataTrainingArguments, training_args: PrJepaTrainingArguments
 ) -> None:
     """Everything that would otherwise fail hours into the run."""
     model.config.check_tokenizer(tokenizer)
@@ -433,6 +445,8 @@ def check_training_rows(train_dataset, tokenizer, config: PrJepaConfig, seed: in
     """Collates the first `sample_size` training sequences as training will: no maskable token in any of them is an
     error (nothing to learn); a hybrid run whose sequences mostly get no JEPA target block (too short for one) warns
     with the fraction, since it would train as MLM-only on those rows."""
+    from .collator import DataCollatorForPrJepa
+
     rows = list(islice(train_dataset, sample_size))  # a streamed dataset yields its first rows the same way
     if not rows:
         raise ValueError(
@@ -500,10 +514,15 @@ def restart_advice(training_args: PrJepaTrainingArguments, argv: list[str] | Non
     )
 
 
-def main(argv: list[str] | None = None) -> PrJepaTrainer | None:
+def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     """Pretrains as the arguments say; returns the trainer, or None when the output directory already holds the
     finished run asked for."""
     model_args, data_args, training_args = parse_arguments(argv)
+    import datasets
+
+    from .collator import DataCollatorForPrJepa
+    from .trainer import PrJepaTrainer
+
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
         datefmt="%m/%d/%Y %H:%M:%S",

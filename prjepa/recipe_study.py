@@ -7,12 +7,12 @@ batch size around the phase-1 winner and trains the hybrid objective with the ov
 token budget and is chosen by one rule, applied to both objectives: the lowest validation MLM loss at the end of the
 budget (pretraining validation loss only; no GLUE score takes part).
 
-Runs are resumable (each is a `run_pretrain.py` output folder; a finished one is skipped), two at a time with one
-thread each. `--report` writes the table and the plot.
+Runs are resumable (each is a `run_pretrain.py` output folder; a finished one is skipped), by default two at a time
+with one thread each. `--report` writes the table and the plot.
 
-    python run_recipe_study.py --output_dir experiments/recipe-study \
-        --train_file "../shared/data/text/gutenberg/train/*.txt" \
-        --validation_file "../shared/data/text/gutenberg/validation/*.txt" \
+    python run_recipe_study.py --output_dir experiments/recipe-study \\
+        --train_file "../shared/data/text/gutenberg/train/*.txt" \\
+        --validation_file "../shared/data/text/gutenberg/validation/*.txt" \\
         --tokenizer_name ../shared/tokenizers/bert-base-uncased
     python run_recipe_study.py --output_dir experiments/recipe-study --report results/recipe-study
 """
@@ -27,9 +27,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 
-from transformers.trainer_utils import get_last_checkpoint
-
-from .utils import markdown_table
+from .plot_style import legend_outside, series_styles
+from .utils import ScriptHelpFormatter, markdown_table
 
 TOKEN_BUDGET = 2_000_000
 SEQUENCE_LENGTH = 128
@@ -171,6 +170,8 @@ def wait_for_tokenization(recipe: Recipe, output_dir: str) -> None:
 
 def trainer_state_path(recipe: Recipe, output_dir: str) -> str | None:
     """The finished run's trainer state, else its last checkpoint's (a run still going), else None."""
+    from transformers.trainer_utils import get_last_checkpoint  # not at the top: --help needs no torch
+
     run_dir = os.path.join(output_dir, recipe.name)
     if is_finished(recipe, output_dir):
         return os.path.join(run_dir, "trainer_state.json")
@@ -326,44 +327,38 @@ def report(output_dir: str, report_dir: str) -> None:
     with open(os.path.join(report_dir, "study.md"), "w") as file:
         file.write(markdown_table(header, table) + "\n")
 
-    figure = Figure(figsize=(8, 5))
+    figure = Figure(figsize=(11, 5), layout="constrained")
     axes = figure.add_subplot()
-    # Curves that coincide (recipes stuck on the same plateau) stay visible through their markers and line styles.
-    for row, marker in zip(rows, "osD^vP*Xh<>"):
+    styles = series_styles([row["name"] for row in rows])
+    for row in rows:
         tokens, losses = zip(*row["curve"])
         axes.plot(
             [value / 1e6 for value in tokens],
             losses,
-            marker=marker,
             markersize=5,
-            markerfacecolor="none",
-            linestyle="--" if row["tied"] else "-",
             linewidth=2.5 if row["name"] in chosen.values() else 1.2,
             label=row["name"],
+            # The line style tells the decoder apart; the marker, the recipe (curves on one plateau coincide).
+            **{**styles[row["name"]], "linestyle": "--" if row["tied"] else "-"},
         )
     axes.axhline(PLATEAU_TARGET, color="grey", linestyle=":", label=f"target {PLATEAU_TARGET}")
     axes.set_xlabel("tokens seen (millions)")
     axes.set_ylabel("validation MLM loss")
     axes.set_title(f"mini encoder, {TOKEN_BUDGET / 1e6:.0f}M-token budget, Gutenberg validation")
-    axes.legend(fontsize=7)
+    legend_outside(axes)
     axes.grid(alpha=0.3)
-    figure.tight_layout()
     figure.savefig(os.path.join(report_dir, "mlm_loss_vs_tokens.png"), dpi=120)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 2)[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=ScriptHelpFormatter)
     parser.add_argument("--output_dir", required=True, help="Where the runs' folders go (resumable).")
-    parser.add_argument("--train_file")
-    parser.add_argument("--validation_file")
-    parser.add_argument("--tokenizer_name", default="bert-base-uncased")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--parallel_runs", type=int, default=2)
-    parser.add_argument("--threads_per_run", type=int, default=1)
+    parser.add_argument("--train_file", help="Pretraining text (globs allowed); needed to train.")
+    parser.add_argument("--validation_file", help="Validation text whose MLM loss chooses; needed to train.")
+    parser.add_argument("--tokenizer_name", default="bert-base-uncased", help="Tokenizer Hub id or folder.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of every run (weights, data order, masks).")
+    parser.add_argument("--parallel_runs", type=int, default=2, help="Runs trained at the same time.")
+    parser.add_argument("--threads_per_run", type=int, default=1, help="OMP_NUM_THREADS of each run.")
     parser.add_argument("--report", metavar="DIR", help="Write the table and plot of the finished runs to DIR.")
     parser.add_argument(
         "--import_runs",
@@ -371,7 +366,7 @@ def main() -> None:
         help="Count the finished runs recorded in an earlier report's study.json as done (their curves as measured) "
         "and train only the rest.",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.import_runs:
         import_runs(args.import_runs, args.output_dir)
     if args.report is None:

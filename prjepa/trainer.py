@@ -12,11 +12,10 @@ import math
 import os
 import shutil
 import signal
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput
 
 from modeling_prjepa import PrJepaForPreTraining
@@ -25,47 +24,10 @@ from .collator import DataCollatorForPrJepa
 from .model_card import pretraining_model_card
 from .rankme import ZERO_VARIANCE_TOLERANCE, rankme
 from .resume import RUN_SETTINGS
+from .snapshots import SNAPSHOT_STATE, snapshot_dir
 
 # Per-micro-batch values averaged over each logging window (and over the evaluation set).
 WINDOW_KEYS = ("jepa_loss", "mlm_loss", "jepa_weight")
-
-
-@dataclass
-class PrJepaTrainingArguments(TrainingArguments):
-    """`TrainingArguments` plus the output-directory decision that transformers 5 no longer carries."""
-
-    include_num_input_tokens_seen: str = field(
-        default="non_padding",
-        metadata={"help": "Count the tokens seen (for the model card): 'non_padding', 'all', 'no'."},
-    )
-    overwrite_output_dir: bool = field(
-        default=False,
-        metadata={"help": "Start from scratch in an output directory that already holds files or checkpoints."},
-    )
-    snapshot_steps: list[int] = field(
-        default_factory=list,
-        metadata={
-            "help": "Optimizer steps after which the model is kept in <output_dir>/snapshot-<step> (0: the "
-            "initialisation), whatever --save_total_limit deletes: the points of curves along the run."
-        },
-    )
-
-    def __post_init__(self):
-        super().__post_init__()
-        if any(step < 0 for step in self.snapshot_steps):
-            raise ValueError(f"--snapshot_steps must be optimizer steps ≥ 0, got {self.snapshot_steps}.")
-        if self.max_steps > 0 and max(self.snapshot_steps, default=0) > self.max_steps:
-            raise ValueError(
-                f"--snapshot_steps {self.snapshot_steps} asks for a step after the last one (--max_steps "
-                f"{self.max_steps}); the final model is saved in --output_dir anyway."
-            )
-
-
-SNAPSHOT_STATE = "snapshot_state.json"
-
-
-def snapshot_dir(output_dir: str, step: int) -> str:
-    return os.path.join(output_dir, f"snapshot-{step}")
 
 
 class SnapshotCallback(TrainerCallback):

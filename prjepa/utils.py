@@ -12,7 +12,7 @@ import platform
 import statistics
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,6 +22,21 @@ if TYPE_CHECKING:
 # A tokenizer's special tokens that a PrJEPA config records by id. configuration_prjepa.PrJepaConfig.check_tokenizer
 # loops over the same fields itself: that file is copied into every checkpoint and imports nothing from here.
 SPECIAL_TOKEN_FIELDS = ("pad_token_id", "cls_token_id", "sep_token_id", "mask_token_id")
+
+
+def lazy_exports(package: str, import_structure: dict[str, Sequence[str]]) -> Callable[[str], Any]:
+    """A package's module `__getattr__` (PEP 562) that imports each exported name from its module on first use, as
+    transformers' `_LazyModule` does: `import_structure` maps a module (relative to `package`, or absolute) to the names
+    it exports. Importing one light module of a package then loads nothing heavy, so that a script's `--help` reads
+    only what its argument parser needs."""
+    modules = {name: module for module, names in import_structure.items() for name in names}
+
+    def __getattr__(name: str) -> Any:
+        if name not in modules:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(modules[name], package), name)
+
+    return __getattr__
 
 
 def markdown_table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
@@ -73,7 +88,7 @@ def single_blas_thread() -> Iterator[None]:
         yield
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+class ScriptHelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Each argument's default, as HfArgumentParser shows it, and the description laid out as written."""
 
 
@@ -82,7 +97,7 @@ def script_parser(dataclass_types: type | Sequence[type], description: str | Non
     examples) at the top of `--help`."""
     from transformers import HfArgumentParser  # not at the top: this module imports the standard library only
 
-    return HfArgumentParser(dataclass_types, description=description, formatter_class=_HelpFormatter)
+    return HfArgumentParser(dataclass_types, description=description, formatter_class=ScriptHelpFormatter)
 
 
 @contextlib.contextmanager

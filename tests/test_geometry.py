@@ -2,10 +2,13 @@
 
 import itertools
 import json
+import logging
 import math
+import warnings
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 from prjepa import geometry
 from prjepa.geometry import (
@@ -26,6 +29,8 @@ from prjepa.geometry import (
     uniformity_replicates,
     unit_rows,
 )
+from prjepa.geometry import metrics as metrics_module
+from prjepa.utils import standardised_linear_model
 
 
 def uniformity(features: np.ndarray) -> float:
@@ -271,6 +276,23 @@ def test_probe_drops_classes_too_rare_to_test():
         probe_accuracy(generator.standard_normal((43, 4)), [0] * 40 + [1] * 3)
 
 
+def test_the_probes_convergence_warnings_become_one_line_with_the_count(monkeypatch, caplog):
+    def one_iteration(**head_options):  # stops short of convergence, as a hard token probe can
+        return standardised_linear_model(**head_options).set_params(head__max_iter=1)
+
+    monkeypatch.setattr(metrics_module, "standardised_linear_model", one_iteration)
+    generator = np.random.default_rng(0)
+    features = generator.standard_normal((80, 6))
+    labels, tokens = generator.integers(0, 2, 80), generator.integers(0, 3, 80)
+    with warnings.catch_warnings(record=True) as escaped, caplog.at_level(logging.WARNING):
+        warnings.simplefilter("always")
+        compare_models({"hybrid": features, "mlm": 2 * features}, labels, tokens, num_resamples=5)
+    assert [warning for warning in escaped if warning.category is ConvergenceWarning] == []
+    (line,) = [record.getMessage() for record in caplog.records if "ConvergenceWarning" in record.getMessage()]
+    # Two models, a token and a semantic probe each.
+    assert line.startswith("geometry metrics of hybrid, mlm: 4 × ConvergenceWarning (first: lbfgs failed to converge")
+
+
 def test_most_frequent_tokens():
     special = [0, 101, 102]
     token_ids = [[101, 7, 8, 8, 102, 0, 0], [101, 5, 9, 9, 5, 102], [101, 102, 0], [101, 4, 4, 4, 3, 3, 102]]
@@ -429,6 +451,8 @@ def test_plots_have_titles_labels_and_legends(two_models, tmp_path):
         path = tmp_path / f"{index}.png"
         figure.savefig(path)
         assert path.stat().st_size > 1000
+        for ax in figure.axes:  # beside the axes, where the legend hides no bar, point or reference line
+            assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
     labels = [text.get_text() for text in figures["Eigenvalue spectrum — SST-2"].axes[0].get_legend().get_texts()]
     assert labels == ["hybrid", "mlm"]
 
@@ -456,3 +480,45 @@ def test_every_bar_shows_its_value_and_the_probe_plot_its_chance_level():
     )
     assert 0.51 in chance_levels and 0.05 in chance_levels
     assert "chance (majority class)" in [text.get_text() for text in ax.get_legend().get_texts()]
+
+
+def test_a_value_rounded_outside_its_interval_plots_with_no_error_bar_on_that_side(tmp_path):
+    # As measured for a collapsed encoder: an alignment of 1e-15 beside a bootstrap CI of [3.9e-16, 9.1e-16].
+    def model(alignment: float, interval: list[float]) -> dict:
+        return {
+            "metrics": {
+                "alignment": {"value": alignment, "ci95": interval},
+                "uniformity": {"value": 0.0, "ci95": [0.0, 0.0]},
+            }
+        }
+
+    models = {"collapsed": model(1e-15, [3.9e-16, 9.1e-16]), "hybrid": model(1.3, [1.2, 1.4])}
+    plane = geometry.plot_alignment_uniformity({"SST-2": models}, "mean")
+    bars = geometry.plot_metric_bars({"SST-2": models}, "alignment", group_label="dataset", title="alignment")
+    for index, figure in enumerate((plane, bars)):
+        figure.savefig(tmp_path / f"{index}.png")
+    collapsed = plane.axes[0].containers[0]
+    _, alignment_bar = collapsed.lines[2]  # the uniformity (x) bars, then the alignment (y) bars
+    ((_, bottom), (_, top)) = alignment_bar.get_segments()[0]
+    assert (bottom, top) == pytest.approx((3.9e-16, 1e-15), rel=1e-9)
+
+
+def test_identical_models_keep_their_own_marker_and_line_style(two_models):
+    features, labels, tokens = two_models["spread"], two_models["labels"], two_models["tokens"]
+    same = compare_models({"hybrid": features, "copy": features}, labels, tokens, num_resamples=10)
+    spectra = geometry.plot_eigenvalue_spectra({"mean": same}, "SST-2")
+    lines = {line.get_label(): line for line in spectra.axes[0].get_lines()}
+    assert lines["hybrid"].get_marker() != lines["copy"].get_marker()
+    assert lines["hybrid"].get_linestyle() != lines["copy"].get_linestyle()
+    plane = geometry.plot_alignment_uniformity({"SST-2": same["models"]}, "mean")
+    points = {container.get_label(): container for container in plane.axes[0].containers}
+    assert points["hybrid"].lines[0].get_marker() != points["copy"].lines[0].get_marker()
+    assert points["hybrid"].lines[2][0].get_linestyle() != points["copy"].lines[2][0].get_linestyle()
+
+
+def test_a_model_without_a_spectrum_is_named_in_the_legend(two_models):
+    features, labels = two_models["spread"], two_models["labels"]
+    collapsed = np.tile(features[0], (len(features), 1))
+    comparison = compare_models({"hybrid": features, "collapsed": collapsed}, labels, num_resamples=10)
+    legend = geometry.plot_eigenvalue_spectra({"mean": comparison}, "SST-2").axes[0].get_legend()
+    assert [text.get_text() for text in legend.get_texts()] == ["hybrid", "collapsed: n/a"]

@@ -23,6 +23,16 @@ TEXT_SUFFIXES = (".py", ".md", ".cfg", ".toml", ".sh")
 OUTSIDE_REFERENCE = re.compile(r"\bS[P]EC\b|\.\./shared\b(?!/(?:data|tokenizers)/)")
 SECTION_CITATION = re.compile(r"docs/method\.md §(\d+(?:\.\d+)*)")
 SECTION_HEADING = re.compile(r"^#{2,} (\d+(?:\.\d+)*)\.? ", re.MULTILINE)
+# Each script's module (its console script's entry point) and the thin wrapper at the repository's root.
+SCRIPTS = {
+    "prjepa.pretraining": "run_pretrain.py",
+    "prjepa.probing.glue_probe": "run_glue_probe.py",
+    "prjepa.geometry.analysis": "run_representation_analysis.py",
+    "prjepa.experiment": "run_experiment.py",
+    "prjepa.recipe_study": "run_recipe_study.py",
+    "prjepa.convert": "convert_original_checkpoint.py",
+}
+PARSERS_WITHOUT_TORCH = ("prjepa.experiment", "prjepa.recipe_study")
 
 
 def build_wheel(directory) -> zipfile.ZipFile:
@@ -129,16 +139,50 @@ def test_every_method_document_citation_names_one_of_its_sections():
     assert [f"{where}: §{section}" for where, section in citations if section not in sections] == []
 
 
-@pytest.mark.parametrize(
-    "module_name", ["prjepa.experiment", "prjepa.pretraining", "prjepa.probing.glue_probe", "prjepa.geometry.analysis"]
-)
-def test_every_scripts_help_renders_with_its_description_and_an_example(module_name, capsys):
+@pytest.mark.parametrize("module_name, script", SCRIPTS.items())
+def test_every_scripts_help_renders_with_its_description_and_an_example(module_name, script, capsys):
     module = importlib.import_module(module_name)
     with pytest.raises(SystemExit) as stop:
         module.main(["--help"])
     assert stop.value.code == 0
     text = capsys.readouterr().out
-    assert module.__doc__.splitlines()[0] in text and "    python run_" in text and "(default:" in text
+    assert module.__doc__.splitlines()[0] in text and f"    python {script} " in text and "(default:" in text
+    # An example continued on the next line keeps its backslash: a lone one in the docstring joins the two lines.
+    assert " \\\n        --" in text
+
+
+def test_every_script_wraps_its_modules_main():
+    for module_name, script in SCRIPTS.items():
+        with open(os.path.join(REPO, script)) as file:
+            assert f"from {module_name} import main" in file.read(), script
+
+
+# What a script's --help must not load: the data, metric, plotting and model libraries are loaded by the work itself.
+# torch comes with the parsers that need the model configuration's choices or TrainingArguments.
+LOADED_BY_THE_WORK = (
+    "datasets",
+    "evaluate",
+    "sklearn",
+    "scipy",
+    "matplotlib",
+    "modeling_prjepa",
+    "transformers.trainer",
+)
+HELP_IMPORTS = """
+import contextlib, importlib, io, sys
+module = importlib.import_module(sys.argv[1])
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    module.main(["--help"])
+print(sorted(name for name in sys.argv[2:] if name in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("module_name", SCRIPTS)
+def test_help_loads_only_what_the_parser_needs(module_name):
+    unwanted = LOADED_BY_THE_WORK + (("torch",) if module_name in PARSERS_WITHOUT_TORCH else ())
+    command = [sys.executable, "-c", HELP_IMPORTS, module_name, *unwanted]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO)
+    assert result.stdout.strip() == "[]"
 
 
 def field_default(arguments, name: str):

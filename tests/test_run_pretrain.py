@@ -23,6 +23,7 @@ from transformers import AutoModel, TrainerCallback, set_seed
 from configuration_prjepa import PrJepaConfig
 from modeling_prjepa import PrJepaForPreTraining
 from prjepa import pretraining as run_pretrain
+from prjepa import trainer as trainer_module
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SENTENCES = [
@@ -351,13 +352,13 @@ def test_a_preempted_run_saves_exits_non_zero_and_resumes_exactly(assets, tmp_pa
             if state.global_step == 1:  # the second optimizer step is under way
                 os.kill(os.getpid(), signal_number)
 
-    class PreemptedTrainer(run_pretrain.PrJepaTrainer):
+    class PreemptedTrainer(trainer_module.PrJepaTrainer):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.add_callback(SignalDuringStepTwo())
 
     run = tmp_path / "preempted"
-    monkeypatch.setattr(run_pretrain, "PrJepaTrainer", PreemptedTrainer)
+    monkeypatch.setattr(trainer_module, "PrJepaTrainer", PreemptedTrainer)
     handler_before = signal.getsignal(signal_number)
     with pytest.raises(SystemExit) as stop:
         run_pretrain.main(arguments(assets, run))
@@ -374,13 +375,13 @@ def test_a_preempted_run_saves_exits_non_zero_and_resumes_exactly(assets, tmp_pa
 
 
 def test_a_non_finite_loss_names_the_last_finite_checkpoint_and_a_restart_that_trains(assets, tmp_path, monkeypatch):
-    class DivergesAtStepThree(run_pretrain.PrJepaTrainer):
+    class DivergesAtStepThree(trainer_module.PrJepaTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             return loss * float("nan") if self.state.global_step == 2 else loss
 
     run = tmp_path / "run"
-    monkeypatch.setattr(run_pretrain, "PrJepaTrainer", DivergesAtStepThree)
+    monkeypatch.setattr(trainer_module, "PrJepaTrainer", DivergesAtStepThree)
     with pytest.raises(FloatingPointError) as stop:
         run_pretrain.main(arguments(assets, run, "--max_steps", "4", "--save_steps", "1", "--learning_rate", "1e-3"))
     message = str(stop.value)

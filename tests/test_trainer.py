@@ -12,7 +12,8 @@ from transformers import AutoModel, TrainerCallback
 
 from modeling_prjepa import PrJepaForPreTraining
 from prjepa.collator import DataCollatorForPrJepa
-from prjepa.trainer import PrJepaTrainer, PrJepaTrainingArguments
+from prjepa.trainer import PrJepaTrainer
+from prjepa.training_args import PrJepaTrainingArguments
 
 CLS, SEP = 2, 3
 

@@ -17,90 +17,58 @@ Conventions shared by the metrics:
 - Confidence intervals are 95% percentile intervals over `num_resamples` bootstrap resamples of the samples, drawn
   once per (dataset, pooling) from a seeded generator and shared by every metric and model, so that comparisons
   between models on the same texts are paired.
+
+The names below load with their module on first use, so that the analysis's `--help` does not load scikit-learn or
+matplotlib.
 """
 
-from ..rankme import RANKME_EPSILON, rankme
-from .bootstrap import bootstrap_weights, percentile_interval
-from .metrics import (
-    METRIC_NAMES,
-    PAIR_BLOCK_ROWS,
-    SPECTRUM_KEYS,
-    UNIFORMITY_TEMPERATURE,
-    ZERO_SQUARED_DISTANCE,
-    NotApplicable,
-    ProbeResult,
-    SpectrumMetrics,
-    alignment_replicates,
-    anisotropy,
-    as_feature_matrix,
-    class_codes,
-    class_distances,
-    effective_rank_replicates,
-    most_frequent_tokens,
-    principal_components,
-    probe_accuracy,
-    rankme_replicates_from_scores,
-    spectrum_from_singular_values,
-    spectrum_metrics,
-    squared_distance_blocks,
-    uniformity_replicates,
-    unit_rows,
-)
-from .plots import (
-    plot_alignment_uniformity,
-    plot_effective_rank,
-    plot_eigenvalue_spectra,
-    plot_metric_bars,
-    plot_pooling_ablation,
-    plot_probe_accuracies,
-)
-from .report import (
-    CLASS_DISTANCE_KEYS,
-    MIN_RELIABLE_SAMPLES,
-    compare_models,
-    format_entry,
-    geometry_metrics,
-    render_markdown,
-)
+from ..utils import lazy_exports
 
-__all__ = [
-    "CLASS_DISTANCE_KEYS",
-    "METRIC_NAMES",
-    "MIN_RELIABLE_SAMPLES",
-    "PAIR_BLOCK_ROWS",
-    "RANKME_EPSILON",
-    "SPECTRUM_KEYS",
-    "UNIFORMITY_TEMPERATURE",
-    "ZERO_SQUARED_DISTANCE",
-    "NotApplicable",
-    "ProbeResult",
-    "SpectrumMetrics",
-    "alignment_replicates",
-    "anisotropy",
-    "as_feature_matrix",
-    "bootstrap_weights",
-    "class_codes",
-    "class_distances",
-    "compare_models",
-    "effective_rank_replicates",
-    "format_entry",
-    "geometry_metrics",
-    "most_frequent_tokens",
-    "percentile_interval",
-    "plot_alignment_uniformity",
-    "plot_effective_rank",
-    "plot_eigenvalue_spectra",
-    "plot_metric_bars",
-    "plot_pooling_ablation",
-    "plot_probe_accuracies",
-    "principal_components",
-    "probe_accuracy",
-    "rankme",
-    "rankme_replicates_from_scores",
-    "render_markdown",
-    "spectrum_from_singular_values",
-    "spectrum_metrics",
-    "squared_distance_blocks",
-    "uniformity_replicates",
-    "unit_rows",
-]
+_import_structure = {
+    "..rankme": ["RANKME_EPSILON", "rankme"],
+    ".bootstrap": ["bootstrap_weights", "percentile_interval"],
+    ".metrics": [
+        "METRIC_NAMES",
+        "PAIR_BLOCK_ROWS",
+        "SPECTRUM_KEYS",
+        "UNIFORMITY_TEMPERATURE",
+        "ZERO_SQUARED_DISTANCE",
+        "NotApplicable",
+        "ProbeResult",
+        "SpectrumMetrics",
+        "alignment_replicates",
+        "anisotropy",
+        "as_feature_matrix",
+        "class_codes",
+        "class_distances",
+        "effective_rank_replicates",
+        "most_frequent_tokens",
+        "principal_components",
+        "probe_accuracy",
+        "rankme_replicates_from_scores",
+        "spectrum_from_singular_values",
+        "spectrum_metrics",
+        "squared_distance_blocks",
+        "uniformity_replicates",
+        "unit_rows",
+    ],
+    ".plots": [
+        "plot_alignment_uniformity",
+        "plot_effective_rank",
+        "plot_eigenvalue_spectra",
+        "plot_metric_bars",
+        "plot_pooling_ablation",
+        "plot_probe_accuracies",
+    ],
+    ".report": [
+        "CLASS_DISTANCE_KEYS",
+        "MIN_RELIABLE_SAMPLES",
+        "compare_models",
+        "format_entry",
+        "geometry_metrics",
+        "render_markdown",
+    ],
+}
+__getattr__ = lazy_exports(__name__, _import_structure)
+
+__all__ = sorted(name for names in _import_structure.values() for name in names)

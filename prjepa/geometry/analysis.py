@@ -66,13 +66,6 @@ from ..probing import (
 )
 from ..utils import library_versions, markdown_table, script_parser
 from .metrics import most_frequent_tokens
-from .plots import (
-    plot_alignment_uniformity,
-    plot_effective_rank,
-    plot_eigenvalue_spectra,
-    plot_pooling_ablation,
-    plot_probe_accuracies,
-)
 from .report import MIN_RELIABLE_SAMPLES, compare_models, render_markdown
 
 logger = logging.getLogger(__name__)
@@ -340,6 +333,14 @@ def pooled_features(
 
 def write_plots(results: dict, poolings: list[str], output_dir: str) -> list[str]:
     """Saves every plot as PNG in `output_dir`; returns the file names."""
+    from .plots import (  # matplotlib loads for the plots only, not with --help
+        plot_alignment_uniformity,
+        plot_effective_rank,
+        plot_eigenvalue_spectra,
+        plot_pooling_ablation,
+        plot_probe_accuracies,
+    )
+
     figures = {}
     for dataset, by_pooling in results.items():
         figures[f"spectrum_{dataset}.png"] = plot_eigenvalue_spectra(by_pooling, dataset)

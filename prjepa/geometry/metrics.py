@@ -9,7 +9,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from ..rankme import ZERO_VARIANCE_TOLERANCE, rankme
 from ..utils import single_blas_thread, standardised_linear_model
@@ -236,6 +235,8 @@ def probe_accuracy(
     the class count, not the features. Rarer classes' samples are dropped and `fraction_used` says how many
     remain. Raises `NotApplicable` with fewer than two classes left.
     """
+    from sklearn.model_selection import train_test_split  # not at the top: the analysis's --help needs no scikit-learn
+
     if not 0 < held_out_fraction < 1:
         raise ValueError(f"held_out_fraction must lie strictly between 0 and 1; got {held_out_fraction}.")
     features = as_feature_matrix(features)

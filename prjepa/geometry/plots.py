@@ -1,5 +1,6 @@
 """Plots of geometry comparisons: each function returns a matplotlib Figure (no pyplot state); save it with
-`figure.savefig(path)`."""
+`figure.savefig(path)`. Every model keeps one marker and line style across the plots (`prjepa.plot_style`), and
+legends sit beside the axes."""
 
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -7,15 +8,25 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..plot_style import legend_outside, marker_spacing, series_styles
 from .metrics import METRIC_NAMES
 
 
 def _value_and_error(entry: Mapping[str, Any]) -> tuple[float, list[float]]:
-    """The value (NaN when not applicable) and its asymmetric error bar `[below, above]` (0 without a CI)."""
-    if entry["value"] is None:
+    """The value (NaN when not applicable) and its asymmetric error bar `[below, above]` (0 without a CI). A percentile
+    interval need not contain its point estimate (a skewed bootstrap distribution, or rounding noise: a collapsed
+    encoder's alignment of 1e-15 beside [3.9e-16, 9.1e-16]); the bar then gets no length on that side rather than a
+    negative one, which matplotlib refuses."""
+    value = entry["value"]
+    if value is None:
         return float("nan"), [0.0, 0.0]
-    low, high = entry.get("ci95", [entry["value"], entry["value"]])
-    return entry["value"], [entry["value"] - low, high - entry["value"]]
+    low, high = entry.get("ci95", [value, value])
+    return value, [max(value - low, 0.0), max(high - value, 0.0)]
+
+
+def _models(by_group: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The models of `by_group[group][model]`, in first-seen order."""
+    return list(dict.fromkeys(model for by_model in by_group.values() for model in by_model))
 
 
 def _bars(ax: Any, positions: np.ndarray, values: Sequence[float], width: float, **bar_options: Any) -> None:
@@ -31,17 +42,22 @@ def _bars(ax: Any, positions: np.ndarray, values: Sequence[float], width: float,
 
 def plot_eigenvalue_spectra(comparisons_by_pooling: Mapping[str, Mapping[str, Any]], dataset: str) -> Figure:
     """One panel per pooling, one line per model: the covariance eigenvalues as fractions of the total variance
-    (log scale), so that models of different scales compare."""
-    figure = Figure(figsize=(5 * len(comparisons_by_pooling), 4), layout="constrained")
+    (log scale), so that models of different scales compare. A model without a spectrum (collapsed: zero variance)
+    is named "n/a" in the legend rather than left out."""
+    figure = Figure(figsize=(5 * len(comparisons_by_pooling) + 1.5, 4), layout="constrained")
     axes = figure.subplots(1, len(comparisons_by_pooling), squeeze=False)[0]
+    styles = series_styles(_models({pooling: c["models"] for pooling, c in comparisons_by_pooling.items()}))
     for ax, (pooling, comparison) in zip(axes, comparisons_by_pooling.items()):
         for model, metrics in comparison["models"].items():
             eigenvalues = metrics["metrics"]["eigenvalues"]["value"]
-            if eigenvalues is not None:
-                fractions = np.asarray(eigenvalues) / np.sum(eigenvalues)
-                ax.plot(np.arange(1, len(fractions) + 1), fractions, label=model)
+            if eigenvalues is None:
+                ax.plot([], [], label=f"{model}: n/a", **styles[model])
+                continue
+            fractions = np.asarray(eigenvalues) / np.sum(eigenvalues)
+            components = np.arange(1, len(fractions) + 1)
+            ax.plot(components, fractions, label=model, markevery=marker_spacing(len(fractions)), **styles[model])
         ax.set(yscale="log", title=f"{pooling} pooling", xlabel="component", ylabel="fraction of variance")
-        ax.legend()
+        legend_outside(ax)
     figure.suptitle(f"Eigenvalue spectrum — {dataset}")
     return figure
 
@@ -52,9 +68,9 @@ def plot_metric_bars(
     """Grouped bars of one metric: `metrics_by_group[group][model]` is a `geometry_metrics` result; one group per
     dataset or pooling, one bar per model, CI error bars where there is a CI, "n/a" where not applicable."""
     groups = list(metrics_by_group)
-    models = list(dict.fromkeys(model for by_model in metrics_by_group.values() for model in by_model))
+    models = _models(metrics_by_group)
     width = 0.8 / len(models)
-    figure = Figure(figsize=(max(5, 1.5 * len(groups)), 4), layout="constrained")
+    figure = Figure(figsize=(max(5, 1.5 * len(groups)) + 1.5, 4), layout="constrained")
     ax = figure.subplots()
     for index, model in enumerate(models):
         positions = np.arange(len(groups)) + (index - (len(models) - 1) / 2) * width
@@ -63,7 +79,7 @@ def plot_metric_bars(
         _bars(ax, positions, values, width, yerr=np.transpose(errors), capsize=3, label=model)
     ax.set(xticks=np.arange(len(groups)), xticklabels=groups, xlabel=group_label, ylabel=METRIC_NAMES[metric])
     ax.set_title(title)
-    ax.legend()
+    legend_outside(ax)
     return figure
 
 
@@ -89,12 +105,13 @@ def plot_pooling_ablation(
 def plot_alignment_uniformity(
     metrics_by_dataset: Mapping[str, Mapping[str, Mapping[str, Any]]], pooling: str
 ) -> Figure:
-    """Wang & Isola's plane: uniformity (x) against alignment (y), one colour per model, each point named by its
-    dataset, CI error bars on both axes; lower-left is better. Datasets without alignment (no labels) are left out."""
-    figure = Figure(figsize=(6, 5), layout="constrained")
+    """Wang & Isola's plane: uniformity (x) against alignment (y), one colour, marker and error-bar line style per
+    model, each point named by its dataset, CI error bars on both axes; lower-left is better. Datasets without
+    alignment (no labels) are left out."""
+    figure = Figure(figsize=(7.5, 5), layout="constrained")
     ax = figure.subplots()
-    models = list(dict.fromkeys(model for by_model in metrics_by_dataset.values() for model in by_model))
-    for model in models:
+    styles = series_styles(_models(metrics_by_dataset))
+    for model, style in styles.items():
         points = [
             (dataset, by_model[model]["metrics"]["uniformity"], by_model[model]["metrics"]["alignment"])
             for dataset, by_model in metrics_by_dataset.items()
@@ -105,12 +122,18 @@ def plot_alignment_uniformity(
         datasets, uniformity, alignment = zip(*points)
         x, x_errors = zip(*map(_value_and_error, uniformity))
         y, y_errors = zip(*map(_value_and_error, alignment))
-        ax.errorbar(x, y, xerr=np.transpose(x_errors), yerr=np.transpose(y_errors), fmt="o", capsize=3, label=model)
+        # The datasets are not a sequence to join: the model's line style goes to its error bars.
+        drawn = ax.errorbar(
+            x, y, xerr=np.transpose(x_errors), yerr=np.transpose(y_errors), capsize=3, label=model, **style
+        )
+        drawn.lines[0].set_linestyle("none")
+        for bars in drawn.lines[2]:
+            bars.set_linestyle(style["linestyle"])
         for dataset, x_value, y_value in zip(datasets, x, y):
             ax.annotate(dataset, (x_value, y_value), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set(xlabel="uniformity (lower: more uniform)", ylabel="alignment (lower: closer same-label pairs)")
     ax.set_title(f"Alignment vs uniformity — {pooling} pooling")
-    ax.legend()
+    legend_outside(ax)
     return figure
 
 
@@ -122,7 +145,7 @@ def plot_probe_accuracies(metrics_by_dataset: Mapping[str, Mapping[str, Mapping[
         for dataset, by_model in metrics_by_dataset.items()
         for model, metrics in by_model.items()
     ]
-    figure = Figure(figsize=(max(5, 1.2 * len(bars)), 4), layout="constrained")
+    figure = Figure(figsize=(max(5, 1.2 * len(bars)) + 2, 4), layout="constrained")
     ax = figure.subplots()
     positions = np.arange(len(bars))
     for offset, key, label in (
@@ -143,5 +166,5 @@ def plot_probe_accuracies(metrics_by_dataset: Mapping[str, Mapping[str, Mapping[
     ax.set(xticks=positions, xticklabels=[name for name, _ in bars], ylim=(0, 1))
     ax.set(xlabel="dataset and model", ylabel="held-out accuracy")
     ax.set_title(f"Token vs semantic probe — {pooling} pooling")
-    ax.legend()
+    legend_outside(ax)
     return figure

@@ -2,13 +2,14 @@
 when not applicable and a warning on few samples; models compared on shared resamples with their paired uniformity
 ratio; and the markdown summary of such comparisons."""
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
-from ..utils import markdown_table
+from ..utils import collapsed_warnings, markdown_table
 from .bootstrap import bootstrap_weights, percentile_interval
 from .metrics import (
     METRIC_NAMES,
@@ -28,6 +29,8 @@ from .metrics import (
     uniformity_replicates,
     unit_rows,
 )
+
+logger = logging.getLogger(__name__)
 
 MIN_RELIABLE_SAMPLES = 50  # below it, an entry carries a warning beside its number
 # The uniformities compared between models as ratios, each under the key `<name>_ratio` of a comparison.
@@ -203,8 +206,11 @@ def compare_models(
     num_samples = next(iter(sizes.values()))
     weights = bootstrap_weights(num_samples, num_resamples, seed)
     models, uniformity = {}, {}
-    for name, features in features_by_model.items():
-        models[name], uniformity[name] = _geometry_and_uniformity(features, labels, token_labels, weights, seed)
+    # The token and semantic probes' logistic regressions can each warn that they stopped short of convergence: one
+    # line with the count, rather than one multi-line warning per fit.
+    with collapsed_warnings(logger, f"geometry metrics of {', '.join(features_by_model)}"):
+        for name, features in features_by_model.items():
+            models[name], uniformity[name] = _geometry_and_uniformity(features, labels, token_labels, weights, seed)
     comparison: dict[str, Any] = {"num_samples": num_samples, "models": models}
     if ratio is not None:
         numerator, denominator = ratio

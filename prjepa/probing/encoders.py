@@ -5,14 +5,18 @@ key the feature cache."""
 import hashlib
 import inspect
 import json
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
-from configuration_prjepa import PrJepaConfig
-from modeling_prjepa import ENCODERS, PrJepaModel
+from configuration_prjepa import ENCODERS, PrJepaConfig
+
+# The models (transformers' modeling takes over a second to import) load inside `load_encoder`: the commands' `--help`
+# reads ONLINE_ENCODER from here and needs none of them.
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 # A PrJEPA pretraining checkpoint's two encoders (`PrJepaModel.from_pretrained(encoder=...)`); any other model has the
 # online one only.
@@ -23,7 +27,7 @@ class LoadedEncoder(NamedTuple):
     """A frozen encoder in eval mode on its device, its tokenizer, and fingerprints of both (what computes its
     features), taken once at loading."""
 
-    model: PreTrainedModel
+    model: "PreTrainedModel"
     tokenizer: PreTrainedTokenizerBase
     fingerprint: str
     tokenizer_fingerprint: str
@@ -60,7 +64,7 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
     return hashlib.sha256(serialised.encode()).hexdigest()
 
 
-def check_text_encoder(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str) -> None:
+def check_text_encoder(model: "PreTrainedModel", tokenizer: PreTrainedTokenizerBase, name: str) -> None:
     """Raises `ValueError` unless `model` maps the tokenizer's `input_ids` to `last_hidden_state` `(batch, seq, dim)`
     and the tokenizer's ids fit its embedding table."""
     embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
@@ -96,6 +100,8 @@ def load_encoder(
     target encoder); anything else through `AutoModel` (the encoder half of an encoder-decoder). The tokenizer comes
     from `tokenizer_name`, else from the model's own files.
     """
+    from modeling_prjepa import PrJepaModel
+
     if encoder not in ENCODERS:
         raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}.")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

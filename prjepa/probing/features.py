@@ -17,7 +17,6 @@ from transformers import BatchEncoding, PreTrainedTokenizerBase
 from transformers.utils.logging import tqdm
 
 from configuration_prjepa import POOLING_STRATEGIES
-from modeling_prjepa import pool_hidden_states
 
 from .encoders import LoadedEncoder
 from .tasks import TaskData
@@ -112,6 +111,8 @@ def _hidden_state_batches(
 def _compute_features(
     encoder: LoadedEncoder, texts: Texts, poolings: Sequence[str], max_seq_length: int, batch_size: int
 ) -> dict[str, np.ndarray | TokenFeatures]:
+    from modeling_prjepa import pool_hidden_states  # not at the top: the commands' --help reads POOLINGS from here
+
     features: dict[str, np.ndarray] = {}
     token_states: list[np.ndarray | None] = [None] * len(texts)
     fixed = [pooling for pooling in poolings if pooling != TOKENS]

@@ -7,14 +7,17 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import evaluate
 import numpy as np
-from scipy.stats import spearmanr
-from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
-from sklearn.pipeline import Pipeline
 
 from ..utils import collapsed_warnings, single_blas_thread, standardised_linear_model
+
+# scikit-learn, SciPy's statistics and evaluate (about 1.5 s to import together) load when a probe is fitted or
+# scored, not with the probe command's `--help`.
+if TYPE_CHECKING:
+    import evaluate
+    from sklearn.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +32,7 @@ class LinearProbe:
     cv_scores: mean k-fold score on the training split for every grid value (`scoring` names the scorer).
     """
 
-    model: Pipeline
+    model: "Pipeline"
     regularisation_name: str
     regularisation: float
     cv_scores: dict[float, float]
@@ -77,6 +80,8 @@ def fit_linear_probe(
     """Chooses the L2 strength by `folds`-fold cross-validation on the training data alone (stratified for classes,
     shuffled with `seed`), then refits on all of it. features `(n, d)`, labels `(n,)`; `scoring` is a scikit-learn
     scorer name (default accuracy / R²). Nothing of the validation split is seen."""
+    from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
+
     if len(grid) == 0:
         raise ValueError("The regularisation grid is empty; give at least one value.")
     if is_regression:
@@ -107,9 +112,11 @@ def fit_linear_probe(
 
 
 @functools.cache
-def load_glue_metric(config_name: str) -> tuple[evaluate.EvaluationModule, str]:
+def load_glue_metric(config_name: str) -> "tuple[evaluate.EvaluationModule, str]":
     """The Hub's `glue` metric for `config_name`, or this project's copy (`metrics/glue`) when the Hub cannot be
     reached; with the name of the implementation used."""
+    import evaluate
+
     try:
         return evaluate.load("glue", config_name), "glue (Hugging Face Hub)"
     except (OSError, ImportError) as error:
@@ -119,5 +126,7 @@ def load_glue_metric(config_name: str) -> tuple[evaluate.EvaluationModule, str]:
 
 def cosine_spearman(first: np.ndarray, second: np.ndarray, scores: np.ndarray) -> float:
     """Unsupervised STS: Spearman correlation between cos(u, v) `(n,)` of two views `(n, d)` and the gold scores."""
+    from scipy.stats import spearmanr
+
     cosine = (first * second).sum(axis=1) / (np.linalg.norm(first, axis=1) * np.linalg.norm(second, axis=1)).clip(1e-12)
     return float(spearmanr(cosine, scores)[0])

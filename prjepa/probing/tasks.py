@@ -4,9 +4,13 @@
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import datasets
 import numpy as np
+
+# `datasets` (a third of a second to import) loads with the data: the commands' `--help` reads the task names from here.
+if TYPE_CHECKING:
+    import datasets
 
 PAIR_ENCODINGS = ("separate", "joint")
 PROBLEM_TYPES = ("classification", "regression")  # of a custom task's labels
@@ -41,6 +45,9 @@ GLUE_TASKS: dict[str, GlueTask] = {
     "wnli": GlueTask(("sentence1", "sentence2")),
 }
 CUSTOM_TASK = "custom"
+# Metrics of `metric_names` that are correlations: 0 is chance for them, whatever the label balance (a majority-class
+# predictor scores 0 Matthews correlation, and a constant has no Spearman or Pearson correlation at all).
+CORRELATION_METRICS = ("matthews_correlation", "spearmanr", "pearson")
 
 
 @dataclass
@@ -61,7 +68,7 @@ class TaskData:
     metric_config: str
     metric_names: tuple[str, ...]
     cv_scoring: str
-    splits: dict[str, datasets.Dataset]
+    splits: "dict[str, datasets.Dataset]"
     validation_splits: tuple[str, ...]
     label_names: list[str] | None
     train_size_before_subsampling: int
@@ -81,7 +88,9 @@ class TaskData:
         return columns
 
 
-def _read_files(data_files: dict[str, str]) -> datasets.DatasetDict:
+def _read_files(data_files: dict[str, str]) -> "datasets.DatasetDict":
+    import datasets
+
     builders = {
         ".csv": ("csv", {}),
         ".tsv": ("csv", {"delimiter": "\t"}),
@@ -96,7 +105,9 @@ def _read_files(data_files: dict[str, str]) -> datasets.DatasetDict:
     return datasets.load_dataset(builder, data_files=data_files, **options)
 
 
-def _load_glue(name: str, glue_path: str) -> datasets.DatasetDict:
+def _load_glue(name: str, glue_path: str) -> "datasets.DatasetDict":
+    import datasets
+
     try:
         return datasets.load_dataset(glue_path, name)
     except (OSError, ConnectionError, ValueError) as error:
@@ -108,8 +119,10 @@ def _load_glue(name: str, glue_path: str) -> datasets.DatasetDict:
 
 def _glue_splits(
     task_name: str, glue_path: str, files: dict[str, str], require_train: bool
-) -> tuple[dict[str, datasets.Dataset], datasets.ClassLabel | None]:
+) -> "tuple[dict[str, datasets.Dataset], datasets.ClassLabel | None]":
     """The task's training and validation splits, `files` replacing any of them; and the label feature."""
+    import datasets
+
     glue = _load_glue(task_name, glue_path)
     wanted = ("train",) + GLUE_TASKS[task_name].validation_splits
     splits = {split: glue[split] for split in wanted if split in glue} | dict(_read_files(files) if files else {})
@@ -125,7 +138,7 @@ def _glue_splits(
     return splits, label if isinstance(label, datasets.ClassLabel) else None
 
 
-def _check_columns(dataset: datasets.Dataset, columns: Sequence[str], source: str) -> None:
+def _check_columns(dataset: "datasets.Dataset", columns: Sequence[str], source: str) -> None:
     missing = [column for column in columns if column not in dataset.column_names]
     if missing:
         raise ValueError(
@@ -134,27 +147,27 @@ def _check_columns(dataset: datasets.Dataset, columns: Sequence[str], source: st
         )
 
 
-def _check_texts(dataset: datasets.Dataset, columns: Sequence[str], source: str) -> None:
+def _check_texts(dataset: "datasets.Dataset", columns: Sequence[str], source: str) -> None:
     for column in columns:
         for row, text in enumerate(dataset[column]):
             if not isinstance(text, str):
                 raise ValueError(f"Row {row} of {source} has no text in column {column!r}: {dataset[row]}.")
 
 
-def _check_scores(dataset: datasets.Dataset, source: str) -> None:
+def _check_scores(dataset: "datasets.Dataset", source: str) -> None:
     for row, score in enumerate(dataset["label"]):
         if isinstance(score, bool) or not isinstance(score, (int, float)):
             raise ValueError(f"Row {row} of {source} has a non-numeric score {score!r}: {dataset[row]}.")
 
 
-def _infer_regression(train: datasets.Dataset) -> bool:
+def _infer_regression(train: "datasets.Dataset") -> bool:
     """Float labels that are not all whole numbers mean regression; integers, booleans and strings mean classes."""
     scores = list(train["label"])
     return all(isinstance(score, float) for score in scores) and any(not score.is_integer() for score in scores)
 
 
 def _encode_labels(
-    splits: dict[str, datasets.Dataset], label_feature: datasets.ClassLabel | None, task_name: str
+    splits: "dict[str, datasets.Dataset]", label_feature: "datasets.ClassLabel | None", task_name: str
 ) -> list[str]:
     """Replaces every split's labels by class ids from 0 and returns the class names. GLUE labels may be given as ids
     or names; a custom task's classes are the sorted values of its training labels (validation labels without a
@@ -189,7 +202,7 @@ def check_task_name(task_name: str | None) -> None:
         )
 
 
-def seeded_subset(dataset: datasets.Dataset, max_samples: int | None, seed: int) -> datasets.Dataset:
+def seeded_subset(dataset: "datasets.Dataset", max_samples: int | None, seed: int) -> "datasets.Dataset":
     """`max_samples` rows drawn at random (seeded) and kept in their original order; the whole dataset when it has
     no more rows than that or `max_samples` is None."""
     if max_samples is None or max_samples >= len(dataset):

@@ -1,0 +1,60 @@
+"""The experiment's curve plots: objectives that coincide stay visible, each score gets the chance line of the metric
+plotted, and legends sit beside the axes."""
+
+import io
+
+import pytest
+
+from prjepa.curves import TRAINING_LOG_KEYS, plot_probe_curves, plot_training_logs
+
+
+def points(metric: str, scores: list[float]) -> list[dict]:
+    return [
+        {"step": step, "tokens": 4096 * step, "metric": metric, "mean": score, "std": 1.0, "values": [score]}
+        for step, score in zip((0, 10, 20), scores)
+    ]
+
+
+def lines_by_label(axes) -> dict:
+    return {line.get_label(): line for line in axes.get_lines()}
+
+
+def assert_apart(first, second) -> None:
+    assert first.get_marker() != second.get_marker() and first.get_linestyle() != second.get_linestyle()
+
+
+def test_objectives_that_coincide_keep_their_own_marker_and_line_style():
+    curve = points("accuracy", [50.0, 60.0, 70.0])
+    lines = lines_by_label(plot_probe_curves({"sst2": {"hybrid": curve, "mlm": curve}}, {}).axes[0])
+    assert_apart(lines["hybrid"], lines["mlm"])
+    log = {"mlm_loss": [{"step": step, "mean": 7.0, "std": 0.0, "values": [7.0]} for step in range(0, 100, 5)]}
+    logs = plot_training_logs({"hybrid": log, "mlm": log})
+    lines = lines_by_label(logs.axes[list(TRAINING_LOG_KEYS).index("mlm_loss")])
+    assert_apart(lines["hybrid"], lines["mlm"])
+
+
+def test_a_correlation_has_its_chance_line_at_zero_and_a_score_the_majority_of_its_own_metric():
+    curves = {
+        "stsb": {"hybrid": points("spearmanr", [20.0, 30.0, 40.0])},
+        "mrpc": {"hybrid": points("f1", [70.0, 75.0, 78.0])},
+        "sst2": {"hybrid": points("accuracy", [55.0, 60.0, 65.0])},
+    }
+    majority = {"mrpc": {"accuracy": 0.68, "f1": 0.81}}  # the probe's majority scores: accuracy first
+    stsb, mrpc, sst2 = plot_probe_curves(curves, majority).axes
+    chance = lines_by_label(stsb)["chance (correlation 0)"]
+    assert list(chance.get_ydata()) == [0, 0] and stsb.get_ylim()[0] <= 0 <= stsb.get_ylim()[1]
+    assert list(lines_by_label(mrpc)["majority class"].get_ydata()) == pytest.approx([81.0, 81.0])
+    assert mrpc.get_ylim()[1] >= 81.0
+    # No majority score recorded for the task: no line rather than another metric's.
+    assert "majority class" not in lines_by_label(sst2) and "majority class" not in lines_by_label(stsb)
+
+
+def test_legends_sit_beside_the_axes():
+    curve = points("accuracy", [50.0, 60.0, 70.0])
+    log = {
+        key: [{"step": step, "mean": 1.0, "std": 0.1, "values": [1.0]} for step in (0, 5)] for key in TRAINING_LOG_KEYS
+    }
+    for figure in (plot_probe_curves({"sst2": {"hybrid": curve}}, {}), plot_training_logs({"hybrid": log})):
+        figure.savefig(io.BytesIO(), format="png")
+        for axes in figure.axes:
+            assert axes.get_legend().get_window_extent().x0 >= axes.get_window_extent().x1
