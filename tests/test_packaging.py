@@ -195,7 +195,7 @@ def test_default_output_folders_are_ignored_and_published_results_are_not():
     from prjepa.experiment import EXPERIMENT_PRESETS, PUBLISHED, ExperimentArguments
     from prjepa.geometry.analysis import AnalysisArguments
     from prjepa.probing.glue_probe import ProbeArguments
-    from prjepa.trainer import PrJepaTrainingArguments
+    from prjepa.training_args import PrJepaTrainingArguments
 
     def ignored(path: str) -> bool:
         return subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO).returncode == 0
