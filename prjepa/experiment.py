@@ -179,8 +179,8 @@ EXPERIMENT_PRESETS = {
         max_seq_length=128,
         per_device_train_batch_size=32,
         # As many steps as 75 minutes per seed on 2 cores leave, with a tenth to spare: measured 1.78 s per hybrid
-        # step and 0.98 s per MLM-only step on 2 idle cores, and about 13 minutes for the probe, the analysis and
-        # the curves (results/cpu-2000-steps).
+        # step and 1.1 s per MLM-only step on 2 idle cores, and 11 minutes for the probe, the analysis and the
+        # curves (results/cpu-2000-steps).
         max_steps=1200,
         learning_rate=1e-3,
         warmup_steps=0.1,
