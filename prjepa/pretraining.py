@@ -11,7 +11,6 @@ JSON / YAML file (`python run_pretrain.py config.yaml`). Examples:
 
 import codecs
 import glob
-import hashlib
 import json
 import logging
 import math
@@ -42,7 +41,7 @@ from .resume import (
     run_settings,
 )
 from .training_args import PrJepaTrainingArguments
-from .utils import SPECIAL_TOKEN_FIELDS, script_parser
+from .utils import SPECIAL_TOKEN_FIELDS, script_parser, tokenizer_fingerprint
 
 # `datasets`, the model, the collator and the trainer (together about 2 s to import) load where they are used, after
 # the arguments are parsed: `--help` needs only the argument dataclasses.
@@ -251,10 +250,10 @@ def detect_checkpoint(training_args: PrJepaTrainingArguments) -> str | None:
 def current_settings(
     model: "PrJepaForPreTraining", tokenizer, data_args: DataTrainingArguments, training_args: PrJepaTrainingArguments
 ) -> dict:
-    """This run's `prjepa.resume.run_settings`; the tokenizer is recorded by its vocabulary, wherever it is read from."""
-    vocabulary = json.dumps(sorted(tokenizer.get_vocab().items()))
+    """This run's `prjepa.resume.run_settings`; the tokenizer is recorded by its fingerprint, wherever it is read
+    from."""
     data = {name: getattr(data_args, name) for name in TRAJECTORY_DATA_ARGUMENTS}
-    data["tokenizer_vocabulary_sha256"] = hashlib.sha256(vocabulary.encode()).hexdigest()
+    data["tokenizer_fingerprint"] = tokenizer_fingerprint(tokenizer)
     return run_settings(
         model.config.to_dict(), {**training_args.to_dict(), "world_size": training_args.world_size}, data
     )

@@ -1,12 +1,14 @@
 """Small helpers shared by the light packages (geometry, the model card) and the heavy ones (probing, the experiment):
-markdown tables, seed statistics, library versions, the standardised linear head of every probe and the single BLAS thread it fits
-with. Standard library at import time, so that the trainer, which reaches this module through the model card, loads
+markdown tables, seed statistics, library versions, the tokenizer fingerprint, the standardised linear head of every
+probe and the single BLAS thread it fits with. Standard library at import time, so that the trainer, which reaches this module through the model card, loads
 nothing that pretraining does not need.
 """
 
 import argparse
 import contextlib
+import hashlib
 import importlib
+import json
 import logging
 import platform
 import statistics
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
-    from transformers import HfArgumentParser
+    from transformers import HfArgumentParser, PreTrainedTokenizerBase
 
 # A tokenizer's special tokens that a PrJEPA config records by id. configuration_prjepa.PrJepaConfig.check_tokenizer
 # loops over the same fields itself: that file is copied into every checkpoint and imports nothing from here.
@@ -111,3 +113,19 @@ def collapsed_warnings(logger: logging.Logger, context: str) -> Iterator[None]:
     for category, count in counts.items():
         first = next(str(warning.message) for warning in caught if warning.category.__name__ == category)
         logger.warning("%s: %d × %s (first: %s)", context, count, category, first.splitlines()[0])
+
+
+def tokenizer_fingerprint(tokenizer: "PreTrainedTokenizerBase") -> str:
+    """sha256 of the tokenizer's serialisation (vocabulary, normaliser, special tokens, post-processor), wherever it
+    was read from: it keys the probe's feature cache and is among a pretraining run's recorded settings."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        # Truncation and padding settings change with every call; they are per-call arguments, not the tokenizer.
+        settings = json.loads(backend.to_str())
+        settings.pop("truncation", None)
+        settings.pop("padding", None)
+        serialised = json.dumps(settings, sort_keys=True)
+    else:
+        vocabulary = sorted(tokenizer.get_vocab().items())
+        serialised = json.dumps([type(tokenizer).__name__, vocabulary, tokenizer.all_special_tokens])
+    return hashlib.sha256(serialised.encode()).hexdigest()

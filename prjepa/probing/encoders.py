@@ -13,6 +13,8 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokeniz
 
 from configuration_prjepa import ENCODERS, PrJepaConfig
 
+from ..utils import tokenizer_fingerprint
+
 # The models (transformers' modeling takes over a second to import) load inside `load_encoder`: the commands' `--help`
 # reads ONLINE_ENCODER from here and needs none of them.
 if TYPE_CHECKING:
@@ -47,21 +49,6 @@ def weights_fingerprint(model: nn.Module) -> str:
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
-
-
-def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
-    """sha256 of the tokenizer's serialisation (vocabulary, normaliser, special tokens, post-processor)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        # Truncation and padding settings change with every call; they are per-call arguments, not the tokenizer.
-        settings = json.loads(backend.to_str())
-        settings.pop("truncation", None)
-        settings.pop("padding", None)
-        serialised = json.dumps(settings, sort_keys=True)
-    else:
-        vocabulary = sorted(tokenizer.get_vocab().items())
-        serialised = json.dumps([type(tokenizer).__name__, vocabulary, tokenizer.all_special_tokens])
-    return hashlib.sha256(serialised.encode()).hexdigest()
 
 
 def check_text_encoder(model: "PreTrainedModel", tokenizer: PreTrainedTokenizerBase, name: str) -> None:
