@@ -26,6 +26,7 @@ from prjepa.geometry import (
     rankme,
     render_markdown,
     spectrum_metrics,
+    squared_distance_blocks,
     uniformity_replicates,
     unit_rows,
 )
@@ -201,11 +202,12 @@ def brute_force_pair_metrics(unit: np.ndarray, labels: np.ndarray, sample_of: np
 
 
 def test_pair_metrics_match_brute_force_across_blocks(monkeypatch):
-    monkeypatch.setattr(geometry, "PAIR_BLOCK_ROWS", 7)  # several blocks and a ragged last one
+    monkeypatch.setattr(metrics_module, "PAIR_BLOCK_ROWS", 7)  # several blocks and a ragged last one
     generator = np.random.default_rng(0)
     features = generator.standard_normal((30, 5)) + 0.5
     labels = generator.integers(0, 3, 30)
     unit = unit_rows(features)
+    assert [rows.stop - rows.start for rows, _ in squared_distance_blocks(unit)] == [7, 7, 7, 7, 2]
     expected = brute_force_pair_metrics(unit, labels, np.arange(30))
     assert uniformity(features) == pytest.approx(expected["uniformity"], rel=1e-10)
     assert alignment(features, labels) == pytest.approx(expected["alignment"], rel=1e-10)
@@ -214,7 +216,7 @@ def test_pair_metrics_match_brute_force_across_blocks(monkeypatch):
 
 
 def test_resample_weights_match_an_explicit_resample(monkeypatch):
-    monkeypatch.setattr(geometry, "PAIR_BLOCK_ROWS", 7)
+    monkeypatch.setattr(metrics_module, "PAIR_BLOCK_ROWS", 7)
     generator = np.random.default_rng(1)
     features = generator.standard_normal((25, 4))
     labels = generator.integers(0, 2, 25)
