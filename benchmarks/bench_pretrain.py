@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from functools import partial
 from multiprocessing import get_context
 
@@ -95,13 +96,17 @@ class ForwardTimer:
         self.seconds[part] += elapsed
 
 
-def step_timer(model: PrJepaForPreTraining, device: str):
-    """A function running one training step on a batch and returning (step seconds, EMA-update seconds)."""
+def step_timer(model: PrJepaForPreTraining, device: str, bf16: bool = False):
+    """A function running one training step on a batch and returning (step seconds, EMA-update seconds). `bf16`: the
+    forward under bf16 autocast, the backward and the fp32 weights' update outside it, as the Trainer's `--bf16`."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    autocast = partial(torch.autocast, device_type=device, dtype=torch.bfloat16) if bf16 else nullcontext
 
     def step(batch: dict[str, torch.Tensor]) -> tuple[float, float]:
         start = time.perf_counter()
-        model(**batch).loss.backward()
+        with autocast():
+            loss = model(**batch).loss
+        loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         synchronize(device)
@@ -124,13 +129,22 @@ def minor_page_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def time_objective(preset: str, objective: str, args: argparse.Namespace, count_flops: bool) -> dict:
+def time_objective(
+    preset: str,
+    objective: str,
+    args: argparse.Namespace,
+    count_flops: bool,
+    bf16: bool = False,
+    config_overrides: str = "",
+) -> dict:
     """Run in a fresh process: the seconds of each timed step and of its EMA update, the minor page faults per timed
     step, for the hybrid objective the forward seconds of each part summed over the timed steps, and on request the
     floating-point operations of the timed steps, counted afterwards by repeating them. Both objectives see the same
-    token ids, and the hybrid runs the same block sizes in every process."""
+    token ids, and the hybrid runs the same block sizes in every process. `config_overrides` as run_pretrain.py's."""
     torch.manual_seed(0)
     config = PrJepaConfig.from_preset(preset, objective=objective, max_position_embeddings=args.seq_len)
+    if config_overrides:
+        config.update_from_string(config_overrides)
     collator = DataCollatorForPrJepa(load_tokenizer(args.tokenizer), config)
     generator = torch.Generator().manual_seed(0)
     examples = (random_examples(args.batch_size, args.seq_len, generator) for _ in range(args.warmup + args.steps))
@@ -138,7 +152,7 @@ def time_objective(preset: str, objective: str, args: argparse.Namespace, count_
     warmup_batches, timed_batches = batches[: args.warmup], batches[args.warmup :]
     model = PrJepaForPreTraining(config).to(args.device).train()
     forward_timer = ForwardTimer(model, args.device) if objective == "hybrid" else None
-    step = step_timer(model, args.device)
+    step = step_timer(model, args.device, bf16)
     for batch in warmup_batches:
         step(batch)
     if forward_timer is not None:

@@ -83,6 +83,13 @@ DATA_ARGUMENTS = ("train_file", "validation_file", "dataset_name", "dataset_conf
 DEFAULT_PRESET, DEFAULT_PRESET_WITH_DATA = "demo", "cpu"
 
 
+# When pretraining runs under bf16 autocast: "always"; "native", where the device computes in bf16 natively (a GPU that
+# supports it, a CPU with AVX512-BF16 or AMX: elsewhere autocast emulates it, slower than fp32); "never".
+BF16_RULES = ("never", "native", "always")
+# A cpu-preset step under bf16 autocast on a CPU with native bf16 over the fp32 step (benchmarks/bench_pretrain.py).
+NATIVE_BF16_CPU_STEP_RATIO = 0.7
+
+
 @dataclass(frozen=True)
 class ExperimentPreset:
     """A budget: model size, pretraining recipe, and what is probed and analysed."""
@@ -103,7 +110,7 @@ class ExperimentPreset:
     # Data arguments left unset take the sample shipped with the package (prjepa.data_sources) when True, the Hub's
     # WikiText-103, GLUE and bert-base-uncased otherwise.
     demo_data: bool = False
-    bf16: bool = False
+    bf16: str = "never"  # pretraining under bf16 autocast: one of BF16_RULES
     probe_tasks: tuple[str, ...] = ("sst2", "mrpc", "stsb", "cola", "rte")
     probe_max_train_samples: int = 20000
     analysis_tasks: tuple[str, ...] = ("sst2", "cola", "stsb")
@@ -121,6 +128,8 @@ class ExperimentPreset:
     evaluation_seconds: float = 0.0
 
     def __post_init__(self):
+        if self.bf16 not in BF16_RULES:
+            raise ValueError(f"bf16 {self.bf16!r} must be one of {BF16_RULES}.")
         if 0.0 not in self.snapshot_fractions or not all(0 <= f < 1 for f in self.snapshot_fractions):
             raise ValueError(
                 f"snapshot_fractions {self.snapshot_fractions} must include 0 (the initialisation, which is the "
@@ -135,8 +144,10 @@ class ExperimentPreset:
     def snapshot_steps(self) -> list[int]:
         return sorted({round(fraction * self.steps) for fraction in self.snapshot_fractions})
 
-    def estimated_hours(self, device: str) -> float:
+    def estimated_hours(self, device: str, bf16: bool = False) -> float:
         per_step = self.gpu_seconds_per_step if device == "cuda" else self.cpu_seconds_per_step
+        if bf16 and device == "cpu":
+            per_step *= NATIVE_BF16_CPU_STEP_RATIO
         return (self.steps * per_step * 1.5 + self.evaluation_seconds) / 3600
 
 
@@ -173,20 +184,21 @@ EXPERIMENT_PRESETS = {
     ),
     "cpu": ExperimentPreset(
         description="mini encoder (256/4/4) with learned positions and a tied MLM decoder (the recipe study's "
-        "choice, results/recipe-study), 1,200 steps of 32 × 128 tokens (4.9M tokens) from local text; about 70 "
-        "minutes per seed on 2 cores",
+        "choice, results/recipe-study), 1,200 steps of 32 × 128 tokens (4.9M tokens) from local text, under bf16 "
+        "autocast where the CPU has native bf16; about 70 minutes per seed on 2 cores in fp32",
         model_preset="mini",
         max_seq_length=128,
         per_device_train_batch_size=32,
-        # As many steps as 75 minutes per seed on 2 cores leave, with a tenth to spare: measured 1.78 s per hybrid
-        # step and 1.1 s per MLM-only step on 2 idle cores, and 11 minutes for the probe, the analysis and the
-        # curves (results/cpu-2000-steps).
+        # As many steps as 75 minutes per seed on 2 cores leave in fp32 (so on CPUs without native bf16 too), with a
+        # tenth to spare: measured 1.78 s per hybrid step and 1.1 s per MLM-only step on 2 idle cores, and 11 minutes
+        # for the probe, the analysis and the curves (results/cpu-2000-steps).
         max_steps=1200,
         learning_rate=1e-3,
         warmup_steps=0.1,
         lr_scheduler_type="cosine",
         weight_decay=0.05,
         config_overrides=CPU_RECIPE,
+        bf16="native",
         cpu_seconds_per_step=1.8,
         gpu_seconds_per_step=0.05,
         evaluation_seconds=800,
@@ -204,7 +216,7 @@ EXPERIMENT_PRESETS = {
         lr_scheduler_type="cosine_with_min_lr",
         lr_scheduler_kwargs={"min_lr": 1e-6},
         weight_decay=0.05,
-        bf16=True,
+        bf16="always",
         probe_max_train_samples=67349,
         analysis_max_samples=2000,
         cpu_seconds_per_step=40.0,
@@ -269,6 +281,15 @@ class ExperimentArguments:
             "(benchmarks/bench_allocator.py), so off by default."
         },
     )
+    bf16: str = field(
+        default="auto",
+        metadata={
+            "help": "Pretrain under bf16 autocast: auto follows the preset (paper: always; cpu: where the device "
+            "computes bf16 natively, i.e. a GPU that supports it or a CPU with AVX512-BF16 or AMX; demo: never); "
+            "true or false decide it, e.g. to continue a run on a machine of the other kind.",
+            "choices": ["auto", "true", "false"],
+        },
+    )
     allow_long_run: bool = field(
         default=False,
         metadata={"help": f"Run even when the estimate per seed on this machine exceeds {LONG_RUN_HOURS} h."},
@@ -300,6 +321,16 @@ class ExperimentArguments:
         self.tokenizer_name = self.tokenizer_name or (DEMO_TOKENIZER if demo else HUB_TOKENIZER)
 
 
+def native_bf16(device: str) -> bool:
+    """Whether `device` ("cuda" or "cpu") computes bf16 natively rather than by emulation."""
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.is_bf16_supported()
+    capabilities = torch.cpu.get_capabilities()
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
 class Experiment:
     """Paths, settings and the stage runners of one experiment."""
 
@@ -313,6 +344,10 @@ class Experiment:
         self.results = os.path.join(args.results_dir, args.run_name)
         self.work = os.path.join(args.work_dir, args.run_name)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.bf16 = args.bf16 == "true" or (
+            args.bf16 == "auto"
+            and (self.preset.bf16 == "always" or self.preset.bf16 == "native" and native_bf16(self.device))
+        )
 
     def checkpoint(self, seed: int, objective: str) -> str:
         return os.path.join(self.work, f"seed-{seed}", objective)
@@ -388,7 +423,9 @@ class Experiment:
             preset.lr_scheduler_type,
             "--weight_decay",
             str(preset.weight_decay),
-            *(["--bf16", "true"] if preset.bf16 else []),
+            *(["--bf16", "true"] if self.bf16 else []),
+            # transformers runs bf16 on a CPU only when told the device is one.
+            *(["--use_cpu", "true"] if self.bf16 and self.device == "cpu" else []),
             "--seed",
             str(seed),
             "--data_seed",
@@ -647,7 +684,7 @@ def planned_stages(experiment: Experiment, seed: int) -> list[tuple[str, str, st
 def check_no_stale_stage(experiment: Experiment) -> None:
     """Before any stage runs: a finished stage whose settings differ from the current ones (other arguments, or
     encoders pretrained again since it measured them) is an error listing every such stage."""
-    stale = []
+    stale, precision_differs = [], False
     for seed in range(experiment.args.seeds):
         stale += [f"{path} holds other weights than its run recorded" for path in changed_weights(experiment, seed)]
         for name, directory, marker, settings in planned_stages(experiment, seed):
@@ -660,6 +697,7 @@ def check_no_stale_stage(experiment: Experiment) -> None:
                 stale.append(f"{name} ({directory}) measured encoders that are to be pretrained again")
             elif recorded != settings:
                 changed = sorted(set(map(str, recorded)) ^ set(map(str, settings)))
+                precision_differs |= "--bf16" in changed
                 stale.append(f"{name} ({directory}) has other settings (differing: {', '.join(changed[:6])})")
     if stale:
         raise ValueError(
@@ -667,6 +705,12 @@ def check_no_stale_stage(experiment: Experiment) -> None:
             + "; ".join(stale)
             + ". Use another --run_name for a new run; for a run of your own (never a published one, "
             f"which holds {PUBLISHED}), delete those folders, and any checkpoint named, to recompute them."
+            + (
+                " The pretraining precision differs: with --bf16 auto it follows this machine (bf16 where the device "
+                "computes it natively); pass --bf16 true or false as the finished runs had to continue them."
+                if precision_differs
+                else ""
+            )
         )
 
 
@@ -737,7 +781,13 @@ def check_budget(experiment: Experiment) -> None:
     """Prints the budget, and refuses a run this machine would take days over unless asked for explicitly."""
     preset, args = experiment.preset, experiment.args
     tokens = preset.steps * preset.per_device_train_batch_size * preset.max_seq_length
-    hours = experiment.preset.estimated_hours(experiment.device)
+    hours = experiment.preset.estimated_hours(experiment.device, experiment.bf16)
+    precision = (
+        f"bf16 autocast (--bf16 {args.bf16}" + (", this device computes bf16 natively)" if args.bf16 == "auto" else ")")
+        if experiment.bf16
+        else f"fp32 (--bf16 {args.bf16}"
+        + (", this device has no native bf16)" if args.bf16 == "auto" and experiment.preset.bf16 == "native" else ")")
+    )
     print(
         f"Preset {args.preset!r}: {preset.description}"
         f"{f'; --max_steps {args.max_steps} replaces its steps' if args.max_steps else ''}.\n"
@@ -745,7 +795,8 @@ def check_budget(experiment: Experiment) -> None:
         f"{f', validation {args.validation_file}' if args.validation_file else ''}; GLUE {args.glue_path}; tokenizer "
         f"{args.tokenizer_name}.\nResults: {experiment.results}; checkpoints and cached features: {experiment.work}.\n"
         f"Per seed and objective: {preset.steps:,} steps × {preset.per_device_train_batch_size} × "
-        f"{preset.max_seq_length} tokens = up to {tokens:,} tokens per process. Seeds: {args.seeds}. "
+        f"{preset.max_seq_length} tokens = up to {tokens:,} tokens per process, pretrained in {precision}. "
+        f"Seeds: {args.seeds}. "
         f"Estimated wall time on this machine ({experiment.device}): {hours:.1f} h per seed, {hours * args.seeds:.1f} h "
         "in all."
     )
@@ -892,7 +943,7 @@ def render_report(summary: dict[str, Any]) -> str:
     lines = [
         f"Preset `{summary['settings']['preset']}`, {seeds} seed{'s' if seeds > 1 else ''}{spread if seeds > 1 else ''}"
         f". Tokens seen per encoder: {summary['tokens_seen'][HYBRID]:,} (hybrid), "
-        f"{summary['tokens_seen'][MLM_ONLY]:,} (MLM-only). Wall time {summary['wall_hours']:.2f} h on "
+        f"{summary['tokens_seen'][MLM_ONLY]:,} (MLM-only), pretrained in {summary['pretraining_precision']}. Wall time {summary['wall_hours']:.2f} h on "
         f"{summary['machine']['cpu_count']} CPU cores{gpu}, per seed (pretraining both, probe, analysis, curves): "
         + ", ".join(f"{hours:.2f} h" for hours in summary["wall_hours_per_seed"])
         + ".",
@@ -1006,8 +1057,24 @@ def run_statistics(experiment: Experiment, objective: str) -> dict[str, Any]:
         run = experiment.run_record(seed, objective)
         losses.append(read_json(run, "eval_results.json")["eval_mlm_loss"])
         state, train = read_json(run, "trainer_state.json"), read_json(run, "train_results.json")
-        speeds.append(state["num_input_tokens_seen"] / train["train_runtime"])
+        speeds.append(state["num_input_tokens_seen"] / training_seconds(train))
     return {"eval_mlm_loss": mean_and_spread(losses), "tokens_per_second": mean_and_spread(speeds)}
+
+
+def training_seconds(train_results: dict[str, float]) -> float:
+    """A pretraining run's training time over all its calls, resumed ones included (`train_runtime` counts the last
+    call only); records written before `train_seconds` was logged hold the runtime alone."""
+    return train_results.get("train_seconds", train_results["train_runtime"])
+
+
+def seed_wall_seconds(experiment: Experiment, seed: int) -> float:
+    """The seed's recorded stage seconds, which cover each stage's last attempt, plus the training time of a resumed
+    pretraining run's earlier attempts."""
+    earlier_attempts = 0.0
+    for objective in COMPARED_OBJECTIVES:
+        train = read_json(experiment.run_record(seed, objective), "train_results.json")
+        earlier_attempts += training_seconds(train) - train["train_runtime"]
+    return earlier_attempts + sum(stage_seconds(directory) for directory in seed_stage_directories(experiment, seed))
 
 
 def seed_stage_directories(experiment: Experiment, seed: int) -> list[str]:
@@ -1032,9 +1099,7 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
     commands.sh."""
     args, results = experiment.args, experiment.results
     seeds = range(args.seeds)
-    wall_seconds = [
-        sum(stage_seconds(directory) for directory in seed_stage_directories(experiment, seed)) for seed in seeds
-    ]
+    wall_seconds = [seed_wall_seconds(experiment, seed) for seed in seeds]
     has_curves = "curves" in args.stages
     curve_results = (
         [read_json(experiment.seed_results(seed, "curves"), "results.json") for seed in seeds] if has_curves else []
@@ -1051,6 +1116,7 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
         "settings": asdict(args),
         "preset": asdict(experiment.preset),
         "machine": machine(),
+        "pretraining_precision": "bf16 autocast" if experiment.bf16 else "fp32",
         "wall_hours": sum(wall_seconds) / 3600,
         "wall_hours_per_seed": [seconds / 3600 for seconds in wall_seconds],
         "tokens_seen": {

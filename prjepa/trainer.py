@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import signal
+import time
 
 import torch
 from torch import nn
@@ -120,7 +121,8 @@ class PrJepaTrainer(Trainer):
     `ema_momentum` and `effective_rank` (RankMe of the target encoder's mean-pooled embeddings of the last batch, as
     the training step computed them; the online encoder's of the masked batch for `objective="mlm"`; a value falling
     toward 1 means the representations collapse, 0 that every embedding is identical). The effective rank is the main
-    process's batch: other ranks' logs are discarded, so they skip it.
+    process's batch: other ranks' logs are discarded, so they skip it. Training logs and the end-of-training summary
+    add `train_seconds`, the training time over every call of a resumed run (`train_runtime` is the last call's).
     Evaluation adds `eval_mlm_loss`, `eval_perplexity` and `eval_jepa_loss`.
     """
 
@@ -149,6 +151,11 @@ class PrJepaTrainer(Trainer):
         self.add_callback(self.preemption)
         self._windows = {mode: self._empty_window() for mode in ("train", "eval")}
         self._last_pooled_embeddings: torch.Tensor | None = None
+        self._seconds_before_this_call: float | None = None
+
+    def train(self, *args, **kwargs):
+        self._seconds_before_this_call = None
+        return super().train(*args, **kwargs)
 
     def _empty_window(self) -> dict:
         return {"sums": torch.zeros(len(WINDOW_KEYS), device=self.args.device), "count": 0}
@@ -204,7 +211,22 @@ class PrJepaTrainer(Trainer):
                 logs["ema_momentum"] = momentum_of_last_step(self.model.config, self.state)
             if self._last_pooled_embeddings is not None and self.is_world_process_zero():
                 logs["effective_rank"] = collapse_signal(self._last_pooled_embeddings)
+        if "train_runtime" in logs:  # the end-of-training summary: this call's seconds
+            logs["train_seconds"] = self._training_seconds(logs["train_runtime"])
+        elif start_time is not None:
+            logs["train_seconds"] = self._training_seconds(time.time() - start_time)
         super().log(logs, start_time)
+
+    def _training_seconds(self, seconds_of_this_call: float) -> float:
+        """Seconds spent training this run over every `train()` call that led to this point, resumed ones included:
+        the stock `train_runtime` counts the current call only, so tokens seen / runtime overstates a resumed run's
+        speed. A resumed run's log history ends at its checkpoint, whose last `train_seconds` covers the calls
+        before (up to the last logging step before the checkpoint; the steps after it are trained again)."""
+        if self._seconds_before_this_call is None:
+            self._seconds_before_this_call = next(
+                (entry["train_seconds"] for entry in reversed(self.state.log_history) if "train_seconds" in entry), 0.0
+            )
+        return self._seconds_before_this_call + seconds_of_this_call
 
     def evaluation_loop(
         self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix: str = "eval"

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from prjepa import experiment as run_experiment
 from prjepa.collator import DataCollatorForPrJepa
 from prjepa.experiment import EXPERIMENT_PRESETS, Experiment, ExperimentArguments, ExperimentPreset
+from prjepa.pretraining import parse_arguments as parse_pretraining_arguments
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORDS = "the cat sat on mat a dog ran in park paris is capital of france and she he it was".split()
@@ -42,6 +43,54 @@ def test_max_steps_replaces_the_presets_steps_everywhere_they_are_used():
     assert EXPERIMENT_PRESETS["cpu"] == preset  # the preset itself is untouched
     with pytest.raises(ValueError, match="--max_steps must be at least 1"):
         ExperimentArguments(preset="cpu", max_steps=0)
+
+
+@pytest.mark.parametrize(
+    "preset, flag, native, expected",
+    [
+        ("cpu", "auto", True, True),
+        ("cpu", "auto", False, False),
+        ("cpu", "false", True, False),
+        ("demo", "auto", True, False),
+        ("demo", "true", False, True),
+        ("paper", "auto", False, True),
+    ],
+)
+def test_pretraining_precision_follows_the_preset_the_device_and_the_flag(
+    tmp_path, monkeypatch, preset, flag, native, expected
+):
+    monkeypatch.setattr(run_experiment, "native_bf16", lambda device: native)
+    (tmp_path / "train.txt").write_text("Some text.\n")
+    experiment = Experiment(ExperimentArguments(preset=preset, train_file=str(tmp_path / "train.txt"), bf16=flag))
+    assert experiment.bf16 is expected
+    # The command line is one run_pretrain.py accepts on this machine (transformers refuses bf16 on a CPU unless told
+    # the device is one), and it trains in the precision decided.
+    _, _, training_args = parse_pretraining_arguments(experiment.pretraining_arguments(0, "hybrid"))
+    assert training_args.bf16 is expected
+    if experiment.bf16:
+        faster = experiment.preset.estimated_hours(experiment.device, bf16=True)
+        assert faster < experiment.preset.estimated_hours(experiment.device) or experiment.device == "cuda"
+
+
+def test_a_finished_run_of_the_other_precision_is_refused_naming_the_flag(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_experiment, "native_bf16", lambda device: False)
+    arguments = dict(preset="cpu", train_file="train/*.txt", results_dir=str(tmp_path), stages=["pretrain"])
+    fp32 = Experiment(ExperimentArguments(**arguments))
+    for objective in ("hybrid", "mlm"):
+        record = fp32.run_record(0, objective)
+        os.makedirs(record)
+        for name, content in {
+            "train_results.json": {},
+            "experiment_stage.json": {"settings": fp32.pretraining_arguments(0, objective), "seconds": 1.0},
+        }.items():
+            with open(os.path.join(record, name), "w") as file:
+                json.dump(content, file)
+    run_experiment.check_no_stale_stage(fp32)  # the same machine: nothing stale
+
+    monkeypatch.setattr(run_experiment, "native_bf16", lambda device: True)
+    with pytest.raises(ValueError, match=r"pretrain hybrid seed 0 .*precision differs.*--bf16 true or false"):
+        run_experiment.check_no_stale_stage(Experiment(ExperimentArguments(**arguments)))
+    run_experiment.check_no_stale_stage(Experiment(ExperimentArguments(**arguments, bf16="false")))
 
 
 def test_both_objectives_see_the_same_mlm_masks(tokenizer):
@@ -237,6 +286,27 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     with pytest.raises(ValueError, match=r"probe seed 0 .*pretrained again; analysis seed 0 .*pretrained again"):
         run_experiment.main(argv)
     assert stamps == {path: path.stat().st_mtime_ns for path in stamps}
+
+
+def test_speed_and_wall_time_count_every_attempt_of_a_resumed_run(tmp_path, tiny_preset):
+    """A run resumed once: its last call trained 100 s of its 400 s, so its speed is tokens / 400 s, and the seed's
+    wall time is the stages' recorded seconds (last attempts) plus the 300 s of the earlier attempt."""
+    args = ExperimentArguments(preset="tiny", results_dir=str(tmp_path), stages=["pretrain", "report"])
+    experiment = Experiment(args)
+    for objective, (runtime, seconds, stage) in {"hybrid": (100.0, 400.0, 130.0), "mlm": (50.0, 50.0, 70.0)}.items():
+        record = experiment.run_record(0, objective)
+        os.makedirs(record)
+        for name, content in {
+            "trainer_state.json": {"num_input_tokens_seen": 8000},
+            "train_results.json": {"train_runtime": runtime, "train_seconds": seconds},
+            "eval_results.json": {"eval_mlm_loss": 6.0},
+            "experiment_stage.json": {"settings": [], "seconds": stage},
+        }.items():
+            with open(os.path.join(record, name), "w") as file:
+                json.dump(content, file)
+    assert run_experiment.run_statistics(experiment, "hybrid")["tokens_per_second"]["mean"] == 8000 / 400
+    assert run_experiment.run_statistics(experiment, "mlm")["tokens_per_second"]["mean"] == 8000 / 50
+    assert run_experiment.seed_wall_seconds(experiment, 0) == 130 + 70 + 300
 
 
 def test_readme_results_are_the_committed_result_files():

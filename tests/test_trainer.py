@@ -237,3 +237,20 @@ def test_snapshots_keep_the_initialisation_and_the_requested_steps_exactly(token
 def test_snapshot_steps_outside_the_run_are_refused(tmp_path, steps, message):
     with pytest.raises(ValueError, match=message):
         PrJepaTrainingArguments(output_dir=str(tmp_path), max_steps=8, snapshot_steps=steps, use_cpu=True)
+
+
+def test_training_seconds_add_up_over_a_resumed_run(tokenizer, tmp_path):
+    """`train_runtime` restarts with every call; `train_seconds` carries on from the checkpoint's last training log."""
+    straight = make_trainer(tokenizer, tmp_path / "straight")
+    summary = straight.train().metrics
+    assert summary["train_seconds"] == summary["train_runtime"]
+    seconds = [entry["train_seconds"] for entry in straight.state.log_history if "train_seconds" in entry]
+    assert seconds == sorted(seconds) and len(seconds) == 5  # four training logs (every 2 of 8 steps), the summary
+
+    resumed = make_trainer(tokenizer, tmp_path / "resumed")
+    checkpoint = tmp_path / "straight" / "checkpoint-6"
+    before = json.loads((checkpoint / "trainer_state.json").read_text())["log_history"][-1]
+    assert before["step"] == 6
+    summary = resumed.train(resume_from_checkpoint=str(checkpoint)).metrics
+    assert summary["train_seconds"] == pytest.approx(before["train_seconds"] + summary["train_runtime"], abs=1e-9)
+    assert summary["train_seconds"] > summary["train_runtime"]
