@@ -55,14 +55,17 @@ def compare_loss_curves(fp32_run: str, bf16_run: str) -> None:
         curves = {"fp32": evaluation_losses(fp32_run, objective), "bf16": evaluation_losses(bf16_run, objective)}
         print(f"{objective}: validation MLM loss, fp32 ({fp32_run}) vs bf16 autocast ({bf16_run})")
         for step in sorted(set(curves["fp32"]) & set(curves["bf16"])):
-            cells, spread = [], 0.0
+            cells, spread, seeds = [], 0.0, 0
             for precision in PRECISIONS:
                 values = curves[precision][step]
                 std = statistics.stdev(values) if len(values) > 1 else 0.0
-                spread += std
-                cells.append(f"{precision} {statistics.mean(values):.3f} ± {std:.3f} ({len(values)} seeds)")
+                spread, seeds = spread + std, max(seeds, len(values))
+                cells.append(f"{precision} {statistics.mean(values):.3f} ± {std:.3f} (seeds: {len(values)})")
             difference = statistics.mean(curves["bf16"][step]) - statistics.mean(curves["fp32"][step])
-            verdict = "beyond the seed spread" if abs(difference) > spread else "within the seed spread"
+            if seeds < 2:
+                verdict = "one seed each: no spread to compare with"
+            else:
+                verdict = "beyond the seed spread" if abs(difference) > spread else "within the seed spread"
             print(f"  step {step:>6}: {', '.join(cells)}; bf16 - fp32 {difference:+.3f}, {verdict}")
 
 
