@@ -924,7 +924,8 @@ def _cell(statistic: dict[str, Any], style: str) -> str:
     if "mean" not in statistic:
         return "n/a"
     text = f"{statistic['mean']:{style}}"
-    return text + (f" ± {statistic['std']:{style}}" if len(statistic["values"]) > 1 else "")
+    spread = style.replace("+", "")  # a sign belongs to a difference, not to its standard deviation
+    return text + (f" ± {statistic['std']:{spread}}" if len(statistic["values"]) > 1 else "")
 
 
 def _ratio_cell(statistic: dict[str, Any]) -> str:
