@@ -31,7 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_pretrain import time_objective  # noqa: E402
 
-from prjepa.experiment import EXPERIMENT_PRESETS, native_bf16  # noqa: E402
+from prjepa.experiment import EXPERIMENT_PRESETS, exceeds_spread, native_bf16  # noqa: E402
+from prjepa.utils import mean_and_spread  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -55,17 +56,20 @@ def compare_loss_curves(fp32_run: str, bf16_run: str) -> None:
         curves = {"fp32": evaluation_losses(fp32_run, objective), "bf16": evaluation_losses(bf16_run, objective)}
         print(f"{objective}: validation MLM loss, fp32 ({fp32_run}) vs bf16 autocast ({bf16_run})")
         for step in sorted(set(curves["fp32"]) & set(curves["bf16"])):
-            cells, spread, seeds = [], 0.0, 0
-            for precision in PRECISIONS:
-                values = curves[precision][step]
-                std = statistics.stdev(values) if len(values) > 1 else 0.0
-                spread, seeds = spread + std, max(seeds, len(values))
-                cells.append(f"{precision} {statistics.mean(values):.3f} ± {std:.3f} (seeds: {len(values)})")
-            difference = statistics.mean(curves["bf16"][step]) - statistics.mean(curves["fp32"][step])
-            if seeds < 2:
-                verdict = "one seed each: no spread to compare with"
-            else:
-                verdict = "beyond the seed spread" if abs(difference) > spread else "within the seed spread"
+            stats = {precision: mean_and_spread(curves[precision][step]) for precision in PRECISIONS}
+            cells = [
+                f"{precision} {stat['mean']:.3f} ± {stat['std']:.3f} (seeds: {len(stat['values'])})"
+                for precision, stat in stats.items()
+            ]
+            # exceeds_spread needs two seeds on its first side: put the side with more there.
+            more, fewer = sorted(stats.values(), key=lambda stat: len(stat["values"]), reverse=True)
+            exceeds = exceeds_spread(more, fewer)
+            verdict = {
+                None: "one seed each: no spread to compare with",
+                True: "beyond the seed spread",
+                False: "within the seed spread",
+            }[exceeds]
+            difference = stats["bf16"]["mean"] - stats["fp32"]["mean"]
             print(f"  step {step:>6}: {', '.join(cells)}; bf16 - fp32 {difference:+.3f}, {verdict}")
 
 
@@ -111,10 +115,10 @@ def main() -> None:
             step_ms[objective] = {precision: 1000 * statistics.median(times[precision]) for precision in PRECISIONS}
             fp32, bf16 = step_ms[objective]["fp32"], step_ms[objective]["bf16"]
             print(f"{objective:>6}: fp32 {fp32:8.1f} ms/step, bf16 {bf16:8.1f} ms/step, bf16 / fp32 {bf16 / fp32:.2f}x")
-    for precision in PRECISIONS:
-        seconds = preset.steps * sum(step_ms[objective][precision] for objective in step_ms) / 1000
-        print(f"{precision}: pretraining both objectives for {preset.steps:,} steps takes {seconds / 60:.0f} min")
     both = {precision: sum(step_ms[objective][precision] for objective in step_ms) for precision in PRECISIONS}
+    for precision, milliseconds in both.items():
+        minutes = preset.steps * milliseconds / 60_000
+        print(f"{precision}: pretraining both objectives for {preset.steps:,} steps takes {minutes:.0f} min")
     print(f"both objectives, bf16 / fp32: {both['bf16'] / both['fp32']:.2f}x")
 
 
