@@ -143,6 +143,33 @@ def test_fixed_poolings_match_per_sentence_computation(prjepa_dir):
         torch.testing.assert_close(states[0], hidden, atol=1e-5, rtol=1e-5)
 
 
+def test_a_chosen_layer_is_read_and_cached_apart_from_the_output(prjepa_dir, tmp_path):
+    texts, _ = sentences(7, seed=3)
+    output = load_encoder(prjepa_dir)
+    layers = output.model.config.num_hidden_layers
+    extract_features(output, texts, ["mean"], batch_size=3, cache_dir=str(tmp_path))  # cached first: not reused below
+    embeddings = extract_features(load_encoder(prjepa_dir, hidden_layer=0), texts, ["mean"], cache_dir=str(tmp_path))
+    top = extract_features(load_encoder(prjepa_dir, hidden_layer=layers), texts, [TOKENS], cache_dir=str(tmp_path))
+
+    model = output.model
+    for index, text in enumerate(texts):
+        ids = output.tokenizer(text, return_tensors="pt")["input_ids"][0]
+        positions = model.embeddings.position_embeddings(torch.arange(len(ids))[None])[0]
+        expected = (model.embeddings.word_embeddings.weight[ids] + positions).mean(0).detach()
+        torch.testing.assert_close(torch.from_numpy(embeddings["mean"][index]), expected, atol=1e-5, rtol=1e-5)
+        # The top layer's states are the output before the final LayerNorm.
+        states, _ = top[TOKENS].padded([index])
+        last = model(input_ids=ids[None]).last_hidden_state[0].detach()
+        torch.testing.assert_close(model.encoder.norm(states[0]).detach(), last, atol=1e-5, rtol=1e-5)
+
+
+def test_a_layer_the_encoder_lacks_is_refused_naming_the_range(prjepa_dir, bert_dir, tmp_path):
+    with pytest.raises(ValueError, match="has 2 layers, so give 0 \\(the embeddings\\) to 2"):
+        load_encoder(prjepa_dir, hidden_layer=3)
+    with pytest.raises(ValueError, match="layers count from 0"):
+        run_glue_probe.main(probe_args(tmp_path, "--model_name_or_path", bert_dir, "--hidden_layer", "-1"))
+
+
 def test_joint_pairs_are_one_sequence(bert_dir):
     encoder = load_encoder(bert_dir)
     pairs = [("the cat sat", "on the mat"), ("a dog ran", "in the park and it was")]
@@ -404,6 +431,17 @@ def test_plain_bert_on_a_glue_pair_regression_task(bert_dir, tmp_path):
     card = ModelCard.load(os.path.join(bert_dir, "README.md"))
     entries = {(result.dataset_config, result.metric_type, result.metric_config) for result in card.data.eval_results}
     assert ("stsb", "spearmanr", "linear probe, weighted pooling") in entries and len(entries) == 4
+
+    args = [*args[:-3], "--pooling", "cls", "--hidden_layer", "1", "--output_dir", str(tmp_path / "layer")]
+    layered = run_glue_probe.main(probe_args(tmp_path, *args, "--update_model_card"))  # same feature cache
+    assert layered["models"][0]["tasks"]["stsb"]["poolings"]["cls"]["scores"] != task["poolings"]["cls"]["scores"]
+    assert f"| {bert_dir} (layer 1) | cls |" in (tmp_path / "layer" / "results.md").read_text()
+    card = ModelCard.load(os.path.join(bert_dir, "README.md"))
+    entries = {(result.dataset_config, result.metric_type, result.metric_config) for result in card.data.eval_results}
+    assert {
+        ("stsb", "spearmanr", "linear probe, cls pooling"),
+        ("stsb", "spearmanr", "linear probe, cls pooling, hidden layer 1"),
+    } <= entries
 
 
 def test_model_card_update_keeps_other_content(tmp_path):

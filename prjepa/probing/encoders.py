@@ -27,12 +27,15 @@ ONLINE_ENCODER = ENCODERS[0]
 
 class LoadedEncoder(NamedTuple):
     """A frozen encoder in eval mode on its device, its tokenizer, and fingerprints of both (what computes its
-    features), taken once at loading."""
+    features), taken once at loading. `hidden_layer` is the hidden state its features are read from: `None` for the
+    model's output (`last_hidden_state`), `k` for `hidden_states[k]` (0: the embeddings; `k`: the output of layer `k`,
+    before any final normalisation the model applies to its output)."""
 
     model: "PreTrainedModel"
     tokenizer: PreTrainedTokenizerBase
     fingerprint: str
     tokenizer_fingerprint: str
+    hidden_layer: int | None = None
 
 
 def weights_fingerprint(model: nn.Module) -> str:
@@ -72,6 +75,23 @@ def check_text_encoder(model: "PreTrainedModel", tokenizer: PreTrainedTokenizerB
         )
 
 
+def check_hidden_layer(model: "PreTrainedModel", tokenizer: PreTrainedTokenizerBase, layer: int, name: str) -> None:
+    """Raises `ValueError` unless `model` returns `hidden_states` with an entry `layer` (0: the embeddings)."""
+    with torch.inference_mode():
+        inputs = tokenizer(["a probe"], return_tensors="pt").to(model.device)
+        states = getattr(model(**inputs, output_hidden_states=True, return_dict=True), "hidden_states", None)
+    if not states:
+        raise ValueError(
+            f"{name!r} ({type(model).__name__}) returns no hidden_states, so there is no layer {layer} to read; drop "
+            "--hidden_layer to read its last_hidden_state."
+        )
+    if not 0 <= layer < len(states):
+        raise ValueError(
+            f"--hidden_layer {layer} is not a layer of {name!r}: it has {len(states) - 1} layers, so give 0 (the "
+            f"embeddings) to {len(states) - 1}, or drop --hidden_layer to read its last_hidden_state."
+        )
+
+
 def load_encoder(
     model_name_or_path: str,
     encoder: str = ONLINE_ENCODER,
@@ -80,12 +100,14 @@ def load_encoder(
     device: str | torch.device | None = None,
     revision: str | None = None,
     trust_remote_code: bool = False,
+    hidden_layer: int | None = None,
 ) -> LoadedEncoder:
     """A frozen encoder (eval mode, no gradients) and its tokenizer, from a Hub id or a folder.
 
     PrJEPA checkpoints load with this project's classes (`encoder="target"` takes a pretraining checkpoint's EMA
     target encoder); anything else through `AutoModel` (the encoder half of an encoder-decoder). The tokenizer comes
-    from `tokenizer_name`, else from the model's own files.
+    from `tokenizer_name`, else from the model's own files. `hidden_layer` chooses the hidden state features are read
+    from (`LoadedEncoder`), checked to exist.
     """
     from modeling_prjepa import PrJepaModel
 
@@ -132,4 +154,6 @@ def load_encoder(
         model.config.check_tokenizer(tokenizer)
     model = model.to(device).eval().requires_grad_(False)
     check_text_encoder(model, tokenizer, model_name_or_path)
-    return LoadedEncoder(model, tokenizer, weights_fingerprint(model), tokenizer_fingerprint(tokenizer))
+    if hidden_layer is not None:
+        check_hidden_layer(model, tokenizer, hidden_layer, model_name_or_path)
+    return LoadedEncoder(model, tokenizer, weights_fingerprint(model), tokenizer_fingerprint(tokenizer), hidden_layer)

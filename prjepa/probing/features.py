@@ -1,5 +1,5 @@
-"""Feature extraction from a frozen encoder: last-layer states pooled by a fixed pooling, or kept per token for the
-trained poolers, computed in one pass over length-sorted batches and cached on disk under a key of everything that
+"""Feature extraction from a frozen encoder: the states of its last (or a chosen) layer pooled by a fixed pooling, or
+kept per token for the trained poolers, computed in one pass over length-sorted batches and cached on disk under a key of everything that
 determines them."""
 
 import hashlib
@@ -43,7 +43,7 @@ def default_cache_dir() -> str:
 
 @dataclass
 class TokenFeatures:
-    """Unpooled last-layer states of `n` texts, stored ragged so that memory grows with real tokens, not padding.
+    """Unpooled hidden states of `n` texts, stored ragged so that memory grows with real tokens, not padding.
 
     states: `(total_tokens, hidden)` float32, the real tokens of text 0, then of text 1, …
     lengths: `(n,)` int64, real tokens per text.
@@ -90,8 +90,9 @@ def tokenize_texts(tokenizer: PreTrainedTokenizerBase, texts: Texts, max_seq_len
 def _hidden_state_batches(
     encoder: LoadedEncoder, texts: Texts, max_seq_length: int, batch_size: int
 ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
-    """Yields `(indices (b,), last_hidden_state (b, seq, hidden) float32, attention_mask (b, seq))`, longest texts
-    first so that each batch pads little (and an out-of-memory error comes at once); `indices` restore the order."""
+    """Yields `(indices (b,), hidden states (b, seq, hidden) float32, attention_mask (b, seq))`, the encoder's
+    `last_hidden_state` or its `hidden_layer`, longest texts first so that each batch pads little (and an
+    out-of-memory error comes at once); `indices` restore the order."""
     encodings = tokenize_texts(encoder.tokenizer, texts, max_seq_length)
     lengths = np.array([len(ids) for ids in encodings["input_ids"]])
     order = np.argsort(-lengths, kind="stable")
@@ -104,7 +105,10 @@ def _hidden_state_batches(
                 padding_side="right",
                 return_tensors="pt",
             ).to(model.device)
-            hidden = model(**batch, return_dict=True).last_hidden_state
+            if encoder.hidden_layer is None:
+                hidden = model(**batch, return_dict=True).last_hidden_state
+            else:
+                hidden = model(**batch, output_hidden_states=True, return_dict=True).hidden_states[encoder.hidden_layer]
             yield indices, hidden.float(), batch["attention_mask"]
 
 
@@ -133,10 +137,12 @@ def _compute_features(
 
 
 def feature_cache_key(encoder: LoadedEncoder, texts: Texts, max_seq_length: int) -> str:
-    """Hex key of everything that determines the features: weights, tokenizer, max length and the texts themselves
-    (so a task, split, subsample or pair mode never reuses another's features)."""
+    """Hex key of everything that determines the features: weights, layer read, tokenizer, max length and the texts
+    themselves (so a task, split, subsample or pair mode never reuses another's features)."""
     digest = hashlib.sha256()
     settings = [CACHE_FORMAT_VERSION, encoder.fingerprint, encoder.tokenizer_fingerprint, max_seq_length]
+    if encoder.hidden_layer is not None:  # absent for the model's output, whose cached features keep their keys
+        settings.append(encoder.hidden_layer)
     digest.update(json.dumps(settings).encode())
     digest.update(json.dumps(list(texts)).encode())
     return digest.hexdigest()[:24]

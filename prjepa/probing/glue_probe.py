@@ -58,6 +58,20 @@ class ModelArguments(EncoderArguments):
     model_name_or_path: list[str] = field(metadata={"help": "One or more Hub ids or folders, compared side by side."})
     revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag or commit)."})
     bf16: bool = field(default=False, metadata={"help": "Run the encoder in bfloat16."})
+    hidden_layer: int | None = field(
+        default=None,
+        metadata={
+            "help": "Probe the output of this layer (0: the embeddings) instead of the encoder's last hidden state, "
+            "e.g. to see what the layers above the embeddings add."
+        },
+    )
+
+    def __post_init__(self):
+        if self.hidden_layer is not None and self.hidden_layer < 0:
+            raise ValueError(
+                f"--hidden_layer {self.hidden_layer}: layers count from 0 (the embeddings) up; drop the option for the "
+                "encoder's last hidden state."
+            )
 
 
 @dataclass
@@ -223,6 +237,13 @@ def probe_task(
     return result
 
 
+def model_label(model: dict) -> str:
+    """The model's path, with the encoder and layer read when they are not the default ones."""
+    details = [model["encoder"]] if model["encoder"] != ONLINE_ENCODER else []
+    details += [] if model["hidden_layer"] is None else [f"layer {model['hidden_layer']}"]
+    return model["model"] + (f" ({', '.join(details)})" if details else "")
+
+
 def results_table(models: list[dict], tasks: list[TaskData]) -> str:
     """One row per (model, pooling) plus the majority-class row, one column per scored split; scores × 100."""
     columns = [(task, split) for task in tasks for split in task.validation_splits]
@@ -245,7 +266,7 @@ def results_table(models: list[dict], tasks: list[TaskData]) -> str:
     rows = [["majority class", ""] + sum((cells(scores, task) for scores, (task, _) in zip(majority, columns)), [])]
     for model in models:
         for pooling in model["poolings"]:
-            row = [model["model"] + (f" ({model['encoder']})" if model["encoder"] != ONLINE_ENCODER else ""), pooling]
+            row = [model_label(model), pooling]
             for task, split in columns:
                 row += cells(model["tasks"][task.name]["poolings"][pooling]["scores"][split], task)
             rows.append(row)
@@ -260,7 +281,7 @@ def model_card_results(model: dict, tasks: list[TaskData], probe_args: ProbeArgu
             continue
         pair_encoding = probe_args.pair_encoding if len(task.text_columns) == 2 else None
         for pooling, outcome in model["tasks"][task.name]["poolings"].items():
-            description = probe_description(pooling, model["encoder"], pair_encoding)
+            description = probe_description(pooling, model["encoder"], pair_encoding, model["hidden_layer"])
             for split, scores in outcome["scores"].items():
                 for metric in task.metric_names:
                     entries.append(glue_eval_result(task.name, split, metric, scores[metric], description))
@@ -309,6 +330,7 @@ def main(args: list[str] | None = None) -> dict:
             model_args.device,
             model_args.revision,
             model_args.trust_remote_code,
+            model_args.hidden_layer,
         )
 
     # Every model loads once before any is probed, so that a bad one stops the run before work is spent; one at a
@@ -327,6 +349,7 @@ def main(args: list[str] | None = None) -> dict:
         model = {
             "model": path,
             "encoder": model_args.encoder,
+            "hidden_layer": model_args.hidden_layer,
             "fingerprint": encoder.fingerprint,
             "poolings": probe_args.pooling,
             "load_seconds": round(time.perf_counter() - start, 2),

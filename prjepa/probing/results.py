@@ -50,12 +50,16 @@ def check_same_encoders(output_dir: str, recorded: dict[str, str], current: dict
         )
 
 
-def probe_description(pooling: str, encoder: str = ONLINE_ENCODER, pair_encoding: str | None = None) -> str:
+def probe_description(
+    pooling: str, encoder: str = ONLINE_ENCODER, pair_encoding: str | None = None, hidden_layer: int | None = None
+) -> str:
     """How a score was obtained, e.g. `"linear probe, mean pooling, target encoder"`; tells model-index entries of
     different probes apart."""
     parts = ["linear probe", f"{pooling} pooling"]
     if encoder != ONLINE_ENCODER:
         parts.append(f"{encoder} encoder")
+    if hidden_layer is not None:
+        parts.append(f"hidden layer {hidden_layer}")
     if pair_encoding == "joint":
         parts.append("joint pair encoding")
     return ", ".join(parts)
