@@ -35,6 +35,7 @@ from prjepa.probing import (
     update_model_card,
 )
 from prjepa.probing import glue_probe as run_glue_probe
+from prjepa.probing.encoders import check_hidden_layer
 from prjepa.utils import collapsed_warnings
 
 SHARED_GLUE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "glue")
@@ -168,6 +169,18 @@ def test_a_layer_the_encoder_lacks_is_refused_naming_the_range(prjepa_dir, bert_
         load_encoder(prjepa_dir, hidden_layer=3)
     with pytest.raises(ValueError, match="layers count from 0"):
         run_glue_probe.main(probe_args(tmp_path, "--model_name_or_path", bert_dir, "--hidden_layer", "-1"))
+
+
+def test_an_encoder_without_hidden_states_has_no_layer_to_read(bert_dir, monkeypatch):
+    encoder = load_encoder(bert_dir)
+    forward = encoder.model.forward
+
+    def custom_forward(input_ids, attention_mask=None, token_type_ids=None, return_dict=True):
+        return forward(input_ids=input_ids, attention_mask=attention_mask, return_dict=return_dict)
+
+    monkeypatch.setattr(encoder.model, "forward", custom_forward)
+    with pytest.raises(ValueError, match="returns no hidden_states, so there is no layer 0 to read"):
+        check_hidden_layer(encoder.model, encoder.tokenizer, 0, "custom")
 
 
 def test_joint_pairs_are_one_sequence(bert_dir):

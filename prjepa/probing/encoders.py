@@ -28,8 +28,9 @@ ONLINE_ENCODER = ENCODERS[0]
 class LoadedEncoder(NamedTuple):
     """A frozen encoder in eval mode on its device, its tokenizer, and fingerprints of both (what computes its
     features), taken once at loading. `hidden_layer` is the hidden state its features are read from: `None` for the
-    model's output (`last_hidden_state`), `k` for `hidden_states[k]` (0: the embeddings; `k`: the output of layer `k`,
-    before any final normalisation the model applies to its output)."""
+    model's output (`last_hidden_state`), `k` for `hidden_states[k]` (0: the embeddings; `k`: the output of layer `k`;
+    PrJEPA's top layer before its final LayerNorm, while transformers gives most models' top entry normalised, equal
+    to `last_hidden_state`)."""
 
     model: "PreTrainedModel"
     tokenizer: PreTrainedTokenizerBase
@@ -79,7 +80,10 @@ def check_hidden_layer(model: "PreTrainedModel", tokenizer: PreTrainedTokenizerB
     """Raises `ValueError` unless `model` returns `hidden_states` with an entry `layer` (0: the embeddings)."""
     with torch.inference_mode():
         inputs = tokenizer(["a probe"], return_tensors="pt").to(model.device)
-        states = getattr(model(**inputs, output_hidden_states=True, return_dict=True), "hidden_states", None)
+        try:
+            states = getattr(model(**inputs, output_hidden_states=True, return_dict=True), "hidden_states", None)
+        except TypeError:  # a custom forward without the argument
+            states = None
     if not states:
         raise ValueError(
             f"{name!r} ({type(model).__name__}) returns no hidden_states, so there is no layer {layer} to read; drop "

@@ -1,6 +1,6 @@
 """Feature extraction from a frozen encoder: the states of its last (or a chosen) layer pooled by a fixed pooling, or
-kept per token for the trained poolers, computed in one pass over length-sorted batches and cached on disk under a key of everything that
-determines them."""
+kept per token for the trained poolers, computed in one pass over length-sorted batches and cached on disk under a key
+of everything that determines them."""
 
 import hashlib
 import json
@@ -197,8 +197,8 @@ def extract_features(
 
     poolings: any of `"mean"`, `"max"`, `"cls"` → `(n, hidden)` float32 arrays (padding excluded), and `TOKENS` →
         a `TokenFeatures` of every real token, for the trained poolers. One encoder pass serves them all.
-    cache_dir: where features are stored (`.npy` / `.npz`) under a key of the weights, the tokenizer, the max length
-        and the texts; `None` disables the cache. `name` (task, split, column) only makes the file names readable.
+    cache_dir: where features are stored (`.npy` / `.npz`) under a key of the weights, the layer read, the tokenizer,
+        the max length and the texts; `None` disables the cache. `name` (task, split, column) only makes the file names readable.
     """
     extractable = FIXED_POOLINGS + (TOKENS,)
     unknown = [pooling for pooling in poolings if pooling not in extractable]
