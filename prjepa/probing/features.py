@@ -198,7 +198,8 @@ def extract_features(
     poolings: any of `"mean"`, `"max"`, `"cls"` → `(n, hidden)` float32 arrays (padding excluded), and `TOKENS` →
         a `TokenFeatures` of every real token, for the trained poolers. One encoder pass serves them all.
     cache_dir: where features are stored (`.npy` / `.npz`) under a key of the weights, the layer read, the tokenizer,
-        the max length and the texts; `None` disables the cache. `name` (task, split, column) only makes the file names readable.
+        the max length and the texts; `None` disables the cache. `name` (task, split, column) only makes the file
+        names readable.
     """
     extractable = FIXED_POOLINGS + (TOKENS,)
     unknown = [pooling for pooling in poolings if pooling not in extractable]

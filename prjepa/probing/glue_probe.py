@@ -1,8 +1,8 @@
 """Linear probing of frozen encoders on GLUE (docs/method.md §4.1), for PrJEPA checkpoints and any transformers
 encoder.
 
-Features are extracted once per (weights, layer, texts, pooling, max length) and cached; the head is a logistic regression
-(ridge for STS-B) on standardised features whose L2 strength is chosen by k-fold cross-validation on the training
+Features are extracted once per (weights, layer, texts, pooling, max length) and cached; the head is a logistic
+regression (ridge for STS-B) on standardised features whose L2 strength is chosen by k-fold cross-validation on the training
 split alone, refit on the whole training split and scored once on validation. Several models are compared side by
 side:
 
