@@ -2,9 +2,9 @@
 encoder.
 
 Features are extracted once per (weights, layer, texts, pooling, max length) and cached; the head is a logistic
-regression (ridge for STS-B) on standardised features whose L2 strength is chosen by k-fold cross-validation on the training
-split alone, refit on the whole training split and scored once on validation. Several models are compared side by
-side:
+regression (ridge for STS-B) on standardised features whose L2 strength is chosen by k-fold cross-validation on the
+training split alone, refit on the whole training split and scored once on validation. Several models are compared
+side by side:
 
     python run_glue_probe.py --model_name_or_path prjepa-hybrid prjepa-mlm bert-base-uncased \\
         --task_name sst2 mrpc stsb cola rte --glue_path ../shared/data/glue --max_train_samples 20000 \\
