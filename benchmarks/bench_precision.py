@@ -7,13 +7,18 @@ machine noise hits both alike. Printed per objective: median step time of each p
 pretraining time of one seed (both objectives, the preset's steps) each implies. The experiment's time estimate uses
 the ratio as prjepa.experiment.NATIVE_BF16_CPU_STEP_RATIO.
 
-Whether bf16 changes the loss curve takes training: `--loss_curves FP32_RUN BF16_RUN` reads two experiment results
-folders (run_experiment.py's, one pretrained in each precision) and prints, per objective and evaluation step, the
-validation MLM loss of each (mean ± standard deviation over the seeds each holds) and whether their difference exceeds
-the seed spread (the sum of the two standard deviations; with one seed on a side, the other side's alone).
+Whether bf16 changes the loss curve takes training: `--loss_curves FIRST SECOND` compares two groups of pretraining
+runs, each `LABEL=DIR[,DIR...]` naming experiment results folders (run_experiment.py's, or folders laid out like them:
+seed-N/pretrain-OBJECTIVE/trainer_state.json), each seed once per group. Printed per objective and evaluation step:
+the validation MLM loss of each group (mean ± standard deviation over the seeds that reached the step) and whether
+their difference exceeds the seed spread (the sum of the two standard deviations; with one seed on a side, the other
+side's alone). Then, for the hybrid, the collapse screen: per seed, the lowest logged effective rank of the batch
+embeddings and the lowest JEPA loss over the steps every run logged (runs stopped early shorten the window for all),
+and how many seeds per group fell below `--collapse_rank` (10: the published run's collapsed seed stayed at 6-9, the
+others at 14 or more). The groups need not differ in precision (e.g. two EMA momenta).
 
     python benchmarks/bench_precision.py [--steps 10] [--rounds 2] [--threads 2]
-    python benchmarks/bench_precision.py --loss_curves results/cpu-fp32 results/cpu
+    python benchmarks/bench_precision.py --loss_curves fp32=results/cpu-fp32 bf16=results/cpu
 """
 
 import argparse
@@ -37,40 +42,88 @@ from prjepa.utils import mean_and_spread  # noqa: E402
 PRECISIONS = ("fp32", "bf16")
 
 
-def evaluation_losses(run: str, objective: str) -> dict[int, list[float]]:
-    """Step → the validation MLM loss of each seed's pretraining run of `objective` in an experiment results folder."""
+def run_group(text: str) -> tuple[str, list[str]]:
+    """`LABEL=DIR[,DIR...]` → (label, folders)."""
+    label, separator, folders = text.partition("=")
+    if not (label and separator and folders):
+        raise argparse.ArgumentTypeError(f"expected LABEL=DIR[,DIR...], got {text!r}")
+    return label, folders.split(",")
+
+
+def pretraining_logs(runs: list[str], objective: str) -> dict[int, list[dict]]:
+    """Seed → the log history of its pretraining run of `objective`, over experiment results folders (a folder may
+    hold one objective only)."""
+    logs: dict[int, list[dict]] = {}
+    for run in runs:
+        if not glob.glob(os.path.join(run, "seed-*", "pretrain-*", "trainer_state.json")):
+            raise SystemExit(f"{run} holds no pretraining record (seed-*/pretrain-*/trainer_state.json).")
+        for record in glob.glob(os.path.join(run, "seed-*", f"pretrain-{objective}", "trainer_state.json")):
+            seed = int(record.split(os.sep)[-3].removeprefix("seed-"))
+            if seed in logs:
+                raise SystemExit(f"Seed {seed} of {objective} is in two of {runs}: give each seed once per group.")
+            with open(record) as file:
+                logs[seed] = json.load(file)["log_history"]
+    return dict(sorted(logs.items()))
+
+
+def evaluation_losses(logs: dict[int, list[dict]]) -> dict[int, list[float]]:
+    """Step → the validation MLM loss of each seed that evaluated at that step."""
     losses: dict[int, list[float]] = {}
-    records = sorted(glob.glob(os.path.join(run, "seed-*", f"pretrain-{objective}", "trainer_state.json")))
-    if not records:
-        raise SystemExit(f"{run} holds no pretraining record of {objective} (seed-*/pretrain-{objective}).")
-    for record in records:
-        with open(record) as file:
-            for entry in json.load(file)["log_history"]:
-                if "eval_mlm_loss" in entry:
-                    losses.setdefault(entry["step"], []).append(entry["eval_mlm_loss"])
+    for history in logs.values():
+        for entry in history:
+            if "eval_mlm_loss" in entry:
+                losses.setdefault(entry["step"], []).append(entry["eval_mlm_loss"])
     return losses
 
 
-def compare_loss_curves(fp32_run: str, bf16_run: str) -> None:
-    for objective in ("hybrid", "mlm"):
-        curves = {"fp32": evaluation_losses(fp32_run, objective), "bf16": evaluation_losses(bf16_run, objective)}
-        print(f"{objective}: validation MLM loss, fp32 ({fp32_run}) vs bf16 autocast ({bf16_run})")
-        for step in sorted(set(curves["fp32"]) & set(curves["bf16"])):
-            stats = {precision: mean_and_spread(curves[precision][step]) for precision in PRECISIONS}
-            cells = [
-                f"{precision} {stat['mean']:.3f} ± {stat['std']:.3f} (seeds: {len(stat['values'])})"
-                for precision, stat in stats.items()
-            ]
-            # exceeds_spread needs two seeds on its first side: put the side with more there.
-            more, fewer = sorted(stats.values(), key=lambda stat: len(stat["values"]), reverse=True)
-            exceeds = exceeds_spread(more, fewer)
-            verdict = {
-                None: "one seed each: no spread to compare with",
-                True: "beyond the seed spread",
-                False: "within the seed spread",
-            }[exceeds]
-            difference = stats["bf16"]["mean"] - stats["fp32"]["mean"]
-            print(f"  step {step:>6}: {', '.join(cells)}; bf16 - fp32 {difference:+.3f}, {verdict}")
+def compare_loss_curves(logs: dict[str, dict[int, list[dict]]], objective: str) -> None:
+    """Per evaluation step both groups reached: each group's validation MLM loss over seeds and their difference."""
+    curves = {label: evaluation_losses(by_seed) for label, by_seed in logs.items()}
+    first, second = curves
+    print(f"{objective}: validation MLM loss, {first} vs {second}")
+    for step in sorted(set(curves[first]) & set(curves[second])):
+        stats = {label: mean_and_spread(curve[step]) for label, curve in curves.items()}
+        cells = [
+            f"{label} {stat['mean']:.3f} ± {stat['std']:.3f} (seeds: {len(stat['values'])})"
+            for label, stat in stats.items()
+        ]
+        # exceeds_spread needs two seeds on its first side: put the side with more there.
+        more, fewer = sorted(stats.values(), key=lambda stat: len(stat["values"]), reverse=True)
+        verdict = {
+            None: "one seed each: no spread to compare with",
+            True: "beyond the seed spread",
+            False: "within the seed spread",
+        }[exceeds_spread(more, fewer)]
+        difference = stats[second]["mean"] - stats[first]["mean"]
+        print(f"  step {step:>6}: {', '.join(cells)}; {second} - {first} {difference:+.3f}, {verdict}")
+
+
+def lowest(history: list[dict], key: str, last_step: int) -> tuple[float, int]:
+    """The lowest training-log value of `key` up to `last_step`, and its step."""
+    return min((entry[key], entry["step"]) for entry in history if key in entry and entry["step"] <= last_step)
+
+
+def screen_collapse(logs: dict[str, dict[int, list[dict]]], collapse_rank: float) -> None:
+    """Per seed of each group: the lowest effective rank and JEPA loss over the steps every run logged."""
+    histories = [history for by_seed in logs.values() for history in by_seed.values()]
+    window = min(max(entry["step"] for entry in history if "effective_rank" in entry) for history in histories)
+    print(
+        f"hybrid: collapse screen over steps 1-{window} (lowest effective rank of the batch embeddings, lowest JEPA loss)"
+    )
+    for label, by_seed in logs.items():
+        collapsed = []
+        for seed, history in by_seed.items():
+            rank, rank_step = lowest(history, "effective_rank", window)
+            jepa, jepa_step = lowest(history, "jepa_loss", window)
+            if rank < collapse_rank:
+                collapsed.append(seed)
+            print(
+                f"  {label} seed {seed}: rank {rank:5.1f} (step {rank_step}), JEPA loss {jepa:.3f} (step {jepa_step})"
+            )
+        seeds = ", ".join(map(str, collapsed)) or "none"
+        print(
+            f"  {label}: effective rank below {collapse_rank:g} in {len(collapsed)} of {len(by_seed)} seeds ({seeds})"
+        )
 
 
 def main() -> None:
@@ -80,10 +133,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--experiment_preset", default="cpu")
-    parser.add_argument("--loss_curves", nargs=2, metavar=("FP32_RUN", "BF16_RUN"))
+    parser.add_argument("--loss_curves", nargs=2, type=run_group, metavar=("LABEL=DIR[,DIR...]", "LABEL=DIR[,DIR...]"))
+    parser.add_argument("--collapse_rank", type=float, default=10.0)
     args = parser.parse_args()
     if args.loss_curves:
-        compare_loss_curves(*args.loss_curves)
+        groups = dict(args.loss_curves)
+        if len(groups) < 2:
+            parser.error("--loss_curves needs two different labels.")
+        for objective in ("hybrid", "mlm"):
+            logs = {label: pretraining_logs(folders, objective) for label, folders in groups.items()}
+            if not all(logs.values()):
+                print(f"{objective}: no pretraining record in both groups, skipped")
+                continue
+            compare_loss_curves(logs, objective)
+            if objective == "hybrid":
+                screen_collapse(logs, args.collapse_rank)
         return
     preset = EXPERIMENT_PRESETS[args.experiment_preset]
     args.batch_size, args.seq_len = preset.per_device_train_batch_size, preset.max_seq_length
