@@ -15,7 +15,8 @@ their difference exceeds the seed spread (the sum of the two standard deviations
 side's alone). Then, for the hybrid, the collapse screen: per seed, the lowest logged effective rank of the batch
 embeddings and the lowest JEPA loss over the steps every run logged (runs stopped early shorten the window for all),
 and how many seeds per group fell below `--collapse_rank` (10: the published run's collapsed seed stayed at 6-9, the
-others at 14 or more). The groups need not differ in precision (e.g. two EMA momenta).
+others at 14 or more; MLM-only runs dip to 7-12 on the unigram plateau and recover, so the screen is the hybrid's).
+The groups need not differ in precision (e.g. two EMA momenta); `--seeds` restricts both to the same seeds.
 
     python benchmarks/bench_precision.py [--steps 10] [--rounds 2] [--threads 2]
     python benchmarks/bench_precision.py --loss_curves fp32=results/cpu-fp32 bf16=results/cpu
@@ -50,15 +51,17 @@ def run_group(text: str) -> tuple[str, list[str]]:
     return label, folders.split(",")
 
 
-def pretraining_logs(runs: list[str], objective: str) -> dict[int, list[dict]]:
+def pretraining_logs(runs: list[str], objective: str, seeds: list[int] | None = None) -> dict[int, list[dict]]:
     """Seed → the log history of its pretraining run of `objective`, over experiment results folders (a folder may
-    hold one objective only)."""
+    hold one objective only); only `seeds` when given."""
     logs: dict[int, list[dict]] = {}
     for run in runs:
         if not glob.glob(os.path.join(run, "seed-*", "pretrain-*", "trainer_state.json")):
             raise SystemExit(f"{run} holds no pretraining record (seed-*/pretrain-*/trainer_state.json).")
         for record in glob.glob(os.path.join(run, "seed-*", f"pretrain-{objective}", "trainer_state.json")):
             seed = int(record.split(os.sep)[-3].removeprefix("seed-"))
+            if seeds is not None and seed not in seeds:
+                continue
             if seed in logs:
                 raise SystemExit(f"Seed {seed} of {objective} is in two of {runs}: give each seed once per group.")
             with open(record) as file:
@@ -135,13 +138,14 @@ def main() -> None:
     parser.add_argument("--experiment_preset", default="cpu")
     parser.add_argument("--loss_curves", nargs=2, type=run_group, metavar=("LABEL=DIR[,DIR...]", "LABEL=DIR[,DIR...]"))
     parser.add_argument("--collapse_rank", type=float, default=10.0)
+    parser.add_argument("--seeds", type=int, nargs="+", help="compare these seeds only (default: every seed found)")
     args = parser.parse_args()
     if args.loss_curves:
         groups = dict(args.loss_curves)
         if len(groups) < 2:
             parser.error("--loss_curves needs two different labels.")
         for objective in ("hybrid", "mlm"):
-            logs = {label: pretraining_logs(folders, objective) for label, folders in groups.items()}
+            logs = {label: pretraining_logs(folders, objective, args.seeds) for label, folders in groups.items()}
             if not all(logs.values()):
                 print(f"{objective}: no pretraining record in both groups, skipped")
                 continue
