@@ -38,6 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_pretrain import time_objective  # noqa: E402
 
 from prjepa.experiment import EXPERIMENT_PRESETS, exceeds_spread, native_bf16  # noqa: E402
+from prjepa.model_card import trajectory  # noqa: E402
 from prjepa.utils import mean_and_spread  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16")
@@ -101,23 +102,19 @@ def compare_loss_curves(logs: dict[str, dict[int, list[dict]]], objective: str) 
         print(f"  step {step:>6}: {', '.join(cells)}; {second} - {first} {difference:+.3f}, {verdict}")
 
 
-def lowest(history: list[dict], key: str, last_step: int) -> tuple[float, int]:
-    """The lowest training-log value of `key` up to `last_step`, and its step."""
-    return min((entry[key], entry["step"]) for entry in history if key in entry and entry["step"] <= last_step)
-
-
 def screen_collapse(logs: dict[str, dict[int, list[dict]]], collapse_rank: float) -> None:
     """Per seed of each group: the lowest effective rank and JEPA loss over the steps every run logged."""
     histories = [history for by_seed in logs.values() for history in by_seed.values()]
-    window = min(max(entry["step"] for entry in history if "effective_rank" in entry) for history in histories)
+    window = min(trajectory(history, "effective_rank").last[0] for history in histories)
     print(
         f"hybrid: collapse screen over steps 1-{window} (lowest effective rank of the batch embeddings, lowest JEPA loss)"
     )
     for label, by_seed in logs.items():
         collapsed = []
         for seed, history in by_seed.items():
-            rank, rank_step = lowest(history, "effective_rank", window)
-            jepa, jepa_step = lowest(history, "jepa_loss", window)
+            within = [entry for entry in history if entry["step"] <= window]
+            rank_step, rank = trajectory(within, "effective_rank").minimum
+            jepa_step, jepa = trajectory(within, "jepa_loss").minimum
             if rank < collapse_rank:
                 collapsed.append(seed)
             print(
