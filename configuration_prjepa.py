@@ -12,6 +12,7 @@ from transformers import AutoConfig, PreTrainedConfig
 OBJECTIVES = ("hybrid", "mlm")
 LOSS_WEIGHTINGS = ("learned", "fixed", "uncertainty")
 JEPA_LOSSES = ("cosine", "smooth_l1", "mse")
+JEPA_TARGET_NORMS = ("layer", "instance")
 POSITION_EMBEDDING_TYPES = ("sinusoidal", "learned")
 POOLING_STRATEGIES = ("mean", "max", "cls")
 # Which of a pretraining checkpoint's encoders the encoder classes load: the online one (default) or the EMA target.
@@ -101,6 +102,9 @@ class PrJepaConfig(PreTrainedConfig):
             λ = `jepa_weight`; or homoscedastic uncertainty weighting Σ exp(−s_i)·L_i + s_i (Kendall et al., 2018).
         jepa_weight: λ when `loss_weighting="fixed"`.
         jepa_loss (`"cosine"` | `"smooth_l1"` | `"mse"`): 1 − cos(ẑ, h) or a regression loss, per target token.
+        jepa_target_norm (`"layer"` | `"instance"`): the target states h normalised per token over the hidden
+            dimension (LayerNorm without affine parameters, the original's), or per feature over each sequence's real
+            tokens (instance norm, as data2vec's targets): a direction that every token shares is then no target.
         ema_momentum_start, ema_momentum_end: target-encoder momentum, linear in the optimizer step.
         sparse_prediction: `PrJepaForMaskedLM` given labels projects onto the vocabulary only at labelled positions
             and returns logits of shape `(num_labelled, vocab_size)`; set `False` for `(batch, seq, vocab_size)`.
@@ -140,6 +144,7 @@ class PrJepaConfig(PreTrainedConfig):
     loss_weighting: str = "learned"
     jepa_weight: float = 0.5
     jepa_loss: str = "cosine"
+    jepa_target_norm: str = "layer"
     ema_momentum_start: float = 0.996
     ema_momentum_end: float = 1.0
     sparse_prediction: bool = True
@@ -210,6 +215,7 @@ class PrJepaConfig(PreTrainedConfig):
         _check_choice("objective", self.objective, OBJECTIVES)
         _check_choice("loss_weighting", self.loss_weighting, LOSS_WEIGHTINGS)
         _check_choice("jepa_loss", self.jepa_loss, JEPA_LOSSES)
+        _check_choice("jepa_target_norm", self.jepa_target_norm, JEPA_TARGET_NORMS)
         _check_choice("classifier_pooling", self.classifier_pooling, POOLING_STRATEGIES)
         _check_scale("target_block_scale", self.target_block_scale)
         _check_scale("context_block_scale", self.context_block_scale)

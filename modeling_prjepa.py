@@ -466,6 +466,16 @@ def jepa_prediction_loss(
     return (per_token * weights).sum() / weights.sum().clamp(min=1)
 
 
+def normalize_over_tokens(states: torch.Tensor, attention_mask: torch.Tensor, eps: float) -> torch.Tensor:
+    """Each feature standardised over its sequence's real tokens (instance norm that ignores padding):
+    states `(batch, seq, hidden)`, attention_mask `(batch, seq)` → `(batch, seq, hidden)`."""
+    weights = attention_mask[..., None].to(states.dtype)
+    count = weights.sum(1, keepdim=True).clamp(min=1)
+    mean = (states * weights).sum(1, keepdim=True) / count
+    variance = ((states - mean).square() * weights).sum(1, keepdim=True) / count
+    return (states - mean) * torch.rsqrt(variance + eps)
+
+
 class PrJepaPreTrainedModel(PreTrainedModel):
     config_class = PrJepaConfig
     config: PrJepaConfig
@@ -767,15 +777,19 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
     def _jepa_targets(
         self, input_ids: torch.LongTensor, attention_mask: torch.Tensor, target_indices: torch.LongTensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The target encoder's states of the unmasked ids, LayerNorm-ed without affine parameters, at each target
-        block: target_indices `(batch, num_blocks, n_target)` → `(batch, num_blocks, n_target, hidden)`; and their
-        mean over each sequence's real tokens, `(batch, hidden)`."""
+        """The target encoder's states of the unmasked ids, normalised as `config.jepa_target_norm` says, at each
+        target block: target_indices `(batch, num_blocks, n_target)` → `(batch, num_blocks, n_target, hidden)`; and the
+        raw states' mean over each sequence's real tokens, `(batch, hidden)`."""
         states = self.target_encoder(input_ids, attention_mask, return_dict=True).last_hidden_state
+        pooled = pool_hidden_states(states, attention_mask, "mean")
+        if self.config.jepa_target_norm == "instance":  # needs every real token, so before the gather
+            states = normalize_over_tokens(states.float(), attention_mask, self.config.layer_norm_eps)
         batch, num_blocks, n_target = target_indices.shape
         flat_indices = target_indices.reshape(batch, num_blocks * n_target, 1).expand(-1, -1, states.shape[-1])
-        targets = states.gather(1, flat_indices).view(batch, num_blocks, n_target, -1)
-        pooled = pool_hidden_states(states, attention_mask, "mean")
-        return F.layer_norm(targets.float(), targets.shape[-1:]), pooled  # per token, so only the gathered ones
+        targets = states.gather(1, flat_indices).view(batch, num_blocks, n_target, -1).float()
+        if self.config.jepa_target_norm == "layer":  # per token, so only the gathered ones
+            targets = F.layer_norm(targets, targets.shape[-1:])
+        return targets, pooled
 
 
 class PrJepaForMaskedLM(PrJepaPreTrainedModel):

@@ -301,6 +301,32 @@ def test_cosine_jepa_loss_is_zero_when_the_predictor_hits_the_normalised_target(
     assert model(**batch).jepa_loss.item() == pytest.approx(0.0, abs=1e-5)
 
 
+def test_instance_normalised_targets_match_instance_norm_of_each_sequence_alone():
+    """jepa_target_norm='instance': an oracle predictor that returns torch's instance norm of each sequence's real
+    target states (computed one sequence at a time, padding cut off) gives zero loss under MSE, so the targets are
+    exactly those, padding never enters a sequence's statistics, and the pooled embeddings stay the raw states'."""
+    model = PrJepaForPreTraining(tiny_config(jepa_target_norm="instance", jepa_loss="mse")).eval()
+    batch = pretraining_batch()  # the last sequence is padded after 12 tokens
+    with torch.no_grad():
+        states = model.target_encoder(batch["input_ids"], batch["attention_mask"]).last_hidden_state
+        normalised = torch.zeros_like(states)
+        lengths = batch["attention_mask"].sum(1).tolist()
+        for row, length in enumerate(lengths):
+            real = states[row, :length].T[None]  # (1, hidden, tokens): features as channels
+            normalised[row, :length] = F.instance_norm(real, eps=model.config.layer_norm_eps)[0].T
+    model.predictor.forward = lambda context, cpos, cmask, tpos, tmask: normalised[
+        torch.arange(len(tpos))[:, None, None], tpos
+    ]
+    out = model(**batch)
+    assert out.jepa_loss.item() == pytest.approx(0.0, abs=1e-6)
+    raw_means = torch.stack([states[row, :length].mean(0) for row, length in enumerate(lengths)])
+    torch.testing.assert_close(out.pooled_embeddings, raw_means)
+    layer_normed = PrJepaForPreTraining(tiny_config(jepa_loss="mse")).eval()
+    layer_normed.load_state_dict(model.state_dict())
+    layer_normed.predictor.forward = model.predictor.forward
+    assert layer_normed(**batch).jepa_loss.item() > 0.1  # the two norms give different targets
+
+
 # --- target encoder ---------------------------------------------------------------------------------------------------
 
 
@@ -636,6 +662,7 @@ def test_fill_mask_pipeline_reports_the_models_probabilities(tokenizer):
         (dict(objective="contrastive"), "objective"),
         (dict(loss_weighting="adaptive"), "loss_weighting"),
         (dict(jepa_loss="l3"), "jepa_loss"),
+        (dict(jepa_target_norm="batch"), "jepa_target_norm"),
         (dict(position_embedding_type="rotary"), "position_embedding_type"),
         (dict(mlm_probability=1.5), "mlm_probability"),
         (dict(ema_momentum_start=0.999, ema_momentum_end=0.99), "ema_momentum"),
