@@ -104,15 +104,23 @@ def _lambda_summary(config: PrJepaConfig, log_history: list[dict[str, float]]) -
     )
 
 
+TARGET_NORM_DESCRIPTIONS = {
+    "layer": "each LayerNorm-ed without affine parameters",
+    "instance": "each feature standardised over its sequence's real tokens (instance norm)",
+}
+
+
 def _ema_summary(config: PrJepaConfig, log_history: list[dict[str, float]]) -> str:
     summary = (
         "EMA target encoder: target ← m·target + (1 − m)·online after every optimizer step, m rising linearly "
         f"from {config.ema_momentum_start} to {config.ema_momentum_end} over the run"
     )
     momentum = trajectory(log_history, "ema_momentum")
-    if momentum is None:
-        return summary + "."
-    return summary + f" (last logged m = {_number(momentum.last[1], digits=6)} at step {momentum.last[0]})."
+    if momentum is not None:
+        summary += f" (last logged m = {_number(momentum.last[1], digits=6)} at step {momentum.last[0]})"
+    return (
+        f"{summary}. The JEPA targets are its last hidden states, {TARGET_NORM_DESCRIPTIONS[config.jepa_target_norm]}."
+    )
 
 
 def _results_table(log_history: list[dict[str, float]]) -> str:

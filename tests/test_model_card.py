@@ -140,6 +140,13 @@ def test_fixed_weighting_states_its_lambda_and_uncertainty_its_loss():
     assert "Kendall" in card.text and "L = λ·L_JEPA" not in card.text and LAMBDA_SENTENCE.search(card.text)
 
 
+def test_the_card_names_how_the_jepa_targets_are_normalised():
+    assert "last hidden states, each LayerNorm-ed without affine parameters." in card_for().text
+    instance = card_for(config=tiny_config(jepa_target_norm="instance")).text
+    assert "each feature standardised over its sequence's real tokens (instance norm)." in instance
+    assert "LayerNorm-ed" not in instance
+
+
 def test_a_single_dataset_string_is_refused():
     with pytest.raises(TypeError, match=r"pass \['nyu-mll/glue'\]"):
         card_for(datasets="nyu-mll/glue")
