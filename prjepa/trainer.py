@@ -1,13 +1,14 @@
 """`PrJepaTrainer`: the HF `Trainer` for `PrJepaForPreTraining`.
 
 On top of the stock loop it updates the EMA target encoder after every optimizer step, logs both losses, λ, the EMA
-momentum and a collapse signal, stops on a non-finite loss before it reaches the weights, keeps the loss weighting out
+momentum and a collapse signal (warning once if it shows a collapse), stops on a non-finite loss before it reaches the weights, keeps the loss weighting out
 of weight decay, and positions the counter-based masking collator so that a resumed run sees exactly the masks of an
 uninterrupted one.
 """
 
 import copy
 import json
+import logging
 import math
 import os
 import shutil
@@ -22,10 +23,12 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput
 from modeling_prjepa import PrJepaForPreTraining
 
 from .collator import DataCollatorForPrJepa
-from .model_card import pretraining_model_card
+from .model_card import pretraining_model_card, rank_collapse
 from .rankme import ZERO_VARIANCE_TOLERANCE, rankme
 from .resume import RUN_SETTINGS
 from .snapshots import SNAPSHOT_STATE, snapshot_dir
+
+logger = logging.getLogger(__name__)
 
 # Per-micro-batch values averaged over each logging window (and over the evaluation set).
 WINDOW_KEYS = ("jepa_loss", "mlm_loss", "jepa_weight")
@@ -121,7 +124,8 @@ class PrJepaTrainer(Trainer):
     `ema_momentum` and `effective_rank` (RankMe of the target encoder's mean-pooled embeddings of the last batch, as
     the training step computed them; the online encoder's of the masked batch for `objective="mlm"`; a value falling
     toward 1 means the representations collapse, 0 that every embedding is identical). The effective rank is the main
-    process's batch: other ranks' logs are discarded, so they skip it. Training logs and the end-of-training summary
+    process's batch: other ranks' logs are discarded, so they skip it. A logged rank that stays below half its first
+    value (`model_card.rank_collapse`) is warned about once per `train()` call and noted in the model card. Training logs and the end-of-training summary
     add `train_seconds`, the training time over every call of a resumed run (`train_runtime` is the last call's).
     Evaluation adds `eval_mlm_loss`, `eval_perplexity` and `eval_jepa_loss`.
     """
@@ -152,6 +156,7 @@ class PrJepaTrainer(Trainer):
         self._windows = {mode: self._empty_window() for mode in ("train", "eval")}
         self._last_pooled_embeddings: torch.Tensor | None = None
         self._seconds_before_this_call: float | None = None
+        self._collapse_reported = False
 
     def train(self, *args, **kwargs):
         self._seconds_before_this_call = None
@@ -216,6 +221,11 @@ class PrJepaTrainer(Trainer):
         elif start_time is not None:
             logs["train_seconds"] = self._training_seconds(time.time() - start_time)
         super().log(logs, start_time)
+        if "effective_rank" in logs and not self._collapse_reported:
+            collapse = rank_collapse(self.state.log_history)
+            if collapse is not None:
+                logger.warning(collapse)
+                self._collapse_reported = True
 
     def _training_seconds(self, seconds_of_this_call: float) -> float:
         """Seconds spent training this run over every `train()` call that led to this point, resumed ones included:

@@ -1,5 +1,7 @@
 """The pretraining model card: Hub metadata that survives a parse, and a text whose numbers match the run's log."""
 
+import json
+import os
 import random
 import re
 
@@ -9,8 +11,15 @@ from helpers import tiny_config
 from huggingface_hub import ModelCard
 
 from modeling_prjepa import PrJepaForPreTraining
-from prjepa.model_card import is_hub_dataset_id, parameter_counts, pretraining_model_card, trajectory
+from prjepa.model_card import (
+    is_hub_dataset_id,
+    parameter_counts,
+    pretraining_model_card,
+    rank_collapse,
+    trajectory,
+)
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAMBDA_SENTENCE = re.compile(
     r"λ moved from (\S+) \(step (\d+)\) through a minimum of (\S+) \(step (\d+)\) and a maximum of (\S+) "
     r"\(step (\d+)\) to (\S+) \(step (\d+)\)"
@@ -145,6 +154,44 @@ def test_the_card_names_how_the_jepa_targets_are_normalised():
     instance = card_for(config=tiny_config(jepa_target_norm="instance")).text
     assert "each feature standardised over its sequence's real tokens (instance norm)." in instance
     assert "LayerNorm-ed" not in instance
+
+
+def rank_log(ranks: list[float], first_step: int = 10) -> list[dict[str, float]]:
+    """Training logs every 10 steps with these effective ranks, an evaluation entry after every fifth."""
+    history = []
+    for index, rank in enumerate(ranks):
+        history.append({"step": first_step + 10 * index, "loss": 3.0, "effective_rank": rank})
+        if index % 5 == 4:
+            history.append({"step": first_step + 10 * index, "eval_loss": 3.0})
+    return history
+
+
+def test_rank_collapse_needs_ten_low_logs_in_a_row():
+    assert rank_collapse(rank_log([20.0] + [9.0] * 9 + [11.0] + [9.0] * 9)) is None  # 10.0 is half of 20
+    collapse = rank_collapse(rank_log([20.0, 18.0] + [9.0] * 4 + [4.0] + [9.5] * 5))
+    assert collapse is not None
+    assert "(20 at step 10) for 10 logs in a row by step 120, and fell to 4 (step 70;" in collapse
+    assert rank_collapse([{"step": 1, "loss": 1.0}]) is None
+
+
+@pytest.mark.parametrize(
+    "run, collapsed_by",
+    [("seed-2/pretrain-hybrid", 320), ("seed-0/pretrain-hybrid", None), ("seed-2/pretrain-mlm", None)],
+)
+def test_rank_collapse_on_the_published_runs(run, collapsed_by):
+    """Seed 2's hybrid run collapsed (rank 27 → 6–9 from step 310 on); seed 0's did not, and the MLM-only run's dip to
+    7.3 on the unigram plateau lasted a few logs."""
+    with open(os.path.join(REPO, "results", "cpu", run, "trainer_state.json")) as file:
+        collapse = rank_collapse(json.load(file)["log_history"])
+    assert (collapse is None) == (collapsed_by is None)
+    if collapsed_by is not None:
+        assert f"in a row by step {collapsed_by}," in collapse
+
+
+def test_the_card_warns_of_a_collapse():
+    assert "**Warning.** The representations collapsed" not in card_for().text
+    card = card_for(log_history=rank_log([20.0] + [5.0] * 10))
+    assert "**Warning.** The representations collapsed" in card.text
 
 
 def test_a_single_dataset_string_is_refused():

@@ -205,6 +205,22 @@ def test_collapse_signal_equals_the_geometry_packages_effective_rank():
     assert collapse_signal(embeddings[:1].repeat(5, 1)) == 0.0  # every embedding identical
 
 
+def test_a_collapsing_rank_is_warned_about_once(tokenizer, tmp_path, caplog):
+    """Nine logged ranks below half the first one, then a batch of identical embeddings (rank 0): the tenth low log
+    completes the collapse, which is warned about once, not at every later log."""
+    trainer = make_trainer(tokenizer, tmp_path, objective="mlm")
+    trainer.state.log_history = [
+        {"step": 10 * (i + 1), "loss": 3.0, "effective_rank": 20.0 if i == 0 else 5.0} for i in range(9)
+    ]
+    trainer._last_pooled_embeddings = torch.ones(4, 8)
+    with caplog.at_level("WARNING", logger="prjepa.trainer"):
+        trainer.log({"loss": 3.0})
+        trainer.log({"loss": 3.0})
+    warnings = [record.getMessage() for record in caplog.records if "collapsed" in record.getMessage()]
+    assert trainer.state.log_history[-1]["effective_rank"] == 0.0
+    assert len(warnings) == 1 and "below 0.5 × its first logged value (20 at step 10)" in warnings[0]
+
+
 def test_snapshots_keep_the_initialisation_and_the_requested_steps_exactly(tokenizer, tmp_path):
     straight = make_trainer(tokenizer, tmp_path / "straight", snapshot_steps=[0, 3, 6])
     initial = {key: value.clone() for key, value in straight.model.state_dict().items()}
