@@ -20,3 +20,4 @@ python benchmarks/bench_precision.py --loss_curves ema0.996=results/cpu,results/
     ema0.999=results/cpu-collapse-screen/ema0.999/bf16 --seeds 2 3
 python benchmarks/bench_precision.py --loss_curves layer=results/cpu instance=results/cpu-collapse-screen/instance-norm/bf16 \
     --seeds 0
+python benchmarks/bench_precision.py --loss_curves lr1e-3=results/cpu lr5e-4=results/cpu-collapse-screen/lr5e-4/bf16
