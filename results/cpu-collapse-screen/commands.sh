@@ -10,8 +10,8 @@ python run_pretrain.py --preset mini --objective hybrid --tokenizer_name ../shar
 # Target normalisation candidate (seed 0 only, to step 1,200): the same with jepa_target_norm=instance appended to
 # --config_overrides; instance-norm/bf16/seed-0/pretrain-hybrid/ holds its final trainer_state.json.
 # Learning-rate candidate: the same with --learning_rate 0.0005 and --output_dir lr5e-4/bf16/seed-N (seed 2 stopped at
-# step 400 first, then seeds 0-2 to step 1,200 with --snapshot_steps 0 300 600 900); the MLM-only run of seed 0 likewise
-# (results/cpu/commands.sh's MLM-only command with --learning_rate 0.0005), in lr5e-4/bf16/seed-0/pretrain-mlm/.
+# step 400 first, then seeds 0-2 to step 1,200 with --snapshot_steps 0 300 600 900); the MLM-only runs of seeds 0 and 1 likewise
+# (results/cpu/commands.sh's MLM-only command with --learning_rate 0.0005), in lr5e-4/bf16/seed-N/pretrain-mlm/.
 # Continued to step 1,200 (ema0.999 seeds 2 and 3, bf16 seed 3): the same command without stopping it; it resumes from
 # the last complete checkpoint, and the final trainer_state.json replaces the step-400 one.
 # Readouts (validation MLM loss at each evaluation, lowest effective rank and JEPA loss over steps 1-400):
