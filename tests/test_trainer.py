@@ -210,7 +210,7 @@ def test_a_collapsing_rank_is_warned_about_once(tokenizer, tmp_path, caplog):
     completes the collapse, which is warned about once, not at every later log."""
     trainer = make_trainer(tokenizer, tmp_path, objective="mlm")
     trainer.state.log_history = [
-        {"step": 10 * (i + 1), "loss": 3.0, "effective_rank": 20.0 if i == 0 else 5.0} for i in range(9)
+        {"step": 10 * (i + 1), "loss": 3.0, "effective_rank": 20.0 if i == 0 else 5.0} for i in range(10)
     ]
     trainer._last_pooled_embeddings = torch.ones(4, 8)
     with caplog.at_level("WARNING", logger="prjepa.trainer"):
