@@ -1,6 +1,7 @@
 """run_experiment.py: a fair comparison (only the objective differs), budget refusal, resumable stages, the report,
 and the README's results agreeing with the committed result files."""
 
+import dataclasses
 import json
 import os
 import re
@@ -21,13 +22,28 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORDS = "the cat sat on mat a dog ran in park paris is capital of france and she he it was".split()
 
 
-def test_the_two_encoders_differ_only_in_the_objective():
+def test_the_two_encoders_differ_only_in_the_objective_and_its_chosen_learning_rate():
     experiment = Experiment(ExperimentArguments(preset="cpu", train_file="train/*.txt"))
     hybrid, mlm = (experiment.pretraining_arguments(3, objective) for objective in ("hybrid", "mlm"))
     differences = [(a, b) for a, b in zip(hybrid, mlm) if a != b]
     assert len(hybrid) == len(mlm)
-    assert differences == [("hybrid", "mlm"), (experiment.checkpoint(3, "hybrid"), experiment.checkpoint(3, "mlm"))]
+    assert differences == [
+        ("hybrid", "mlm"),
+        ("0.0005", "0.001"),  # each objective's peak learning rate as the collapse screen chose it
+        (experiment.checkpoint(3, "hybrid"), experiment.checkpoint(3, "mlm")),
+    ]
     assert hybrid[hybrid.index("--seed") + 1] == hybrid[hybrid.index("--data_seed") + 1] == "3"
+
+
+def test_a_preset_without_objective_learning_rates_trains_both_at_its_learning_rate():
+    experiment = Experiment(ExperimentArguments(preset="paper", dataset_name="wikitext"))
+    hybrid, mlm = (experiment.pretraining_arguments(0, objective) for objective in ("hybrid", "mlm"))
+    assert hybrid[hybrid.index("--learning_rate") + 1] == mlm[mlm.index("--learning_rate") + 1] == "5e-05"
+
+
+def test_objective_learning_rates_must_name_a_compared_objective():
+    with pytest.raises(ValueError, match=r"objective_learning_rates names \['jepa'\]; the objectives are"):
+        dataclasses.replace(EXPERIMENT_PRESETS["cpu"], objective_learning_rates={"jepa": 5e-4})
 
 
 def test_max_steps_replaces_the_presets_steps_everywhere_they_are_used():
@@ -210,6 +226,8 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     table = (results / "comparison.md").read_text()
     sst2 = next(row for row in summary["probe"] if row["task"] == "sst2" and row["metric"] == "accuracy")
     assert f"| sst2 | accuracy | {sst2['hybrid']['mean']:.1f} | {sst2['mlm']['mean']:.1f} |" in table
+    mlm_loss = summary["runs"]["mlm"]["eval_mlm_loss"]["mean"]
+    assert f"| MLM-only | {tiny_preset.learning_rate:g} | {mlm_loss:.3f} |" in table  # as the run recorded it
     commands = (results / "commands.sh").read_text()
     assert "--objective hybrid" in commands and "--objective mlm" in commands and "run_glue_probe.py" in commands
     assert summary["machine"]["cpu_count"] == os.cpu_count() and summary["wall_hours"] > 0
@@ -300,7 +318,7 @@ def test_speed_and_wall_time_count_every_attempt_of_a_resumed_run(tmp_path, tiny
             "trainer_state.json": {"num_input_tokens_seen": 8000},
             "train_results.json": {"train_runtime": runtime, "train_seconds": seconds},
             "eval_results.json": {"eval_mlm_loss": 6.0},
-            "experiment_stage.json": {"settings": [], "seconds": stage},
+            "experiment_stage.json": {"settings": ["--learning_rate", "0.001"], "seconds": stage},
         }.items():
             with open(os.path.join(record, name), "w") as file:
                 json.dump(content, file)
