@@ -19,7 +19,7 @@ others at 14 or more; MLM-only runs dip to 7-12 on the unigram plateau and recov
 The groups need not differ in precision (e.g. two EMA momenta); `--seeds` restricts both to the same seeds.
 
     python benchmarks/bench_precision.py [--steps 10] [--rounds 2] [--threads 2]
-    python benchmarks/bench_precision.py --loss_curves fp32=results/cpu-fp32 bf16=results/cpu
+    python benchmarks/bench_precision.py --loss_curves fp32=results/cpu-fp32 bf16=results/cpu-lr1e-3
 """
 
 import argparse

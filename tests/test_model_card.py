@@ -178,10 +178,10 @@ def test_rank_collapse_needs_ten_low_logs_in_a_row():
     "run, collapsed_by",
     [("seed-2/pretrain-hybrid", 320), ("seed-0/pretrain-hybrid", None), ("seed-2/pretrain-mlm", None)],
 )
-def test_rank_collapse_on_the_published_runs(run, collapsed_by):
+def test_rank_collapse_on_the_runs_at_1e_3(run, collapsed_by):
     """Seed 2's hybrid run collapsed (rank 27 → 6–9 from step 310 on); seed 0's did not, and the MLM-only run's dip to
     7.3 on the unigram plateau lasted a few logs."""
-    with open(os.path.join(REPO, "results", "cpu", run, "trainer_state.json")) as file:
+    with open(os.path.join(REPO, "results", "cpu-lr1e-3", run, "trainer_state.json")) as file:
         collapse = rank_collapse(json.load(file)["log_history"])
     assert (collapse is None) == (collapsed_by is None)
     if collapsed_by is not None:

@@ -1,4 +1,4 @@
-# The published run's encoders (results/cpu: the cpu preset's checkpoints, kept under --work_dir /work/runs/work),
+# The published run's encoders (results/cpu-lr1e-3: the cpu preset's checkpoints, kept under --work_dir /work/runs/work),
 # probed on the output of their embedding layer (--hidden_layer 0) with the experiment's probe settings.
 for seed in 0 1 2; do
     python run_glue_probe.py --model_name_or_path /work/runs/work/cpu/seed-$seed/hybrid /work/runs/work/cpu/seed-$seed/mlm \
@@ -8,7 +8,7 @@ for seed in 0 1 2; do
 done
 
 # summary.md: each encoder's scores from its embeddings (these files) beside those from its last hidden state (the
-# published probe, results/cpu/seed-*/probe), mean ± sd over the three seeds.
+# published probe, results/cpu-lr1e-3/seed-*/probe), mean ± sd over the three seeds.
 python - > results/cpu-layer-0/summary.md <<'PYTHON'
 import json
 
@@ -16,7 +16,7 @@ from prjepa.utils import markdown_table, mean_and_spread
 
 ENCODERS = {"hybrid": "hybrid", "MLM-only": "mlm", "random-init": "mlm/snapshot-0"}
 SCORES = (("sst2", "accuracy"), ("stsb", "spearmanr"))
-FEATURES = {"last hidden state": "results/cpu/seed-{}/probe", "embeddings (layer 0)": "results/cpu-layer-0/seed-{}"}
+FEATURES = {"last hidden state": "results/cpu-lr1e-3/seed-{}/probe", "embeddings (layer 0)": "results/cpu-layer-0/seed-{}"}
 
 
 def scores(folder: str, seed: int, encoder: str) -> list[float]:
