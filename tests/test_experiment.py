@@ -1,4 +1,4 @@
-"""run_experiment.py: a fair comparison (only the objective differs), budget refusal, resumable stages, the report,
+"""run_experiment.py: a fair comparison (only the objective and its chosen learning rate differ), budget refusal, resumable stages, the report,
 and the README's results agreeing with the committed result files."""
 
 import dataclasses

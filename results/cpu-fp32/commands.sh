@@ -1,5 +1,7 @@
 # fp32 references for the published bf16 run (results/cpu-lr1e-3): the same pretraining runs without autocast.
-# Seed 0, both objectives (the experiment's pretraining stage; checkpoints under --work_dir):
+# Seed 0, both objectives (the experiment's pretraining stage; checkpoints under --work_dir), run when the cpu preset
+# trained both at 1e-3; today's preset trains the hybrid at 5e-4, so for the 1e-3 reference run results/cpu-lr1e-3's
+# seed-0 pretraining commands with --bf16 false (no --use_cpu) and --output_dir under cpu-fp32 instead:
 python run_experiment.py --preset cpu --bf16 false --run_name cpu-fp32 --seeds 1 --stages pretrain \
     --results_dir results --work_dir /work/runs/work \
     --train_file "../shared/data/text/gutenberg/train/*.txt" \

@@ -1,7 +1,9 @@
-# The published run's encoders (results/cpu-lr1e-3: the cpu preset's checkpoints, kept under --work_dir /work/runs/work),
+# The encoders of the run published then (results/cpu-lr1e-3: both objectives at 1e-3, kept under --work_dir
+# /work/runs/work; its hybrids were moved to cpu-lr1e-3/seed-N/hybrid when the republished run took cpu/seed-N/hybrid,
+# while the MLM-only runs and the initialisation are shared by both runs),
 # probed on the output of their embedding layer (--hidden_layer 0) with the experiment's probe settings.
 for seed in 0 1 2; do
-    python run_glue_probe.py --model_name_or_path /work/runs/work/cpu/seed-$seed/hybrid /work/runs/work/cpu/seed-$seed/mlm \
+    python run_glue_probe.py --model_name_or_path /work/runs/work/cpu-lr1e-3/seed-$seed/hybrid /work/runs/work/cpu/seed-$seed/mlm \
         /work/runs/work/cpu/seed-$seed/mlm/snapshot-0 --hidden_layer 0 --task_name sst2 stsb \
         --glue_path ../shared/data/glue --max_train_samples 20000 --seed $seed --cache_dir /work/runs/work/cpu/features \
         --output_dir results/cpu-layer-0/seed-$seed
