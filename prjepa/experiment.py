@@ -8,8 +8,8 @@ GLUE, analyse their geometry, and write a comparison a paper can cite.
         --glue_path ../shared/data/glue --tokenizer_name ../shared/tokenizers/bert-base-uncased
 
 The two pretraining runs differ only in `--objective`, and in `--learning_rate` where the preset sets
-`objective_learning_rates`: same model size, data order, masks (the collator draws the MLM
-masks before the JEPA blocks from the same seeded stream), steps, tokens and seeds. Both start from the same
+`objective_learning_rates`: same model size, data order, masks (the collator draws the MLM masks before the JEPA
+blocks from the same seeded stream), steps, tokens and seeds. Both start from the same
 encoder weights (same seed), kept as each run's `snapshot-0`: probed and analysed as a third column, this
 random-init control shows what pretraining added. Snapshots along the run are probed on a few tasks for curves of
 score against tokens seen. `--seeds N` repeats everything per seed and reports mean ± standard deviation. Every stage writes its outputs once; rerunning continues where an

@@ -1,5 +1,5 @@
-"""run_experiment.py: a fair comparison (only the objective and its chosen learning rate differ), budget refusal, resumable stages, the report,
-and the README's results agreeing with the committed result files."""
+"""run_experiment.py: a fair comparison (only the objective and its chosen learning rate differ), budget refusal,
+resumable stages, the report, and the README's results agreeing with the committed result files."""
 
 import dataclasses
 import json
