@@ -156,9 +156,11 @@ class ExperimentPreset:
     def snapshot_steps(self) -> list[int]:
         return sorted({round(fraction * self.steps) for fraction in self.snapshot_fractions})
 
-    def estimated_hours(self, device: str, bf16: bool = False) -> float:
+    def estimated_hours(self, device: str, native_bf16: bool = False) -> float:
+        """`native_bf16`: pretraining under bf16 autocast on a device that computes it natively. Emulated bf16 is
+        slower than fp32 by an unmeasured amount, so its estimate is fp32's, a lower bound."""
         per_step = self.gpu_seconds_per_step if device == "cuda" else self.cpu_seconds_per_step
-        if bf16 and device == "cpu":
+        if native_bf16 and device == "cpu":
             per_step *= NATIVE_BF16_CPU_STEP_RATIO
         return (self.steps * per_step * 1.5 + self.evaluation_seconds) / 3600
 
@@ -365,10 +367,14 @@ class Experiment:
         self.results = os.path.join(args.results_dir, args.run_name)
         self.work = os.path.join(args.work_dir, args.run_name)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.native_bf16 = native_bf16(self.device)
         self.bf16 = args.bf16 == "true" or (
-            args.bf16 == "auto"
-            and (self.preset.bf16 == "always" or self.preset.bf16 == "native" and native_bf16(self.device))
+            args.bf16 == "auto" and (self.preset.bf16 == "always" or self.preset.bf16 == "native" and self.native_bf16)
         )
+
+    def estimated_hours(self) -> float:
+        """Per seed, on this machine, in the precision this run pretrains in."""
+        return self.preset.estimated_hours(self.device, native_bf16=self.bf16 and self.native_bf16)
 
     def checkpoint(self, seed: int, objective: str) -> str:
         return os.path.join(self.work, f"seed-{seed}", objective)
@@ -672,48 +678,54 @@ def measuring_settings(experiment: Experiment, seed: int, arguments: list[str]) 
     return None if fingerprint is None else [*arguments, "--encoders_fingerprint", fingerprint]
 
 
-def planned_stages(experiment: Experiment, seed: int) -> list[tuple[str, str, str, list[str] | None]]:
-    """`(name, directory, marker, settings)` of the seed's stages asked for; settings None when they depend on
-    encoders not pretrained yet."""
-    stages = experiment.args.stages
-    plan = []
-    if "pretrain" in stages:
-        for objective in COMPARED_OBJECTIVES:
-            plan.append(
-                (
-                    f"pretrain {objective} seed {seed}",
-                    experiment.run_record(seed, objective),
-                    "train_results.json",
-                    experiment.pretraining_arguments(seed, objective),
-                )
+# Each measuring stage's folder name and the file whose presence says it finished.
+MEASURING_STAGE_MARKERS = {"probe": "results.json", "analysis": "analysis.json", "curves": "results.json"}
+
+
+def seed_stages(experiment: Experiment, seed: int) -> list[tuple[str, str, str, list[str] | None]]:
+    """`(name, directory, marker, settings)` of every stage of the seed, asked for now or not (the report reads what
+    is on disk); settings None when they depend on encoders not pretrained yet."""
+    plan = [
+        (
+            f"pretrain {objective} seed {seed}",
+            experiment.run_record(seed, objective),
+            "train_results.json",
+            experiment.pretraining_arguments(seed, objective),
+        )
+        for objective in COMPARED_OBJECTIVES
+    ]
+    for stage, marker in MEASURING_STAGE_MARKERS.items():
+        arguments = (
+            experiment.analysis_arguments(seed) if stage == "analysis" else experiment.probe_arguments(seed, stage)
+        )
+        plan.append(
+            (
+                f"{stage} seed {seed}",
+                experiment.seed_results(seed, stage),
+                marker,
+                measuring_settings(experiment, seed, arguments),
             )
-    for stage, marker in (("probe", "results.json"), ("analysis", "analysis.json"), ("curves", "results.json")):
-        if stage in stages:
-            arguments = (
-                experiment.analysis_arguments(seed) if stage == "analysis" else experiment.probe_arguments(seed, stage)
-            )
-            plan.append(
-                (
-                    f"{stage} seed {seed}",
-                    experiment.seed_results(seed, stage),
-                    marker,
-                    measuring_settings(experiment, seed, arguments),
-                )
-            )
+        )
     return plan
+
+
+def finished_stage(directory: str, marker: str) -> bool:
+    return os.path.exists(os.path.join(directory, marker)) and os.path.exists(
+        os.path.join(directory, "experiment_stage.json")
+    )
 
 
 def check_no_stale_stage(experiment: Experiment) -> None:
     """Before any stage runs: a finished stage whose settings differ from the current ones (other arguments, or
-    encoders pretrained again since it measured them) is an error listing every such stage."""
+    encoders pretrained again since it measured them) is an error listing every such stage. Every stage on disk is
+    checked, whichever `--stages` asks for, since the report reads them all."""
     stale, precision_differs = [], False
     for seed in range(experiment.args.seeds):
         stale += [f"{path} holds other weights than its run recorded" for path in changed_weights(experiment, seed)]
-        for name, directory, marker, settings in planned_stages(experiment, seed):
-            record = os.path.join(directory, "experiment_stage.json")
-            if not (os.path.exists(os.path.join(directory, marker)) and os.path.exists(record)):
+        for name, directory, marker, settings in seed_stages(experiment, seed):
+            if not finished_stage(directory, marker):
                 continue
-            with open(record) as file:
+            with open(os.path.join(directory, "experiment_stage.json")) as file:
                 recorded = json.load(file)["settings"]
             if settings is None:
                 stale.append(f"{name} ({directory}) measured encoders that are to be pretrained again")
@@ -803,9 +815,14 @@ def check_budget(experiment: Experiment) -> None:
     """Prints the budget, and refuses a run this machine would take days over unless asked for explicitly."""
     preset, args = experiment.preset, experiment.args
     tokens = preset.steps * preset.per_device_train_batch_size * preset.max_seq_length
-    hours = experiment.preset.estimated_hours(experiment.device, experiment.bf16)
+    hours = experiment.estimated_hours()
     precision = (
-        f"bf16 autocast (--bf16 {args.bf16}" + (", this device computes bf16 natively)" if args.bf16 == "auto" else ")")
+        f"bf16 autocast (--bf16 {args.bf16}"
+        + (
+            ", this device computes bf16 natively)"
+            if experiment.native_bf16
+            else ", emulated on this device: slower than fp32, whose time the estimate gives)"
+        )
         if experiment.bf16
         else f"fp32 (--bf16 {args.bf16}"
         + (", this device has no native bf16)" if args.bf16 == "auto" and experiment.preset.bf16 == "native" else ")")
@@ -864,7 +881,9 @@ def read_json(directory: str, name: str) -> Any:
 
 def probe_comparison(experiment: Experiment) -> list[dict[str, Any]]:
     """One row per (task, split, metric): each compared model's seed statistics of the score × 100 (mean pooling),
-    the hybrid − MLM-only difference and each pretrained encoder's per-seed gain over the random-init control."""
+    the hybrid − MLM-only difference (of the means, and seed statistics of the per-seed differences: both encoders of
+    a seed share initialisation, data order and masks) and each pretrained encoder's per-seed gain over the random-init
+    control."""
     scores: dict[tuple[str, str, str], dict[str, list[float]]] = {}
     for seed in range(experiment.args.seeds):
         models = read_json(experiment.seed_results(seed, "probe"), "results.json")["models"]
@@ -886,6 +905,7 @@ def probe_comparison(experiment: Experiment) -> list[dict[str, Any]]:
                 "metric": metric,
                 **statistics,
                 "difference": statistics[HYBRID]["mean"] - statistics[MLM_ONLY]["mean"],
+                "paired_difference": paired_difference(per_model[HYBRID], per_model[MLM_ONLY]),
                 "exceeds_seed_spread": exceeds_spread(statistics[HYBRID], statistics[MLM_ONLY]),
                 "gain_over_control": {
                     objective: paired_difference(per_model[objective], per_model[CONTROL])
@@ -963,13 +983,13 @@ def render_report(summary: dict[str, Any]) -> str:
     spread = " (mean ± standard deviation over seeds; * marks a difference larger than the sum of the two spreads)"
     gpu = f" and a {summary['machine']['gpu']}" if "gpu" in summary["machine"] else ""
     runs = summary["runs"]
+    stages = "pretraining both, probe, analysis" + (", curves" if summary["curves"] else "")
     lines = [
         f"Preset `{summary['settings']['preset']}`, {seeds} seed{'s' if seeds > 1 else ''}{spread if seeds > 1 else ''}"
         f". Tokens seen per encoder: {summary['tokens_seen'][HYBRID]:,} (hybrid), "
-        f"{summary['tokens_seen'][MLM_ONLY]:,} (MLM-only), pretrained in {summary['pretraining_precision']}. Wall time {summary['wall_hours']:.2f} h on "
-        f"{summary['machine']['cpu_count']} CPU cores{gpu}, per seed (pretraining both, probe, analysis, curves): "
-        + ", ".join(f"{hours:.2f} h" for hours in summary["wall_hours_per_seed"])
-        + ".",
+        f"{summary['tokens_seen'][MLM_ONLY]:,} (MLM-only), pretrained in {summary['pretraining_precision']}. "
+        f"Wall time {summary['wall_hours']:.2f} h on {summary['machine']['cpu_count']} CPU cores{gpu}, per seed "
+        f"({stages}): " + ", ".join(f"{hours:.2f} h" for hours in summary["wall_hours_per_seed"]) + ".",
         "",
         markdown_table(
             ["pretraining", "peak learning rate", "validation MLM loss", "tokens per second"],
@@ -986,7 +1006,13 @@ def render_report(summary: dict[str, Any]) -> str:
         "",
         f"GLUE validation, frozen encoder, mean pooling, linear probe with regularisation chosen by cross-validation "
         f"on the training split (scores × 100). `{CONTROL}` is the same architecture at the runs' shared "
-        "initialisation (same seed): the gains over it are what pretraining added.",
+        "initialisation (same seed): the gains over it are what pretraining added"
+        + (
+            "; the differences and gains are per seed (the encoders of a seed share initialisation, data order and "
+            "masks), their mean ± standard deviation."
+            if seeds > 1
+            else "."
+        ),
         "",
     ]
     rows = []
@@ -1000,7 +1026,7 @@ def render_report(summary: dict[str, Any]) -> str:
                 task,
                 row["metric"],
                 *(_cell(row[label], ".1f") for label in COMPARED_MODELS),
-                f"{row['difference']:+.1f}{mark}",
+                _cell(row["paired_difference"], "+.1f") + mark,
                 _cell(gains[HYBRID], "+.1f"),
                 _cell(gains[MLM_ONLY], "+.1f"),
                 original.get(HYBRID, "–"),
@@ -1028,7 +1054,8 @@ def render_report(summary: dict[str, Any]) -> str:
             "the hybrid / MLM-only ratios (> 1: hybrid more uniform"
             + ("; one seed: its 95% bootstrap CI in brackets" if seeds == 1 else "")
             + "). Raw uniformity near 0 with anisotropy near 1 means one direction shared by every feature; the "
-            "centred value measures the spread around it.",
+            "centred value measures the spread around it. The original's numbers are its attention pooler's at random "
+            "initialisation, untrained, where ours is trained for the task's label: they compare only loosely.",
             "",
         ]
         rows = []
@@ -1076,9 +1103,9 @@ def render_report(summary: dict[str, Any]) -> str:
 
 def run_statistics(experiment: Experiment, objective: str) -> dict[str, Any]:
     """Seed statistics of a pretraining run's final validation MLM loss and of the tokens per second it trained at,
-    with the peak learning rates its seeds were run at (as recorded, so a report never states the preset's current
-    value for runs made with another)."""
-    losses, speeds, learning_rates = [], [], set()
+    with the peak learning rates and the precisions its seeds were run at (as recorded, so a report never states the
+    current settings for runs made with others)."""
+    losses, speeds, learning_rates, precisions = [], [], set(), set()
     for seed in range(experiment.args.seeds):
         run = experiment.run_record(seed, objective)
         losses.append(read_json(run, "eval_results.json")["eval_mlm_loss"])
@@ -1086,10 +1113,13 @@ def run_statistics(experiment: Experiment, objective: str) -> dict[str, Any]:
         speeds.append(state["num_input_tokens_seen"] / training_seconds(train))
         arguments = read_json(run, "experiment_stage.json")["settings"]
         learning_rates.add(float(arguments[arguments.index("--learning_rate") + 1]))
+        bf16 = "--bf16" in arguments and arguments[arguments.index("--bf16") + 1] == "true"
+        precisions.add("bf16 autocast" if bf16 else "fp32")
     return {
         "eval_mlm_loss": mean_and_spread(losses),
         "tokens_per_second": mean_and_spread(speeds),
         "learning_rates": sorted(learning_rates),
+        "precisions": sorted(precisions),
     }
 
 
@@ -1110,9 +1140,25 @@ def seed_wall_seconds(experiment: Experiment, seed: int) -> float:
 
 
 def seed_stage_directories(experiment: Experiment, seed: int) -> list[str]:
+    """The folders of the seed's finished stages: both pretraining runs, probe, analysis, and curves where measured."""
     directories = [experiment.run_record(seed, objective) for objective in COMPARED_OBJECTIVES]
-    stages = [stage for stage in ("probe", "analysis", "curves") if stage in experiment.args.stages]
+    stages = ["probe", "analysis", *(["curves"] if has_curves(experiment) else [])]
     return directories + [experiment.seed_results(seed, stage) for stage in stages]
+
+
+def has_curves(experiment: Experiment) -> bool:
+    """Whether every seed's curves are measured (the report shows them); some seeds without them is an error."""
+    finished = [
+        finished_stage(experiment.seed_results(seed, "curves"), MEASURING_STAGE_MARKERS["curves"])
+        for seed in range(experiment.args.seeds)
+    ]
+    if any(finished) and not all(finished):
+        missing = [seed for seed, done in enumerate(finished) if not done]
+        raise ValueError(
+            f"The curves of seeds {missing} are not measured, while other seeds' are: a report would mix them. "
+            "Add curves to --stages to measure them."
+        )
+    return all(finished)
 
 
 def curve_points_with_tokens(experiment: Experiment, seed: int) -> dict[str, list[tuple[str, int, int]]]:
@@ -1132,30 +1178,33 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
     args, results = experiment.args, experiment.results
     seeds = range(args.seeds)
     wall_seconds = [seed_wall_seconds(experiment, seed) for seed in seeds]
-    has_curves = "curves" in args.stages
+    with_curves = has_curves(experiment)
     curve_results = (
-        [read_json(experiment.seed_results(seed, "curves"), "results.json") for seed in seeds] if has_curves else []
+        [read_json(experiment.seed_results(seed, "curves"), "results.json") for seed in seeds] if with_curves else []
     )
     probe_curve_data = (
         probe_curves([curve_points_with_tokens(experiment, seed) for seed in seeds], curve_results)
-        if has_curves
+        if with_curves
         else {}
     )
     logs = training_logs(
         {objective: [experiment.run_record(seed, objective) for seed in seeds] for objective in COMPARED_OBJECTIVES}
     )
+    runs = {objective: run_statistics(experiment, objective) for objective in COMPARED_OBJECTIVES}
     summary = {
         "settings": asdict(args),
         "preset": asdict(experiment.preset),
         "machine": machine(),
-        "pretraining_precision": "bf16 autocast" if experiment.bf16 else "fp32",
+        "pretraining_precision": ", ".join(
+            sorted({precision for objective in COMPARED_OBJECTIVES for precision in runs[objective]["precisions"]})
+        ),
         "wall_hours": sum(wall_seconds) / 3600,
         "wall_hours_per_seed": [seconds / 3600 for seconds in wall_seconds],
         "tokens_seen": {
             objective: read_json(experiment.run_record(0, objective), "trainer_state.json")["num_input_tokens_seen"]
             for objective in COMPARED_OBJECTIVES
         },
-        "runs": {objective: run_statistics(experiment, objective) for objective in COMPARED_OBJECTIVES},
+        "runs": runs,
         "probe": probe_comparison(experiment),
         "uniformity": uniformity_comparison(experiment),
         "curves": probe_curve_data,
@@ -1166,7 +1215,7 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
     with open(os.path.join(results, "comparison.md"), "w") as file:
         file.write(render_report(summary))
     plot_training_logs(logs).savefig(os.path.join(results, "training_logs.png"), dpi=120)
-    if has_curves:
+    if with_curves:
         majority = {
             task: outcome.get("majority", {}).get("validation", {})
             for task, outcome in curve_results[0]["models"][0]["tasks"].items()
