@@ -32,16 +32,22 @@ def probe_curves(
 
     points_by_seed: per seed, objective → (checkpoint, step, tokens seen) of each point probed along its run, the
     checkpoint as the probe named it; results_by_seed: per seed, the
-    probe's `results.json` for those checkpoints (first pooling, validation split, the GLUE task's headline metric,
-    × 100). Every seed must have the same steps.
+    probe's `results.json` for those checkpoints (first pooling, the GLUE task's first scored split and headline
+    metric, × 100). Every seed must have the same steps, and every point its result.
     """
     collected: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
-    for points, results in zip(points_by_seed, results_by_seed, strict=True):
+    for seed, (points, results) in enumerate(zip(points_by_seed, results_by_seed, strict=True)):
         by_path = {model["model"]: model for model in results["models"]}
         for objective, checkpoints in points.items():
             for checkpoint, step, tokens in checkpoints:
+                if checkpoint not in by_path:
+                    raise ValueError(
+                        f"Seed {seed}'s probe results lack {objective} step {step} ({checkpoint}); probe it to draw the "
+                        "curve."
+                    )
                 for task, outcome in by_path[checkpoint]["tasks"].items():
-                    scores = next(iter(outcome["poolings"].values()))["scores"]["validation"]
+                    split = GLUE_TASKS[task].validation_splits[0]
+                    scores = next(iter(outcome["poolings"].values()))["scores"][split]
                     metric = GLUE_TASKS[task].metric_names[0]
                     value = scores[metric]
                     point = (

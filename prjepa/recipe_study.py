@@ -8,7 +8,8 @@ token budget and is chosen by one rule, applied to both objectives: the lowest v
 budget (pretraining validation loss only; no GLUE score takes part).
 
 Runs are resumable (each is a `run_pretrain.py` output folder; a finished one is skipped), by default two at a time
-with one thread each. `--report` writes the table and the plot.
+with one thread each. An output folder holds one study: its seed, data and tokenizer are recorded there, and a study
+with others is refused. `--report` writes the table and the plot.
 
     python run_recipe_study.py --output_dir experiments/recipe-study \\
         --train_file "../shared/data/text/gutenberg/train/*.txt" \\
@@ -23,8 +24,7 @@ import os
 import re
 import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 
 from .plot_style import legend_outside, series_styles
@@ -152,7 +152,7 @@ def train_all(recipes: list[Recipe], args: argparse.Namespace) -> None:
     with ThreadPoolExecutor(args.parallel_runs) as pool:
         futures = [pool.submit(train, first, args)]
         if rest:
-            wait_for_tokenization(first, args.output_dir)
+            wait_for_tokenization(first, args.output_dir, futures[0])
         futures += [pool.submit(train, recipe, args) for recipe in rest]
         for future in futures:
             future.result()
@@ -162,10 +162,15 @@ def log_path(recipe: Recipe, output_dir: str) -> str:
     return os.path.join(output_dir, "logs", f"{recipe.name}.log")
 
 
-def wait_for_tokenization(recipe: Recipe, output_dir: str) -> None:
+def wait_for_tokenization(recipe: Recipe, output_dir: str, run: Future) -> None:
+    """Until the run's log shows its training started (its data is tokenized and cached); a run that ended before
+    that raises its error here rather than leaving the study waiting for a line that never comes."""
     log = log_path(recipe, output_dir)
     while not (os.path.exists(log) and "Effective batch size" in open(log).read()):
-        time.sleep(10)
+        if run.done():
+            run.result()
+            return
+        wait([run], timeout=10)
 
 
 def trainer_state_path(recipe: Recipe, output_dir: str) -> str | None:
@@ -196,7 +201,41 @@ def best(recipes: list[Recipe], output_dir: str) -> Recipe:
     return min(recipes, key=lambda recipe: final_loss(recipe, output_dir))
 
 
+SETTINGS_FILE = "study_settings.json"
+
+
+def check_settings(args: argparse.Namespace) -> None:
+    """Runs are named by recipe alone, so a folder is reused only by a study of the same seed, data and tokenizer:
+    the first study records them there, and a later one with others is refused before it skips a run as finished."""
+    settings = {
+        "seed": args.seed,
+        "train_file": args.train_file,
+        "validation_file": args.validation_file,
+        "tokenizer_name": args.tokenizer_name,
+        "token_budget": TOKEN_BUDGET,
+        "sequence_length": SEQUENCE_LENGTH,
+    }
+    path = os.path.join(args.output_dir, SETTINGS_FILE)
+    if os.path.exists(path):
+        with open(path) as file:
+            recorded = json.load(file)
+        differing = {
+            name: (recorded.get(name), value) for name, value in settings.items() if recorded.get(name) != value
+        }
+        if differing:
+            raise ValueError(
+                f"{args.output_dir} holds a study made with other settings ("
+                + ", ".join(f"{name}: {old!r} there, {new!r} now" for name, (old, new) in differing.items())
+                + "); its runs would be reused as this study's. Choose another --output_dir."
+            )
+        return
+    os.makedirs(args.output_dir, exist_ok=True)
+    with open(path, "w") as file:
+        json.dump(settings, file, indent=1)
+
+
 def study(args: argparse.Namespace) -> list[Recipe]:
+    check_settings(args)
     phase_1 = [Recipe(positions=positions, tied=tied) for tied in (False, True) for positions in POSITION_VARIANTS]
     train_all(phase_1, args)
     winner = best(phase_1, args.output_dir)

@@ -1,11 +1,11 @@
-"""The experiment's curve plots: objectives that coincide stay visible, each score gets the chance line of the metric
-plotted, and legends sit beside the axes."""
+"""The experiment's curves: each task's scored split read, a missing point named; in the plots objectives that coincide
+stay visible, each score gets the chance line of the metric plotted, and legends sit beside the axes."""
 
 import io
 
 import pytest
 
-from prjepa.curves import TRAINING_LOG_KEYS, plot_probe_curves, plot_training_logs
+from prjepa.curves import TRAINING_LOG_KEYS, plot_probe_curves, plot_training_logs, probe_curves
 
 
 def points(metric: str, scores: list[float]) -> list[dict]:
@@ -58,3 +58,32 @@ def test_legends_sit_beside_the_axes():
         figure.savefig(io.BytesIO(), format="png")
         for axes in figure.axes:
             assert axes.get_legend().get_window_extent().x0 >= axes.get_window_extent().x1
+
+
+def probe_results(scores_by_path: dict[str, dict[str, dict[str, dict[str, float]]]]) -> dict:
+    """A probe's results.json: path → task → split → metric → score (one pooling)."""
+    return {
+        "models": [
+            {
+                "model": path,
+                "tasks": {task: {"poolings": {"mean": {"scores": by_split}}} for task, by_split in tasks.items()},
+            }
+            for path, tasks in scores_by_path.items()
+        ]
+    }
+
+
+def test_probe_curves_read_each_task_s_scored_split_and_name_a_missing_point():
+    results = probe_results(
+        {
+            "run/snapshot-0": {"mnli": {"validation_matched": {"accuracy": 0.40}, "validation_mismatched": {}}},
+            "run": {"mnli": {"validation_matched": {"accuracy": 0.55}, "validation_mismatched": {}}},
+        }
+    )
+    points = {"hybrid": [("run/snapshot-0", 0, 0), ("run", 10, 40960)]}
+    curve = probe_curves([points], [results])["mnli"]["hybrid"]
+    assert [(point["step"], point["mean"]) for point in curve] == [(0, pytest.approx(40.0)), (10, pytest.approx(55.0))]
+
+    points["hybrid"].insert(1, ("run/snapshot-5", 5, 20480))
+    with pytest.raises(ValueError, match=r"Seed 0's probe results lack hybrid step 5 \(run/snapshot-5\)"):
+        probe_curves([points], [results])

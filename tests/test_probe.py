@@ -36,6 +36,7 @@ from prjepa.probing import (
 )
 from prjepa.probing import glue_probe as run_glue_probe
 from prjepa.probing.encoders import check_hidden_layer
+from prjepa.probing.features import feature_cache_key
 from prjepa.utils import collapsed_warnings
 
 SHARED_GLUE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "glue")
@@ -279,6 +280,14 @@ def test_cache_is_reused_and_invalidated_when_weights_change(prjepa_dir, tmp_pat
     np.testing.assert_array_equal(cached[TOKENS].states, first[TOKENS].states)
     with pytest.raises(AssertionError, match="cached"):
         extract_features(encoder, texts[:-1], ["mean"], cache_dir=str(tmp_path))  # other texts: another key
+    # A tokenizer cutting long texts from the left, or padding there, gives other features: other keys.
+    keys = {feature_cache_key(encoder, texts, 4)}
+    encoder.tokenizer.truncation_side = "left"
+    keys.add(feature_cache_key(encoder, texts, 4))
+    encoder.tokenizer.padding_side = "left"
+    keys.add(feature_cache_key(encoder, texts, 4))
+    assert len(keys) == 3
+    encoder.tokenizer.truncation_side = encoder.tokenizer.padding_side = "right"
 
     changed = tmp_path / "changed"
     model = PrJepaForPreTraining.from_pretrained(prjepa_dir)
@@ -344,6 +353,10 @@ def test_glue_task_without_training_split_says_how_to_supply_one(tmp_path):
     task = load_task_data("mnli", glue_path=glue, train_file=write_csv(tmp_path / "mnli_train.csv", named))
     assert task.labels("train").tolist() == columns["label"]
     assert task.validation_splits == ("validation_matched", "validation_mismatched")
+    # A validation file would be loaded and then scored nowhere: refused, naming the splits that are scored.
+    mnli_validation = write_csv(tmp_path / "mnli_validation.csv", named)
+    with pytest.raises(ValueError, match=r"scored on \['validation_matched', 'validation_mismatched'\].*custom task"):
+        load_task_data("mnli", glue_path=glue, train_file=mnli_validation, validation_file=mnli_validation)
 
 
 def test_hidden_test_labels_are_refused(tmp_path):

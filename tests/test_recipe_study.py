@@ -1,7 +1,9 @@
 """The slow-start study's pieces: the scaled position table, the run names it parses back, and its selection rule."""
 
+import argparse
 import json
 import os
+import subprocess
 
 import pytest
 import torch
@@ -84,3 +86,40 @@ def test_import_refuses_a_study_measured_on_another_budget(tmp_path):
     (tmp_path / "study.json").write_text(json.dumps({"token_budget": 1, "sequence_length": 128, "runs": []}))
     with pytest.raises(ValueError, match="1-token budget"):
         recipe_study.import_runs(str(tmp_path / "study.json"), str(tmp_path / "runs"))
+
+
+def study_arguments(output_dir, **changes) -> argparse.Namespace:
+    arguments = dict(
+        output_dir=str(output_dir),
+        train_file="train/*.txt",
+        validation_file="validation/*.txt",
+        tokenizer_name="bert-base-uncased",
+        seed=0,
+        parallel_runs=2,
+        threads_per_run=1,
+    )
+    return argparse.Namespace(**{**arguments, **changes})
+
+
+def test_a_first_run_that_fails_before_training_stops_the_study_with_its_error(tmp_path, monkeypatch):
+    """The later runs wait for the first to tokenize the corpus; if it fails before that, its error ends the wait."""
+
+    def failing_train(recipe, args):
+        raise subprocess.CalledProcessError(1, ["prjepa.pretraining", recipe.name])
+
+    monkeypatch.setattr(recipe_study, "train", failing_train)
+    with pytest.raises(subprocess.CalledProcessError, match="prjepa.pretraining"):
+        recipe_study.train_all([Recipe(), Recipe(tied=True)], study_arguments(tmp_path))
+
+
+def test_a_study_folder_is_reused_only_with_the_same_seed_data_and_tokenizer(tmp_path, monkeypatch):
+    trained = []
+    monkeypatch.setattr(recipe_study, "train_all", lambda recipes, args: trained.extend(recipes))
+    monkeypatch.setattr(recipe_study, "best", lambda recipes, output_dir: recipes[0])
+    recipe_study.study(study_arguments(tmp_path))
+    recipe_study.study(study_arguments(tmp_path))  # the same study again: resumes
+    with pytest.raises(ValueError, match=r"seed: 0 there, 1 now.*another --output_dir"):
+        recipe_study.study(study_arguments(tmp_path, seed=1))
+    with pytest.raises(ValueError, match=r"train_file: 'train/\*.txt' there, 'other.txt' now"):
+        recipe_study.study(study_arguments(tmp_path, train_file="other.txt"))
+    assert len(trained) == 2 * 9

@@ -137,12 +137,17 @@ def _compute_features(
 
 
 def feature_cache_key(encoder: LoadedEncoder, texts: Texts, max_seq_length: int) -> str:
-    """Hex key of everything that determines the features: weights, layer read, tokenizer, max length and the texts
-    themselves (so a task, split, subsample or pair mode never reuses another's features)."""
+    """Hex key of everything that determines the features: weights, layer read, tokenizer (with the ends it truncates
+    and pads at), max length and the texts themselves (so a task, split, subsample or pair mode never reuses another's
+    features)."""
     digest = hashlib.sha256()
     settings = [CACHE_FORMAT_VERSION, encoder.fingerprint, encoder.tokenizer_fingerprint, max_seq_length]
-    if encoder.hidden_layer is not None:  # absent for the model's output, whose cached features keep their keys
+    # Each absent at its default, so that features cached before it was keyed keep their keys.
+    if encoder.hidden_layer is not None:
         settings.append(encoder.hidden_layer)
+    sides = (encoder.tokenizer.truncation_side, encoder.tokenizer.padding_side)
+    if sides != ("right", "right"):
+        settings.append(sides)
     digest.update(json.dumps(settings).encode())
     digest.update(json.dumps(list(texts)).encode())
     return digest.hexdigest()[:24]

@@ -249,6 +249,12 @@ def load_task_data(
     else:
         if problem_type is not None:
             raise ValueError(f"GLUE task {task_name!r} has a fixed label type; problem_type is for custom tasks.")
+        if validation_file and GLUE_TASKS[task_name].validation_splits != ("validation",):
+            raise ValueError(
+                f"GLUE task {task_name!r} is scored on {list(GLUE_TASKS[task_name].validation_splits)}, which "
+                "--validation_file cannot stand for. Probe the file as a custom task instead (no --task_name, with "
+                "--train_file, --validation_file and --text_columns), or drop --validation_file."
+            )
         splits, label_feature = _glue_splits(task_name, glue_path, files, require_train)
 
     columns = tuple(text_columns or GLUE_TASKS[task_name].text_columns)
