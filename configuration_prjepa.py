@@ -61,13 +61,14 @@ def _check_heads(width_field: str, width: int, heads_field: str, heads: int) -> 
         )
 
 
-def _check_scale(field: str, scale: tuple[float, float]) -> None:
+def _check_scale(field: str, scale: tuple[float, float], whole_sequence_allowed: bool) -> None:
     if len(scale) != 2:
         raise ValueError(f"PrJepaConfig.{field} must be a pair (min, max), got {scale!r}.")
     low, high = scale
-    if not (0.0 < low <= high < 1.0):
+    if not (0.0 < low <= high and (high <= 1.0 if whole_sequence_allowed else high < 1.0)):
+        bound = "max <= 1" if whole_sequence_allowed else "max < 1"
         raise ValueError(
-            f"PrJepaConfig.{field} must satisfy 0 < min <= max < 1 (fractions of the sequence), got {scale!r}."
+            f"PrJepaConfig.{field} must satisfy 0 < min <= {bound} (fractions of the sequence), got {scale!r}."
         )
 
 
@@ -177,6 +178,19 @@ class PrJepaConfig(PreTrainedConfig):
         from transformers.activations import ACT2FN
 
         super().validate_architecture()
+        # Before the head counts: 0 and negative widths are divisible by any head count.
+        positive = (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "intermediate_size",
+            "max_position_embeddings",
+            "predictor_hidden_size",
+            "predictor_num_hidden_layers",
+        )
+        for field in positive:
+            if getattr(self, field) < 1:
+                raise ValueError(f"PrJepaConfig.{field} must be a positive integer (>= 1), got {getattr(self, field)}.")
         _check_heads("hidden_size", self.hidden_size, "num_attention_heads", self.num_attention_heads)
         _check_heads(
             "predictor_hidden_size",
@@ -184,16 +198,9 @@ class PrJepaConfig(PreTrainedConfig):
             "predictor_num_attention_heads",
             self.predictor_num_attention_heads,
         )
-        positive = (
-            "vocab_size",
-            "num_hidden_layers",
-            "intermediate_size",
-            "max_position_embeddings",
-            "predictor_num_hidden_layers",
-        )
-        for field in positive:
-            if getattr(self, field) < 1:
-                raise ValueError(f"PrJepaConfig.{field} must be positive, got {getattr(self, field)}.")
+        for field in ("layer_norm_eps", "initializer_range"):
+            if not getattr(self, field) > 0:
+                raise ValueError(f"PrJepaConfig.{field} must be > 0, got {getattr(self, field)}.")
         if self.hidden_act not in ACT2FN:
             raise ValueError(f"PrJepaConfig.hidden_act {self.hidden_act!r} is not a known activation; use e.g. 'gelu'.")
         _check_choice("position_embedding_type", self.position_embedding_type, POSITION_EMBEDDING_TYPES)
@@ -217,14 +224,21 @@ class PrJepaConfig(PreTrainedConfig):
         _check_choice("jepa_loss", self.jepa_loss, JEPA_LOSSES)
         _check_choice("jepa_target_norm", self.jepa_target_norm, JEPA_TARGET_NORMS)
         _check_choice("classifier_pooling", self.classifier_pooling, POOLING_STRATEGIES)
-        _check_scale("target_block_scale", self.target_block_scale)
-        _check_scale("context_block_scale", self.context_block_scale)
+        # A target block of the whole sequence would leave no context; a context span of the whole sequence (I-JEPA's
+        # context scale reaches 1) still loses the targets.
+        _check_scale("target_block_scale", self.target_block_scale, whole_sequence_allowed=False)
+        _check_scale("context_block_scale", self.context_block_scale, whole_sequence_allowed=True)
         if not 0.0 < self.mlm_probability < 1.0:
             raise ValueError(f"PrJepaConfig.mlm_probability must be in (0, 1), got {self.mlm_probability}.")
         if self.num_target_blocks < 1:
             raise ValueError(f"PrJepaConfig.num_target_blocks must be at least 1, got {self.num_target_blocks}.")
-        if self.min_context_tokens < 1:
-            raise ValueError(f"PrJepaConfig.min_context_tokens must be at least 1, got {self.min_context_tokens}.")
+        # A sequence holds at most max_position_embeddings tokens, at least one of them a target; a larger minimum
+        # would turn JEPA off for every sequence, and a learned λ would then drive the MLM weight to 0.
+        if not 1 <= self.min_context_tokens < self.max_position_embeddings:
+            raise ValueError(
+                "PrJepaConfig.min_context_tokens must be in [1, max_position_embeddings) = "
+                f"[1, {self.max_position_embeddings}), got {self.min_context_tokens}."
+            )
         if not 0.0 <= self.jepa_weight <= 1.0:
             raise ValueError(f"PrJepaConfig.jepa_weight (the fixed λ) must be in [0, 1], got {self.jepa_weight}.")
         if not 0.0 <= self.ema_momentum_start <= self.ema_momentum_end <= 1.0:
@@ -232,9 +246,10 @@ class PrJepaConfig(PreTrainedConfig):
                 "PrJepaConfig.ema_momentum_start and ema_momentum_end must satisfy 0 <= start <= end <= 1, got "
                 f"({self.ema_momentum_start}, {self.ema_momentum_end})."
             )
-        for field in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            if not 0.0 <= getattr(self, field) < 1.0:
-                raise ValueError(f"PrJepaConfig.{field} must be in [0, 1), got {getattr(self, field)}.")
+        for field in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
+            value = getattr(self, field)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ValueError(f"PrJepaConfig.{field} must be in [0, 1), got {value}.")
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "PrJepaConfig":

@@ -87,10 +87,14 @@ def pool_hidden_states(
 ) -> torch.Tensor:
     """Pools `(batch, seq, dim)` token states into `(batch, dim)` over real tokens only.
 
-    strategy: `"mean"` (average of real tokens), `"max"` (element-wise max over real tokens) or `"cls"` (first token).
+    strategy: `"mean"` (average of real tokens), `"max"` (element-wise max over real tokens) or `"cls"` (first real
+    token, where a left-padded batch holds its `[CLS]`).
     """
     if strategy == "cls":
-        return hidden_states[:, 0]
+        if attention_mask is None:
+            return hidden_states[:, 0]
+        first_real = attention_mask.long().argmax(dim=1)  # argmax returns the first of equal maxima
+        return hidden_states[torch.arange(len(first_real), device=first_real.device), first_real]
     if attention_mask is None:
         attention_mask = hidden_states.new_ones(hidden_states.shape[:2])
     real = attention_mask.bool().unsqueeze(-1)
@@ -134,9 +138,11 @@ class PrJepaEmbeddings(nn.Module):
         input_ids: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """input_ids `(batch, seq)`, or their token embeddings `inputs_embeds` `(batch, seq, hidden)`; position_ids
-        `(batch, seq)`, default `0..seq-1` → `(batch, seq, hidden)`."""
+        `(batch, seq)`, default: each real token's index among its sequence's real tokens when `attention_mask`
+        `(batch, seq)` is given, else `0..seq-1` → `(batch, seq, hidden)`."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids and inputs_embeds.")
         self._check_ranges(input_ids, position_ids)
@@ -149,7 +155,12 @@ class PrJepaEmbeddings(nn.Module):
                     f"Sequence length {length} exceeds max_position_embeddings={max_positions}. Truncate the input "
                     f"(e.g. tokenizer(..., truncation=True, max_length={max_positions}))."
                 )
-            position_ids = torch.arange(length, device=inputs_embeds.device)[None, :]
+            if attention_mask is None:
+                position_ids = torch.arange(length, device=inputs_embeds.device)[None, :]
+            else:
+                # Counted from the first real token, so that a left-padded sentence gets the positions of the same
+                # sentence unpadded; right padding keeps 0..n-1 at the real tokens. Padding slots are never read.
+                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         return self.dropout(inputs_embeds + self.position_embeddings(position_ids))
 
     def embed_tokens(self, input_ids: torch.LongTensor) -> torch.Tensor:
@@ -531,26 +542,40 @@ class PrJepaPreTrainedModel(PreTrainedModel):
         """`PreTrainedModel.from_pretrained`, plus:
 
         - `encoder="target"` loads a pretraining checkpoint's EMA target encoder in place of its online encoder
-          (I-JEPA evaluates the target encoder);
+          (I-JEPA evaluates the target encoder), and raises `ValueError` for a checkpoint that holds none;
         - a corrupt weights file, or a checkpoint without PrJEPA encoder weights (another architecture), raises
           `ValueError` naming the checkpoint instead of leaving a randomly initialised encoder.
         """
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}.")
-        if encoder == "target" and not issubclass(cls, PrJepaModel):
-            # A model holding a `prjepa.` encoder cannot swap names with key_mapping (the loader falls back to keys
-            # that exist in the model), so the target encoder is loaded on its own and put in place.
-            model, loading_info = cls.from_pretrained(
-                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+        if encoder == "online":
+            encoder_prefix = "" if issubclass(cls, PrJepaModel) else f"{cls.base_model_prefix}."
+            model, loading_info = cls._load_checked(
+                pretrained_model_name_or_path, args, kwargs, "online", encoder_prefix
             )
-            target = PrJepaModel.from_pretrained(pretrained_model_name_or_path, *args, encoder="target", **kwargs)
-            model.prjepa.load_state_dict(target.state_dict())
-            return (model, loading_info) if output_loading_info else model
-        encoder_prefix = "" if issubclass(cls, PrJepaModel) else f"{cls.base_model_prefix}."
-        if encoder == "target":
-            # Renamings apply in sequence: target weights become the encoder's, then online weights move under the
-            # ignored `target_encoder.` prefix.
-            kwargs["key_mapping"] = {r"^target_encoder\.": "", r"^prjepa\.": "target_encoder."}
+            model._after_loading(loading_info)
+        else:
+            # Renaming the checkpoint's keys cannot tell whether it holds a target encoder: the loader falls back to a
+            # key's own name when the renamed one does not exist, so an encoder checkpoint's weights would fill the
+            # "target". A model holding only `target_encoder` finds those weights missing instead.
+            holder, loading_info = PrJepaTargetEncoderHolder._load_checked(
+                pretrained_model_name_or_path, args, kwargs, "target", "target_encoder."
+            )
+            if issubclass(cls, PrJepaModel):
+                model = holder.target_encoder
+            else:
+                model, loading_info = cls.from_pretrained(
+                    pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+                )
+                model.prjepa.load_state_dict(holder.target_encoder.state_dict())
+        return (model, loading_info) if output_loading_info else model
+
+    @classmethod
+    def _load_checked(
+        cls, pretrained_model_name_or_path, args: tuple, kwargs: dict, encoder: str, encoder_prefix: str
+    ) -> tuple["PrJepaPreTrainedModel", dict]:
+        """`PreTrainedModel.from_pretrained` with its loading info; raises `ValueError` for an unreadable weights file
+        or when weights under `encoder_prefix` are missing."""
         try:
             model, loading_info = super().from_pretrained(
                 pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
@@ -569,8 +594,7 @@ class PrJepaPreTrainedModel(PreTrainedModel):
                 f"are missing (e.g. {missing[:3]}). Load it with its own model class (e.g. AutoModel), or pass a "
                 "PrJEPA checkpoint."
             )
-        model._after_loading(loading_info)
-        return (model, loading_info) if output_loading_info else model
+        return model, loading_info
 
     def _after_loading(self, loading_info: dict) -> None:
         """Hook for heads whose state depends on what the checkpoint held."""
@@ -610,8 +634,9 @@ class PrJepaModel(PrJepaPreTrainedModel):
         **kwargs,
     ) -> BaseModelOutput | tuple[torch.Tensor, ...]:
         """input_ids `(batch, seq)`, or their token embeddings `inputs_embeds` `(batch, seq, hidden)` (positions are
-        added here); attention_mask `(batch, seq)`, 1 real / 0 padding; position_ids `(batch, seq)` (default
-        `0..seq-1`). `token_type_ids` is accepted for tokenizer compatibility and ignored (PrJEPA has no segment
+        added here); attention_mask `(batch, seq)`, 1 real / 0 padding; position_ids `(batch, seq)` (default: each
+        token's index among its sequence's real tokens, so left and right padding give the same vectors; `0..seq-1`
+        without a mask). `token_type_ids` is accepted for tokenizer compatibility and ignored (PrJEPA has no segment
         embedding). Returns `last_hidden_state` `(batch, seq, hidden)`, 0 at padding, optionally `hidden_states` and,
         under eager attention, `attentions` (one `(batch, heads, seq, seq)` tensor per layer); a tuple of the same
         with `return_dict=False`."""
@@ -625,8 +650,20 @@ class PrJepaModel(PrJepaPreTrainedModel):
                 f"{self.config._attn_implementation!r}: load it with attn_implementation='eager' or call "
                 "model.set_attn_implementation('eager') (same outputs, slower)."
             )
-        embeddings = self.embeddings(input_ids, position_ids, inputs_embeds)
+        embeddings = self.embeddings(input_ids, position_ids, inputs_embeds, attention_mask)
         return self.encoder(embeddings, attention_mask, output_hidden_states, output_attentions)
+
+
+class PrJepaTargetEncoderHolder(PrJepaPreTrainedModel):
+    """Only the EMA target encoder of a pretraining checkpoint, under its checkpoint name `target_encoder`: what the
+    encoder classes' `from_pretrained(..., encoder="target")` loads the target through."""
+
+    _keys_to_ignore_on_load_unexpected = [r"^prjepa\.", r"^predictor\.", r"^loss_weighting\.", r"^mlm_head\."]
+
+    def __init__(self, config: PrJepaConfig):
+        super().__init__(config)
+        self.target_encoder = PrJepaModel(config)
+        self.post_init()
 
 
 @dataclass
@@ -702,6 +739,21 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
     def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
         self.mlm_head.decoder = new_embeddings
 
+    def _resize_token_embeddings(
+        self, new_num_tokens: int | None, pad_to_multiple_of: int | None = None, mean_resizing: bool = True
+    ) -> nn.Embedding:
+        # The library resizes the input and output embeddings only, but sets the vocab_size that the target encoder
+        # shares: its old table would then fail on the new ids and in the EMA update. Its kept rows keep their EMA
+        # values; new rows start as the online encoder's, as the whole target does at initialisation.
+        embeddings = super()._resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        if self.target_encoder is not None:
+            old_weight = self.target_encoder.get_input_embeddings().weight.detach()
+            weight = embeddings.weight.detach().clone()
+            kept = min(len(old_weight), len(weight))
+            weight[:kept] = old_weight[:kept]
+            self.target_encoder.set_input_embeddings(nn.Embedding.from_pretrained(weight, freeze=True))
+        return embeddings
+
     def train(self, mode: bool = True) -> "PrJepaForPreTraining":
         super().train(mode)
         if self.target_encoder is not None:
@@ -710,9 +762,23 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
 
     @torch.no_grad()
     def update_target_encoder(self, momentum: float) -> None:
-        """target ← momentum·target + (1 − momentum)·online, for every encoder parameter, in one foreach op."""
+        """target ← momentum·target + (1 − momentum)·online, for every encoder parameter, in one foreach op.
+
+        Raises `ValueError` when the target encoder's weights are of lower precision than float32.
+        """
         if self.target_encoder is None:
             raise ValueError("objective='mlm' has no target encoder to update.")
+        # In bf16 or fp16, (1 − m)·(online − target) with m ≥ 0.996 is mostly below half a unit in the last place, so
+        # most target weights would never move and JEPA would silently regress onto a frozen target. Refused rather
+        # than kept in an fp32 copy: a second, hidden copy of the target doubles its memory and must be saved and
+        # resumed beside the weights, while fp32 weights under bf16 autocast (the original's recipe) need neither.
+        dtype = self.target_encoder.dtype
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(
+                f"The target encoder's weights are {dtype}, too coarse for the EMA update: with momentum near 1 most "
+                "weights would never change. Keep the weights in float32 and train in mixed precision (bf16 "
+                "autocast, e.g. --bf16) instead of loading or casting the model to a low-precision dtype."
+            )
         target = list(self.target_encoder.parameters())
         online = [parameter.detach() for parameter in self.prjepa.parameters()]
         torch._foreach_lerp_(target, online, 1.0 - momentum)
@@ -737,6 +803,9 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
                 "batch with the pretraining collator (DataCollatorForPrJepa)."
             )
         if self.hybrid:
+            # A sequence without context (possible with another collator) has nothing to predict its targets from;
+            # they count as padding, so that it adds nothing to L_JEPA.
+            target_mask = target_mask * context_mask.any(dim=-1)[:, None, None]
             targets, pooled_embeddings = self._jepa_targets(input_ids, attention_mask, target_indices)
         # One token-embedding lookup for both online views: the context view's are gathered from it.
         token_embeddings = self.prjepa.embeddings.embed_tokens(masked_input_ids)

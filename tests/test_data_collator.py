@@ -60,13 +60,13 @@ def examples_strategy(draw) -> list[dict]:
 
 @st.composite
 def config_strategy(draw):
-    def scale():
+    def scale(high: float) -> tuple[float, float]:
         low = draw(st.floats(0.05, 0.9))
-        return (low, draw(st.floats(low, 0.95)))
+        return (low, draw(st.floats(low, high)))
 
     return tiny_config(
-        target_block_scale=scale(),
-        context_block_scale=scale(),
+        target_block_scale=scale(0.95),
+        context_block_scale=scale(1.0),  # a context span may cover the whole sequence (I-JEPA's scale reaches 1)
         num_target_blocks=draw(st.integers(1, 4)),
         min_context_tokens=draw(st.integers(1, 8)),
     )

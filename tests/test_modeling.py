@@ -64,6 +64,34 @@ def test_classifier_pooling_ignores_padding(pooling):
     torch.testing.assert_close(in_padding, alone, atol=1e-5, rtol=0)
 
 
+def test_left_and_right_padding_give_the_same_vectors_at_real_positions():
+    """Default positions count real tokens, so a left-padded sentence is encoded as the same sentence right-padded;
+    right padding keeps positions 0..n-1, bit for bit."""
+    model = PrJepaModel(tiny_config()).eval()
+    sentence = torch.randint(5, 40, (6,))
+    right = torch.cat([sentence, torch.zeros(4, dtype=torch.long)])[None]
+    left = torch.cat([torch.zeros(4, dtype=torch.long), sentence])[None]
+    right_mask, left_mask = (right != 0).long(), (left != 0).long()
+    with torch.no_grad():
+        from_right = model(right, attention_mask=right_mask).last_hidden_state
+        from_left = model(left, attention_mask=left_mask).last_hidden_state
+        explicit = model(right, attention_mask=right_mask, position_ids=torch.arange(10)[None]).last_hidden_state
+    torch.testing.assert_close(from_left[:, 4:], from_right[:, :6], atol=1e-5, rtol=0)
+    assert torch.equal(from_right, explicit)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max", "cls"])
+def test_classifier_gives_the_same_logits_for_left_and_right_padding(pooling):
+    model = PrJepaForSequenceClassification(tiny_config(classifier_pooling=pooling, num_labels=3)).eval()
+    sentences = [torch.randint(5, 40, (length,)) for length in (7, 4)]
+    right = torch.stack([F.pad(sentence, (0, 12 - len(sentence))) for sentence in sentences])
+    left = torch.stack([F.pad(sentence, (12 - len(sentence), 0)) for sentence in sentences])
+    with torch.no_grad():
+        from_right = model(right, attention_mask=(right != 0).long()).logits
+        from_left = model(left, attention_mask=(left != 0).long()).logits
+    torch.testing.assert_close(from_left, from_right, atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
 def test_attention_matches_plain_softmax_reference(attn_implementation):
     config = tiny_config(attn_implementation=attn_implementation)
@@ -90,13 +118,15 @@ def test_attention_matches_plain_softmax_reference(attn_implementation):
 
 def test_packed_batch_matches_each_sequence_alone_in_outputs_and_gradients():
     """Padding anywhere (also inside a row, as in a predictor batch) changes neither the real tokens' outputs nor any
-    weight's gradient: the batch equals its sequences encoded one by one, each holding only its real tokens."""
+    weight's gradient: the batch equals its sequences encoded one by one, each holding only its real tokens at their
+    positions in the batch."""
     model = PrJepaModel(tiny_config())
     ids = torch.randint(5, 40, (3, 9))
     mask = torch.tensor([[1] * 9, [1, 1, 1, 0, 0, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0, 0, 0, 0]])
     weights = torch.randn(3, 9, 32)  # a loss that weighs every real output differently
 
-    batched = model(ids, attention_mask=mask).last_hidden_state
+    # Positions given, as in a predictor batch: by default they would count real tokens only, closing the gap.
+    batched = model(ids, attention_mask=mask, position_ids=torch.arange(9).expand(3, -1)).last_hidden_state
     (batched * weights * mask[..., None]).sum().backward()
     batched_grads = {name: parameter.grad.clone() for name, parameter in model.named_parameters()}
     model.zero_grad()
@@ -151,7 +181,7 @@ def test_context_view_encodes_only_given_positions():
         mask = torch.zeros(1, 12, dtype=torch.long)
         only_those[0, positions[0]] = ids[0, positions[0]]
         mask[0, positions[0]] = 1
-        full = model(only_those, attention_mask=mask).last_hidden_state
+        full = model(only_those, attention_mask=mask, position_ids=torch.arange(12)[None]).last_hidden_state
     torch.testing.assert_close(gathered, full[:, positions[0]], atol=1e-5, rtol=0)
 
 
@@ -246,10 +276,11 @@ def test_jepa_loss_ignores_padded_slots_and_empty_sequences(jepa_loss):
     wider["target_mask"] = F.pad(batch["target_mask"], (0, 2))
     torch.testing.assert_close(model(**wider).jepa_loss, reference)
 
-    without_targets = {key: value.clone() for key, value in batch.items()}  # a sequence with no target adds nothing
-    without_targets["target_mask"][1] = 0
     first_and_last = {key: value[[0, 2]] for key, value in batch.items()}
-    torch.testing.assert_close(model(**without_targets).jepa_loss, model(**first_and_last).jepa_loss)
+    for empty in ("target_mask", "context_mask"):  # a sequence without targets or without context adds nothing
+        emptied = {key: value.clone() for key, value in batch.items()}
+        emptied[empty][1] = 0
+        torch.testing.assert_close(model(**emptied).jepa_loss, model(**first_and_last).jepa_loss, msg=empty)
 
 
 def test_jepa_loss_equals_a_per_block_reference():
@@ -287,18 +318,21 @@ def test_jepa_loss_equals_a_per_block_reference():
 
 
 def test_cosine_jepa_loss_is_zero_when_the_predictor_hits_the_normalised_target():
-    model = PrJepaForPreTraining(tiny_config()).eval()
-    batch = pretraining_batch(batch_size=1, seq_len=16)
-    batch = {
-        key: value[:, :16] if key in ("input_ids", "attention_mask", "masked_input_ids", "labels") else value
-        for key, value in batch.items()
-    }
+    """The targets are the target encoder's states of the padded sequence under its attention mask: an oracle built
+    without the mask (padding attended to) is far from zero loss."""
+    # Weights at std 0.5 so that attending to the padding would change the targets clearly.
+    model = PrJepaForPreTraining(tiny_config(initializer_range=0.5)).eval()
+    batch = pretraining_batch(batch_size=1, seq_len=16)  # padded after 12 tokens
     with torch.no_grad():
-        targets = model.target_encoder(batch["input_ids"]).last_hidden_state
+        targets = model.target_encoder(batch["input_ids"], batch["attention_mask"]).last_hidden_state
         targets = F.layer_norm(targets, targets.shape[-1:])
+        unmasked = model.target_encoder(batch["input_ids"]).last_hidden_state
+        unmasked = F.layer_norm(unmasked, unmasked.shape[-1:])
     # Replace the predictor by an oracle that returns the normalised targets at the requested positions.
     model.predictor.forward = lambda context, cpos, cmask, tpos, tmask: targets[0][tpos]
-    assert model(**batch).jepa_loss.item() == pytest.approx(0.0, abs=1e-5)
+    assert model(**batch).jepa_loss.item() == pytest.approx(0.0, abs=1e-6)
+    model.predictor.forward = lambda context, cpos, cmask, tpos, tmask: unmasked[0][tpos]
+    assert model(**batch).jepa_loss.item() > 1e-2
 
 
 def test_instance_normalised_targets_match_instance_norm_of_each_sequence_alone():
@@ -355,6 +389,20 @@ def test_ema_update_equals_momentum_formula_for_every_parameter():
     assert len(names) == len(onlines) > 0
     for name, new, old, online in zip(names, model.target_encoder.parameters(), targets, onlines):
         torch.testing.assert_close(new, 0.9 * old + 0.1 * online, atol=1e-6, rtol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_ema_update_of_low_precision_weights_is_refused_with_the_fix(dtype):
+    """In bf16, (1 − m)·(online − target) at m = 0.996 is mostly lost to rounding: the target would barely move."""
+    model = PrJepaForPreTraining(tiny_config())
+    with torch.no_grad():
+        for parameter in model.prjepa.parameters():
+            parameter.add_(1e-3 * torch.randn_like(parameter))
+    model.to(dtype)
+    before = [parameter.clone() for parameter in model.target_encoder.parameters()]
+    with pytest.raises(ValueError, match=rf"{dtype}.*float32.*--bf16"):
+        model.update_target_encoder(0.996)
+    assert all(torch.equal(old, new) for old, new in zip(before, model.target_encoder.parameters()))
 
 
 def test_ema_momentum_schedule_is_linear_in_the_step():
@@ -629,6 +677,40 @@ def test_encoder_loads_from_pretraining_checkpoint_with_nothing_missing(tmp_path
     assert torch.equal(classifier.prjepa.encoder.norm.weight, pretraining.target_encoder.encoder.norm.weight)
 
 
+def test_resize_token_embeddings_resizes_the_target_encoder_too(tmp_path):
+    """The target keeps its EMA rows and starts new ones from the online encoder; new ids then run through both
+    encoders, the EMA update and a save/load round trip."""
+    model = PrJepaForPreTraining(tiny_config())
+    with torch.no_grad():
+        for parameter in model.target_encoder.parameters():
+            parameter.add_(torch.randn_like(parameter))  # a target that has drifted from the online encoder
+    old_vocab = model.config.vocab_size
+    old_target = model.target_encoder.get_input_embeddings().weight.clone()
+    model.resize_token_embeddings(old_vocab + 8)
+
+    online, target = model.prjepa.get_input_embeddings().weight, model.target_encoder.get_input_embeddings().weight
+    assert target.shape == online.shape == (old_vocab + 8, 32) and not target.requires_grad
+    assert torch.equal(target[:old_vocab], old_target) and torch.equal(target[old_vocab:], online[old_vocab:])
+
+    batch = pretraining_batch()
+    batch["input_ids"][0, 0] = batch["masked_input_ids"][0, 0] = old_vocab + 3
+    assert torch.isfinite(model(**batch).jepa_loss)
+    targets, onlines = target.clone(), online.clone()
+    model.update_target_encoder(0.9)
+    torch.testing.assert_close(model.target_encoder.get_input_embeddings().weight, 0.9 * targets + 0.1 * onlines)
+
+    model.save_pretrained(tmp_path)
+    loaded, info = PrJepaForPreTraining.from_pretrained(tmp_path, output_loading_info=True)
+    assert not any(info.values())
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert torch.equal(model.eval()(**batch).loss, loaded(**batch).loss)
+
+    kept = model.target_encoder.get_input_embeddings().weight[: old_vocab - 2].clone()
+    model.resize_token_embeddings(old_vocab - 2)  # shrinking keeps the first rows
+    assert torch.equal(model.target_encoder.get_input_embeddings().weight, kept)
+
+
 def test_pretraining_model_from_encoder_checkpoint_starts_target_from_online(tmp_path):
     PrJepaForMaskedLM(tiny_config()).save_pretrained(tmp_path)
     model = PrJepaForPreTraining.from_pretrained(tmp_path)
@@ -668,11 +750,30 @@ def test_fill_mask_pipeline_reports_the_models_probabilities(tokenizer):
         (dict(ema_momentum_start=0.999, ema_momentum_end=0.99), "ema_momentum"),
         (dict(jepa_weight=2.0), "jepa_weight"),
         (dict(classifier_pooling="attention"), "classifier_pooling"),
+        (dict(hidden_size=0), r"hidden_size must be a positive integer \(>= 1\), got 0"),
+        (dict(hidden_size=-32), r"hidden_size must be a positive integer \(>= 1\), got -32"),
+        (dict(predictor_hidden_size=0), r"predictor_hidden_size must be a positive integer \(>= 1\)"),
+        (dict(layer_norm_eps=0.0), r"layer_norm_eps must be > 0, got 0.0"),
+        (dict(layer_norm_eps=-1.0), r"layer_norm_eps must be > 0"),
+        (dict(initializer_range=0.0), r"initializer_range must be > 0, got 0.0"),
+        (dict(initializer_range=-0.02), r"initializer_range must be > 0"),
+        (dict(classifier_dropout=1.5), r"classifier_dropout must be in \[0, 1\), got 1.5"),
+        (dict(classifier_dropout=-0.1), r"classifier_dropout must be in \[0, 1\)"),
+        (dict(min_context_tokens=64), r"min_context_tokens must be in \[1, max_position_embeddings\) = \[1, 64\)"),
+        (dict(min_context_tokens=0), r"min_context_tokens must be in \[1, max_position_embeddings\)"),
+        (dict(target_block_scale=(0.5, 1.0)), r"target_block_scale must satisfy 0 < min <= max < 1"),
     ],
 )
 def test_impossible_config_values_raise_value_error_naming_the_field(overrides, field):
     with pytest.raises(ValueError, match=field):
         tiny_config(**overrides)
+
+
+def test_config_accepts_the_boundaries_of_each_valid_range():
+    """The largest context scale (I-JEPA's reaches 1), no classifier dropout, the largest min_context_tokens."""
+    config = tiny_config(context_block_scale=(0.85, 1.0), classifier_dropout=0.0, min_context_tokens=63)
+    assert config.context_block_scale == (0.85, 1.0) and config.min_context_tokens == 63
+    assert PrJepaConfig().classifier_dropout is None  # defaults unchanged
 
 
 def test_presets():
@@ -746,10 +847,20 @@ def test_non_prjepa_checkpoint_is_refused(tmp_path):
     assert str(tmp_path) in str(error.value)
 
 
-def test_target_encoder_option_on_checkpoint_without_one_is_refused(tmp_path):
-    PrJepaForMaskedLM(tiny_config()).save_pretrained(tmp_path)
+@pytest.mark.parametrize(
+    "checkpoint",
+    [
+        lambda: PrJepaModel(tiny_config()),  # its keys carry no prefix at all
+        lambda: PrJepaForMaskedLM(tiny_config()),
+        lambda: PrJepaForPreTraining(tiny_config(objective="mlm")),
+    ],
+    ids=["encoder", "masked_lm", "mlm_pretraining"],
+)
+@pytest.mark.parametrize("auto_class", [AutoModel, AutoModelForSequenceClassification])
+def test_target_encoder_option_on_checkpoint_without_one_is_refused(tmp_path, checkpoint, auto_class):
+    checkpoint().save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="no PrJEPA target encoder"):
-        AutoModel.from_pretrained(tmp_path, encoder="target")
+        auto_class.from_pretrained(tmp_path, encoder="target")
 
 
 def test_batch_without_mlm_labels_gives_zero_mlm_loss_not_nan():
