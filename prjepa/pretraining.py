@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import shlex
+import shutil
 import sys
 from dataclasses import dataclass, field
 from itertools import chain, islice
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import transformers
 from transformers import AutoTokenizer, set_seed
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from configuration_prjepa import OBJECTIVES, PRESETS, PrJepaConfig
 
@@ -40,6 +42,7 @@ from .resume import (
     restart_command,
     run_settings,
 )
+from .snapshots import SNAPSHOT_PREFIX
 from .training_args import PrJepaTrainingArguments
 from .utils import SPECIAL_TOKEN_FIELDS, script_parser, tokenizer_fingerprint
 
@@ -96,10 +99,19 @@ class ModelArguments:
             )
 
 
+# The paper's corpus: the data when neither --dataset_name nor --train_file is given.
+DEFAULT_DATASET = ("Salesforce/wikitext", "wikitext-103-raw-v1")
+
+
 @dataclass
 class DataTrainingArguments:
-    dataset_name: str | None = field(default="Salesforce/wikitext", metadata={"help": "Hub dataset (as in the paper)."})
-    dataset_config_name: str | None = field(default="wikitext-103-raw-v1", metadata={"help": "Its configuration."})
+    dataset_name: str | None = field(
+        default=None,
+        metadata={"help": f"Hub dataset; without it and without --train_file, {DEFAULT_DATASET[0]} (as in the paper)."},
+    )
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": f"Its configuration ({DEFAULT_DATASET[1]} for the default dataset)."}
+    )
     train_file: str | None = field(
         default=None, metadata={"help": "Local training text: txt, csv, json/jsonl or parquet; globs allowed."}
     )
@@ -137,10 +149,22 @@ class DataTrainingArguments:
                 f"--validation_split_percentage {self.validation_split_percentage} must lie in [0, 100): it is the "
                 "share of the training data held out for validation (0: none)."
             )
-        if self.train_file is not None:
-            self.dataset_name = self.dataset_config_name = None
-        if self.dataset_name is None and self.train_file is None:
-            raise ValueError("Give --dataset_name or --train_file.")
+        # run_mlm.py would quietly prefer one source over the other; two explicit sources are a mistake to name, not
+        # to guess at.
+        if self.train_file is not None and (self.dataset_name is not None or self.dataset_config_name is not None):
+            raise ValueError(
+                f"--train_file {self.train_file} and --dataset_name/--dataset_config_name "
+                f"{self.dataset_name}/{self.dataset_config_name} name two training sources; give one of them."
+            )
+        if self.validation_file is not None and self.train_file is None:
+            raise ValueError(
+                f"--validation_file {self.validation_file} is read only together with --train_file (a Hub dataset "
+                "brings its own validation split); pass --train_file too, or drop --validation_file."
+            )
+        if self.train_file is None and self.dataset_name is None:
+            if self.dataset_config_name is not None:
+                raise ValueError(f"--dataset_config_name {self.dataset_config_name} needs --dataset_name.")
+            self.dataset_name, self.dataset_config_name = DEFAULT_DATASET
         for option, path in (("--train_file", self.train_file), ("--validation_file", self.validation_file)):
             if path is not None:
                 check_data_file(option, path)
@@ -212,6 +236,8 @@ def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainin
 
 
 # The data arguments that decide which sequences training sees, in which order (validation data does not).
+# Streaming keeps the held-out share in the training data and changes the order and the skip on resume; the number
+# of tokenization processes moves the cuts of packed chunks (one per map batch and shard).
 TRAJECTORY_DATA_ARGUMENTS = (
     "dataset_name",
     "dataset_config_name",
@@ -221,6 +247,8 @@ TRAJECTORY_DATA_ARGUMENTS = (
     "max_seq_length",
     "line_by_line",
     "max_train_samples",
+    "streaming",
+    "preprocessing_num_workers",
 )
 
 
@@ -247,12 +275,39 @@ def detect_checkpoint(training_args: PrJepaTrainingArguments) -> str | None:
     return last_checkpoint
 
 
+# What a run writes into its output directory besides the final model: left from a previous run, they would be taken
+# for the new run's (resumed, kept as its snapshots, counted by --save_total_limit, read as a finished run).
+PREVIOUS_RUN_FOLDERS = (f"{PREFIX_CHECKPOINT_DIR}-*", f"{SNAPSHOT_PREFIX}*", "*.partial")
+PREVIOUS_RUN_FILES = ("trainer_state.json", "train_results.json", "eval_results.json", "all_results.json")
+
+
+def remove_previous_run(output_dir: str) -> None:
+    """--overwrite_output_dir starting a run from scratch: removes the previous run's checkpoints, snapshots,
+    half-written folders and results from `output_dir`, and says so."""
+    folders = sorted(
+        {path for pattern in PREVIOUS_RUN_FOLDERS for path in glob.glob(os.path.join(output_dir, pattern))}
+    )
+    files = [os.path.join(output_dir, name) for name in PREVIOUS_RUN_FILES]
+    files = [path for path in files if os.path.isfile(path)]
+    for path in folders:
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    for path in files:
+        os.remove(path)
+    if folders or files:
+        logger.warning(
+            f"--overwrite_output_dir: removed the previous run's {', '.join(map(os.path.basename, folders + files))} "
+            f"from {output_dir}, so that they are not taken for this run's."
+        )
+
+
 def current_settings(
     model: "PrJepaForPreTraining", tokenizer, data_args: DataTrainingArguments, training_args: PrJepaTrainingArguments
 ) -> dict:
     """This run's `prjepa.resume.run_settings`; the tokenizer is recorded by its fingerprint, wherever it is read
     from."""
     data = {name: getattr(data_args, name) for name in TRAJECTORY_DATA_ARGUMENTS}
+    # No workers and one worker cut the same chunks; streaming tokenizes lazily, without workers.
+    data["preprocessing_num_workers"] = None if data_args.streaming else data_args.preprocessing_num_workers or 1
     data["tokenizer_fingerprint"] = tokenizer_fingerprint(tokenizer)
     return run_settings(
         model.config.to_dict(), {**training_args.to_dict(), "world_size": training_args.world_size}, data
@@ -433,6 +488,14 @@ def check_inputs(
             raise ValueError(f"--{option} {getattr(training_args, option)} must be at least 1.")
     if data_args.streaming and training_args.max_steps <= 0:
         raise ValueError("--streaming data has no known length: set --max_steps.")
+    if data_args.streaming and training_args.world_size > 1:
+        # accelerate has process 0 read the stream and concatenate every process's batch, which needs equal widths
+        # that the hybrid collator's block indices do not have; and masks drawn for process 0 would repeat the
+        # (seed, epoch, batch, rank) scheme on no other rank.
+        raise ValueError(
+            f"--streaming is not supported with {training_args.world_size} processes: drop --streaming (the data is "
+            "then tokenized once and each process reads its own share), or train in one process."
+        )
     if training_args.torch_compile:
         raise ValueError(
             "--torch_compile is not supported for PrJEPA pretraining: block sizes and padded lengths change every "
@@ -515,12 +578,14 @@ def restart_advice(training_args: PrJepaTrainingArguments, argv: list[str] | Non
 
 def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     """Pretrains as the arguments say; returns the trainer, or None when the output directory already holds the
-    finished run asked for."""
+    finished run asked for and neither --do_eval nor --push_to_hub asks for anything else (those use its final
+    model)."""
     model_args, data_args, training_args = parse_arguments(argv)
     import datasets
+    from transformers import TrainerState
 
     from .collator import DataCollatorForPrJepa
-    from .trainer import PrJepaTrainer
+    from .trainer import PrJepaTrainer, check_snapshot_steps
 
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
@@ -552,16 +617,28 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     model = build_model(model_args, tokenizer)
     check_inputs(model, tokenizer, data_args, training_args)
     settings = current_settings(model, tokenizer, data_args, training_args)
-    if training_args.do_train and finished_training(training_args):
+    finished = training_args.do_train and finished_training(training_args)
+    resume_from_checkpoint = None
+    if finished:
         output_dir = training_args.output_dir
+        if training_args.resume_from_checkpoint is not None:
+            raise ValueError(
+                f"{output_dir} holds a finished run that reached the requested length, so --resume_from_checkpoint "
+                f"{training_args.resume_from_checkpoint} would train over its final model. Resume into another "
+                "--output_dir, or pass --overwrite_output_dir to train this one again."
+            )
         recorded = os.path.join(output_dir, RUN_SETTINGS)
         check_settings(recorded if os.path.exists(recorded) else None, settings, output_dir)
+        asked = [option for option in ("do_eval", "push_to_hub") if getattr(training_args, option)]
         logger.info(
-            f"{output_dir} holds a finished run that reached the requested length: nothing to train, nothing written. "
-            "Pass --overwrite_output_dir to train it again, or ask for more steps to continue it."
+            f"{output_dir} holds a finished run that reached the requested length: nothing to train"
+            + (f"; --{' and --'.join(asked)} use its final model." if asked else ", nothing written.")
+            + " Pass --overwrite_output_dir to train it again, or ask for more steps to continue it."
         )
-        return None
-    resume_from_checkpoint = detect_checkpoint(training_args)
+        if not asked:
+            return None
+    else:
+        resume_from_checkpoint = detect_checkpoint(training_args)
     if resume_from_checkpoint is not None:
         check_settings(
             recorded_settings_path(resume_from_checkpoint),
@@ -599,9 +676,17 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
         data_collator=DataCollatorForPrJepa(tokenizer, model.config, seed=training_args.seed),
     )
     card_kwargs = dict(license=model_args.license, dataset=dataset_names(data_args))
-    if training_args.do_train:
-        if training_args.process_index == 0:  # only once the data and options passed every check
-            record_settings(training_args.output_dir, settings)
+    if finished:
+        trainer._load_from_checkpoint(training_args.output_dir)  # the model and state the evaluation and card describe
+        trainer.state = TrainerState.load_from_json(os.path.join(training_args.output_dir, "trainer_state.json"))
+    elif training_args.do_train:
+        if training_args.max_steps <= 0 and training_args.snapshot_steps:
+            check_snapshot_steps(training_args.snapshot_steps, trainer.planned_steps())
+        with training_args.main_process_first(desc="preparing the output directory", local=False):
+            if training_args.process_index == 0:  # only once the data and options passed every check
+                if training_args.overwrite_output_dir and resume_from_checkpoint is None:
+                    remove_previous_run(training_args.output_dir)
+                record_settings(training_args.output_dir, settings)
         log_budget(training_args, data_args, train_dataset)
         try:
             train_result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
@@ -611,9 +696,14 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
             # Before anything final is written: the output directory keeps the checkpoint just saved as its last. (A
             # signal after the last step stopped nothing: the finished run is saved as usual, in a few seconds.)
             signal_name = trainer.preemption.received.name
+            rerun = "the same command" + (
+                " without --overwrite_output_dir (with it, the run would start again from step 0)"
+                if training_args.overwrite_output_dir
+                else ""
+            )
             logger.warning(
                 f"{signal_name} received: saved checkpoint-{trainer.state.global_step} in {training_args.output_dir} "
-                "and stopped. Rerun the same command to resume exactly."
+                f"and stopped. Rerun {rerun} to resume exactly."
             )
             raise SystemExit(128 + trainer.preemption.received.value)
         trainer.save_model()
@@ -626,7 +716,7 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
         trainer.save_metrics("eval", metrics)
     if training_args.push_to_hub:
         trainer.push_to_hub(**card_kwargs)
-    elif training_args.do_train:  # the card describes the training; evaluating a model in place keeps its card
+    elif training_args.do_train and not finished:  # the card describes the training; evaluating keeps the card
         trainer.create_model_card(**card_kwargs)
     return trainer
 

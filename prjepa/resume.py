@@ -30,6 +30,7 @@ TRAJECTORY_ARGUMENTS = (
     "adam_epsilon",
     "max_grad_norm",
     "optim",
+    "optim_args",
     "lr_scheduler_type",
     "lr_scheduler_kwargs",
     "warmup_steps",
@@ -40,6 +41,10 @@ TRAJECTORY_ARGUMENTS = (
     "bf16",
     "fp16",
     "world_size",
+    "average_tokens_across_devices",
+    # Which sequences make each batch: a dropped last batch and the sampler change every step after them.
+    "dataloader_drop_last",
+    "train_sampling_strategy",
 )
 # The run's length: it sets the schedule and the EMA momentum of every step, so it may change only to continue a run
 # that reached its end.
@@ -104,7 +109,14 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
 
 
 def check_resume_checkpoint(checkpoint: str) -> None:
-    """An explicit `--resume_from_checkpoint` must be complete; the error names the previous complete one."""
+    """An explicit `--resume_from_checkpoint` must be a complete checkpoint folder; the error names the previous
+    complete one."""
+    if not os.path.isdir(checkpoint):
+        # `true` is HF's "resume the latest" idiom: here, leaving the option out does that.
+        raise ValueError(
+            f"--resume_from_checkpoint {checkpoint} is not a folder. Give a checkpoint-N folder, or leave the option "
+            "out to resume the last complete checkpoint in --output_dir."
+        )
     problem = checkpoint_problem(checkpoint)
     if problem is None:
         return
@@ -209,22 +221,25 @@ def last_finite_checkpoint(output_dir: str) -> str | None:
 NEW_MODEL_OPTIONS = ("--preset", "--config_name", "--config_overrides", "--resume_from_checkpoint")
 # And those it replaces.
 _REPLACED_OPTIONS = (*NEW_MODEL_OPTIONS, "--model_name_or_path", "--learning_rate", "--output_dir")
+# The values HfArgumentParser's `string_to_bool` accepts.
+_BOOL_VALUES = ("true", "false", "yes", "no", "t", "f", "y", "n", "1", "0")
 
 
 def restart_command(argv: list[str], checkpoint: str, learning_rate: float, output_dir: str) -> list[str]:
     """`run_pretrain.py` arguments `argv` changed to start a new run from `checkpoint`'s weights at `learning_rate`
     into `output_dir` (fresh optimizer and schedule), everything else as given."""
-    kept, skip_value = [], False
-    for argument in argv:
-        if skip_value:
-            skip_value = False
+    kept, skip_next = [], False
+    for index, argument in enumerate(argv):
+        if skip_next:
+            skip_next = False
             continue
-        option = argument.split("=", 1)[0]
+        option, has_value = argument.split("=", 1)[0], "=" in argument
         if option in _REPLACED_OPTIONS:
-            skip_value = "=" not in argument
-            continue
-        if option == "--overwrite_output_dir":
-            continue
-        kept.append(argument)
+            skip_next = not has_value
+        elif option == "--overwrite_output_dir":
+            # A bool option takes an optional value (`--overwrite_output_dir true`), which must go with it.
+            skip_next = not has_value and index + 1 < len(argv) and argv[index + 1].lower() in _BOOL_VALUES
+        else:
+            kept.append(argument)
     restart = ["--model_name_or_path", checkpoint, "--learning_rate", f"{learning_rate:g}", "--output_dir", output_dir]
     return ["python", "run_pretrain.py", *kept, *restart]

@@ -4,7 +4,8 @@ Standard library only, so that the experiment's command line finds a run's snaps
 import os
 
 SNAPSHOT_STATE = "snapshot_state.json"
+SNAPSHOT_PREFIX = "snapshot-"
 
 
 def snapshot_dir(output_dir: str, step: int) -> str:
-    return os.path.join(output_dir, f"snapshot-{step}")
+    return os.path.join(output_dir, f"{SNAPSHOT_PREFIX}{step}")

@@ -6,6 +6,7 @@ of weight decay, and positions the counter-based masking collator so that a resu
 uninterrupted one.
 """
 
+import contextlib
 import copy
 import json
 import logging
@@ -14,8 +15,11 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 
 import torch
+import transformers.trainer
+from huggingface_hub import HfApi
 from torch import nn
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput
@@ -26,7 +30,7 @@ from .collator import DataCollatorForPrJepa
 from .model_card import pretraining_model_card, rank_collapse
 from .rankme import ZERO_VARIANCE_TOLERANCE, rankme
 from .resume import RUN_SETTINGS
-from .snapshots import SNAPSHOT_STATE, snapshot_dir
+from .snapshots import SNAPSHOT_PREFIX, SNAPSHOT_STATE, snapshot_dir
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +47,7 @@ class SnapshotCallback(TrainerCallback):
     """
 
     def on_train_begin(self, args, state, control, **kwargs):
+        check_snapshot_steps(args.snapshot_steps, state.max_steps)
         if state.global_step == 0:
             self._save(args, state, **kwargs)
 
@@ -62,6 +67,17 @@ class SnapshotCallback(TrainerCallback):
         with open(os.path.join(partial, SNAPSHOT_STATE), "w") as file:
             json.dump({"step": state.global_step, "num_input_tokens_seen": state.num_input_tokens_seen}, file)
         os.replace(partial, final)
+
+
+def check_snapshot_steps(snapshot_steps: list[int], max_steps: int) -> None:
+    """An epoch-based run knows its number of optimizer steps only once its dataloader exists: snapshot steps past it
+    would never be written."""
+    unreachable = [step for step in snapshot_steps if step > max_steps]
+    if unreachable:
+        raise ValueError(
+            f"--snapshot_steps {unreachable} lie after the run's last optimizer step ({max_steps} steps): they would "
+            f"never be written. Ask for snapshots at steps up to {max_steps}, or train longer."
+        )
 
 
 class PreemptionCallback(TrainerCallback):
@@ -87,8 +103,12 @@ class PreemptionCallback(TrainerCallback):
             control.should_training_stop = True
 
     def on_train_end(self, args, state, control, **kwargs):
+        self.restore()
+
+    def restore(self) -> None:
         for number, handler in self._previous.items():
             signal.signal(number, handler)
+        self._previous = {}
 
 
 class RunSettingsCallback(TrainerCallback):
@@ -110,6 +130,35 @@ class TargetEncoderEmaCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         model.update_target_encoder(momentum_of_last_step(model.config, state))
+
+
+# `Trainer` uploads the output directory but `_*` and `checkpoint-*` (patterns written into `push_to_hub` and
+# `_push_from_checkpoint`). A run folder also holds full-model snapshots, folders left half-written and the run
+# settings (local paths): none of them is the pushed model.
+HUB_IGNORE_PATTERNS = (f"{SNAPSHOT_PREFIX}*", "*.partial", "*.partial/*", RUN_SETTINGS)
+
+
+class _IgnoringHfApi(HfApi):
+    def __init__(self, ignore: tuple[str, ...]):
+        super().__init__(library_name="transformers", library_version=transformers.__version__)
+        self.ignore = ignore
+
+    def upload_folder(self, *, ignore_patterns: list[str] | str | None = None, **kwargs):
+        ignore_patterns = [ignore_patterns] if isinstance(ignore_patterns, str) else list(ignore_patterns or [])
+        return super().upload_folder(ignore_patterns=[*ignore_patterns, *self.ignore], **kwargs)
+
+
+@contextlib.contextmanager
+def _uploads_ignoring(patterns: tuple[str, ...]) -> Iterator[None]:
+    """Extends the ignore patterns of `Trainer`'s uploads, which it hard-codes, by handing it an `HfApi` that adds
+    them (the one Trainer's `hf_api()` gives, tagged alike)."""
+    api = _IgnoringHfApi(patterns)
+    original = transformers.trainer.hf_api
+    transformers.trainer.hf_api = lambda: api
+    try:
+        yield
+    finally:
+        transformers.trainer.hf_api = original
 
 
 def momentum_of_last_step(config, state) -> float:
@@ -160,7 +209,22 @@ class PrJepaTrainer(Trainer):
 
     def train(self, *args, **kwargs):
         self._seconds_before_this_call = None
-        return super().train(*args, **kwargs)
+        try:
+            return super().train(*args, **kwargs)
+        finally:  # `on_train_end` is not reached when training raises, and a process Ctrl-C cannot stop is stuck
+            self.preemption.restore()
+
+    def planned_steps(self) -> int:
+        """The run's number of optimizer steps, as `train()` will compute it (epoch-based runs from the dataloader)."""
+        return self.set_initial_training_values(self.args, self.get_train_dataloader())[-1]
+
+    def push_to_hub(self, *args, **kwargs):
+        with _uploads_ignoring(HUB_IGNORE_PATTERNS):
+            return super().push_to_hub(*args, **kwargs)
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        with _uploads_ignoring(HUB_IGNORE_PATTERNS):
+            super()._push_from_checkpoint(checkpoint_folder)
 
     def _empty_window(self) -> dict:
         return {"sums": torch.zeros(len(WINDOW_KEYS), device=self.args.device), "count": 0}
@@ -251,13 +315,15 @@ class PrJepaTrainer(Trainer):
         return output
 
     def _run_epoch(self, *, epoch, epochs_trained, steps_trained_in_current_epoch, resume_from_checkpoint, **kwargs):
-        # The collator's masks are a function of (seed, epoch, batch index, rank); on resume the skipped batches are
-        # never collated, so say where the epoch restarts.
+        # The collator's masks are a function of (seed, epoch, batch index, rank). On resume, a sampler skips the
+        # trained batches without collating them, so say where the epoch restarts; an iterable dataset (streaming) is
+        # read and collated through them (accelerate's `skip_first_batches`), which moves the counter as the
+        # uninterrupted run did.
         resumed = epoch == epochs_trained and resume_from_checkpoint is not None and not self.args.ignore_data_skip
+        skips_by_sampler = not isinstance(self.train_dataset, torch.utils.data.IterableDataset)
         if isinstance(self.data_collator, DataCollatorForPrJepa):
-            self.data_collator.set_position(
-                epoch, steps_trained_in_current_epoch if resumed else 0, self.args.process_index
-            )
+            start = steps_trained_in_current_epoch if resumed and skips_by_sampler else 0
+            self.data_collator.set_position(epoch, start, self.args.process_index)
         return super()._run_epoch(
             epoch=epoch,
             epochs_trained=epochs_trained,

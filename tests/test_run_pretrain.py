@@ -4,6 +4,7 @@ import json
 import logging
 import math
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -17,6 +18,7 @@ from fake_hub import USER as fake_hub_user_name
 from fake_hub import fake_hub_fixture  # noqa: F401
 from helpers import tiny_config
 from huggingface_hub import ModelCard
+from huggingface_hub.utils import filter_repo_objects
 from safetensors.torch import load_file
 from transformers import AutoModel, TrainerCallback, set_seed
 
@@ -24,6 +26,7 @@ from configuration_prjepa import PrJepaConfig
 from modeling_prjepa import PrJepaForPreTraining
 from prjepa import pretraining as run_pretrain
 from prjepa import trainer as trainer_module
+from prjepa.training_args import PrJepaTrainingArguments
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SENTENCES = [
@@ -158,6 +161,40 @@ def test_data_files_that_cannot_be_read_are_named_before_anything_loads(assets, 
         assert not (tmp_path / "out").exists()
 
 
+def test_data_sources_are_one_or_the_other(assets, tmp_path):
+    """A validation file is read only with a training file, and a Hub dataset and a training file cannot both be the
+    training data: neither is dropped silently."""
+    without_train_file = arguments(assets, tmp_path / "out")
+    index = without_train_file.index("--train_file")
+    del without_train_file[index : index + 2]
+    with pytest.raises(ValueError, match=r"--validation_file .* is read only together with --train_file"):
+        run_pretrain.main(without_train_file)
+    with pytest.raises(ValueError, match="name two training sources; give one of them"):
+        run_pretrain.main(arguments(assets, tmp_path / "out", "--dataset_name", "someone/texts"))
+    assert not (tmp_path / "out").exists()
+
+    # The paper's WikiText-103 when nothing is named; another Hub dataset does not inherit its configuration.
+    default = run_pretrain.DataTrainingArguments()
+    assert (default.dataset_name, default.dataset_config_name) == ("Salesforce/wikitext", "wikitext-103-raw-v1")
+    assert run_pretrain.DataTrainingArguments(dataset_name="someone/texts").dataset_config_name is None
+
+
+def test_an_explicit_checkpoint_that_does_not_exist_is_named_with_the_fix(assets, tmp_path):
+    for checkpoint in ("true", str(tmp_path / "nope" / "checkpoint-5")):
+        with pytest.raises(
+            ValueError, match=rf"--resume_from_checkpoint {checkpoint} is not a folder.*leave the option"
+        ):
+            run_pretrain.main(arguments(assets, tmp_path / "out", "--resume_from_checkpoint", checkpoint))
+    assert not (tmp_path / "out").exists()
+
+
+def test_streaming_is_refused_with_several_processes_before_anything_loads(assets, tmp_path, monkeypatch):
+    monkeypatch.setattr(PrJepaTrainingArguments, "world_size", property(lambda self: 2))
+    with pytest.raises(ValueError, match="--streaming is not supported with 2 processes: drop --streaming"):
+        run_pretrain.main(arguments(assets, tmp_path / "out", "--streaming"))
+    assert not list(tmp_path.glob("out/**/*"))
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -210,6 +247,27 @@ def test_output_directory_is_never_overwritten_silently(assets, tmp_path, caplog
         assert run_pretrain.main(arguments(assets, tmp_path / "run", "--max_steps", "3")) is None
     assert "holds a finished run that reached the requested length" in caplog.text
     assert files == {path: path.stat().st_mtime_ns for path in (tmp_path / "run").rglob("*") if path.is_file()}
+
+
+def test_overwriting_a_run_removes_its_checkpoints_snapshots_and_results(assets, tmp_path, caplog):
+    run = tmp_path / "run"
+    run_pretrain.main(arguments(assets, run, "--snapshot_steps", "0", "2", "--save_steps", "1"))
+    (run / "snapshot-3.partial").mkdir()
+    again = ("--snapshot_steps", "0", "2", "--save_steps", "1", "--learning_rate", "1e-2", "--max_steps", "2")
+    with caplog.at_level(logging.WARNING):
+        run_pretrain.main(arguments(assets, run, *again, "--overwrite_output_dir"))
+    removed = "checkpoint-1, checkpoint-2, checkpoint-3, snapshot-0, snapshot-2, snapshot-3.partial, trainer_state.json"
+    assert f"--overwrite_output_dir: removed the previous run's {removed}" in caplog.text
+
+    assert sorted(path.name for path in run.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    assert sorted(path.name for path in run.glob("snapshot-*")) == ["snapshot-0", "snapshot-2"]
+    # Every folder left is the new run's: its last snapshot is its final model, its checkpoints record its settings.
+    final, snapshot = load_file(run / "model.safetensors"), load_file(run / "snapshot-2" / "model.safetensors")
+    assert final.keys() == snapshot.keys() and all(torch.equal(final[key], snapshot[key]) for key in final)
+    for checkpoint in run.glob("checkpoint-*"):
+        assert json.loads((checkpoint / "run_settings.json").read_text())["training"]["learning_rate"] == 1e-2
+    # Rerunning it without the flag sees the new run, finished.
+    assert run_pretrain.main(arguments(assets, run, *again)) is None
 
 
 def test_evaluating_a_model_in_place_keeps_its_model_card(assets, tmp_path):
@@ -278,11 +336,22 @@ def test_push_to_hub_uploads_a_loadable_model_with_its_card(assets, tmp_path, fa
             fake_hub.token,
             "--license",
             "mit",
+            "--snapshot_steps",
+            "0",
+            "2",
+            "--save_steps",
+            "1",
         )
     )
     files = fake_hub.files(repo_id)
     assert {"model.safetensors", "modeling_prjepa.py", "configuration_prjepa.py", "README.md"} <= set(files)
-    assert not any(name.startswith("checkpoint-") for name in files)
+    # Neither the checkpoints nor the snapshots (pushed at every save too) nor the run settings (local paths).
+    assert (tmp_path / "out" / "snapshot-2").is_dir() and (tmp_path / "out" / "run_settings.json").exists()
+    assert not any(name.startswith(("checkpoint-", "snapshot-")) for name in files) and "run_settings.json" not in files
+    # Nor a folder a stopped save left half-written, as huggingface_hub's own filter applies the patterns.
+    left = ["model.safetensors", "snapshot-4.partial/model.safetensors", "run_settings.json.partial"]
+    ignored = ["_*", "checkpoint-*", *trainer_module.HUB_IGNORE_PATTERNS]
+    assert list(filter_repo_objects(left, ignore_patterns=ignored)) == ["model.safetensors"]
 
     card = ModelCard.load(repo_id)
     assert {"prjepa", "jepa"} <= set(card.data.tags) and card.data.license == "mit"
@@ -311,6 +380,16 @@ def test_resume_is_exact_or_refused(assets, tmp_path, caplog):
         run_pretrain.main(arguments(assets, run, "--max_steps", "4", "--learning_rate", "0.01"))
     with pytest.raises(ValueError, match=r"model\.mlm_probability: 0\.15 in the checkpoint's run, 0\.3 now"):
         run_pretrain.main(arguments(assets, run, "--max_steps", "4", "--config_overrides", "mlm_probability=0.3"))
+    # So are the data and loader options that change which sequences make each step; one tokenization process cuts
+    # the same packed chunks as none.
+    for extra, difference in [
+        (("--preprocessing_num_workers", "2"), r"data\.preprocessing_num_workers: 1 in the checkpoint's run, 2 now"),
+        (("--streaming",), r"data\.streaming: False in the checkpoint's run, True now"),
+        (("--dataloader_drop_last", "true"), r"training\.dataloader_drop_last: False in the checkpoint's run, True"),
+    ]:
+        with pytest.raises(ValueError, match=difference):
+            run_pretrain.main(arguments(assets, run, *extra))
+    assert run_pretrain.main(arguments(assets, run, "--preprocessing_num_workers", "1")) is None
     elsewhere = ("--resume_from_checkpoint", str(run / "checkpoint-2"), "--learning_rate", "0.01")
     with pytest.raises(ValueError, match=lr_difference):
         run_pretrain.main(arguments(assets, tmp_path / "elsewhere", *elsewhere))
@@ -344,7 +423,7 @@ def test_resume_is_exact_or_refused(assets, tmp_path, caplog):
 
 
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
-def test_a_preempted_run_saves_exits_non_zero_and_resumes_exactly(assets, tmp_path, monkeypatch, signal_number):
+def test_a_preempted_run_saves_exits_non_zero_and_resumes_exactly(assets, tmp_path, monkeypatch, caplog, signal_number):
     run_pretrain.main(arguments(assets, tmp_path / "straight"))
 
     class SignalDuringStepTwo(TrainerCallback):
@@ -360,9 +439,11 @@ def test_a_preempted_run_saves_exits_non_zero_and_resumes_exactly(assets, tmp_pa
     run = tmp_path / "preempted"
     monkeypatch.setattr(trainer_module, "PrJepaTrainer", PreemptedTrainer)
     handler_before = signal.getsignal(signal_number)
-    with pytest.raises(SystemExit) as stop:
-        run_pretrain.main(arguments(assets, run))
+    with pytest.raises(SystemExit) as stop, caplog.at_level(logging.WARNING):
+        run_pretrain.main(arguments(assets, run, "--overwrite_output_dir"))
     assert stop.value.code == 128 + signal_number
+    # The same command would start again from step 0 and replace the checkpoint just saved.
+    assert "Rerun the same command without --overwrite_output_dir" in caplog.text
     assert [path.name for path in run.glob("checkpoint-*")] == ["checkpoint-2"]
     assert not (run / "model.safetensors").exists() and not (run / "train_results.json").exists()
     assert signal.getsignal(signal_number) == handler_before
@@ -402,6 +483,52 @@ def test_a_non_finite_loss_names_the_last_finite_checkpoint_and_a_restart_that_t
     advice = run_pretrain.restart_advice(SimpleNamespace(output_dir=str(run), learning_rate=1e-3), ["run.yaml"])
     assert f"copy run.yaml, set model_name_or_path: {run / 'checkpoint-2'}, learning_rate: 0.0001" in advice
     assert f"output_dir: {run}-from-checkpoint-2" in advice and "remove preset, config_name" in advice
+
+
+def test_the_restart_command_parses_whatever_form_the_options_took(assets, tmp_path):
+    argv = arguments(assets, tmp_path / "run", "--overwrite_output_dir", "true", "--resume_from_checkpoint=x")
+    argv += ["--overwrite_output_dir", "--do_eval"]  # the bare form, before an option it must keep
+    command = run_pretrain.restart_command(argv, "run/checkpoint-2", 1e-4, "run-from-checkpoint-2")
+    assert command[:2] == ["python", "run_pretrain.py"]
+    model_args, _, training_args = run_pretrain.parse_arguments(command[2:])
+    assert model_args.model_name_or_path == "run/checkpoint-2" and training_args.output_dir == "run-from-checkpoint-2"
+    assert training_args.learning_rate == 1e-4 and training_args.do_eval and training_args.do_train
+    assert not training_args.overwrite_output_dir and training_args.resume_from_checkpoint is None
+
+
+def test_snapshot_steps_past_an_epoch_based_run_are_refused_before_training(assets, tmp_path):
+    epochs = ("--max_steps", "-1", "--num_train_epochs", "2")
+    with pytest.raises(ValueError, match=r"--snapshot_steps \[1000\] lie after the run's last optimizer step") as error:
+        run_pretrain.main(arguments(assets, tmp_path / "out", *epochs, "--snapshot_steps", "0", "1000"))
+    assert not list(tmp_path.glob("out/**/*"))
+    # The step count it names is the one the run makes.
+    steps = int(re.search(r"\((\d+) steps\)", str(error.value)).group(1))
+    trainer = run_pretrain.main(arguments(assets, tmp_path / "run", *epochs, "--snapshot_steps", "0", str(steps)))
+    assert trainer.state.global_step == steps and (tmp_path / "run" / f"snapshot-{steps}").is_dir()
+
+
+def test_rerunning_a_finished_run_still_evaluates_and_pushes_it(assets, tmp_path, fake_hub):
+    run = tmp_path / "run"
+    run_pretrain.main(arguments(assets, run))
+    final = (run / "model.safetensors").read_bytes()
+    repo_id = f"{fake_hub_user_name}/prjepa-finished"
+    push = ("--push_to_hub", "--hub_model_id", repo_id, "--hub_token", fake_hub.token)
+    trainer = run_pretrain.main(arguments(assets, run, "--do_eval", *push))
+    assert trainer.state.global_step == 3 and (run / "model.safetensors").read_bytes() == final
+    assert fake_hub.files(repo_id)["model.safetensors"] == final
+    assert "optimizer_steps | 3" in ModelCard.load(repo_id).text.replace("`", "")
+
+    # The evaluation is the final model's: the same as evaluating it in place.
+    evaluation = json.loads((run / "eval_results.json").read_text())
+    argv = [a for a in arguments(assets, tmp_path / "eval", "--do_eval") if a != "--do_train"]
+    config = argv.index("--config_name")
+    argv[config : config + 2] = ["--model_name_or_path", str(run)]
+    run_pretrain.main(argv)
+    in_place = json.loads((tmp_path / "eval" / "eval_results.json").read_text())
+    assert evaluation["eval_mlm_loss"] == in_place["eval_mlm_loss"]
+
+    with pytest.raises(ValueError, match=r"holds a finished run .* so --resume_from_checkpoint .*checkpoint-3"):
+        run_pretrain.main(arguments(assets, run, "--resume_from_checkpoint", str(run / "checkpoint-3")))
 
 
 def test_data_with_nothing_to_learn_is_refused_and_rows_without_jepa_blocks_are_reported(assets, tmp_path, caplog):

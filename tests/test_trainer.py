@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 
 import pytest
 import torch
@@ -29,7 +30,16 @@ def token_dataset(num_examples: int = 20, seed: int = 0) -> Dataset:
     return Dataset.from_dict({"input_ids": rows})
 
 
-def make_trainer(tokenizer, output_dir, objective="hybrid", callbacks=(), config=None, eval_dataset=None, **arguments):
+def make_trainer(
+    tokenizer,
+    output_dir,
+    objective="hybrid",
+    callbacks=(),
+    config=None,
+    eval_dataset=None,
+    train_dataset=None,
+    **arguments,
+):
     torch.manual_seed(0)
     config = config or tiny_config(objective=objective, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
     model = PrJepaForPreTraining(config)
@@ -53,7 +63,7 @@ def make_trainer(tokenizer, output_dir, objective="hybrid", callbacks=(), config
     return PrJepaTrainer(
         model=model,
         args=PrJepaTrainingArguments(**defaults),
-        train_dataset=token_dataset(),
+        train_dataset=token_dataset() if train_dataset is None else train_dataset,
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         data_collator=DataCollatorForPrJepa(tokenizer, config, seed=3),
@@ -77,6 +87,36 @@ def test_resumed_run_equals_uninterrupted_run(tokenizer, tmp_path):
     # And the run did move: the target differs from its initial copy of the online encoder.
     initial = load_file(str(tmp_path / "straight" / "checkpoint-3" / "model.safetensors"))
     assert not torch.equal(initial["loss_weighting.jepa_logit"], expected["loss_weighting.jepa_logit"])
+
+
+def test_resumed_streaming_run_equals_uninterrupted_run(tokenizer, tmp_path):
+    """A streamed (iterable) dataset is read and collated through the trained batches on resume, unlike a sampler's
+    skip: the resumed run must still draw the uninterrupted run's masks."""
+
+    def streaming_trainer(output_dir):
+        dataset = token_dataset().to_iterable_dataset()
+        return make_trainer(tokenizer, output_dir, train_dataset=dataset, gradient_accumulation_steps=1, max_steps=6)
+
+    straight = streaming_trainer(tmp_path / "straight")
+    straight.train()
+    resumed = streaming_trainer(tmp_path / "resumed")
+    resumed.train(resume_from_checkpoint=str(tmp_path / "straight" / "checkpoint-3"))
+    expected, actual = straight.model.state_dict(), resumed.model.state_dict()
+    for key in expected:
+        torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=0, msg=key)
+
+
+def test_signal_handlers_come_back_when_training_raises(tokenizer, tmp_path):
+    class FailAtStepTwo(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                raise RuntimeError("data error")
+
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    trainer = make_trainer(tokenizer, tmp_path, callbacks=[FailAtStepTwo()], save_steps=100)
+    with pytest.raises(RuntimeError, match="data error"):
+        trainer.train()
+    assert {number: signal.getsignal(number) for number in before} == before
 
 
 class RecordOnlineWeights(TrainerCallback):
@@ -253,6 +293,14 @@ def test_snapshots_keep_the_initialisation_and_the_requested_steps_exactly(token
 def test_snapshot_steps_outside_the_run_are_refused(tmp_path, steps, message):
     with pytest.raises(ValueError, match=message):
         PrJepaTrainingArguments(output_dir=str(tmp_path), max_steps=8, snapshot_steps=steps, use_cpu=True)
+
+
+def test_snapshot_steps_past_an_epoch_based_run_stop_it_before_training(tokenizer, tmp_path):
+    # 20 sequences, 2 per batch, 2 batches per optimizer step: 5 steps per epoch.
+    trainer = make_trainer(tokenizer, tmp_path, max_steps=-1, num_train_epochs=1, snapshot_steps=[0, 5, 6])
+    with pytest.raises(ValueError, match=r"--snapshot_steps \[6\] lie after the run's last optimizer step \(5 steps\)"):
+        trainer.train()
+    assert trainer.state.global_step == 0 and not list(tmp_path.glob("snapshot-*"))
 
 
 def test_training_seconds_add_up_over_a_resumed_run(tokenizer, tmp_path):
