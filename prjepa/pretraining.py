@@ -290,7 +290,10 @@ def remove_previous_run(output_dir: str) -> None:
     files = [os.path.join(output_dir, name) for name in PREVIOUS_RUN_FILES]
     files = [path for path in files if os.path.isfile(path)]
     for path in folders:
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:  # a half-written file, e.g. run_settings.json.partial
+            os.remove(path)
     for path in files:
         os.remove(path)
     if folders or files:

@@ -83,16 +83,30 @@ def check_snapshot_steps(snapshot_steps: list[int], max_steps: int) -> None:
 class PreemptionCallback(TrainerCallback):
     """On SIGTERM (how cluster schedulers preempt) or SIGINT (Ctrl-C) during training: finish the current optimizer
     step, save a checkpoint and stop; `received` then names the signal, and the caller exits non-zero so that a rerun
-    resumes exactly. The previous handlers come back when training ends."""
+    resumes exactly. The previous handlers come back when training ends or raises.
+
+    Every process stops after the same step: a signal counts once the trainer's per-micro-batch all-reduce has shared
+    it (`pending` / `agree`), since a process that stopped alone would leave the others waiting in the next
+    collective, and its checkpoint would miss their state."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self):
         self.received: signal.Signals | None = None
+        self._caught: signal.Signals | None = None
         self._previous: dict[signal.Signals, object] = {}
 
     def _handle(self, signum, frame) -> None:
-        self.received = signal.Signals(signum)
+        self._caught = signal.Signals(signum)
+
+    def pending(self, device: torch.device) -> torch.Tensor:
+        """One entry per signal of `SIGNALS`: 1 where this process caught it."""
+        return torch.tensor([float(self._caught == number) for number in self.SIGNALS], device=device)
+
+    def agree(self, counts: torch.Tensor) -> None:
+        """`counts`: `pending` summed over the processes, the same on every one."""
+        if self.received is None:
+            self.received = next((n for n, count in zip(self.SIGNALS, counts.tolist()) if count > 0), None)
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
@@ -249,9 +263,12 @@ class PrJepaTrainer(Trainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
-        # All ranks agree before anyone raises, so no process is left waiting in a collective.
-        finite = self.accelerator.reduce(torch.isfinite(loss).float(), reduction="sum")
-        if finite.item() < self.args.world_size:
+        # One collective for what all ranks must agree on before acting, so that no process is left waiting in one: a
+        # non-finite loss anywhere, and a preemption signal caught anywhere.
+        local = torch.cat([torch.isfinite(loss).float().reshape(1), self.preemption.pending(loss.device)])
+        counts = self.accelerator.reduce(local, reduction="sum")
+        self.preemption.agree(counts[1:])
+        if counts[0].item() < self.args.world_size:
             raise FloatingPointError(
                 f"Non-finite loss ({loss.item()}) at step {self.state.global_step + 1}. Training stopped before the "
                 "optimizer step, so the weights and the last saved checkpoint are intact. Lower the learning rate, set "

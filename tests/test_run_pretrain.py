@@ -317,6 +317,28 @@ def test_two_processes_keep_identical_target_encoders_and_the_loss_scale(assets,
     assert first[0]["grad_norm"] == pytest.approx(first[1]["grad_norm"], rel=0.25)
 
 
+def test_a_signal_one_process_catches_stops_every_process_after_the_same_step(assets, tmp_path):
+    """torchrun, 2 CPU processes, SIGTERM to rank 1 alone during step 2: both save checkpoint-2 together and exit
+    (stopping alone, rank 1 would leave rank 0 in the next all-reduce, and the checkpoint without rank 0's state)."""
+    worker = os.path.join(REPO, "tests", "preempt_one_rank.py")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", worker]
+    argv = arguments(assets, tmp_path / "ddp", "--per_device_train_batch_size", "2")
+    environment = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command + argv, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and output.count("SIGTERM received: saved checkpoint-2") == 2, output[-3000:]
+    assert [path.name for path in (tmp_path / "ddp").glob("checkpoint-*")] == ["checkpoint-2"]
+    checkpoint = set(os.listdir(tmp_path / "ddp" / "checkpoint-2"))
+    assert {
+        "model.safetensors",
+        "optimizer.pt",
+        "trainer_state.json",
+        "rng_state_0.pth",
+        "rng_state_1.pth",
+    } <= checkpoint
+    assert not (tmp_path / "ddp" / "model.safetensors").exists()
+
+
 def initial_target_encoder(assets) -> dict[str, torch.Tensor]:
     """The target encoder at initialisation (seed 5), to show that training moved it."""
     set_seed(5)
