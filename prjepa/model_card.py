@@ -219,9 +219,16 @@ def _model_section(config: PrJepaConfig, tokenizer_name: str) -> str:
 
 
 def _training_section(
-    log_history: list[dict[str, float]], hyperparameters: dict[str, Any], datasets: list[str], tokens_seen: int
+    log_history: list[dict[str, float]],
+    hyperparameters: dict[str, Any],
+    datasets: list[str],
+    dataset_config: str | None,
+    tokens_seen: int,
 ) -> str:
-    data = "\n".join(f"- `{name}`" + ("" if is_hub_dataset_id(name) else " (local files)") for name in datasets)
+    configuration = f" (configuration `{dataset_config}`)" if dataset_config else ""
+    data = "\n".join(
+        f"- `{name}`" + (configuration if is_hub_dataset_id(name) else " (local files)") for name in datasets
+    )
     hyperparameter_rows = [(f"`{name}`", _number(value, digits=6)) for name, value in hyperparameters.items()]
     return (
         f"## Training\n\nTokens seen: {_number(tokens_seen)}. Data:\n\n{data or '- (not recorded)'}\n\n"
@@ -241,6 +248,7 @@ def pretraining_model_card(
     tokenizer_name: str,
     model_id: str | None = None,
     license: str | None = None,
+    dataset_config: str | None = None,
 ) -> ModelCard:
     """The README.md of a pretrained PrJEPA checkpoint.
 
@@ -248,6 +256,7 @@ def pretraining_model_card(
         `mlm_loss`, `jepa_weight`, `ema_momentum`, `effective_rank`; evaluation entries with `eval_*` keys).
     hyperparameters: name → value, shown as a table in the given order.
     datasets: Hub dataset ids (listed in the metadata and the text) or local paths (the text only).
+    dataset_config: the Hub dataset's configuration (e.g. `wikitext-103-raw-v1`), named beside it.
     model_id: the repository id used in the loading snippets; a placeholder if `None`.
     """
     if isinstance(datasets, str):
@@ -279,7 +288,7 @@ def pretraining_model_card(
         sections.append(f"## Objective\n\n{objective_section}")
     model_id = model_id or MODEL_ID_PLACEHOLDER
     sections += [
-        _training_section(log_history, hyperparameters, datasets, tokens_seen),
+        _training_section(log_history, hyperparameters, datasets, dataset_config, tokens_seen),
         "## Usage\n\n" + _usage(config, model_id),
         "## Evaluation\n\n"
         "Linear probes on GLUE (frozen encoder), with the PrJEPA repository; `--update_model_card` adds the results "

@@ -678,7 +678,12 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
         processing_class=tokenizer,
         data_collator=DataCollatorForPrJepa(tokenizer, model.config, seed=training_args.seed),
     )
-    card_kwargs = dict(license=model_args.license, dataset=dataset_names(data_args))
+    card_kwargs = dict(
+        license=model_args.license,
+        dataset=dataset_names(data_args),
+        dataset_args=data_args.dataset_config_name,
+        max_seq_length=data_args.max_seq_length,
+    )
     if finished:
         trainer._load_from_checkpoint(training_args.output_dir)  # the model and state the evaluation and card describe
         trainer.state = TrainerState.load_from_json(os.path.join(training_args.output_dir, "trainer_state.json"))

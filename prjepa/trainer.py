@@ -360,10 +360,18 @@ class PrJepaTrainer(Trainer):
         finally:
             self.data_collator = training_collator
 
-    def create_model_card(self, license: str | None = None, dataset: str | list[str] | None = None, **kwargs) -> None:
+    def create_model_card(
+        self,
+        license: str | None = None,
+        dataset: str | list[str] | None = None,
+        dataset_args: str | None = None,
+        max_seq_length: int | None = None,
+        **kwargs,
+    ) -> None:
         """Writes the PrJEPA model card (objective, λ's course, EMA schedule, data, tokens seen) as README.md.
 
-        `Trainer.push_to_hub(license=..., dataset=[...])` forwards here; the stock card's other fields do not apply.
+        `Trainer.push_to_hub(license=..., dataset=[...], dataset_args=<configuration>, max_seq_length=...)` forwards
+        here; the stock card's other fields do not apply.
         """
         if not self.is_world_process_zero():
             return
@@ -384,11 +392,14 @@ class PrJepaTrainer(Trainer):
             "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
             "seed": args.seed,
         }
+        if max_seq_length is not None:
+            hyperparameters["max_seq_length"] = max_seq_length
         card = pretraining_model_card(
             self.model.config,
             self.state.log_history,
             hyperparameters,
             datasets=[dataset] if isinstance(dataset, str) else list(dataset or []),
+            dataset_config=dataset_args,
             tokens_seen=self.state.num_input_tokens_seen,
             tokenizer_name=getattr(self.processing_class, "name_or_path", "bert-base-uncased"),
             model_id=self.hub_model_id if args.push_to_hub else None,

@@ -210,6 +210,13 @@ def test_local_data_stays_out_of_the_metadata(tmp_path, monkeypatch):
     assert not is_hub_dataset_id("a/b/c") and is_hub_dataset_id("Salesforce/wikitext")
 
 
+def test_a_hub_dataset_is_named_with_its_configuration():
+    """WikiText-103 and WikiText-2 share a dataset id: the configuration tells the reader which one trained it."""
+    card = card_for(datasets=["Salesforce/wikitext"], dataset_config="wikitext-103-raw-v1")
+    assert "- `Salesforce/wikitext` (configuration `wikitext-103-raw-v1`)" in card.text
+    assert "- `Salesforce/wikitext`\n" in card_for(datasets=["Salesforce/wikitext"]).text
+
+
 def test_no_license_and_no_hub_data_leave_their_keys_out():
     card = card_for(license=None, datasets=["corpus.jsonl"])
     assert set(ModelCard(str(card)).data.to_dict()) == {"library_name", "pipeline_tag", "tags"}

@@ -108,6 +108,7 @@ def test_pretraining_run_from_local_text_files(assets, tmp_path, caplog):
     )
     card = ModelCard.load(output / "README.md")
     assert card.data.license == "apache-2.0" and "prjepa" in card.data.tags
+    assert "| `max_seq_length` | 24 |" in card.text  # the sequences' length, which the token count alone hides
     assert state["num_input_tokens_seen"] == sum(len(ids) for ids in trainer.train_dataset["input_ids"][:12])
 
 
