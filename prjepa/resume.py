@@ -60,11 +60,24 @@ def checkpoints_by_step(output_dir: str) -> list[str]:
     return [os.path.join(output_dir, name) for _, name in sorted(found, reverse=True)]
 
 
+def rng_state_files(checkpoint: str) -> list[str]:
+    """The random states `Trainer` saves for the processes that trained (dropout and sampling resume from them): one
+    per process of the run's recorded world size; for a checkpoint saved before settings were recorded, any one."""
+    settings = recorded_settings_path(checkpoint)
+    if settings is None:
+        found = [name for name in os.listdir(checkpoint) if name.startswith("rng_state")]
+        return found or ["rng_state.pth"]
+    with open(settings) as file:
+        world_size = json.load(file)["training"]["world_size"]
+    return ["rng_state.pth"] if world_size == 1 else [f"rng_state_{rank}.pth" for rank in range(world_size)]
+
+
 def checkpoint_problem(checkpoint: str) -> str | None:
     """Why `checkpoint` cannot be resumed exactly (missing or damaged files), or None."""
     missing = [name for name in RESUME_FILES if not os.path.exists(os.path.join(checkpoint, name))]
     if not any(os.path.exists(os.path.join(checkpoint, name)) for name in WEIGHTS_FILES):
         missing.insert(0, WEIGHTS_FILES[0])
+    missing += [name for name in rng_state_files(checkpoint) if not os.path.exists(os.path.join(checkpoint, name))]
     if missing:
         return f"missing {', '.join(missing)}"
     for name in ("optimizer.pt", "scheduler.pt"):

@@ -26,6 +26,7 @@ from configuration_prjepa import PrJepaConfig
 from modeling_prjepa import PrJepaForPreTraining
 from prjepa import pretraining as run_pretrain
 from prjepa import trainer as trainer_module
+from prjepa.resume import checkpoint_problem
 from prjepa.training_args import PrJepaTrainingArguments
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -433,6 +434,12 @@ def test_resume_is_exact_or_refused(assets, tmp_path, caplog):
     assert f"resuming training at {stopped / 'checkpoint-1'}" in caplog.text and trainer.state.global_step == 3
     expected, actual = load_file(run / "model.safetensors"), load_file(stopped / "model.safetensors")
     assert all(torch.equal(expected[key], actual[key]) for key in expected)
+
+    # Without its random state a checkpoint would resume with other dropout and sampling: incomplete too.
+    shutil.copytree(run / "checkpoint-2", tmp_path / "no-rng")
+    assert checkpoint_problem(str(tmp_path / "no-rng")) is None
+    (tmp_path / "no-rng" / "rng_state.pth").unlink()
+    assert checkpoint_problem(str(tmp_path / "no-rng")) == "missing rng_state.pth"
 
     # An explicit checkpoint that lacks part of its state is refused, naming the previous complete one, also when
     # resumed into a new folder.
