@@ -589,10 +589,15 @@ class PrJepaPreTrainedModel(PreTrainedModel):
             ) from error
         missing = sorted(key for key in loading_info["missing_keys"] if key.startswith(encoder_prefix))
         if missing:
+            fix = (
+                "Only a hybrid pretraining checkpoint holds the EMA target encoder: load this one's online encoder "
+                "(leave out encoder='target')."
+                if encoder == "target"
+                else "Load it with its own model class (e.g. AutoModel), or pass a PrJEPA checkpoint."
+            )
             raise ValueError(
                 f"{pretrained_model_name_or_path!r} holds no PrJEPA {encoder} encoder: {len(missing)} encoder weights "
-                f"are missing (e.g. {missing[:3]}). Load it with its own model class (e.g. AutoModel), or pass a "
-                "PrJEPA checkpoint."
+                f"are missing (e.g. {missing[:3]}). {fix}"
             )
         return model, loading_info
 
@@ -809,8 +814,12 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
             targets, pooled_embeddings = self._jepa_targets(input_ids, attention_mask, target_indices)
         # One token-embedding lookup for both online views: the context view's are gathered from it.
         token_embeddings = self.prjepa.embeddings.embed_tokens(masked_input_ids)
-        full_view = self.prjepa(
-            attention_mask=attention_mask, inputs_embeds=token_embeddings, return_dict=True
+        # Embedded without the mask, so with positions 0..seq-1 as one row (the collator pads on the right): the
+        # learned position table's gradient is then summed over the batch before the lookup, as it always was.
+        # Positions derived from the mask, (batch, seq), have the same values but sum in another order, and training
+        # would no longer reproduce earlier runs bit for bit.
+        full_view = self.prjepa.encoder(
+            self.prjepa.embeddings(inputs_embeds=token_embeddings), attention_mask
         ).last_hidden_state
         # The vocabulary projection only where there is something to predict (about 15% of the tokens).
         labelled_states, labelled_ids = select_labelled(full_view, labels)

@@ -163,7 +163,10 @@ class DataTrainingArguments:
             )
         if self.train_file is None and self.dataset_name is None:
             if self.dataset_config_name is not None:
-                raise ValueError(f"--dataset_config_name {self.dataset_config_name} needs --dataset_name.")
+                raise ValueError(
+                    f"--dataset_config_name {self.dataset_config_name} needs --dataset_name: name the dataset it "
+                    f"configures (e.g. --dataset_name {DEFAULT_DATASET[0]} for WikiText)."
+                )
             self.dataset_name, self.dataset_config_name = DEFAULT_DATASET
         for option, path in (("--train_file", self.train_file), ("--validation_file", self.validation_file)):
             if path is not None:

@@ -1,7 +1,8 @@
 """What an exact resume needs: a complete, readable checkpoint, and the settings the run was started with.
 
-A checkpoint is complete when it holds the weights, the optimizer, the schedule and the trainer state (the RNG state
-may be absent: the collator's masks come from its own seeded stream). The run's settings (model configuration, the
+A checkpoint is complete when it holds the weights, the optimizer, the schedule, the trainer state and the random
+state of each process that trained (the collator's masks come from its own seeded stream, but dropout and sampling
+from these). The run's settings (model configuration, the
 training arguments that shape the trajectory, the data) are recorded in the output directory when training starts and
 in every checkpoint; continuing with other settings would mix two runs, so it is refused, naming each difference.
 """

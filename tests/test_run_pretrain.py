@@ -179,6 +179,8 @@ def test_data_sources_are_one_or_the_other(assets, tmp_path):
     default = run_pretrain.DataTrainingArguments()
     assert (default.dataset_name, default.dataset_config_name) == ("Salesforce/wikitext", "wikitext-103-raw-v1")
     assert run_pretrain.DataTrainingArguments(dataset_name="someone/texts").dataset_config_name is None
+    with pytest.raises(ValueError, match="needs --dataset_name: .* --dataset_name Salesforce/wikitext"):
+        run_pretrain.DataTrainingArguments(dataset_config_name="wikitext-2-raw-v1")
 
 
 def test_an_explicit_checkpoint_that_does_not_exist_is_named_with_the_fix(assets, tmp_path):
