@@ -43,6 +43,7 @@ from .data_sources import (
     DEMO_VALIDATION_FILE,
     check_hub_reachable,
 )
+from .probing.tasks import GLUE_TASKS
 from .snapshots import SNAPSHOT_STATE, snapshot_dir
 from .utils import library_versions, markdown_table, mean_and_spread, script_parser
 
@@ -63,6 +64,8 @@ ANALYSIS_MODULE = "prjepa.geometry.analysis"
 RUN_RECORD_FILES = ("trainer_state.json", "train_results.json", "eval_results.json", "README.md")
 # In a run's record: the digests of the weights it left, so that measuring stages never read other weights.
 WEIGHTS_RECORD = "weights.json"
+# Each stage's record beside its outputs: the settings it ran with and the seconds it took.
+STAGE_RECORD = "experiment_stage.json"
 # Marks a results folder as the project's published run: a run left to its default name writes
 # `<preset>-reproduction` beside it instead of reusing or rewriting it.
 PUBLISHED = "PUBLISHED.md"
@@ -552,8 +555,8 @@ def run_stage(
     `directory` when the command writes them elsewhere. The settings are recorded beside the outputs; finished
     outputs from other settings are never overwritten.
     """
-    record = os.path.join(directory, "experiment_stage.json")
-    if os.path.exists(os.path.join(directory, marker)) and os.path.exists(record):
+    record = os.path.join(directory, STAGE_RECORD)
+    if finished_stage(directory, marker):
         with open(record) as file:
             recorded = json.load(file)
         if recorded["settings"] != settings:
@@ -578,7 +581,7 @@ def run_stage(
 
 
 def stage_seconds(directory: str) -> float:
-    with open(os.path.join(directory, "experiment_stage.json")) as file:
+    with open(os.path.join(directory, STAGE_RECORD)) as file:
         return json.load(file)["seconds"]
 
 
@@ -710,9 +713,7 @@ def seed_stages(experiment: Experiment, seed: int) -> list[tuple[str, str, str, 
 
 
 def finished_stage(directory: str, marker: str) -> bool:
-    return os.path.exists(os.path.join(directory, marker)) and os.path.exists(
-        os.path.join(directory, "experiment_stage.json")
-    )
+    return os.path.exists(os.path.join(directory, marker)) and os.path.exists(os.path.join(directory, STAGE_RECORD))
 
 
 def check_no_stale_stage(experiment: Experiment) -> None:
@@ -725,7 +726,7 @@ def check_no_stale_stage(experiment: Experiment) -> None:
         for name, directory, marker, settings in seed_stages(experiment, seed):
             if not finished_stage(directory, marker):
                 continue
-            with open(os.path.join(directory, "experiment_stage.json")) as file:
+            with open(os.path.join(directory, STAGE_RECORD)) as file:
                 recorded = json.load(file)["settings"]
             if settings is None:
                 stale.append(f"{name} ({directory}) measured encoders that are to be pretrained again")
@@ -1111,10 +1112,9 @@ def run_statistics(experiment: Experiment, objective: str) -> dict[str, Any]:
         losses.append(read_json(run, "eval_results.json")["eval_mlm_loss"])
         state, train = read_json(run, "trainer_state.json"), read_json(run, "train_results.json")
         speeds.append(state["num_input_tokens_seen"] / training_seconds(train))
-        arguments = read_json(run, "experiment_stage.json")["settings"]
-        learning_rates.add(float(arguments[arguments.index("--learning_rate") + 1]))
-        bf16 = "--bf16" in arguments and arguments[arguments.index("--bf16") + 1] == "true"
-        precisions.add("bf16 autocast" if bf16 else "fp32")
+        arguments = read_json(run, STAGE_RECORD)["settings"]
+        learning_rates.add(float(recorded_flag(arguments, "--learning_rate")))
+        precisions.add("bf16 autocast" if recorded_flag(arguments, "--bf16") == "true" else "fp32")
     return {
         "eval_mlm_loss": mean_and_spread(losses),
         "tokens_per_second": mean_and_spread(speeds),
@@ -1123,26 +1123,32 @@ def run_statistics(experiment: Experiment, objective: str) -> dict[str, Any]:
     }
 
 
+def recorded_flag(arguments: list[str], flag: str) -> str | None:
+    """The value given to `flag` in a recorded command line, or None when it was not given."""
+    return arguments[arguments.index(flag) + 1] if flag in arguments else None
+
+
 def training_seconds(train_results: dict[str, float]) -> float:
     """A pretraining run's training time over all its calls, resumed ones included (`train_runtime` counts the last
     call only); records written before `train_seconds` was logged hold the runtime alone."""
     return train_results.get("train_seconds", train_results["train_runtime"])
 
 
-def seed_wall_seconds(experiment: Experiment, seed: int) -> float:
-    """The seed's recorded stage seconds, which cover each stage's last attempt, plus the training time of a resumed
-    pretraining run's earlier attempts."""
+def seed_wall_seconds(experiment: Experiment, seed: int, with_curves: bool) -> float:
+    """The seed's recorded stage seconds, which cover each stage's last attempt (the curves' where `with_curves`),
+    plus the training time of a resumed pretraining run's earlier attempts."""
     earlier_attempts = 0.0
     for objective in COMPARED_OBJECTIVES:
         train = read_json(experiment.run_record(seed, objective), "train_results.json")
         earlier_attempts += training_seconds(train) - train["train_runtime"]
-    return earlier_attempts + sum(stage_seconds(directory) for directory in seed_stage_directories(experiment, seed))
+    directories = seed_stage_directories(experiment, seed, with_curves)
+    return earlier_attempts + sum(stage_seconds(directory) for directory in directories)
 
 
-def seed_stage_directories(experiment: Experiment, seed: int) -> list[str]:
+def seed_stage_directories(experiment: Experiment, seed: int, with_curves: bool) -> list[str]:
     """The folders of the seed's finished stages: both pretraining runs, probe, analysis, and curves where measured."""
     directories = [experiment.run_record(seed, objective) for objective in COMPARED_OBJECTIVES]
-    stages = ["probe", "analysis", *(["curves"] if has_curves(experiment) else [])]
+    stages = ["probe", "analysis", *(["curves"] if with_curves else [])]
     return directories + [experiment.seed_results(seed, stage) for stage in stages]
 
 
@@ -1177,8 +1183,8 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
     commands.sh."""
     args, results = experiment.args, experiment.results
     seeds = range(args.seeds)
-    wall_seconds = [seed_wall_seconds(experiment, seed) for seed in seeds]
     with_curves = has_curves(experiment)
+    wall_seconds = [seed_wall_seconds(experiment, seed, with_curves) for seed in seeds]
     curve_results = (
         [read_json(experiment.seed_results(seed, "curves"), "results.json") for seed in seeds] if with_curves else []
     )
@@ -1217,7 +1223,7 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
     plot_training_logs(logs).savefig(os.path.join(results, "training_logs.png"), dpi=120)
     if with_curves:
         majority = {
-            task: outcome.get("majority", {}).get("validation", {})
+            task: outcome.get("majority", {}).get(GLUE_TASKS[task].validation_splits[0], {})
             for task, outcome in curve_results[0]["models"][0]["tasks"].items()
         }
         plot_probe_curves(probe_curve_data, majority).savefig(os.path.join(results, "probe_curves.png"), dpi=120)

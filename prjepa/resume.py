@@ -12,9 +12,11 @@ import logging
 import os
 import re
 import zipfile
+from argparse import ArgumentTypeError
 from typing import Any
 
 from safetensors import safe_open
+from transformers.hf_argparser import string_to_bool
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 logger = logging.getLogger(__name__)
@@ -235,8 +237,15 @@ def last_finite_checkpoint(output_dir: str) -> str | None:
 NEW_MODEL_OPTIONS = ("--preset", "--config_name", "--config_overrides", "--resume_from_checkpoint")
 # And those it replaces.
 _REPLACED_OPTIONS = (*NEW_MODEL_OPTIONS, "--model_name_or_path", "--learning_rate", "--output_dir")
-# The values HfArgumentParser's `string_to_bool` accepts.
-_BOOL_VALUES = ("true", "false", "yes", "no", "t", "f", "y", "n", "1", "0")
+
+
+def is_bool_value(text: str) -> bool:
+    """Whether HfArgumentParser reads `text` as a bool option's value."""
+    try:
+        string_to_bool(text)
+    except ArgumentTypeError:
+        return False
+    return True
 
 
 def restart_command(argv: list[str], checkpoint: str, learning_rate: float, output_dir: str) -> list[str]:
@@ -252,7 +261,7 @@ def restart_command(argv: list[str], checkpoint: str, learning_rate: float, outp
             skip_next = not has_value
         elif option == "--overwrite_output_dir":
             # A bool option takes an optional value (`--overwrite_output_dir true`), which must go with it.
-            skip_next = not has_value and index + 1 < len(argv) and argv[index + 1].lower() in _BOOL_VALUES
+            skip_next = not has_value and index + 1 < len(argv) and is_bool_value(argv[index + 1])
         else:
             kept.append(argument)
     restart = ["--model_name_or_path", checkpoint, "--learning_rate", f"{learning_rate:g}", "--output_dir", output_dir]
