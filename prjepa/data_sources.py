@@ -15,10 +15,36 @@ DEMO_GLUE = os.path.join(DEMO_DATA, "glue")
 DEMO_TOKENIZER = os.path.join(DEMO_DATA, "bert-base-uncased")
 DEMO_GLUE_TASKS = ("sst2", "stsb")
 
+# The paper's corpus: the pretraining text when neither --dataset_name nor --train_file is given.
+DEFAULT_TEXT_DATASET = ("Salesforce/wikitext", "wikitext-103-raw-v1")
+
 LOCAL_DATA_FLAGS = (
     "--train_file/--validation_file (local text, globs allowed), --glue_path (a local GLUE copy), "
     "--tokenizer_name and --model_name_or_path (local folders)"
 )
+
+
+def check_text_sources(
+    train_file: str | None, validation_file: str | None, dataset_name: str | None, dataset_config_name: str | None
+) -> None:
+    """Stops when the pretraining text's flags contradict each other, before any default fills them in. run_mlm.py
+    would quietly prefer one source over the other; two explicit sources, or a validation file or a configuration
+    without what it belongs to, are mistakes to name, not to guess at."""
+    if train_file is not None and (dataset_name is not None or dataset_config_name is not None):
+        raise ValueError(
+            f"--train_file {train_file} and --dataset_name/--dataset_config_name {dataset_name}/{dataset_config_name} "
+            "name two training sources; give one of them."
+        )
+    if validation_file is not None and train_file is None:
+        raise ValueError(
+            f"--validation_file {validation_file} is read only together with --train_file (a Hub dataset brings its "
+            "own validation split); pass --train_file too, or drop --validation_file."
+        )
+    if dataset_config_name is not None and dataset_name is None:
+        raise ValueError(
+            f"--dataset_config_name {dataset_config_name} needs --dataset_name: name the dataset it configures (e.g. "
+            f"--dataset_name {DEFAULT_TEXT_DATASET[0]} for WikiText)."
+        )
 
 
 def hub_unreachable_reason(timeout: float = 5.0) -> str | None:

@@ -36,12 +36,14 @@ from typing import Any
 
 from .curves import plot_probe_curves, plot_training_logs, probe_curves, training_logs
 from .data_sources import (
+    DEFAULT_TEXT_DATASET,
     DEMO_GLUE,
     DEMO_GLUE_TASKS,
     DEMO_TOKENIZER,
     DEMO_TRAIN_FILE,
     DEMO_VALIDATION_FILE,
     check_hub_reachable,
+    check_text_sources,
 )
 from .probing.tasks import GLUE_TASKS
 from .snapshots import SNAPSHOT_STATE, snapshot_dir
@@ -78,7 +80,6 @@ KEEP_FREED_MEMORY = "glibc.malloc.trim_threshold=17179869184:glibc.malloc.mmap_m
 
 
 # Data arguments left unset take these values, or with a demo preset the sample shipped with the package.
-HUB_TEXT = ("Salesforce/wikitext", "wikitext-103-raw-v1")
 HUB_GLUE = "nyu-mll/glue"
 HUB_TOKENIZER = "bert-base-uncased"
 # Any of these given without --preset means the user's data is to be measured: never at the demo's budget, nor mixed
@@ -282,10 +283,10 @@ class ExperimentArguments:
     results_dir: str = field(default="results", metadata={"help": "Tables, plots, configuration (small)."})
     work_dir: str = field(default="experiments", metadata={"help": "Checkpoints and feature caches (large)."})
     dataset_name: str | None = field(
-        default=None, metadata={"help": f"Pretraining text on the Hub (default: {HUB_TEXT[0]})."}
+        default=None, metadata={"help": f"Pretraining text on the Hub (default: {DEFAULT_TEXT_DATASET[0]})."}
     )
     dataset_config_name: str | None = field(
-        default=None, metadata={"help": f"Its configuration (default: {HUB_TEXT[1]})."}
+        default=None, metadata={"help": f"Its configuration (default: {DEFAULT_TEXT_DATASET[1]})."}
     )
     train_file: str | None = field(default=None, metadata={"help": "Local pretraining text instead (globs allowed)."})
     validation_file: str | None = field(default=None, metadata={"help": "Local validation text."})
@@ -337,12 +338,13 @@ class ExperimentArguments:
         if self.run_name is None:
             published = os.path.exists(os.path.join(self.results_dir, self.preset, PUBLISHED))
             self.run_name = f"{self.preset}-reproduction" if published else self.preset
+        check_text_sources(self.train_file, self.validation_file, self.dataset_name, self.dataset_config_name)
         demo = EXPERIMENT_PRESETS[self.preset].demo_data
         if not (self.dataset_name or self.train_file):
             if demo:
                 self.train_file, self.validation_file = DEMO_TRAIN_FILE, DEMO_VALIDATION_FILE
             else:
-                self.dataset_name, self.dataset_config_name = HUB_TEXT
+                self.dataset_name, self.dataset_config_name = DEFAULT_TEXT_DATASET
         self.glue_path = self.glue_path or (DEMO_GLUE if demo else HUB_GLUE)
         self.tokenizer_name = self.tokenizer_name or (DEMO_TOKENIZER if demo else HUB_TOKENIZER)
 

@@ -28,7 +28,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from configuration_prjepa import OBJECTIVES, PRESETS, PrJepaConfig
 
-from .data_sources import check_hub_reachable
+from .data_sources import DEFAULT_TEXT_DATASET, check_hub_reachable, check_text_sources
 from .resume import (
     NEW_MODEL_OPTIONS,
     RUN_SETTINGS,
@@ -99,18 +99,16 @@ class ModelArguments:
             )
 
 
-# The paper's corpus: the data when neither --dataset_name nor --train_file is given.
-DEFAULT_DATASET = ("Salesforce/wikitext", "wikitext-103-raw-v1")
-
-
 @dataclass
 class DataTrainingArguments:
     dataset_name: str | None = field(
         default=None,
-        metadata={"help": f"Hub dataset; without it and without --train_file, {DEFAULT_DATASET[0]} (as in the paper)."},
+        metadata={
+            "help": f"Hub dataset; without it and without --train_file, {DEFAULT_TEXT_DATASET[0]} (as in the paper)."
+        },
     )
     dataset_config_name: str | None = field(
-        default=None, metadata={"help": f"Its configuration ({DEFAULT_DATASET[1]} for the default dataset)."}
+        default=None, metadata={"help": f"Its configuration ({DEFAULT_TEXT_DATASET[1]} for the default dataset)."}
     )
     train_file: str | None = field(
         default=None, metadata={"help": "Local training text: txt, csv, json/jsonl or parquet; globs allowed."}
@@ -149,25 +147,9 @@ class DataTrainingArguments:
                 f"--validation_split_percentage {self.validation_split_percentage} must lie in [0, 100): it is the "
                 "share of the training data held out for validation (0: none)."
             )
-        # run_mlm.py would quietly prefer one source over the other; two explicit sources are a mistake to name, not
-        # to guess at.
-        if self.train_file is not None and (self.dataset_name is not None or self.dataset_config_name is not None):
-            raise ValueError(
-                f"--train_file {self.train_file} and --dataset_name/--dataset_config_name "
-                f"{self.dataset_name}/{self.dataset_config_name} name two training sources; give one of them."
-            )
-        if self.validation_file is not None and self.train_file is None:
-            raise ValueError(
-                f"--validation_file {self.validation_file} is read only together with --train_file (a Hub dataset "
-                "brings its own validation split); pass --train_file too, or drop --validation_file."
-            )
+        check_text_sources(self.train_file, self.validation_file, self.dataset_name, self.dataset_config_name)
         if self.train_file is None and self.dataset_name is None:
-            if self.dataset_config_name is not None:
-                raise ValueError(
-                    f"--dataset_config_name {self.dataset_config_name} needs --dataset_name: name the dataset it "
-                    f"configures (e.g. --dataset_name {DEFAULT_DATASET[0]} for WikiText)."
-                )
-            self.dataset_name, self.dataset_config_name = DEFAULT_DATASET
+            self.dataset_name, self.dataset_config_name = DEFAULT_TEXT_DATASET
         for option, path in (("--train_file", self.train_file), ("--validation_file", self.validation_file)):
             if path is not None:
                 check_data_file(option, path)

@@ -108,13 +108,30 @@ def test_unset_data_arguments_take_the_presets_defaults():
     assert other.dataset_config_name is None
 
 
+# What each data argument needs beside it to name a source on its own.
+COMPANIONS = {"validation_file": {"train_file": "mine/*.txt"}, "dataset_config_name": {"dataset_name": "someone/texts"}}
+
+
 @pytest.mark.parametrize("name", DATA_ARGUMENTS)
 def test_any_data_argument_without_a_preset_runs_the_cpu_preset_without_the_demo_sample(name):
-    arguments = ExperimentArguments(**{name: "mine"})
+    given = {name: "mine", **COMPANIONS.get(name, {})}
+    arguments = ExperimentArguments(**given)
     assert arguments.preset == "cpu"
     data = [getattr(arguments, other) or "" for other in DATA_ARGUMENTS]
     assert not any(value.startswith(DEMO_DATA) for value in data)
-    assert ExperimentArguments(preset="demo", **{name: "mine"}).preset == "demo"
+    assert ExperimentArguments(preset="demo", **given).preset == "demo"
+
+
+@pytest.mark.parametrize("preset", ["demo", "cpu"])
+def test_the_experiment_refuses_text_sources_that_contradict_each_other(preset):
+    """As run_pretrain.py does, and before a default replaces what was given: a lone validation file would have been
+    swapped for the demo's, a lone configuration for WikiText's, and a Hub dataset dropped for the training file."""
+    with pytest.raises(ValueError, match=r"--validation_file mine\.txt is read only together with --train_file"):
+        ExperimentArguments(preset=preset, validation_file="mine.txt")
+    with pytest.raises(ValueError, match="--dataset_config_name wikitext-2-raw-v1 needs --dataset_name"):
+        ExperimentArguments(preset=preset, dataset_config_name="wikitext-2-raw-v1")
+    with pytest.raises(ValueError, match="name two training sources; give one of them"):
+        ExperimentArguments(preset=preset, train_file="mine/*.txt", dataset_name="someone/texts")
 
 
 def test_hub_ids_are_checked_and_local_paths_never(monkeypatch, tmp_path):
