@@ -578,7 +578,7 @@ def run_stage(
         collect()
     os.makedirs(directory, exist_ok=True)
     with open(record, "w") as file:
-        json.dump({"settings": settings, "seconds": seconds}, file, indent=2)
+        json.dump({"settings": settings, "seconds": seconds, "machine": machine()}, file, indent=2)
     return seconds
 
 
@@ -801,6 +801,7 @@ def analyse(experiment: Experiment, seed: int) -> None:
 
 
 def machine() -> dict[str, Any]:
+    """This machine: what a stage record names as the machine the stage ran on."""
     import torch
 
     description = {
@@ -981,17 +982,41 @@ def _ratio_cell(statistic: dict[str, Any]) -> str:
     return text
 
 
+def recorded_machines(directories: list[str]) -> list[dict[str, Any]]:
+    """The distinct machines the finished stages in `directories` ran on, as their records name them, in the order
+    first met. A record written before records named the machine counts as this machine's, as reports then assumed."""
+    here = None
+    machines: list[dict[str, Any]] = []
+    for directory in directories:
+        with open(os.path.join(directory, STAGE_RECORD)) as file:
+            ran_on = json.load(file).get("machine")
+        if ran_on is None:
+            here = here or machine()
+            ran_on = here
+        if ran_on not in machines:
+            machines.append(ran_on)
+    return machines
+
+
+def describe_machines(machines: list[dict[str, Any]]) -> str:
+    """ "2 CPU cores", or "2 CPU cores and on 8 CPU cores and a <GPU>" for stages that ran on several machines."""
+    described = (
+        f"{description['cpu_count']} CPU cores" + (f" and a {description['gpu']}" if "gpu" in description else "")
+        for description in machines
+    )
+    return " and on ".join(dict.fromkeys(described))
+
+
 def render_report(summary: dict[str, Any]) -> str:
     seeds = summary["settings"]["seeds"]
     spread = " (mean ± standard deviation over seeds; * marks a difference larger than the sum of the two spreads)"
-    gpu = f" and a {summary['machine']['gpu']}" if "gpu" in summary["machine"] else ""
     runs = summary["runs"]
     stages = "pretraining both, probe, analysis" + (", curves" if summary["curves"] else "")
     lines = [
         f"Preset `{summary['settings']['preset']}`, {seeds} seed{'s' if seeds > 1 else ''}{spread if seeds > 1 else ''}"
         f". Tokens seen per encoder: {summary['tokens_seen'][HYBRID]:,} (hybrid), "
         f"{summary['tokens_seen'][MLM_ONLY]:,} (MLM-only), pretrained in {summary['pretraining_precision']}. "
-        f"Wall time {summary['wall_hours']:.2f} h on {summary['machine']['cpu_count']} CPU cores{gpu}, per seed "
+        f"Wall time {summary['wall_hours']:.2f} h on {describe_machines(summary['machines'])}, per seed "
         f"({stages}): " + ", ".join(f"{hours:.2f} h" for hours in summary["wall_hours_per_seed"]) + ".",
         "",
         markdown_table(
@@ -1181,12 +1206,15 @@ def curve_points_with_tokens(experiment: Experiment, seed: int) -> dict[str, lis
 
 
 def write_report(experiment: Experiment) -> dict[str, Any]:
-    """comparison.json / comparison.md (tables, configuration, machine, wall time, tokens seen), the curve plots and
+    """comparison.json / comparison.md (tables, configuration, the machines the stages ran on, wall time, tokens seen), the curve plots and
     commands.sh."""
     args, results = experiment.args, experiment.results
     seeds = range(args.seeds)
     with_curves = has_curves(experiment)
     wall_seconds = [seed_wall_seconds(experiment, seed, with_curves) for seed in seeds]
+    stage_directories = [
+        directory for seed in seeds for directory in seed_stage_directories(experiment, seed, with_curves)
+    ]
     curve_results = (
         [read_json(experiment.seed_results(seed, "curves"), "results.json") for seed in seeds] if with_curves else []
     )
@@ -1202,7 +1230,7 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
     summary = {
         "settings": asdict(args),
         "preset": asdict(experiment.preset),
-        "machine": machine(),
+        "machines": recorded_machines(stage_directories),
         "pretraining_precision": ", ".join(
             sorted({precision for objective in COMPARED_OBJECTIVES for precision in runs[objective]["precisions"]})
         ),

@@ -257,7 +257,7 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     assert f"| MLM-only | {tiny_preset.learning_rate:g} | {mlm_loss:.3f} |" in table  # as the run recorded it
     commands = (results / "commands.sh").read_text()
     assert "--objective hybrid" in commands and "--objective mlm" in commands and "run_glue_probe.py" in commands
-    assert summary["machine"]["cpu_count"] == os.cpu_count() and summary["wall_hours"] > 0
+    assert summary["machines"] == [run_experiment.machine()] and summary["wall_hours"] > 0
 
     # The random-init control is the runs' shared initialisation, a third column everywhere.
     assert f"| {sst2['random-init']['mean']:.1f} |" in table
@@ -364,6 +364,24 @@ def test_speed_and_wall_time_count_every_attempt_of_a_resumed_run(tmp_path, tiny
         with open(os.path.join(experiment.seed_results(0, stage), "experiment_stage.json"), "w") as file:
             json.dump({"settings": [], "seconds": seconds}, file)
     assert run_experiment.seed_wall_seconds(experiment, 0, with_curves=False) == 130 + 70 + 300 + 20 + 30
+
+
+def test_the_report_names_the_machines_the_stages_ran_on_not_the_one_writing_it(tmp_path):
+    here = run_experiment.machine()
+    elsewhere = {**here, "cpu_count": 64, "gpu": "NVIDIA H200"}
+    records = {"pretrain": elsewhere, "probe": here, "analysis": elsewhere, "curves": None}
+    for stage, ran_on in records.items():
+        (tmp_path / stage).mkdir()
+        record = {"settings": [], "seconds": 1.0, **({"machine": ran_on} if ran_on else {})}
+        (tmp_path / stage / run_experiment.STAGE_RECORD).write_text(json.dumps(record))
+    machines = run_experiment.recorded_machines([str(tmp_path / stage) for stage in records])
+    # A record from before records named the machine counts as this one.
+    assert machines == [elsewhere, here]
+    assert (
+        run_experiment.describe_machines(machines)
+        == f"64 CPU cores and a NVIDIA H200 and on {os.cpu_count()} CPU cores"
+    )
+    assert run_experiment.describe_machines([here, {**here, "platform": "other"}]) == f"{os.cpu_count()} CPU cores"
 
 
 def test_readme_results_are_the_committed_result_files():
