@@ -1,5 +1,6 @@
-"""Where data comes from: the demo sample shipped with the package, and a check, before any compute, that the local
-paths the arguments name exist and that the Hub can be reached when an argument names something on it."""
+"""Where data comes from: the demo sample shipped with the package, the pretraining text's default and the check that
+its flags name one source, and a check, before any compute, that the local paths the arguments name exist and that
+the Hub can be reached when an argument names something on it."""
 
 import os
 from collections.abc import Iterable
