@@ -79,7 +79,8 @@ LONG_RUN_HOURS = 3.0
 KEEP_FREED_MEMORY = "glibc.malloc.trim_threshold=17179869184:glibc.malloc.mmap_max=0"
 
 
-# Data arguments left unset take these values, or with a demo preset the sample shipped with the package.
+# Data arguments left unset take these values (the text: DEFAULT_TEXT_DATASET), or with a demo preset the sample
+# shipped with the package.
 HUB_GLUE = "nyu-mll/glue"
 HUB_TOKENIZER = "bert-base-uncased"
 # Any of these given without --preset means the user's data is to be measured: never at the demo's budget, nor mixed
@@ -999,7 +1000,8 @@ def recorded_machines(directories: list[str]) -> list[dict[str, Any]]:
 
 
 def describe_machines(machines: list[dict[str, Any]]) -> str:
-    """ "2 CPU cores", or "2 CPU cores and on 8 CPU cores and a <GPU>" for stages that ran on several machines."""
+    """The machines as the report names them: e.g. "2 CPU cores", or "2 CPU cores and on 8 CPU cores and a <GPU>" for
+    stages that ran on several."""
     described = (
         f"{description['cpu_count']} CPU cores" + (f" and a {description['gpu']}" if "gpu" in description else "")
         for description in machines
