@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import transformers
 from transformers import AutoTokenizer, set_seed
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SchedulerType
 
 from configuration_prjepa import OBJECTIVES, PRESETS, PrJepaConfig
 
@@ -628,12 +628,17 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     else:
         resume_from_checkpoint = detect_checkpoint(training_args)
     if resume_from_checkpoint is not None:
-        check_settings(
-            recorded_settings_path(resume_from_checkpoint),
-            settings,
-            resume_from_checkpoint,
-            finished=reached_its_end(resume_from_checkpoint),
-        )
+        finished = reached_its_end(resume_from_checkpoint)
+        check_settings(recorded_settings_path(resume_from_checkpoint), settings, resume_from_checkpoint, finished)
+        if finished:
+            # transformers rebuilds the schedule for the new length and keeps only the step count from the old one.
+            logger.warning(
+                f"Continuing {resume_from_checkpoint}, a run that reached its end, for more steps: the learning-rate "
+                f"schedule ({SchedulerType(training_args.lr_scheduler_type).value}) and the EMA momentum are those of a run planned for "
+                "the new length from the start, so a decayed learning rate rises again after the first new step "
+                "(which runs at the finished schedule's last rate). For a run that decays once, train it at the full "
+                "length from the start."
+            )
 
     raw = load_raw_datasets(data_args, model_args.cache_dir)
     if training_args.do_eval and "validation" not in raw:

@@ -253,6 +253,24 @@ def test_output_directory_is_never_overwritten_silently(assets, tmp_path, caplog
     assert files == {path: path.stat().st_mtime_ns for path in (tmp_path / "run").rglob("*") if path.is_file()}
 
 
+def test_continuing_a_finished_run_replans_its_schedule_over_the_new_length_and_says_so(assets, tmp_path, caplog):
+    """What the warning says, as transformers does it: past one step at the finished schedule's last rate, the
+    continued run's learning rate is that of a run planned for the new length from the start."""
+    schedule = ("--learning_rate", "1e-2", "--lr_scheduler_type", "cosine", "--warmup_steps", "1", "--save_steps", "4")
+    run_pretrain.main(arguments(assets, tmp_path / "run", "--max_steps", "4", *schedule))
+    with caplog.at_level(logging.WARNING, logger="run_pretrain"):
+        continued = run_pretrain.main(arguments(assets, tmp_path / "run", "--max_steps", "8", *schedule))
+    assert "a run that reached its end, for more steps: the learning-rate schedule (cosine)" in caplog.text
+    fresh = run_pretrain.main(arguments(assets, tmp_path / "fresh", "--max_steps", "8", *schedule))
+
+    def rates(trainer) -> dict[int, float]:
+        return {entry["step"]: entry["learning_rate"] for entry in trainer.state.log_history if "loss" in entry}
+
+    assert rates(continued)[5] == 0.0  # the cosine's end
+    assert [rates(continued)[step] for step in (6, 7, 8)] == pytest.approx([rates(fresh)[step] for step in (6, 7, 8)])
+    assert rates(continued)[6] > rates(continued)[4]  # the decayed rate rises again
+
+
 def test_overwriting_a_run_removes_its_checkpoints_snapshots_and_results(assets, tmp_path, caplog):
     run = tmp_path / "run"
     run_pretrain.main(arguments(assets, run, "--snapshot_steps", "0", "2", "--save_steps", "1"))
