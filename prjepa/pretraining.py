@@ -628,9 +628,9 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     else:
         resume_from_checkpoint = detect_checkpoint(training_args)
     if resume_from_checkpoint is not None:
-        finished = reached_its_end(resume_from_checkpoint)
-        check_settings(recorded_settings_path(resume_from_checkpoint), settings, resume_from_checkpoint, finished)
-        if finished:
+        continuing = reached_its_end(resume_from_checkpoint)
+        check_settings(recorded_settings_path(resume_from_checkpoint), settings, resume_from_checkpoint, continuing)
+        if continuing:
             # transformers rebuilds the schedule for the new length and keeps only the step count from the old one.
             logger.warning(
                 f"Continuing {resume_from_checkpoint}, a run that reached its end, for more steps: the learning-rate "
