@@ -1,0 +1,95 @@
+# MLM-only past the cpu preset's budget, one seed: the published MLM-only recipe (results/cpu: seed 0, 1e-3, bf16)
+# for 8,000 steps instead of 1,200, i.e. 32.7M tokens instead of 4.9M (the cosine schedule and its 10% warm-up
+# stretched over the longer run; about 2.1 passes over the Gutenberg training text), probed along the run with the
+# experiment's probe settings. Run from a checkout where ../shared resolves (the pretraining ran at 741ddac, the rest
+# at the commit that added these files, with the same probe code); the allocator
+# setting is the experiment's --keep_freed_memory (faster MLM-only steps; it changes no number).
+export GLIBC_TUNABLES=glibc.malloc.trim_threshold=17179869184:glibc.malloc.mmap_max=0
+RUN=/work/runs/work/cpu-long/seed-0/mlm
+STEPS="0 1000 2000 3000 4000 6000"
+python run_pretrain.py --preset mini --objective mlm --tokenizer_name ../shared/tokenizers/bert-base-uncased \
+    --train_file '../shared/data/text/gutenberg/train/*.txt' --validation_file '../shared/data/text/gutenberg/validation/*.txt' \
+    --max_steps 8000 --config_overrides position_embedding_type=learned,tie_word_embeddings=True --max_seq_length 128 \
+    --per_device_train_batch_size 32 --learning_rate 0.001 --warmup_steps 0.1 --lr_scheduler_type cosine \
+    --weight_decay 0.05 --bf16 true --use_cpu true --seed 0 --data_seed 0 --logging_steps 10 --snapshot_steps $STEPS \
+    --eval_strategy steps --eval_steps 1000 --save_steps 200 --save_total_limit 2 --do_train --do_eval \
+    --max_eval_samples 500 --report_to none --disable_tqdm true --output_dir $RUN
+unset GLIBC_TUNABLES
+python -c "from prjepa.experiment import record_run; record_run('$RUN', 'results/cpu-long/pretrain-mlm', [${STEPS// /, }])"
+
+# The snapshots and the final encoder on their last hidden state, as the experiment's curves; then the initialisation
+# (the random-init control, identical to results/cpu's seed 0) and the final encoder on their embedding layer alone.
+python run_glue_probe.py --model_name_or_path $(for step in $STEPS; do echo $RUN/snapshot-$step; done) $RUN \
+    --task_name sst2 stsb --glue_path ../shared/data/glue --max_train_samples 20000 --seed 0 \
+    --cache_dir /work/runs/work/cpu-long/features --output_dir results/cpu-long/probe
+python run_glue_probe.py --model_name_or_path $RUN/snapshot-0 $RUN --hidden_layer 0 \
+    --task_name sst2 stsb --glue_path ../shared/data/glue --max_train_samples 20000 --seed 0 \
+    --cache_dir /work/runs/work/cpu-long/features --output_dir results/cpu-long/layer-0
+
+# summary.md and probe_curves.png: the scores and the validation MLM loss against tokens seen, with the random-init
+# control and the issue's target (the control + 5 points) beside them.
+RUN=$RUN python - <<'PYTHON'
+import json
+import os
+
+from prjepa.curves import plot_probe_curves, probe_curves
+from prjepa.plot_style import legend_outside
+from prjepa.utils import markdown_table
+
+RUN, RESULTS = os.environ["RUN"], "results/cpu-long"
+SCORES = (("sst2", "accuracy", "SST-2 accuracy"), ("stsb", "spearmanr", "STS-B Spearman"))
+PUBLISHED_TOKENS = 4_911_367  # results/cpu: the cpu preset's budget per encoder
+
+
+def read(*path: str) -> dict:
+    with open(os.path.join(*path)) as file:
+        return json.load(file)
+
+
+state = read(RESULTS, "pretrain-mlm", "trainer_state.json")
+losses = {entry["step"]: entry["eval_mlm_loss"] for entry in state["log_history"] if "eval_mlm_loss" in entry}
+steps = sorted(int(name[5:-5]) for name in os.listdir(os.path.join(RESULTS, "pretrain-mlm", "snapshots")))
+points = [
+    (f"{RUN}/snapshot-{step}", step, read(RESULTS, "pretrain-mlm", "snapshots", f"step-{step}.json")["num_input_tokens_seen"])
+    for step in steps
+] + [(RUN, state["global_step"], state["num_input_tokens_seen"])]
+probe = read(RESULTS, "probe", "results.json")
+curves = probe_curves([{"MLM-only": points}], [probe])
+
+
+def score(results: dict, model: str, task: str, metric: str) -> float:
+    tasks = {entry["model"]: entry["tasks"] for entry in results["models"]}[model]
+    return 100 * tasks[task]["poolings"]["mean"]["scores"]["validation"][metric]
+
+
+control = {task: curves[task]["MLM-only"][0]["mean"] for task, _, _ in SCORES}
+rows = []
+for index, (checkpoint, step, tokens) in enumerate(points):
+    cells = [f"{step:,}", f"{tokens / 1e6:.1f}", f"{losses[step]:.3f}" if step in losses else "–"]
+    for task, _, _ in SCORES:
+        value = curves[task]["MLM-only"][index]["mean"]
+        cells += [f"{value:.1f}", f"{value - control[task]:+.1f}"]
+    rows.append(cells)
+headers = ["step", "tokens seen (M)", "validation MLM loss"]
+for _, _, name in SCORES:
+    headers += [name, "gain over random-init"]
+layer_0 = read(RESULTS, "layer-0", "results.json")
+embedding_rows = [
+    [name, *(f"{score(layer_0, model, task, metric):.1f}" for task, metric, _ in SCORES)]
+    for name, model in (("random-init (step 0)", f"{RUN}/snapshot-0"), (f"MLM-only (step {state['global_step']:,})", RUN))
+]
+with open(os.path.join(RESULTS, "summary.md"), "w") as file:
+    file.write(markdown_table(headers, rows))
+    file.write("\n\nThe target, the random-init control + 5 points: SST-2 "
+               f"{control['sst2'] + 5:.1f}, STS-B {control['stsb'] + 5:.1f}. The same encoders' embedding layer alone "
+               "(`--hidden_layer 0`, mean-pooled):\n\n")
+    file.write(markdown_table(["encoder", *(name for _, _, name in SCORES)], embedding_rows))
+
+majority = {task: probe["models"][0]["tasks"][task].get("majority", {}).get("validation", {}) for task, _, _ in SCORES}
+figure = plot_probe_curves(curves, majority)
+for axes, (task, _, _) in zip(figure.axes, SCORES):
+    axes.axhline(control[task] + 5, color="tab:red", linestyle="-.", linewidth=1, label="target (random init + 5)")
+    axes.axvline(PUBLISHED_TOKENS / 1e6, color="grey", linestyle=":", linewidth=1, label="cpu preset's budget")
+    legend_outside(axes)
+figure.savefig(os.path.join(RESULTS, "probe_curves.png"), dpi=120)
+PYTHON
