@@ -1,9 +1,9 @@
 # MLM-only past the cpu preset's budget, one seed: the published MLM-only recipe (results/cpu: seed 0, 1e-3, bf16)
 # for 8,000 steps instead of 1,200, i.e. 32.7M tokens instead of 4.9M (the cosine schedule and its 10% warm-up
 # stretched over the longer run; about 2.1 passes over the Gutenberg training text), probed along the run with the
-# experiment's probe settings. Run from a checkout where ../shared/data and ../shared/tokenizers resolve (the pretraining ran at 741ddac, the rest
-# at the commit that added these files, with the same probe code); the allocator
-# setting is the experiment's --keep_freed_memory (faster MLM-only steps; it changes no number).
+# experiment's probe settings. Run from a checkout where the ../shared/data/ and ../shared/tokenizers/ paths below
+# resolve (the pretraining ran at 741ddac, the rest at the commit that added these files, with the same probe code);
+# the allocator setting is the experiment's --keep_freed_memory (faster MLM-only steps; it changes no number).
 export GLIBC_TUNABLES=glibc.malloc.trim_threshold=17179869184:glibc.malloc.mmap_max=0
 RUN=/work/runs/work/cpu-long/seed-0/mlm
 STEPS="0 1000 2000 3000 4000 6000"
