@@ -1208,8 +1208,8 @@ def curve_points_with_tokens(experiment: Experiment, seed: int) -> dict[str, lis
 
 
 def write_report(experiment: Experiment) -> dict[str, Any]:
-    """comparison.json / comparison.md (tables, configuration, the machines the stages ran on, wall time, tokens seen), the curve plots and
-    commands.sh."""
+    """comparison.json / comparison.md (tables, configuration, the machines the stages ran on, wall time, tokens
+    seen), the curve plots and commands.sh."""
     args, results = experiment.args, experiment.results
     seeds = range(args.seeds)
     with_curves = has_curves(experiment)
