@@ -560,8 +560,7 @@ def run_stage(
     """
     record = os.path.join(directory, STAGE_RECORD)
     if finished_stage(directory, marker):
-        with open(record) as file:
-            recorded = json.load(file)
+        recorded = read_json(directory, STAGE_RECORD)
         if recorded["settings"] != settings:
             raise ValueError(
                 f"{directory} holds a finished {name} with other settings ({recorded['settings']}). Use another "
@@ -584,8 +583,7 @@ def run_stage(
 
 
 def stage_seconds(directory: str) -> float:
-    with open(os.path.join(directory, STAGE_RECORD)) as file:
-        return json.load(file)["seconds"]
+    return read_json(directory, STAGE_RECORD)["seconds"]
 
 
 def pretraining_environment(keep_freed_memory: bool) -> dict[str, str]:
@@ -729,8 +727,7 @@ def check_no_stale_stage(experiment: Experiment) -> None:
         for name, directory, marker, settings in seed_stages(experiment, seed):
             if not finished_stage(directory, marker):
                 continue
-            with open(os.path.join(directory, STAGE_RECORD)) as file:
-                recorded = json.load(file)["settings"]
+            recorded = read_json(directory, STAGE_RECORD)["settings"]
             if settings is None:
                 stale.append(f"{name} ({directory}) measured encoders that are to be pretrained again")
             elif recorded != settings:
@@ -989,8 +986,7 @@ def recorded_machines(directories: list[str]) -> list[dict[str, Any]]:
     here = None
     machines: list[dict[str, Any]] = []
     for directory in directories:
-        with open(os.path.join(directory, STAGE_RECORD)) as file:
-            ran_on = json.load(file).get("machine")
+        ran_on = read_json(directory, STAGE_RECORD).get("machine")
         if ran_on is None:
             here = here or machine()
             ran_on = here

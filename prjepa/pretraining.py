@@ -634,10 +634,10 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
             # transformers rebuilds the schedule for the new length and keeps only the step count from the old one.
             logger.warning(
                 f"Continuing {resume_from_checkpoint}, a run that reached its end, for more steps: the learning-rate "
-                f"schedule ({SchedulerType(training_args.lr_scheduler_type).value}) and the EMA momentum are those of a run planned for "
-                "the new length from the start, so a decayed learning rate rises again after the first new step "
-                "(which runs at the finished schedule's last rate). For a run that decays once, train it at the full "
-                "length from the start."
+                f"schedule ({SchedulerType(training_args.lr_scheduler_type).value}) and the EMA momentum are those "
+                "of a run planned for the new length from the start, so a decayed learning rate rises again after "
+                "the first new step (which runs at the finished schedule's last rate). For a run that decays once, "
+                "train it at the full length from the start."
             )
 
     raw = load_raw_datasets(data_args, model_args.cache_dir)
