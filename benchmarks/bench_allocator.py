@@ -21,7 +21,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from prjepa.experiment import KEEP_FREED_MEMORY  # noqa: E402
+from prjepa.experiment.plan import KEEP_FREED_MEMORY  # noqa: E402
 
 SETTINGS = {"glibc defaults": None, "keep freed memory": KEEP_FREED_MEMORY}
 

@@ -13,7 +13,6 @@ import pytest
 from transformers import AutoTokenizer
 
 from prjepa import data_sources, pretraining
-from prjepa import experiment as run_experiment
 from prjepa.data_sources import (
     DEMO_DATA,
     DEMO_GLUE,
@@ -23,7 +22,9 @@ from prjepa.data_sources import (
     DEMO_VALIDATION_FILE,
     check_hub_reachable,
 )
-from prjepa.experiment import DATA_ARGUMENTS, ExperimentArguments
+from prjepa.experiment import main as run_experiment
+from prjepa.experiment import stages as experiment_stages
+from prjepa.experiment.plan import DATA_ARGUMENTS, ExperimentArguments
 from prjepa.geometry import analysis
 from prjepa.probing import glue_probe
 
@@ -168,20 +169,20 @@ def test_a_missing_path_that_cannot_be_a_hub_id_is_named_missing_without_asking_
 
 def test_the_experiment_stops_before_any_stage_when_the_hub_cannot_be_reached(monkeypatch, tmp_path):
     monkeypatch.setattr(data_sources, "hub_unreachable_reason", lambda: "ConnectError: Name or service not known")
-    monkeypatch.setattr(run_experiment, "run_stage", lambda *args, **kwargs: pytest.fail("a stage started"))
+    monkeypatch.setattr(experiment_stages, "run_stage", lambda *args, **kwargs: pytest.fail("a stage started"))
     results = tmp_path / "results"
     with pytest.raises(SystemExit, match="--dataset_name Salesforce/wikitext"):
-        run_experiment.main(["--preset", "cpu", "--results_dir", str(results), "--work_dir", str(tmp_path / "w")])
+        run_experiment(["--preset", "cpu", "--results_dir", str(results), "--work_dir", str(tmp_path / "w")])
     assert not results.exists()
 
 
 def test_the_experiment_given_only_a_text_file_asks_the_hub_for_the_rest_not_the_demo_sample(monkeypatch, tmp_path):
     monkeypatch.setattr(data_sources, "hub_unreachable_reason", lambda: "ConnectError: Name or service not known")
-    monkeypatch.setattr(run_experiment, "run_stage", lambda *args, **kwargs: pytest.fail("a stage started"))
+    monkeypatch.setattr(experiment_stages, "run_stage", lambda *args, **kwargs: pytest.fail("a stage started"))
     (tmp_path / "train.txt").write_text("the cat sat on the mat\n")
     argv = ["--train_file", str(tmp_path / "train.txt"), "--results_dir", str(tmp_path / "results")]
     with pytest.raises(SystemExit) as stop:
-        run_experiment.main([*argv, "--work_dir", str(tmp_path / "w")])
+        run_experiment([*argv, "--work_dir", str(tmp_path / "w")])
     assert "--glue_path nyu-mll/glue, --tokenizer_name bert-base-uncased name Hub data" in str(stop.value)
 
 

@@ -13,10 +13,13 @@ from datasets import ClassLabel, Value
 from helpers import tiny_config, write_glue_folder
 from safetensors.torch import load_file
 
-from prjepa import experiment as run_experiment
 from prjepa.collator import DataCollatorForPrJepa
-from prjepa.experiment import EXPERIMENT_PRESETS, Experiment, ExperimentArguments, ExperimentPreset
+from prjepa.experiment import main as run_experiment
+from prjepa.experiment import plan, report, stages
+from prjepa.experiment.plan import Experiment, ExperimentArguments
+from prjepa.experiment.presets import EXPERIMENT_PRESETS, ExperimentPreset
 from prjepa.pretraining import parse_arguments as parse_pretraining_arguments
+from prjepa.utils import mean_and_spread
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORDS = "the cat sat on mat a dog ran in park paris is capital of france and she he it was".split()
@@ -75,7 +78,7 @@ def test_max_steps_replaces_the_presets_steps_everywhere_they_are_used():
 def test_pretraining_precision_follows_the_preset_the_device_and_the_flag(
     tmp_path, monkeypatch, preset, flag, native, expected
 ):
-    monkeypatch.setattr(run_experiment, "native_bf16", lambda device: native)
+    monkeypatch.setattr(plan, "native_bf16", lambda device: native)
     (tmp_path / "train.txt").write_text("Some text.\n")
     experiment = Experiment(ExperimentArguments(preset=preset, train_file=str(tmp_path / "train.txt"), bf16=flag))
     assert experiment.bf16 is expected
@@ -90,7 +93,7 @@ def test_pretraining_precision_follows_the_preset_the_device_and_the_flag(
 
 
 def test_a_finished_run_of_the_other_precision_is_refused_naming_the_flag(tmp_path, monkeypatch):
-    monkeypatch.setattr(run_experiment, "native_bf16", lambda device: False)
+    monkeypatch.setattr(plan, "native_bf16", lambda device: False)
     arguments = dict(preset="cpu", train_file="train/*.txt", results_dir=str(tmp_path), stages=["pretrain"])
     fp32 = Experiment(ExperimentArguments(**arguments))
     for objective in ("hybrid", "mlm"):
@@ -102,12 +105,12 @@ def test_a_finished_run_of_the_other_precision_is_refused_naming_the_flag(tmp_pa
         }.items():
             with open(os.path.join(record, name), "w") as file:
                 json.dump(content, file)
-    run_experiment.check_no_stale_stage(fp32)  # the same machine: nothing stale
+    stages.check_no_stale_stage(fp32)  # the same machine: nothing stale
 
-    monkeypatch.setattr(run_experiment, "native_bf16", lambda device: True)
+    monkeypatch.setattr(plan, "native_bf16", lambda device: True)
     with pytest.raises(ValueError, match=r"pretrain hybrid seed 0 .*precision differs.*--bf16 true or false"):
-        run_experiment.check_no_stale_stage(Experiment(ExperimentArguments(**arguments)))
-    run_experiment.check_no_stale_stage(Experiment(ExperimentArguments(**arguments, bf16="false")))
+        stages.check_no_stale_stage(Experiment(ExperimentArguments(**arguments)))
+    stages.check_no_stale_stage(Experiment(ExperimentArguments(**arguments, bf16="false")))
 
 
 def test_the_hybrid_minus_mlm_difference_is_taken_per_seed(tmp_path):
@@ -130,7 +133,7 @@ def test_the_hybrid_minus_mlm_difference_is_taken_per_seed(tmp_path):
         os.makedirs(experiment.seed_results(seed, "probe"))
         with open(os.path.join(experiment.seed_results(seed, "probe"), "results.json"), "w") as file:
             json.dump({"models": models}, file)
-    (row,) = run_experiment.probe_comparison(experiment)
+    (row,) = report.probe_comparison(experiment)
     assert row["paired_difference"]["mean"] == pytest.approx(1.0) == pytest.approx(row["difference"])
     assert row["paired_difference"]["std"] == pytest.approx(0.0, abs=1e-9)
     assert row["hybrid"]["std"] == pytest.approx(7.07, abs=0.01) and row["exceeds_seed_spread"] is False
@@ -154,19 +157,19 @@ def test_a_preset_too_slow_for_this_machine_is_refused_before_starting(capsys):
     if experiment.device == "cuda":
         pytest.skip("the refusal concerns CPU-only machines")
     with pytest.raises(SystemExit, match=r"about \d+ h .*days.* --allow_long_run"):
-        run_experiment.check_budget(experiment)
+        stages.check_budget(experiment)
     assert "Estimated wall time on this machine (cpu)" in capsys.readouterr().out
-    run_experiment.check_budget(Experiment(ExperimentArguments(preset="paper", allow_long_run=True)))
-    run_experiment.check_budget(Experiment(ExperimentArguments(preset="paper", stages=["report"])))
+    stages.check_budget(Experiment(ExperimentArguments(preset="paper", allow_long_run=True)))
+    stages.check_budget(Experiment(ExperimentArguments(preset="paper", stages=["report"])))
 
 
 def test_seed_statistics_and_the_spread_mark():
-    tight = run_experiment.mean_and_spread([70.0, 70.2])
-    other = run_experiment.mean_and_spread([60.0, 60.4])
+    tight = mean_and_spread([70.0, 70.2])
+    other = mean_and_spread([60.0, 60.4])
     assert tight["mean"] == pytest.approx(70.1) and tight["std"] == pytest.approx(0.1414, rel=1e-3)
-    assert run_experiment.exceeds_spread(tight, other) is True
-    assert run_experiment.exceeds_spread(tight, run_experiment.mean_and_spread([69.0, 71.0])) is False
-    assert run_experiment.exceeds_spread(run_experiment.mean_and_spread([1.0]), other) is None
+    assert report.exceeds_spread(tight, other) is True
+    assert report.exceeds_spread(tight, mean_and_spread([69.0, 71.0])) is False
+    assert report.exceeds_spread(mean_and_spread([1.0]), other) is None
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +243,7 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
         "--tokenizer_name",
         str(tmp_path / "tokenizer"),
     ]
-    run_experiment.main(argv)
+    run_experiment(argv)
 
     results = tmp_path / "results" / "tiny"
     summary = json.loads((results / "comparison.json").read_text())
@@ -257,7 +260,7 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     assert f"| MLM-only | {tiny_preset.learning_rate:g} | {mlm_loss:.3f} |" in table  # as the run recorded it
     commands = (results / "commands.sh").read_text()
     assert "--objective hybrid" in commands and "--objective mlm" in commands and "run_glue_probe.py" in commands
-    assert summary["machines"] == [run_experiment.machine()] and summary["wall_hours"] > 0
+    assert summary["machines"] == [stages.machine()] and summary["wall_hours"] > 0
 
     # The random-init control is the runs' shared initialisation, a third column everywhere.
     assert f"| {sst2['random-init']['mean']:.1f} |" in table
@@ -291,7 +294,7 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
 
     stamps = {path: path.stat().st_mtime_ns for path in (tmp_path / "experiments").rglob("model.safetensors")}
     capsys.readouterr()
-    run_experiment.main(argv)
+    run_experiment(argv)
     # Two pretraining runs, probe, analysis, curves.
     assert capsys.readouterr().out.count("finished earlier, reused") == 5
     assert stamps == {path: path.stat().st_mtime_ns for path in stamps}
@@ -301,27 +304,27 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     comparison = (results / "comparison.md").read_text()
     shutil.move(tmp_path / "experiments", tmp_path / "elsewhere")
     capsys.readouterr()
-    run_experiment.main(argv)
+    run_experiment(argv)
     assert capsys.readouterr().out.count("finished earlier, reused") == 5
     assert (results / "comparison.md").read_text() == comparison
     shutil.move(tmp_path / "elsewhere", tmp_path / "experiments")
 
     # A report alone reads every finished stage from disk, the curves included, and checks the pretraining records
     # against the settings first: a report never states settings its runs were not made with.
-    run_experiment.main([*argv, "--stages", "report"])
+    run_experiment([*argv, "--stages", "report"])
     assert (results / "comparison.md").read_text() == comparison
     assert json.loads((results / "comparison.json").read_text())["runs"]["hybrid"]["precisions"] == ["fp32"]
     with pytest.raises(ValueError, match=r"pretrain hybrid seed 0 \(.*\) has other settings"):
-        run_experiment.main([*argv, "--stages", "report", "--max_steps", "7"])
+        run_experiment([*argv, "--stages", "report", "--max_steps", "7"])
 
     # A point of the curves that was not kept is named, not silently dropped from the curve.
     shutil.rmtree(results / "seed-0" / "curves")
     shutil.rmtree(tmp_path / "experiments" / "tiny" / "seed-0" / "hybrid" / "snapshot-1")
     with pytest.raises(FileNotFoundError, match=r"missing: hybrid step 1 \("):
-        run_experiment.main([*argv, "--stages", "curves"])
+        run_experiment([*argv, "--stages", "curves"])
 
     with pytest.raises(ValueError, match=r"pretrain hybrid seed 0 \(.*\) has other settings \(differing: .*tokenizer"):
-        run_experiment.main(argv[:-2] + ["--tokenizer_name", str(tmp_path / "tokenizer") + "/"])
+        run_experiment(argv[:-2] + ["--tokenizer_name", str(tmp_path / "tokenizer") + "/"])
 
     # Weights replaced in the work folder after their run recorded them (trained again outside the experiment): refused
     # before any stage runs, naming the folder.
@@ -329,7 +332,7 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     original = (seed_work / "mlm" / "model.safetensors").read_bytes()
     shutil.copyfile(seed_work / "hybrid" / "model.safetensors", seed_work / "mlm" / "model.safetensors")
     with pytest.raises(ValueError, match=r"experiments/tiny/seed-0/mlm holds other weights than its run recorded"):
-        run_experiment.main(argv)
+        run_experiment(argv)
     (seed_work / "mlm" / "model.safetensors").write_bytes(original)
 
     # Encoders to be pretrained again (a run's record gone) make every stage that measured them stale: refused,
@@ -337,7 +340,7 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     stamps = {path: path.stat().st_mtime_ns for path in (tmp_path / "experiments").rglob("model.safetensors")}
     shutil.rmtree(results / "seed-0" / "pretrain-mlm")
     with pytest.raises(ValueError, match=r"probe seed 0 .*pretrained again; analysis seed 0 .*pretrained again"):
-        run_experiment.main(argv)
+        run_experiment(argv)
     assert stamps == {path: path.stat().st_mtime_ns for path in stamps}
 
 
@@ -357,31 +360,28 @@ def test_speed_and_wall_time_count_every_attempt_of_a_resumed_run(tmp_path, tiny
         }.items():
             with open(os.path.join(record, name), "w") as file:
                 json.dump(content, file)
-    assert run_experiment.run_statistics(experiment, "hybrid")["tokens_per_second"]["mean"] == 8000 / 400
-    assert run_experiment.run_statistics(experiment, "mlm")["tokens_per_second"]["mean"] == 8000 / 50
+    assert report.run_statistics(experiment, "hybrid")["tokens_per_second"]["mean"] == 8000 / 400
+    assert report.run_statistics(experiment, "mlm")["tokens_per_second"]["mean"] == 8000 / 50
     for stage, seconds in {"probe": 20.0, "analysis": 30.0}.items():
         os.makedirs(experiment.seed_results(0, stage))
         with open(os.path.join(experiment.seed_results(0, stage), "experiment_stage.json"), "w") as file:
             json.dump({"settings": [], "seconds": seconds}, file)
-    assert run_experiment.seed_wall_seconds(experiment, 0, with_curves=False) == 130 + 70 + 300 + 20 + 30
+    assert report.seed_wall_seconds(experiment, 0, with_curves=False) == 130 + 70 + 300 + 20 + 30
 
 
 def test_the_report_names_the_machines_the_stages_ran_on_not_the_one_writing_it(tmp_path):
-    here = run_experiment.machine()
+    here = stages.machine()
     elsewhere = {**here, "cpu_count": 64, "gpu": "NVIDIA H200"}
     records = {"pretrain": elsewhere, "probe": here, "analysis": elsewhere, "curves": None}
     for stage, ran_on in records.items():
         (tmp_path / stage).mkdir()
         record = {"settings": [], "seconds": 1.0, **({"machine": ran_on} if ran_on else {})}
-        (tmp_path / stage / run_experiment.STAGE_RECORD).write_text(json.dumps(record))
-    machines = run_experiment.recorded_machines([str(tmp_path / stage) for stage in records])
+        (tmp_path / stage / stages.STAGE_RECORD).write_text(json.dumps(record))
+    machines = report.recorded_machines([str(tmp_path / stage) for stage in records])
     # A record from before records named the machine counts as this one.
     assert machines == [elsewhere, here]
-    assert (
-        run_experiment.describe_machines(machines)
-        == f"64 CPU cores and a NVIDIA H200 and on {os.cpu_count()} CPU cores"
-    )
-    assert run_experiment.describe_machines([here, {**here, "platform": "other"}]) == f"{os.cpu_count()} CPU cores"
+    assert report.describe_machines(machines) == f"64 CPU cores and a NVIDIA H200 and on {os.cpu_count()} CPU cores"
+    assert report.describe_machines([here, {**here, "platform": "other"}]) == f"{os.cpu_count()} CPU cores"
 
 
 def test_readme_results_are_the_committed_result_files():
@@ -396,7 +396,7 @@ def test_readme_results_are_the_committed_result_files():
 
 def test_the_committed_results_are_marked_published():
     """So that the README's reproduction command writes `cpu-reproduction` instead of reusing or rewriting them."""
-    assert os.path.exists(os.path.join(REPO, "results", "cpu", run_experiment.PUBLISHED))
+    assert os.path.exists(os.path.join(REPO, "results", "cpu", plan.PUBLISHED))
     results = os.path.join(REPO, "results")
     assert ExperimentArguments(preset="cpu", results_dir=results).run_name == "cpu-reproduction"
 
@@ -405,6 +405,6 @@ def test_a_published_run_is_never_the_default_output(tmp_path):
     results = tmp_path / "results"
     assert ExperimentArguments(preset="cpu", results_dir=str(results)).run_name == "cpu"
     (results / "cpu").mkdir(parents=True)
-    (results / "cpu" / run_experiment.PUBLISHED).write_text("published")
+    (results / "cpu" / plan.PUBLISHED).write_text("published")
     assert ExperimentArguments(preset="cpu", results_dir=str(results)).run_name == "cpu-reproduction"
     assert ExperimentArguments(preset="cpu", results_dir=str(results), run_name="cpu").run_name == "cpu"

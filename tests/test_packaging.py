@@ -192,7 +192,8 @@ def field_default(arguments, name: str):
 @pytest.mark.skipif(not os.path.exists(os.path.join(REPO, ".git")), reason="needs a git checkout of the repository")
 def test_default_output_folders_are_ignored_and_published_results_are_not():
     """Read from the scripts' own defaults, so that a new preset or a changed default is checked too."""
-    from prjepa.experiment import EXPERIMENT_PRESETS, PUBLISHED, ExperimentArguments
+    from prjepa.experiment.plan import PUBLISHED, ExperimentArguments
+    from prjepa.experiment.presets import EXPERIMENT_PRESETS
     from prjepa.geometry.analysis import AnalysisArguments
     from prjepa.probing.glue_probe import ProbeArguments
     from prjepa.training_args import PrJepaTrainingArguments

@@ -15,7 +15,7 @@ python run_pretrain.py --preset mini --objective mlm --tokenizer_name ../shared/
     --eval_strategy steps --eval_steps 1000 --save_steps 200 --save_total_limit 2 --do_train --do_eval \
     --max_eval_samples 500 --report_to none --disable_tqdm true --output_dir $RUN
 unset GLIBC_TUNABLES
-python -c "from prjepa.experiment import record_run; record_run('$RUN', 'results/cpu-long/pretrain-mlm', [${STEPS// /, }])"
+python -c "from prjepa.experiment.stages import record_run; record_run('$RUN', 'results/cpu-long/pretrain-mlm', [${STEPS// /, }])"
 
 # The snapshots and the final encoder on their last hidden state, as the experiment's curves; then the initialisation
 # (the random-init control, identical to results/cpu's seed 0) and the final encoder on their embedding layer alone.

@@ -1,0 +1,48 @@
+#!/usr/bin/env python
+"""The paper's experiment end to end: pretrain a hybrid and an MLM-only encoder under identical budgets, probe both on
+GLUE, analyse their geometry, and write a comparison a paper can cite.
+
+    python run_experiment.py  # the demo preset: offline, on the sample shipped with the package, ~12 minutes
+    python run_experiment.py --preset cpu --train_file "../shared/data/text/gutenberg/train/*.txt" \\
+        --validation_file "../shared/data/text/gutenberg/validation/*.txt" \\
+        --glue_path ../shared/data/glue --tokenizer_name ../shared/tokenizers/bert-base-uncased
+
+The two pretraining runs differ only in `--objective`, and in `--learning_rate` where the preset sets
+`objective_learning_rates`: same model size, data order, masks (the collator draws the MLM masks before the JEPA
+blocks from the same seeded stream), steps, tokens and seeds. Both start from the same
+encoder weights (same seed), kept as each run's `snapshot-0`: probed and analysed as a third column, this
+random-init control shows what pretraining added. Snapshots along the run are probed on a few tasks for curves of
+score against tokens seen. `--seeds N` repeats everything per seed and reports mean ± standard deviation. Every stage writes its outputs once; rerunning continues where an
+interruption stopped (a pretraining run resumes from its last checkpoint) and reuses what is finished, and a stage
+whose recorded settings differ from the current ones is refused rather than overwritten.
+
+Small outputs go to `--results_dir/<run_name>` (committed for the published run): comparison tables, plots, the
+configuration, commands, machine, wall times and tokens seen. Checkpoints and cached features go to
+`--work_dir/<run_name>`.
+"""
+
+import os
+
+from ..data_sources import check_hub_reachable
+from ..utils import script_parser
+from .plan import Experiment, ExperimentArguments
+from .report import write_report
+from .stages import analyse, check_budget, check_no_stale_stage, curves, pretrain, probe
+
+
+def main(argv: list[str] | None = None) -> None:
+    (args,) = script_parser(ExperimentArguments, __doc__).parse_args_into_dataclasses(args=argv)
+    experiment = Experiment(args)
+    if set(args.stages) - {"report"}:
+        text = [] if args.train_file else [("--dataset_name", args.dataset_name)]
+        check_hub_reachable([*text, ("--glue_path", args.glue_path), ("--tokenizer_name", args.tokenizer_name)])
+    check_budget(experiment)
+    check_no_stale_stage(experiment)
+    os.makedirs(experiment.results, exist_ok=True)
+    stages = {"pretrain": pretrain, "probe": probe, "analysis": analyse, "curves": curves}
+    for seed in range(args.seeds):
+        for name, stage in stages.items():
+            if name in args.stages:
+                stage(experiment, seed)
+    if "report" in args.stages:
+        write_report(experiment)

@@ -1,0 +1,338 @@
+"""Running the experiment's stages: each runs once as its own command and records its settings, seconds and machine
+beside its outputs, so that a rerun reuses what is finished and refuses what no longer matches."""
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..snapshots import SNAPSHOT_STATE, snapshot_dir
+from ..utils import library_versions
+from .plan import ANALYSIS_MODULE, KEEP_FREED_MEMORY, LONG_RUN_HOURS, PROBE_MODULE, PUBLISHED, Experiment
+from .presets import COMPARED_OBJECTIVES
+
+# The small files of a finished pretraining run that its record in the results keeps (its logs, metrics and model
+# card), so that the report, and a rerun's reuse, need no checkpoint: the work folder may be gone.
+RUN_RECORD_FILES = ("trainer_state.json", "train_results.json", "eval_results.json", "README.md")
+# In a run's record: the digests of the weights it left, so that measuring stages never read other weights.
+WEIGHTS_RECORD = "weights.json"
+# Each stage's record beside its outputs: the settings it ran with and the seconds it took.
+STAGE_RECORD = "experiment_stage.json"
+
+
+def read_json(directory: str, name: str) -> Any:
+    with open(os.path.join(directory, name)) as file:
+        return json.load(file)
+
+
+def run_stage(
+    name: str,
+    directory: str,
+    settings: list[str],
+    marker: str,
+    command: list[str],
+    env: dict[str, str] | None = None,
+    check: Callable[[], None] | None = None,
+    collect: Callable[[], None] | None = None,
+) -> float:
+    """Runs `command` unless `directory/marker` shows the stage finished with the same settings; returns seconds spent.
+
+    `check` (if any) runs before the command and raises if its inputs are missing; `collect` (if any) runs after it, before the record is written: it brings the stage's outputs into
+    `directory` when the command writes them elsewhere. The settings are recorded beside the outputs; finished
+    outputs from other settings are never overwritten.
+    """
+    record = os.path.join(directory, STAGE_RECORD)
+    if finished_stage(directory, marker):
+        recorded = read_json(directory, STAGE_RECORD)
+        if recorded["settings"] != settings:
+            raise ValueError(
+                f"{directory} holds a finished {name} with other settings ({recorded['settings']}). Use another "
+                "--run_name, or delete that folder to recompute it."
+            )
+        print(f"[{name}] finished earlier, reused: {directory}")
+        return 0.0
+    if check is not None:
+        check()
+    print(f"[{name}] running: {directory}")
+    start = time.time()
+    subprocess.run(command, check=True, env=env)
+    seconds = time.time() - start
+    if collect is not None:
+        collect()
+    os.makedirs(directory, exist_ok=True)
+    with open(record, "w") as file:
+        json.dump({"settings": settings, "seconds": seconds, "machine": machine()}, file, indent=2)
+    return seconds
+
+
+def stage_seconds(directory: str) -> float:
+    return read_json(directory, STAGE_RECORD)["seconds"]
+
+
+def pretraining_environment(keep_freed_memory: bool) -> dict[str, str]:
+    environment = dict(os.environ)
+    if keep_freed_memory and platform.libc_ver()[0] == "glibc":
+        tunables = [environment.get("GLIBC_TUNABLES", ""), KEEP_FREED_MEMORY]
+        environment["GLIBC_TUNABLES"] = ":".join(filter(None, tunables))
+    return environment
+
+
+def record_run(checkpoint: str, record: str, snapshot_steps: list[int]) -> None:
+    """Copies a finished run's `RUN_RECORD_FILES` and each snapshot's state into `record/` (`snapshots/step-N.json`),
+    and the digests of the weights it left (`WEIGHTS_RECORD`), which the stages measuring them are checked against."""
+    os.makedirs(os.path.join(record, "snapshots"), exist_ok=True)
+    for name in RUN_RECORD_FILES:
+        shutil.copyfile(os.path.join(checkpoint, name), os.path.join(record, name))
+    for step in snapshot_steps:
+        shutil.copyfile(
+            os.path.join(snapshot_dir(checkpoint, step), SNAPSHOT_STATE),
+            os.path.join(record, "snapshots", f"step-{step}.json"),
+        )
+    with open(os.path.join(record, WEIGHTS_RECORD), "w") as file:
+        json.dump(weights_digests(checkpoint, snapshot_steps), file, indent=2)
+
+
+def weights_digests(checkpoint: str, snapshot_steps: list[int]) -> dict[str, str]:
+    """sha256 of the weights file of a run's finished encoder ("final") and of each snapshot ("snapshot-N") that exists."""
+    folders = {"final": checkpoint, **{f"snapshot-{step}": snapshot_dir(checkpoint, step) for step in snapshot_steps}}
+    digests = {}
+    for name, folder in folders.items():
+        weights = os.path.join(folder, "model.safetensors")
+        if os.path.exists(weights):
+            digest = hashlib.sha256()
+            with open(weights, "rb") as file:
+                while chunk := file.read(1 << 24):
+                    digest.update(chunk)
+            digests[name] = digest.hexdigest()
+    return digests
+
+
+def changed_weights(experiment: Experiment, seed: int) -> list[str]:
+    """The weights in the work folder that differ from what their run's record says it left (trained again outside
+    the experiment, or replaced): what a stage would measure is then not what the record describes."""
+    changed = []
+    for objective in COMPARED_OBJECTIVES:
+        record = os.path.join(experiment.run_record(seed, objective), WEIGHTS_RECORD)
+        checkpoint = experiment.checkpoint(seed, objective)
+        if not (os.path.exists(record) and os.path.isdir(checkpoint)):
+            continue  # nothing recorded yet, or the work folder is gone and the records stand alone
+        with open(record) as file:
+            recorded = json.load(file)
+        current = weights_digests(checkpoint, experiment.preset.snapshot_steps)
+        changed += [
+            checkpoint if name == "final" else os.path.join(checkpoint, name)
+            for name in recorded
+            if current.get(name, recorded[name]) != recorded[name]
+        ]
+    return changed
+
+
+def pretrain(experiment: Experiment, seed: int) -> None:
+    environment = pretraining_environment(experiment.args.keep_freed_memory)
+    for objective in COMPARED_OBJECTIVES:
+        checkpoint, record = experiment.checkpoint(seed, objective), experiment.run_record(seed, objective)
+        run_stage(
+            f"pretrain {objective} seed {seed}",
+            record,
+            experiment.pretraining_arguments(seed, objective),
+            "train_results.json",
+            experiment.pretraining_command(seed, objective),
+            env=environment,
+            collect=lambda checkpoint=checkpoint, record=record: record_run(
+                checkpoint, record, experiment.preset.snapshot_steps
+            ),
+        )
+
+
+def encoders_fingerprint(experiment: Experiment, seed: int) -> str | None:
+    """A digest of both pretraining runs' records (their trainer states and weight digests change with any new
+    training), which every stage measuring the encoders records among its settings; None while a run is unfinished."""
+    digest = hashlib.sha256()
+    for objective in COMPARED_OBJECTIVES:
+        record = experiment.run_record(seed, objective)
+        if not os.path.exists(os.path.join(record, "train_results.json")):
+            return None
+        for name in ("trainer_state.json", WEIGHTS_RECORD):
+            if os.path.exists(os.path.join(record, name)):  # records written before weight digests lack them
+                with open(os.path.join(record, name), "rb") as file:
+                    digest.update(file.read())
+    return digest.hexdigest()
+
+
+def measuring_settings(experiment: Experiment, seed: int, arguments: list[str]) -> list[str] | None:
+    """A probe, curves or analysis stage's settings: its arguments and the encoders it measured."""
+    fingerprint = encoders_fingerprint(experiment, seed)
+    return None if fingerprint is None else [*arguments, "--encoders_fingerprint", fingerprint]
+
+
+# Each measuring stage's folder name and the file whose presence says it finished.
+MEASURING_STAGE_MARKERS = {"probe": "results.json", "analysis": "analysis.json", "curves": "results.json"}
+
+
+def seed_stages(experiment: Experiment, seed: int) -> list[tuple[str, str, str, list[str] | None]]:
+    """`(name, directory, marker, settings)` of every stage of the seed, asked for now or not (the report reads what
+    is on disk); settings None when they depend on encoders not pretrained yet."""
+    plan = [
+        (
+            f"pretrain {objective} seed {seed}",
+            experiment.run_record(seed, objective),
+            "train_results.json",
+            experiment.pretraining_arguments(seed, objective),
+        )
+        for objective in COMPARED_OBJECTIVES
+    ]
+    for stage, marker in MEASURING_STAGE_MARKERS.items():
+        arguments = (
+            experiment.analysis_arguments(seed) if stage == "analysis" else experiment.probe_arguments(seed, stage)
+        )
+        plan.append(
+            (
+                f"{stage} seed {seed}",
+                experiment.seed_results(seed, stage),
+                marker,
+                measuring_settings(experiment, seed, arguments),
+            )
+        )
+    return plan
+
+
+def finished_stage(directory: str, marker: str) -> bool:
+    return os.path.exists(os.path.join(directory, marker)) and os.path.exists(os.path.join(directory, STAGE_RECORD))
+
+
+def check_no_stale_stage(experiment: Experiment) -> None:
+    """Before any stage runs: a finished stage whose settings differ from the current ones (other arguments, or
+    encoders pretrained again since it measured them) is an error listing every such stage. Every stage on disk is
+    checked, whichever `--stages` asks for, since the report reads them all."""
+    stale, precision_differs = [], False
+    for seed in range(experiment.args.seeds):
+        stale += [f"{path} holds other weights than its run recorded" for path in changed_weights(experiment, seed)]
+        for name, directory, marker, settings in seed_stages(experiment, seed):
+            if not finished_stage(directory, marker):
+                continue
+            recorded = read_json(directory, STAGE_RECORD)["settings"]
+            if settings is None:
+                stale.append(f"{name} ({directory}) measured encoders that are to be pretrained again")
+            elif recorded != settings:
+                changed = sorted(set(map(str, recorded)) ^ set(map(str, settings)))
+                precision_differs |= "--bf16" in changed
+                stale.append(f"{name} ({directory}) has other settings (differing: {', '.join(changed[:6])})")
+    if stale:
+        raise ValueError(
+            "Finished stages do not match this run, and would be reported as its results: "
+            + "; ".join(stale)
+            + ". Use another --run_name for a new run; for a run of your own (never a published one, "
+            f"which holds {PUBLISHED}), delete those folders, and any checkpoint named, to recompute them."
+            + (
+                " The pretraining precision differs: with --bf16 auto it follows this machine (bf16 where the device "
+                "computes it natively); pass --bf16 true or false as the finished runs had to continue them."
+                if precision_differs
+                else ""
+            )
+        )
+
+
+def run_probe_stage(experiment: Experiment, seed: int, stage: str, check: Callable[[], None] | None = None) -> None:
+    """The probe's command for `stage` ("probe" or "curves", see `Experiment.probe_arguments`) as a stage."""
+    arguments = experiment.probe_arguments(seed, stage=stage)
+    run_stage(
+        f"{stage} seed {seed}",
+        experiment.seed_results(seed, stage),
+        measuring_settings(experiment, seed, arguments),
+        "results.json",
+        [sys.executable, "-m", PROBE_MODULE, *arguments],
+        check=check,
+    )
+
+
+def probe(experiment: Experiment, seed: int) -> None:
+    run_probe_stage(experiment, seed, "probe")
+
+
+def curves(experiment: Experiment, seed: int) -> None:
+    """Probes every point along both runs on the curve tasks; a point that was not kept is an error naming it."""
+
+    def check_points() -> None:
+        missing = [
+            f"{objective} step {step} ({path})"
+            for objective in COMPARED_OBJECTIVES
+            for step, path in experiment.curve_points(seed, objective).items()
+            if not os.path.isdir(path)
+        ]
+        if missing:
+            raise FileNotFoundError(
+                f"The curves of seed {seed} need checkpoints that are missing: {', '.join(missing)}. The pretraining "
+                f"stage keeps them (--snapshot_steps {' '.join(map(str, experiment.preset.snapshot_steps))}); a run "
+                "trained without them, or that did not reach the step, cannot give them: delete that run's folder "
+                "to pretrain it again, or leave out the curves with --stages pretrain probe analysis report."
+            )
+
+    run_probe_stage(experiment, seed, "curves", check=check_points)
+
+
+def analyse(experiment: Experiment, seed: int) -> None:
+    arguments = experiment.analysis_arguments(seed)
+    run_stage(
+        f"analysis seed {seed}",
+        experiment.seed_results(seed, "analysis"),
+        measuring_settings(experiment, seed, arguments),
+        "analysis.json",
+        [sys.executable, "-m", ANALYSIS_MODULE, *arguments],
+    )
+
+
+def machine() -> dict[str, Any]:
+    """This machine: what a stage record names as the machine the stage ran on."""
+    import torch
+
+    description = {
+        "platform": platform.platform(),
+        **library_versions("torch"),
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+    }
+    if torch.cuda.is_available():
+        description["gpu"] = torch.cuda.get_device_name(0)
+    return description
+
+
+def check_budget(experiment: Experiment) -> None:
+    """Prints the budget, and refuses a run this machine would take days over unless asked for explicitly."""
+    preset, args = experiment.preset, experiment.args
+    tokens = preset.steps * preset.per_device_train_batch_size * preset.max_seq_length
+    hours = experiment.estimated_hours()
+    precision = (
+        f"bf16 autocast (--bf16 {args.bf16}"
+        + (
+            ", this device computes bf16 natively)"
+            if experiment.native_bf16
+            else ", emulated on this device: slower than fp32, whose time the estimate gives)"
+        )
+        if experiment.bf16
+        else f"fp32 (--bf16 {args.bf16}"
+        + (", this device has no native bf16)" if args.bf16 == "auto" and experiment.preset.bf16 == "native" else ")")
+    )
+    print(
+        f"Preset {args.preset!r}: {preset.description}"
+        f"{f'; --max_steps {args.max_steps} replaces its steps' if args.max_steps else ''}.\n"
+        f"Data: pretraining text {args.train_file or f'{args.dataset_name} ({args.dataset_config_name})'}"
+        f"{f', validation {args.validation_file}' if args.validation_file else ''}; GLUE {args.glue_path}; tokenizer "
+        f"{args.tokenizer_name}.\nResults: {experiment.results}; checkpoints and cached features: {experiment.work}.\n"
+        f"Per seed and objective: {preset.steps:,} steps × {preset.per_device_train_batch_size} × "
+        f"{preset.max_seq_length} tokens = up to {tokens:,} tokens per process, pretrained in {precision}. "
+        f"Seeds: {args.seeds}. "
+        f"Estimated wall time on this machine ({experiment.device}): {hours:.1f} h per seed, {hours * args.seeds:.1f} h "
+        "in all."
+    )
+    if experiment.device == "cpu" and hours > LONG_RUN_HOURS and not args.allow_long_run and "pretrain" in args.stages:
+        raise SystemExit(
+            f"The {args.preset!r} preset would take about {hours:.0f} h ({hours / 24:.1f} days) per seed on this CPU "
+            "machine. "
+            "Run it on a GPU, choose --preset cpu, or pass --allow_long_run to start anyway."
+        )
