@@ -5,7 +5,7 @@ AVX512-BF16 or AMX); elsewhere autocast emulates bf16 and is slower than fp32. E
 `bench_pretrain.time_objective` in a fresh process; the precisions alternate (fp32 first in even rounds) so that
 machine noise hits both alike. Printed per objective: median step time of each precision and their ratio, and the
 pretraining time of one seed (both objectives, the preset's steps) each implies. The experiment's time estimate uses
-the ratio as prjepa.experiment.presets.NATIVE_BF16_CPU_STEP_RATIO.
+the ratio as prjepa.utils.NATIVE_BF16_CPU_STEP_RATIO, or EMULATED_BF16_CPU_STEP_RATIO where the CPU emulates bf16.
 
 Whether bf16 changes the loss curve takes training: `--loss_curves FIRST SECOND` compares two groups of pretraining
 runs, each `LABEL=DIR[,DIR...]` naming experiment results folders (run_experiment.py's, or folders laid out like them:
@@ -37,11 +37,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_pretrain import time_objective  # noqa: E402
 
-from prjepa.experiment.plan import native_bf16  # noqa: E402
 from prjepa.experiment.presets import EXPERIMENT_PRESETS  # noqa: E402
 from prjepa.experiment.report import exceeds_spread  # noqa: E402
 from prjepa.model_card import trajectory  # noqa: E402
-from prjepa.utils import mean_and_spread  # noqa: E402
+from prjepa.utils import mean_and_spread, native_bf16  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16")
 

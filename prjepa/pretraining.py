@@ -44,7 +44,7 @@ from .resume import (
 )
 from .snapshots import SNAPSHOT_PREFIX
 from .training_args import PrJepaTrainingArguments
-from .utils import SPECIAL_TOKEN_FIELDS, script_parser, tokenizer_fingerprint
+from .utils import EMULATED_BF16_CPU_STEP_RATIO, SPECIAL_TOKEN_FIELDS, native_bf16, script_parser, tokenizer_fingerprint
 
 # `datasets`, the model, the collator and the trainer (together about 2 s to import) load where they are used, after
 # the arguments are parsed: `--help` needs only the argument dataclasses.
@@ -330,6 +330,16 @@ def check_launch(training_args: PrJepaTrainingArguments) -> None:
         )
 
 
+def warn_emulated_bf16(training_args: PrJepaTrainingArguments) -> None:
+    """bf16 autocast on a CPU without bf16 instructions trains correctly, but many times slower than fp32."""
+    if training_args.bf16 and training_args.device.type == "cpu" and not native_bf16("cpu"):
+        logger.warning(
+            "--bf16 on a CPU without native bf16 (AVX512-BF16 or AMX): autocast emulates it, measured at "
+            f"{EMULATED_BF16_CPU_STEP_RATIO:.0f}x the fp32 step time (benchmarks/bench_precision.py). Pass --bf16 "
+            "false to train in fp32, or run on a CPU or GPU that computes bf16."
+        )
+
+
 def load_raw_datasets(data_args: DataTrainingArguments, cache_dir: str | None) -> "datasets.DatasetDict":
     import datasets
 
@@ -588,6 +598,7 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     transformers.utils.logging.set_verbosity(log_level)
     logger.info(f"Process {training_args.process_index} of {training_args.world_size}, device {training_args.device}")
     check_launch(training_args)
+    warn_emulated_bf16(training_args)
     check_hub_reachable(
         [
             ("--dataset_name", data_args.dataset_name),

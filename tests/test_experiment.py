@@ -88,8 +88,10 @@ def test_pretraining_precision_follows_the_preset_the_device_and_the_flag(
     assert training_args.bf16 is expected
     # Only native bf16 shortens the estimate: emulated, it is slower than fp32, so the long-run refusal must not
     # let an emulated run past on the strength of the native speed-up.
-    shorter = experiment.estimated_hours() < experiment.preset.estimated_hours(experiment.device)
-    assert shorter is (expected and native and experiment.device == "cpu")
+    fp32_hours = experiment.preset.estimated_hours(experiment.device)
+    assert (experiment.estimated_hours() < fp32_hours) is (expected and native and experiment.device == "cpu")
+    # Emulated bf16 is many times slower than fp32: its estimate must say so, for the long-run refusal to see it.
+    assert (experiment.estimated_hours() > fp32_hours) is (expected and not native and experiment.device == "cpu")
 
 
 def test_a_finished_run_of_the_other_precision_is_refused_naming_the_flag(tmp_path, monkeypatch):
@@ -150,6 +152,23 @@ def test_both_objectives_see_the_same_mlm_masks(tokenizer):
         batches.append(collator(examples))
     assert torch.equal(batches[0]["masked_input_ids"], batches[1]["masked_input_ids"])
     assert torch.equal(batches[0]["labels"], batches[1]["labels"])
+
+
+def test_emulated_bf16_is_refused_before_starting_naming_fp32(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(plan, "native_bf16", lambda device: False)
+    arguments = dict(preset="cpu", train_file=str(tmp_path / "train.txt"))
+    (tmp_path / "train.txt").write_text("Some text.\n")
+    experiment = Experiment(ExperimentArguments(**arguments, bf16="true"))
+    if experiment.device == "cuda":
+        pytest.skip("the refusal concerns CPU-only machines")
+    fp32_hours = experiment.preset.estimated_hours("cpu")
+    with pytest.raises(
+        SystemExit, match=rf"emulates bf16 \(--bf16 true\): pass --bf16 false .*about {fp32_hours:.1f} h"
+    ):
+        stages.check_budget(experiment)
+    assert "emulated on this device" in capsys.readouterr().out
+    stages.check_budget(Experiment(ExperimentArguments(**arguments, bf16="false")))
+    stages.check_budget(Experiment(ExperimentArguments(**arguments, bf16="true", allow_long_run=True)))
 
 
 def test_a_preset_too_slow_for_this_machine_is_refused_before_starting(capsys):

@@ -315,6 +315,18 @@ def test_processes_that_each_see_a_world_of_one_are_refused(assets, tmp_path, mo
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_cpu_that_emulates_it_is_warned_about_naming_fp32(assets, tmp_path, monkeypatch, caplog, native):
+    monkeypatch.setattr(run_pretrain, "native_bf16", lambda device: native)
+    _, _, bf16 = run_pretrain.parse_arguments(arguments(assets, tmp_path / "out", "--bf16", "true"))
+    _, _, fp32 = run_pretrain.parse_arguments(arguments(assets, tmp_path / "out"))
+    with caplog.at_level(logging.WARNING):
+        run_pretrain.warn_emulated_bf16(fp32)
+        assert not caplog.text
+        run_pretrain.warn_emulated_bf16(bf16)
+    assert ("emulates it" in caplog.text and "Pass --bf16 false" in caplog.text) is not native
+
+
 def test_two_processes_keep_identical_target_encoders_and_the_loss_scale(assets, tmp_path):
     """torchrun, 2 CPU processes (gloo), 2 sequences each, vs one process with 4: same loss and gradient scale at
     step 1 (the masks differ, so only close)."""

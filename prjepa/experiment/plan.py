@@ -6,6 +6,7 @@ import os
 import shlex
 import sys
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ..data_sources import (
     DEFAULT_TEXT_DATASET,
@@ -16,6 +17,7 @@ from ..data_sources import (
     check_text_sources,
 )
 from ..snapshots import snapshot_dir
+from ..utils import native_bf16
 from .presets import COMPARED_OBJECTIVES, CONTROL, EXPERIMENT_PRESETS, MLM_ONLY
 
 STAGES = ("pretrain", "probe", "analysis", "curves", "report")
@@ -140,14 +142,9 @@ class ExperimentArguments:
         self.tokenizer_name = self.tokenizer_name or (DEMO_TOKENIZER if demo else HUB_TOKENIZER)
 
 
-def native_bf16(device: str) -> bool:
-    """Whether `device` ("cuda" or "cpu") computes bf16 natively rather than by emulation."""
-    import torch
-
-    if device == "cuda":
-        return torch.cuda.is_bf16_supported()
-    capabilities = torch.cpu.get_capabilities()
-    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+def read_json(directory: str, name: str) -> Any:
+    with open(os.path.join(directory, name)) as file:
+        return json.load(file)
 
 
 class Experiment:
@@ -170,7 +167,7 @@ class Experiment:
 
     def estimated_hours(self) -> float:
         """Per seed, on this machine, in the precision this run pretrains in."""
-        return self.preset.estimated_hours(self.device, native_bf16=self.bf16 and self.native_bf16)
+        return self.preset.estimated_hours(self.device, bf16=self.bf16, native_bf16=self.native_bf16)
 
     def checkpoint(self, seed: int, objective: str) -> str:
         return os.path.join(self.work, f"seed-{seed}", objective)
@@ -198,12 +195,11 @@ class Experiment:
     def curve_tokens(self, seed: int, objective: str) -> dict[int, int]:
         """Step → tokens seen at each point of the curves, from the run's record."""
         record = self.run_record(seed, objective)
-        tokens = {}
-        for step in self.preset.snapshot_steps:
-            with open(os.path.join(record, "snapshots", f"step-{step}.json")) as file:
-                tokens[step] = json.load(file)["num_input_tokens_seen"]
-        with open(os.path.join(record, "trainer_state.json")) as file:
-            tokens[self.preset.steps] = json.load(file)["num_input_tokens_seen"]
+        tokens = {
+            step: read_json(os.path.join(record, "snapshots"), f"step-{step}.json")["num_input_tokens_seen"]
+            for step in self.preset.snapshot_steps
+        }
+        tokens[self.preset.steps] = read_json(record, "trainer_state.json")["num_input_tokens_seen"]
         return tokens
 
     def pretraining_arguments(self, seed: int, objective: str) -> list[str]:

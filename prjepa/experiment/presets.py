@@ -4,6 +4,7 @@ measured cost, and the two objectives it compares beside the random-init control
 from dataclasses import dataclass, field
 
 from ..data_sources import DEMO_GLUE_TASKS
+from ..utils import EMULATED_BF16_CPU_STEP_RATIO, NATIVE_BF16_CPU_STEP_RATIO
 
 # The two encoders compared, by objective (configuration_prjepa.OBJECTIVES lists every objective there is). Hybrid
 # comes first wherever both are listed, so that the analysis's uniformity ratio is hybrid / MLM-only.
@@ -16,9 +17,6 @@ COMPARED_MODELS = (*COMPARED_OBJECTIVES, CONTROL)
 # When pretraining runs under bf16 autocast: "always"; "native", where the device computes in bf16 natively (a GPU that
 # supports it, a CPU with AVX512-BF16 or AMX: elsewhere autocast emulates it, slower than fp32); "never".
 BF16_RULES = ("never", "native", "always")
-# A cpu-preset step under bf16 autocast on a CPU with native bf16 over the fp32 step, both objectives together
-# (benchmarks/bench_precision.py on 2 cores with AVX512-BF16: hybrid 0.78x, MLM-only 0.69x).
-NATIVE_BF16_CPU_STEP_RATIO = 0.75
 
 
 @dataclass(frozen=True)
@@ -85,12 +83,12 @@ class ExperimentPreset:
     def snapshot_steps(self) -> list[int]:
         return sorted({round(fraction * self.steps) for fraction in self.snapshot_fractions})
 
-    def estimated_hours(self, device: str, native_bf16: bool = False) -> float:
-        """`native_bf16`: pretraining under bf16 autocast on a device that computes it natively. Emulated bf16 is
-        slower than fp32 by an unmeasured amount, so its estimate is fp32's, a lower bound."""
+    def estimated_hours(self, device: str, bf16: bool = False, native_bf16: bool = False) -> float:
+        """`bf16`: pretraining under bf16 autocast; `native_bf16`: on a device that computes it natively. On a CPU,
+        `cpu_seconds_per_step` is the fp32 step, scaled by the measured ratio of the bf16 step."""
         per_step = self.gpu_seconds_per_step if device == "cuda" else self.cpu_seconds_per_step
-        if native_bf16 and device == "cpu":
-            per_step *= NATIVE_BF16_CPU_STEP_RATIO
+        if bf16 and device == "cpu":
+            per_step *= NATIVE_BF16_CPU_STEP_RATIO if native_bf16 else EMULATED_BF16_CPU_STEP_RATIO
         return (self.steps * per_step * 1.5 + self.evaluation_seconds) / 3600
 
 

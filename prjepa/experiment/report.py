@@ -11,9 +11,9 @@ from typing import Any
 from ..curves import plot_probe_curves, plot_training_logs, probe_curves, training_logs
 from ..probing.tasks import GLUE_TASKS
 from ..utils import markdown_table, mean_and_spread
-from .plan import Experiment
+from .plan import Experiment, read_json
 from .presets import COMPARED_MODELS, COMPARED_OBJECTIVES, CONTROL, HYBRID, MLM_ONLY
-from .stages import MEASURING_STAGE_MARKERS, STAGE_RECORD, finished_stage, machine, read_json, stage_seconds
+from .stages import MEASURING_STAGE_MARKERS, STAGE_RECORD, finished_stage, machine, stage_seconds
 
 # docs/method.md §5: the original's reported numbers (frozen encoder, GLUE validation; its own, weaker probe).
 ORIGINAL_PROBE = {

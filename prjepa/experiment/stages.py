@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..snapshots import SNAPSHOT_STATE, snapshot_dir
-from ..utils import library_versions
-from .plan import ANALYSIS_MODULE, KEEP_FREED_MEMORY, LONG_RUN_HOURS, PROBE_MODULE, PUBLISHED, Experiment
+from ..utils import EMULATED_BF16_CPU_STEP_RATIO, library_versions
+from .plan import ANALYSIS_MODULE, KEEP_FREED_MEMORY, LONG_RUN_HOURS, PROBE_MODULE, PUBLISHED, Experiment, read_json
 from .presets import COMPARED_OBJECTIVES
 
 # The small files of a finished pretraining run that its record in the results keeps (its logs, metrics and model
@@ -24,11 +24,6 @@ RUN_RECORD_FILES = ("trainer_state.json", "train_results.json", "eval_results.js
 WEIGHTS_RECORD = "weights.json"
 # Each stage's record beside its outputs: the settings it ran with and the seconds it took.
 STAGE_RECORD = "experiment_stage.json"
-
-
-def read_json(directory: str, name: str) -> Any:
-    with open(os.path.join(directory, name)) as file:
-        return json.load(file)
 
 
 def run_stage(
@@ -122,8 +117,7 @@ def changed_weights(experiment: Experiment, seed: int) -> list[str]:
         checkpoint = experiment.checkpoint(seed, objective)
         if not (os.path.exists(record) and os.path.isdir(checkpoint)):
             continue  # nothing recorded yet, or the work folder is gone and the records stand alone
-        with open(record) as file:
-            recorded = json.load(file)
+        recorded = read_json(os.path.dirname(record), WEIGHTS_RECORD)
         current = weights_digests(checkpoint, experiment.preset.snapshot_steps)
         changed += [
             checkpoint if name == "final" else os.path.join(checkpoint, name)
@@ -312,7 +306,7 @@ def check_budget(experiment: Experiment) -> None:
         + (
             ", this device computes bf16 natively)"
             if experiment.native_bf16
-            else ", emulated on this device: slower than fp32, whose time the estimate gives)"
+            else f", emulated on this device: about {EMULATED_BF16_CPU_STEP_RATIO:.0f}x the fp32 step time)"
         )
         if experiment.bf16
         else f"fp32 (--bf16 {args.bf16}"
@@ -331,8 +325,14 @@ def check_budget(experiment: Experiment) -> None:
         "in all."
     )
     if experiment.device == "cpu" and hours > LONG_RUN_HOURS and not args.allow_long_run and "pretrain" in args.stages:
+        fp32_hours = preset.estimated_hours(experiment.device)
         raise SystemExit(
             f"The {args.preset!r} preset would take about {hours:.0f} h ({hours / 24:.1f} days) per seed on this CPU "
             "machine. "
-            "Run it on a GPU, choose --preset cpu, or pass --allow_long_run to start anyway."
+            + (
+                f"This CPU emulates bf16 (--bf16 {args.bf16}): pass --bf16 false to pretrain in fp32 (about "
+                f"{fp32_hours:.1f} h per seed), or --allow_long_run to start anyway."
+                if experiment.bf16 and not experiment.native_bf16 and fp32_hours <= LONG_RUN_HOURS
+                else "Run it on a GPU, choose --preset cpu, or pass --allow_long_run to start anyway."
+            )
         )

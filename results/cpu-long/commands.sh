@@ -1,5 +1,5 @@
-# Both objectives past the cpu preset's budget, one seed: the published recipes (results/cpu: seed 0, bf16; peak
-# learning rate 1e-3 for MLM-only, 5e-4 for the hybrid) for 8,000 steps instead of 1,200, i.e. 32.7M tokens instead
+# Both objectives past the cpu preset's budget, seed 0 (and MLM-only's seed 1 to step 4,000, below): the published
+# recipes (results/cpu: seed 0, bf16; peak learning rate 1e-3 for MLM-only, 5e-4 for the hybrid) for 8,000 steps instead of 1,200, i.e. 32.7M tokens instead
 # of 4.9M (the cosine schedule and its 10% warm-up stretched over the longer run; about 2.1 passes over the Gutenberg
 # training text), probed along the run with the experiment's probe settings. Run from a checkout where the
 # ../shared/data/ and ../shared/tokenizers/ paths below resolve (the pretraining ran at 741ddac, the rest at the
@@ -7,22 +7,27 @@
 STEPS="0 1000 2000 3000 4000 6000"
 FEATURES=/work/runs/work/cpu-long/features
 
-pretrain() {  # objective, peak learning rate, output folder
+train() {  # objective, peak learning rate, output folder, seed, bf16 (true or false)
     python run_pretrain.py --preset mini --objective $1 --tokenizer_name ../shared/tokenizers/bert-base-uncased \
         --train_file '../shared/data/text/gutenberg/train/*.txt' --validation_file '../shared/data/text/gutenberg/validation/*.txt' \
         --max_steps 8000 --config_overrides position_embedding_type=learned,tie_word_embeddings=True --max_seq_length 128 \
         --per_device_train_batch_size 32 --learning_rate $2 --warmup_steps 0.1 --lr_scheduler_type cosine \
-        --weight_decay 0.05 --bf16 true --use_cpu true --seed 0 --data_seed 0 --logging_steps 10 --snapshot_steps $STEPS \
+        --weight_decay 0.05 --bf16 $5 --use_cpu true --seed $4 --data_seed $4 --logging_steps 10 --snapshot_steps $STEPS \
         --eval_strategy steps --eval_steps 1000 --save_steps 200 --save_total_limit 2 --do_train --do_eval \
         --max_eval_samples 500 --report_to none --disable_tqdm true --output_dir $3
+}
+
+pretrain() {  # objective, peak learning rate, output folder: seed 0 in bf16 to the end, then its record
+    train $1 $2 $3 0 true
     python -c "from prjepa.experiment.stages import record_run; record_run('$3', 'results/cpu-long/pretrain-$1', [${STEPS// /, }])"
 }
 
-probe() {  # output folder under results/cpu-long, then the models (and any further probe arguments)
-    local output=$1
-    shift
+probe() {  # probe seed (the run's, as the experiment's), output folder under results/cpu-long, then the models (and
+           # any further probe arguments)
+    local seed=$1 output=$2
+    shift 2
     python run_glue_probe.py --model_name_or_path "$@" --task_name sst2 stsb --glue_path ../shared/data/glue \
-        --max_train_samples 20000 --seed 0 --cache_dir $FEATURES --output_dir results/cpu-long/$output
+        --max_train_samples 20000 --seed $seed --cache_dir $FEATURES --output_dir results/cpu-long/$output
 }
 
 snapshots() {  # a run's snapshots, then the finished encoder
@@ -36,33 +41,65 @@ snapshots() {  # a run's snapshots, then the finished encoder
 # layer alone.
 RUN=/work/runs/work/cpu-long/seed-0/mlm
 GLIBC_TUNABLES=glibc.malloc.trim_threshold=17179869184:glibc.malloc.mmap_max=0 pretrain mlm 0.001 $RUN
-probe probe $(snapshots $RUN)
-probe layer-0 $RUN/snapshot-0 $RUN --hidden_layer 0
+probe 0 probe $(snapshots $RUN)
+probe 0 layer-0 $RUN/snapshot-0 $RUN --hidden_layer 0
 
 # The hybrid, without the allocator setting (the experiment's default; it slows hybrid steps). Its initialisation is
 # MLM-only's encoder (same seed), so the control is probed once, above.
 HYBRID=/work/runs/work/cpu-long/seed-0/hybrid
 pretrain hybrid 0.0005 $HYBRID
-probe probe-hybrid $(snapshots $HYBRID)
-probe layer-0-hybrid $HYBRID --hidden_layer 0
+probe 0 probe-hybrid $(snapshots $HYBRID)
+probe 0 layer-0-hybrid $HYBRID --hidden_layer 0
 
-# summary.md, probe_curves.png and training_logs.png: both runs' scores and validation MLM loss against tokens seen,
-# with the random-init control (their shared initialisation) and the issue's target (the control + 5 points), and the
-# logged λ, losses and effective rank against the step.
-RUN=$RUN HYBRID=$HYBRID python - <<'PYTHON'
+# MLM-only, seed 1: the same recipe and 8,000-step schedule, in fp32 (its machine's CPU emulated bf16, 23x slower
+# there: benchmarks/bench_precision.py), stopped once checkpoint-4200 was saved (the 3-hour session could not hold the
+# rest); on SIGTERM it saved checkpoint-4209 and stopped (4,494 s of training). Recorded from that checkpoint's state,
+# whose log holds the evaluations to step 4,000, with the snapshots' states and weight digests. Probed with seed 1, as
+# the experiment probes its seed 1. It ran at d6c815c.
+SEED1=/work/runs/work/cpu-long/seed-1/mlm
+GLIBC_TUNABLES=glibc.malloc.trim_threshold=17179869184:glibc.malloc.mmap_max=0 train mlm 0.001 $SEED1 1 false &
+until [ -f $SEED1/checkpoint-4200/trainer_state.json ]; do sleep 20; done
+kill $!
+SEED1=$SEED1 python - <<'PYTHON'
+import json
+import os
+import shutil
+
+from prjepa.experiment.stages import weights_digests
+from prjepa.snapshots import SNAPSHOT_STATE, snapshot_dir
+
+run, record, steps = os.environ["SEED1"], "results/cpu-long/seed-1/pretrain-mlm", [0, 1000, 2000, 3000, 4000]
+os.makedirs(os.path.join(record, "snapshots"), exist_ok=True)
+shutil.copyfile(os.path.join(run, "checkpoint-4209", "trainer_state.json"), os.path.join(record, "trainer_state.json"))
+for step in steps:
+    shutil.copyfile(
+        os.path.join(snapshot_dir(run, step), SNAPSHOT_STATE), os.path.join(record, "snapshots", f"step-{step}.json")
+    )
+with open(os.path.join(record, "weights.json"), "w") as file:
+    json.dump({name: digest for name, digest in weights_digests(run, steps).items() if name != "final"}, file, indent=2)
+PYTHON
+probe 1 seed-1/probe $(for step in 0 1000 2000 3000 4000; do echo $SEED1/snapshot-$step; done)
+probe 1 seed-1/layer-0 $SEED1/snapshot-0 $SEED1/snapshot-4000 --hidden_layer 0
+
+# summary.md, probe_curves.png and training_logs.png: the runs' scores and validation MLM loss against tokens seen,
+# with the random-init control and the issue's target (the control + 5 points), and the logged λ, losses and
+# effective rank against the step.
+RUN=$RUN HYBRID=$HYBRID SEED1=$SEED1 python - <<'PYTHON'
 import json
 import os
 
 from prjepa.curves import plot_probe_curves, plot_training_logs, probe_curves, training_logs
 from prjepa.plot_style import legend_outside
-from prjepa.utils import markdown_table
+from prjepa.utils import markdown_table, mean_and_spread
 
 RESULTS = "results/cpu-long"
 SCORES = (("sst2", "accuracy", "SST-2 accuracy"), ("stsb", "spearmanr", "STS-B Spearman"))
+SECOND = "MLM-only, seed 1 (fp32)"
 # label → (run folder, record, probe results along the run, probe results of the embedding layer)
 RUNS = {
     "hybrid": (os.environ["HYBRID"], "pretrain-hybrid", "probe-hybrid", "layer-0-hybrid"),
     "MLM-only": (os.environ["RUN"], "pretrain-mlm", "probe", "layer-0"),
+    SECOND: (os.environ["SEED1"], "seed-1/pretrain-mlm", "seed-1/probe", "seed-1/layer-0"),
 }
 PUBLISHED_TOKENS = 4_911_367  # results/cpu: the cpu preset's budget per encoder
 
@@ -77,6 +114,7 @@ def score(results: dict, model: str, task: str, metric: str) -> float:
     return 100 * tasks[task]["poolings"]["mean"]["scores"]["validation"][metric]
 
 
+# Each run's points: its snapshots, then its finished encoder where it ran to the end (the seed-1 run was stopped).
 points, losses, probes = {}, {}, []
 for label, (run, record, probe, _) in RUNS.items():
     state = read(RESULTS, record, "trainer_state.json")
@@ -85,13 +123,20 @@ for label, (run, record, probe, _) in RUNS.items():
     points[label] = [
         (f"{run}/snapshot-{step}", step, read(RESULTS, record, "snapshots", f"step-{step}.json")["num_input_tokens_seen"])
         for step in steps
-    ] + [(run, state["global_step"], state["num_input_tokens_seen"])]
+    ]
+    if os.path.exists(os.path.join(RESULTS, record, "train_results.json")):
+        points[label].append((run, state["global_step"], state["num_input_tokens_seen"]))
     probes += read(RESULTS, probe, "results.json")["models"]
 curves = probe_curves([points], [{"models": probes}])
-control = {task: curves[task]["MLM-only"][0]["mean"] for task, _, _ in SCORES}
 score_at = {
     (task, label): {point["step"]: point["mean"] for point in curves[task][label]} for task, _, _ in SCORES for label in RUNS
 }
+# Each run's gain is over its own initialisation; the seed-0 runs share theirs.
+gain = {
+    (task, label): {step: value - values[0] for step, value in values.items()}
+    for (task, label), values in score_at.items()
+}
+control = {task: score_at[task, "MLM-only"][0] for task, _, _ in SCORES}
 
 rows = []
 for _, step, tokens in points["MLM-only"]:
@@ -99,25 +144,39 @@ for _, step, tokens in points["MLM-only"]:
     cells += [f"{losses[label][step]:.3f}" if step in losses[label] else "–" for label in RUNS]
     for task, _, _ in SCORES:
         for label in RUNS:
-            value = score_at[task, label][step]
-            cells.append(f"{value:.1f} ({value - control[task]:+.1f})")
+            value = score_at[task, label].get(step)
+            cells.append("–" if value is None else f"{value:.1f} ({gain[task, label][step]:+.1f})")
     rows.append(cells)
 headers = ["step", "tokens seen (M)", *(f"validation MLM loss, {label}" for label in RUNS)]
 headers += [f"{name}, {label}" for _, _, name in SCORES for label in RUNS]
-# The embedding layer of the initialisation (probed beside the MLM-only run) and of each finished encoder.
-embedded = [("random-init (step 0)", "layer-0", f"{RUNS['MLM-only'][0]}/snapshot-0")]
-embedded += [(f"{label} (step {points[label][-1][1]:,})", layer, run) for label, (run, _, _, layer) in RUNS.items()]
+# MLM-only's gain over its control in both seeds, at the steps both reached.
+seeds = ("MLM-only", SECOND)
+spread_rows = []
+for _, step, _ in points[SECOND]:
+    cells = [f"{step:,}"]
+    for task, _, _ in SCORES:
+        gains = mean_and_spread([gain[task, label][step] for label in seeds])
+        cells.append(f"{gains['mean']:+.1f} ± {gains['std']:.1f}")
+    spread_rows.append(cells)
+# The embedding layer of each initialisation (probed beside its MLM-only run) and of each run's last encoder.
+embedded = [("random-init, seed 0 (step 0)", "layer-0", points["MLM-only"][0][0])]
+embedded += [(f"{label} (step {points[label][-1][1]:,})", layer, points[label][-1][0]) for label, (_, _, _, layer) in RUNS.items()]
+embedded.insert(-1, ("random-init, seed 1 (step 0)", RUNS[SECOND][3], points[SECOND][0][0]))
 layer_results = {layer: read(RESULTS, layer, "results.json") for _, layer, _ in embedded}
 embedding_rows = [
     [name, *(f"{score(layer_results[layer], model, task, metric):.1f}" for task, metric, _ in SCORES)]
     for name, layer, model in embedded
 ]
 with open(os.path.join(RESULTS, "summary.md"), "w") as file:
-    file.write("Scores with their gain over the random-init control (step 0, both runs' shared initialisation) in brackets.\n\n")
+    file.write("Scores with their gain over the random-init control (step 0: each run's initialisation, which the seed-0 "
+               "runs share) in brackets. MLM-only's seed 1 ran in fp32 and stopped at step 4,000 of the same schedule.\n\n")
     file.write(markdown_table(headers, rows))
     file.write("\n\nThe target, the random-init control + 5 points: SST-2 "
-               f"{control['sst2'] + 5:.1f}, STS-B {control['stsb'] + 5:.1f}. The same encoders' embedding layer alone "
-               "(`--hidden_layer 0`, mean-pooled):\n\n")
+               f"{control['sst2'] + 5:.1f}, STS-B {control['stsb'] + 5:.1f} (seed 0); SST-2 "
+               f"{score_at['sst2', SECOND][0] + 5:.1f}, STS-B {score_at['stsb', SECOND][0] + 5:.1f} (seed 1). "
+               "MLM-only's gain over its control, seeds 0 and 1 (mean ± standard deviation):\n\n")
+    file.write(markdown_table(["step", *(name for _, _, name in SCORES)], spread_rows))
+    file.write("\n\nThe same encoders' embedding layer alone (`--hidden_layer 0`, mean-pooled):\n\n")
     file.write(markdown_table(["encoder", *(name for _, _, name in SCORES)], embedding_rows))
 
 majority = {task: probes[0]["tasks"][task].get("majority", {}).get("validation", {}) for task, _, _ in SCORES}
