@@ -113,11 +113,11 @@ def changed_weights(experiment: Experiment, seed: int) -> list[str]:
     the experiment, or replaced): what a stage would measure is then not what the record describes."""
     changed = []
     for objective in COMPARED_OBJECTIVES:
-        record = os.path.join(experiment.run_record(seed, objective), WEIGHTS_RECORD)
+        record = experiment.run_record(seed, objective)
         checkpoint = experiment.checkpoint(seed, objective)
-        if not (os.path.exists(record) and os.path.isdir(checkpoint)):
+        if not (os.path.exists(os.path.join(record, WEIGHTS_RECORD)) and os.path.isdir(checkpoint)):
             continue  # nothing recorded yet, or the work folder is gone and the records stand alone
-        recorded = read_json(os.path.dirname(record), WEIGHTS_RECORD)
+        recorded = read_json(record, WEIGHTS_RECORD)
         current = weights_digests(checkpoint, experiment.preset.snapshot_steps)
         changed += [
             checkpoint if name == "final" else os.path.join(checkpoint, name)

@@ -1,9 +1,9 @@
 # Both objectives past the cpu preset's budget, seed 0 (and MLM-only's seed 1 to step 4,000, below): the published
-# recipes (results/cpu: seed 0, bf16; peak learning rate 1e-3 for MLM-only, 5e-4 for the hybrid) for 8,000 steps instead of 1,200, i.e. 32.7M tokens instead
-# of 4.9M (the cosine schedule and its 10% warm-up stretched over the longer run; about 2.1 passes over the Gutenberg
-# training text), probed along the run with the experiment's probe settings. Run from a checkout where the
-# ../shared/data/ and ../shared/tokenizers/ paths below resolve (the pretraining ran at 741ddac, the rest at the
-# commits that added these files, with the same probe code).
+# recipes (results/cpu: seed 0, bf16; peak learning rate 1e-3 for MLM-only, 5e-4 for the hybrid) for 8,000 steps
+# instead of 1,200, i.e. 32.7M tokens instead of 4.9M (the cosine schedule and its 10% warm-up stretched over the
+# longer run; about 2.1 passes over the Gutenberg training text), probed along the run with the experiment's probe
+# settings. Run from a checkout where the ../shared/data/ and ../shared/tokenizers/ paths below resolve (the
+# pretraining ran at 741ddac, the rest at the commits that added these files, with the same probe code).
 STEPS="0 1000 2000 3000 4000 6000"
 FEATURES=/work/runs/work/cpu-long/features
 
@@ -59,7 +59,8 @@ probe 0 layer-0-hybrid $HYBRID --hidden_layer 0
 SEED1=/work/runs/work/cpu-long/seed-1/mlm
 GLIBC_TUNABLES=glibc.malloc.trim_threshold=17179869184:glibc.malloc.mmap_max=0 train mlm 0.001 $SEED1 1 false &
 until [ -f $SEED1/checkpoint-4200/trainer_state.json ]; do sleep 20; done
-kill $!
+pkill -TERM -P $!  # the backgrounded function is a subshell: the signal goes to its run_pretrain.py
+wait
 SEED1=$SEED1 python - <<'PYTHON'
 import json
 import os
