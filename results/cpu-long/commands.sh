@@ -1,13 +1,14 @@
-# Both objectives past the cpu preset's budget, seed 0 (and MLM-only's seed 1 to step 4,000, below): the published
-# recipes (results/cpu: seed 0, bf16; peak learning rate 1e-3 for MLM-only, 5e-4 for the hybrid) for 8,000 steps
-# instead of 1,200, i.e. 32.7M tokens instead of 4.9M (the cosine schedule and its 10% warm-up stretched over the
-# longer run; about 2.1 passes over the Gutenberg training text), probed along the run with the experiment's probe
-# settings. Run from a checkout where the ../shared/data/ and ../shared/tokenizers/ paths below resolve (the
-# pretraining ran at 741ddac, the rest at the commits that added these files, with the same probe code).
+# Both objectives past the cpu preset's budget, seed 0, and MLM-only's seed 1 (below): the published recipes
+# (results/cpu: bf16 for seed 0; peak learning rate 1e-3 for MLM-only, 5e-4 for the hybrid) for 8,000 steps instead
+# of 1,200, i.e. 32.7M tokens instead of 4.9M (the cosine schedule and its 10% warm-up stretched over the longer run;
+# about 2.1 passes over the Gutenberg training text), probed along the run with the experiment's probe settings. Run
+# from a checkout where the ../shared/data/ and ../shared/tokenizers/ paths below resolve (seed 0's pretraining ran
+# at 741ddac, seed 1's at d6c815c, the rest at the commits that added these files, with the same probe code).
 STEPS="0 1000 2000 3000 4000 6000"
 FEATURES=/work/runs/work/cpu-long/features
 
-train() {  # objective, peak learning rate, output folder, seed, bf16 (true or false)
+pretrain() {  # objective, peak learning rate, output folder, seed, bf16 (true or false), record folder under
+              # results/cpu-long: the run to its end, then its record
     python run_pretrain.py --preset mini --objective $1 --tokenizer_name ../shared/tokenizers/bert-base-uncased \
         --train_file '../shared/data/text/gutenberg/train/*.txt' --validation_file '../shared/data/text/gutenberg/validation/*.txt' \
         --max_steps 8000 --config_overrides position_embedding_type=learned,tie_word_embeddings=True --max_seq_length 128 \
@@ -15,11 +16,7 @@ train() {  # objective, peak learning rate, output folder, seed, bf16 (true or f
         --weight_decay 0.05 --bf16 $5 --use_cpu true --seed $4 --data_seed $4 --logging_steps 10 --snapshot_steps $STEPS \
         --eval_strategy steps --eval_steps 1000 --save_steps 200 --save_total_limit 2 --do_train --do_eval \
         --max_eval_samples 500 --report_to none --disable_tqdm true --output_dir $3
-}
-
-pretrain() {  # objective, peak learning rate, output folder: seed 0 in bf16 to the end, then its record
-    train $1 $2 $3 0 true
-    python -c "from prjepa.experiment.stages import record_run; record_run('$3', 'results/cpu-long/pretrain-$1', [${STEPS// /, }])"
+    python -c "from prjepa.experiment.stages import record_run; record_run('$3', 'results/cpu-long/$6', [${STEPS// /, }])"
 }
 
 probe() {  # probe seed (the run's, as the experiment's), output folder under results/cpu-long, then the models (and
@@ -40,47 +37,34 @@ snapshots() {  # a run's snapshots, then the finished encoder
 # initialisation (the random-init control, identical to results/cpu's seed 0) and the final encoder on their embedding
 # layer alone.
 RUN=/work/runs/work/cpu-long/seed-0/mlm
-GLIBC_TUNABLES=glibc.malloc.trim_threshold=17179869184:glibc.malloc.mmap_max=0 pretrain mlm 0.001 $RUN
+GLIBC_TUNABLES=glibc.malloc.trim_threshold=17179869184:glibc.malloc.mmap_max=0 pretrain mlm 0.001 $RUN 0 true pretrain-mlm
 probe 0 probe $(snapshots $RUN)
 probe 0 layer-0 $RUN/snapshot-0 $RUN --hidden_layer 0
 
 # The hybrid, without the allocator setting (the experiment's default; it slows hybrid steps). Its initialisation is
 # MLM-only's encoder (same seed), so the control is probed once, above.
 HYBRID=/work/runs/work/cpu-long/seed-0/hybrid
-pretrain hybrid 0.0005 $HYBRID
+pretrain hybrid 0.0005 $HYBRID 0 true pretrain-hybrid
 probe 0 probe-hybrid $(snapshots $HYBRID)
 probe 0 layer-0-hybrid $HYBRID --hidden_layer 0
 
-# MLM-only, seed 1: the same recipe and 8,000-step schedule, in fp32 (its machine's CPU emulated bf16, 23x slower
-# there: benchmarks/bench_precision.py), stopped once checkpoint-4200 was saved (the 3-hour session could not hold the
-# rest); on SIGTERM it saved checkpoint-4209 and stopped (4,494 s of training). Recorded from that checkpoint's state,
-# whose log holds the evaluations to step 4,000, with the snapshots' states and weight digests. Probed with seed 1, as
-# the experiment probes its seed 1. It ran at d6c815c.
+# MLM-only, seed 1: the same recipe and schedule, in fp32 (its machine's CPU emulated bf16, 23x slower there:
+# benchmarks/bench_precision.py). It ran in two sessions: stopped by SIGTERM after step 4,209 (it saved
+# checkpoint-4209), then the same command resumed it from that checkpoint to the end. Probed with seed 1, as the
+# experiment probes its seed 1.
 SEED1=/work/runs/work/cpu-long/seed-1/mlm
-GLIBC_TUNABLES=glibc.malloc.trim_threshold=17179869184:glibc.malloc.mmap_max=0 train mlm 0.001 $SEED1 1 false &
-until [ -f $SEED1/checkpoint-4200/trainer_state.json ]; do sleep 20; done
-pkill -TERM -P $!  # the backgrounded function is a subshell: the signal goes to its run_pretrain.py
-wait
-SEED1=$SEED1 python - <<'PYTHON'
-import json
-import os
-import shutil
-
-from prjepa.experiment.stages import weights_digests
-from prjepa.snapshots import SNAPSHOT_STATE, snapshot_dir
-
-run, record, steps = os.environ["SEED1"], "results/cpu-long/seed-1/pretrain-mlm", [0, 1000, 2000, 3000, 4000]
-os.makedirs(os.path.join(record, "snapshots"), exist_ok=True)
-shutil.copyfile(os.path.join(run, "checkpoint-4209", "trainer_state.json"), os.path.join(record, "trainer_state.json"))
-for step in steps:
-    shutil.copyfile(
-        os.path.join(snapshot_dir(run, step), SNAPSHOT_STATE), os.path.join(record, "snapshots", f"step-{step}.json")
-    )
-with open(os.path.join(record, "weights.json"), "w") as file:
-    json.dump({name: digest for name, digest in weights_digests(run, steps).items() if name != "final"}, file, indent=2)
-PYTHON
-probe 1 seed-1/probe $(for step in 0 1000 2000 3000 4000; do echo $SEED1/snapshot-$step; done)
-probe 1 seed-1/layer-0 $SEED1/snapshot-0 $SEED1/snapshot-4000 --hidden_layer 0
+GLIBC_TUNABLES=glibc.malloc.trim_threshold=17179869184:glibc.malloc.mmap_max=0 pretrain mlm 0.001 $SEED1 1 false seed-1/pretrain-mlm
+probe 1 seed-1/probe $(snapshots $SEED1)
+probe 1 seed-1/layer-0 $SEED1/snapshot-0 $SEED1 --hidden_layer 0
+# The probe's own spread, the encoders fixed: seed 1's initialisation and final encoder under four more probe seeds
+# (each draws another 20,000-sentence SST-2 training subset and other cross-validation folds; STS-B's training split
+# is used whole).
+for probe_seed in 0 2 3 4; do
+    probe $probe_seed seed-1/probe-seed-$probe_seed $SEED1/snapshot-0 $SEED1
+done
+# And SST-2 with its whole training split (67,349 sentences) instead of a subset, probe seed 1.
+python run_glue_probe.py --model_name_or_path $SEED1/snapshot-0 $SEED1 --task_name sst2 --glue_path ../shared/data/glue \
+    --seed 1 --cache_dir $FEATURES --output_dir results/cpu-long/seed-1/probe-whole-sst2
 
 # summary.md, probe_curves.png and training_logs.png: the runs' scores and validation MLM loss against tokens seen,
 # with the random-init control and the issue's target (the control + 5 points), and the logged λ, losses and
@@ -115,7 +99,7 @@ def score(results: dict, model: str, task: str, metric: str) -> float:
     return 100 * tasks[task]["poolings"]["mean"]["scores"]["validation"][metric]
 
 
-# Each run's points: its snapshots, then its finished encoder where it ran to the end (the seed-1 run was stopped).
+# Each run's points: its snapshots, then its finished encoder.
 points, losses, probes = {}, {}, []
 for label, (run, record, probe, _) in RUNS.items():
     state = read(RESULTS, record, "trainer_state.json")
@@ -125,8 +109,7 @@ for label, (run, record, probe, _) in RUNS.items():
         (f"{run}/snapshot-{step}", step, read(RESULTS, record, "snapshots", f"step-{step}.json")["num_input_tokens_seen"])
         for step in steps
     ]
-    if os.path.exists(os.path.join(RESULTS, record, "train_results.json")):
-        points[label].append((run, state["global_step"], state["num_input_tokens_seen"]))
+    points[label].append((run, state["global_step"], state["num_input_tokens_seen"]))
     probes += read(RESULTS, probe, "results.json")["models"]
 curves = probe_curves([points], [{"models": probes}])
 score_at = {
@@ -150,7 +133,7 @@ for _, step, tokens in points["MLM-only"]:
     rows.append(cells)
 headers = ["step", "tokens seen (M)", *(f"validation MLM loss, {label}" for label in RUNS)]
 headers += [f"{name}, {label}" for _, _, name in SCORES for label in RUNS]
-# MLM-only's gain over its control in both seeds, at the steps both reached.
+# MLM-only's gain over its control in both seeds.
 seeds = ("MLM-only", SECOND)
 spread_rows = []
 for _, step, _ in points[SECOND]:
@@ -168,9 +151,28 @@ embedding_rows = [
     [name, *(f"{score(layer_results[layer], model, task, metric):.1f}" for task, metric, _ in SCORES)]
     for name, layer, model in embedded
 ]
+# The probe seed's effect on seed 1's control, final encoder and their difference (probe seed 1: the run's own probe).
+control_model, final_model = points[SECOND][0][0], points[SECOND][-1][0]
+columns = {}
+for probe_seed in range(5):
+    results = read(RESULTS, RUNS[SECOND][2] if probe_seed == 1 else f"seed-1/probe-seed-{probe_seed}", "results.json")
+    for task, metric, name in SCORES:
+        control_score, final_score = (score(results, model, task, metric) for model in (control_model, final_model))
+        columns.setdefault(f"{name}, random-init", []).append(control_score)
+        columns.setdefault(f"{name}, step {points[SECOND][-1][1]:,}", []).append(final_score)
+        columns.setdefault(f"{name}, gain", []).append(final_score - control_score)
+signs = ["+" if name.endswith("gain") else "" for name in columns]
+probe_seed_rows = [
+    [str(probe_seed), *(f"{values[probe_seed]:{sign}.1f}" for sign, values in zip(signs, columns.values()))]
+    for probe_seed in range(5)
+]
+spreads = [mean_and_spread(values) for values in columns.values()]
+probe_seed_rows.append(
+    ["mean ± sd", *(f"{spread['mean']:{sign}.1f} ± {spread['std']:.1f}" for sign, spread in zip(signs, spreads))]
+)
 with open(os.path.join(RESULTS, "summary.md"), "w") as file:
     file.write("Scores with their gain over the random-init control (step 0: each run's initialisation, which the seed-0 "
-               "runs share) in brackets. MLM-only's seed 1 ran in fp32 and stopped at step 4,000 of the same schedule.\n\n")
+               "runs share) in brackets. MLM-only's seed 1 ran in fp32.\n\n")
     file.write(markdown_table(headers, rows))
     file.write("\n\nThe target, the random-init control + 5 points: SST-2 "
                f"{control['sst2'] + 5:.1f}, STS-B {control['stsb'] + 5:.1f} (seed 0); SST-2 "
@@ -179,6 +181,14 @@ with open(os.path.join(RESULTS, "summary.md"), "w") as file:
     file.write(markdown_table(["step", *(name for _, _, name in SCORES)], spread_rows))
     file.write("\n\nThe same encoders' embedding layer alone (`--hidden_layer 0`, mean-pooled):\n\n")
     file.write(markdown_table(["encoder", *(name for _, _, name in SCORES)], embedding_rows))
+    file.write("\n\nThe probe's own spread: the initialisation and final encoder of MLM-only's seed 1 under five probe "
+               "seeds (each another SST-2 training subset and other cross-validation folds):\n\n")
+    file.write(markdown_table(["probe seed", *columns], probe_seed_rows))
+    whole = read(RESULTS, "seed-1/probe-whole-sst2", "results.json")
+    control_score, final_score = (score(whole, model, "sst2", "accuracy") for model in (control_model, final_model))
+    file.write(f"\n\nWith SST-2's whole training split ({whole['models'][0]['tasks']['sst2']['train_size']:,} "
+               f"sentences, probe seed 1): random-init {control_score:.1f}, step {points[SECOND][-1][1]:,} "
+               f"{final_score:.1f}, gain {final_score - control_score:+.1f}.\n")
 
 majority = {task: probes[0]["tasks"][task].get("majority", {}).get("validation", {}) for task, _, _ in SCORES}
 figure = plot_probe_curves(curves, majority)
