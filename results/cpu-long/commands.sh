@@ -1,9 +1,10 @@
 # Both objectives past the cpu preset's budget, seed 0, and MLM-only's seed 1 (below): the published recipes
-# (results/cpu: bf16 for seed 0; peak learning rate 1e-3 for MLM-only, 5e-4 for the hybrid) for 8,000 steps instead
-# of 1,200, i.e. 32.7M tokens instead of 4.9M (the cosine schedule and its 10% warm-up stretched over the longer run;
+# (results/cpu: bf16 for seed 0; peak learning rate 1e-3 for MLM-only, 5e-4 for the hybrid) for 8,000 steps instead of
+# 1,200, i.e. 32.7M tokens instead of 4.9M (the cosine schedule and its 10% warm-up stretched over the longer run;
 # about 2.1 passes over the Gutenberg training text), probed along the run with the experiment's probe settings. Run
-# from a checkout where the ../shared/data/ and ../shared/tokenizers/ paths below resolve (seed 0's pretraining ran
-# at 741ddac, seed 1's at d6c815c, the rest at the commits that added these files, with the same probe code).
+# from a checkout where the ../shared/data/ and ../shared/tokenizers/ paths below resolve (seed 0's pretraining ran at
+# 741ddac, seed 1's at d6c815c in both sessions, the rest at the commits that added these files, with the same probe
+# code).
 STEPS="0 1000 2000 3000 4000 6000"
 FEATURES=/work/runs/work/cpu-long/features
 
@@ -15,7 +16,7 @@ pretrain() {  # objective, peak learning rate, output folder, seed, bf16 (true o
         --per_device_train_batch_size 32 --learning_rate $2 --warmup_steps 0.1 --lr_scheduler_type cosine \
         --weight_decay 0.05 --bf16 $5 --use_cpu true --seed $4 --data_seed $4 --logging_steps 10 --snapshot_steps $STEPS \
         --eval_strategy steps --eval_steps 1000 --save_steps 200 --save_total_limit 2 --do_train --do_eval \
-        --max_eval_samples 500 --report_to none --disable_tqdm true --output_dir $3
+        --max_eval_samples 500 --report_to none --disable_tqdm true --output_dir $3 || return
     python -c "from prjepa.experiment.stages import record_run; record_run('$3', 'results/cpu-long/$6', [${STEPS// /, }])"
 }
 
