@@ -57,13 +57,13 @@ SEED1=/work/runs/work/cpu-long/seed-1/mlm
 GLIBC_TUNABLES=glibc.malloc.trim_threshold=17179869184:glibc.malloc.mmap_max=0 pretrain mlm 0.001 $SEED1 1 false seed-1/pretrain-mlm
 probe 1 seed-1/probe $(snapshots $SEED1)
 probe 1 seed-1/layer-0 $SEED1/snapshot-0 $SEED1 --hidden_layer 0
-# The probe's own spread, the encoders fixed: seed 1's initialisation and final encoder under four more probe seeds
-# (each draws another 20,000-sentence SST-2 training subset and other cross-validation folds; STS-B's training split
-# is used whole).
+# The probe's own spread, the encoders fixed: seed 1's snapshots and final encoder under four more probe seeds (each
+# draws another 20,000-sentence SST-2 training subset and other cross-validation folds; STS-B's training split is used
+# whole). And its initialisation and final encoder on SST-2 with the whole training split (67,349 sentences), probe
+# seed 1.
 for probe_seed in 0 2 3 4; do
-    probe $probe_seed seed-1/probe-seed-$probe_seed $SEED1/snapshot-0 $SEED1
+    probe $probe_seed seed-1/probe-seed-$probe_seed $(snapshots $SEED1)
 done
-# And SST-2 with its whole training split (67,349 sentences) instead of a subset, probe seed 1.
 python run_glue_probe.py --model_name_or_path $SEED1/snapshot-0 $SEED1 --task_name sst2 --glue_path ../shared/data/glue \
     --seed 1 --cache_dir $FEATURES --output_dir results/cpu-long/seed-1/probe-whole-sst2
 
@@ -152,11 +152,15 @@ embedding_rows = [
     [name, *(f"{score(layer_results[layer], model, task, metric):.1f}" for task, metric, _ in SCORES)]
     for name, layer, model in embedded
 ]
-# The probe seed's effect on seed 1's control, final encoder and their difference (probe seed 1: the run's own probe).
+# Seed 1 under five probe seeds, the encoders fixed (probe seed 1: the run's own probe). Each probe seed's gain is
+# over the control under the same probe seed.
+under_probe_seeds = [
+    read(RESULTS, RUNS[SECOND][2] if probe_seed == 1 else f"seed-1/probe-seed-{probe_seed}", "results.json")
+    for probe_seed in range(5)
+]
 control_model, final_model = points[SECOND][0][0], points[SECOND][-1][0]
 columns = {}
-for probe_seed in range(5):
-    results = read(RESULTS, RUNS[SECOND][2] if probe_seed == 1 else f"seed-1/probe-seed-{probe_seed}", "results.json")
+for results in under_probe_seeds:
     for task, metric, name in SCORES:
         control_score, final_score = (score(results, model, task, metric) for model in (control_model, final_model))
         columns.setdefault(f"{name}, random-init", []).append(control_score)
@@ -171,6 +175,17 @@ spreads = [mean_and_spread(values) for values in columns.values()]
 probe_seed_rows.append(
     ["mean ± sd", *(f"{spread['mean']:{sign}.1f} ± {spread['std']:.1f}" for sign, spread in zip(signs, spreads))]
 )
+averaged_rows = []
+for model, step, tokens in points[SECOND]:
+    cells = [f"{step:,}", f"{tokens / 1e6:.1f}"]
+    for task, metric, _ in SCORES:
+        scores = [score(results, model, task, metric) for results in under_probe_seeds]
+        controls = [score(results, control_model, task, metric) for results in under_probe_seeds]
+        gains = [value - control_score for value, control_score in zip(scores, controls)]
+        scores, gains = mean_and_spread(scores), mean_and_spread(gains)
+        cells += [f"{scores['mean']:.1f} ± {scores['std']:.1f}", f"{gains['mean']:+.1f} ± {gains['std']:.1f}"]
+    averaged_rows.append(cells)
+averaged_headers = ["step", "tokens seen (M)", *(f"{name}{part}" for _, _, name in SCORES for part in ("", ", gain"))]
 with open(os.path.join(RESULTS, "summary.md"), "w") as file:
     file.write("Scores with their gain over the random-init control (step 0: each run's initialisation, which the seed-0 "
                "runs share) in brackets. MLM-only's seed 1 ran in fp32.\n\n")
@@ -185,6 +200,8 @@ with open(os.path.join(RESULTS, "summary.md"), "w") as file:
     file.write("\n\nThe probe's own spread: the initialisation and final encoder of MLM-only's seed 1 under five probe "
                "seeds (each another SST-2 training subset and other cross-validation folds):\n\n")
     file.write(markdown_table(["probe seed", *columns], probe_seed_rows))
+    file.write("\n\nIts curve under the five probe seeds (mean ± standard deviation over probe seeds):\n\n")
+    file.write(markdown_table(averaged_headers, averaged_rows))
     whole = read(RESULTS, "seed-1/probe-whole-sst2", "results.json")
     control_score, final_score = (score(whole, model, "sst2", "accuracy") for model in (control_model, final_model))
     file.write(f"\n\nWith SST-2's whole training split ({whole['models'][0]['tasks']['sst2']['train_size']:,} "
