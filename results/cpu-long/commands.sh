@@ -71,10 +71,10 @@ python run_glue_probe.py --model_name_or_path $SEED1/snapshot-0 $SEED1 --task_na
 # with the random-init control and the issue's target (the control + 5 points), and the logged λ, losses and
 # effective rank against the step.
 RUN=$RUN HYBRID=$HYBRID SEED1=$SEED1 python - <<'PYTHON'
-import json
 import os
 
 from prjepa.curves import plot_probe_curves, plot_training_logs, probe_curves, training_logs
+from prjepa.experiment.plan import read_json
 from prjepa.plot_style import legend_outside
 from prjepa.utils import markdown_table, mean_and_spread
 
@@ -90,11 +90,6 @@ RUNS = {
 PUBLISHED_TOKENS = 4_911_367  # results/cpu: the cpu preset's budget per encoder
 
 
-def read(*path: str) -> dict:
-    with open(os.path.join(*path)) as file:
-        return json.load(file)
-
-
 def score(results: dict, model: str, task: str, metric: str) -> float:
     tasks = {entry["model"]: entry["tasks"] for entry in results["models"]}[model]
     return 100 * tasks[task]["poolings"]["mean"]["scores"]["validation"][metric]
@@ -103,15 +98,16 @@ def score(results: dict, model: str, task: str, metric: str) -> float:
 # Each run's points: its snapshots, then its finished encoder.
 points, losses, probes = {}, {}, []
 for label, (run, record, probe, _) in RUNS.items():
-    state = read(RESULTS, record, "trainer_state.json")
+    state = read_json(os.path.join(RESULTS, record), "trainer_state.json")
     losses[label] = {entry["step"]: entry["eval_mlm_loss"] for entry in state["log_history"] if "eval_mlm_loss" in entry}
-    steps = sorted(int(name[5:-5]) for name in os.listdir(os.path.join(RESULTS, record, "snapshots")))
+    snapshots = os.path.join(RESULTS, record, "snapshots")
+    steps = sorted(int(name[5:-5]) for name in os.listdir(snapshots))
     points[label] = [
-        (f"{run}/snapshot-{step}", step, read(RESULTS, record, "snapshots", f"step-{step}.json")["num_input_tokens_seen"])
+        (f"{run}/snapshot-{step}", step, read_json(snapshots, f"step-{step}.json")["num_input_tokens_seen"])
         for step in steps
     ]
     points[label].append((run, state["global_step"], state["num_input_tokens_seen"]))
-    probes += read(RESULTS, probe, "results.json")["models"]
+    probes += read_json(os.path.join(RESULTS, probe), "results.json")["models"]
 curves = probe_curves([points], [{"models": probes}])
 score_at = {
     (task, label): {point["step"]: point["mean"] for point in curves[task][label]} for task, _, _ in SCORES for label in RUNS
@@ -147,25 +143,30 @@ for _, step, _ in points[SECOND]:
 embedded = [("random-init, seed 0 (step 0)", "layer-0", points["MLM-only"][0][0])]
 embedded += [(f"{label} (step {points[label][-1][1]:,})", layer, points[label][-1][0]) for label, (_, _, _, layer) in RUNS.items()]
 embedded.insert(-1, ("random-init, seed 1 (step 0)", RUNS[SECOND][3], points[SECOND][0][0]))
-layer_results = {layer: read(RESULTS, layer, "results.json") for _, layer, _ in embedded}
+layer_results = {layer: read_json(os.path.join(RESULTS, layer), "results.json") for _, layer, _ in embedded}
 embedding_rows = [
     [name, *(f"{score(layer_results[layer], model, task, metric):.1f}" for task, metric, _ in SCORES)]
     for name, layer, model in embedded
 ]
-# Seed 1 under five probe seeds, the encoders fixed (probe seed 1: the run's own probe). Each probe seed's gain is
-# over the control under the same probe seed.
-under_probe_seeds = [
-    read(RESULTS, RUNS[SECOND][2] if probe_seed == 1 else f"seed-1/probe-seed-{probe_seed}", "results.json")
-    for probe_seed in range(5)
-]
+# Seed 1 under five probe seeds, the encoders fixed (probe seed 1: the run's own probe): each point's score under each
+# probe seed, and its gain over the control under the same probe seed.
+probe_folders = [RUNS[SECOND][2] if probe_seed == 1 else f"seed-1/probe-seed-{probe_seed}" for probe_seed in range(5)]
+under_probe_seeds = [read_json(os.path.join(RESULTS, folder), "results.json") for folder in probe_folders]
 control_model, final_model = points[SECOND][0][0], points[SECOND][-1][0]
+seed_scores = {
+    (task, model): [score(results, model, task, metric) for results in under_probe_seeds]
+    for task, metric, _ in SCORES
+    for model, _, _ in points[SECOND]
+}
+seed_gains = {
+    (task, model): [value - control_score for value, control_score in zip(values, seed_scores[task, control_model])]
+    for (task, model), values in seed_scores.items()
+}
 columns = {}
-for results in under_probe_seeds:
-    for task, metric, name in SCORES:
-        control_score, final_score = (score(results, model, task, metric) for model in (control_model, final_model))
-        columns.setdefault(f"{name}, random-init", []).append(control_score)
-        columns.setdefault(f"{name}, step {points[SECOND][-1][1]:,}", []).append(final_score)
-        columns.setdefault(f"{name}, gain", []).append(final_score - control_score)
+for task, _, name in SCORES:
+    columns[f"{name}, random-init"] = seed_scores[task, control_model]
+    columns[f"{name}, step {points[SECOND][-1][1]:,}"] = seed_scores[task, final_model]
+    columns[f"{name}, gain"] = seed_gains[task, final_model]
 signs = ["+" if name.endswith("gain") else "" for name in columns]
 probe_seed_rows = [
     [str(probe_seed), *(f"{values[probe_seed]:{sign}.1f}" for sign, values in zip(signs, columns.values()))]
@@ -178,11 +179,8 @@ probe_seed_rows.append(
 averaged_rows = []
 for model, step, tokens in points[SECOND]:
     cells = [f"{step:,}", f"{tokens / 1e6:.1f}"]
-    for task, metric, _ in SCORES:
-        scores = [score(results, model, task, metric) for results in under_probe_seeds]
-        controls = [score(results, control_model, task, metric) for results in under_probe_seeds]
-        gains = [value - control_score for value, control_score in zip(scores, controls)]
-        scores, gains = mean_and_spread(scores), mean_and_spread(gains)
+    for task, _, _ in SCORES:
+        scores, gains = mean_and_spread(seed_scores[task, model]), mean_and_spread(seed_gains[task, model])
         cells += [f"{scores['mean']:.1f} ± {scores['std']:.1f}", f"{gains['mean']:+.1f} ± {gains['std']:.1f}"]
     averaged_rows.append(cells)
 averaged_headers = ["step", "tokens seen (M)", *(f"{name}{part}" for _, _, name in SCORES for part in ("", ", gain"))]
@@ -202,7 +200,7 @@ with open(os.path.join(RESULTS, "summary.md"), "w") as file:
     file.write(markdown_table(["probe seed", *columns], probe_seed_rows))
     file.write("\n\nIts curve under the five probe seeds (mean ± standard deviation over probe seeds):\n\n")
     file.write(markdown_table(averaged_headers, averaged_rows))
-    whole = read(RESULTS, "seed-1/probe-whole-sst2", "results.json")
+    whole = read_json(os.path.join(RESULTS, "seed-1/probe-whole-sst2"), "results.json")
     control_score, final_score = (score(whole, model, "sst2", "accuracy") for model in (control_model, final_model))
     file.write(f"\n\nWith SST-2's whole training split ({whole['models'][0]['tasks']['sst2']['train_size']:,} "
                f"sentences, probe seed 1): random-init {control_score:.1f}, step {points[SECOND][-1][1]:,} "
