@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import transformers
 from transformers import AutoTokenizer, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SchedulerType
+from transformers.training_args import ParallelMode
 
 from configuration_prjepa import OBJECTIVES, PRESETS, PrJepaConfig
 
@@ -34,6 +35,7 @@ from .resume import (
     RUN_SETTINGS,
     check_resume_checkpoint,
     check_settings,
+    checkpoints_by_step,
     last_complete_checkpoint,
     last_finite_checkpoint,
     reached_its_end,
@@ -239,11 +241,29 @@ TRAJECTORY_DATA_ARGUMENTS = (
 
 def detect_checkpoint(training_args: PrJepaTrainingArguments) -> str | None:
     """run_mlm.py's rule: resume from the last checkpoint in the output directory, never overwrite silently; and
-    only from a complete checkpoint (`prjepa.resume`)."""
+    only from a complete checkpoint (`prjepa.resume`). An explicit checkpoint of another run may go only into an
+    empty output directory, or one --overwrite_output_dir clears."""
     output_dir = training_args.output_dir
     if training_args.do_train and training_args.resume_from_checkpoint is not None:
-        check_resume_checkpoint(training_args.resume_from_checkpoint)
-        return training_args.resume_from_checkpoint
+        checkpoint = training_args.resume_from_checkpoint
+        check_resume_checkpoint(checkpoint)
+        if is_own_checkpoint(checkpoint, output_dir) or training_args.overwrite_output_dir:
+            return checkpoint
+        if os.path.isdir(output_dir) and os.listdir(output_dir):
+            # Left there, another run's snapshots would be kept as this run's and its checkpoints counted and
+            # resumed as this run's.
+            own_last = (
+                " leave --resume_from_checkpoint out to resume its own last checkpoint,"
+                if checkpoints_by_step(output_dir)
+                else ""
+            )
+            raise ValueError(
+                f"--output_dir {output_dir} already holds files that are not {checkpoint}'s run's "
+                f"({', '.join(sorted(os.listdir(output_dir))[:5])}…): resuming into it would mix the two runs. Choose "
+                f"another --output_dir,{own_last} or pass --overwrite_output_dir to clear the previous run's "
+                "checkpoints, snapshots and results first."
+            )
+        return checkpoint
     if not training_args.do_train or not os.path.isdir(output_dir) or training_args.overwrite_output_dir:
         return None
     last_checkpoint = last_complete_checkpoint(output_dir)
@@ -266,12 +286,22 @@ PREVIOUS_RUN_FOLDERS = (f"{PREFIX_CHECKPOINT_DIR}-*", f"{SNAPSHOT_PREFIX}*", "*.
 PREVIOUS_RUN_FILES = ("trainer_state.json", "train_results.json", "eval_results.json", "all_results.json")
 
 
-def remove_previous_run(output_dir: str) -> None:
-    """--overwrite_output_dir starting a run from scratch: removes the previous run's checkpoints, snapshots,
-    half-written folders and results from `output_dir`, and says so."""
+def is_own_checkpoint(checkpoint: str, output_dir: str) -> bool:
+    """Whether `checkpoint` is a checkpoint of the run in `output_dir` (a folder directly in it), whose other files
+    are then that run's."""
+    return os.path.realpath(os.path.dirname(os.path.normpath(checkpoint))) == os.path.realpath(output_dir)
+
+
+def remove_previous_run(output_dir: str, keep: str | None = None) -> None:
+    """--overwrite_output_dir starting a run from scratch or from another run's checkpoint: removes the previous
+    run's checkpoints, snapshots, half-written folders and results from `output_dir`, and says so; never a folder
+    holding `keep`, the checkpoint being resumed."""
     folders = sorted(
         {path for pattern in PREVIOUS_RUN_FOLDERS for path in glob.glob(os.path.join(output_dir, pattern))}
     )
+    if keep is not None:  # another run's checkpoint may lie in a folder here, e.g. checkpoint-backups/checkpoint-50
+        kept = os.path.realpath(keep) + os.sep
+        folders = [path for path in folders if not kept.startswith(os.path.realpath(path) + os.sep)]
     files = [os.path.join(output_dir, name) for name in PREVIOUS_RUN_FILES]
     files = [path for path in files if os.path.isfile(path)]
     for path in folders:
@@ -319,7 +349,9 @@ def finished_training(training_args: PrJepaTrainingArguments) -> bool:
 
 
 def check_launch(training_args: PrJepaTrainingArguments) -> None:
-    """Several launched processes that each see a world of one would train alone, all into the same folder."""
+    """Several launched processes that each see a world of one would train alone, all into the same folder; one
+    process that sees several GPUs would train through `nn.DataParallel`, whose gathered per-GPU losses the
+    trainer's loss windows do not take."""
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched > 1 and training_args.world_size == 1:
         raise SystemExit(
@@ -328,6 +360,33 @@ def check_launch(training_args: PrJepaTrainingArguments) -> None:
             f"`accelerate launch --multi_gpu --num_processes {launched} run_pretrain.py … --use_cpu` or `torchrun "
             f"--nproc_per_node {launched} run_pretrain.py … --use_cpu`; on GPUs make sure every process sees a GPU."
         )
+    if training_args.parallel_mode == ParallelMode.NOT_DISTRIBUTED:
+        gpus = training_args.n_gpu
+        raise SystemExit(
+            f"This one process sees {gpus} GPUs, which transformers would share through nn.DataParallel: PrJEPA "
+            f"pretraining runs one process per GPU. Launch `torchrun --nproc_per_node {gpus} run_pretrain.py …` or "
+            f"`accelerate launch --multi_gpu --num_processes {gpus} run_pretrain.py …`, or train on one GPU: "
+            "`CUDA_VISIBLE_DEVICES=0 python run_pretrain.py …`."
+        )
+
+
+def check_evaluated_model(model_args: ModelArguments, training_args: PrJepaTrainingArguments) -> None:
+    """An evaluation without training writes eval_results.json and all_results.json into --output_dir: into a
+    finished run's folder, only for that run's final model, never a fresh or another model's."""
+    output_dir = training_args.output_dir
+    if training_args.do_train or not training_args.do_eval:
+        return
+    if not os.path.isfile(os.path.join(output_dir, "train_results.json")):
+        return
+    model = model_args.model_name_or_path
+    if model is not None and os.path.isdir(model) and os.path.samefile(model, output_dir):
+        return
+    evaluated = "a freshly initialised model (no --model_name_or_path)" if model is None else model
+    raise ValueError(
+        f"--do_eval without --do_train would write the results of {evaluated} into {output_dir}, which holds a "
+        f"finished run, over that run's own. To evaluate its final model pass --model_name_or_path {output_dir} (or "
+        "rerun its training command with --do_eval); to evaluate another model, choose another --output_dir."
+    )
 
 
 def warn_emulated_bf16(training_args: PrJepaTrainingArguments) -> None:
@@ -368,10 +427,18 @@ def load_raw_datasets(data_args: DataTrainingArguments, cache_dir: str | None) -
 TEXT_DTYPES = ("string", "large_string")
 
 
+def column_names(dataset: "datasets.Dataset | datasets.IterableDataset") -> list[str]:
+    """The dataset's columns; a streamed source that declares no features (CSV, JSON) shows them in its first
+    example (none when it has no example)."""
+    if dataset.column_names is not None:
+        return dataset.column_names
+    return list(next(iter(dataset), {}))
+
+
 def text_column(raw: "datasets.DatasetDict", requested: str | None) -> str:
     split = raw["train"]
     features = split.features or {}
-    columns = list(features) if features else list(next(iter(split)).keys())
+    columns = column_names(split)
     strings = [name for name, feature in features.items() if getattr(feature, "dtype", None) in TEXT_DTYPES]
     if requested is None and "text" not in columns:
         if len(strings) != 1:
@@ -430,7 +497,6 @@ def tokenize(
         return {"input_ids": [[cls, *chunk, sep] for chunk in chunks]}
 
     function = tokenize_lines if data_args.line_by_line else tokenize_and_pack
-    columns = list(raw["train"].features or {column: None})
     kwargs = (
         {}
         if data_args.streaming
@@ -443,7 +509,7 @@ def tokenize(
     with training_args.main_process_first(desc="tokenization"):
         return type(raw)(
             {
-                split: dataset.map(function, batched=True, remove_columns=columns, **kwargs)
+                split: dataset.map(function, batched=True, remove_columns=column_names(dataset), **kwargs)
                 for split, dataset in raw.items()
             }
         )
@@ -545,6 +611,26 @@ def log_budget(training_args: PrJepaTrainingArguments, data_args: DataTrainingAr
     )
 
 
+def validation_split_fix(data_args: DataTrainingArguments) -> str:
+    """How to get the validation split --do_eval needs, from the options that can give one here: a streamed dataset
+    is never split, and a validation file goes only with --train_file."""
+    if data_args.train_file is not None and data_args.streaming:
+        return (
+            "pass --validation_file (a streamed dataset is not split, so --validation_split_percentage cannot hold "
+            "out part of it)"
+        )
+    if data_args.train_file is not None:
+        return (
+            "pass --validation_file, or a --validation_split_percentage above 0 to hold out part of the training data"
+        )
+    if data_args.streaming:
+        return (
+            f"{data_args.dataset_name} has no validation split and a streamed dataset is not split, so drop "
+            "--streaming to hold out --validation_split_percentage of the training data"
+        )
+    return f"{data_args.dataset_name} has no validation split, so pass a --validation_split_percentage above 0"
+
+
 def dataset_names(data_args: DataTrainingArguments) -> list[str]:
     if data_args.dataset_name is not None:
         return [data_args.dataset_name]
@@ -611,6 +697,7 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
             "--push_to_hub without --do_train would replace the repository's model and card with an untrained run's; "
             "push a trained run (add --do_train), or upload an existing checkpoint with huggingface_hub."
         )
+    check_evaluated_model(model_args, training_args)
     set_seed(training_args.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name, cache_dir=model_args.cache_dir)
     model = build_model(model_args, tokenizer)
@@ -653,7 +740,7 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
 
     raw = load_raw_datasets(data_args, model_args.cache_dir)
     if training_args.do_eval and "validation" not in raw:
-        raise ValueError("--do_eval needs a validation split: pass --validation_file or --validation_split_percentage.")
+        raise ValueError(f"--do_eval needs a validation split: {validation_split_fix(data_args)}; or drop --do_eval.")
     column = text_column(raw, data_args.text_column_name)
     tokenized = tokenize(drop_empty_lines(raw, column, data_args), tokenizer, column, data_args, training_args)
     train_dataset = tokenized["train"] if training_args.do_train else None
@@ -693,8 +780,11 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
             check_snapshot_steps(training_args.snapshot_steps, trainer.planned_steps())
         with training_args.main_process_first(desc="preparing the output directory", local=False):
             if training_args.process_index == 0:  # only once the data and options passed every check
-                if training_args.overwrite_output_dir and resume_from_checkpoint is None:
-                    remove_previous_run(training_args.output_dir)
+                if training_args.overwrite_output_dir and (
+                    resume_from_checkpoint is None
+                    or not is_own_checkpoint(resume_from_checkpoint, training_args.output_dir)
+                ):
+                    remove_previous_run(training_args.output_dir, keep=resume_from_checkpoint)
                 record_settings(training_args.output_dir, settings)
         log_budget(training_args, data_args, train_dataset)
         try:
@@ -705,9 +795,17 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
             # Before anything final is written: the output directory keeps the checkpoint just saved as its last. (A
             # signal after the last step stopped nothing: the finished run is saved as usual, in a few seconds.)
             signal_name = trainer.preemption.received.name
+            dropped = [
+                option
+                for option, given in (
+                    ("--overwrite_output_dir", training_args.overwrite_output_dir),
+                    ("--resume_from_checkpoint", training_args.resume_from_checkpoint is not None),
+                )
+                if given
+            ]
             rerun = "the same command" + (
-                " without --overwrite_output_dir (with it, the run would start again from step 0)"
-                if training_args.overwrite_output_dir
+                f" without {' and '.join(dropped)} (as given, it would start again from an earlier step)"
+                if dropped
                 else ""
             )
             logger.warning(

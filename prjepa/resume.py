@@ -257,6 +257,8 @@ def restart_command(argv: list[str], checkpoint: str, learning_rate: float, outp
             skip_next = False
             continue
         option, has_value = argument.split("=", 1)[0], "=" in argument
+        if option.startswith("--"):  # HfArgumentParser also takes each option with dashes: --output-dir
+            option = "--" + option[2:].replace("-", "_")
         if option in _REPLACED_OPTIONS:
             skip_next = not has_value
         elif option == "--overwrite_output_dir":

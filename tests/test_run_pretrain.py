@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from itertools import islice
 from types import SimpleNamespace
 
 import pytest
@@ -139,6 +140,24 @@ def test_arguments_from_a_yaml_file_and_line_by_line_csv(assets, tmp_path):
     assert trainer.state.global_step == 3
 
 
+def test_a_streamed_csv_is_tokenized_from_its_text_column_alone(assets, tmp_path):
+    """A streamed CSV declares no features: its other columns are found in its first row and dropped as they are
+    from a loaded one, so both give the same packed sequences."""
+    (tmp_path / "train.csv").write_text("id,body\n" + "".join(f"{i},{s}\n" for i, s in enumerate(SENTENCES * 4)))
+    csv = ("--train_file", str(tmp_path / "train.csv"), "--text_column_name", "body")
+    runs = {}
+    # Streamed first: once loaded, `datasets` streams it with the features its cache recorded.
+    for name, streaming in (("streamed", ["--streaming"]), ("loaded", [])):
+        argv = arguments(assets, tmp_path / name, *csv, "--validation_split_percentage", "0", *streaming)
+        index = argv.index("--validation_file")
+        del argv[index : index + 2]
+        runs[name] = run_pretrain.main(argv)
+    rows = list(islice(runs["streamed"].train_dataset, 100))
+    assert all(set(row) == {"input_ids"} for row in rows)
+    assert [row["input_ids"] for row in rows] == runs["loaded"].train_dataset["input_ids"]
+    assert runs["streamed"].state.global_step == 3
+
+
 def test_data_files_that_cannot_be_read_are_named_before_anything_loads(assets, tmp_path):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "latin1.txt").write_bytes("caf\xe9 au lait\n".encode("latin-1"))
@@ -181,6 +200,32 @@ def test_data_sources_are_one_or_the_other(assets, tmp_path):
     assert run_pretrain.DataTrainingArguments(dataset_name="someone/texts").dataset_config_name is None
     with pytest.raises(ValueError, match="needs --dataset_name: .* --dataset_name Salesforce/wikitext"):
         run_pretrain.DataTrainingArguments(dataset_config_name="wikitext-2-raw-v1")
+
+
+def test_a_missing_validation_split_names_only_the_fixes_that_work_for_the_source(assets, tmp_path):
+    """A streamed dataset is never split, and a validation file goes only with a training file."""
+    files = arguments(assets, tmp_path / "out", "--do_eval")
+    index = files.index("--validation_file")
+    del files[index : index + 2]
+    hub = list(files)
+    index = hub.index("--train_file")
+    hub[index : index + 2] = ["--dataset_name", str(assets / "train")]  # a folder `datasets` reads as a Hub dataset
+    cases = [
+        ([*files, "--streaming"], "pass --validation_file (a streamed dataset is not split, so --validation_split_"),
+        ([*files, "--validation_split_percentage", "0"], "pass --validation_file, or a --validation_split_percentage"),
+        ([*hub, "--streaming"], "has no validation split and a streamed dataset is not split, so drop --streaming"),
+        (
+            [*hub, "--validation_split_percentage", "0"],
+            "has no validation split, so pass a --validation_split_percentage",
+        ),
+    ]
+    for argv, fix in cases:
+        with pytest.raises(ValueError, match="--do_eval needs a validation split") as error:
+            run_pretrain.main(argv)
+        assert fix in str(error.value) and str(error.value).endswith("; or drop --do_eval.")
+        if "--dataset_name" in argv:
+            assert "--validation_file" not in str(error.value)
+    assert not list(tmp_path.glob("out/**/*"))
 
 
 def test_an_explicit_checkpoint_that_does_not_exist_is_named_with_the_fix(assets, tmp_path):
@@ -302,6 +347,40 @@ def test_evaluating_a_model_in_place_keeps_its_model_card(assets, tmp_path):
     run_pretrain.main(argv)
     assert (tmp_path / "run" / "eval_results.json").exists()
     assert (tmp_path / "run" / "README.md").read_text() == card
+
+
+def test_evaluating_without_training_into_a_finished_run_is_refused_for_any_model_but_its_own(assets, tmp_path):
+    run = tmp_path / "run"
+    run_pretrain.main(arguments(assets, run))
+    results = (run / "all_results.json").read_text()
+    fresh = [a for a in arguments(assets, run, "--do_eval") if a != "--do_train"]
+    other = list(fresh)
+    config = other.index("--config_name")
+    other[config : config + 2] = ["--model_name_or_path", str(run / "checkpoint-3")]
+    for argv, evaluated in ((fresh, "a freshly initialised model"), (other, str(run / "checkpoint-3"))):
+        with pytest.raises(ValueError, match=re.escape(f"{evaluated}") + ".* which holds a finished run") as error:
+            run_pretrain.main(argv)
+        assert f"pass --model_name_or_path {run} (or rerun its training command with --do_eval)" in str(error.value)
+    assert not (run / "eval_results.json").exists() and (run / "all_results.json").read_text() == results
+
+
+def test_one_process_that_sees_several_gpus_is_refused_naming_one_process_per_gpu(assets, tmp_path, monkeypatch):
+    """transformers would wrap the model in nn.DataParallel, whose per-GPU losses the loss windows cannot add up."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)  # there is no GPU here to select
+    argv = [argument for argument in arguments(assets, tmp_path / "out") if argument != "--use_cpu"]
+    with pytest.raises(SystemExit, match="This one process sees 2 GPUs") as stop:
+        run_pretrain.main(argv)
+    for fix in (
+        "`torchrun --nproc_per_node 2 run_pretrain.py …`",
+        "`accelerate launch --multi_gpu --num_processes 2 run_pretrain.py …`",
+        "`CUDA_VISIBLE_DEVICES=0 python run_pretrain.py …`",
+    ):
+        assert fix in str(stop.value)
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    run_pretrain.check_launch(run_pretrain.parse_arguments(argv)[2])  # one GPU: no DataParallel
 
 
 def test_processes_that_each_see_a_world_of_one_are_refused(assets, tmp_path, monkeypatch):
@@ -485,6 +564,48 @@ def test_resume_is_exact_or_refused(assets, tmp_path, caplog):
     assert not (tmp_path / "fresh").exists()
 
 
+def test_an_explicit_checkpoint_of_another_run_goes_only_into_an_empty_or_cleared_output_dir(assets, tmp_path, caplog):
+    snapshots = ("--save_steps", "1", "--snapshot_steps", "3")
+    source, other = tmp_path / "source", tmp_path / "other"
+    run_pretrain.main(arguments(assets, source, *snapshots))
+    run_pretrain.main(arguments(assets, other, *snapshots, "--learning_rate", "1e-2"))
+    (other / "train_results.json").unlink()  # an unfinished run: its checkpoints and snapshot, no results
+    resume = ("--resume_from_checkpoint", str(source / "checkpoint-1"))
+
+    # Resumed into it, the other run's snapshot-3 would be kept as this run's and its settings overwritten.
+    files = {path: path.stat().st_mtime_ns for path in other.rglob("*") if path.is_file()}
+    with pytest.raises(ValueError, match="already holds files that are not .*leave --resume_from_checkpoint out"):
+        run_pretrain.main(arguments(assets, other, *snapshots, *resume))
+    assert files == {path: path.stat().st_mtime_ns for path in other.rglob("*") if path.is_file()}
+
+    # --overwrite_output_dir clears it first, as for a new run: what is left is the resumed run's, exactly.
+    with caplog.at_level(logging.WARNING):
+        run_pretrain.main(arguments(assets, other, *snapshots, *resume, "--overwrite_output_dir"))
+    assert "removed the previous run's checkpoint-1, checkpoint-2, checkpoint-3, snapshot-3" in caplog.text
+    assert sorted(path.name for path in other.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
+    assert json.loads((other / "run_settings.json").read_text())["training"]["learning_rate"] == 5e-5
+    expected, actual = (load_file(run / "snapshot-3" / "model.safetensors") for run in (source, other))
+    assert expected.keys() == actual.keys() and all(torch.equal(expected[key], actual[key]) for key in expected)
+
+    # A checkpoint of the run in the output directory resumes there as before, the rest of the folder being its run's.
+    (other / "train_results.json").unlink()
+    trainer = run_pretrain.main(
+        arguments(assets, other, *snapshots, "--resume_from_checkpoint", str(other / "checkpoint-2"))
+    )
+    assert trainer.state.global_step == 3
+
+    # Clearing a finished run never removes the checkpoint being resumed, wherever in the folder it lies.
+    backup = other / "checkpoint-backups" / "checkpoint-2"
+    shutil.copytree(source / "checkpoint-2", backup)
+    with pytest.raises(ValueError, match=r"holds a finished run .* so --resume_from_checkpoint"):
+        run_pretrain.main(arguments(assets, other, *snapshots, "--resume_from_checkpoint", str(backup)))
+    trainer = run_pretrain.main(
+        arguments(assets, other, *snapshots, "--resume_from_checkpoint", str(backup), "--overwrite_output_dir")
+    )
+    assert trainer.state.global_step == 3 and checkpoint_problem(str(backup)) is None
+    assert sorted(path.name for path in other.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-backups"]
+
+
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
 def test_a_preempted_run_saves_exits_non_zero_and_resumes_exactly(assets, tmp_path, monkeypatch, caplog, signal_number):
     run_pretrain.main(arguments(assets, tmp_path / "straight"))
@@ -551,12 +672,17 @@ def test_a_non_finite_loss_names_the_last_finite_checkpoint_and_a_restart_that_t
 def test_the_restart_command_parses_whatever_form_the_options_took(assets, tmp_path):
     argv = arguments(assets, tmp_path / "run", "--overwrite_output_dir", "true", "--resume_from_checkpoint=x")
     argv += ["--overwrite_output_dir", "--do_eval"]  # the bare form, before an option it must keep
+    # HfArgumentParser's dashed spellings, apart and with `=`.
+    argv += ["--config-overrides", "hidden_size=32", "--resume-from-checkpoint", "y", "--learning-rate=0.5"]
+    argv += ["--output-dir", "elsewhere", "--overwrite-output-dir", "true", "--do-eval"]
     command = run_pretrain.restart_command(argv, "run/checkpoint-2", 1e-4, "run-from-checkpoint-2")
     assert command[:2] == ["python", "run_pretrain.py"]
     model_args, _, training_args = run_pretrain.parse_arguments(command[2:])
     assert model_args.model_name_or_path == "run/checkpoint-2" and training_args.output_dir == "run-from-checkpoint-2"
     assert training_args.learning_rate == 1e-4 and training_args.do_eval and training_args.do_train
     assert not training_args.overwrite_output_dir and training_args.resume_from_checkpoint is None
+    assert model_args.config_overrides is None
+    assert not {"--learning-rate=0.5", "--output-dir", "elsewhere", "--overwrite-output-dir"} & set(command)
 
 
 def test_snapshot_steps_past_an_epoch_based_run_are_refused_before_training(assets, tmp_path):
