@@ -291,10 +291,12 @@ def pretraining_model_card(
         _training_section(log_history, hyperparameters, datasets, dataset_config, tokens_seen),
         "## Usage\n\n" + _usage(config, model_id),
         "## Evaluation\n\n"
-        "Linear probes on GLUE (frozen encoder), with the PrJEPA repository; `--update_model_card` adds the results "
-        "to this card:\n\n"
+        "Linear probes on GLUE (frozen encoder), with the PrJEPA repository; `--update_model_card --push_to_hub` adds "
+        "the results to this card on the Hub (with write access to the repo; without them the scores go to "
+        "`probe_results/` only):\n\n"
         "```bash\n"
-        f"python run_glue_probe.py --model_name_or_path {model_id} --task_name sst2 mrpc stsb --update_model_card\n"
+        f"python run_glue_probe.py --model_name_or_path {model_id} --task_name sst2 mrpc stsb --update_model_card "
+        "--push_to_hub\n"
         "```",
     ]
     return ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")

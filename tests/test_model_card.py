@@ -4,6 +4,7 @@ import json
 import os
 import random
 import re
+import shlex
 
 import numpy as np
 import pytest
@@ -18,6 +19,8 @@ from prjepa.model_card import (
     rank_collapse,
     trajectory,
 )
+from prjepa.probing import glue_probe
+from prjepa.utils import script_parser
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAMBDA_SENTENCE = re.compile(
@@ -244,3 +247,15 @@ def test_a_local_tokenizer_folder_is_named_by_its_name_not_its_path(tmp_path):
     assert "`bert-base-uncased` (a local folder of that name)" in text
     assert str(tmp_path) not in text
     assert "`bert-base-uncased` (vocabulary" in card_for().text
+
+
+def test_the_evaluation_command_runs_as_written_for_the_hub_model(tmp_path, monkeypatch):
+    """The card's probe command names the Hub repo; the probe accepts it as it stands (the card of a Hub model can only
+    be updated by pushing it)."""
+    monkeypatch.chdir(tmp_path)  # no folder of the repo's name is read instead of the Hub model
+    [command] = re.findall(r"```bash\n(python run_glue_probe\.py .*)\n```", card_for().text)
+    argv = shlex.split(command)[2:]  # after "python run_glue_probe.py"
+    parser = script_parser((glue_probe.ModelArguments, glue_probe.DataArguments, glue_probe.ProbeArguments), None)
+    model_args, data_args, probe_args = parser.parse_args_into_dataclasses(args=argv)
+    assert model_args.model_name_or_path == ["someone/prjepa-tiny"] and probe_args.update_model_card
+    glue_probe.check_card_arguments(model_args.model_name_or_path, probe_args, data_args)

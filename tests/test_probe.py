@@ -595,6 +595,10 @@ def test_results_of_weights_trained_again_are_not_reused(prjepa_dir, tmp_path):
         (["--max_train_samples", "0"], "leaves no example"),
         (["--label_column", "constant"], r"custom training split holds a single class \(1\)"),
         (["--label_column", "rare"], "class 2 has a single example; 3-fold cross-validation needs at least two"),
+        (
+            ["--label_column", "score", "--max_train_samples", "5"],
+            "training split has 5 examples; 3-fold cross-validation needs at least 6 .*fewer --cv_folds",
+        ),
     ],
 )
 def test_impossible_options_and_labels_are_refused_before_any_feature(
@@ -602,6 +606,7 @@ def test_impossible_options_and_labels_are_refused_before_any_feature(
 ):
     texts, labels = sentences(30, seed=4)
     columns = {"text": texts, "label": labels, "constant": [1] * 30, "rare": [0] * 15 + [1] * 14 + [2]}
+    columns["score"] = [index / 7 for index in range(30)]  # fractional: a regression task
     data = write_csv(tmp_path / "data.csv", columns)
     monkeypatch.setattr(run_glue_probe, "extract_task_features", lambda *a, **k: pytest.fail("features extracted"))
     args = [
@@ -634,3 +639,118 @@ def test_a_damaged_feature_cache_entry_is_named_and_recomputed(bert_dir, tmp_pat
     caplog.clear()
     extract_features(encoder, texts, ["mean", TOKENS], cache_dir=str(tmp_path))  # rewritten whole
     assert "is damaged" not in caplog.text
+
+
+def test_a_regression_probe_needs_two_scores_in_every_fold():
+    rng = np.random.default_rng(0)
+    features, scores = rng.standard_normal((6, 4)), rng.standard_normal(6).astype(np.float32)
+    probe = probing.fit_linear_probe(features, scores, is_regression=True, grid=[1.0, 10.0], folds=3)
+    assert all(np.isfinite(score) for score in probe.cv_scores.values())
+    # Five scores leave a fold with one, whose R² is undefined: every grid value would score NaN.
+    with pytest.raises(ValueError, match="has 5 examples; 3-fold cross-validation needs at least 6"):
+        probing.fit_linear_probe(features[:5], scores[:5], is_regression=True, grid=[1.0, 10.0], folds=3)
+
+
+@pytest.mark.parametrize(
+    "data, replaced",
+    [
+        ("validation", "--validation_file"),
+        ("train", "--train_file"),
+        ("custom", "--train_file and --validation_file"),
+    ],
+)
+def test_card_entries_are_refused_for_data_that_are_not_glue(bert_dir, tmp_path, monkeypatch, data, replaced):
+    """Scores of a probe trained or scored on a file would be cited as GLUE's on the card: refused before any work."""
+    texts, labels = sentences(30, seed=12)
+    columns = {"sentence": texts, "label": labels}
+    glue = write_glue_folder(
+        tmp_path / "glue", "sst2", {"train": columns, "validation": columns}, datasets.Value("int64")
+    )
+    mine = write_csv(tmp_path / "mine.csv", columns)
+    model = tmp_path / "model"
+    shutil.copytree(bert_dir, model, ignore=shutil.ignore_patterns("README.md"))
+    sources = {
+        "validation": ["--task_name", "sst2", "--glue_path", glue, "--validation_file", mine],
+        "train": ["--task_name", "sst2", "--glue_path", glue, "--train_file", mine],
+        "custom": ["--train_file", mine, "--validation_file", mine, "--text_columns", "sentence"],
+    }
+    monkeypatch.setattr(run_glue_probe, "extract_task_features", lambda *a, **k: pytest.fail("features extracted"))
+    args = ["--model_name_or_path", str(model), *sources[data], "--update_model_card"]
+    with pytest.raises(ValueError, match=rf"reads {replaced} in their place: the scores are not GLUE's"):
+        run_glue_probe.main(probe_args(tmp_path, *args))
+    assert not (model / "README.md").exists()
+
+
+def swap_two_words(model_dir) -> None:
+    """Replaces the tokenizer behind `model_dir` by one of the same size that reads "cat" and "dog" the other way."""
+    tokenizer_file = os.path.join(model_dir, "tokenizer.json")
+    with open(tokenizer_file) as file:
+        tokenizer = json.load(file)
+    vocabulary = tokenizer["model"]["vocab"]
+    vocabulary["cat"], vocabulary["dog"] = vocabulary["dog"], vocabulary["cat"]
+    with open(tokenizer_file, "w") as file:
+        json.dump(tokenizer, file)
+
+
+@pytest.mark.parametrize("change", ["tokenizer replaced", "tokenizer not recorded"])
+def test_results_of_another_tokenizer_are_not_reused(prjepa_dir, tmp_path, change):
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(prjepa_dir, checkpoint)
+    texts, labels = sentences(30, seed=3)
+    data = write_csv(tmp_path / "data.csv", {"text": texts, "label": labels})
+    args = probe_args(tmp_path, "--model_name_or_path", str(checkpoint), "--train_file", data)
+    args += ["--validation_file", data, "--text_columns", "text"]
+    run_glue_probe.main(args)
+    if change == "tokenizer replaced":
+        swap_two_words(checkpoint)
+        expected = rf"for other tokenizer of {checkpoint} \(trained again or replaced since\?\)"
+    else:  # results of a version that recorded the weights alone
+        results = json.loads((tmp_path / "out" / "results.json").read_text())
+        del results["models"][0]["tokenizer_fingerprint"]
+        (tmp_path / "out" / "results.json").write_text(json.dumps(results))
+        expected = rf"for other tokenizer of {checkpoint} \(not recorded\)"
+    with pytest.raises(ValueError, match=rf"{expected}.*--overwrite_output_dir"):
+        run_glue_probe.main(args)
+
+
+@pytest.mark.parametrize("remains", ["results.md alone", "truncated results.json", "results.json alone"])
+def test_an_unfinished_run_is_run_again(prjepa_dir, tmp_path, caplog, remains):
+    """What a run stopped while writing its results leaves (an older version's writes could leave any of these) is no
+    result: the rerun replaces it, saying so, without --overwrite_output_dir."""
+    texts, labels = sentences(30, seed=13)
+    data = write_csv(tmp_path / "data.csv", {"text": texts, "label": labels})
+    args = probe_args(tmp_path, "--model_name_or_path", prjepa_dir, "--train_file", data, "--validation_file", data)
+    args += ["--text_columns", "text"]
+    finished = run_glue_probe.main(args)
+    output = tmp_path / "out"
+    if remains == "results.md alone":
+        (output / "results.json").unlink()
+    elif remains == "truncated results.json":
+        (output / "results.json").write_text((output / "results.json").read_text()[:200])
+    else:
+        (output / "results.md").unlink()
+
+    with caplog.at_level(logging.WARNING):
+        rerun = run_glue_probe.main(args)
+    assert f"{output} holds an unfinished run" in caplog.text
+    scores = [results["models"][0]["tasks"]["custom"]["poolings"]["mean"]["scores"] for results in (finished, rerun)]
+    assert scores[0] == scores[1]
+    saved = json.loads((output / "results.json").read_text())
+    assert saved == json.loads(json.dumps(rerun))  # the JSON's float keys become strings
+    assert (output / "results.md").read_text().startswith("| model | pooling | custom acc |")
+    assert run_glue_probe.main(args) == saved  # finished now: a no-op
+
+
+def test_a_run_that_fails_while_writing_leaves_no_truncated_results(prjepa_dir, tmp_path, monkeypatch):
+    texts, labels = sentences(30, seed=14)
+    data = write_csv(tmp_path / "data.csv", {"text": texts, "label": labels})
+    args = probe_args(tmp_path, "--model_name_or_path", prjepa_dir, "--train_file", data, "--validation_file", data)
+    args += ["--text_columns", "text"]
+    with monkeypatch.context() as patch:
+        # A value JSON cannot hold stops the writing of results.json partway.
+        patch.setattr(run_glue_probe, "library_versions", lambda *names: {"torch": object()})
+        with pytest.raises(TypeError, match="not JSON serializable"):
+            run_glue_probe.main(args)
+    assert not (tmp_path / "out" / "results.json").exists()
+    results = run_glue_probe.main(args)
+    assert json.loads((tmp_path / "out" / "results.json").read_text()) == json.loads(json.dumps(results))

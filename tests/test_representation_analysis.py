@@ -6,6 +6,7 @@ import json
 import math
 import os
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -359,6 +360,54 @@ def test_rerunning_finished_work_is_a_no_op_and_other_work_is_refused(trained_ru
     with pytest.raises(ValueError, match=r"with other arguments \(num_resamples\).*--overwrite_output_dir"):
         analysis_script.main([*argv, "--num_resamples", "7"])
     assert stamps == {path: path.stat().st_mtime_ns for path in output_dir.iterdir()}
+
+
+def small_analysis(tmp_path, model_dir) -> list[str]:
+    """The arguments of a quick analysis: one model, mean pooling, 20 texts without a training split."""
+    texts, labels = topic_texts(20, seed=5)
+    data = write_csv(tmp_path / "data.csv", {"sentence": texts, "label": labels})
+    argv = ["--models", f"bert={model_dir}", "--validation_file", data, "--text_columns", "sentence"]
+    return analysis_args(tmp_path / "cache", tmp_path / "out", *argv, "--pooling", "mean")
+
+
+@pytest.mark.parametrize("change", ["tokenizer replaced", "tokenizer not recorded"])
+def test_results_of_another_tokenizer_are_not_reused(tmp_path, bert_dir, change):
+    model = tmp_path / "model"
+    shutil.copytree(bert_dir, model)
+    argv = small_analysis(tmp_path, model)
+    analysis_script.main(argv)
+    if change == "tokenizer replaced":
+        tokenizer = json.loads((model / "tokenizer.json").read_text())
+        vocabulary = tokenizer["model"]["vocab"]  # same size, "cat" and "dog" read the other way
+        vocabulary["cat"], vocabulary["dog"] = vocabulary["dog"], vocabulary["cat"]
+        (model / "tokenizer.json").write_text(json.dumps(tokenizer))
+        expected = r"for other tokenizer of bert \(trained again or replaced since\?\)"
+    else:  # results of a version that compared the weights alone
+        analysis = json.loads((tmp_path / "out" / "analysis.json").read_text())
+        del analysis["models"]["bert"]["tokenizer_fingerprint"]
+        (tmp_path / "out" / "analysis.json").write_text(json.dumps(analysis))
+        expected = r"for other tokenizer of bert \(not recorded\)"
+    with pytest.raises(ValueError, match=rf"{expected}.*--overwrite_output_dir"):
+        analysis_script.main(argv)
+
+
+@pytest.mark.parametrize("remains", ["analysis.md alone", "truncated analysis.json"])
+def test_an_unfinished_run_is_run_again(tmp_path, bert_dir, caplog, remains):
+    """What a run stopped while writing leaves is no result: the rerun replaces it, saying so, unasked."""
+    argv = small_analysis(tmp_path, bert_dir)
+    output = tmp_path / "out"
+    output.mkdir()
+    if remains == "analysis.md alone":
+        (output / "analysis.md").write_text("# Representation analysis\n")
+    else:
+        (output / "analysis.md").write_text("# Representation analysis\n")
+        (output / "analysis.json").write_text('{"settings": {"encoder": "onl')
+    with caplog.at_level("WARNING"):
+        result = analysis_script.main(argv)
+    assert f"{output} holds an unfinished run" in caplog.text
+    assert json.loads((output / "analysis.json").read_text()) == json.loads(json.dumps(result))
+    assert "| bert |" in (output / "analysis.md").read_text()
+    assert analysis_script.main(argv) == json.loads((output / "analysis.json").read_text())  # finished: a no-op
 
 
 def test_existing_results_are_not_overwritten(tmp_path):

@@ -26,7 +26,6 @@ Writes `analysis.json` (every number, the settings, sample counts, library versi
 `--output_dir`; `main(argv)` returns the JSON dict.
 """
 
-import json
 import logging
 import os
 import re
@@ -56,6 +55,7 @@ from ..probing import (
     check_same_encoders,
     default_cache_dir,
     earlier_results,
+    encoder_fingerprints,
     extract_task_features,
     load_encoder,
     make_pooler,
@@ -63,6 +63,7 @@ from ..probing import (
     seeded_subset,
     tokenize_texts,
     train_pooler,
+    write_results,
 )
 from ..utils import library_versions, markdown_table, script_parser
 from .metrics import most_frequent_tokens
@@ -410,8 +411,7 @@ def encode(
     for label, path in models.items():
         start = time.perf_counter()
         encoder = load_model(path, model_args)
-        record = {"path": path, "fingerprint": encoder.fingerprint}
-        record["tokenizer_fingerprint"] = encoder.tokenizer_fingerprint
+        record = {"path": path, **encoder_fingerprints(encoder)}
         if not records:
             first_label, first_tokenizer = label, record["tokenizer_fingerprint"]
             targets = {
@@ -442,11 +442,10 @@ def main(argv: list[str] | None = None) -> dict:
     encoders = [("--models", path) for path in models.values()]
     check_hub_reachable([*encoders, ("--tokenizer_name", model_args.tokenizer_name)])
     # Every model loads once before any is encoded, so that a bad one stops the run before work is spent.
-    fingerprints = {label: load_model(path, model_args).fingerprint for label, path in models.items()}
+    fingerprints = {label: encoder_fingerprints(load_model(path, model_args)) for label, path in models.items()}
     if earlier is not None:
-        recorded = {label: record["fingerprint"] for label, record in earlier["models"].items()}
-        check_same_encoders(output_dir, recorded, fingerprints)
-        print(f"{output_dir} already holds these results (same arguments and weights): nothing to do.")
+        check_same_encoders(output_dir, earlier["models"], fingerprints)
+        print(f"{output_dir} already holds these results (same arguments, weights and tokenizers): nothing to do.")
         return earlier
     features, targets, model_records, tokenizer_warnings = encode(
         models, datasets, model_args, data_args, analysis_args
@@ -501,10 +500,7 @@ def main(argv: list[str] | None = None) -> dict:
     analysis["plots"] = write_plots(results, analysis_args.pooling, analysis_args.output_dir)
     analysis["seconds"] = {"geometry": geometry_seconds, "total": round(time.perf_counter() - started, 2)}
     markdown = render_markdown(results, title="Representation analysis", preamble=settings_markdown(analysis))
-    with open(os.path.join(analysis_args.output_dir, "analysis.json"), "w") as file:
-        json.dump(analysis, file, indent=2)
-    with open(os.path.join(analysis_args.output_dir, "analysis.md"), "w") as file:
-        file.write(markdown + "\n")
+    write_results(analysis_args.output_dir, RESULT_FILES, analysis, markdown + "\n")
     print(
         f"Wrote {analysis_args.output_dir}/analysis.json, analysis.md and {len(analysis['plots'])} plots in "
         f"{analysis['seconds']['total']:.0f} s."

@@ -13,8 +13,8 @@ The pieces are public so that other evaluations reuse them rather than copy them
 
 Modules: `tasks` (GLUE and custom task data), `arguments` (the command-line arguments the probe and the
 representation analysis share), `encoders` (loading), `features` (extraction and its cache), `poolers` (trained
-poolers), `linear_probe` (the cross-validated probe and the GLUE metric), `results` (library versions and model-card
-entries), and `glue_probe`, the probe command.
+poolers), `linear_probe` (the cross-validated probe and the GLUE metric), `results` (writing results, reusing finished
+ones, library versions and model-card entries), and `glue_probe`, the probe command.
 
 The names below load with their module on first use, so that the probe's `--help` does not load torch, datasets or
 scikit-learn.
@@ -53,6 +53,7 @@ _import_structure = {
         "LOCAL_GLUE_METRIC",
         "LinearProbe",
         "check_classes",
+        "check_scores",
         "cosine_spearman",
         "fit_linear_probe",
         "load_glue_metric",
@@ -70,9 +71,11 @@ _import_structure = {
         "PROBE_LIBRARIES",
         "check_same_encoders",
         "earlier_results",
+        "encoder_fingerprints",
         "glue_eval_result",
         "probe_description",
         "update_model_card",
+        "write_results",
     ],
     ".tasks": [
         "CUSTOM_TASK",

@@ -14,7 +14,6 @@ Writes `results.json` (every score, the chosen regularisation, feature sizes, ti
 `results.md` (one table across tasks) to `--output_dir`.
 """
 
-import json
 import logging
 import os
 import sys
@@ -29,15 +28,17 @@ from ..utils import library_versions, markdown_table, script_parser
 from .arguments import EncoderArguments, TaskDataArguments
 from .encoders import ONLINE_ENCODER, LoadedEncoder, load_encoder
 from .features import FIXED_POOLINGS, POOLINGS, TOKENS, combine_views, default_cache_dir, extract_task_features
-from .linear_probe import check_classes, cosine_spearman, fit_linear_probe, load_glue_metric
+from .linear_probe import check_classes, check_scores, cosine_spearman, fit_linear_probe, load_glue_metric
 from .poolers import PoolerTraining, pool_tokens, train_pooler
 from .results import (
     PROBE_LIBRARIES,
     check_same_encoders,
     earlier_results,
+    encoder_fingerprints,
     glue_eval_result,
     probe_description,
     update_model_card,
+    write_results,
 )
 from .tasks import GLUE_TASKS, PAIR_ENCODINGS, TaskData
 
@@ -274,11 +275,10 @@ def results_table(models: list[dict], tasks: list[TaskData]) -> str:
 
 
 def model_card_results(model: dict, tasks: list[TaskData], probe_args: ProbeArguments) -> list:
-    """model-index entries for every GLUE score of one model (custom tasks have no GLUE dataset to cite)."""
+    """model-index entries for every score of one model, each citing GLUE's dataset, task and split:
+    `check_card_arguments` has refused data that are not GLUE's own."""
     entries = []
     for task in tasks:
-        if task.name not in GLUE_TASKS:
-            continue
         pair_encoding = probe_args.pair_encoding if len(task.text_columns) == 2 else None
         for pooling, outcome in model["tasks"][task.name]["poolings"].items():
             description = probe_description(pooling, model["encoder"], pair_encoding, model["hidden_layer"])
@@ -288,10 +288,22 @@ def model_card_results(model: dict, tasks: list[TaskData], probe_args: ProbeArgu
     return entries
 
 
-def check_card_arguments(paths: list[str], probe_args: ProbeArguments) -> None:
-    """Refuses card options that cannot be carried out, before any work is done."""
+def check_card_arguments(paths: list[str], probe_args: ProbeArguments, data_args: DataArguments) -> None:
+    """Refuses card options that cannot be carried out, or would cite GLUE for other data, before any work is done."""
     if probe_args.push_to_hub and not probe_args.update_model_card:
         raise ValueError("--push_to_hub pushes the updated model card: add --update_model_card.")
+    # A card entry cites GLUE's dataset, task and split. Scores of a probe trained (--train_file) or scored
+    # (--validation_file) on other data are not GLUE's, however the task is named, and a custom task has no GLUE
+    # dataset at all. Refused rather than left off the card: the files describe the run's only task, so leaving it
+    # out would turn --update_model_card into a silent no-op found out after the compute.
+    replaced = [f"--{split}_file" for split in ("train", "validation") if getattr(data_args, f"{split}_file")]
+    if probe_args.update_model_card and replaced:
+        raise ValueError(
+            f"--update_model_card cites GLUE's own splits for every score, but this run reads {' and '.join(replaced)} "
+            "in their place: the scores are not GLUE's. Drop --update_model_card (results.json and results.md still "
+            "hold the scores), or probe the GLUE task on its own splits (from the Hub's nyu-mll/glue when a local "
+            "copy lacks one)."
+        )
     if probe_args.hub_model_id and len(paths) > 1:
         raise ValueError("--hub_model_id names one repo: probe one --model_name_or_path when pushing a card.")
     for path in paths if probe_args.update_model_card else []:
@@ -305,7 +317,7 @@ def main(args: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stdout)
     parser = script_parser((ModelArguments, DataArguments, ProbeArguments), __doc__)
     model_args, data_args, probe_args = parser.parse_args_into_dataclasses(args=args)
-    check_card_arguments(model_args.model_name_or_path, probe_args)
+    check_card_arguments(model_args.model_name_or_path, probe_args, data_args)
     args = {**asdict(model_args), **asdict(data_args), **asdict(probe_args)}
     earlier = None if probe_args.overwrite_output_dir else earlier_results(probe_args.output_dir, RESULT_FILES, args)
     task_names = list(GLUE_TASKS) if data_args.task_name == ["all"] else data_args.task_name
@@ -315,7 +327,9 @@ def main(args: list[str] | None = None) -> dict:
     models = [("--model_name_or_path", path) for path in model_args.model_name_or_path]
     check_hub_reachable([*models, ("--tokenizer_name", model_args.tokenizer_name)])
     for task in tasks:
-        if not task.is_regression:
+        if task.is_regression:
+            check_scores(task.labels("train"), probe_args.cv_folds, f"{task.name} training split")
+        else:
             check_classes(task.labels("train"), probe_args.cv_folds, f"{task.name} training split", task.label_names)
         kept, total = len(task.labels("train")), task.train_size_before_subsampling
         if kept < total:
@@ -335,12 +349,13 @@ def main(args: list[str] | None = None) -> dict:
 
     # Every model loads once before any is probed, so that a bad one stops the run before work is spent; one at a
     # time, so that memory holds one model.
-    fingerprints = {path: load(path).fingerprint for path in model_args.model_name_or_path}
+    fingerprints = {path: encoder_fingerprints(load(path)) for path in model_args.model_name_or_path}
     if earlier is not None:
-        check_same_encoders(
-            probe_args.output_dir, {model["model"]: model["fingerprint"] for model in earlier["models"]}, fingerprints
+        check_same_encoders(probe_args.output_dir, {model["model"]: model for model in earlier["models"]}, fingerprints)
+        print(
+            f"{probe_args.output_dir} already holds these results (same arguments, weights and tokenizers): nothing to "
+            "do."
         )
-        print(f"{probe_args.output_dir} already holds these results (same arguments and weights): nothing to do.")
         return earlier
     models = []
     for path in model_args.model_name_or_path:
@@ -350,7 +365,7 @@ def main(args: list[str] | None = None) -> dict:
             "model": path,
             "encoder": model_args.encoder,
             "hidden_layer": model_args.hidden_layer,
-            "fingerprint": encoder.fingerprint,
+            **encoder_fingerprints(encoder),
             "poolings": probe_args.pooling,
             "load_seconds": round(time.perf_counter() - start, 2),
             "tasks": {},
@@ -371,11 +386,7 @@ def main(args: list[str] | None = None) -> dict:
         "models": models,
     }
     table = results_table(models, tasks)
-    os.makedirs(probe_args.output_dir, exist_ok=True)
-    with open(os.path.join(probe_args.output_dir, RESULT_FILES[0]), "w") as file:
-        json.dump(results, file, indent=2)
-    with open(os.path.join(probe_args.output_dir, RESULT_FILES[1]), "w") as file:
-        file.write(table)
+    write_results(probe_args.output_dir, RESULT_FILES, results, table)
     print(table)
     print(f"Wrote {probe_args.output_dir}/results.json and results.md in {results['total_seconds']:.0f} s.")
     return results

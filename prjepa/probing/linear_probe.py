@@ -67,6 +67,17 @@ def check_classes(
         )
 
 
+def check_scores(scores: np.ndarray, folds: int, where: str = "the training split") -> None:
+    """A regressor's training scores `(n,)` must fill `folds` folds with at least two each: k-fold cross-validation
+    cannot split fewer rows than folds, and R² is undefined on a single score (every grid value would score NaN and
+    the choice be arbitrary)."""
+    if len(scores) < 2 * folds:
+        raise ValueError(
+            f"{where} has {len(scores)} examples; {folds}-fold cross-validation needs at least {2 * folds} (two per "
+            "fold): use more training data (e.g. a larger --max_train_samples) or fewer --cv_folds."
+        )
+
+
 def fit_linear_probe(
     features: np.ndarray,
     labels: np.ndarray,
@@ -85,6 +96,7 @@ def fit_linear_probe(
     if len(grid) == 0:
         raise ValueError("The regularisation grid is empty; give at least one value.")
     if is_regression:
+        check_scores(labels, folds)
         name, splitter = "alpha", KFold(folds, shuffle=True, random_state=seed)
     else:
         check_classes(labels, folds)

@@ -2,13 +2,16 @@
 model-index entries that put GLUE scores on a model card, merged into the card of a folder or a Hub repo."""
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .encoders import ONLINE_ENCODER
+from .encoders import ONLINE_ENCODER, LoadedEncoder
+
+logger = logging.getLogger(__name__)
 
 # What a probe's (and the representation analysis's) results record the versions of, beside Python's.
 PROBE_LIBRARIES = ("torch", "transformers", "datasets", "evaluate", "sklearn", "scipy", "numpy")
@@ -17,36 +20,89 @@ PROBE_LIBRARIES = ("torch", "transformers", "datasets", "evaluate", "sklearn", "
 def earlier_results(output_dir: str, result_files: Sequence[str], args: dict[str, Any]) -> dict[str, Any] | None:
     """The results `output_dir` already holds (`result_files`, the first a JSON recording its `"args"`) when they were
     computed with the same `args` (`--overwrite_output_dir` aside): rerunning them is a no-op once their encoders'
-    fingerprints are found unchanged (`check_same_encoders`). None when the folder holds no results; an error
-    naming the differing arguments when it holds other results, which are never replaced unasked."""
+    fingerprints are found unchanged (`check_same_encoders`). None when the folder holds no finished results: none at
+    all, or an unfinished set (the JSON, written last by `write_results`, missing or unreadable, or a file beside it
+    missing), which a rerun replaces, saying so. An error naming the differing arguments when it holds results of
+    other arguments, which are never replaced unasked."""
     existing = [name for name in result_files if os.path.exists(os.path.join(output_dir, name))]
     if not existing:
         return None
-    with open(os.path.join(output_dir, result_files[0])) as file:
-        earlier = json.load(file)
-    asked, recorded = json.loads(json.dumps(args, default=str)), earlier.get("args", {})
-    differing = sorted(
-        name
-        for name in set(asked) | set(recorded)
-        if name != "overwrite_output_dir" and asked.get(name) != recorded.get(name)
-    )
-    if differing or len(existing) < len(result_files):
-        reason = f"with other arguments ({', '.join(differing)})" if differing else "incomplete"
-        raise ValueError(
-            f"{output_dir} already holds results ({', '.join(existing)}), {reason}; pass --overwrite_output_dir to "
-            "replace them, or choose another --output_dir."
+    try:
+        with open(os.path.join(output_dir, result_files[0])) as file:
+            earlier = json.load(file)
+        if not isinstance(earlier, dict):
+            raise ValueError(f"a JSON {type(earlier).__name__}, not an object")
+    except FileNotFoundError:
+        found = f"{', '.join(existing)} without {result_files[0]}"
+    except (OSError, ValueError) as error:  # json.JSONDecodeError is a ValueError
+        found = f"{result_files[0]} unreadable: {error}"
+    else:
+        asked, recorded = json.loads(json.dumps(args, default=str)), earlier.get("args", {})
+        differing = sorted(
+            name
+            for name in set(asked) | set(recorded)
+            if name != "overwrite_output_dir" and asked.get(name) != recorded.get(name)
         )
-    return earlier
+        if differing:
+            raise ValueError(
+                f"{output_dir} already holds results ({', '.join(existing)}), with other arguments "
+                f"({', '.join(differing)}); pass --overwrite_output_dir to replace them, or choose another "
+                "--output_dir."
+            )
+        missing = [name for name in result_files if name not in existing]
+        if not missing:
+            return earlier
+        found = f"{', '.join(existing)} without {', '.join(missing)}"
+    # Only a run stopped while writing leaves these (or an older version's writes, not atomic): nothing of value.
+    logger.warning(f"{output_dir} holds an unfinished run ({found}): running it again, replacing it.")
+    return None
 
 
-def check_same_encoders(output_dir: str, recorded: dict[str, str], current: dict[str, str]) -> None:
-    """`recorded` and `current` fingerprints by model: results of the same arguments measured other weights when any
-    differs (a checkpoint trained again), so a rerun must recompute them, which only --overwrite_output_dir allows."""
-    changed = [model for model, fingerprint in current.items() if recorded.get(model) != fingerprint]
-    if changed:
+def write_results(output_dir: str, result_files: Sequence[str], results: dict[str, Any], *texts: str) -> None:
+    """Writes `results` as JSON to `result_files[0]` and each of `texts` to the file of the same rank after it. Each
+    file is written under a temporary name and renamed, and the JSON last, so that a run stopped at any point leaves
+    no truncated file, and a JSON only beside the rest: `earlier_results` reads a folder without it as unfinished."""
+    # Serialised before anything is written: results that JSON cannot represent leave the folder as it was.
+    contents = dict(zip(result_files[1:], texts, strict=True)) | {result_files[0]: json.dumps(results, indent=2)}
+    os.makedirs(output_dir, exist_ok=True)
+    for name, content in contents.items():
+        path = os.path.join(output_dir, name)
+        temporary = f"{path}.tmp{os.getpid()}"
+        try:
+            with open(temporary, "w") as file:
+                file.write(content)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+
+
+# What `check_same_encoders` compares: the fingerprints each model's record in the results holds, by what they take.
+ENCODER_FINGERPRINTS = {"fingerprint": "weights", "tokenizer_fingerprint": "tokenizer"}
+
+
+def encoder_fingerprints(encoder: LoadedEncoder) -> dict[str, str]:
+    """The fingerprints of `encoder`'s weights and tokenizer, under the keys a model's record in the results has."""
+    return {"fingerprint": encoder.fingerprint, "tokenizer_fingerprint": encoder.tokenizer_fingerprint}
+
+
+def check_same_encoders(
+    output_dir: str, recorded: dict[str, dict[str, Any]], current: dict[str, dict[str, str]]
+) -> None:
+    """`recorded` (each model's record in the results) and `current` (`encoder_fingerprints`) by model: results of the
+    same arguments measured other encoders when a weights or tokenizer fingerprint differs (a checkpoint trained
+    again, tokenizer files replaced) or was not recorded (results of a version that recorded no tokenizer), so a rerun
+    must recompute them, which only --overwrite_output_dir allows."""
+    differing = [
+        f"{what} of {model}" + (" (not recorded)" if key not in recorded.get(model, {}) else "")
+        for model, fingerprints in current.items()
+        for key, what in ENCODER_FINGERPRINTS.items()
+        if recorded.get(model, {}).get(key) != fingerprints[key]
+    ]
+    if differing:
         raise ValueError(
-            f"{output_dir} holds results of these arguments for other weights of {', '.join(changed)} (trained again "
-            "since?); pass --overwrite_output_dir to measure the current ones, or choose another --output_dir."
+            f"{output_dir} holds results of these arguments for other {', '.join(differing)} (trained again or "
+            "replaced since?); pass --overwrite_output_dir to measure the current ones, or choose another --output_dir."
         )
 
 
