@@ -2,6 +2,7 @@
 Standard library only, so that the experiment's command line finds a run's snapshots without loading torch."""
 
 import os
+from collections.abc import Sequence
 
 SNAPSHOT_STATE = "snapshot_state.json"
 SNAPSHOT_PREFIX = "snapshot-"
@@ -9,3 +10,11 @@ SNAPSHOT_PREFIX = "snapshot-"
 
 def snapshot_dir(output_dir: str, step: int) -> str:
     return os.path.join(output_dir, f"{SNAPSHOT_PREFIX}{step}")
+
+
+def resolve_snapshot_steps(snapshot_steps: Sequence[float], max_steps: int) -> list[int]:
+    """The optimizer steps of `--snapshot_steps` in a run of `max_steps` steps, sorted: a value below 1 is a ratio of
+    the run's steps (as `TrainingArguments`' `eval_steps` and `save_steps` read one), rounded; any other is a step.
+    Ratios let a run that trains by epochs place its snapshots before it knows its length, which depends on the data
+    and on the number of processes."""
+    return sorted({round(value * max_steps) if value < 1 else int(value) for value in snapshot_steps})

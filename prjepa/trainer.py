@@ -30,7 +30,7 @@ from .collator import DataCollatorForPrJepa
 from .model_card import pretraining_model_card, rank_collapse
 from .rankme import ZERO_VARIANCE_TOLERANCE, rankme
 from .resume import RUN_SETTINGS
-from .snapshots import SNAPSHOT_PREFIX, SNAPSHOT_STATE, snapshot_dir
+from .snapshots import SNAPSHOT_PREFIX, SNAPSHOT_STATE, resolve_snapshot_steps, snapshot_dir
 
 logger = logging.getLogger(__name__)
 
@@ -39,25 +39,28 @@ WINDOW_KEYS = ("jepa_loss", "mlm_loss", "jepa_weight")
 
 
 class SnapshotCallback(TrainerCallback):
-    """Saves the model and tokenizer after each of `args.snapshot_steps` (step 0 before any update) into
-    `snapshot_dir(output_dir, step)`, with `SNAPSHOT_STATE` recording the step and the tokens seen.
+    """Saves the model and tokenizer after each of `args.snapshot_steps` (step 0 before any update; a value below 1 a
+    ratio of the run's steps, `resolve_snapshot_steps`) into `snapshot_dir(output_dir, step)`, with `SNAPSHOT_STATE`
+    recording the step and the tokens seen.
 
     A snapshot is written under a temporary name and renamed when complete, so a folder that exists is whole; one
     that exists is kept (a resumed run does not rewrite the steps it already passed).
     """
 
+    def __init__(self):
+        self.steps: list[int] = []
+
     def on_train_begin(self, args, state, control, **kwargs):
-        check_snapshot_steps(args.snapshot_steps, state.max_steps)
+        self.steps = check_snapshot_steps(args.snapshot_steps, state.max_steps)
         if state.global_step == 0:
             self._save(args, state, **kwargs)
 
     def on_step_end(self, args, state, control, **kwargs):
         self._save(args, state, **kwargs)
 
-    @staticmethod
-    def _save(args, state, model=None, processing_class=None, **kwargs) -> None:
+    def _save(self, args, state, model=None, processing_class=None, **kwargs) -> None:
         final = snapshot_dir(args.output_dir, state.global_step)
-        if state.global_step not in args.snapshot_steps or not state.is_world_process_zero or os.path.isdir(final):
+        if state.global_step not in self.steps or not state.is_world_process_zero or os.path.isdir(final):
             return
         partial = final + ".partial"
         shutil.rmtree(partial, ignore_errors=True)
@@ -69,15 +72,18 @@ class SnapshotCallback(TrainerCallback):
         os.replace(partial, final)
 
 
-def check_snapshot_steps(snapshot_steps: list[int], max_steps: int) -> None:
-    """An epoch-based run knows its number of optimizer steps only once its dataloader exists: snapshot steps past it
-    would never be written."""
-    unreachable = [step for step in snapshot_steps if step > max_steps]
+def check_snapshot_steps(snapshot_steps: list[float], max_steps: int) -> list[int]:
+    """The snapshot steps of a run of `max_steps` steps (`resolve_snapshot_steps`). An epoch-based run knows its number
+    of optimizer steps only once its dataloader exists: snapshot steps past it would never be written."""
+    steps = resolve_snapshot_steps(snapshot_steps, max_steps)
+    unreachable = [step for step in steps if step > max_steps]
     if unreachable:
         raise ValueError(
             f"--snapshot_steps {unreachable} lie after the run's last optimizer step ({max_steps} steps): they would "
-            f"never be written. Ask for snapshots at steps up to {max_steps}, or train longer."
+            f"never be written. Ask for snapshots at steps up to {max_steps}, or at ratios of the run's steps below "
+            "1 (e.g. 0.5), or train longer."
         )
+    return steps
 
 
 class PreemptionCallback(TrainerCallback):

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from .snapshots import resolve_snapshot_steps
+
 
 @dataclass
 class PrJepaTrainingArguments(TrainingArguments):
@@ -19,19 +21,26 @@ class PrJepaTrainingArguments(TrainingArguments):
         default=False,
         metadata={"help": "Start from scratch in an output directory that already holds files or checkpoints."},
     )
-    snapshot_steps: list[int] = field(
+    snapshot_steps: list[float] = field(
         default_factory=list,
         metadata={
             "help": "Optimizer steps after which the model is kept in <output_dir>/snapshot-<step> (0: the "
-            "initialisation), whatever --save_total_limit deletes: the points of curves along the run."
+            "initialisation), whatever --save_total_limit deletes: the points of curves along the run. A value below "
+            "1 is a ratio of the run's steps, as for --eval_steps (e.g. 0 0.25 0.5 0.75 for a run by epochs)."
         },
     )
 
     def __post_init__(self):
         super().__post_init__()
-        if any(step < 0 for step in self.snapshot_steps):
-            raise ValueError(f"--snapshot_steps must be optimizer steps ≥ 0, got {self.snapshot_steps}.")
-        if self.max_steps > 0 and max(self.snapshot_steps, default=0) > self.max_steps:
+        if any(value < 0 or value > 1 and value != int(value) for value in self.snapshot_steps):
+            raise ValueError(
+                f"--snapshot_steps must be optimizer steps ≥ 0 or ratios of the run's steps below 1, got "
+                f"{self.snapshot_steps}."
+            )
+        if (
+            self.max_steps > 0
+            and max(resolve_snapshot_steps(self.snapshot_steps, self.max_steps), default=0) > self.max_steps
+        ):
             raise ValueError(
                 f"--snapshot_steps {self.snapshot_steps} asks for a step after the last one (--max_steps "
                 f"{self.max_steps}); the final model is saved in --output_dir anyway."

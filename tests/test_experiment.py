@@ -57,7 +57,6 @@ def test_max_steps_replaces_the_presets_steps_everywhere_they_are_used():
     assert arguments[arguments.index("--eval_steps") + 1] == "500"
     snapshots = arguments[arguments.index("--snapshot_steps") + 1 : arguments.index("--eval_strategy")]
     assert snapshots == ["0", "500", "1000", "1500"]
-    assert max(experiment.curve_points(0, "mlm")) == 2000
     assert experiment.preset.estimated_hours("cpu") > preset.estimated_hours("cpu")
     assert EXPERIMENT_PRESETS["cpu"] == preset  # the preset itself is untouched
     with pytest.raises(ValueError, match="--max_steps must be at least 1"):
@@ -103,6 +102,7 @@ def test_a_finished_run_of_the_other_precision_is_refused_naming_the_flag(tmp_pa
         os.makedirs(record)
         for name, content in {
             "train_results.json": {},
+            "trainer_state.json": {"global_step": 1200, "max_steps": 1200},
             "experiment_stage.json": {"settings": fp32.pretraining_arguments(0, objective), "seconds": 1.0},
         }.items():
             with open(os.path.join(record, name), "w") as file:
@@ -361,6 +361,33 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     with pytest.raises(ValueError, match=r"probe seed 0 .*pretrained again; analysis seed 0 .*pretrained again"):
         run_experiment(argv)
     assert stamps == {path: path.stat().st_mtime_ns for path in stamps}
+
+
+def test_a_preset_by_epochs_keeps_its_snapshots_at_fractions_of_the_steps_it_takes(
+    tmp_path, tiny_glue, tiny_preset, tokenizer, monkeypatch
+):
+    """Training by epochs, a run's steps depend on its data and its number of processes (8 processes take an eighth of
+    one's), so the preset's planned steps cannot place its snapshots: the run places them at fractions of the steps it
+    takes, and the curves read them from its record."""
+    by_epochs = dataclasses.replace(tiny_preset, max_steps=-1, num_train_epochs=1, planned_steps=400)
+    monkeypatch.setitem(EXPERIMENT_PRESETS, "tiny", by_epochs)
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    (tmp_path / "train.txt").write_text("\n".join(" ".join(WORDS[i:] + WORDS[:i]) for i in range(40)) + "\n")
+    monkeypatch.chdir(tmp_path)
+    data = dict(train_file="train.txt", glue_path=str(tiny_glue), tokenizer_name=str(tmp_path / "tokenizer"))
+    argv = ["--preset", "tiny", *(part for name, value in data.items() for part in (f"--{name}", value))]
+    run_experiment([*argv, "--stages", "pretrain"])
+
+    experiment = Experiment(ExperimentArguments(preset="tiny", **data))
+    steps = json.loads((tmp_path / "results" / "tiny" / "seed-0" / "pretrain-mlm" / "trainer_state.json").read_text())
+    steps = steps["global_step"]
+    assert 4 <= steps < by_epochs.planned_steps
+    kept = sorted({round(fraction * steps) for fraction in by_epochs.snapshot_fractions})
+    for objective in ("hybrid", "mlm"):
+        points = experiment.curve_points(0, objective)
+        assert list(points) == [*kept, steps]
+        assert all(os.path.isdir(path) for path in points.values())
+        assert set(experiment.curve_tokens(0, objective)) == set(points)
 
 
 def test_speed_and_wall_time_count_every_attempt_of_a_resumed_run(tmp_path, tiny_preset):

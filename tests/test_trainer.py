@@ -289,7 +289,19 @@ def test_snapshots_keep_the_initialisation_and_the_requested_steps_exactly(token
         torch.testing.assert_close(value, expected[key], rtol=0, atol=0, msg=key)
 
 
-@pytest.mark.parametrize("steps, message", [([-1], "≥ 0"), ([9], "after the last one")])
+def test_snapshot_ratios_place_snapshots_in_a_run_by_epochs(tokenizer, tmp_path):
+    """Below 1, a snapshot step is a ratio of the steps the run takes (as `eval_steps`), which a run by epochs learns
+    only once its dataloader exists; rounded as the experiment's presets round their fractions."""
+    # 20 sequences, 2 per batch, 2 batches per optimizer step: 5 steps per epoch, so 0.4 is step 2.
+    trainer = make_trainer(tokenizer, tmp_path, max_steps=-1, num_train_epochs=1, snapshot_steps=[0, 0.4, 3])
+    trainer.train()
+    assert sorted(path.name for path in tmp_path.glob("snapshot-*")) == ["snapshot-0", "snapshot-2", "snapshot-3"]
+    assert json.loads((tmp_path / "snapshot-2" / "snapshot_state.json").read_text())["step"] == 2
+
+
+@pytest.mark.parametrize(
+    "steps, message", [([-1], "≥ 0"), ([1.5], "ratios of the run's steps below 1"), ([9], "after the last one")]
+)
 def test_snapshot_steps_outside_the_run_are_refused(tmp_path, steps, message):
     with pytest.raises(ValueError, match=message):
         PrJepaTrainingArguments(output_dir=str(tmp_path), max_steps=8, snapshot_steps=steps, use_cpu=True)

@@ -16,7 +16,7 @@ from ..data_sources import (
     DEMO_VALIDATION_FILE,
     check_text_sources,
 )
-from ..snapshots import snapshot_dir
+from ..snapshots import resolve_snapshot_steps, snapshot_dir
 from ..utils import native_bf16
 from .presets import COMPARED_OBJECTIVES, CONTROL, EXPERIMENT_PRESETS, MLM_ONLY
 
@@ -180,10 +180,26 @@ class Experiment:
             CONTROL: snapshot_dir(self.checkpoint(seed, MLM_ONLY), 0),
         }
 
+    def run_state(self, seed: int, objective: str) -> dict[str, Any]:
+        """A finished run's trainer state: from its record, or from its work folder before it is recorded."""
+        for folder in (self.run_record(seed, objective), self.checkpoint(seed, objective)):
+            if os.path.exists(os.path.join(folder, "trainer_state.json")):
+                return read_json(folder, "trainer_state.json")
+        raise FileNotFoundError(
+            f"The {objective} run of seed {seed} has not finished pretraining (no trainer_state.json in "
+            f"{self.run_record(seed, objective)} or {self.checkpoint(seed, objective)}): add pretrain to --stages."
+        )
+
+    def snapshot_steps(self, seed: int, objective: str) -> list[int]:
+        """The steps a finished run kept snapshots at: the preset's fractions of the steps it ran, which a run by epochs
+        learns only from its data and its number of processes."""
+        return resolve_snapshot_steps(self.preset.snapshot_fractions, self.run_state(seed, objective)["max_steps"])
+
     def curve_points(self, seed: int, objective: str) -> dict[int, str]:
-        """Step → the folder probed at that step of the run: its snapshots, then the finished encoder."""
+        """Step → the folder probed at that step of a finished run: its snapshots, then the finished encoder."""
         run = self.checkpoint(seed, objective)
-        return {**{step: snapshot_dir(run, step) for step in self.preset.snapshot_steps}, self.preset.steps: run}
+        final_step = self.run_state(seed, objective)["global_step"]
+        return {**{step: snapshot_dir(run, step) for step in self.snapshot_steps(seed, objective)}, final_step: run}
 
     def seed_results(self, seed: int, stage: str) -> str:
         return os.path.join(self.results, f"seed-{seed}", stage)
@@ -195,11 +211,12 @@ class Experiment:
     def curve_tokens(self, seed: int, objective: str) -> dict[int, int]:
         """Step → tokens seen at each point of the curves, from the run's record."""
         record = self.run_record(seed, objective)
+        state = read_json(record, "trainer_state.json")
         tokens = {
             step: read_json(os.path.join(record, "snapshots"), f"step-{step}.json")["num_input_tokens_seen"]
-            for step in self.preset.snapshot_steps
+            for step in self.snapshot_steps(seed, objective)
         }
-        tokens[self.preset.steps] = read_json(record, "trainer_state.json")["num_input_tokens_seen"]
+        tokens[state["global_step"]] = state["num_input_tokens_seen"]
         return tokens
 
     def pretraining_arguments(self, seed: int, objective: str) -> list[str]:
@@ -213,11 +230,14 @@ class Experiment:
         )
         if args.validation_file:
             data += ["--validation_file", args.validation_file]
-        schedule = (
-            ["--max_steps", str(preset.max_steps)]
-            if preset.max_steps > 0
-            else ["--num_train_epochs", str(preset.num_train_epochs)]
-        )
+        # A run by epochs learns its steps only from its data and its number of processes: it places its snapshots
+        # and evaluations by ratios of them.
+        if preset.max_steps > 0:
+            schedule = ["--max_steps", str(preset.max_steps)]
+            snapshots, eval_steps = list(map(str, preset.snapshot_steps)), str(max(preset.steps // 4, 1))
+        else:
+            schedule = ["--num_train_epochs", str(preset.num_train_epochs)]
+            snapshots, eval_steps = list(map(str, preset.snapshot_fractions)), "0.25"
         if preset.lr_scheduler_kwargs:
             schedule += ["--lr_scheduler_kwargs", json.dumps(preset.lr_scheduler_kwargs)]
         if preset.config_overrides:
@@ -253,11 +273,11 @@ class Experiment:
             "--logging_steps",
             str(max(min(10, preset.steps // 20), 1)),  # every 10 steps, and 20 points on a short run
             "--snapshot_steps",
-            *map(str, preset.snapshot_steps),
+            *snapshots,
             "--eval_strategy",
             "steps",
             "--eval_steps",
-            str(max(preset.steps // 4, 1)),
+            eval_steps,
             "--save_steps",
             "50",
             "--save_total_limit",

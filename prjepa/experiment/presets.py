@@ -4,6 +4,7 @@ measured cost, and the two objectives it compares beside the random-init control
 from dataclasses import dataclass, field
 
 from ..data_sources import DEMO_GLUE_TASKS
+from ..snapshots import resolve_snapshot_steps
 from ..utils import EMULATED_BF16_CPU_STEP_RATIO, NATIVE_BF16_CPU_STEP_RATIO
 
 # The two encoders compared, by objective (configuration_prjepa.OBJECTIVES lists every objective there is). Hybrid
@@ -81,7 +82,8 @@ class ExperimentPreset:
 
     @property
     def snapshot_steps(self) -> list[int]:
-        return sorted({round(fraction * self.steps) for fraction in self.snapshot_fractions})
+        """Where a run of `max_steps` keeps its snapshots (one by epochs learns its steps only as it starts)."""
+        return resolve_snapshot_steps(self.snapshot_fractions, self.steps)
 
     def estimated_hours(self, device: str, bf16: bool = False, native_bf16: bool = False) -> float:
         """`bf16`: pretraining under bf16 autocast; `native_bf16`: on a device that computes it natively. On a CPU,

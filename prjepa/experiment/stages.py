@@ -118,7 +118,7 @@ def changed_weights(experiment: Experiment, seed: int) -> list[str]:
         if not (os.path.exists(os.path.join(record, WEIGHTS_RECORD)) and os.path.isdir(checkpoint)):
             continue  # nothing recorded yet, or the work folder is gone and the records stand alone
         recorded = read_json(record, WEIGHTS_RECORD)
-        current = weights_digests(checkpoint, experiment.preset.snapshot_steps)
+        current = weights_digests(checkpoint, experiment.snapshot_steps(seed, objective))
         changed += [
             checkpoint if name == "final" else os.path.join(checkpoint, name)
             for name in recorded
@@ -138,8 +138,8 @@ def pretrain(experiment: Experiment, seed: int) -> None:
             "train_results.json",
             experiment.pretraining_command(seed, objective),
             env=environment,
-            collect=lambda checkpoint=checkpoint, record=record: record_run(
-                checkpoint, record, experiment.preset.snapshot_steps
+            collect=lambda checkpoint=checkpoint, record=record, objective=objective: record_run(
+                checkpoint, record, experiment.snapshot_steps(seed, objective)
             ),
         )
 
@@ -181,18 +181,15 @@ def seed_stages(experiment: Experiment, seed: int) -> list[tuple[str, str, str, 
         )
         for objective in COMPARED_OBJECTIVES
     ]
+    pretrained = encoders_fingerprint(experiment, seed) is not None
     for stage, marker in MEASURING_STAGE_MARKERS.items():
-        arguments = (
-            experiment.analysis_arguments(seed) if stage == "analysis" else experiment.probe_arguments(seed, stage)
-        )
-        plan.append(
-            (
-                f"{stage} seed {seed}",
-                experiment.seed_results(seed, stage),
-                marker,
-                measuring_settings(experiment, seed, arguments),
+        settings = None
+        if pretrained:  # the curves' points are the steps the runs took
+            arguments = (
+                experiment.analysis_arguments(seed) if stage == "analysis" else experiment.probe_arguments(seed, stage)
             )
-        )
+            settings = measuring_settings(experiment, seed, arguments)
+        plan.append((f"{stage} seed {seed}", experiment.seed_results(seed, stage), marker, settings))
     return plan
 
 
@@ -262,8 +259,7 @@ def curves(experiment: Experiment, seed: int) -> None:
         if missing:
             raise FileNotFoundError(
                 f"The curves of seed {seed} need checkpoints that are missing: {', '.join(missing)}. The pretraining "
-                f"stage keeps them (--snapshot_steps {' '.join(map(str, experiment.preset.snapshot_steps))}); a run "
-                "trained without them, or that did not reach the step, cannot give them: delete that run's folder "
+                "stage keeps them (its --snapshot_steps); a run trained without them, or that did not reach the step, cannot give them: delete that run's folder "
                 "to pretrain it again, or leave out the curves with --stages pretrain probe analysis report."
             )
 
@@ -318,7 +314,9 @@ def check_budget(experiment: Experiment) -> None:
         f"Data: pretraining text {args.train_file or f'{args.dataset_name} ({args.dataset_config_name})'}"
         f"{f', validation {args.validation_file}' if args.validation_file else ''}; GLUE {args.glue_path}; tokenizer "
         f"{args.tokenizer_name}.\nResults: {experiment.results}; checkpoints and cached features: {experiment.work}.\n"
-        f"Per seed and objective: {preset.steps:,} steps × {preset.per_device_train_batch_size} × "
+        f"Per seed and objective: {preset.steps:,} steps"
+        + (" (by epochs, planned for one process: N processes take 1/N of them)" if preset.max_steps <= 0 else "")
+        + f" × {preset.per_device_train_batch_size} × "
         f"{preset.max_seq_length} tokens = up to {tokens:,} tokens per process, pretrained in {precision}. "
         f"Seeds: {args.seeds}. "
         f"Estimated wall time on this machine ({experiment.device}): {hours:.1f} h per seed, {hours * args.seeds:.1f} h "
