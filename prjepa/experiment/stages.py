@@ -259,8 +259,9 @@ def curves(experiment: Experiment, seed: int) -> None:
         if missing:
             raise FileNotFoundError(
                 f"The curves of seed {seed} need checkpoints that are missing: {', '.join(missing)}. The pretraining "
-                "stage keeps them (its --snapshot_steps); a run trained without them, or that did not reach the step, cannot give them: delete that run's folder "
-                "to pretrain it again, or leave out the curves with --stages pretrain probe analysis report."
+                "stage keeps them (its --snapshot_steps); a run trained without them, or that did not reach the step, "
+                "cannot give them: delete that run's folder to pretrain it again, or leave out the curves with "
+                "--stages pretrain probe analysis report."
             )
 
     run_probe_stage(experiment, seed, "curves", check=check_points)
