@@ -19,6 +19,8 @@ from safetensors import safe_open
 from transformers.hf_argparser import string_to_bool
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from .utils import write_atomically
+
 logger = logging.getLogger(__name__)
 
 RESUME_FILES = ("optimizer.pt", "scheduler.pt", "trainer_state.json")
@@ -211,12 +213,9 @@ def reached_its_end(checkpoint: str) -> bool:
 
 
 def record_settings(folder: str, settings: dict[str, Any]) -> None:
-    """Writes `settings` to `folder/run_settings.json` atomically."""
+    """Writes `settings` to `folder/run_settings.json`."""
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, RUN_SETTINGS)
-    with open(path + ".partial", "w") as file:
-        json.dump(settings, file, indent=2, sort_keys=True)
-    os.replace(path + ".partial", path)
+    write_atomically(os.path.join(folder, RUN_SETTINGS), json.dumps(settings, indent=2, sort_keys=True))
 
 
 def last_finite_checkpoint(output_dir: str) -> str | None:

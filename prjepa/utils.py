@@ -1,5 +1,5 @@
 """Small helpers shared by the light packages (geometry, the model card) and the heavy ones (probing, the experiment):
-markdown tables, seed statistics, library versions, whether the device computes bf16 natively, the tokenizer
+markdown tables, seed statistics, atomic file writes, library versions, whether the device computes bf16 natively, the tokenizer
 fingerprint, the standardised linear head of every probe and the single BLAS thread it fits with. Standard library at
 import time, so that the trainer, which reaches this module through the model card, loads nothing that pretraining does
 not need.
@@ -11,6 +11,7 @@ import hashlib
 import importlib
 import json
 import logging
+import os
 import platform
 import statistics
 import warnings
@@ -60,6 +61,19 @@ def mean_and_spread(values: Sequence[float]) -> dict[str, Any]:
         "std": statistics.stdev(values) if len(values) > 1 else 0.0,
         "values": values,
     }
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Writes `text` to `path` under a temporary name and renames it over `path`, so that a process stopped while
+    writing leaves the old file or the new one, never a truncated one that a rerun would fail to read."""
+    temporary = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(temporary, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
 
 def library_versions(*modules: str) -> dict[str, str]:

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import sys
 
 import pytest
 import torch
@@ -413,6 +414,22 @@ def test_speed_and_wall_time_count_every_attempt_of_a_resumed_run(tmp_path, tiny
         with open(os.path.join(experiment.seed_results(0, stage), "experiment_stage.json"), "w") as file:
             json.dump({"settings": [], "seconds": seconds}, file)
     assert report.seed_wall_seconds(experiment, 0, with_curves=False) == 130 + 70 + 300 + 20 + 30
+
+
+def test_a_stage_stopped_while_recording_itself_runs_again_instead_of_breaking_the_rerun(tmp_path, monkeypatch):
+    stage = tmp_path / "probe"
+    command = [sys.executable, "-c", f"open({str(stage / 'results.json')!r}, 'a').write('x')"]
+    stage.mkdir()
+    with monkeypatch.context() as patch:
+        # A value JSON cannot hold stops the writing of the record partway.
+        patch.setattr(stages, "machine", lambda: {"cpu": object()})
+        with pytest.raises(TypeError, match="not JSON serializable"):
+            stages.run_stage("probe", str(stage), ["--seed", "0"], "results.json", command)
+    assert not stages.finished_stage(str(stage), "results.json")
+    assert stages.run_stage("probe", str(stage), ["--seed", "0"], "results.json", command) > 0
+    assert json.loads((stage / stages.STAGE_RECORD).read_text())["settings"] == ["--seed", "0"]
+    assert (stage / "results.json").read_text() == "xx"
+    assert stages.run_stage("probe", str(stage), ["--seed", "0"], "results.json", command) == 0.0  # finished: reused
 
 
 def test_the_report_names_the_machines_the_stages_ran_on_not_the_one_writing_it(tmp_path):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..snapshots import SNAPSHOT_STATE, snapshot_dir
-from ..utils import EMULATED_BF16_CPU_STEP_RATIO, library_versions
+from ..utils import EMULATED_BF16_CPU_STEP_RATIO, library_versions, write_atomically
 from .plan import ANALYSIS_MODULE, KEEP_FREED_MEMORY, LONG_RUN_HOURS, PROBE_MODULE, PUBLISHED, Experiment, read_json
 from .presets import COMPARED_OBJECTIVES
 
@@ -61,8 +61,7 @@ def run_stage(
     if collect is not None:
         collect()
     os.makedirs(directory, exist_ok=True)
-    with open(record, "w") as file:
-        json.dump({"settings": settings, "seconds": seconds, "machine": machine()}, file, indent=2)
+    write_atomically(record, json.dumps({"settings": settings, "seconds": seconds, "machine": machine()}, indent=2))
     return seconds
 
 
@@ -89,8 +88,8 @@ def record_run(checkpoint: str, record: str, snapshot_steps: list[int]) -> None:
             os.path.join(snapshot_dir(checkpoint, step), SNAPSHOT_STATE),
             os.path.join(record, "snapshots", f"step-{step}.json"),
         )
-    with open(os.path.join(record, WEIGHTS_RECORD), "w") as file:
-        json.dump(weights_digests(checkpoint, snapshot_steps), file, indent=2)
+    digests = weights_digests(checkpoint, snapshot_steps)
+    write_atomically(os.path.join(record, WEIGHTS_RECORD), json.dumps(digests, indent=2))
 
 
 def weights_digests(checkpoint: str, snapshot_steps: list[int]) -> dict[str, str]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from ..utils import write_atomically
 from .encoders import ONLINE_ENCODER, LoadedEncoder
 
 logger = logging.getLogger(__name__)
@@ -60,21 +61,13 @@ def earlier_results(output_dir: str, result_files: Sequence[str], args: dict[str
 
 def write_results(output_dir: str, result_files: Sequence[str], results: dict[str, Any], *texts: str) -> None:
     """Writes `results` as JSON to `result_files[0]` and each of `texts` to the file of the same rank after it. Each
-    file is written under a temporary name and renamed, and the JSON last, so that a run stopped at any point leaves
+    file is written atomically (`write_atomically`), and the JSON last, so that a run stopped at any point leaves
     no truncated file, and a JSON only beside the rest: `earlier_results` reads a folder without it as unfinished."""
     # Serialised before anything is written: results that JSON cannot represent leave the folder as it was.
     contents = dict(zip(result_files[1:], texts, strict=True)) | {result_files[0]: json.dumps(results, indent=2)}
     os.makedirs(output_dir, exist_ok=True)
     for name, content in contents.items():
-        path = os.path.join(output_dir, name)
-        temporary = f"{path}.tmp{os.getpid()}"
-        try:
-            with open(temporary, "w") as file:
-                file.write(content)
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
+        write_atomically(os.path.join(output_dir, name), content)
 
 
 # What `check_same_encoders` compares: the fingerprints each model's record in the results holds, by what they take.
