@@ -4,6 +4,7 @@ Self-contained (only torch and transformers): `save_pretrained` copies this file
 `AutoConfig.from_pretrained(..., trust_remote_code=True)` works without this project installed.
 """
 
+import dataclasses
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
@@ -250,6 +251,16 @@ class PrJepaConfig(PreTrainedConfig):
             value = getattr(self, field)
             if value is not None and not 0.0 <= value < 1.0:
                 raise ValueError(f"PrJepaConfig.{field} must be in [0, 1), got {value}.")
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> "PrJepaConfig":
+        """As `PreTrainedConfig.from_dict`, except that keyword arguments naming a field (`from_pretrained(path,
+        objective="mlm")`) go through the constructor, and so through its checks: transformers would set them on the
+        built config, where nothing checks them (a misspelt objective then trained MLM-only without a word)."""
+        # dtype stays with transformers, which reads "auto" as "as saved".
+        fields = {field.name for field in dataclasses.fields(cls)} - {"dtype"}
+        overrides = {key: kwargs.pop(key) for key in list(kwargs) if key in fields}
+        return super().from_dict({**config_dict, **overrides}, **kwargs)
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "PrJepaConfig":

@@ -409,6 +409,9 @@ class PrJepaLossWeighting(nn.Module):
     - `fixed`: the same with λ = `config.jepa_weight`.
     - `uncertainty`: L = Σ_i exp(−s_i)·L_i + s_i with learnable s = (s_JEPA, s_MLM) from 0 (Kendall et al., 2018);
       λ = exp(−s_JEPA) / (exp(−s_JEPA) + exp(−s_MLM)).
+
+    A batch without JEPA targets (L_JEPA is then 0, unmeasured) leaves λ's parameters without gradient: the learned
+    λ would otherwise be pushed towards the JEPA term, and s_JEPA away from it, by a loss that was never computed.
     """
 
     def __init__(self, config: PrJepaConfig):
@@ -420,14 +423,20 @@ class PrJepaLossWeighting(nn.Module):
         elif self.mode == "uncertainty":
             self.log_variances = nn.Parameter(torch.zeros(2))
 
-    def forward(self, jepa_loss: torch.Tensor, mlm_loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scalar losses → (total loss, λ detached)."""
+    def forward(
+        self, jepa_loss: torch.Tensor, mlm_loss: torch.Tensor, has_jepa_targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scalar losses and a scalar bool (whether the batch had any JEPA target) → (total loss, λ detached)."""
+        # torch.where rather than an `if`: no wait for the device, and the parameters stay in the graph (DDP).
         if self.mode == "uncertainty":
-            precisions = torch.exp(-self.log_variances)
-            loss = precisions[0] * jepa_loss + precisions[1] * mlm_loss + self.log_variances.sum()
+            trained = torch.stack([has_jepa_targets, torch.ones_like(has_jepa_targets)])
+            log_variances = torch.where(trained, self.log_variances, self.log_variances.detach())
+            precisions = torch.exp(-log_variances)
+            loss = precisions[0] * jepa_loss + precisions[1] * mlm_loss + log_variances.sum()
             return loss, (precisions[0] / precisions.sum()).detach()
         if self.mode == "learned":
             weight = torch.sigmoid(self.jepa_logit)
+            weight = torch.where(has_jepa_targets, weight, weight.detach())
         else:
             weight = jepa_loss.new_full((), self.fixed_weight)  # a fill on the device; new_tensor would copy and wait
         return weight * jepa_loss + (1 - weight) * mlm_loss, weight.detach()
@@ -842,7 +851,7 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
         ).last_hidden_state
         predictions = self.predictor(context, context_indices, context_mask, target_indices, target_mask)
         jepa_loss = jepa_prediction_loss(predictions, targets, target_mask, self.config.jepa_loss)
-        loss, jepa_weight = self.loss_weighting(jepa_loss, mlm_loss)
+        loss, jepa_weight = self.loss_weighting(jepa_loss, mlm_loss, target_mask.any())
         return PrJepaForPreTrainingOutput(
             loss=loss,
             jepa_loss=jepa_loss,

@@ -248,6 +248,27 @@ def test_uncertainty_weighting():
     assert out.jepa_weight.item() == pytest.approx(math.exp(-0.2) / (math.exp(-0.2) + math.exp(0.1)), rel=1e-5)
 
 
+@pytest.mark.parametrize("loss_weighting", ["learned", "uncertainty"])
+def test_a_batch_without_jepa_targets_trains_only_the_mlm_terms_weight(loss_weighting):
+    model = PrJepaForPreTraining(tiny_config(loss_weighting=loss_weighting))
+    with torch.no_grad():
+        for parameter in model.loss_weighting.parameters():
+            parameter.fill_(0.3)
+    batch = pretraining_batch()
+    batch["target_mask"] = torch.zeros_like(batch["target_mask"])  # every row too short for a target block
+    out = model(**batch)
+    assert out.jepa_loss.item() == 0
+    out.loss.backward()
+    if loss_weighting == "learned":
+        # L = λ·0 + (1 − λ)·L_MLM: unchanged in value, but λ must not move towards the unmeasured JEPA term.
+        torch.testing.assert_close(out.loss, (1 - torch.sigmoid(torch.tensor(0.3))) * out.mlm_loss)
+        assert model.loss_weighting.jepa_logit.grad.item() == 0
+    else:
+        # s_MLM still learns from the measured MLM loss: d/ds (exp(−s)·L + s) = 1 − exp(−s)·L.
+        expected = torch.tensor([0.0, 1 - math.exp(-0.3) * out.mlm_loss.item()])
+        torch.testing.assert_close(model.loss_weighting.log_variances.grad, expected)
+
+
 def test_mlm_objective_builds_no_target_encoder_or_predictor():
     model = PrJepaForPreTraining(tiny_config(objective="mlm"))
     assert model.target_encoder is None and model.predictor is None
@@ -767,6 +788,19 @@ def test_fill_mask_pipeline_reports_the_models_probabilities(tokenizer):
 def test_impossible_config_values_raise_value_error_naming_the_field(overrides, field):
     with pytest.raises(ValueError, match=field):
         tiny_config(**overrides)
+
+
+def test_from_pretrained_checks_the_settings_it_is_given_as_the_constructor_does(tmp_path):
+    PrJepaForPreTraining(tiny_config()).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="objective must be one of"):
+        PrJepaForPreTraining.from_pretrained(tmp_path, objective="Hybrid")
+    with pytest.raises(ValueError, match="jepa_weight"):
+        PrJepaConfig.from_pretrained(tmp_path, jepa_weight=5.0)
+    config, unused = PrJepaConfig.from_pretrained(
+        tmp_path, objective="mlm", target_block_scale=[0.1, 0.2], not_a_field=1, return_unused_kwargs=True
+    )
+    assert (config.objective, config.target_block_scale, unused) == ("mlm", (0.1, 0.2), {"not_a_field": 1})
+    assert PrJepaForPreTraining.from_pretrained(tmp_path, objective="mlm").target_encoder is None
 
 
 def test_config_accepts_the_boundaries_of_each_valid_range():
