@@ -35,6 +35,7 @@ from .resume import (
     RUN_SETTINGS,
     check_resume_checkpoint,
     check_settings,
+    check_streamed_resume,
     checkpoints_by_step,
     last_complete_checkpoint,
     last_finite_checkpoint,
@@ -418,6 +419,14 @@ def load_raw_datasets(data_args: DataTrainingArguments, cache_dir: str | None) -
     raw = datasets.load_dataset(**load)
     if "validation" not in raw and not data_args.streaming and data_args.validation_split_percentage > 0:
         percent = data_args.validation_split_percentage
+        rows = raw["train"].num_rows
+        if rows * percent / 100 < 1:  # `datasets` would fail on the empty split with a message about its instruction
+            raise ValueError(
+                f"The training data ({', '.join(dataset_names(data_args))}) holds {rows} rows, so "
+                f"--validation_split_percentage {percent} would hold out less than one: pass "
+                "--validation_split_percentage 0 (no validation data, fine without --do_eval), a larger percentage, "
+                "or a --validation_file."
+            )
         raw["validation"] = datasets.load_dataset(**load, split=f"train[:{percent}%]")
         raw["train"] = datasets.load_dataset(**load, split=f"train[{percent}%:]")
     return raw
@@ -542,6 +551,22 @@ def check_inputs(
 ) -> None:
     """Everything that would otherwise fail hours into the run."""
     model.config.check_tokenizer(tokenizer)
+    # Packing frames every chunk with the tokenizer's [CLS] … [SEP]; the collator masks and pads with the tokenizer's
+    # ids, or the config's. Without them the whole corpus would be tokenized before the first failure.
+    framing = () if data_args.line_by_line else ("cls", "sep")
+    missing = [name for name in framing if getattr(tokenizer, f"{name}_token_id", None) is None]
+    missing += [
+        name
+        for name in ("mask", "pad")
+        if getattr(tokenizer, f"{name}_token_id", None) is None and getattr(model.config, f"{name}_token_id") is None
+    ]
+    if missing:
+        raise ValueError(
+            f"The tokenizer ({type(tokenizer).__name__}) has no {' or '.join(f'{name} token' for name in missing)}, "
+            "which pretraining needs (packed sequences are framed as [CLS] … [SEP]; MLM masks and pads with the mask "
+            "and pad tokens). Use a tokenizer that has them (e.g. bert-base-uncased), or add them with "
+            "tokenizer.add_special_tokens and save it."
+        )
     if data_args.max_seq_length > model.config.max_position_embeddings:
         raise ValueError(
             f"--max_seq_length {data_args.max_seq_length} exceeds the model's max_position_embeddings "
@@ -728,6 +753,8 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     if resume_from_checkpoint is not None:
         continuing = reached_its_end(resume_from_checkpoint)
         check_settings(recorded_settings_path(resume_from_checkpoint), settings, resume_from_checkpoint, continuing)
+        if data_args.streaming and not training_args.ignore_data_skip:
+            check_streamed_resume(resume_from_checkpoint)
         if continuing:
             # transformers rebuilds the schedule for the new length and keeps only the step count from the old one.
             logger.warning(
@@ -814,11 +841,15 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
             )
             raise SystemExit(128 + trainer.preemption.received.value)
         trainer.save_model()
+        if not data_args.streaming:  # a stream has no length
+            train_result.metrics["train_samples"] = len(train_dataset)
         trainer.log_metrics("train", train_result.metrics)
         trainer.save_metrics("train", train_result.metrics)
         trainer.save_state()
     if training_args.do_eval:
         metrics = trainer.evaluate()
+        if not data_args.streaming:
+            metrics["eval_samples"] = len(eval_dataset)
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
     if training_args.push_to_hub:

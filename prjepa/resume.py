@@ -212,6 +212,26 @@ def reached_its_end(checkpoint: str) -> bool:
     return state["max_steps"] > 0 and state["global_step"] >= state["max_steps"]
 
 
+def check_streamed_resume(checkpoint: str) -> None:
+    """A streamed run resumes exactly only within its stream's first pass. transformers counts a stream, which has no
+    length, as one epoch of `max_steps` steps and resumes by skipping `global_step` batches of it: a stream that ended
+    before the checkpoint ends while being skipped, and the next pass restarts at its first batch, which the stopped
+    run had trained already. Its checkpoint shows it: in the first pass `epoch` is `global_step / max_steps`
+    (transformers' `pass + (step + 1) / steps_in_epoch`, the step counted within the pass); past a first pass of p
+    steps it is at least `1 − p / max_steps` more, p being below `max_steps`."""
+    with open(os.path.join(checkpoint, "trainer_state.json")) as file:
+        state = json.load(file)
+    if state["epoch"] - state["global_step"] / state["max_steps"] > 0.5 / state["max_steps"]:
+        raise ValueError(
+            f"Cannot resume {checkpoint} exactly: this --streaming run had read its whole stream (epoch "
+            f"{state['epoch']:.3f} at step {state['global_step']} of {state['max_steps']}), and transformers resumes a "
+            "stream by skipping batches of its first pass only, so the resumed run would train the batches after the "
+            "stream's end again. Train without --streaming (a dataset with a length resumes exactly across passes), "
+            "or pass --ignore_data_skip to continue from the checkpoint's weights, optimizer and schedule with the "
+            "stream read again from its start (not the batches the stopped run would have trained)."
+        )
+
+
 def record_settings(folder: str, settings: dict[str, Any]) -> None:
     """Writes `settings` to `folder/run_settings.json`."""
     os.makedirs(folder, exist_ok=True)

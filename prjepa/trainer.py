@@ -261,8 +261,18 @@ class PrJepaTrainer(Trainer):
             outputs.mlm_loss,
             outputs.jepa_weight,
         ]
-        window["sums"] += torch.stack([value.detach().float() for value in values])
-        window["count"] += 1
+        stacked = torch.stack([value.detach().float() for value in values])
+        if model.training:
+            window["sums"] += stacked
+            window["count"] += 1
+        else:
+            # Means over sequences, each counted once, as transformers' eval_loss: a short last batch weighs as many
+            # sequences as it holds, and the repeats accelerate pads the processes' last batches with are dropped.
+            per_sequence = self.accelerator.gather_for_metrics(
+                stacked.expand(len(inputs["input_ids"]), -1).contiguous()
+            )
+            window["sums"] += per_sequence.sum(0)
+            window["count"] += len(per_sequence)
         if model.training:
             self._last_pooled_embeddings = outputs.pooled_embeddings
         return (outputs.loss, outputs) if return_outputs else outputs.loss
@@ -283,11 +293,13 @@ class PrJepaTrainer(Trainer):
         return loss
 
     def _drain_window(self, mode: str) -> dict[str, float]:
-        """Means of the window's values over micro-batches and processes; resets the window."""
+        """Means of the window's values, over the micro-batches of every process (training) or over the evaluated
+        sequences, gathered from every process as they came (evaluation); resets the window."""
         window = self._windows[mode]
-        count = torch.tensor(float(window["count"]), device=self.args.device)
-        sums = self.accelerator.reduce(window["sums"], reduction="sum")
-        count = self.accelerator.reduce(count, reduction="sum").item()
+        sums, count = window["sums"], window["count"]
+        if mode == "train":
+            sums = self.accelerator.reduce(sums, reduction="sum")
+            count = self.accelerator.reduce(torch.tensor(float(count), device=self.args.device), reduction="sum").item()
         self._windows[mode] = self._empty_window()
         if count == 0:
             return {}

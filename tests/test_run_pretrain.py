@@ -1,5 +1,6 @@
 """run_pretrain.py end to end on tiny local data: files, packing, arguments files, bad input, resume, 2 processes."""
 
+import copy
 import json
 import logging
 import math
@@ -158,6 +159,24 @@ def test_a_streamed_csv_is_tokenized_from_its_text_column_alone(assets, tmp_path
     assert runs["streamed"].state.global_step == 3
 
 
+def test_a_streamed_run_resumes_exactly_within_its_first_pass_and_is_refused_past_the_streams_end(assets, tmp_path):
+    # 8 sequences in batches of 4: each pass over the stream is 2 steps.
+    streamed = ("--streaming", "--max_train_samples", "8", "--max_steps", "5", "--save_steps", "1")
+    run_pretrain.main(arguments(assets, tmp_path / "whole", *streamed))
+    expected = load_file(tmp_path / "whole" / "model.safetensors")
+    for step in (2, 3):
+        stopped = tmp_path / f"stopped-{step}"
+        shutil.copytree(tmp_path / "whole" / f"checkpoint-{step}", stopped / f"checkpoint-{step}")
+        if step == 2:  # the end of the first pass: the second starts from the stream's beginning, as it did
+            run_pretrain.main(arguments(assets, stopped, *streamed))
+            actual = load_file(stopped / "model.safetensors")
+            assert all(torch.equal(expected[key], actual[key]) for key in expected)
+        else:  # one step into the second pass, which transformers would start again
+            with pytest.raises(ValueError, match=r"had read its whole stream \(epoch 1\.200 at step 3 of 5\)"):
+                run_pretrain.main(arguments(assets, stopped, *streamed))
+            assert not (stopped / "model.safetensors").exists()
+
+
 def test_data_files_that_cannot_be_read_are_named_before_anything_loads(assets, tmp_path):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "latin1.txt").write_bytes("caf\xe9 au lait\n".encode("latin-1"))
@@ -264,6 +283,26 @@ def test_bad_input_fails_before_training(assets, tmp_path, extra, message):
     with pytest.raises(ValueError, match=message):
         run_pretrain.main(arguments(assets, tmp_path / "out", *extra))
     assert not list(tmp_path.glob("out/**/*"))  # nothing written (the Trainer may leave the empty folder)
+
+
+def test_a_tokenizer_without_framing_tokens_and_a_file_too_small_to_split_are_refused_before_tokenizing(
+    assets, tokenizer, tmp_path, monkeypatch
+):
+    no_cls = copy.deepcopy(tokenizer)
+    no_cls.cls_token = None
+    no_cls.save_pretrained(tmp_path / "no-cls")
+    argv = arguments(assets, tmp_path / "out")
+    argv[argv.index("--tokenizer_name") + 1] = str(tmp_path / "no-cls")
+    monkeypatch.setattr(run_pretrain, "tokenize", lambda *args: pytest.fail("tokenized before the check"))
+    with pytest.raises(ValueError, match=r"The tokenizer \(BertTokenizer\) has no cls token"):
+        run_pretrain.main(argv)
+    (tmp_path / "few.txt").write_text("\n".join(SENTENCES) + "\n")
+    argv = arguments(assets, tmp_path / "out", "--train_file", str(tmp_path / "few.txt"))
+    del argv[argv.index("--validation_file") : argv.index("--validation_file") + 2]
+    message = r"holds 4 rows, so --validation_split_percentage 5 would hold out less than one: pass --validation_split_"
+    with pytest.raises(ValueError, match=message):
+        run_pretrain.main(argv)
+    assert not list(tmp_path.glob("out/**/*"))
 
 
 def test_tokenizer_that_does_not_match_the_model_is_refused(assets, tmp_path):
@@ -409,10 +448,10 @@ def test_bf16_on_a_cpu_that_emulates_it_is_warned_about_naming_fp32(assets, tmp_
 
 def test_two_processes_keep_identical_target_encoders_and_the_loss_scale(assets, tmp_path):
     """torchrun, 2 CPU processes (gloo), 2 sequences each, vs one process with 4: same loss and gradient scale at
-    step 1 (the masks differ, so only close)."""
+    step 1 (the masks differ, so only close); evaluation counts each validation sequence once, as eval_loss does."""
     worker = os.path.join(REPO, "tests", "pretrain_and_dump_target.py")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", worker]
-    argv = arguments(assets, tmp_path / "ddp", "--per_device_train_batch_size", "2", "--max_steps", "2")
+    argv = arguments(assets, tmp_path / "ddp", "--per_device_train_batch_size", "2", "--max_steps", "2", "--do_eval")
     environment = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command + argv, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -429,6 +468,13 @@ def test_two_processes_keep_identical_target_encoders_and_the_loss_scale(assets,
     assert first[0]["mlm_loss"] == pytest.approx(first[1]["mlm_loss"], rel=0.15)
     # A loss scaled by the world size before backward would double the gradient.
     assert first[0]["grad_norm"] == pytest.approx(first[1]["grad_norm"], rel=0.25)
+    # The validation sequences do not fill both processes' last batches: accelerate pads them with repeats, which
+    # eval_loss drops; so must its parts, or the λ-weighted mean of the two would not be eval_loss.
+    evaluation = json.loads((tmp_path / "ddp" / "eval_results.json").read_text())
+    assert evaluation["eval_samples"] % 16 != 0
+    lam = torch.sigmoid(load_file(str(tmp_path / "ddp" / "model.safetensors"))["loss_weighting.jepa_logit"]).item()
+    expected = lam * evaluation["eval_jepa_loss"] + (1 - lam) * evaluation["eval_mlm_loss"]
+    assert evaluation["eval_loss"] == pytest.approx(expected, rel=1e-5)
 
 
 def test_a_signal_one_process_catches_stops_every_process_after_the_same_step(assets, tmp_path):

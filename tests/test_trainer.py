@@ -220,16 +220,25 @@ def test_checkpoint_carries_code_and_loads_with_remote_code(tokenizer, tmp_path)
 
 
 def test_evaluation_reports_both_losses_and_is_repeatable(tokenizer, tmp_path):
-    trainer = make_trainer(tokenizer, tmp_path, eval_dataset=token_dataset(8, seed=1), max_steps=2, save_steps=2)
+    # Batches of 4 and 1: each loss is a mean over sequences, as eval_loss is, not over batches.
+    eval_dataset = token_dataset(5, seed=1)
+    trainer = make_trainer(
+        tokenizer, tmp_path, eval_dataset=eval_dataset, max_steps=2, save_steps=2, per_device_eval_batch_size=4
+    )
     first, second = trainer.evaluate(), trainer.evaluate()
     for key in ("eval_loss", "eval_mlm_loss", "eval_jepa_loss"):
         assert first[key] == second[key]  # the same masks every evaluation
     assert first["eval_perplexity"] == pytest.approx(torch.tensor(first["eval_mlm_loss"]).exp().item(), rel=1e-5)
     assert first["eval_mlm_loss"] > 0 and 0 <= first["eval_jepa_loss"] <= 2
-    # Dropout off in evaluation: λ-weighted mean of the two means equals the Trainer's eval_loss for equal batches.
+    # Dropout off in evaluation: the λ-weighted mean of the two means equals the Trainer's eval_loss.
     lam = torch.sigmoid(trainer.model.loss_weighting.jepa_logit).item()
     expected = lam * first["eval_jepa_loss"] + (1 - lam) * first["eval_mlm_loss"]
-    assert first["eval_loss"] == pytest.approx(expected, rel=1e-4)
+    assert first["eval_loss"] == pytest.approx(expected, rel=1e-5)
+    mlm_only = make_trainer(
+        tokenizer, tmp_path / "mlm", "mlm", eval_dataset=eval_dataset, max_steps=2, per_device_eval_batch_size=4
+    )
+    evaluation = mlm_only.evaluate()
+    assert evaluation["eval_mlm_loss"] == pytest.approx(evaluation["eval_loss"], rel=1e-6)
 
 
 def test_collapse_signal_equals_the_geometry_packages_effective_rank():
