@@ -1,10 +1,9 @@
-# Both objectives past the cpu preset's budget, seed 0, and MLM-only's seed 1 (below): the published recipes
-# (results/cpu: bf16 for seed 0; peak learning rate 1e-3 for MLM-only, 5e-4 for the hybrid) for 8,000 steps instead of
-# 1,200, i.e. 32.7M tokens instead of 4.9M (the cosine schedule and its 10% warm-up stretched over the longer run;
-# about 2.1 passes over the Gutenberg training text), probed along the run with the experiment's probe settings. Run
-# from a checkout where the ../shared/data/ and ../shared/tokenizers/ paths below resolve (seed 0's pretraining ran at
-# 741ddac, seed 1's at d6c815c in both sessions, the rest at the commits that added these files, with the same probe
-# code).
+# Both objectives past the cpu preset's budget, seeds 0 and 1: the published recipes (results/cpu: bf16 for seed 0, fp32
+# for seed 1; peak learning rate 1e-3 for MLM-only, 5e-4 for the hybrid) for 8,000 steps instead of 1,200, i.e. 32.7M
+# tokens instead of 4.9M (the cosine schedule and its 10% warm-up stretched over the longer run; about 2.1 passes over
+# the Gutenberg training text), probed along the run with the experiment's probe settings. Run from a checkout where
+# the ../shared/data/ and ../shared/tokenizers/ paths below resolve (seed 0's pretraining ran at 741ddac, seed 1's at
+# d6c815c in every session, the rest at the commits that added these files, with the same probe code).
 STEPS="0 1000 2000 3000 4000 6000"
 FEATURES=/work/runs/work/cpu-long/features
 
@@ -67,10 +66,19 @@ done
 python run_glue_probe.py --model_name_or_path $SEED1/snapshot-0 $SEED1 --task_name sst2 --glue_path ../shared/data/glue \
     --seed 1 --cache_dir $FEATURES --output_dir results/cpu-long/seed-1/probe-whole-sst2
 
+# The hybrid, seed 1: the same recipe, schedule and precision as MLM-only's seed 1, over three sessions (stopped by
+# SIGTERM after steps 2,036 and 6,059, each time resumed from that checkpoint by the same command). Its initialisation
+# has MLM-only seed 1's encoder (only the MLM head's dense layer, which no probe reads, differs), so its step 0 scores
+# as that control does.
+SEED1_HYBRID=/work/runs/work/cpu-long/seed-1/hybrid
+pretrain hybrid 0.0005 $SEED1_HYBRID 1 false seed-1/pretrain-hybrid
+probe 1 seed-1/probe-hybrid $(snapshots $SEED1_HYBRID)
+probe 1 seed-1/layer-0-hybrid $SEED1_HYBRID --hidden_layer 0
+
 # summary.md, probe_curves.png and training_logs.png: the runs' scores and validation MLM loss against tokens seen,
 # with the random-init control and the issue's target (the control + 5 points), and the logged λ, losses and
-# effective rank against the step.
-RUN=$RUN HYBRID=$HYBRID SEED1=$SEED1 python - <<'PYTHON'
+# effective rank against the step; the plots draw each objective's mean over the two seeds with their spread.
+RUN=$RUN HYBRID=$HYBRID SEED1=$SEED1 SEED1_HYBRID=$SEED1_HYBRID python - <<'PYTHON'
 import os
 
 from prjepa.curves import plot_probe_curves, plot_training_logs, probe_curves, training_logs
@@ -80,13 +88,15 @@ from prjepa.utils import markdown_table, mean_and_spread
 
 RESULTS = "results/cpu-long"
 SCORES = (("sst2", "accuracy", "SST-2 accuracy"), ("stsb", "spearmanr", "STS-B Spearman"))
-SECOND = "MLM-only, seed 1 (fp32)"
-# label → (run folder, record, probe results along the run, probe results of the embedding layer)
+OBJECTIVES, SEEDS = ("hybrid", "MLM-only"), (0, 1)
+# (objective, seed) → (run folder, record, probe results along the run, probe results of the embedding layer)
 RUNS = {
-    "hybrid": (os.environ["HYBRID"], "pretrain-hybrid", "probe-hybrid", "layer-0-hybrid"),
-    "MLM-only": (os.environ["RUN"], "pretrain-mlm", "probe", "layer-0"),
-    SECOND: (os.environ["SEED1"], "seed-1/pretrain-mlm", "seed-1/probe", "seed-1/layer-0"),
+    ("hybrid", 0): (os.environ["HYBRID"], "pretrain-hybrid", "probe-hybrid", "layer-0-hybrid"),
+    ("hybrid", 1): (os.environ["SEED1_HYBRID"], "seed-1/pretrain-hybrid", "seed-1/probe-hybrid", "seed-1/layer-0-hybrid"),
+    ("MLM-only", 0): (os.environ["RUN"], "pretrain-mlm", "probe", "layer-0"),
+    ("MLM-only", 1): (os.environ["SEED1"], "seed-1/pretrain-mlm", "seed-1/probe", "seed-1/layer-0"),
 }
+SECOND = ("MLM-only", 1)  # the run probed under five probe seeds
 PUBLISHED_TOKENS = 4_911_367  # results/cpu: the cpu preset's budget per encoder
 
 
@@ -95,61 +105,71 @@ def score(results: dict, model: str, task: str, metric: str) -> float:
     return 100 * tasks[task]["poolings"]["mean"]["scores"]["validation"][metric]
 
 
-# Each run's points: its snapshots, then its finished encoder.
-points, losses, probes = {}, {}, []
-for label, (run, record, probe, _) in RUNS.items():
-    state = read_json(os.path.join(RESULTS, record), "trainer_state.json")
-    losses[label] = {entry["step"]: entry["eval_mlm_loss"] for entry in state["log_history"] if "eval_mlm_loss" in entry}
-    snapshots = os.path.join(RESULTS, record, "snapshots")
-    steps = sorted(int(name[5:-5]) for name in os.listdir(snapshots))
-    points[label] = [
-        (f"{run}/snapshot-{step}", step, read_json(snapshots, f"step-{step}.json")["num_input_tokens_seen"])
-        for step in steps
-    ]
-    points[label].append((run, state["global_step"], state["num_input_tokens_seen"]))
-    probes += read_json(os.path.join(RESULTS, probe), "results.json")["models"]
-curves = probe_curves([points], [{"models": probes}])
-score_at = {
-    (task, label): {point["step"]: point["mean"] for point in curves[task][label]} for task, _, _ in SCORES for label in RUNS
-}
-# Each run's gain is over its own initialisation; the seed-0 runs share theirs.
-gain = {
-    (task, label): {step: value - values[0] for step, value in values.items()}
-    for (task, label), values in score_at.items()
-}
-control = {task: score_at[task, "MLM-only"][0] for task, _, _ in SCORES}
+def name(run: tuple[str, int]) -> str:
+    return f"{run[0]}, seed {run[1]}"
 
-rows = []
-for _, step, tokens in points["MLM-only"]:
-    cells = [f"{step:,}", f"{tokens / 1e6:.1f}"]
-    cells += [f"{losses[label][step]:.3f}" if step in losses[label] else "–" for label in RUNS]
-    for task, _, _ in SCORES:
-        for label in RUNS:
-            value = score_at[task, label].get(step)
-            cells.append("–" if value is None else f"{value:.1f} ({gain[task, label][step]:+.1f})")
-    rows.append(cells)
-headers = ["step", "tokens seen (M)", *(f"validation MLM loss, {label}" for label in RUNS)]
-headers += [f"{name}, {label}" for _, _, name in SCORES for label in RUNS]
-# MLM-only's gain over its control in both seeds.
-seeds = ("MLM-only", SECOND)
-spread_rows = []
-for _, step, _ in points[SECOND]:
-    cells = [f"{step:,}"]
-    for task, _, _ in SCORES:
-        gains = mean_and_spread([gain[task, label][step] for label in seeds])
-        cells.append(f"{gains['mean']:+.1f} ± {gains['std']:.1f}")
-    spread_rows.append(cells)
-# The embedding layer of each initialisation (probed beside its MLM-only run) and of each run's last encoder.
-embedded = [("random-init, seed 0 (step 0)", "layer-0", points["MLM-only"][0][0])]
-embedded += [(f"{label} (step {points[label][-1][1]:,})", layer, points[label][-1][0]) for label, (_, _, _, layer) in RUNS.items()]
-embedded.insert(-1, ("random-init, seed 1 (step 0)", RUNS[SECOND][3], points[SECOND][0][0]))
+
+def mean_sd(values: list[float]) -> str:
+    summary = mean_and_spread(values)
+    return f"{summary['mean']:+.1f} ± {summary['std']:.1f}"
+
+
+# Each run's points: its snapshots, then its finished encoder.
+points, losses, probes = {}, {}, {seed: [] for seed in SEEDS}
+for run, (folder, record, probe, _) in RUNS.items():
+    state = read_json(os.path.join(RESULTS, record), "trainer_state.json")
+    losses[run] = {entry["step"]: entry["eval_mlm_loss"] for entry in state["log_history"] if "eval_mlm_loss" in entry}
+    snapshots = os.path.join(RESULTS, record, "snapshots")
+    points[run] = [
+        (f"{folder}/snapshot-{step}", step, read_json(snapshots, f"step-{step}.json")["num_input_tokens_seen"])
+        for step in sorted(int(entry[5:-5]) for entry in os.listdir(snapshots))
+    ]
+    points[run].append((folder, state["global_step"], state["num_input_tokens_seen"]))
+    probes[run[1]] += read_json(os.path.join(RESULTS, probe), "results.json")["models"]
+curves = probe_curves(
+    [{objective: points[objective, seed] for objective in OBJECTIVES} for seed in SEEDS],
+    [{"models": probes[seed]} for seed in SEEDS],
+)
+# Each run's score at each step, and its gain over its own initialisation (each seed's two runs share theirs).
+score_at = {
+    (task, (objective, seed)): {point["step"]: point["values"][index] for point in curves[task][objective]}
+    for task, _, _ in SCORES
+    for objective in OBJECTIVES
+    for index, seed in enumerate(SEEDS)
+}
+gain = {key: {step: value - values[0] for step, value in values.items()} for key, values in score_at.items()}
+steps = [(point["step"], point["tokens"]) for point in curves["sst2"]["MLM-only"]]
+
+loss_rows = [
+    [f"{step:,}", f"{tokens / 1e6:.1f}", *(f"{losses[run][step]:.3f}" if step in losses[run] else "–" for run in RUNS)]
+    for step, tokens in steps
+]
+task_tables = {}
+for task, _, _ in SCORES:
+    rows = []
+    for step, tokens in steps:
+        cells = [f"{step:,}", f"{tokens / 1e6:.1f}"]
+        cells += [f"{score_at[task, run][step]:.1f} ({gain[task, run][step]:+.1f})" for run in RUNS]
+        cells += [mean_sd([gain[task, (objective, seed)][step] for seed in SEEDS]) for objective in OBJECTIVES]
+        cells.append(mean_sd([score_at[task, ("hybrid", seed)][step] - score_at[task, ("MLM-only", seed)][step] for seed in SEEDS]))
+        rows.append(cells)
+    task_tables[task] = rows
+task_headers = ["step", "tokens seen (M)", *map(name, RUNS), *(f"{objective} gain" for objective in OBJECTIVES)]
+task_headers.append("hybrid − MLM-only")
+# The embedding layer of each seed's initialisation (probed beside its MLM-only run) and of each run's last encoder.
+embedded = []
+for seed in SEEDS:
+    embedded.append((f"random-init, seed {seed} (step 0)", RUNS["MLM-only", seed][3], points["MLM-only", seed][0][0]))
+    embedded += [
+        (f"{name(run)} (step {points[run][-1][1]:,})", RUNS[run][3], points[run][-1][0]) for run in RUNS if run[1] == seed
+    ]
 layer_results = {layer: read_json(os.path.join(RESULTS, layer), "results.json") for _, layer, _ in embedded}
 embedding_rows = [
-    [name, *(f"{score(layer_results[layer], model, task, metric):.1f}" for task, metric, _ in SCORES)]
-    for name, layer, model in embedded
+    [label, *(f"{score(layer_results[layer], model, task, metric):.1f}" for task, metric, _ in SCORES)]
+    for label, layer, model in embedded
 ]
-# Seed 1 under five probe seeds, the encoders fixed (probe seed 1: the run's own probe): each point's score under each
-# probe seed, and its gain over the control under the same probe seed.
+# MLM-only's seed 1 under five probe seeds, the encoders fixed (probe seed 1: the run's own probe): each point's score
+# under each probe seed, and its gain over the control under the same probe seed.
 probe_folders = [RUNS[SECOND][2] if probe_seed == 1 else f"seed-1/probe-seed-{probe_seed}" for probe_seed in range(5)]
 under_probe_seeds = [read_json(os.path.join(RESULTS, folder), "results.json") for folder in probe_folders]
 control_model, final_model = points[SECOND][0][0], points[SECOND][-1][0]
@@ -163,11 +183,11 @@ seed_gains = {
     for (task, model), values in seed_scores.items()
 }
 columns = {}
-for task, _, name in SCORES:
-    columns[f"{name}, random-init"] = seed_scores[task, control_model]
-    columns[f"{name}, step {points[SECOND][-1][1]:,}"] = seed_scores[task, final_model]
-    columns[f"{name}, gain"] = seed_gains[task, final_model]
-signs = ["+" if name.endswith("gain") else "" for name in columns]
+for task, _, label in SCORES:
+    columns[f"{label}, random-init"] = seed_scores[task, control_model]
+    columns[f"{label}, step {points[SECOND][-1][1]:,}"] = seed_scores[task, final_model]
+    columns[f"{label}, gain"] = seed_gains[task, final_model]
+signs = ["+" if label.endswith("gain") else "" for label in columns]
 probe_seed_rows = [
     [str(probe_seed), *(f"{values[probe_seed]:{sign}.1f}" for sign, values in zip(signs, columns.values()))]
     for probe_seed in range(5)
@@ -183,18 +203,23 @@ for model, step, tokens in points[SECOND]:
         scores, gains = mean_and_spread(seed_scores[task, model]), mean_and_spread(seed_gains[task, model])
         cells += [f"{scores['mean']:.1f} ± {scores['std']:.1f}", f"{gains['mean']:+.1f} ± {gains['std']:.1f}"]
     averaged_rows.append(cells)
-averaged_headers = ["step", "tokens seen (M)", *(f"{name}{part}" for _, _, name in SCORES for part in ("", ", gain"))]
+averaged_headers = ["step", "tokens seen (M)", *(f"{label}{part}" for _, _, label in SCORES for part in ("", ", gain"))]
+control = {task: [score_at[task, ("MLM-only", seed)][0] for seed in SEEDS] for task, _, _ in SCORES}
 with open(os.path.join(RESULTS, "summary.md"), "w") as file:
-    file.write("Scores with their gain over the random-init control (step 0: each run's initialisation, which the seed-0 "
-               "runs share) in brackets. MLM-only's seed 1 ran in fp32.\n\n")
-    file.write(markdown_table(headers, rows))
-    file.write("\n\nThe target, the random-init control + 5 points: SST-2 "
-               f"{control['sst2'] + 5:.1f}, STS-B {control['stsb'] + 5:.1f} (seed 0); SST-2 "
-               f"{score_at['sst2', SECOND][0] + 5:.1f}, STS-B {score_at['stsb', SECOND][0] + 5:.1f} (seed 1). "
-               "MLM-only's gain over its control, seeds 0 and 1 (mean ± standard deviation):\n\n")
-    file.write(markdown_table(["step", *(name for _, _, name in SCORES)], spread_rows))
+    file.write("Seed 0 pretrained under bf16 autocast, seed 1 in fp32. Validation MLM loss (500 Gutenberg validation "
+               "sequences):\n\n")
+    file.write(markdown_table(["step", "tokens seen (M)", *map(name, RUNS)], loss_rows))
+    targets = "; ".join(
+        f"SST-2 {sst2 + 5:.1f}, STS-B {stsb + 5:.1f} (seed {seed})" for seed, sst2, stsb in zip(SEEDS, *control.values())
+    )
+    file.write(f"\n\nThe target, the random-init control + 5 points: {targets}.")
+    for task, _, label in SCORES:
+        file.write(f"\n\n{label}, with each run's gain over its random-init control (step 0: each seed's "
+                   "initialisation, which its two runs share) in brackets, and over the two seeds the mean ± standard "
+                   "deviation of each objective's gain and of the hybrid − MLM-only difference:\n\n")
+        file.write(markdown_table(task_headers, task_tables[task]))
     file.write("\n\nThe same encoders' embedding layer alone (`--hidden_layer 0`, mean-pooled):\n\n")
-    file.write(markdown_table(["encoder", *(name for _, _, name in SCORES)], embedding_rows))
+    file.write(markdown_table(["encoder", *(label for _, _, label in SCORES)], embedding_rows))
     file.write("\n\nThe probe's own spread: the initialisation and final encoder of MLM-only's seed 1 under five probe "
                "seeds (each another SST-2 training subset and other cross-validation folds):\n\n")
     file.write(markdown_table(["probe seed", *columns], probe_seed_rows))
@@ -206,13 +231,14 @@ with open(os.path.join(RESULTS, "summary.md"), "w") as file:
                f"sentences, probe seed 1): random-init {control_score:.1f}, step {points[SECOND][-1][1]:,} "
                f"{final_score:.1f}, gain {final_score - control_score:+.1f}.\n")
 
-majority = {task: probes[0]["tasks"][task].get("majority", {}).get("validation", {}) for task, _, _ in SCORES}
+majority = {task: probes[0][0]["tasks"][task].get("majority", {}).get("validation", {}) for task, _, _ in SCORES}
 figure = plot_probe_curves(curves, majority)
 for axes, (task, _, _) in zip(figure.axes, SCORES):
-    axes.axhline(control[task] + 5, color="tab:red", linestyle="-.", linewidth=1, label="target (random init + 5)")
+    target = mean_and_spread(control[task])["mean"] + 5
+    axes.axhline(target, color="tab:red", linestyle="-.", linewidth=1, label="target (random init + 5)")
     axes.axvline(PUBLISHED_TOKENS / 1e6, color="grey", linestyle=":", linewidth=1, label="cpu preset's budget")
     legend_outside(axes)
 figure.savefig(os.path.join(RESULTS, "probe_curves.png"), dpi=120)
-logs = training_logs({label: [os.path.join(RESULTS, record)] for label, (_, record, _, _) in RUNS.items()})
-plot_training_logs(logs).savefig(os.path.join(RESULTS, "training_logs.png"), dpi=120)
+records = {objective: [os.path.join(RESULTS, RUNS[objective, seed][1]) for seed in SEEDS] for objective in OBJECTIVES}
+plot_training_logs(training_logs(records)).savefig(os.path.join(RESULTS, "training_logs.png"), dpi=120)
 PYTHON
