@@ -4,8 +4,9 @@
 Phase 1 crosses the position embedding (fixed sin/cos, the same table scaled to the token embeddings' size, learned)
 with an untied or tied MLM decoder, at one learning rate and batch size. Phase 2 varies the learning rate and the
 batch size around the phase-1 winner and trains the hybrid objective with the overall winner. Every run sees the same
-token budget and is chosen by one rule, applied to both objectives: the lowest validation MLM loss at the end of the
-budget (pretraining validation loss only; no GLUE score takes part).
+token budget, and the recipe is chosen by one rule: the lowest validation MLM loss at the end of the budget
+(pretraining validation loss only; no GLUE score takes part). The hybrid trains MLM-only's winner, its one candidate
+here; the same rule chooses its learning rate in the collapse screen (README).
 
 Runs are resumable (each is a `run_pretrain.py` output folder; a finished one is skipped), by default two at a time
 with one thread each. An output folder holds one study: its seed, data and tokenizer are recorded there, and a study
@@ -26,6 +27,7 @@ import subprocess
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from .plot_style import legend_outside, series_styles
 from .utils import ScriptHelpFormatter, markdown_table
@@ -204,10 +206,9 @@ def best(recipes: list[Recipe], output_dir: str) -> Recipe:
 SETTINGS_FILE = "study_settings.json"
 
 
-def check_settings(args: argparse.Namespace) -> None:
-    """Runs are named by recipe alone, so a folder is reused only by a study of the same seed, data and tokenizer:
-    the first study records them there, and a later one with others is refused before it skips a run as finished."""
-    settings = {
+def study_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What makes two studies' runs of the same recipe the same run."""
+    return {
         "seed": args.seed,
         "train_file": args.train_file,
         "validation_file": args.validation_file,
@@ -215,18 +216,29 @@ def check_settings(args: argparse.Namespace) -> None:
         "token_budget": TOKEN_BUDGET,
         "sequence_length": SEQUENCE_LENGTH,
     }
+
+
+def settings_differences(recorded: dict[str, Any], settings: dict[str, Any]) -> str:
+    """The settings that differ, as `name: old there, new now`; empty when none does."""
+    return ", ".join(
+        f"{name}: {recorded.get(name)!r} there, {value!r} now"
+        for name, value in settings.items()
+        if recorded.get(name) != value
+    )
+
+
+def check_settings(args: argparse.Namespace) -> None:
+    """Runs are named by recipe alone, so a folder is reused only by a study of the same seed, data and tokenizer:
+    the first study records them there, and a later one with others is refused before it skips a run as finished."""
+    settings = study_settings(args)
     path = os.path.join(args.output_dir, SETTINGS_FILE)
     if os.path.exists(path):
         with open(path) as file:
-            recorded = json.load(file)
-        differing = {
-            name: (recorded.get(name), value) for name, value in settings.items() if recorded.get(name) != value
-        }
+            differing = settings_differences(json.load(file), settings)
         if differing:
             raise ValueError(
-                f"{args.output_dir} holds a study made with other settings ("
-                + ", ".join(f"{name}: {old!r} there, {new!r} now" for name, (old, new) in differing.items())
-                + "); its runs would be reused as this study's. Choose another --output_dir."
+                f"{args.output_dir} holds a study made with other settings ({differing}); its runs would be reused "
+                "as this study's. Choose another --output_dir."
             )
         return
     os.makedirs(args.output_dir, exist_ok=True)
@@ -273,14 +285,28 @@ def runs_in(output_dir: str) -> list[Recipe]:
     return recipes
 
 
-def import_runs(study_file: str, output_dir: str) -> None:
+def import_runs(study_file: str, output_dir: str, settings: dict[str, Any] | None = None) -> None:
     """Recreate the finished runs recorded in an earlier report's `study.json` as run folders in `output_dir`.
 
     The study then resumes on a machine that lost the runs themselves: a recorded run counts as finished and keeps
     its measured curve, so only the runs missing from the record are trained. A folder already there is left alone.
+    A record of a study with other `settings` (`study_settings`) is refused: its runs are not this study's.
     """
     with open(study_file) as file:
         study = json.load(file)
+    if settings is not None and "settings" in study:
+        differing = settings_differences(study["settings"], settings)
+        if differing:
+            raise ValueError(
+                f"{study_file} records a study made with other settings ({differing}): its runs would be counted as "
+                "this study's. Import a record of a study with these settings, or rerun without --import_runs."
+            )
+    elif settings is not None:
+        print(
+            f"{study_file} does not record its study's seed, data and tokenizer (a report from before they were "
+            "recorded): its runs are taken as this study's, which only holds if they match.",
+            file=sys.stderr,
+        )
     if (study["token_budget"], study["sequence_length"]) != (TOKEN_BUDGET, SEQUENCE_LENGTH):
         raise ValueError(
             f"{study_file} was measured with a {study['token_budget']}-token budget at sequence length "
@@ -334,9 +360,15 @@ def report(output_dir: str, report_dir: str) -> None:
         for objective, candidates in finished.items()
         if candidates
     }
+    settings_path = os.path.join(output_dir, SETTINGS_FILE)
+    settings = {}
+    if os.path.exists(settings_path):
+        with open(settings_path) as file:
+            settings = {"settings": json.load(file)}
     with open(os.path.join(report_dir, "study.json"), "w") as file:
         json.dump(
             {
+                **settings,
                 "token_budget": TOKEN_BUDGET,
                 "sequence_length": SEQUENCE_LENGTH,
                 "rule": best.__doc__.split(": ", 1)[1],
@@ -406,11 +438,14 @@ def main(argv: list[str] | None = None) -> None:
         "and train only the rest.",
     )
     args = parser.parse_args(argv)
-    if args.import_runs:
-        import_runs(args.import_runs, args.output_dir)
     if args.report is None:
         if args.train_file is None or args.validation_file is None:
             parser.error("--train_file and --validation_file are needed to train.")
+        if args.import_runs:
+            check_settings(args)  # before anything is written into a folder that holds another study
+            import_runs(args.import_runs, args.output_dir, study_settings(args))
         study(args)
     else:
+        if args.import_runs:
+            parser.error("--import_runs counts recorded runs as trained, for training; leave it out with --report.")
         report(args.output_dir, args.report)

@@ -82,6 +82,28 @@ def test_imported_runs_count_as_finished_with_their_recorded_curves(tmp_path):
     assert recipe_study.validation_curve(recipe, str(tmp_path / "fresh")) == [(16 * 128, 7.0), (32 * 128, 6.3)]
 
 
+def test_import_counts_runs_only_for_a_study_of_the_same_settings(tmp_path, monkeypatch):
+    monkeypatch.setattr(recipe_study, "study", lambda args: None)  # the training that would follow the import
+    runs, report_dir = tmp_path / "runs", tmp_path / "report"
+    recipe_study.check_settings(study_arguments(runs, seed=1))
+    fake_run(runs, Recipe(), [7.0, 6.3], finished=True)
+    recipe_study.report(str(runs), str(report_dir))
+    study = ["--train_file", "train/*.txt", "--validation_file", "validation/*.txt"]
+    study += ["--tokenizer_name", "bert-base-uncased", "--import_runs", str(report_dir / "study.json")]
+
+    # The record's own settings: imported. Another seed: refused before anything is written.
+    recipe_study.main([*study, "--output_dir", str(tmp_path / "same"), "--seed", "1"])
+    assert recipe_study.is_finished(Recipe(), str(tmp_path / "same"))
+    with pytest.raises(ValueError, match=r"records a study made with other settings \(seed: 1 there, 0 now\)"):
+        recipe_study.main([*study, "--output_dir", str(tmp_path / "other"), "--seed", "0"])
+    assert not (tmp_path / "other" / Recipe().name).exists()
+    # A folder holding another study is refused before the import writes into it.
+    recipe_study.check_settings(study_arguments(tmp_path / "taken", seed=2))
+    with pytest.raises(ValueError, match=r"holds a study made with other settings \(seed: 2 there, 1 now\)"):
+        recipe_study.main([*study, "--output_dir", str(tmp_path / "taken"), "--seed", "1"])
+    assert not (tmp_path / "taken" / Recipe().name).exists()
+
+
 def test_import_refuses_a_study_measured_on_another_budget(tmp_path):
     (tmp_path / "study.json").write_text(json.dumps({"token_budget": 1, "sequence_length": 128, "runs": []}))
     with pytest.raises(ValueError, match="1-token budget"):
