@@ -55,6 +55,7 @@ INFERRED_FIELDS = (
     "predictor_num_hidden_layers",
     "qkv_bias",
     "position_embedding_type",
+    "position_embedding_scale",  # the original's table is checked at scale 1, then rebuilt from the config
     "objective",
     "loss_weighting",
 )

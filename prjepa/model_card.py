@@ -218,6 +218,12 @@ def _model_section(config: PrJepaConfig, tokenizer_name: str) -> str:
     return "## Model\n\n" + markdown_table(("part", "details"), rows)
 
 
+def _local_name(path: str) -> str:
+    """`/home/alice/corpus/train/*.txt` → `train/*.txt`."""
+    parts = os.path.normpath(path).split(os.sep)
+    return "/".join(parts[-2:])
+
+
 def _training_section(
     log_history: list[dict[str, float]],
     hyperparameters: dict[str, Any],
@@ -226,12 +232,15 @@ def _training_section(
     tokens_seen: int,
 ) -> str:
     configuration = f" (configuration `{dataset_config}`)" if dataset_config else ""
+    # A local path is named by its last two parts: the full path would publish the trainer's directory layout.
     data = "\n".join(
-        f"- `{name}`" + (configuration if is_hub_dataset_id(name) else " (local files)") for name in datasets
+        f"- `{name}`{configuration}" if is_hub_dataset_id(name) else f"- `{_local_name(name)}` (local files)"
+        for name in datasets
     )
     hyperparameter_rows = [(f"`{name}`", _number(value, digits=6)) for name, value in hyperparameters.items()]
     return (
-        f"## Training\n\nTokens seen: {_number(tokens_seen)}. Data:\n\n{data or '- (not recorded)'}\n\n"
+        f"## Training\n\nTokens seen: {_number(tokens_seen) if tokens_seen else 'not recorded'}. Data:\n\n"
+        f"{data or '- (not recorded)'}\n\n"
         f"{_results_table(log_history)}\n\n"
         + (f"**Warning.** {collapse}\n\n" if (collapse := rank_collapse(log_history)) else "")
         + "### Hyper-parameters\n\n"

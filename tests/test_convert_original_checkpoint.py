@@ -346,6 +346,14 @@ def test_non_checkpoint_file_is_refused(content, tmp_path):
         convert_original_checkpoint(path, tmp_path / "out")
 
 
+@pytest.mark.parametrize("field", ["hidden_size", "position_embedding_scale"])
+def test_fields_the_checkpoint_fixes_cannot_be_overridden(field, tmp_path):
+    # The sin/cos table is checked against the original's at scale 1; a scaled one would change every output.
+    with pytest.raises(ValueError, match=f"{field}.*read from the checkpoint's tensors"):
+        convert_original_checkpoint(save(random_checkpoint(), tmp_path), tmp_path / "out", config_overrides={field: 2})
+    assert not (tmp_path / "out").exists()
+
+
 def test_non_empty_output_dir_is_refused(tmp_path):
     path = save(random_checkpoint(), tmp_path)
     output_dir = tmp_path / "out"

@@ -208,9 +208,17 @@ def test_local_data_stays_out_of_the_metadata(tmp_path, monkeypatch):
     local = ["my_corpus", str(tmp_path / "train.txt"), "data/*.txt", "../shared/data/glue", "wiki.valid.raw"]
     card = card_for(datasets=["nyu-mll/glue", *local, "wikitext"])
     assert ModelCard(str(card)).data.datasets == ["nyu-mll/glue", "wikitext"]
-    for name in local:
+    # Named by their last two parts: the trainer's own directories stay off the published card.
+    shown = ["my_corpus", f"{tmp_path.name}/train.txt", "data/*.txt", "data/glue", "wiki.valid.raw"]
+    for name in shown:
         assert f"- `{name}` (local files)" in card.text
+    assert str(tmp_path.parent) not in card.text
     assert not is_hub_dataset_id("a/b/c") and is_hub_dataset_id("Salesforce/wikitext")
+
+
+def test_tokens_seen_that_were_not_counted_are_not_published_as_zero():
+    assert "Tokens seen: not recorded." in card_for(tokens_seen=0).text
+    assert "Tokens seen: 1,638,400." in card_for().text
 
 
 def test_a_hub_dataset_is_named_with_its_configuration():

@@ -487,7 +487,7 @@ def test_model_card_update_keeps_other_content(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")  # the Hub client's own LFS upload
-def test_hub_model_is_probed_and_its_card_pushed(fake_hub, bert_dir, tmp_path):
+def test_hub_model_is_probed_and_its_card_pushed(fake_hub, bert_dir, tmp_path, monkeypatch):
     repo_id = HfApi().create_repo("prjepa-tests/tiny-bert").repo_id
     (tmp_path / "upload").mkdir()
     for name in os.listdir(bert_dir):
@@ -503,6 +503,16 @@ def test_hub_model_is_probed_and_its_card_pushed(fake_hub, bert_dir, tmp_path):
     glue = write_glue_folder(tmp_path / "glue", "rte", splits, datasets.ClassLabel(names=["entailment", "other"]))
 
     args = ["--model_name_or_path", repo_id, "--task_name", "rte", "--glue_path", glue, "--pair_encoding", "joint"]
+    # A push that fails loses no result, and the rerun, which finds them finished, pushes the card.
+    with monkeypatch.context() as patch:
+
+        def offline(*args, **kwargs):
+            raise OSError("no network")
+
+        patch.setattr(ModelCard, "push_to_hub", offline)
+        with pytest.raises(OSError, match="no network"):
+            run_glue_probe.main(probe_args(tmp_path, *args, "--update_model_card", "--push_to_hub"))
+    assert (tmp_path / "out" / "results.json").exists() and not ModelCard.load(repo_id).data.eval_results
     results = run_glue_probe.main(probe_args(tmp_path, *args, "--update_model_card", "--push_to_hub"))
 
     card = ModelCard.load(repo_id)
@@ -512,6 +522,16 @@ def test_hub_model_is_probed_and_its_card_pushed(fake_hub, bert_dir, tmp_path):
     assert (entry.dataset_type, entry.dataset_config, entry.dataset_split) == ("glue", "rte", "validation")
     assert (entry.metric_type, entry.metric_value) == ("accuracy", round(accuracy, 4))
     assert entry.metric_config == "linear probe, mean pooling, joint pair encoding"
+
+    # A local copy pushed to the repo with --hub_model_id: merged into the repo's card, whose text stays; the folder's
+    # own card (created, as it had none) gets the same entries.
+    args[1] = str(tmp_path / "upload")
+    (tmp_path / "upload" / "README.md").unlink()
+    local = ["--update_model_card", "--push_to_hub", "--hub_model_id", repo_id, "--output_dir", str(tmp_path / "local")]
+    run_glue_probe.main(probe_args(tmp_path, *args, *local))
+    card = ModelCard.load(repo_id)
+    assert "Kept as written." in card.text and len(card.data.eval_results) == 1
+    assert ModelCard.load(tmp_path / "upload" / "README.md").data.eval_results[0].metric_type == "accuracy"
 
 
 def test_repeated_library_warnings_become_one_line_with_the_count(caplog):

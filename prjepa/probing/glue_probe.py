@@ -350,12 +350,22 @@ def main(args: list[str] | None = None) -> dict:
     # Every model loads once before any is probed, so that a bad one stops the run before work is spent; one at a
     # time, so that memory holds one model.
     fingerprints = {path: encoder_fingerprints(load(path)) for path in model_args.model_name_or_path}
+
+    def update_cards(models: list[dict]) -> None:
+        # After the results are written: a push that fails (no token, no access, no network) then loses none, and a
+        # rerun, which finds them finished, updates the cards again.
+        for model in models:
+            repo = (probe_args.hub_model_id or model["model"]) if probe_args.push_to_hub else None
+            update_model_card(model["model"], model_card_results(model, tasks, probe_args), push_to_hub_repo=repo)
+
     if earlier is not None:
         check_same_encoders(probe_args.output_dir, {model["model"]: model for model in earlier["models"]}, fingerprints)
         print(
             f"{probe_args.output_dir} already holds these results (same arguments, weights and tokenizers): nothing to "
-            "do."
+            "compute."
         )
+        if probe_args.update_model_card:
+            update_cards(earlier["models"])
         return earlier
     models = []
     for path in model_args.model_name_or_path:
@@ -374,9 +384,6 @@ def main(args: list[str] | None = None) -> dict:
             model["tasks"][task.name] = probe_task(encoder, task, data_args, probe_args, path)
         model["total_seconds"] = round(time.perf_counter() - start, 2)
         models.append(model)
-        if probe_args.update_model_card:
-            repo = (probe_args.hub_model_id or path) if probe_args.push_to_hub else None
-            update_model_card(path, model_card_results(model, tasks, probe_args), push_to_hub_repo=repo)
         del encoder  # frees this model before the next one loads
 
     results = {
@@ -387,6 +394,8 @@ def main(args: list[str] | None = None) -> dict:
     }
     table = results_table(models, tasks)
     write_results(probe_args.output_dir, RESULT_FILES, results, table)
+    if probe_args.update_model_card:
+        update_cards(models)
     print(table)
     print(f"Wrote {probe_args.output_dir}/results.json and results.md in {results['total_seconds']:.0f} s.")
     return results

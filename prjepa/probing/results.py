@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.errors import EntryNotFoundError
 
 from ..utils import write_atomically
 from .encoders import ONLINE_ENCODER, LoadedEncoder
@@ -132,24 +133,37 @@ def glue_eval_result(task: str, split: str, metric: str, value: float, descripti
 def update_model_card(
     model_name_or_path: str, eval_results: Sequence[EvalResult], push_to_hub_repo: str | None = None
 ) -> ModelCard:
-    """Merges `eval_results` into the `model-index` of a model's card and saves it: a folder's README.md (created if
-    absent), or a Hub repo's card. An entry replaces an older one for the same task, dataset, split, metric and
-    probe; every other entry, metadata field and the card's text are kept. `push_to_hub_repo` pushes the card."""
+    """Merges `eval_results` into the `model-index` of a model's card and returns it: a folder's README.md (created if
+    absent, and saved), or a Hub repo's card. With `push_to_hub_repo` they are also merged into that repo's own card,
+    which is pushed (a folder's card only where the repo has none yet). An entry replaces an older one for the same
+    task, dataset, split, metric and probe; every other entry, metadata field and the card's text are kept."""
     local = os.path.isdir(model_name_or_path)
+    name = os.path.basename(os.path.normpath(model_name_or_path))
     card_path = os.path.join(model_name_or_path, "README.md")
     if local and os.path.exists(card_path):
         card = ModelCard.load(card_path)
     elif local:
-        name = os.path.basename(os.path.normpath(model_name_or_path))
         card = ModelCard(f"---\n{ModelCardData(model_name=name).to_yaml()}\n---\n\n# {name}\n")
     else:
         card = ModelCard.load(model_name_or_path)
-    previous = card.data.eval_results or []
-    kept = [old for old in previous if not any(new.is_equal_except_value(old) for new in eval_results)]
-    card.data.eval_results = kept + list(eval_results)
-    card.data.model_name = card.data.model_name or os.path.basename(os.path.normpath(model_name_or_path))
+    _merge(card, eval_results, name)
     if local:
         card.save(card_path)
     if push_to_hub_repo is not None:
-        card.push_to_hub(push_to_hub_repo)
+        if local or push_to_hub_repo != model_name_or_path:
+            try:
+                pushed = ModelCard.load(push_to_hub_repo)
+            except EntryNotFoundError:  # a repo without a card yet takes this one
+                pushed = ModelCard(card.content)
+            _merge(pushed, eval_results, name)
+        else:
+            pushed = card
+        pushed.push_to_hub(push_to_hub_repo)
     return card
+
+
+def _merge(card: ModelCard, eval_results: Sequence[EvalResult], model_name: str) -> None:
+    previous = card.data.eval_results or []
+    kept = [old for old in previous if not any(new.is_equal_except_value(old) for new in eval_results)]
+    card.data.eval_results = kept + list(eval_results)
+    card.data.model_name = card.data.model_name or model_name
