@@ -853,7 +853,8 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
     if training_args.push_to_hub:
-        trainer.push_to_hub(**card_kwargs)
+        # A finished run pushed without training: its card's probe scores describe these weights.
+        trainer.push_to_hub(**card_kwargs, keep_eval_results=finished)
     elif training_args.do_train and not finished:  # the card describes the training; evaluating keeps the card
         trainer.create_model_card(**card_kwargs)
     return trainer

@@ -8,6 +8,7 @@ uninterrupted one.
 
 import contextlib
 import copy
+import glob
 import json
 import logging
 import math
@@ -19,10 +20,10 @@ from collections.abc import Iterator
 
 import torch
 import transformers.trainer
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, ModelCard
 from torch import nn
 from transformers import Trainer, TrainerCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput, HubStrategy
 
 from modeling_prjepa import PrJepaForPreTraining
 
@@ -243,6 +244,11 @@ class PrJepaTrainer(Trainer):
             return super().push_to_hub(*args, **kwargs)
 
     def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        # transformers copies the checkpoint's config and weights into output_dir and uploads that; without the model
+        # code save_pretrained put beside them, the repo's auto_map would name files it lacks until the final push.
+        if self.is_world_process_zero() and self.args.hub_strategy != HubStrategy.END:
+            for code in glob.glob(os.path.join(checkpoint_folder, "*.py")):
+                shutil.copy(code, self.args.output_dir)
         with _uploads_ignoring(HUB_IGNORE_PATTERNS):
             super()._push_from_checkpoint(checkpoint_folder)
 
@@ -384,12 +390,14 @@ class PrJepaTrainer(Trainer):
         dataset: str | list[str] | None = None,
         dataset_args: str | None = None,
         max_seq_length: int | None = None,
+        keep_eval_results: bool = False,
         **kwargs,
     ) -> None:
         """Writes the PrJEPA model card (objective, λ's course, EMA schedule, data, tokens seen) as README.md.
 
         `Trainer.push_to_hub(license=..., dataset=[...], dataset_args=<configuration>, max_seq_length=...)` forwards
-        here; the stock card's other fields do not apply.
+        here; the stock card's other fields do not apply. `keep_eval_results`: the card README.md holds describes these
+        same weights (nothing was trained since), so its `model-index` entries (probe scores) are kept.
         """
         if not self.is_world_process_zero():
             return
@@ -423,7 +431,12 @@ class PrJepaTrainer(Trainer):
             model_id=self.hub_model_id if args.push_to_hub else None,
             license=license,
         )
-        card.save(os.path.join(args.output_dir, "README.md"))
+        path = os.path.join(args.output_dir, "README.md")
+        if keep_eval_results and os.path.exists(path):
+            earlier = ModelCard.load(path).data
+            card.data.eval_results = earlier.eval_results
+            card.data.model_name = card.data.model_name or earlier.model_name  # a model-index names its model
+        card.save(path)
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ import torch
 from fake_hub import USER as fake_hub_user_name
 from fake_hub import fake_hub_fixture  # noqa: F401
 from helpers import tiny_config
-from huggingface_hub import ModelCard
+from huggingface_hub import EvalResult, ModelCard
 from huggingface_hub.utils import filter_repo_objects
 from safetensors.torch import load_file
 from transformers import AutoModel, TrainerCallback, set_seed
@@ -28,6 +28,7 @@ from configuration_prjepa import PrJepaConfig
 from modeling_prjepa import PrJepaForPreTraining
 from prjepa import pretraining as run_pretrain
 from prjepa import trainer as trainer_module
+from prjepa.probing.results import update_model_card
 from prjepa.resume import checkpoint_problem
 from prjepa.training_args import PrJepaTrainingArguments
 
@@ -527,6 +528,11 @@ def test_push_to_hub_uploads_a_loadable_model_with_its_card(assets, tmp_path, fa
     )
     files = fake_hub.files(repo_id)
     assert {"model.safetensors", "modeling_prjepa.py", "configuration_prjepa.py", "README.md"} <= set(files)
+    # The pushes during training carry the model code too: a run stopped before its end leaves a loadable repo.
+    pushed = [fake_hub.files(repo_id, commit) for commit in fake_hub.commits(repo_id)]
+    assert len([revision for revision in pushed if "model.safetensors" in revision]) > 1
+    for revision in pushed:
+        assert "model.safetensors" not in revision or {"modeling_prjepa.py", "configuration_prjepa.py"} <= set(revision)
     # Neither the checkpoints nor the snapshots (pushed at every save too) nor the run settings (local paths).
     assert (tmp_path / "out" / "snapshot-2").is_dir() and (tmp_path / "out" / "run_settings.json").exists()
     assert not any(name.startswith(("checkpoint-", "snapshot-")) for name in files) and "run_settings.json" not in files
@@ -746,12 +752,23 @@ def test_rerunning_a_finished_run_still_evaluates_and_pushes_it(assets, tmp_path
     run = tmp_path / "run"
     run_pretrain.main(arguments(assets, run))
     final = (run / "model.safetensors").read_bytes()
+    # The finished run probed (run_glue_probe --update_model_card): its card's scores describe the weights pushed.
+    probed = EvalResult(
+        task_type="text-classification",
+        dataset_type="glue",
+        dataset_name="GLUE SST-2",
+        metric_type="accuracy",
+        metric_value=0.61,
+    )
+    update_model_card(str(run), [probed])
     repo_id = f"{fake_hub_user_name}/prjepa-finished"
     push = ("--push_to_hub", "--hub_model_id", repo_id, "--hub_token", fake_hub.token)
     trainer = run_pretrain.main(arguments(assets, run, "--do_eval", *push))
     assert trainer.state.global_step == 3 and (run / "model.safetensors").read_bytes() == final
     assert fake_hub.files(repo_id)["model.safetensors"] == final
-    assert "optimizer_steps | 3" in ModelCard.load(repo_id).text.replace("`", "")
+    card = ModelCard.load(repo_id)
+    assert "optimizer_steps | 3" in card.text.replace("`", "")
+    assert [(entry.metric_type, entry.metric_value) for entry in card.data.eval_results] == [("accuracy", 0.61)]
 
     # The evaluation is the final model's: the same as evaluating it in place.
     evaluation = json.loads((run / "eval_results.json").read_text())
