@@ -412,7 +412,7 @@ class PrJepaTrainer(Trainer):
             * args.world_size,
             "optimizer_steps": self.state.global_step,
             "lr_scheduler_type": getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type),
-            "warmup_steps": args.warmup_steps,
+            "warmup_steps": args.get_warmup_steps(self.state.max_steps),  # a ratio below 1 as the steps it made
             "weight_decay": args.weight_decay,
             "max_grad_norm": args.max_grad_norm,
             "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",

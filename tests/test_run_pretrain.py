@@ -524,6 +524,8 @@ def test_push_to_hub_uploads_a_loadable_model_with_its_card(assets, tmp_path, fa
             "2",
             "--save_steps",
             "1",
+            "--warmup_steps",
+            "0.5",
         )
     )
     files = fake_hub.files(repo_id)
@@ -544,6 +546,7 @@ def test_push_to_hub_uploads_a_loadable_model_with_its_card(assets, tmp_path, fa
     card = ModelCard.load(repo_id)
     assert {"prjepa", "jepa"} <= set(card.data.tags) and card.data.license == "mit"
     assert card.data.pipeline_tag == "fill-mask" and card.data.library_name == "transformers"
+    assert "| `warmup_steps` | 2 |" in card.text  # the ratio 0.5 of 3 steps, as the schedule made it
     encoder = AutoModel.from_pretrained(repo_id, trust_remote_code=True)
     batch = trainer.processing_class(SENTENCES, padding=True, return_tensors="pt")
     expected = trainer.model.prjepa(batch["input_ids"], batch["attention_mask"]).last_hidden_state
