@@ -11,6 +11,7 @@ come from --num_attention_heads, else from the checkpoint's config, else hidden_
 
 import argparse
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,18 +116,29 @@ def _is_sinusoidal(table: torch.Tensor | None) -> bool:
     return reference.shape == table.shape[1:] and torch.allclose(table[0].float(), reference, rtol=0, atol=1e-4)
 
 
-def _find_int(tree: Any, names: tuple[str, ...]) -> int | None:
-    """First integer stored under one of `names` anywhere in a nested dict/list (the YAML layout is not fixed)."""
+def _find_int(tree: Any, names: tuple[str, ...], option: str) -> int | None:
+    """The integer stored under one of `names` anywhere in a nested dict/list (the YAML layout is not fixed); an error
+    naming `option` when the config holds several different ones (e.g. one per preset), since any pick could be
+    wrong."""
+    found = sorted(set(_ints_under(tree, names)))
+    if len(found) > 1:
+        raise CheckpointConversionError(
+            f"The checkpoint's config gives several values under {'/'.join(names)}: {found}. Pass {option} to say "
+            "which the model was trained with."
+        )
+    return found[0] if found else None
+
+
+def _ints_under(tree: Any, names: tuple[str, ...]) -> Iterator[int]:
     if isinstance(tree, dict):
         for key, value in tree.items():
             if key in names and isinstance(value, int) and not isinstance(value, bool):
-                return value
-        children = tree.values()
+                yield value
+            else:
+                yield from _ints_under(value, names)
     elif isinstance(tree, (list, tuple)):
-        children = tree
-    else:
-        return None
-    return next((found for child in children if (found := _find_int(child, names)) is not None), None)
+        for child in tree:
+            yield from _ints_under(child, names)
 
 
 def _jepa_logit(value: Any, path: str | Path) -> torch.Tensor:
@@ -163,16 +175,18 @@ def infer_config(
         raise CheckpointConversionError(f"{path}: predictor has no predictor_blocks.{{i}}.* keys.")
 
     original_config = checkpoint.get("config")
-    configured = _find_int(original_config, HEAD_NAMES)
     if num_attention_heads is None:
+        configured = _find_int(original_config, HEAD_NAMES, "--num_attention_heads")
         num_attention_heads = configured if configured is not None else max(1, hidden_size // 64)
         source = "the checkpoint's config" if configured is not None else "hidden_size // 64"
         print(f"num_attention_heads={num_attention_heads} (from {source}; shapes do not determine it)")
-    elif configured not in (None, num_attention_heads):
+    elif others := sorted(set(_ints_under(original_config, HEAD_NAMES)) - {num_attention_heads}):
         # The original training script ignored its preset, so its config can be wrong: the caller's value wins.
-        print(f"Note: using num_attention_heads={num_attention_heads}; the checkpoint's config says {configured}.")
+        print(f"Note: using num_attention_heads={num_attention_heads}; the checkpoint's config says {others}.")
     if predictor_num_attention_heads is None:
-        predictor_num_attention_heads = _find_int(original_config, PREDICTOR_HEAD_NAMES)
+        predictor_num_attention_heads = _find_int(
+            original_config, PREDICTOR_HEAD_NAMES, "--predictor_num_attention_heads"
+        )
     if predictor_num_attention_heads is None:
         predictor_num_attention_heads = num_attention_heads
 

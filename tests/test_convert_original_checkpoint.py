@@ -277,6 +277,16 @@ def test_predictor_heads_from_config_and_nearly_sinusoidal_tables(tmp_path):
     close(actual, reference_predictor(exact, z, context, target, heads=4))
 
 
+def test_a_config_with_several_head_counts_needs_the_callers(tmp_path):
+    checkpoint = random_checkpoint(seed=5)
+    checkpoint["config"] = {"presets": {"small": {"num_heads": HEADS}, "large": {"num_heads": 2 * HEADS}}}
+    path = save(checkpoint, tmp_path)
+    with pytest.raises(CheckpointConversionError, match=rf"\[{HEADS}, {2 * HEADS}\]\. Pass --num_attention_heads"):
+        convert_original_checkpoint(path, tmp_path / "out", config_overrides=SPECIAL_IDS)
+    model = convert_original_checkpoint(path, tmp_path / "out", num_attention_heads=HEADS, config_overrides=SPECIAL_IDS)
+    assert model.config.num_attention_heads == model.config.predictor_num_attention_heads == HEADS
+
+
 @torch.no_grad()
 def test_learned_positions_are_copied(tmp_path, ids, capsys):
     checkpoint = random_checkpoint(seed=4, learned_positions=True)
