@@ -282,9 +282,10 @@ def detect_checkpoint(training_args: PrJepaTrainingArguments) -> str | None:
 
 
 # What a run writes into its output directory besides the final model: left from a previous run, they would be taken
-# for the new run's (resumed, kept as its snapshots, counted by --save_total_limit, read as a finished run).
+# for the new run's (resumed, kept as its snapshots, counted by --save_total_limit, read as a finished run, its card
+# uploaded by the pushes during training).
 PREVIOUS_RUN_FOLDERS = (f"{PREFIX_CHECKPOINT_DIR}-*", f"{SNAPSHOT_PREFIX}*", "*.partial")
-PREVIOUS_RUN_FILES = ("trainer_state.json", "train_results.json", "eval_results.json", "all_results.json")
+PREVIOUS_RUN_FILES = ("trainer_state.json", "train_results.json", "eval_results.json", "all_results.json", "README.md")
 
 
 def is_own_checkpoint(checkpoint: str, output_dir: str) -> bool:

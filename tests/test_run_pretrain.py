@@ -365,6 +365,7 @@ def test_overwriting_a_run_removes_its_checkpoints_snapshots_and_results(assets,
         run_pretrain.main(arguments(assets, run, *again, "--overwrite_output_dir"))
     removed = "checkpoint-1, checkpoint-2, checkpoint-3, snapshot-0, snapshot-2, snapshot-3.partial, trainer_state.json"
     assert f"--overwrite_output_dir: removed the previous run's {removed}" in caplog.text
+    assert "all_results.json, README.md from" in caplog.text  # its card, which the new run's pushes would upload
 
     assert sorted(path.name for path in run.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
     assert sorted(path.name for path in run.glob("snapshot-*")) == ["snapshot-0", "snapshot-2"]
