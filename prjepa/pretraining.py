@@ -550,23 +550,17 @@ def build_model(model_args: ModelArguments, tokenizer) -> "PrJepaForPreTraining"
 def check_inputs(
     model: "PrJepaForPreTraining", tokenizer, data_args: DataTrainingArguments, training_args: PrJepaTrainingArguments
 ) -> None:
-    """Everything that would otherwise fail hours into the run."""
+    """Everything that would otherwise fail hours into the run (the collator, built before the data, checks the mask
+    and pad tokens)."""
     model.config.check_tokenizer(tokenizer)
-    # Packing frames every chunk with the tokenizer's [CLS] … [SEP]; the collator masks and pads with the tokenizer's
-    # ids, or the config's. Without them the whole corpus would be tokenized before the first failure.
-    framing = () if data_args.line_by_line else ("cls", "sep")
-    missing = [name for name in framing if getattr(tokenizer, f"{name}_token_id", None) is None]
-    missing += [
-        name
-        for name in ("mask", "pad")
-        if getattr(tokenizer, f"{name}_token_id", None) is None and getattr(model.config, f"{name}_token_id") is None
-    ]
-    if missing:
+    # Packing frames every chunk with the tokenizer's [CLS] … [SEP]: without them the whole corpus would be tokenized
+    # before the first failure.
+    missing = [name for name in ("cls", "sep") if getattr(tokenizer, f"{name}_token_id", None) is None]
+    if missing and not data_args.line_by_line:
         raise ValueError(
             f"The tokenizer ({type(tokenizer).__name__}) has no {' or '.join(f'{name} token' for name in missing)}, "
-            "which pretraining needs (packed sequences are framed as [CLS] … [SEP]; MLM masks and pads with the mask "
-            "and pad tokens). Use a tokenizer that has them (e.g. bert-base-uncased), or add them with "
-            "tokenizer.add_special_tokens and save it."
+            "which packing needs (each packed sequence is framed as [CLS] … [SEP]). Use a tokenizer that has them "
+            "(e.g. bert-base-uncased), add them with tokenizer.add_special_tokens and save it, or pass --line_by_line."
         )
     if data_args.max_seq_length > model.config.max_position_embeddings:
         raise ValueError(
@@ -728,6 +722,8 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name, cache_dir=model_args.cache_dir)
     model = build_model(model_args, tokenizer)
     check_inputs(model, tokenizer, data_args, training_args)
+    # Built before the data is read, so that its checks of the tokenizer (mask and pad tokens) come first.
+    collator = DataCollatorForPrJepa(tokenizer, model.config, seed=training_args.seed)
     settings = current_settings(model, tokenizer, data_args, training_args)
     finished = training_args.do_train and finished_training(training_args)
     resume_from_checkpoint = None
@@ -792,7 +788,7 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
-        data_collator=DataCollatorForPrJepa(tokenizer, model.config, seed=training_args.seed),
+        data_collator=collator,
     )
     card_kwargs = dict(
         license=model_args.license,

@@ -227,14 +227,22 @@ def settings_differences(recorded: dict[str, Any], settings: dict[str, Any]) -> 
     )
 
 
+def recorded_settings(output_dir: str) -> dict[str, Any] | None:
+    """The `study_settings` the study in `output_dir` recorded; None before any study ran there."""
+    path = os.path.join(output_dir, SETTINGS_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as file:
+        return json.load(file)
+
+
 def check_settings(args: argparse.Namespace) -> None:
     """Runs are named by recipe alone, so a folder is reused only by a study of the same seed, data and tokenizer:
     the first study records them there, and a later one with others is refused before it skips a run as finished."""
     settings = study_settings(args)
-    path = os.path.join(args.output_dir, SETTINGS_FILE)
-    if os.path.exists(path):
-        with open(path) as file:
-            differing = settings_differences(json.load(file), settings)
+    recorded = recorded_settings(args.output_dir)
+    if recorded is not None:
+        differing = settings_differences(recorded, settings)
         if differing:
             raise ValueError(
                 f"{args.output_dir} holds a study made with other settings ({differing}); its runs would be reused "
@@ -242,7 +250,7 @@ def check_settings(args: argparse.Namespace) -> None:
             )
         return
     os.makedirs(args.output_dir, exist_ok=True)
-    with open(path, "w") as file:
+    with open(os.path.join(args.output_dir, SETTINGS_FILE), "w") as file:
         json.dump(settings, file, indent=1)
 
 
@@ -360,15 +368,11 @@ def report(output_dir: str, report_dir: str) -> None:
         for objective, candidates in finished.items()
         if candidates
     }
-    settings_path = os.path.join(output_dir, SETTINGS_FILE)
-    settings = {}
-    if os.path.exists(settings_path):
-        with open(settings_path) as file:
-            settings = {"settings": json.load(file)}
+    recorded = recorded_settings(output_dir)
     with open(os.path.join(report_dir, "study.json"), "w") as file:
         json.dump(
             {
-                **settings,
+                **({} if recorded is None else {"settings": recorded}),
                 "token_budget": TOKEN_BUDGET,
                 "sequence_length": SEQUENCE_LENGTH,
                 "rule": best.__doc__.split(": ", 1)[1],

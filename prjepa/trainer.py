@@ -271,6 +271,7 @@ class PrJepaTrainer(Trainer):
         if model.training:
             window["sums"] += stacked
             window["count"] += 1
+            self._last_pooled_embeddings = outputs.pooled_embeddings
         else:
             # Means over sequences, each counted once, as transformers' eval_loss: a short last batch weighs as many
             # sequences as it holds, and the repeats accelerate pads the processes' last batches with are dropped.
@@ -279,8 +280,6 @@ class PrJepaTrainer(Trainer):
             )
             window["sums"] += per_sequence.sum(0)
             window["count"] += len(per_sequence)
-        if model.training:
-            self._last_pooled_embeddings = outputs.pooled_embeddings
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
     def training_step(self, model, inputs, num_items_in_batch=None):

@@ -1,8 +1,8 @@
 """Small helpers shared by the light packages (geometry, the model card) and the heavy ones (probing, the experiment):
-markdown tables, seed statistics, atomic file writes, library versions, whether the device computes bf16 natively, the tokenizer
-fingerprint, the standardised linear head of every probe and the single BLAS thread it fits with. Standard library at
-import time, so that the trainer, which reaches this module through the model card, loads nothing that pretraining does
-not need.
+markdown tables, seed statistics, atomic file writes, library versions, whether the device computes bf16 natively,
+the tokenizer fingerprint, the standardised linear head of every probe and the single BLAS thread it fits with.
+Standard library at import time, so that the trainer, which reaches this module through the model card, loads nothing
+that pretraining does not need.
 """
 
 import argparse

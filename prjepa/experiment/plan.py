@@ -191,15 +191,18 @@ class Experiment:
         )
 
     def snapshot_steps(self, seed: int, objective: str) -> list[int]:
-        """The steps a finished run kept snapshots at: the preset's fractions of the steps it ran, which a run by epochs
-        learns only from its data and its number of processes."""
-        return resolve_snapshot_steps(self.preset.snapshot_fractions, self.run_state(seed, objective)["max_steps"])
+        """The steps a finished run kept snapshots at."""
+        return self._snapshot_steps(self.run_state(seed, objective))
+
+    def _snapshot_steps(self, state: dict[str, Any]) -> list[int]:
+        # The preset's fractions of the steps the run made, which a run by epochs learns only from its data and its
+        # number of processes.
+        return resolve_snapshot_steps(self.preset.snapshot_fractions, state["max_steps"])
 
     def curve_points(self, seed: int, objective: str) -> dict[int, str]:
         """Step → the folder probed at that step of a finished run: its snapshots, then the finished encoder."""
-        run = self.checkpoint(seed, objective)
-        final_step = self.run_state(seed, objective)["global_step"]
-        return {**{step: snapshot_dir(run, step) for step in self.snapshot_steps(seed, objective)}, final_step: run}
+        run, state = self.checkpoint(seed, objective), self.run_state(seed, objective)
+        return {**{step: snapshot_dir(run, step) for step in self._snapshot_steps(state)}, state["global_step"]: run}
 
     def seed_results(self, seed: int, stage: str) -> str:
         return os.path.join(self.results, f"seed-{seed}", stage)
@@ -214,7 +217,7 @@ class Experiment:
         state = read_json(record, "trainer_state.json")
         tokens = {
             step: read_json(os.path.join(record, "snapshots"), f"step-{step}.json")["num_input_tokens_seen"]
-            for step in self.snapshot_steps(seed, objective)
+            for step in self._snapshot_steps(state)
         }
         tokens[state["global_step"]] = state["num_input_tokens_seen"]
         return tokens

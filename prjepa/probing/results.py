@@ -71,13 +71,14 @@ def write_results(output_dir: str, result_files: Sequence[str], results: dict[st
         write_atomically(os.path.join(output_dir, name), content)
 
 
-# What `check_same_encoders` compares: the fingerprints each model's record in the results holds, by what they take.
+# What `check_same_encoders` compares: the fingerprints each model's record in the results holds (named as the
+# `LoadedEncoder` attributes they come from), by what they take.
 ENCODER_FINGERPRINTS = {"fingerprint": "weights", "tokenizer_fingerprint": "tokenizer"}
 
 
 def encoder_fingerprints(encoder: LoadedEncoder) -> dict[str, str]:
     """The fingerprints of `encoder`'s weights and tokenizer, under the keys a model's record in the results has."""
-    return {"fingerprint": encoder.fingerprint, "tokenizer_fingerprint": encoder.tokenizer_fingerprint}
+    return {key: getattr(encoder, key) for key in ENCODER_FINGERPRINTS}
 
 
 def check_same_encoders(
