@@ -266,4 +266,4 @@ def test_the_evaluation_command_runs_as_written_for_the_hub_model(tmp_path, monk
     parser = script_parser((glue_probe.ModelArguments, glue_probe.DataArguments, glue_probe.ProbeArguments), None)
     model_args, data_args, probe_args = parser.parse_args_into_dataclasses(args=argv)
     assert model_args.model_name_or_path == ["someone/prjepa-tiny"] and probe_args.update_model_card
-    glue_probe.check_card_arguments(model_args.model_name_or_path, probe_args, data_args)
+    glue_probe.check_card_arguments(model_args, probe_args, data_args)

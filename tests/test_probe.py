@@ -523,6 +523,12 @@ def test_hub_model_is_probed_and_its_card_pushed(fake_hub, bert_dir, tmp_path, m
     assert (entry.metric_type, entry.metric_value) == ("accuracy", round(accuracy, 4))
     assert entry.metric_config == "linear probe, mean pooling, joint pair encoding"
 
+    # The weights of an older commit are not main's, whose card the scores would go to: refused before any work.
+    revision = ["--revision", fake_hub.commits(repo_id)[0], "--output_dir", str(tmp_path / "revision")]
+    with pytest.raises(ValueError, match="--revision .* drop --update_model_card"):
+        run_glue_probe.main(probe_args(tmp_path, *args, "--update_model_card", "--push_to_hub", *revision))
+    assert not (tmp_path / "revision").exists() and ModelCard.load(repo_id).data.eval_results == [entry]
+
     # A local copy pushed to the repo with --hub_model_id: merged into the repo's card, whose text stays; the folder's
     # own card (created, as it had none) gets the same entries.
     args[1] = str(tmp_path / "upload")

@@ -57,7 +57,13 @@ METRIC_LABELS = {
 @dataclass(kw_only=True)
 class ModelArguments(EncoderArguments):
     model_name_or_path: list[str] = field(metadata={"help": "One or more Hub ids or folders, compared side by side."})
-    revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag or commit)."})
+    revision: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub revision (branch, tag or commit) of the Hub models; other than main, not with "
+            "--update_model_card (a card lives on main, beside main's weights)."
+        },
+    )
     bf16: bool = field(default=False, metadata={"help": "Run the encoder in bfloat16."})
     hidden_layer: int | None = field(
         default=None,
@@ -288,8 +294,10 @@ def model_card_results(model: dict, tasks: list[TaskData], probe_args: ProbeArgu
     return entries
 
 
-def check_card_arguments(paths: list[str], probe_args: ProbeArguments, data_args: DataArguments) -> None:
-    """Refuses card options that cannot be carried out, or would cite GLUE for other data, before any work is done."""
+def check_card_arguments(model_args: ModelArguments, probe_args: ProbeArguments, data_args: DataArguments) -> None:
+    """Refuses card options that cannot be carried out, would cite GLUE for other data, or would put the scores of
+    other weights on a card, before any work is done."""
+    paths = model_args.model_name_or_path
     if probe_args.push_to_hub and not probe_args.update_model_card:
         raise ValueError("--push_to_hub pushes the updated model card: add --update_model_card.")
     # A card entry cites GLUE's dataset, task and split. Scores of a probe trained (--train_file) or scored
@@ -307,6 +315,13 @@ def check_card_arguments(paths: list[str], probe_args: ProbeArguments, data_args
     if probe_args.hub_model_id and len(paths) > 1:
         raise ValueError("--hub_model_id names one repo: probe one --model_name_or_path when pushing a card.")
     for path in paths if probe_args.update_model_card else []:
+        # A Hub card is read from and pushed to main, beside main's weights (a folder's weights ignore --revision).
+        if not os.path.isdir(path) and model_args.revision not in (None, "main"):
+            raise ValueError(
+                f"--revision {model_args.revision} probes other weights than {path!r} holds on main, but its card is "
+                "read from and pushed to main, where the scores would describe main's weights: drop "
+                "--update_model_card (results.json and results.md hold the scores)."
+            )
         if os.path.isdir(path) and probe_args.push_to_hub and not probe_args.hub_model_id:
             raise ValueError(f"Pushing the card of folder {path!r} needs the target repo: add --hub_model_id.")
         if not os.path.isdir(path) and not probe_args.push_to_hub:
@@ -317,7 +332,7 @@ def main(args: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stdout)
     parser = script_parser((ModelArguments, DataArguments, ProbeArguments), __doc__)
     model_args, data_args, probe_args = parser.parse_args_into_dataclasses(args=args)
-    check_card_arguments(model_args.model_name_or_path, probe_args, data_args)
+    check_card_arguments(model_args, probe_args, data_args)
     args = {**asdict(model_args), **asdict(data_args), **asdict(probe_args)}
     earlier = None if probe_args.overwrite_output_dir else earlier_results(probe_args.output_dir, RESULT_FILES, args)
     task_names = list(GLUE_TASKS) if data_args.task_name == ["all"] else data_args.task_name
