@@ -651,6 +651,19 @@ def validation_split_fix(data_args: DataTrainingArguments) -> str:
     return f"{data_args.dataset_name} has no validation split, so pass a --validation_split_percentage above 0"
 
 
+def validation_source(data_args: DataTrainingArguments, validation: "datasets.Dataset") -> str:
+    """Where the validation texts came from, and the option that chose them."""
+    if data_args.validation_file is not None:
+        return f"--validation_file {data_args.validation_file}"
+    names = ", ".join(dataset_names(data_args))
+    if str(validation.split) == "validation":
+        return f"the validation split of {names}"
+    return (
+        f"the first {data_args.validation_split_percentage}% of {names}, held out by --validation_split_percentage; "
+        "a larger percentage holds out more"
+    )
+
+
 def dataset_names(data_args: DataTrainingArguments) -> list[str]:
     if data_args.dataset_name is not None:
         return [data_args.dataset_name]
@@ -775,9 +788,9 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
         check_training_rows(train_dataset, tokenizer, model.config, training_args.seed)
     if eval_dataset is not None and not data_args.streaming and len(eval_dataset) == 0:
         raise ValueError(
-            f"The validation data ({data_args.validation_file or data_args.dataset_name}) holds no text once empty "
-            "lines are dropped, so there is nothing to evaluate: give another --validation_file, or drop --do_eval "
-            "and --eval_strategy."
+            f"The validation data ({validation_source(data_args, raw['validation'])}) holds no text once empty lines "
+            "are dropped, so there is nothing to evaluate: give another --validation_file, or drop --do_eval and "
+            "--eval_strategy."
         )
     if eval_dataset is not None and data_args.max_eval_samples is not None:
         eval_dataset = _truncate(eval_dataset, data_args.max_eval_samples, data_args.streaming)

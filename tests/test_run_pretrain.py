@@ -184,6 +184,7 @@ def test_data_files_that_cannot_be_read_are_named_before_anything_loads(assets, 
     (tmp_path / "validation.csv").write_text("text\nthe cat sat\n")
     (tmp_path / "numbers.csv").write_text("text,label\n1,0\n2,1\n")
     (tmp_path / "blank.txt").write_text("\n   \n\n")
+    (tmp_path / "blank-first.txt").write_text("\n" * 3 + "the cat sat on the mat\n" * 27)
     cases = [
         (["--train_file", str(tmp_path / "missing" / "*.txt")], "matches no file"),
         (["--train_file", str(tmp_path / "empty.txt")], "empty.txt is empty"),
@@ -193,13 +194,22 @@ def test_data_files_that_cannot_be_read_are_named_before_anything_loads(assets, 
             ["--train_file", str(tmp_path / "numbers.csv"), "--validation_file", str(tmp_path / "numbers.csv")],
             r"text column 'text' holds int64, not strings.*--text_column_name",
         ),
-        (["--validation_file", str(tmp_path / "blank.txt"), "--do_eval"], "holds no text once empty lines"),
+        (
+            ["--validation_file", str(tmp_path / "blank.txt"), "--do_eval"],
+            r"\(--validation_file .*blank.txt\) holds no text once empty lines",
+        ),
         (["--validation_split_percentage", "100"], r"must lie in \[0, 100\)"),
     ]
     for extra, message in cases:
         with pytest.raises(ValueError, match=message):
             run_pretrain.main(arguments(assets, tmp_path / "out", *extra))
         assert not (tmp_path / "out").exists()
+    held_out = arguments(assets, tmp_path / "out", "--train_file", str(tmp_path / "blank-first.txt"), "--do_eval")
+    del held_out[held_out.index("--validation_file") : held_out.index("--validation_file") + 2]
+    message = r"\(the first 10% of .*blank-first.txt, held out by --validation_split_percentage; a larger percentage"
+    with pytest.raises(ValueError, match=message):
+        run_pretrain.main([*held_out, "--validation_split_percentage", "10"])
+    assert not (tmp_path / "out").exists()
 
 
 def test_data_sources_are_one_or_the_other(assets, tmp_path):
