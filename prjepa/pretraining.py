@@ -18,7 +18,7 @@ import os
 import shlex
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
 
@@ -213,14 +213,22 @@ def data_file_builder(path: str) -> str | None:
 ARGUMENTS_FILE_SUFFIXES = (".json", ".yaml", ".yml")
 
 
+ARGUMENT_CLASSES = (ModelArguments, DataTrainingArguments, PrJepaTrainingArguments)
+
+
 def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainingArguments, PrJepaTrainingArguments]:
     argv = sys.argv[1:] if argv is None else argv
-    parser = script_parser((ModelArguments, DataTrainingArguments, PrJepaTrainingArguments), __doc__)
+    parser = script_parser(ARGUMENT_CLASSES, __doc__)
     if len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(os.path.abspath(argv[0]))
     if len(argv) == 1 and argv[0].endswith(ARGUMENTS_FILE_SUFFIXES[1:]):
         return parser.parse_yaml_file(os.path.abspath(argv[0]))
     return parser.parse_args_into_dataclasses(args=argv)
+
+
+def option_names() -> list[str]:
+    """run_pretrain.py's options, as `--name`."""
+    return [f"--{argument.name}" for arguments in ARGUMENT_CLASSES for argument in fields(arguments)]
 
 
 # The data arguments that decide which sequences training sees, in which order (validation data does not).
@@ -686,7 +694,7 @@ def restart_advice(training_args: PrJepaTrainingArguments, argv: list[str] | Non
             f"{checkpoint}, learning_rate: {learning_rate:g} and output_dir: {output_dir} in the copy, remove "
             f"{', '.join(option.lstrip('-') for option in NEW_MODEL_OPTIONS)} from it, and run run_pretrain.py with it."
         )
-    command = restart_command(argv, checkpoint, learning_rate, output_dir)
+    command = restart_command(argv, option_names(), checkpoint, learning_rate, output_dir)
     return (
         f"{checkpoint} is the last checkpoint with finite weights; to continue from its weights at a tenth of the "
         f"learning rate (a new run: fresh optimizer and schedule), run: {shlex.join(command)}"

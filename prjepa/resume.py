@@ -13,6 +13,7 @@ import os
 import re
 import zipfile
 from argparse import ArgumentTypeError
+from collections.abc import Collection
 from typing import Any
 
 from safetensors import safe_open
@@ -267,9 +268,12 @@ def is_bool_value(text: str) -> bool:
     return True
 
 
-def restart_command(argv: list[str], checkpoint: str, learning_rate: float, output_dir: str) -> list[str]:
+def restart_command(
+    argv: list[str], options: Collection[str], checkpoint: str, learning_rate: float, output_dir: str
+) -> list[str]:
     """`run_pretrain.py` arguments `argv` changed to start a new run from `checkpoint`'s weights at `learning_rate`
-    into `output_dir` (fresh optimizer and schedule), everything else as given."""
+    into `output_dir` (fresh optimizer and schedule), everything else as given. `options`: the script's options
+    (`--output_dir`), which argv's abbreviations stand for."""
     kept, skip_next = [], False
     for index, argument in enumerate(argv):
         if skip_next:
@@ -278,6 +282,10 @@ def restart_command(argv: list[str], checkpoint: str, learning_rate: float, outp
         option, has_value = argument.split("=", 1)[0], "=" in argument
         if option.startswith("--"):  # HfArgumentParser also takes each option with dashes: --output-dir
             option = "--" + option[2:].replace("-", "_")
+            # argparse takes a prefix of one option for it (--overwrite for --overwrite_output_dir); argv parsed, so
+            # none is ambiguous.
+            expansions = [name for name in options if name.startswith(option)]
+            option = option if option in options or len(expansions) != 1 else expansions[0]
         if option in _REPLACED_OPTIONS:
             skip_next = not has_value
         elif option == "--overwrite_output_dir":

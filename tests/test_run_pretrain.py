@@ -741,7 +741,11 @@ def test_the_restart_command_parses_whatever_form_the_options_took(assets, tmp_p
     # HfArgumentParser's dashed spellings, apart and with `=`.
     argv += ["--config-overrides", "hidden_size=32", "--resume-from-checkpoint", "y", "--learning-rate=0.5"]
     argv += ["--output-dir", "elsewhere", "--overwrite-output-dir", "true", "--do-eval"]
-    command = run_pretrain.restart_command(argv, "run/checkpoint-2", 1e-4, "run-from-checkpoint-2")
+    # Abbreviations argparse expands, one of them dashed.
+    argv += ["--overwrite_out", "--config_over", "hidden_size=32", "--resume-from", "y", "--do_ev", "--learning_r=0.5"]
+    run_pretrain.parse_arguments(argv)  # a run started with them
+    options = run_pretrain.option_names()
+    command = run_pretrain.restart_command(argv, options, "run/checkpoint-2", 1e-4, "run-from-checkpoint-2")
     assert command[:2] == ["python", "run_pretrain.py"]
     model_args, _, training_args = run_pretrain.parse_arguments(command[2:])
     assert model_args.model_name_or_path == "run/checkpoint-2" and training_args.output_dir == "run-from-checkpoint-2"
@@ -749,6 +753,8 @@ def test_the_restart_command_parses_whatever_form_the_options_took(assets, tmp_p
     assert not training_args.overwrite_output_dir and training_args.resume_from_checkpoint is None
     assert model_args.config_overrides is None
     assert not {"--learning-rate=0.5", "--output-dir", "elsewhere", "--overwrite-output-dir"} & set(command)
+    assert not {"--overwrite_out", "--config_over", "--resume-from", "--learning_r=0.5"} & set(command)
+    assert "--do_ev" in command
 
 
 def test_snapshot_steps_past_an_epoch_based_run_are_refused_before_training(assets, tmp_path):
