@@ -17,7 +17,7 @@ from helpers import WORDS, tiny_config, write_csv, write_glue_folder
 from huggingface_hub import HfApi, ModelCard
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
-from transformers import ViTConfig, ViTModel
+from transformers import AutoTokenizer, BertModel, ViTConfig, ViTModel
 
 from modeling_prjepa import PrJepaForPreTraining
 from prjepa import probing
@@ -35,9 +35,9 @@ from prjepa.probing import (
     update_model_card,
 )
 from prjepa.probing import glue_probe as run_glue_probe
-from prjepa.probing.encoders import check_hidden_layer
+from prjepa.probing.encoders import check_hidden_layer, weights_fingerprint
 from prjepa.probing.features import feature_cache_key
-from prjepa.utils import collapsed_warnings
+from prjepa.utils import collapsed_warnings, tokenizer_fingerprint
 
 SHARED_GLUE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "glue")
 
@@ -538,6 +538,26 @@ def test_hub_model_is_probed_and_its_card_pushed(fake_hub, bert_dir, tmp_path, m
     card = ModelCard.load(repo_id)
     assert "Kept as written." in card.text and len(card.data.eval_results) == 1
     assert ModelCard.load(tmp_path / "upload" / "README.md").data.eval_results[0].metric_type == "accuracy"
+
+
+@pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")  # the Hub client's own LFS upload
+def test_a_revision_loads_that_commit_of_the_model_and_the_named_tokenizer_as_it_is(fake_hub, bert_dir, tmp_path):
+    api = HfApi()
+    model_repo = api.create_repo("prjepa-tests/bert-revisions").repo_id
+    tokenizer_repo = api.create_repo("prjepa-tests/its-tokenizer").repo_id
+    api.upload_folder(repo_id=model_repo, folder_path=bert_dir, allow_patterns=["*.json", "*.safetensors", "*.txt"])
+    first = fake_hub.commits(model_repo)[-1]
+    retrained = BertModel.from_pretrained(bert_dir)
+    torch.nn.init.normal_(retrained.embeddings.word_embeddings.weight)
+    retrained.save_pretrained(tmp_path / "retrained")
+    api.upload_folder(repo_id=model_repo, folder_path=tmp_path / "retrained")
+    api.upload_folder(repo_id=tokenizer_repo, folder_path=bert_dir, allow_patterns=["*token*", "vocab.txt"])
+
+    # The revision names the model's commit, which the tokenizer's own repo does not have.
+    encoder = probing.load_encoder(model_repo, tokenizer_name=tokenizer_repo, revision=first)
+    assert encoder.fingerprint == weights_fingerprint(BertModel.from_pretrained(bert_dir).eval())
+    assert encoder.fingerprint != probing.load_encoder(model_repo, tokenizer_name=tokenizer_repo).fingerprint
+    assert encoder.tokenizer_fingerprint == tokenizer_fingerprint(AutoTokenizer.from_pretrained(bert_dir))
 
 
 def test_repeated_library_warnings_become_one_line_with_the_count(caplog):

@@ -109,8 +109,8 @@ def load_encoder(
     """A frozen encoder (eval mode, no gradients) and its tokenizer, from a Hub id or a folder.
 
     PrJEPA checkpoints load with this project's classes (`encoder="target"` takes a pretraining checkpoint's EMA
-    target encoder); anything else through `AutoModel` (the encoder half of an encoder-decoder). The tokenizer comes
-    from `tokenizer_name`, else from the model's own files. `hidden_layer` chooses the hidden state features are read
+    target encoder); anything else through `AutoModel` (the encoder half of an encoder-decoder), at `revision` of its
+    repo. The tokenizer comes from `tokenizer_name` as it is, else from the model's own files at that revision. `hidden_layer` chooses the hidden state features are read
     from (`LoadedEncoder`), checked to exist.
     """
     from modeling_prjepa import PrJepaModel
@@ -147,8 +147,10 @@ def load_encoder(
             )
         if config.is_encoder_decoder:
             model = model.get_encoder()
+    # The revision names a commit of the model's repo, not of another repo its tokenizer comes from.
+    tokenizer_options = dict(trust_remote_code=trust_remote_code) if tokenizer_name else options
     try:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_name or model_name_or_path, **options)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_name or model_name_or_path, **tokenizer_options)
     except (OSError, ValueError, TypeError) as error:
         raise ValueError(
             f"Could not load a tokenizer from {tokenizer_name or model_name_or_path!r} ({error}); pass the model's "
