@@ -416,6 +416,14 @@ def test_custom_classification_task_end_to_end(prjepa_dir, bert_dir, tmp_path):
     # Rerunning the finished probe is a no-op that says so and returns its results.
     assert run_glue_probe.main(probe_args(tmp_path, *args, "--max_train_samples", "60")) == saved
     assert stamps == {path: path.stat().st_mtime_ns for path in (tmp_path / "out").iterdir()}
+    # Data replaced at the same path are other data: refused, as another encoder would be.
+    write_csv(
+        tmp_path / "validation.csv",
+        {**validation_columns, "sentiment": list(names[[1 - label for label in validation_labels]])},
+    )
+    with pytest.raises(ValueError, match=r"measured on other data for custom .*--overwrite_output_dir"):
+        run_glue_probe.main(probe_args(tmp_path, *args, "--max_train_samples", "60"))
+    assert stamps == {path: path.stat().st_mtime_ns for path in (tmp_path / "out").iterdir()}
 
 
 def test_regularisation_choice_ignores_validation_labels(prjepa_dir, tmp_path):

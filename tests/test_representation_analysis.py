@@ -391,6 +391,21 @@ def test_results_of_another_tokenizer_are_not_reused(tmp_path, bert_dir, change)
         analysis_script.main(argv)
 
 
+@pytest.mark.parametrize("change", ["data replaced", "data not recorded"])
+def test_results_of_other_data_are_not_reused(tmp_path, bert_dir, caplog, change):
+    argv = small_analysis(tmp_path, bert_dir)
+    analysis = analysis_script.main(argv)
+    if change == "data replaced":  # the same path, other texts
+        texts, labels = topic_texts(20, seed=6)
+        write_csv(tmp_path / "data.csv", {"sentence": texts, "label": labels})
+        with pytest.raises(ValueError, match=r"measured on other data for data \(.*--overwrite_output_dir"):
+            analysis_script.main(argv)
+    else:  # results of a version that recorded no data fingerprint are reused, saying so
+        del analysis["data_fingerprints"]
+        (tmp_path / "out" / "analysis.json").write_text(json.dumps(analysis))
+        assert analysis_script.main(argv) == analysis and "records no fingerprint of its data" in caplog.text
+
+
 @pytest.mark.parametrize("remains", ["analysis.md alone", "truncated analysis.json"])
 def test_an_unfinished_run_is_run_again(tmp_path, bert_dir, caplog, remains):
     """What a run stopped while writing leaves is no result: the rerun replaces it, saying so, unasked."""

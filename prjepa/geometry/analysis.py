@@ -52,6 +52,7 @@ from ..probing import (
     TaskData,
     TaskDataArguments,
     Texts,
+    check_same_data,
     check_same_encoders,
     default_cache_dir,
     earlier_results,
@@ -439,13 +440,17 @@ def main(argv: list[str] | None = None) -> dict:
     earlier = None if analysis_args.overwrite_output_dir else earlier_results(output_dir, RESULT_FILES, args)
     started = time.perf_counter()
     datasets = load_datasets(data_args, analysis_args)
+    data_fingerprints = {dataset.name: dataset.task.fingerprint() for dataset in datasets}
     encoders = [("--models", path) for path in models.values()]
     check_hub_reachable([*encoders, ("--tokenizer_name", model_args.tokenizer_name)])
     # Every model loads once before any is encoded, so that a bad one stops the run before work is spent.
     fingerprints = {label: encoder_fingerprints(load_model(path, model_args)) for label, path in models.items()}
     if earlier is not None:
         check_same_encoders(output_dir, earlier["models"], fingerprints)
-        print(f"{output_dir} already holds these results (same arguments, weights and tokenizers): nothing to do.")
+        check_same_data(output_dir, earlier.get("data_fingerprints"), data_fingerprints)
+        print(
+            f"{output_dir} already holds these results (same arguments, weights, tokenizers and data): nothing to do."
+        )
         return earlier
     features, targets, model_records, tokenizer_warnings = encode(
         models, datasets, model_args, data_args, analysis_args
@@ -493,6 +498,7 @@ def main(argv: list[str] | None = None) -> dict:
         "versions": library_versions(*PROBE_LIBRARIES, "matplotlib"),
         "models": model_records,
         "datasets": {dataset.name: dataset.summary(trained) for dataset in datasets},
+        "data_fingerprints": data_fingerprints,
         "warnings": warnings,
         "results": results,
     }

@@ -69,6 +69,7 @@ _import_structure = {
     ],
     ".results": [
         "PROBE_LIBRARIES",
+        "check_same_data",
         "check_same_encoders",
         "earlier_results",
         "encoder_fingerprints",

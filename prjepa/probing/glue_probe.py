@@ -32,6 +32,7 @@ from .linear_probe import check_classes, check_scores, cosine_spearman, fit_line
 from .poolers import PoolerTraining, pool_tokens, train_pooler
 from .results import (
     PROBE_LIBRARIES,
+    check_same_data,
     check_same_encoders,
     earlier_results,
     encoder_fingerprints,
@@ -339,6 +340,7 @@ def main(args: list[str] | None = None) -> dict:
     started = time.perf_counter()
     # Every task loads first, so that a data problem stops the run before any encoding.
     tasks = data_args.load_tasks(task_names, probe_args.seed)
+    data_fingerprints = {task.name: task.fingerprint() for task in tasks}
     models = [("--model_name_or_path", path) for path in model_args.model_name_or_path]
     check_hub_reachable([*models, ("--tokenizer_name", model_args.tokenizer_name)])
     for task in tasks:
@@ -375,8 +377,9 @@ def main(args: list[str] | None = None) -> dict:
 
     if earlier is not None:
         check_same_encoders(probe_args.output_dir, {model["model"]: model for model in earlier["models"]}, fingerprints)
+        check_same_data(probe_args.output_dir, earlier.get("data_fingerprints"), data_fingerprints)
         print(
-            f"{probe_args.output_dir} already holds these results (same arguments, weights and tokenizers): nothing to "
+            f"{probe_args.output_dir} already holds these results (same arguments, weights, tokenizers and data): nothing to "
             "compute."
         )
         if probe_args.update_model_card:
@@ -405,6 +408,7 @@ def main(args: list[str] | None = None) -> dict:
         "args": args,
         "versions": library_versions(*PROBE_LIBRARIES),
         "total_seconds": round(time.perf_counter() - started, 2),
+        "data_fingerprints": data_fingerprints,
         "models": models,
     }
     table = results_table(models, tasks)

@@ -101,6 +101,23 @@ def check_same_encoders(
         )
 
 
+def check_same_data(output_dir: str, recorded: dict[str, str] | None, current: dict[str, str]) -> None:
+    """`recorded` (the results' data fingerprints, by task or dataset) against `current` (`TaskData.fingerprint`):
+    results of the same arguments measured other data when one differs (files replaced at the same path), so a rerun
+    must recompute them, which only --overwrite_output_dir allows. Results of a version that recorded none are reused
+    as they are, saying so."""
+    if recorded is None:
+        logger.warning(f"{output_dir} records no fingerprint of its data (an older version's results): reused as is.")
+        return
+    differing = sorted(name for name, fingerprint in current.items() if recorded.get(name) != fingerprint)
+    if differing:
+        raise ValueError(
+            f"{output_dir} holds results of these arguments measured on other data for {', '.join(differing)} (its "
+            "files replaced since?); pass --overwrite_output_dir to measure the current data, or choose another "
+            "--output_dir."
+        )
+
+
 def probe_description(
     pooling: str, encoder: str = ONLINE_ENCODER, pair_encoding: str | None = None, hidden_layer: int | None = None
 ) -> str:

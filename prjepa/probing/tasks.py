@@ -1,6 +1,8 @@
 """Probing tasks: the GLUE tasks as the probe reads them, custom tasks from CSV / TSV / JSON lines / Parquet files, and
 `load_task_data`, which loads and checks either (columns, texts, labels) before anything is encoded."""
 
+import hashlib
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,6 +78,15 @@ class TaskData:
     def labels(self, split: str) -> np.ndarray:
         """`(n,)` int64 class ids, or float32 scores for regression."""
         return np.asarray(self.splits[split]["label"], dtype=np.float32 if self.is_regression else np.int64)
+
+    def fingerprint(self) -> str:
+        """sha256 of every split's texts and labels as loaded (after subsampling): equal fingerprints mean the same
+        data, whatever files they were read from."""
+        digest = hashlib.sha256()
+        for split in sorted(self.splits):
+            columns = {column: list(self.splits[split][column]) for column in (*self.text_columns, "label")}
+            digest.update(json.dumps([split, columns]).encode())
+        return digest.hexdigest()
 
     def texts(self, split: str, pair_encoding: str = "separate") -> dict[str, list[str] | list[tuple[str, str]]]:
         """Texts to encode, by view name: one list per text column, or, for a pair with `pair_encoding="joint"`, one
