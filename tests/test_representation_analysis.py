@@ -329,6 +329,8 @@ def test_glue_task_without_a_training_split_is_measured_on_its_first_validation_
         (["--models", "a=x", "--task_name", "sst3"], r"Unknown task 'sst3'; choose among \['cola', 'mnli'"),
         (["--models", "a=x", "--task_name", "sst2", "cola", "--validation_file", "v.csv"], "one dataset"),
         (["--models", "a=x", "--max_samples", "1"], "at least 2"),
+        (["--models", "a=x", "--split", "train"], "--split train measures .* weighted and attention poolers are"),
+        (["--models", "a=x", "--split", "train", "--pooling", "mean", "attention"], "leave attention out of"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_loading(argv, message, tmp_path):

@@ -204,6 +204,13 @@ def check_arguments(data_args: DataArguments, analysis_args: AnalysisArguments) 
             raise ValueError(f"--{option} must be at least 2; got {value}.")
     if analysis_args.num_resamples < 1:
         raise ValueError(f"--num_resamples must be at least 1; got {analysis_args.num_resamples}.")
+    if data_args.split == "train" and trains_poolers(analysis_args):
+        trained = [pooling for pooling in analysis_args.pooling if pooling in TRAINED_POOLINGS]
+        raise ValueError(
+            f"--split train measures the training split, which the {' and '.join(trained)} poolers are trained on "
+            "with its labels: measure a held-out split (--split validation), pass --untrained_poolers, or leave "
+            f"{' and '.join(trained)} out of --pooling."
+        )
 
 
 def trains_poolers(analysis_args: AnalysisArguments) -> bool:
