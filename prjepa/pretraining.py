@@ -19,6 +19,7 @@ import shlex
 import shutil
 import sys
 from dataclasses import dataclass, field, fields
+from fnmatch import fnmatch
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ from .resume import (
     check_settings,
     check_streamed_resume,
     checkpoints_by_step,
+    differences,
     last_complete_checkpoint,
     last_finite_checkpoint,
     reached_its_end,
@@ -296,16 +298,32 @@ PREVIOUS_RUN_FOLDERS = (f"{PREFIX_CHECKPOINT_DIR}-*", f"{SNAPSHOT_PREFIX}*", "*.
 PREVIOUS_RUN_FILES = ("trainer_state.json", "train_results.json", "eval_results.json", "all_results.json", "README.md")
 
 
+# What a run writes into its output directory before its first checkpoint.
+RUN_START_ENTRIES = (RUN_SETTINGS, f"{SNAPSHOT_PREFIX}*", "*.partial")
+
+
+def stopped_before_first_checkpoint(output_dir: str, settings: dict[str, Any]) -> bool:
+    """Whether `output_dir` holds only what a run of these `settings` writes before its first checkpoint (its settings
+    and snapshots), as a run stopped then leaves it: starting again rewrites them alike, so they are no other run's."""
+    recorded = os.path.join(output_dir, RUN_SETTINGS)
+    if not os.path.isfile(recorded):
+        return False
+    if not all(any(fnmatch(name, pattern) for pattern in RUN_START_ENTRIES) for name in os.listdir(output_dir)):
+        return False
+    with open(recorded) as file:
+        return not differences(json.load(file), settings)
+
+
 def is_own_checkpoint(checkpoint: str, output_dir: str) -> bool:
     """Whether `checkpoint` is a checkpoint of the run in `output_dir` (a folder directly in it), whose other files
     are then that run's."""
     return os.path.realpath(os.path.dirname(os.path.normpath(checkpoint))) == os.path.realpath(output_dir)
 
 
-def remove_previous_run(output_dir: str, keep: str | None = None) -> None:
-    """--overwrite_output_dir starting a run from scratch or from another run's checkpoint: removes the previous
-    run's checkpoints, snapshots, half-written folders and results from `output_dir`, and says so; never a folder
-    holding `keep`, the checkpoint being resumed."""
+def remove_previous_run(output_dir: str, keep: str | None = None, reason: str = "--overwrite_output_dir") -> None:
+    """--overwrite_output_dir starting a run from scratch or from another run's checkpoint (or `reason`, another cause
+    of a fresh start): removes the previous run's checkpoints, snapshots, half-written folders and results from
+    `output_dir`, and says so; never a folder holding `keep`, the checkpoint being resumed."""
     folders = sorted(
         {path for pattern in PREVIOUS_RUN_FOLDERS for path in glob.glob(os.path.join(output_dir, pattern))}
     )
@@ -323,8 +341,8 @@ def remove_previous_run(output_dir: str, keep: str | None = None) -> None:
         os.remove(path)
     if folders or files:
         logger.warning(
-            f"--overwrite_output_dir: removed the previous run's {', '.join(map(os.path.basename, folders + files))} "
-            f"from {output_dir}, so that they are not taken for this run's."
+            f"{reason}: removed the previous run's {', '.join(map(os.path.basename, folders + files))} from "
+            f"{output_dir}, so that they are not taken for this run's."
         )
 
 
@@ -766,7 +784,16 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
         )
         if not asked:
             return None
-    else:
+    # A run stopped before its first checkpoint starts again, instead of refusing its own output directory.
+    restarting = (
+        training_args.do_train
+        and not finished
+        and not training_args.overwrite_output_dir
+        and training_args.resume_from_checkpoint is None
+        and os.path.isdir(training_args.output_dir)
+        and stopped_before_first_checkpoint(training_args.output_dir, settings)
+    )
+    if not finished and not restarting:
         resume_from_checkpoint = detect_checkpoint(training_args)
     if resume_from_checkpoint is not None:
         continuing = reached_its_end(resume_from_checkpoint)
@@ -830,6 +857,9 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
                     or not is_own_checkpoint(resume_from_checkpoint, training_args.output_dir)
                 ):
                     remove_previous_run(training_args.output_dir, keep=resume_from_checkpoint)
+                elif restarting:
+                    reason = "This run stopped before its first checkpoint, so it starts again"
+                    remove_previous_run(training_args.output_dir, reason=reason)
                 record_settings(training_args.output_dir, settings)
         log_budget(training_args, data_args, train_dataset)
         try:

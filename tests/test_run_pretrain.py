@@ -325,6 +325,31 @@ def test_tokenizer_that_does_not_match_the_model_is_refused(assets, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_run_stopped_before_its_first_checkpoint_starts_again(assets, tmp_path, caplog):
+    run = tmp_path / "run"
+    argv = arguments(assets, run, "--max_steps", "2", "--save_steps", "2", "--snapshot_steps", "0", "1")
+    run_pretrain.main(argv)
+    straight = load_file(run / "model.safetensors")
+
+    def stop_after_step_one() -> None:  # what a run killed then leaves: its settings and snapshots
+        for path in run.iterdir():
+            if path.name not in ("run_settings.json", "snapshot-0", "snapshot-1"):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+    stop_after_step_one()
+    with caplog.at_level(logging.WARNING, logger="run_pretrain"):
+        trainer = run_pretrain.main(argv)
+    assert "stopped before its first checkpoint, so it starts again: removed" in caplog.text
+    assert trainer.state.global_step == 2 and [entry["step"] for entry in trainer.state.log_history[:2]] == [1, 2]
+    restarted = load_file(run / "model.safetensors")
+    assert all(torch.equal(straight[key], restarted[key]) for key in straight)
+    # Another run's start is not this one's: refused, as any other output directory.
+    stop_after_step_one()
+    with pytest.raises(ValueError, match="already exists and is not empty.*--overwrite_output_dir"):
+        run_pretrain.main([*argv, "--learning_rate", "0.01"])
+    assert sorted(path.name for path in run.iterdir()) == ["run_settings.json", "snapshot-0", "snapshot-1"]
+
+
 def test_output_directory_is_never_overwritten_silently(assets, tmp_path, caplog):
     output = tmp_path / "out"
     output.mkdir()
