@@ -18,7 +18,7 @@ import os
 import shlex
 import shutil
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
@@ -49,7 +49,14 @@ from .resume import (
 )
 from .snapshots import SNAPSHOT_PREFIX
 from .training_args import PrJepaTrainingArguments
-from .utils import EMULATED_BF16_CPU_STEP_RATIO, SPECIAL_TOKEN_FIELDS, native_bf16, script_parser, tokenizer_fingerprint
+from .utils import (
+    EMULATED_BF16_CPU_STEP_RATIO,
+    SPECIAL_TOKEN_FIELDS,
+    native_bf16,
+    option_names,
+    script_parser,
+    tokenizer_fingerprint,
+)
 
 # `datasets`, the model, the collator and the trainer (together about 2 s to import) load where they are used, after
 # the arguments are parsed: `--help` needs only the argument dataclasses.
@@ -226,11 +233,6 @@ def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainin
     if len(argv) == 1 and argv[0].endswith(ARGUMENTS_FILE_SUFFIXES[1:]):
         return parser.parse_yaml_file(os.path.abspath(argv[0]))
     return parser.parse_args_into_dataclasses(args=argv)
-
-
-def option_names() -> list[str]:
-    """run_pretrain.py's options, as `--name`."""
-    return [f"--{argument.name}" for arguments in ARGUMENT_CLASSES for argument in fields(arguments)]
 
 
 # The data arguments that decide which sequences training sees, in which order (validation data does not).
@@ -712,7 +714,7 @@ def restart_advice(training_args: PrJepaTrainingArguments, argv: list[str] | Non
             f"{checkpoint}, learning_rate: {learning_rate:g} and output_dir: {output_dir} in the copy, remove "
             f"{', '.join(option.lstrip('-') for option in NEW_MODEL_OPTIONS)} from it, and run run_pretrain.py with it."
         )
-    command = restart_command(argv, option_names(), checkpoint, learning_rate, output_dir)
+    command = restart_command(argv, option_names(ARGUMENT_CLASSES), checkpoint, learning_rate, output_dir)
     return (
         f"{checkpoint} is the last checkpoint with finite weights; to continue from its weights at a tenth of the "
         f"learning rate (a new run: fresh optimizer and schedule), run: {shlex.join(command)}"

@@ -20,7 +20,7 @@ from safetensors import safe_open
 from transformers.hf_argparser import string_to_bool
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from .utils import write_atomically
+from .utils import option_name, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -279,13 +279,7 @@ def restart_command(
         if skip_next:
             skip_next = False
             continue
-        option, has_value = argument.split("=", 1)[0], "=" in argument
-        if option.startswith("--"):  # HfArgumentParser also takes each option with dashes: --output-dir
-            option = "--" + option[2:].replace("-", "_")
-            # argparse takes a prefix of one option for it (--overwrite for --overwrite_output_dir); argv parsed, so
-            # none is ambiguous.
-            expansions = [name for name in options if name.startswith(option)]
-            option = option if option in options or len(expansions) != 1 else expansions[0]
+        option, has_value = option_name(argument, options), "=" in argument
         if option in _REPLACED_OPTIONS:
             skip_next = not has_value
         elif option == "--overwrite_output_dir":

@@ -7,6 +7,7 @@ that pretraining does not need.
 
 import argparse
 import contextlib
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -16,7 +17,7 @@ import platform
 import statistics
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -125,6 +126,22 @@ def single_blas_thread() -> Iterator[None]:
 
 class ScriptHelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Each argument's default, as HfArgumentParser shows it, and the description laid out as written."""
+
+
+def option_names(dataclass_types: Sequence[type]) -> list[str]:
+    """A script's options (`--name`), one per field of its argument dataclasses."""
+    return [f"--{argument.name}" for arguments in dataclass_types for argument in dataclasses.fields(arguments)]
+
+
+def option_name(argument: str, options: Collection[str]) -> str | None:
+    """The option a command-line `argument` names as HfArgumentParser reads it, among the script's `options`
+    (`--name`): from `--name`, `--name=value`, the dashed `--na-me`, or a prefix of one option, which argparse takes
+    for it; None for a value."""
+    if not argument.startswith("--"):
+        return None
+    option = "--" + argument.split("=", 1)[0][2:].replace("-", "_")
+    expansions = [name for name in options if name.startswith(option)]
+    return expansions[0] if option not in options and len(expansions) == 1 else option
 
 
 def script_parser(dataclass_types: type | Sequence[type], description: str | None) -> "HfArgumentParser":

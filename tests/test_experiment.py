@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 
@@ -333,15 +334,20 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     # against the settings first: a report never states settings its runs were not made with.
     run_experiment([*argv, "--stages", "report"])
     assert (results / "comparison.md").read_text() == comparison
+    # commands.sh's first line reruns the whole experiment, not the report alone that wrote it.
+    assert (results / "commands.sh").read_text().splitlines()[0] == "python run_experiment.py " + shlex.join(argv)
     assert json.loads((results / "comparison.json").read_text())["runs"]["hybrid"]["precisions"] == ["fp32"]
     with pytest.raises(ValueError, match=r"pretrain hybrid seed 0 \(.*\) has other settings"):
         run_experiment([*argv, "--stages", "report", "--max_steps", "7"])
 
-    # A point of the curves that was not kept is named, not silently dropped from the curve.
+    # A point of the curves that was not kept is named, not silently dropped from the curve, before any stage runs.
     shutil.rmtree(results / "seed-0" / "curves")
+    shutil.move(results / "seed-0" / "probe", tmp_path / "probe")
     shutil.rmtree(tmp_path / "experiments" / "tiny" / "seed-0" / "hybrid" / "snapshot-1")
     with pytest.raises(FileNotFoundError, match=r"missing: hybrid step 1 \("):
-        run_experiment([*argv, "--stages", "curves"])
+        run_experiment([*argv, "--stages", "probe", "curves"])
+    assert not (results / "seed-0" / "probe").exists()
+    shutil.move(tmp_path / "probe", results / "seed-0" / "probe")
 
     with pytest.raises(ValueError, match=r"pretrain hybrid seed 0 \(.*\) has other settings \(differing: .*tokenizer"):
         run_experiment(argv[:-2] + ["--tokenizer_name", str(tmp_path / "tokenizer") + "/"])
@@ -361,6 +367,17 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     shutil.rmtree(results / "seed-0" / "pretrain-mlm")
     with pytest.raises(ValueError, match=r"probe seed 0 .*pretrained again; analysis seed 0 .*pretrained again"):
         run_experiment(argv)
+    assert stamps == {path: path.stat().st_mtime_ns for path in stamps}
+    # Without them, measuring a run not recorded is refused: its results could never be reported.
+    for stage in ("probe", "analysis"):
+        shutil.rmtree(results / "seed-0" / stage)
+    with pytest.raises(ValueError, match=r"The probe of seed 0 measures .* not recorded .*add pretrain to --stages"):
+        run_experiment([*argv, "--stages", "probe"])
+    assert not (results / "seed-0" / "probe").exists()
+    # A run of another length left in the work folder is not continued as this one.
+    shutil.rmtree(results / "seed-0" / "pretrain-hybrid")
+    with pytest.raises(ValueError, match=r"seed-0/hybrid holds a run of 3 steps, not the 5 steps .*Delete that folder"):
+        run_experiment([*argv, "--stages", "pretrain", "--max_steps", "5"])
     assert stamps == {path: path.stat().st_mtime_ns for path in stamps}
 
 

@@ -31,6 +31,7 @@ from prjepa import trainer as trainer_module
 from prjepa.probing.results import update_model_card
 from prjepa.resume import checkpoint_problem
 from prjepa.training_args import PrJepaTrainingArguments
+from prjepa.utils import option_names
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SENTENCES = [
@@ -769,7 +770,7 @@ def test_the_restart_command_parses_whatever_form_the_options_took(assets, tmp_p
     # Abbreviations argparse expands, one of them dashed.
     argv += ["--overwrite_out", "--config_over", "hidden_size=32", "--resume-from", "y", "--do_ev", "--learning_r=0.5"]
     run_pretrain.parse_arguments(argv)  # a run started with them
-    options = run_pretrain.option_names()
+    options = option_names(run_pretrain.ARGUMENT_CLASSES)
     command = run_pretrain.restart_command(argv, options, "run/checkpoint-2", 1e-4, "run-from-checkpoint-2")
     assert command[:2] == ["python", "run_pretrain.py"]
     model_args, _, training_args = run_pretrain.parse_arguments(command[2:])

@@ -22,15 +22,17 @@ configuration, commands, machine, wall times and tokens seen. Checkpoints and ca
 """
 
 import os
+import sys
 
 from ..data_sources import check_hub_reachable
 from ..utils import script_parser
 from .plan import Experiment, ExperimentArguments
 from .report import write_report
-from .stages import analyse, check_budget, check_no_stale_stage, curves, pretrain, probe
+from .stages import analyse, check_budget, check_curves_to_run, check_no_stale_stage, curves, pretrain, probe
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     (args,) = script_parser(ExperimentArguments, __doc__).parse_args_into_dataclasses(args=argv)
     experiment = Experiment(args)
     if set(args.stages) - {"report"}:
@@ -38,6 +40,8 @@ def main(argv: list[str] | None = None) -> None:
         check_hub_reachable([*text, ("--glue_path", args.glue_path), ("--tokenizer_name", args.tokenizer_name)])
     check_budget(experiment)
     check_no_stale_stage(experiment)
+    if "curves" in args.stages:
+        check_curves_to_run(experiment)
     os.makedirs(experiment.results, exist_ok=True)
     stages = {"pretrain": pretrain, "probe": probe, "analysis": analyse, "curves": curves}
     for seed in range(args.seeds):
@@ -45,4 +49,4 @@ def main(argv: list[str] | None = None) -> None:
             if name in args.stages:
                 stage(experiment, seed)
     if "report" in args.stages:
-        write_report(experiment)
+        write_report(experiment, argv)

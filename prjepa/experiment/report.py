@@ -4,14 +4,13 @@ tables with seed statistics, runs, machines, wall time), the curve plots and com
 import json
 import os
 import shlex
-import sys
 from dataclasses import asdict
 from typing import Any
 
 from ..curves import plot_probe_curves, plot_training_logs, probe_curves, training_logs
 from ..probing.tasks import GLUE_TASKS
-from ..utils import markdown_table, mean_and_spread
-from .plan import Experiment, read_json
+from ..utils import markdown_table, mean_and_spread, option_name, option_names
+from .plan import Experiment, ExperimentArguments, read_json
 from .presets import COMPARED_MODELS, COMPARED_OBJECTIVES, CONTROL, HYBRID, MLM_ONLY
 from .stages import MEASURING_STAGE_MARKERS, STAGE_RECORD, finished_stage, machine, stage_seconds
 
@@ -364,9 +363,23 @@ def curve_points_with_tokens(experiment: Experiment, seed: int) -> dict[str, lis
     return points
 
 
-def write_report(experiment: Experiment) -> dict[str, Any]:
+def reproducing_command(argv: list[str]) -> str:
+    """The run_experiment.py command that runs the whole experiment again: `argv` without --stages, which names what
+    one invocation ran (only the report, say)."""
+    options, kept, in_stages = option_names([ExperimentArguments]), [], False
+    for argument in argv:
+        option = option_name(argument, options)
+        if option is not None:
+            in_stages = option == "--stages"
+        if not in_stages:
+            kept.append(argument)
+    return "python run_experiment.py " + shlex.join(kept)
+
+
+def write_report(experiment: Experiment, argv: list[str]) -> dict[str, Any]:
     """comparison.json / comparison.md (tables, configuration, the machines the stages ran on, wall time, tokens
-    seen), the curve plots and commands.sh."""
+    seen), the curve plots and commands.sh, whose first line is the command (`argv`, its --stages left out) that
+    reruns the experiment."""
     args, results = experiment.args, experiment.results
     seeds = range(args.seeds)
     with_curves = has_curves(experiment)
@@ -416,7 +429,7 @@ def write_report(experiment: Experiment) -> dict[str, Any]:
             for task, outcome in curve_results[0]["models"][0]["tasks"].items()
         }
         plot_probe_curves(probe_curve_data, majority).savefig(os.path.join(results, "probe_curves.png"), dpi=120)
-    commands = ["python run_experiment.py " + shlex.join(sys.argv[1:]), ""]
+    commands = [reproducing_command(argv), ""]
     for seed in seeds:
         commands += [
             shlex.join(experiment.pretraining_command(seed, objective, portable=True))

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..resume import RUN_SETTINGS
 from ..snapshots import SNAPSHOT_STATE, snapshot_dir
 from ..utils import EMULATED_BF16_CPU_STEP_RATIO, library_versions, write_atomically
 from .plan import ANALYSIS_MODULE, KEEP_FREED_MEMORY, LONG_RUN_HOURS, PROBE_MODULE, PUBLISHED, Experiment, read_json
@@ -126,6 +127,31 @@ def changed_weights(experiment: Experiment, seed: int) -> list[str]:
     return changed
 
 
+def check_run_length(experiment: Experiment, checkpoint: str) -> None:
+    """A work folder holding a run of another length is not continued: run_pretrain would train that run on past its
+    end (its decayed learning rate rising again) or stop it short, its snapshots the old schedule's, and the record
+    would call it a run of this length."""
+    if not os.path.exists(os.path.join(checkpoint, RUN_SETTINGS)):
+        return
+    recorded, preset = read_json(checkpoint, RUN_SETTINGS)["training"], experiment.preset
+    if preset.max_steps > 0:
+        same = recorded.get("max_steps") == preset.max_steps
+        asked = f"{preset.max_steps} steps"
+    else:
+        same = recorded.get("max_steps", -1) <= 0 and recorded.get("num_train_epochs") == preset.num_train_epochs
+        asked = f"{preset.num_train_epochs} epochs"
+    if not same:
+        length = (
+            f"{recorded.get('max_steps')} steps"
+            if recorded.get("max_steps", -1) > 0
+            else f"{recorded.get('num_train_epochs')} epochs"
+        )
+        raise ValueError(
+            f"{checkpoint} holds a run of {length}, not the {asked} this experiment trains: continuing it would not "
+            "give a run of this length. Delete that folder to pretrain it anew, or use another --run_name."
+        )
+
+
 def pretrain(experiment: Experiment, seed: int) -> None:
     environment = pretraining_environment(experiment.args.keep_freed_memory)
     for objective in COMPARED_OBJECTIVES:
@@ -137,6 +163,7 @@ def pretrain(experiment: Experiment, seed: int) -> None:
             "train_results.json",
             experiment.pretraining_command(seed, objective),
             env=environment,
+            check=lambda checkpoint=checkpoint: check_run_length(experiment, checkpoint),
             collect=lambda checkpoint=checkpoint, record=record, objective=objective: record_run(
                 checkpoint, record, experiment.snapshot_steps(seed, objective)
             ),
@@ -162,6 +189,19 @@ def measuring_settings(experiment: Experiment, seed: int, arguments: list[str]) 
     """A probe, curves or analysis stage's settings: its arguments and the encoders it measured."""
     fingerprint = encoders_fingerprint(experiment, seed)
     return None if fingerprint is None else [*arguments, "--encoders_fingerprint", fingerprint]
+
+
+def recorded_measuring_settings(experiment: Experiment, seed: int, stage: str, arguments: list[str]) -> list[str]:
+    """`measuring_settings`, which a stage that measures the encoders needs before it runs: results of encoders
+    whose runs are not recorded could never be reported."""
+    settings = measuring_settings(experiment, seed, arguments)
+    if settings is None:
+        records = " and ".join(experiment.run_record(seed, objective) for objective in COMPARED_OBJECTIVES)
+        raise ValueError(
+            f"The {stage} of seed {seed} measures its pretraining runs, which are not recorded as finished (no "
+            f"train_results.json in {records}): add pretrain to --stages."
+        )
+    return settings
 
 
 # Each measuring stage's folder name and the file whose presence says it finished.
@@ -207,7 +247,7 @@ def check_no_stale_stage(experiment: Experiment) -> None:
             if not finished_stage(directory, marker):
                 continue
             recorded = read_json(directory, STAGE_RECORD)["settings"]
-            if settings is None:
+            if settings is None or recorded is None:  # None recorded: a version that ran it without recorded runs
                 stale.append(f"{name} ({directory}) measured encoders that are to be pretrained again")
             elif recorded != settings:
                 changed = sorted(set(map(str, recorded)) ^ set(map(str, settings)))
@@ -218,7 +258,9 @@ def check_no_stale_stage(experiment: Experiment) -> None:
             "Finished stages do not match this run, and would be reported as its results: "
             + "; ".join(stale)
             + ". Use another --run_name for a new run; for a run of your own (never a published one, "
-            f"which holds {PUBLISHED}), delete those folders, and any checkpoint named, to recompute them."
+            f"which holds {PUBLISHED}), delete those folders, and any checkpoint named, to recompute them (and for a "
+            f"pretraining stage its run's work folder, {os.path.join(experiment.work, 'seed-N', 'OBJECTIVE')}, or "
+            "the run continues from its checkpoints)."
             + (
                 " The pretraining precision differs: with --bf16 auto it follows this machine (bf16 where the device "
                 "computes it natively); pass --bf16 true or false as the finished runs had to continue them."
@@ -234,7 +276,7 @@ def run_probe_stage(experiment: Experiment, seed: int, stage: str, check: Callab
     run_stage(
         f"{stage} seed {seed}",
         experiment.seed_results(seed, stage),
-        measuring_settings(experiment, seed, arguments),
+        recorded_measuring_settings(experiment, seed, stage, arguments),
         "results.json",
         [sys.executable, "-m", PROBE_MODULE, *arguments],
         check=check,
@@ -245,25 +287,36 @@ def probe(experiment: Experiment, seed: int) -> None:
     run_probe_stage(experiment, seed, "probe")
 
 
+def check_curve_points(experiment: Experiment, seed: int) -> None:
+    """Every point along both finished runs of `seed` that its curves probe is on disk; a missing one is an error
+    naming it."""
+    missing = [
+        f"{objective} step {step} ({path})"
+        for objective in COMPARED_OBJECTIVES
+        for step, path in experiment.curve_points(seed, objective).items()
+        if not os.path.isdir(path)
+    ]
+    if missing:
+        raise FileNotFoundError(
+            f"The curves of seed {seed} need checkpoints that are missing: {', '.join(missing)}. The pretraining "
+            "stage keeps them (its --snapshot_steps); a run trained without them, or that did not reach the step, "
+            "cannot give them: delete that run's folder to pretrain it again, or leave out the curves with "
+            "--stages pretrain probe analysis report."
+        )
+
+
+def check_curves_to_run(experiment: Experiment) -> None:
+    """Before any stage runs: the points of every curves stage still to run over finished runs, so that a missing one
+    stops the experiment before other seeds' stages are computed."""
+    for seed in range(experiment.args.seeds):
+        curves_folder = experiment.seed_results(seed, "curves")
+        if encoders_fingerprint(experiment, seed) is not None and not finished_stage(curves_folder, "results.json"):
+            check_curve_points(experiment, seed)
+
+
 def curves(experiment: Experiment, seed: int) -> None:
     """Probes every point along both runs on the curve tasks; a point that was not kept is an error naming it."""
-
-    def check_points() -> None:
-        missing = [
-            f"{objective} step {step} ({path})"
-            for objective in COMPARED_OBJECTIVES
-            for step, path in experiment.curve_points(seed, objective).items()
-            if not os.path.isdir(path)
-        ]
-        if missing:
-            raise FileNotFoundError(
-                f"The curves of seed {seed} need checkpoints that are missing: {', '.join(missing)}. The pretraining "
-                "stage keeps them (its --snapshot_steps); a run trained without them, or that did not reach the step, "
-                "cannot give them: delete that run's folder to pretrain it again, or leave out the curves with "
-                "--stages pretrain probe analysis report."
-            )
-
-    run_probe_stage(experiment, seed, "curves", check=check_points)
+    run_probe_stage(experiment, seed, "curves", check=lambda: check_curve_points(experiment, seed))
 
 
 def analyse(experiment: Experiment, seed: int) -> None:
@@ -271,7 +324,7 @@ def analyse(experiment: Experiment, seed: int) -> None:
     run_stage(
         f"analysis seed {seed}",
         experiment.seed_results(seed, "analysis"),
-        measuring_settings(experiment, seed, arguments),
+        recorded_measuring_settings(experiment, seed, "analysis", arguments),
         "analysis.json",
         [sys.executable, "-m", ANALYSIS_MODULE, *arguments],
     )
