@@ -16,6 +16,7 @@ from prjepa.geometry import (
     alignment_replicates,
     anisotropy,
     bootstrap_weights,
+    centred_uniformity_replicates,
     class_distances,
     compare_models,
     effective_rank_replicates,
@@ -145,6 +146,26 @@ def test_centred_uniformity_sees_the_spread_that_a_shared_offset_hides():
     assert expected < -3  # the spread the raw value hid
     low, high = raw["centred_uniformity"]["ci95"]
     assert low <= expected <= high
+
+
+def test_centred_uniformity_resamples_centre_each_resample_on_its_own_mean():
+    """Against resamples centred exactly: with a skewed, heavy-tailed dimension the mean's own sampling error is a
+    large part of the spread, which centring once on the sample's mean would leave out."""
+    rng = np.random.default_rng(0)
+    features = rng.lognormal(size=(200, 6))
+    features[:, 0] *= 5
+    weights = bootstrap_weights(200, 200, seed=1)
+    replicates = centred_uniformity_replicates(features, weights)
+    exact = np.array(
+        [uniformity_replicates(unit_rows(features - row @ features / row.sum()), row[None])[0] for row in weights]
+    )
+    centred_once = uniformity_replicates(unit_rows(features - features.mean(axis=0)), weights)
+    assert np.std(replicates) == pytest.approx(np.std(exact), rel=0.05)
+    assert np.corrcoef(replicates, exact)[0, 1] > 0.98 and np.std(centred_once) < 0.7 * np.std(exact)
+    # The sample itself is centred on its mean: no correction.
+    ones = np.ones((1, 200))
+    centred = uniformity_replicates(unit_rows(features - features.mean(axis=0)), ones)[0]
+    assert centred_uniformity_replicates(features, ones)[0] == pytest.approx(centred, rel=1e-12)
 
 
 def test_centred_uniformity_of_collapsed_features_is_not_applicable_and_so_is_its_ratio():
@@ -392,6 +413,10 @@ def test_small_samples_carry_a_warning_beside_the_number():
             assert "only 30 samples" in entry["warning"], key
     enough = geometry_metrics(generator.standard_normal((60, 4)), num_resamples=10)
     assert not any("warning" in entry for entry in enough["metrics"].values())
+    # The ratios between two models' uniformities too.
+    pair = {name: generator.standard_normal((30, 4)) for name in ("a", "b")}
+    ratios = compare_models(pair, ratio=("a", "b"), num_resamples=10)
+    assert all("only 30 samples" in ratios[f"{name}_ratio"]["warning"] for name in ("uniformity", "centred_uniformity"))
 
 
 def test_bad_input_is_rejected_with_the_fix():

@@ -338,6 +338,13 @@ def test_bad_arguments_are_refused_before_any_loading(argv, message, tmp_path):
         analysis_script.main([*argv, "--output_dir", str(tmp_path)])
 
 
+def test_a_dataset_of_one_text_is_refused_before_any_model_loads(tmp_path):
+    path = write_csv(tmp_path / "one.csv", {"sentence": ["the cat"], "label": [0]})
+    argv = ["--models", "a=no-such-model", "--validation_file", path, "--text_columns", "sentence", "--pooling", "mean"]
+    with pytest.raises(ValueError, match="one's validation split holds 1 text: the geometry needs at least 2"):
+        analysis_script.main([*argv, "--output_dir", str(tmp_path / "out")])
+
+
 def test_custom_data_needs_a_training_file_for_trained_poolers(tmp_path):
     path = write_csv(tmp_path / "v.csv", {"sentence": ["the cat", "a dog"], "label": [0, 1]})
     with pytest.raises(ValueError, match="needs --train_file, --validation_file"):

@@ -40,6 +40,7 @@ _import_structure = {
         "anisotropy",
         "as_feature_matrix",
         "class_codes",
+        "centred_uniformity_replicates",
         "class_distances",
         "effective_rank_replicates",
         "most_frequent_tokens",

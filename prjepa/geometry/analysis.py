@@ -77,6 +77,7 @@ SCORE_RULE = "continuous labels rounded to the nearest integer (halves up) for t
 TOKEN_RULE = "most frequent non-special token of the encoded sequence, from the first model's tokenizer"
 UNTRAINED_RULE = "untrained: random initialisation (position logits and query ~ N(0, 1)), as in the original"
 TRAINED_RULE = "trained on the training split for the task's label, then frozen"
+CENTRING_RULE = "each resample centred on its own mean feature (first order in the centre)"
 RESULT_FILES = ("analysis.json", "analysis.md")
 MODEL_SPEC = re.compile(r"([A-Za-z0-9_.-]+)=(.+)")
 
@@ -243,6 +244,11 @@ def load_datasets(data_args: DataArguments, analysis_args: AnalysisArguments) ->
             name = re.sub(r"[^A-Za-z0-9_.-]", "_", stem)
         else:
             name = task.name
+        if len(task.splits[split]) < 2:
+            raise ValueError(
+                f"{name}'s {split} split holds {len(task.splits[split])} text: the geometry needs at least 2 (pairs, "
+                "a spread); give a larger split."
+            )
         loaded.append(AnalysisDataset(name, task, split, split_size))
     return loaded
 
@@ -375,8 +381,8 @@ def settings_markdown(analysis: dict) -> str:
         + (f" Uniformity ratio: {ratio[0]} / {ratio[1]}." if ratio else ""),
         f"Poolings: {', '.join(settings['poolings'])}; weighted/attention poolers {settings['poolers']}.",
         f"Pairs: {settings['pair_rule']}. Scores: {settings['score_rule']}. Token probe: {settings['token_rule']}.",
-        f"Seed {settings['seed']}, {settings['num_resamples']} bootstrap resamples, at most "
-        f"{settings['max_seq_length']} tokens per sequence.",
+        f"Seed {settings['seed']}, {settings['num_resamples']} bootstrap resamples (centred uniformity: "
+        f"{settings['centred_uniformity_resamples']}), at most {settings['max_seq_length']} tokens per sequence.",
         "",
     ]
     header = ["dataset", "split", "samples measured", "split size", "classes", "pooler training samples"]
@@ -495,6 +501,7 @@ def main(argv: list[str] | None = None) -> dict:
             "pair_rule": PAIR_RULE,
             "score_rule": SCORE_RULE,
             "token_rule": TOKEN_RULE,
+            "centred_uniformity_resamples": CENTRING_RULE,
             "uniformity_ratio": list(ratio) if ratio else None,
             "seed": analysis_args.seed,
             "num_resamples": analysis_args.num_resamples,

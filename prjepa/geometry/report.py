@@ -19,7 +19,7 @@ from .metrics import (
     alignment_replicates,
     anisotropy,
     as_feature_matrix,
-    centred_unit_rows,
+    centred_uniformity_replicates,
     class_codes,
     class_distances,
     principal_components,
@@ -88,6 +88,11 @@ def _require(values: Any, what: str) -> Any:
     return values
 
 
+def _warn_if_few_samples(entry: dict[str, Any], num_samples: int) -> None:
+    if entry["value"] is not None and num_samples < MIN_RELIABLE_SAMPLES:
+        entry["warning"] = f"only {num_samples} samples (< {MIN_RELIABLE_SAMPLES}): an unstable estimate"
+
+
 def _geometry_and_uniformity(
     features: np.ndarray,
     labels: Sequence | np.ndarray | None,
@@ -97,10 +102,7 @@ def _geometry_and_uniformity(
 ) -> tuple[dict[str, Any], dict[str, np.ndarray | None]]:
     """`geometry_metrics` under the given resample weights `(num_resamples, num_samples)`, plus, for each of
     `UNIFORMITIES`, its point estimate followed by its replicates `(1 + num_resamples,)` (None where it does not
-    apply), for ratios between models.
-
-    The centred uniformity subtracts the sample's mean feature once; its CI therefore leaves out the mean's own
-    sampling error, which is O(1/N) against the O(1/√N) of the uniformity itself."""
+    apply), for ratios between models."""
     features = as_feature_matrix(features)
     num_samples, dim = features.shape
     unit_features = unit_rows(features)
@@ -108,7 +110,7 @@ def _geometry_and_uniformity(
     weights_with_point = np.vstack([np.ones(num_samples), weights])
     replicates: dict[str, np.ndarray | None] = {"uniformity": uniformity_replicates(unit_features, weights_with_point)}
     try:
-        replicates["centred_uniformity"] = uniformity_replicates(centred_unit_rows(features), weights_with_point)
+        replicates["centred_uniformity"] = centred_uniformity_replicates(features, weights_with_point)
         centred = _estimate_entry(replicates["centred_uniformity"])
     except NotApplicable as reason:
         replicates["centred_uniformity"], centred = None, {"value": None, "not_applicable": str(reason)}
@@ -133,9 +135,7 @@ def _geometry_and_uniformity(
     )
     metrics["anisotropy"] = {"value": anisotropy(unit_features)}
     for entry in metrics.values():
-        used = entry.get("num_samples", num_samples)
-        if entry["value"] is not None and used < MIN_RELIABLE_SAMPLES:
-            entry["warning"] = f"only {used} samples (< {MIN_RELIABLE_SAMPLES}): an unstable estimate"
+        _warn_if_few_samples(entry, entry.get("num_samples", num_samples))
     summary = {
         "num_samples": num_samples,
         "dim": dim,
@@ -217,6 +217,7 @@ def compare_models(
         for name in UNIFORMITIES:
             pair = uniformity[numerator][name], uniformity[denominator][name]
             entry = _entries([name], lambda pair=pair: [_uniformity_ratio_entry(*pair)])[name]
+            _warn_if_few_samples(entry, num_samples)
             comparison[f"{name}_ratio"] = {"numerator": numerator, "denominator": denominator, **entry}
     return comparison
 
