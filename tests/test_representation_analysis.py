@@ -400,6 +400,16 @@ def test_results_of_another_tokenizer_are_not_reused(tmp_path, bert_dir, change)
         analysis_script.main(argv)
 
 
+def test_overwriting_an_analysis_leaves_none_of_its_plots(tmp_path, bert_dir):
+    argv = small_analysis(tmp_path, bert_dir)
+    analysis_script.main([*argv, "--pooling", "max"])
+    assert (tmp_path / "out" / "probes_max.png").exists()
+    analysis = analysis_script.main([*argv, "--overwrite_output_dir"])
+    pngs = sorted(path.name for path in (tmp_path / "out").iterdir() if path.suffix == ".png")
+    assert pngs == sorted(analysis["plots"]) and "probes_mean.png" in pngs
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == sorted([*pngs, *analysis_script.RESULT_FILES])
+
+
 @pytest.mark.parametrize("change", ["data replaced", "data not recorded"])
 def test_results_of_other_data_are_not_reused(tmp_path, bert_dir, caplog, change):
     argv = small_analysis(tmp_path, bert_dir)

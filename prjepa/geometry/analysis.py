@@ -26,6 +26,7 @@ Writes `analysis.json` (every number, the settings, sample counts, library versi
 `--output_dir`; `main(argv)` returns the JSON dict.
 """
 
+import json
 import logging
 import os
 import re
@@ -367,8 +368,26 @@ def write_plots(results: dict, poolings: list[str], output_dir: str) -> list[str
         figures[f"alignment_uniformity_{pooling}.png"] = plot_alignment_uniformity(by_dataset, pooling)
         figures[f"probes_{pooling}.png"] = plot_probe_accuracies(by_dataset, pooling)
     for name, figure in figures.items():
-        figure.savefig(os.path.join(output_dir, name), dpi=120)
+        path = os.path.join(output_dir, name)
+        figure.savefig(f"{path}.partial", dpi=120, format="png")  # written whole, like the result files
+        os.replace(f"{path}.partial", path)
     return list(figures)
+
+
+def remove_previous_analysis(output_dir: str) -> None:
+    """--overwrite_output_dir: removes the previous analysis, its JSON first (a run stopped here then leaves a folder
+    that reads as unfinished), the plots it lists and its Markdown, so that none of its files is taken for the new
+    analysis's (a plot of a pooling no longer measured, say)."""
+    path = os.path.join(output_dir, RESULT_FILES[0])
+    try:
+        with open(path) as file:
+            plots = json.load(file).get("plots", [])
+    except (OSError, ValueError, AttributeError):  # none, unreadable, or not an object
+        plots = []
+    for name in [RESULT_FILES[0], *plots, *RESULT_FILES[1:]]:
+        previous = os.path.join(output_dir, os.path.basename(str(name)))
+        if os.path.isfile(previous):
+            os.remove(previous)
 
 
 def settings_markdown(analysis: dict) -> str:
@@ -516,6 +535,8 @@ def main(argv: list[str] | None = None) -> dict:
         "warnings": warnings,
         "results": results,
     }
+    if analysis_args.overwrite_output_dir:
+        remove_previous_analysis(analysis_args.output_dir)
     os.makedirs(analysis_args.output_dir, exist_ok=True)
     analysis["plots"] = write_plots(results, analysis_args.pooling, analysis_args.output_dir)
     analysis["seconds"] = {"geometry": geometry_seconds, "total": round(time.perf_counter() - started, 2)}
