@@ -193,6 +193,10 @@ def test_hand_built_class_distances():
     assert inter == pytest.approx((2 + 2 + math.sqrt(2) + math.sqrt(2)) / 4)
     metrics = geometry_metrics(features, labels, num_resamples=10)["metrics"]
     assert metrics["intra_inter_ratio"]["value"] == pytest.approx(math.sqrt(2) / (1 + math.sqrt(2) / 2))
+    # Codes with a gap name the same classes; one class present is one class, however it is numbered.
+    assert class_distances(unit_rows(features), labels * 2) == (intra, inter)
+    with pytest.raises(NotApplicable, match="a single class"):
+        class_distances(unit_rows(features), np.ones(4, dtype=int))
 
 
 # ----------------------------------------------------------------------------------------------------------------------

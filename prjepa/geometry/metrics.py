@@ -356,6 +356,7 @@ def class_distances(unit_features: np.ndarray, codes: np.ndarray) -> tuple[float
     """Mean Euclidean distance (not squared) between unit features `(num_samples, dim)` over same-label pairs and
     over different-label pairs (pairs i ≠ j), given class codes `(num_samples,)`: `(intra, inter)`."""
     class_sizes = np.bincount(codes)
+    class_sizes = class_sizes[class_sizes > 0]  # codes need not number the classes from 0 without gaps
     if len(class_sizes) < 2:
         raise NotApplicable("a single class: inter-class distances need at least two classes")
     if class_sizes.max() < 2:
