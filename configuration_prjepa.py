@@ -15,6 +15,9 @@ LOSS_WEIGHTINGS = ("learned", "fixed", "uncertainty")
 JEPA_LOSSES = ("cosine", "smooth_l1", "mse")
 JEPA_TARGET_NORMS = ("layer", "instance")
 POSITION_EMBEDDING_TYPES = ("sinusoidal", "learned")
+# Column order of the sin/cos table: sines then cosines (this project's first layout, MAE's), or alternating sine and
+# cosine per frequency (the original code's).
+SINUSOIDAL_LAYOUTS = ("halves", "interleaved")
 POOLING_STRATEGIES = ("mean", "max", "cls")
 # Which of a pretraining checkpoint's encoders the encoder classes load: the online one (default) or the EMA target.
 ENCODERS = ("online", "target")
@@ -33,7 +36,15 @@ PRESETS: dict[str, dict[str, int]] = {
     ),
     "tiny": dict(hidden_size=192, num_hidden_layers=12, num_attention_heads=3, intermediate_size=768),
     "small": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536),
-    "paper": dict(hidden_size=512, num_hidden_layers=6, num_attention_heads=8, intermediate_size=2048),
+    # With the original's exact sin/cos layout and its MLM head's LayerNorm eps (PyTorch's default).
+    "paper": dict(
+        hidden_size=512,
+        num_hidden_layers=6,
+        num_attention_heads=8,
+        intermediate_size=2048,
+        sinusoidal_layout="interleaved",
+        mlm_head_layer_norm_eps=1e-5,
+    ),
     "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
     "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
 }
@@ -89,7 +100,11 @@ class PrJepaConfig(PreTrainedConfig):
             encoder and the predictor alike.
         position_embedding_scale: factor on the fixed sin/cos table (1 = the original's amplitude). Token embeddings
             start at std `initializer_range`, so a table of amplitude 1 outweighs them 50-fold at initialisation.
+        sinusoidal_layout (`"halves"` | `"interleaved"`): the fixed table's columns, sines then cosines, or sine and
+            cosine alternating per frequency (the original's; the `paper` preset's). The two train alike (a fixed
+            permutation of hidden units), but a checkpoint reads its table in its own layout.
         qkv_bias: bias on the fused query/key/value projection.
+        mlm_head_layer_norm_eps: the MLM head's LayerNorm eps (`None`: `layer_norm_eps`; the original's is 1e-5).
     Predictor (JEPA branch):
         predictor_hidden_size, predictor_num_hidden_layers, predictor_num_attention_heads (`None`: the encoder's).
     Masking (read by the pretraining collator):
@@ -128,8 +143,10 @@ class PrJepaConfig(PreTrainedConfig):
     max_position_embeddings: int = 512
     position_embedding_type: str = "sinusoidal"
     position_embedding_scale: float | int = 1.0
+    sinusoidal_layout: str = "halves"
     qkv_bias: bool = True
     layer_norm_eps: float = 1e-6
+    mlm_head_layer_norm_eps: float | None = None
     initializer_range: float = 0.02
 
     predictor_hidden_size: int = 192
@@ -166,6 +183,8 @@ class PrJepaConfig(PreTrainedConfig):
         self.context_block_scale = tuple(self.context_block_scale)
         if self.predictor_num_attention_heads is None:
             self.predictor_num_attention_heads = self.num_attention_heads
+        if self.mlm_head_layer_norm_eps is None:
+            self.mlm_head_layer_norm_eps = self.layer_norm_eps
         if self.auto_map is None:
             self.auto_map = dict(AUTO_MAP)
         super().__post_init__(**kwargs)
@@ -199,12 +218,13 @@ class PrJepaConfig(PreTrainedConfig):
             "predictor_num_attention_heads",
             self.predictor_num_attention_heads,
         )
-        for field in ("layer_norm_eps", "initializer_range"):
+        for field in ("layer_norm_eps", "mlm_head_layer_norm_eps", "initializer_range"):
             if not getattr(self, field) > 0:
                 raise ValueError(f"PrJepaConfig.{field} must be > 0, got {getattr(self, field)}.")
         if self.hidden_act not in ACT2FN:
             raise ValueError(f"PrJepaConfig.hidden_act {self.hidden_act!r} is not a known activation; use e.g. 'gelu'.")
         _check_choice("position_embedding_type", self.position_embedding_type, POSITION_EMBEDDING_TYPES)
+        _check_choice("sinusoidal_layout", self.sinusoidal_layout, SINUSOIDAL_LAYOUTS)
         if self.position_embedding_type == "sinusoidal" and (self.hidden_size % 2 or self.predictor_hidden_size % 2):
             raise ValueError(
                 "PrJepaConfig.position_embedding_type='sinusoidal' needs even hidden_size and predictor_hidden_size "

@@ -35,11 +35,14 @@ except ImportError:
     from configuration_prjepa import ENCODERS, POOLING_STRATEGIES, PrJepaConfig
 
 
-def sinusoidal_position_table(num_positions: int, dim: int) -> torch.Tensor:
-    """Fixed 1-D sin/cos table `(num_positions, dim)`: sines in the first half, cosines in the second, frequencies
-    10000^(−2i/dim) (the I-JEPA/MAE layout used by the original code)."""
+def sinusoidal_position_table(num_positions: int, dim: int, layout: str = "halves") -> torch.Tensor:
+    """Fixed 1-D sin/cos table `(num_positions, dim)` at frequencies 10000^(−2i/dim): sines in the first half and
+    cosines in the second (`"halves"`, MAE's layout), or sine and cosine of frequency i in columns 2i and 2i + 1
+    (`"interleaved"`, the original code's)."""
     frequencies = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2))
     angles = torch.arange(num_positions, dtype=torch.float64)[:, None] * frequencies[None, :]
+    if layout == "interleaved":
+        return torch.stack([angles.sin(), angles.cos()], dim=2).flatten(1).float()
     return torch.cat([angles.sin(), angles.cos()], dim=1).float()
 
 
@@ -394,7 +397,7 @@ class PrJepaMLMHead(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.act = ACT2FN[config.hidden_act]
-        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.mlm_head_layer_norm_eps)
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -536,7 +539,8 @@ class PrJepaPreTrainedModel(PreTrainedModel):
             if module.learned:
                 init.trunc_normal_(module.weight, std=std)
             else:
-                table = sinusoidal_position_table(*module.weight.shape) * self.config.position_embedding_scale
+                table = sinusoidal_position_table(*module.weight.shape, self.config.sinusoidal_layout)
+                table = table * self.config.position_embedding_scale
                 init.copy_(module.weight, table)
         elif isinstance(module, PrJepaPredictor):
             init.trunc_normal_(module.mask_token, std=std)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from configuration_prjepa import PrJepaConfig
+from configuration_prjepa import SINUSOIDAL_LAYOUTS, PrJepaConfig
 
 from .utils import SPECIAL_TOKEN_FIELDS
 
@@ -42,6 +42,8 @@ BLOCK_PARTS = {
 }
 # The original stores position tables with a leading batch dimension, (1, positions, width); ours are 2-D.
 POSITION_KEYS = ("pos_embed", "pred_pos_embed")
+# The original's MLM head ("token regressor") has PyTorch's default LayerNorm eps, its blocks 1e-6.
+ORIGINAL_MLM_HEAD_EPS = 1e-5
 # Names a YAML config might give the head counts; the original's config usually has none.
 HEAD_NAMES = ("num_attention_heads", "num_heads", "n_heads")
 PREDICTOR_HEAD_NAMES = ("predictor_num_attention_heads", "predictor_num_heads", "pred_num_heads", "pred_heads")
@@ -57,6 +59,7 @@ INFERRED_FIELDS = (
     "qkv_bias",
     "position_embedding_type",
     "position_embedding_scale",  # the original's table is checked at scale 1, then rebuilt from the config
+    "sinusoidal_layout",
     "objective",
     "loss_weighting",
 )
@@ -105,15 +108,19 @@ def _count_blocks(state_dict: dict[str, torch.Tensor], prefix: str) -> int:
     return max(indices, default=-1) + 1
 
 
-def _is_sinusoidal(table: torch.Tensor | None) -> bool:
+def _sinusoidal_layout(table: torch.Tensor | None) -> str | None:
+    """The layout (`SINUSOIDAL_LAYOUTS`) of a fixed sin/cos table `(1, positions, dim)`, or None for another table."""
     from modeling_prjepa import sinusoidal_position_table
 
-    if table is None or table.ndim != 3 or table.shape[0] != 1:
-        return False
-    reference = sinusoidal_position_table(*table.shape[1:])
-    # 1e-4: a table computed in float32 rather than float64 is off by up to ~3e-5 at 512 positions; a learned table
-    # is off by far more.
-    return reference.shape == table.shape[1:] and torch.allclose(table[0].float(), reference, rtol=0, atol=1e-4)
+    if table is None or table.ndim != 3 or table.shape[0] != 1 or table.shape[2] % 2:
+        return None
+    for layout in SINUSOIDAL_LAYOUTS:
+        reference = sinusoidal_position_table(*table.shape[1:], layout)
+        # 1e-4: a table computed in float32 rather than float64 is off by up to ~3e-5 at 512 positions; a learned
+        # table is off by far more.
+        if torch.allclose(table[0].float(), reference, rtol=0, atol=1e-4):
+            return layout
+    return None
 
 
 def _find_int(tree: Any, names: tuple[str, ...], option: str) -> int | None:
@@ -195,9 +202,10 @@ def infer_config(
         checkpoint["target_encoder"].get("pos_embed"),
         checkpoint["predictor"].get("pred_pos_embed"),
     )
-    position_embedding_type = "sinusoidal" if all(map(_is_sinusoidal, tables)) else "learned"
+    layouts = {_sinusoidal_layout(table) for table in tables}
+    position_embedding_type = "sinusoidal" if len(layouts) == 1 and None not in layouts else "learned"
     if position_embedding_type == "learned":
-        print("Note: the position tables are not our sinusoidal table; they are copied as learned embeddings.")
+        print("Note: the position tables are not fixed sin/cos tables; they are copied as learned embeddings.")
 
     try:
         return PrJepaConfig(
@@ -208,13 +216,14 @@ def infer_config(
             intermediate_size=intermediate_size,
             max_position_embeddings=max_positions,
             position_embedding_type=position_embedding_type,
+            **({"sinusoidal_layout": layouts.pop()} if position_embedding_type == "sinusoidal" else {}),
             qkv_bias="blocks.0.attn.qkv.bias" in checkpoint["encoder"],
             predictor_hidden_size=predictor_hidden_size,
             predictor_num_hidden_layers=predictor_layers,
             predictor_num_attention_heads=predictor_num_attention_heads,
             objective="hybrid",
             loss_weighting="learned",
-            **overrides,
+            **{"mlm_head_layer_norm_eps": ORIGINAL_MLM_HEAD_EPS, **overrides},
         )
     except ValueError as error:
         raise CheckpointConversionError(f"{path}: the inferred model is impossible: {error}") from error

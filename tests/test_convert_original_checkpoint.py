@@ -16,6 +16,7 @@ from prjepa.convert import CheckpointConversionError, convert_original_checkpoin
 VOCAB, HIDDEN, LAYERS, HEADS, POSITIONS = 50, 32, 2, 2, 16
 PRED_HIDDEN, PRED_LAYERS = 16, 2
 EPS = 1e-6
+REGRESSOR_EPS = 1e-5  # the token regressor's nn.LayerNorm keeps PyTorch's default
 SPECIAL_IDS = dict(pad_token_id=0, cls_token_id=1, sep_token_id=2, mask_token_id=3)
 LOGIT = 0.7  # the original's raw loss weight w
 STATE_DICTS = ("encoder", "predictor", "target_encoder", "token_regressor")
@@ -25,10 +26,19 @@ STATE_DICTS = ("encoder", "predictor", "target_encoder", "token_regressor")
 
 
 def sincos_table(num_positions: int, dim: int) -> torch.Tensor:
-    """I-JEPA's 1-D sin-cos table with its batch dimension: (1, positions, dim)."""
-    omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2.0))
-    angles = torch.outer(torch.arange(num_positions, dtype=torch.float64), omega)
-    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1).float()[None]
+    """The original's 1-D sin-cos table (its pos_encode.py: sines in the even columns, cosines in the odd ones) with
+    its batch dimension: (1, positions, dim)."""
+    position = torch.arange(num_positions, dtype=torch.float32)[:, None]
+    div_term = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * -(math.log(10000.0) / dim))
+    table = torch.zeros(num_positions, dim)
+    table[:, 0::2] = torch.sin(position * div_term)
+    table[:, 1::2] = torch.cos(position * div_term)
+    return table[None]
+
+
+def halves_table(num_positions: int, dim: int) -> torch.Tensor:
+    """MAE's layout of the same table: every sine, then every cosine."""
+    return torch.cat([sincos_table(num_positions, dim)[..., 0::2], sincos_table(num_positions, dim)[..., 1::2]], dim=-1)
 
 
 def random_checkpoint(seed: int = 0, learned_positions: bool = False, vocab_size: int = VOCAB) -> dict:
@@ -84,8 +94,8 @@ def random_checkpoint(seed: int = 0, learned_positions: bool = False, vocab_size
     }
 
 
-def layer_norm(x: torch.Tensor, p: dict, name: str) -> torch.Tensor:
-    return F.layer_norm(x, x.shape[-1:], p[f"{name}.weight"], p[f"{name}.bias"], EPS)
+def layer_norm(x: torch.Tensor, p: dict, name: str, eps: float = EPS) -> torch.Tensor:
+    return F.layer_norm(x, x.shape[-1:], p[f"{name}.weight"], p[f"{name}.bias"], eps)
 
 
 def linear(x: torch.Tensor, p: dict, name: str) -> torch.Tensor:
@@ -124,7 +134,7 @@ def predict_one_block(predictor, z: torch.Tensor, context: torch.Tensor, target:
 
 
 def reference_regressor(p: dict, h: torch.Tensor) -> torch.Tensor:
-    return linear(layer_norm(F.gelu(linear(h, p, "proj")), p, "norm"), p, "regress")
+    return linear(layer_norm(F.gelu(linear(h, p, "proj")), p, "norm", REGRESSOR_EPS), p, "regress")
 
 
 def close(actual: torch.Tensor, expected: torch.Tensor) -> None:
@@ -211,7 +221,10 @@ def test_predictor_matches_original(converted, original):
 def test_loss_weight_and_config(converted):
     close(torch.sigmoid(converted.loss_weighting.jepa_logit), torch.sigmoid(torch.tensor(LOGIT)))
     config = converted.config
-    assert config.position_embedding_type == "sinusoidal"  # the original's table is ours
+    # The original's fixed table, in its layout: a buffer again, not a parameter to train.
+    assert (config.position_embedding_type, config.sinusoidal_layout) == ("sinusoidal", "interleaved")
+    assert not any("position_embeddings" in name for name, _ in converted.named_parameters())
+    assert config.mlm_head_layer_norm_eps == REGRESSOR_EPS and config.layer_norm_eps == EPS
     assert (config.vocab_size, config.hidden_size, config.num_hidden_layers) == (VOCAB, HIDDEN, LAYERS)
     assert (config.num_attention_heads, config.intermediate_size) == (HEADS, 4 * HIDDEN)
     assert config.max_position_embeddings == POSITIONS
@@ -269,7 +282,7 @@ def test_predictor_heads_from_config_and_nearly_sinusoidal_tables(tmp_path):
     for name, key in (("encoder", "pos_embed"), ("target_encoder", "pos_embed"), ("predictor", "pred_pos_embed")):
         checkpoint[name][key] = checkpoint[name][key] + 3e-5
     model = convert_original_checkpoint(save(checkpoint, tmp_path), tmp_path / "out", config_overrides=SPECIAL_IDS)
-    assert model.config.position_embedding_type == "sinusoidal"
+    assert (model.config.position_embedding_type, model.config.sinusoidal_layout) == ("sinusoidal", "interleaved")
     assert model.config.predictor_num_attention_heads == 4
     z = torch.randn(1, 4, HIDDEN, generator=torch.Generator().manual_seed(6))
     context, target = torch.tensor([[0, 1, 2, 3]]), torch.tensor([[8, 9]])
@@ -299,6 +312,21 @@ def test_learned_positions_are_copied(tmp_path, ids, capsys):
     assert torch.equal(target_table, checkpoint["target_encoder"]["pos_embed"][0])
     assert torch.equal(model.predictor.position_embeddings.weight, checkpoint["predictor"]["pred_pos_embed"][0])
     close(model.prjepa(ids).last_hidden_state, reference_encoder(checkpoint["encoder"], ids))
+
+
+@torch.no_grad()
+def test_each_sinusoidal_layout_is_recognised_and_a_mixture_is_copied_as_learned(tmp_path, ids, capsys):
+    checkpoint = random_checkpoint(seed=7)
+    for name, key, dim in (("encoder", "pos_embed", HIDDEN), ("target_encoder", "pos_embed", HIDDEN)):
+        checkpoint[name][key] = halves_table(POSITIONS, dim)
+    checkpoint["predictor"]["pred_pos_embed"] = halves_table(POSITIONS, PRED_HIDDEN)
+    model = convert_original_checkpoint(save(checkpoint, tmp_path), tmp_path / "out", config_overrides=SPECIAL_IDS)
+    assert (model.config.position_embedding_type, model.config.sinusoidal_layout) == ("sinusoidal", "halves")
+    close(model.prjepa.eval()(ids).last_hidden_state, reference_encoder(checkpoint["encoder"], ids))
+    # Tables of two layouts are not one fixed table: copied, as learned ones.
+    checkpoint["predictor"]["pred_pos_embed"] = sincos_table(POSITIONS, PRED_HIDDEN)
+    mixed = convert_original_checkpoint(save(checkpoint, tmp_path), tmp_path / "mixed", config_overrides=SPECIAL_IDS)
+    assert mixed.config.position_embedding_type == "learned" and "learned" in capsys.readouterr().out
 
 
 # ---- refusals -----------------------------------------------------------------------------------------------------

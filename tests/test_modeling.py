@@ -157,6 +157,27 @@ def test_sinusoidal_table_formula():
     frequency = 1 / 10000 ** (2 * i / 8)
     assert table[position, i].item() == pytest.approx(math.sin(position * frequency), abs=1e-6)
     assert table[position, 4 + i].item() == pytest.approx(math.cos(position * frequency), abs=1e-6)
+    interleaved = sinusoidal_position_table(50, 8, "interleaved")  # the original's: sin, cos of each frequency
+    assert interleaved[position, 2 * i].item() == pytest.approx(math.sin(position * frequency), abs=1e-6)
+    assert interleaved[position, 2 * i + 1].item() == pytest.approx(math.cos(position * frequency), abs=1e-6)
+
+
+def test_the_paper_preset_has_the_originals_table_and_mlm_head_while_saved_configs_keep_theirs():
+    paper = PrJepaConfig.from_preset("paper", vocab_size=40, max_position_embeddings=16)
+    assert (paper.sinusoidal_layout, paper.mlm_head_layer_norm_eps, paper.layer_norm_eps) == ("interleaved", 1e-5, 1e-6)
+    model = PrJepaForPreTraining(paper)
+    assert torch.equal(
+        model.prjepa.embeddings.position_embeddings.weight, sinusoidal_position_table(16, 512, "interleaved")
+    )
+    assert model.mlm_head.layer_norm.eps == 1e-5
+    # A config saved before these fields existed reads as it was trained: sines then cosines, one eps everywhere.
+    saved = tiny_config().to_dict()
+    for field in ("sinusoidal_layout", "mlm_head_layer_norm_eps"):
+        del saved[field]
+    earlier = PrJepaConfig.from_dict(saved)
+    assert (earlier.sinusoidal_layout, earlier.mlm_head_layer_norm_eps) == ("halves", earlier.layer_norm_eps)
+    with pytest.raises(ValueError, match="sinusoidal_layout must be one of"):
+        tiny_config(sinusoidal_layout="alternating")
 
 
 def test_initialisation_scales_residual_outputs_by_depth():
