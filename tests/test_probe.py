@@ -286,8 +286,13 @@ def test_cache_is_reused_and_invalidated_when_weights_change(prjepa_dir, tmp_pat
     keys.add(feature_cache_key(encoder, texts, 4))
     encoder.tokenizer.padding_side = "left"
     keys.add(feature_cache_key(encoder, texts, 4))
-    assert len(keys) == 3
     encoder.tokenizer.truncation_side = encoder.tokenizer.padding_side = "right"
+    # So does one that gives the model no token_type_ids (a BERT then reads segment 0 for a pair's second text).
+    inputs = encoder.tokenizer.model_input_names
+    encoder.tokenizer.model_input_names = ["input_ids", "attention_mask"]
+    keys.add(feature_cache_key(encoder, texts, 4))
+    assert len(keys) == 4
+    encoder.tokenizer.model_input_names = inputs
 
     changed = tmp_path / "changed"
     model = PrJepaForPreTraining.from_pretrained(prjepa_dir)
@@ -646,6 +651,11 @@ def test_results_of_weights_trained_again_are_not_reused(prjepa_dir, tmp_path):
         (["--batch_size", "0"], "--batch_size 0 must be at least 1"),
         (["--c_grid", "0"], r"--c_grid \[0.0\] must hold at least one value, all positive"),
         (["--max_seq_length", "2"], "cannot hold a token"),
+        (
+            ["--max_seq_length", "65"],
+            r"--max_seq_length 65 is longer than .* reads \(positions 64\): pass --max_seq_le",
+        ),
+        (["--label_column", "hidden", "--problem_type", "regression"], "Every score of the 'train' split .* is -1.0"),
         (["--max_train_samples", "0"], "leaves no example"),
         (["--label_column", "constant"], r"custom training split holds a single class \(1\)"),
         (["--label_column", "rare"], "class 2 has a single example; 3-fold cross-validation needs at least two"),
@@ -660,6 +670,7 @@ def test_impossible_options_and_labels_are_refused_before_any_feature(
 ):
     texts, labels = sentences(30, seed=4)
     columns = {"text": texts, "label": labels, "constant": [1] * 30, "rare": [0] * 15 + [1] * 14 + [2]}
+    columns["hidden"] = [-1.0] * 30  # a test split's scores
     columns["score"] = [index / 7 for index in range(30)]  # fractional: a regression task
     data = write_csv(tmp_path / "data.csv", columns)
     monkeypatch.setattr(run_glue_probe, "extract_task_features", lambda *a, **k: pytest.fail("features extracted"))

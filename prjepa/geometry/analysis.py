@@ -420,13 +420,14 @@ def settings_markdown(analysis: dict) -> str:
     return "\n".join(lines).rstrip()
 
 
-def load_model(path: str, model_args: ModelArguments) -> LoadedEncoder:
+def load_model(path: str, model_args: ModelArguments, max_seq_length: int) -> LoadedEncoder:
     return load_encoder(
         path,
         model_args.encoder,
         model_args.tokenizer_name,
         device=model_args.device,
         trust_remote_code=model_args.trust_remote_code,
+        max_seq_length=max_seq_length,
     )
 
 
@@ -443,7 +444,7 @@ def encode(
     targets, records, warnings = {}, {}, []
     for label, path in models.items():
         start = time.perf_counter()
-        encoder = load_model(path, model_args)
+        encoder = load_model(path, model_args, data_args.max_seq_length)
         record = {"path": path, **encoder_fingerprints(encoder)}
         if not records:
             first_label, first_tokenizer = label, record["tokenizer_fingerprint"]
@@ -476,7 +477,10 @@ def main(argv: list[str] | None = None) -> dict:
     encoders = [("--models", path) for path in models.values()]
     check_hub_reachable([*encoders, ("--tokenizer_name", model_args.tokenizer_name)])
     # Every model loads once before any is encoded, so that a bad one stops the run before work is spent.
-    fingerprints = {label: encoder_fingerprints(load_model(path, model_args)) for label, path in models.items()}
+    fingerprints = {
+        label: encoder_fingerprints(load_model(path, model_args, data_args.max_seq_length))
+        for label, path in models.items()
+    }
     if earlier is not None:
         check_same_encoders(output_dir, earlier["models"], fingerprints)
         check_same_data(output_dir, earlier.get("data_fingerprints"), data_fingerprints)

@@ -96,6 +96,25 @@ def check_hidden_layer(model: "PreTrainedModel", tokenizer: PreTrainedTokenizerB
         )
 
 
+def check_max_seq_length(
+    model: "PreTrainedModel", tokenizer: PreTrainedTokenizerBase, max_seq_length: int, name: str
+) -> None:
+    """Raises `ValueError` when inputs of `max_seq_length` tokens would reach past the model's position table or the
+    tokenizer's stated maximum, which fails only once a text that long comes, after other work."""
+    limits = {
+        "positions": getattr(model.config, "max_position_embeddings", None),
+        "tokenizer maximum": tokenizer.model_max_length if tokenizer.model_max_length < 1_000_000 else None,
+    }
+    found = {what: limit for what, limit in limits.items() if limit is not None and max_seq_length > limit}
+    if found:
+        limit = min(found.values())
+        reasons = ", ".join(f"{what} {value}" for what, value in found.items())
+        raise ValueError(
+            f"--max_seq_length {max_seq_length} is longer than {name!r} reads ({reasons}): pass --max_seq_length "
+            f"{limit} or less."
+        )
+
+
 def load_encoder(
     model_name_or_path: str,
     encoder: str = ONLINE_ENCODER,
@@ -105,13 +124,15 @@ def load_encoder(
     revision: str | None = None,
     trust_remote_code: bool = False,
     hidden_layer: int | None = None,
+    max_seq_length: int | None = None,
 ) -> LoadedEncoder:
     """A frozen encoder (eval mode, no gradients) and its tokenizer, from a Hub id or a folder.
 
     PrJEPA checkpoints load with this project's classes (`encoder="target"` takes a pretraining checkpoint's EMA
     target encoder); anything else through `AutoModel` (the encoder half of an encoder-decoder), at `revision` of its
-    repo. The tokenizer comes from `tokenizer_name` as it is, else from the model's own files at that revision. `hidden_layer` chooses the hidden state features are read
-    from (`LoadedEncoder`), checked to exist.
+    repo. The tokenizer comes from `tokenizer_name` as it is, else from the model's own files at that revision.
+    `hidden_layer` chooses the hidden state features are read from (`LoadedEncoder`), checked to exist;
+    `max_seq_length`, the longest input it will be given, is checked to fit the model's positions.
     """
     from modeling_prjepa import PrJepaModel
 
@@ -162,4 +183,6 @@ def load_encoder(
     check_text_encoder(model, tokenizer, model_name_or_path)
     if hidden_layer is not None:
         check_hidden_layer(model, tokenizer, hidden_layer, model_name_or_path)
+    if max_seq_length is not None:
+        check_max_seq_length(model, tokenizer, max_seq_length, model_name_or_path)
     return LoadedEncoder(model, tokenizer, weights_fingerprint(model), tokenizer_fingerprint(tokenizer), hidden_layer)

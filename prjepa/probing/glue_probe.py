@@ -362,6 +362,7 @@ def main(args: list[str] | None = None) -> dict:
             model_args.revision,
             model_args.trust_remote_code,
             model_args.hidden_layer,
+            data_args.max_seq_length,
         )
 
     # Every model loads once before any is probed, so that a bad one stops the run before work is spent; one at a

@@ -166,9 +166,18 @@ def _check_texts(dataset: "datasets.Dataset", columns: Sequence[str], source: st
 
 
 def _check_scores(dataset: "datasets.Dataset", source: str) -> None:
-    for row, score in enumerate(dataset["label"]):
+    scores = dataset["label"]
+    for row, score in enumerate(scores):
         if isinstance(score, bool) or not isinstance(score, (int, float)):
             raise ValueError(f"Row {row} of {source} has a non-numeric score {score!r}: {dataset[row]}.")
+        if not np.isfinite(score):
+            raise ValueError(f"Row {row} of {source} has the score {score!r}: give finite scores.")
+    # A probe cannot learn from, nor be scored against, one score: a correlation with a constant is undefined.
+    if len(scores) and len(set(scores)) == 1:
+        raise ValueError(
+            f"Every score of {source} is {scores[0]!r}: there is nothing to fit or correlate (a test split hides its "
+            "labels as -1). Give a split with its scores."
+        )
 
 
 def _infer_regression(train: "datasets.Dataset") -> bool:
