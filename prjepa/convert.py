@@ -69,8 +69,17 @@ class CheckpointConversionError(ValueError):
     """The file is not an original PrJEPA checkpoint of the expected layout."""
 
 
+def is_mlm_only(checkpoint: dict[str, Any]) -> bool:
+    """Whether the original trained this checkpoint MLM-only (its `training_mode="mlm"`): it then saved no target
+    encoder, `loss_weight` None and an untrained predictor."""
+    if "training_mode" in checkpoint:
+        return checkpoint["training_mode"] == "mlm"
+    return "target_encoder" not in checkpoint and checkpoint.get("loss_weight", 0) is None
+
+
 def load_original_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Loads and sanity-checks the original checkpoint; DDP `module.` prefixes are stripped from the state dicts."""
+    """Loads and sanity-checks the original checkpoint, hybrid or MLM-only (`is_mlm_only`); DDP `module.` prefixes
+    are stripped from the state dicts."""
     try:
         # weights_only: a checkpoint from elsewhere must not be able to run code while it is read.
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -78,12 +87,13 @@ def load_original_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointConversionError(f"{path} could not be loaded as a torch checkpoint: {error}") from error
     if not isinstance(checkpoint, dict):
         raise CheckpointConversionError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict.")
-    missing = [key for key in (*STATE_DICTS, "loss_weight") if key not in checkpoint]
+    required = ("encoder", "token_regressor") if is_mlm_only(checkpoint) else (*STATE_DICTS, "loss_weight")
+    missing = [key for key in required if key not in checkpoint]
     if missing:
         raise CheckpointConversionError(
             f"{path} is not an original PrJEPA checkpoint: it lacks {missing} (it has {sorted(map(str, checkpoint))})."
         )
-    for name in STATE_DICTS:
+    for name in (name for name in STATE_DICTS if name in checkpoint):
         state_dict = checkpoint[name]
         if not isinstance(state_dict, dict) or not all(
             isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state_dict.items()
@@ -175,11 +185,18 @@ def infer_config(
     vocab_size, hidden_size = _shape(checkpoint, "encoder", "token_embed.token_embed.weight", 2, path)
     max_positions = _shape(checkpoint, "encoder", "pos_embed", 3, path)[1]
     intermediate_size = _shape(checkpoint, "encoder", "blocks.0.mlp.fc1.weight", 2, path)[0]
-    predictor_hidden_size = _shape(checkpoint, "predictor", "predictor_embed.weight", 2, path)[0]
     num_layers = _count_blocks(checkpoint["encoder"], "blocks")
-    predictor_layers = _count_blocks(checkpoint["predictor"], "predictor_blocks")
-    if predictor_layers == 0:
-        raise CheckpointConversionError(f"{path}: predictor has no predictor_blocks.{{i}}.* keys.")
+    mlm_only = is_mlm_only(checkpoint)
+    if mlm_only:  # its predictor, if saved, never trained: not converted (and not built: any width heads divide)
+        predictor = dict(predictor_hidden_size=hidden_size)
+        print("MLM-only checkpoint (training_mode 'mlm'): the encoder and MLM head are converted, not the predictor.")
+    else:
+        predictor = dict(
+            predictor_hidden_size=_shape(checkpoint, "predictor", "predictor_embed.weight", 2, path)[0],
+            predictor_num_hidden_layers=_count_blocks(checkpoint["predictor"], "predictor_blocks"),
+        )
+        if predictor["predictor_num_hidden_layers"] == 0:
+            raise CheckpointConversionError(f"{path}: predictor has no predictor_blocks.{{i}}.* keys.")
 
     original_config = checkpoint.get("config")
     if num_attention_heads is None:
@@ -196,12 +213,12 @@ def infer_config(
         )
     if predictor_num_attention_heads is None:
         predictor_num_attention_heads = num_attention_heads
+    if not mlm_only:
+        predictor["predictor_num_attention_heads"] = predictor_num_attention_heads
 
-    tables = (
-        checkpoint["encoder"]["pos_embed"],
-        checkpoint["target_encoder"].get("pos_embed"),
-        checkpoint["predictor"].get("pred_pos_embed"),
-    )
+    tables = [checkpoint["encoder"]["pos_embed"]]
+    if not mlm_only:
+        tables += [checkpoint["target_encoder"].get("pos_embed"), checkpoint["predictor"].get("pred_pos_embed")]
     layouts = {_sinusoidal_layout(table) for table in tables}
     position_embedding_type = "sinusoidal" if len(layouts) == 1 and None not in layouts else "learned"
     if position_embedding_type == "learned":
@@ -218,10 +235,8 @@ def infer_config(
             position_embedding_type=position_embedding_type,
             **({"sinusoidal_layout": layouts.pop()} if position_embedding_type == "sinusoidal" else {}),
             qkv_bias="blocks.0.attn.qkv.bias" in checkpoint["encoder"],
-            predictor_hidden_size=predictor_hidden_size,
-            predictor_num_hidden_layers=predictor_layers,
-            predictor_num_attention_heads=predictor_num_attention_heads,
-            objective="hybrid",
+            **predictor,
+            objective="mlm" if mlm_only else "hybrid",
             loss_weighting="learned",
             **{"mlm_head_layer_norm_eps": ORIGINAL_MLM_HEAD_EPS, **overrides},
         )
@@ -260,6 +275,8 @@ def key_map(config: PrJepaConfig) -> dict[str, dict[str, str]]:
         **_linear("predictor_proj", "proj"),
     }
     regressor = {**_linear("proj", "dense"), **_linear("norm", "layer_norm"), **_linear("regress", "decoder")}
+    if config.objective == "mlm":
+        return {"encoder": encoder, "token_regressor": regressor}
     return {"encoder": encoder, "target_encoder": encoder, "predictor": predictor, "token_regressor": regressor}
 
 
@@ -280,13 +297,19 @@ def convert_state_dict(
                 continue
             target_shape = expected[STATE_DICTS[name] + ours].shape
             shape = (1, *target_shape) if key in POSITION_KEYS else tuple(target_shape)
-            if tuple(original[key].shape) != shape:
+            tensor = original[key]
+            if key == "pred_pos_embed" and tensor.ndim == 3 and tensor.shape[1] > shape[1]:
+                # The original builds its predictor's table for 512 positions whatever the sequence length; the
+                # positions past the encoder's are never read.
+                tensor = tensor[:, : shape[1]]
+            if tuple(tensor.shape) != shape:
                 problems.append(f"{name}.{key} has shape {tuple(original[key].shape)}, expected {shape}")
             elif learned_positions or key not in POSITION_KEYS:
-                state_dict[STATE_DICTS[name] + ours] = original[key].reshape(target_shape)
+                state_dict[STATE_DICTS[name] + ours] = tensor.reshape(target_shape)
     if problems:
         raise CheckpointConversionError(f"{path} does not fit the model its shapes imply:\n  " + "\n  ".join(problems))
-    state_dict["loss_weighting.jepa_logit"] = _jepa_logit(checkpoint["loss_weight"], path)
+    if model.config.objective == "hybrid":
+        state_dict["loss_weighting.jepa_logit"] = _jepa_logit(checkpoint["loss_weight"], path)
     return state_dict
 
 
@@ -331,11 +354,15 @@ def convert_original_checkpoint(
     model.save_pretrained(output_dir)
     if tokenizer is not None:
         tokenizer.save_pretrained(output_dir)
+    jepa = (
+        f"predictor {config.predictor_hidden_size}x{config.predictor_num_hidden_layers}, λ = "
+        f"{torch.sigmoid(model.loss_weighting.jepa_logit).item():.4f}"
+        if config.objective == "hybrid"
+        else "MLM-only"
+    )
     print(
         f"Converted {checkpoint_path} (epoch {checkpoint.get('epoch', '?')}): hidden {config.hidden_size}, "
-        f"{config.num_hidden_layers} layers, {config.num_attention_heads} heads, predictor "
-        f"{config.predictor_hidden_size}x{config.predictor_num_hidden_layers}, λ = "
-        f"{torch.sigmoid(model.loss_weighting.jepa_logit).item():.4f} → {output_dir}"
+        f"{config.num_hidden_layers} layers, {config.num_attention_heads} heads, {jepa} → {output_dir}"
     )
     return model
 

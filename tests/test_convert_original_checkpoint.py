@@ -329,6 +329,35 @@ def test_each_sinusoidal_layout_is_recognised_and_a_mixture_is_copied_as_learned
     assert mixed.config.position_embedding_type == "learned" and "learned" in capsys.readouterr().out
 
 
+@torch.no_grad()
+@pytest.mark.parametrize("learned_positions", [False, True])
+def test_the_originals_512_position_predictor_table_fits_a_shorter_encoder(tmp_path, learned_positions):
+    """The original builds its predictor's table for 512 positions whatever its sequence length."""
+    checkpoint = random_checkpoint(seed=9, learned_positions=learned_positions)
+    longer = torch.randn(1, 512, PRED_HIDDEN) if learned_positions else sincos_table(512, PRED_HIDDEN)
+    checkpoint["predictor"]["pred_pos_embed"] = longer
+    model = convert_original_checkpoint(save(checkpoint, tmp_path), tmp_path / "out", config_overrides=SPECIAL_IDS)
+    assert model.config.max_position_embeddings == POSITIONS
+    z = torch.randn(1, 4, HIDDEN, generator=torch.Generator().manual_seed(6))
+    context, target = torch.tensor([[0, 1, 2, 3]]), torch.tensor([[8, 9, 15]])
+    actual = predict_one_block(model.predictor, z, context, target)
+    close(actual, reference_predictor(checkpoint["predictor"], z, context, target))
+
+
+@torch.no_grad()
+def test_an_mlm_only_checkpoint_converts_to_the_mlm_only_model(tmp_path, ids, capsys):
+    """The original's training_mode "mlm" saves no target encoder, loss_weight None and its untrained predictor."""
+    checkpoint = random_checkpoint(seed=8)
+    del checkpoint["target_encoder"]
+    checkpoint.update(loss_weight=None, training_mode="mlm")
+    model = convert_original_checkpoint(save(checkpoint, tmp_path), tmp_path / "out", config_overrides=SPECIAL_IDS)
+    assert model.config.objective == "mlm" and model.predictor is None and model.target_encoder is None
+    assert "not the predictor" in capsys.readouterr().out
+    masked_lm = AutoModelForMaskedLM.from_pretrained(tmp_path / "out").eval()
+    expected = reference_regressor(checkpoint["token_regressor"], reference_encoder(checkpoint["encoder"], ids))
+    close(masked_lm(ids).logits, expected)
+
+
 # ---- refusals -----------------------------------------------------------------------------------------------------
 
 
@@ -336,15 +365,15 @@ def transpose_fc2(checkpoint: dict) -> None:
     checkpoint["target_encoder"]["blocks.1.mlp.fc2.weight"] = checkpoint["target_encoder"]["blocks.1.mlp.fc2.weight"].T
 
 
-def widen_pred_pos(checkpoint: dict) -> None:
-    checkpoint["predictor"]["pred_pos_embed"] = sincos_table(POSITIONS + 1, PRED_HIDDEN)
+def narrow_pred_pos(checkpoint: dict) -> None:
+    checkpoint["predictor"]["pred_pos_embed"] = sincos_table(POSITIONS - 1, PRED_HIDDEN)
 
 
 @pytest.mark.parametrize(
     "corrupt, named",
     [
         (transpose_fc2, "target_encoder.blocks.1.mlp.fc2.weight has shape (128, 32), expected (32, 128)"),
-        (widen_pred_pos, "predictor.pred_pos_embed has shape (1, 17, 16), expected (1, 16, 16)"),
+        (narrow_pred_pos, "predictor.pred_pos_embed has shape (1, 15, 16), expected (1, 16, 16)"),
         (lambda c: c["predictor"].pop("predictor_norm.bias"), "missing predictor.predictor_norm.bias"),
         (lambda c: c["encoder"].pop("blocks.0.attn.qkv.weight"), "missing encoder.blocks.0.attn.qkv.weight"),
         (lambda c: c["token_regressor"].update(bias=torch.zeros(3)), "unexpected token_regressor.bias"),
