@@ -651,6 +651,7 @@ def test_results_of_weights_trained_again_are_not_reused(prjepa_dir, tmp_path):
         (["--batch_size", "0"], "--batch_size 0 must be at least 1"),
         (["--c_grid", "0"], r"--c_grid \[0.0\] must hold at least one value, all positive"),
         (["--max_seq_length", "2"], "cannot hold a token"),
+        (["--text_columns", "text", "text", "--pair_encoding", "joint", "--max_seq_length", "4"], "of each text of"),
         (
             ["--max_seq_length", "65"],
             r"--max_seq_length 65 is longer than .* reads \(positions 64\): pass --max_seq_le",

@@ -343,6 +343,11 @@ def test_a_dataset_of_one_text_is_refused_before_any_model_loads(tmp_path):
     argv = ["--models", "a=no-such-model", "--validation_file", path, "--text_columns", "sentence", "--pooling", "mean"]
     with pytest.raises(ValueError, match="one's validation split holds 1 text: the geometry needs at least 2"):
         analysis_script.main([*argv, "--output_dir", str(tmp_path / "out")])
+    # Pairs are encoded as one sequence, which must hold a token of each text.
+    path = write_csv(tmp_path / "pairs.csv", {"first": ["the cat", "a dog"], "second": ["sat", "ran"], "label": [0, 1]})
+    argv = ["--models", "a=no-such-model", "--validation_file", path, "--text_columns", "first", "second"]
+    with pytest.raises(ValueError, match="--max_seq_length 4 cannot hold a token of each text"):
+        analysis_script.main([*argv, "--pooling", "mean", "--max_seq_length", "4", "--output_dir", str(tmp_path)])
 
 
 def test_custom_data_needs_a_training_file_for_trained_poolers(tmp_path):

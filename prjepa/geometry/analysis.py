@@ -53,6 +53,7 @@ from ..probing import (
     TaskData,
     TaskDataArguments,
     Texts,
+    check_joint_pair_length,
     check_same_data,
     check_same_encoders,
     default_cache_dir,
@@ -237,6 +238,7 @@ def load_datasets(data_args: DataArguments, analysis_args: AnalysisArguments) ->
     require_train = trains_poolers(analysis_args) or data_args.split == "train"
     loaded = []
     for task in data_args.load_tasks(data_args.task_name, analysis_args.seed, require_train):
+        check_joint_pair_length(task, data_args.max_seq_length)  # pairs are encoded as one sequence (PAIR_RULE)
         split = evaluation_split(task, data_args.split)
         split_size = len(task.splits[split])
         task.splits[split] = seeded_subset(task.splits[split], data_args.max_samples, analysis_args.seed)

@@ -85,6 +85,7 @@ _import_structure = {
         "PROBLEM_TYPES",
         "GlueTask",
         "TaskData",
+        "check_joint_pair_length",
         "check_task_name",
         "load_task_data",
         "seeded_subset",

@@ -41,7 +41,7 @@ from .results import (
     update_model_card,
     write_results,
 )
-from .tasks import GLUE_TASKS, PAIR_ENCODINGS, TaskData
+from .tasks import GLUE_TASKS, PAIR_ENCODINGS, TaskData, check_joint_pair_length
 
 logger = logging.getLogger(__name__)
 
@@ -348,6 +348,8 @@ def main(args: list[str] | None = None) -> dict:
             check_scores(task.labels("train"), probe_args.cv_folds, f"{task.name} training split")
         else:
             check_classes(task.labels("train"), probe_args.cv_folds, f"{task.name} training split", task.label_names)
+        if probe_args.pair_encoding == "joint":
+            check_joint_pair_length(task, data_args.max_seq_length)
         kept, total = len(task.labels("train")), task.train_size_before_subsampling
         if kept < total:
             print(f"{task.name}: training split subsampled to {kept} of {total} examples (seed {probe_args.seed})")

@@ -165,6 +165,16 @@ def _check_texts(dataset: "datasets.Dataset", columns: Sequence[str], source: st
                 raise ValueError(f"Row {row} of {source} has no text in column {column!r}: {dataset[row]}.")
 
 
+def check_joint_pair_length(task: TaskData, max_seq_length: int) -> None:
+    """A pair encoded as one sequence, `[CLS] a [SEP] b [SEP]`, needs room for a token of each text: shorter, every
+    pair (or its first text) is cut away, and every example gets the same features."""
+    if len(task.text_columns) == 2 and max_seq_length < 5:
+        raise ValueError(
+            f"--max_seq_length {max_seq_length} cannot hold a token of each text of {task.name}'s pairs encoded as "
+            "one sequence ([CLS] a [SEP] b [SEP]); use at least 5."
+        )
+
+
 def _check_scores(dataset: "datasets.Dataset", source: str) -> None:
     scores = dataset["label"]
     for row, score in enumerate(scores):
