@@ -232,8 +232,9 @@ def tiny_preset(monkeypatch):
         warmup_steps=0.0,
         lr_scheduler_type="linear",
         weight_decay=0.0,
+        # 128 positions: the probe reads up to 128 tokens per sequence.
         config_overrides="hidden_size=32,num_hidden_layers=2,num_attention_heads=4,intermediate_size=64,"
-        "predictor_hidden_size=16,predictor_num_hidden_layers=2,max_position_embeddings=64",
+        "predictor_hidden_size=16,predictor_num_hidden_layers=2,max_position_embeddings=128",
         probe_tasks=("sst2", "stsb"),
         probe_max_train_samples=40,
         analysis_tasks=("sst2",),

@@ -89,7 +89,18 @@ def sentences(count: int, seed: int, marker: str = "cat") -> tuple[list[str], li
 
 
 def probe_args(tmp_path, *extra: str) -> list[str]:
-    return ["--cache_dir", str(tmp_path / "cache"), "--output_dir", str(tmp_path / "out"), "--cv_folds", "3", *extra]
+    """The tiny models read 64 positions (the probe's default length is 128)."""
+    return [
+        "--cache_dir",
+        str(tmp_path / "cache"),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--cv_folds",
+        "3",
+        "--max_seq_length",
+        "64",
+        *extra,
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
