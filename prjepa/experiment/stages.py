@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..resume import RUN_SETTINGS
 from ..snapshots import SNAPSHOT_STATE, snapshot_dir
 from ..utils import EMULATED_BF16_CPU_STEP_RATIO, library_versions, write_atomically
 from .plan import ANALYSIS_MODULE, KEEP_FREED_MEMORY, LONG_RUN_HOURS, PROBE_MODULE, PUBLISHED, Experiment, read_json
@@ -131,6 +130,8 @@ def check_run_length(experiment: Experiment, checkpoint: str) -> None:
     """A work folder holding a run of another length is not continued: run_pretrain would train that run on past its
     end (its decayed learning rate rising again) or stop it short, its snapshots the old schedule's, and the record
     would call it a run of this length."""
+    from ..resume import RUN_SETTINGS  # not at the top: it loads transformers' trainer utilities, and so torch
+
     if not os.path.exists(os.path.join(checkpoint, RUN_SETTINGS)):
         return
     recorded, preset = read_json(checkpoint, RUN_SETTINGS)["training"], experiment.preset
