@@ -417,6 +417,8 @@ class PrJepaTrainer(Trainer):
             "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
             "seed": args.seed,
         }
+        if args.lr_scheduler_kwargs:  # e.g. the min_lr of cosine_with_min_lr
+            hyperparameters["lr_scheduler_kwargs"] = json.dumps(args.lr_scheduler_kwargs)
         if max_seq_length is not None:
             hyperparameters["max_seq_length"] = max_seq_length
         card = pretraining_model_card(

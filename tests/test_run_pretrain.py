@@ -563,6 +563,10 @@ def test_push_to_hub_uploads_a_loadable_model_with_its_card(assets, tmp_path, fa
             "1",
             "--warmup_steps",
             "0.5",
+            "--lr_scheduler_type",
+            "cosine_with_min_lr",
+            "--lr_scheduler_kwargs",
+            '{"min_lr": 1e-6}',
         )
     )
     files = fake_hub.files(repo_id)
@@ -584,6 +588,7 @@ def test_push_to_hub_uploads_a_loadable_model_with_its_card(assets, tmp_path, fa
     assert {"prjepa", "jepa"} <= set(card.data.tags) and card.data.license == "mit"
     assert card.data.pipeline_tag == "fill-mask" and card.data.library_name == "transformers"
     assert "| `warmup_steps` | 2 |" in card.text  # the ratio 0.5 of 3 steps, as the schedule made it
+    assert '| `lr_scheduler_kwargs` | {"min_lr": 1e-06} |' in card.text
     encoder = AutoModel.from_pretrained(repo_id, trust_remote_code=True)
     batch = trainer.processing_class(SENTENCES, padding=True, return_tensors="pt")
     expected = trainer.model.prjepa(batch["input_ids"], batch["attention_mask"]).last_hidden_state
