@@ -382,8 +382,8 @@ def main(args: list[str] | None = None) -> dict:
         check_same_encoders(probe_args.output_dir, {model["model"]: model for model in earlier["models"]}, fingerprints)
         check_same_data(probe_args.output_dir, earlier.get("data_fingerprints"), data_fingerprints)
         print(
-            f"{probe_args.output_dir} already holds these results (same arguments, weights, tokenizers and data): nothing to "
-            "compute."
+            f"{probe_args.output_dir} already holds these results (same arguments, weights, tokenizers and data): "
+            "nothing to compute."
         )
         if probe_args.update_model_card:
             update_cards(earlier["models"])
