@@ -282,6 +282,14 @@ class PrJepaConfig(PreTrainedConfig):
         overrides = {key: kwargs.pop(key) for key in list(kwargs) if key in fields}
         return super().from_dict({**config_dict, **overrides}, **kwargs)
 
+    def update_from_string(self, update_str: str) -> None:
+        """As `PreTrainedConfig.update_from_string` (`"layer_norm_eps=1e-5,qkv_bias=false"`); the MLM head's eps
+        follows a new `layer_norm_eps` where it followed the old one and the string does not set it."""
+        follows = self.mlm_head_layer_norm_eps == self.layer_norm_eps
+        super().update_from_string(update_str)
+        if follows and "mlm_head_layer_norm_eps" not in {pair.split("=")[0] for pair in update_str.split(",")}:
+            self.mlm_head_layer_norm_eps = self.layer_norm_eps
+
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "PrJepaConfig":
         """A config of the named size (`mini`, `tiny`, `small`, `paper`, `base`, `large`); `overrides` win."""

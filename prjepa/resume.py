@@ -166,12 +166,23 @@ def run_settings(config: dict[str, Any], training: dict[str, Any], data: dict[st
     return json.loads(json.dumps(settings))  # tuples and the like compare as the file will hold them
 
 
+# Config fields added after runs were recorded, and the value each such run had (the code before them behaved so).
+MODEL_FIELDS_BEFORE_THEY_EXISTED = {
+    "sinusoidal_layout": lambda model: "halves",
+    "mlm_head_layer_norm_eps": lambda model: model.get("layer_norm_eps"),
+}
+
+
 def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """`section.field: recorded → current` for every recorded field that differs (a field the record lacks was added
-    to the settings after it was written, so it cannot be compared)."""
+    """`section.field: recorded → current` for every recorded field that differs. A config field the record lacks
+    compares as the value every run had before it existed (`MODEL_FIELDS_BEFORE_THEY_EXISTED`); any other field it
+    lacks was added to the settings after it was written, so it cannot be compared."""
     found = []
     for section in current:
-        before, now = recorded.get(section, {}), current[section]
+        before, now = dict(recorded.get(section, {})), current[section]
+        if section == "model" and before:
+            for name, value_before in MODEL_FIELDS_BEFORE_THEY_EXISTED.items():
+                before.setdefault(name, value_before(before))
         for name in sorted(set(before) & set(now)):
             if before[name] != now[name]:
                 found.append(f"{section}.{name}: {before[name]!r} in the checkpoint's run, {now[name]!r} now")

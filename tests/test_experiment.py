@@ -40,6 +40,18 @@ def test_the_two_encoders_differ_only_in_the_objective_and_its_chosen_learning_r
     assert hybrid[hybrid.index("--seed") + 1] == hybrid[hybrid.index("--data_seed") + 1] == "3"
 
 
+def test_a_work_folder_of_another_length_is_refused_and_one_recorded_without_it_is_left_to_the_run(tmp_path):
+    experiment = Experiment(ExperimentArguments(preset="cpu", train_file="train/*.txt", work_dir=str(tmp_path)))
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "run_settings.json").write_text(json.dumps({"training": {"max_steps": 8000, "learning_rate": 1e-3}}))
+    with pytest.raises(ValueError, match=r"run holds a run of 8000 steps, not the 1200 steps .*Delete that folder"):
+        stages.check_run_length(experiment, str(folder))
+    # Settings recorded before the length was: nothing to compare, as run_pretrain itself finds.
+    (folder / "run_settings.json").write_text(json.dumps({"training": {"learning_rate": 1e-3}}))
+    stages.check_run_length(experiment, str(folder))
+
+
 def test_a_preset_without_objective_learning_rates_trains_both_at_its_learning_rate():
     experiment = Experiment(ExperimentArguments(preset="paper", dataset_name="wikitext"))
     hybrid, mlm = (experiment.pretraining_arguments(0, objective) for objective in ("hybrid", "mlm"))

@@ -178,6 +178,14 @@ def test_the_paper_preset_has_the_originals_table_and_mlm_head_while_saved_confi
     assert (earlier.sinusoidal_layout, earlier.mlm_head_layer_norm_eps) == ("halves", earlier.layer_norm_eps)
     with pytest.raises(ValueError, match="sinusoidal_layout must be one of"):
         tiny_config(sinusoidal_layout="alternating")
+    # The head's eps follows layer_norm_eps set by a string (run_pretrain's --config_overrides) where it followed it.
+    config = tiny_config()
+    config.update_from_string("layer_norm_eps=1e-05")
+    assert config.mlm_head_layer_norm_eps == 1e-5
+    paper.update_from_string("layer_norm_eps=1e-07")
+    assert paper.mlm_head_layer_norm_eps == 1e-5
+    config.update_from_string("layer_norm_eps=1e-06,mlm_head_layer_norm_eps=1e-04")
+    assert (config.layer_norm_eps, config.mlm_head_layer_norm_eps) == (1e-6, 1e-4)
 
 
 def test_initialisation_scales_residual_outputs_by_depth():

@@ -623,6 +623,23 @@ def test_resume_is_exact_or_refused(assets, tmp_path, caplog):
         with pytest.raises(ValueError, match=difference):
             run_pretrain.main(arguments(assets, run, *extra))
     assert run_pretrain.main(arguments(assets, run, "--preprocessing_num_workers", "1")) is None
+    # A record written before a config field existed holds the value every run then had (the sin/cos layout, the MLM
+    # head's eps): a run of another value is not its continuation.
+    for path in run.rglob("run_settings.json"):
+        settings = json.loads(path.read_text())
+        del settings["model"]["sinusoidal_layout"], settings["model"]["mlm_head_layer_norm_eps"]
+        path.write_text(json.dumps(settings))
+    assert run_pretrain.main(arguments(assets, run)) is None
+    layout = r"model\.sinusoidal_layout: 'halves' in the checkpoint's run, 'interleaved' now"
+    with pytest.raises(ValueError, match=layout):
+        run_pretrain.main(
+            arguments(assets, run, "--max_steps", "4", "--config_overrides", "sinusoidal_layout=interleaved")
+        )
+    eps = r"model\.mlm_head_layer_norm_eps: 1e-06 in the checkpoint's run, 1e-05 now"
+    with pytest.raises(ValueError, match=eps):
+        run_pretrain.main(
+            arguments(assets, run, "--max_steps", "4", "--config_overrides", "mlm_head_layer_norm_eps=1e-5")
+        )
     elsewhere = ("--resume_from_checkpoint", str(run / "checkpoint-2"), "--learning_rate", "0.01")
     with pytest.raises(ValueError, match=lr_difference):
         run_pretrain.main(arguments(assets, tmp_path / "elsewhere", *elsewhere))

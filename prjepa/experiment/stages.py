@@ -135,6 +135,8 @@ def check_run_length(experiment: Experiment, checkpoint: str) -> None:
     if not os.path.exists(os.path.join(checkpoint, RUN_SETTINGS)):
         return
     recorded, preset = read_json(checkpoint, RUN_SETTINGS)["training"], experiment.preset
+    if "max_steps" not in recorded and "num_train_epochs" not in recorded:
+        return  # recorded before the length was: run_pretrain's own check cannot compare it either
     if preset.max_steps > 0:
         same = recorded.get("max_steps") == preset.max_steps
         asked = f"{preset.max_steps} steps"
@@ -248,8 +250,10 @@ def check_no_stale_stage(experiment: Experiment) -> None:
             if not finished_stage(directory, marker):
                 continue
             recorded = read_json(directory, STAGE_RECORD)["settings"]
-            if settings is None or recorded is None:  # None recorded: a version that ran it without recorded runs
+            if settings is None:
                 stale.append(f"{name} ({directory}) measured encoders that are to be pretrained again")
+            elif recorded is None:  # a version that ran it over runs not recorded
+                stale.append(f"{name} ({directory}) recorded no settings, so what it measured is unknown")
             elif recorded != settings:
                 changed = sorted(set(map(str, recorded)) ^ set(map(str, settings)))
                 precision_differs |= "--bf16" in changed
