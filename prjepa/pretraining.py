@@ -792,7 +792,6 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
         and not finished
         and not training_args.overwrite_output_dir
         and training_args.resume_from_checkpoint is None
-        and os.path.isdir(training_args.output_dir)
         and stopped_before_first_checkpoint(training_args.output_dir, settings)
     )
     if not finished and not restarting:

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .plot_style import legend_outside, series_styles
-from .utils import ScriptHelpFormatter, markdown_table
+from .utils import ScriptHelpFormatter, markdown_table, write_atomically
 
 TOKEN_BUDGET = 2_000_000
 SEQUENCE_LENGTH = 128
@@ -250,8 +250,7 @@ def check_settings(args: argparse.Namespace) -> None:
             )
         return
     os.makedirs(args.output_dir, exist_ok=True)
-    with open(os.path.join(args.output_dir, SETTINGS_FILE), "w") as file:
-        json.dump(settings, file, indent=1)
+    write_atomically(os.path.join(args.output_dir, SETTINGS_FILE), json.dumps(settings, indent=1))
 
 
 def study(args: argparse.Namespace) -> list[Recipe]:
