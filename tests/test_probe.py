@@ -17,7 +17,7 @@ from helpers import WORDS, tiny_config, write_csv, write_glue_folder
 from huggingface_hub import HfApi, ModelCard
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
-from transformers import AutoTokenizer, BertModel, ViTConfig, ViTModel
+from transformers import AutoTokenizer, BertModel, RobertaTokenizerFast, ViTConfig, ViTModel
 
 from modeling_prjepa import PrJepaForPreTraining
 from prjepa import probing
@@ -27,6 +27,7 @@ from prjepa.probing import (
     PoolerTraining,
     TokenFeatures,
     WeightedPooler,
+    check_joint_pair_length,
     extract_features,
     load_encoder,
     load_task_data,
@@ -35,7 +36,7 @@ from prjepa.probing import (
     update_model_card,
 )
 from prjepa.probing import glue_probe as run_glue_probe
-from prjepa.probing.encoders import check_hidden_layer, weights_fingerprint
+from prjepa.probing.encoders import check_hidden_layer, encoding_fingerprint, weights_fingerprint
 from prjepa.probing.features import feature_cache_key
 from prjepa.utils import collapsed_warnings, tokenizer_fingerprint
 
@@ -293,17 +294,13 @@ def test_cache_is_reused_and_invalidated_when_weights_change(prjepa_dir, tmp_pat
         extract_features(encoder, texts[:-1], ["mean"], cache_dir=str(tmp_path))  # other texts: another key
     # A tokenizer cutting long texts from the left, or padding there, gives other features: other keys.
     keys = {feature_cache_key(encoder, texts, 4)}
-    encoder.tokenizer.truncation_side = "left"
-    keys.add(feature_cache_key(encoder, texts, 4))
-    encoder.tokenizer.padding_side = "left"
-    keys.add(feature_cache_key(encoder, texts, 4))
-    encoder.tokenizer.truncation_side = encoder.tokenizer.padding_side = "right"
+    for setting, value in [("truncation_side", "left"), ("padding_side", "left")]:
+        tokenizer = AutoTokenizer.from_pretrained(prjepa_dir, **{setting: value})
+        keys.add(feature_cache_key(encoder._replace(tokenizer_fingerprint=encoding_fingerprint(tokenizer)), texts, 4))
     # So does one that gives the model no token_type_ids (a BERT then reads segment 0 for a pair's second text).
-    inputs = encoder.tokenizer.model_input_names
-    encoder.tokenizer.model_input_names = ["input_ids", "attention_mask"]
-    keys.add(feature_cache_key(encoder, texts, 4))
+    tokenizer = AutoTokenizer.from_pretrained(prjepa_dir, model_input_names=["input_ids", "attention_mask"])
+    keys.add(feature_cache_key(encoder._replace(tokenizer_fingerprint=encoding_fingerprint(tokenizer)), texts, 4))
     assert len(keys) == 4
-    encoder.tokenizer.model_input_names = inputs
 
     changed = tmp_path / "changed"
     model = PrJepaForPreTraining.from_pretrained(prjepa_dir)
@@ -701,6 +698,22 @@ def test_impossible_options_and_labels_are_refused_before_any_feature(
     assert not (tmp_path / "out").exists()
 
 
+def test_joint_pairs_need_room_for_the_tokenizers_own_special_tokens(tmp_path, tokenizer):
+    """BERT wraps a pair in three special tokens, RoBERTa in four: the shortest accepted length keeps a token of each
+    text, as the tokenizer itself encodes the pair, and one token less is refused."""
+    data = write_csv(tmp_path / "pairs.csv", {"first": ["cat", "dog"], "second": ["dog", "cat"], "label": [0, 1]})
+    task = load_task_data(None, train_file=data, validation_file=data, text_columns=["first", "second"])
+    letters = {letter: index + 4 for index, letter in enumerate("catdog")}
+    roberta = RobertaTokenizerFast(vocab={"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, **letters}, merges=[])
+    for pair_tokenizer, shortest in [(tokenizer, 5), (roberta, 6)]:
+        check_joint_pair_length(task, shortest, pair_tokenizer)
+        ids = pair_tokenizer("cat", "dog", truncation=True, max_length=shortest)["input_ids"]
+        first, second = (pair_tokenizer.encode(text, add_special_tokens=False)[0] for text in ("cat", "dog"))
+        assert [token for token in ids if token not in pair_tokenizer.all_special_ids] == [first, second]
+        with pytest.raises(ValueError, match=rf"--max_seq_length {shortest - 1} .* use at least {shortest}"):
+            check_joint_pair_length(task, shortest - 1, pair_tokenizer)
+
+
 @pytest.mark.parametrize("damage", [b"garbage", b""])
 def test_a_damaged_feature_cache_entry_is_named_and_recomputed(bert_dir, tmp_path, caplog, damage):
     encoder = load_encoder(bert_dir)
@@ -769,7 +782,7 @@ def swap_two_words(model_dir) -> None:
         json.dump(tokenizer, file)
 
 
-@pytest.mark.parametrize("change", ["tokenizer replaced", "tokenizer not recorded"])
+@pytest.mark.parametrize("change", ["tokenizer replaced", "truncation side changed", "tokenizer not recorded"])
 def test_results_of_another_tokenizer_are_not_reused(prjepa_dir, tmp_path, change):
     checkpoint = tmp_path / "checkpoint"
     shutil.copytree(prjepa_dir, checkpoint)
@@ -780,6 +793,10 @@ def test_results_of_another_tokenizer_are_not_reused(prjepa_dir, tmp_path, chang
     run_glue_probe.main(args)
     if change == "tokenizer replaced":
         swap_two_words(checkpoint)
+        expected = rf"for other tokenizer of {checkpoint} \(trained again or replaced since\?\)"
+    elif change == "truncation side changed":  # same vocabulary; long texts now lose their start
+        settings = json.loads((checkpoint / "tokenizer_config.json").read_text())
+        (checkpoint / "tokenizer_config.json").write_text(json.dumps(settings | {"truncation_side": "left"}))
         expected = rf"for other tokenizer of {checkpoint} \(trained again or replaced since\?\)"
     else:  # results of a version that recorded the weights alone
         results = json.loads((tmp_path / "out" / "results.json").read_text())

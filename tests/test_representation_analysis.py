@@ -343,11 +343,19 @@ def test_a_dataset_of_one_text_is_refused_before_any_model_loads(tmp_path):
     argv = ["--models", "a=no-such-model", "--validation_file", path, "--text_columns", "sentence", "--pooling", "mean"]
     with pytest.raises(ValueError, match="one's validation split holds 1 text: the geometry needs at least 2"):
         analysis_script.main([*argv, "--output_dir", str(tmp_path / "out")])
-    # Pairs are encoded as one sequence, which must hold a token of each text.
+
+
+def test_pairs_too_long_for_one_sequence_are_refused_as_models_load(tmp_path, bert_dir, monkeypatch):
+    # Pairs are encoded as one sequence, which must hold the tokenizer's special tokens and a token of each text.
     path = write_csv(tmp_path / "pairs.csv", {"first": ["the cat", "a dog"], "second": ["sat", "ran"], "label": [0, 1]})
-    argv = ["--models", "a=no-such-model", "--validation_file", path, "--text_columns", "first", "second"]
-    with pytest.raises(ValueError, match="--max_seq_length 4 cannot hold a token of each text"):
+    argv = ["--models", f"a={bert_dir}", "--validation_file", path, "--text_columns", "first", "second"]
+    monkeypatch.setattr(analysis_script, "pooled_features", refuse_to_encode)
+    with pytest.raises(ValueError, match="--max_seq_length 4 cannot hold a token of each text .* at least 5"):
         analysis_script.main([*argv, "--pooling", "mean", "--max_seq_length", "4", "--output_dir", str(tmp_path)])
+
+
+def refuse_to_encode(*args, **kwargs):
+    raise AssertionError("features were computed before the arguments were checked")
 
 
 def test_custom_data_needs_a_training_file_for_trained_poolers(tmp_path):

@@ -238,7 +238,6 @@ def load_datasets(data_args: DataArguments, analysis_args: AnalysisArguments) ->
     require_train = trains_poolers(analysis_args) or data_args.split == "train"
     loaded = []
     for task in data_args.load_tasks(data_args.task_name, analysis_args.seed, require_train):
-        check_joint_pair_length(task, data_args.max_seq_length)  # pairs are encoded as one sequence (PAIR_RULE)
         split = evaluation_split(task, data_args.split)
         split_size = len(task.splits[split])
         task.splits[split] = seeded_subset(task.splits[split], data_args.max_samples, analysis_args.seed)
@@ -478,11 +477,15 @@ def main(argv: list[str] | None = None) -> dict:
     data_fingerprints = {dataset.name: dataset.task.fingerprint() for dataset in datasets}
     encoders = [("--models", path) for path in models.values()]
     check_hub_reachable([*encoders, ("--tokenizer_name", model_args.tokenizer_name)])
+
     # Every model loads once before any is encoded, so that a bad one stops the run before work is spent.
-    fingerprints = {
-        label: encoder_fingerprints(load_model(path, model_args, data_args.max_seq_length))
-        for label, path in models.items()
-    }
+    def checked_fingerprints(path: str) -> dict[str, str]:
+        encoder = load_model(path, model_args, data_args.max_seq_length)
+        for dataset in datasets:  # pairs are encoded as one sequence (PAIR_RULE)
+            check_joint_pair_length(dataset.task, data_args.max_seq_length, encoder.tokenizer)
+        return encoder_fingerprints(encoder)
+
+    fingerprints = {label: checked_fingerprints(path) for label, path in models.items()}
     if earlier is not None:
         check_same_encoders(output_dir, earlier["models"], fingerprints)
         check_same_data(output_dir, earlier.get("data_fingerprints"), data_fingerprints)

@@ -29,6 +29,7 @@ _import_structure = {
         "ONLINE_ENCODER",
         "LoadedEncoder",
         "check_text_encoder",
+        "encoding_fingerprint",
         "load_encoder",
         "tokenizer_fingerprint",
         "weights_fingerprint",

@@ -20,6 +20,8 @@ from ..utils import tokenizer_fingerprint
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
+# The inputs a BERT tokenizer gives its model.
+BERT_MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 # A PrJEPA pretraining checkpoint's two encoders (`PrJepaModel.from_pretrained(encoder=...)`); any other model has the
 # online one only.
 ONLINE_ENCODER = ENCODERS[0]
@@ -27,7 +29,7 @@ ONLINE_ENCODER = ENCODERS[0]
 
 class LoadedEncoder(NamedTuple):
     """A frozen encoder in eval mode on its device, its tokenizer, and fingerprints of both (what computes its
-    features), taken once at loading. `hidden_layer` is the hidden state its features are read from: `None` for the
+    features: `weights_fingerprint`, `encoding_fingerprint`), taken once at loading. `hidden_layer` is the hidden state its features are read from: `None` for the
     model's output (`last_hidden_state`), `k` for `hidden_states[k]` (0: the embeddings; `k`: the output of layer `k`;
     PrJEPA's top layer before its final LayerNorm, while transformers gives most models' top entry normalised, equal
     to `last_hidden_state`)."""
@@ -37,6 +39,19 @@ class LoadedEncoder(NamedTuple):
     fingerprint: str
     tokenizer_fingerprint: str
     hidden_layer: int | None = None
+
+
+def encoding_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
+    """sha256 of what of `tokenizer` decides an encoder's inputs: its serialisation (`tokenizer_fingerprint`), the
+    ends it truncates and pads at, and which of its outputs reach the model (without token_type_ids a BERT reads a
+    pair's second text as segment 0). Where these are BERT's, it is `tokenizer_fingerprint`, so that feature caches
+    and results recorded before they were fingerprinted keep matching."""
+    fingerprint = tokenizer_fingerprint(tokenizer)
+    sides = [tokenizer.truncation_side, tokenizer.padding_side]
+    inputs = list(tokenizer.model_input_names)
+    if sides == ["right", "right"] and inputs == list(BERT_MODEL_INPUTS):
+        return fingerprint
+    return hashlib.sha256(json.dumps([fingerprint, sides, inputs]).encode()).hexdigest()
 
 
 def weights_fingerprint(model: nn.Module) -> str:
@@ -185,4 +200,4 @@ def load_encoder(
         check_hidden_layer(model, tokenizer, hidden_layer, model_name_or_path)
     if max_seq_length is not None:
         check_max_seq_length(model, tokenizer, max_seq_length, model_name_or_path)
-    return LoadedEncoder(model, tokenizer, weights_fingerprint(model), tokenizer_fingerprint(tokenizer), hidden_layer)
+    return LoadedEncoder(model, tokenizer, weights_fingerprint(model), encoding_fingerprint(tokenizer), hidden_layer)

@@ -29,9 +29,6 @@ FIXED_POOLINGS = POOLING_STRATEGIES
 TRAINED_POOLINGS = ("weighted", "attention")
 POOLINGS = FIXED_POOLINGS + TRAINED_POOLINGS
 TOKENS = "tokens"
-# The inputs a BERT tokenizer gives its model; keys of tokenizers that give these stay as they were before the inputs
-# were keyed.
-BERT_MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 # Part of every cache key: bump it when what is stored for a key changes, so old files are never read as new ones.
 CACHE_FORMAT_VERSION = 1
 
@@ -140,20 +137,14 @@ def _compute_features(
 
 
 def feature_cache_key(encoder: LoadedEncoder, texts: Texts, max_seq_length: int) -> str:
-    """Hex key of everything that determines the features: weights, layer read, tokenizer (with the ends it truncates
-    and pads at, and the inputs it gives the model), max length and the texts themselves (so a task, split, subsample
+    """Hex key of everything that determines the features: weights, layer read, tokenizer (`encoding_fingerprint`),
+    max length and the texts themselves (so a task, split, subsample
     or pair mode never reuses another's features)."""
     digest = hashlib.sha256()
     settings = [CACHE_FORMAT_VERSION, encoder.fingerprint, encoder.tokenizer_fingerprint, max_seq_length]
-    # Each absent at its default, so that features cached before it was keyed keep their keys.
+    # Absent at its default, so that features cached before it was keyed keep their keys.
     if encoder.hidden_layer is not None:
         settings.append(encoder.hidden_layer)
-    sides = (encoder.tokenizer.truncation_side, encoder.tokenizer.padding_side)
-    if sides != ("right", "right"):
-        settings.append(sides)
-    # Which of the tokenizer's outputs reach the model (token_type_ids or not) is set beside its vocabulary.
-    if list(encoder.tokenizer.model_input_names) != list(BERT_MODEL_INPUTS):
-        settings.append(list(encoder.tokenizer.model_input_names))
     digest.update(json.dumps(settings).encode())
     digest.update(json.dumps(list(texts)).encode())
     return digest.hexdigest()[:24]

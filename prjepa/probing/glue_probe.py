@@ -348,8 +348,6 @@ def main(args: list[str] | None = None) -> dict:
             check_scores(task.labels("train"), probe_args.cv_folds, f"{task.name} training split")
         else:
             check_classes(task.labels("train"), probe_args.cv_folds, f"{task.name} training split", task.label_names)
-        if probe_args.pair_encoding == "joint":
-            check_joint_pair_length(task, data_args.max_seq_length)
         kept, total = len(task.labels("train")), task.train_size_before_subsampling
         if kept < total:
             print(f"{task.name}: training split subsampled to {kept} of {total} examples (seed {probe_args.seed})")
@@ -369,7 +367,14 @@ def main(args: list[str] | None = None) -> dict:
 
     # Every model loads once before any is probed, so that a bad one stops the run before work is spent; one at a
     # time, so that memory holds one model.
-    fingerprints = {path: encoder_fingerprints(load(path)) for path in model_args.model_name_or_path}
+    def checked_fingerprints(path: str) -> dict[str, str]:
+        encoder = load(path)
+        if probe_args.pair_encoding == "joint":
+            for task in tasks:
+                check_joint_pair_length(task, data_args.max_seq_length, encoder.tokenizer)
+        return encoder_fingerprints(encoder)
+
+    fingerprints = {path: checked_fingerprints(path) for path in model_args.model_name_or_path}
 
     def update_cards(models: list[dict]) -> None:
         # After the results are written: a push that fails (no token, no access, no network) then loses none, and a

@@ -13,6 +13,7 @@ import numpy as np
 # `datasets` (a third of a second to import) loads with the data: the commands' `--help` reads the task names from here.
 if TYPE_CHECKING:
     import datasets
+    from transformers import PreTrainedTokenizerBase
 
 PAIR_ENCODINGS = ("separate", "joint")
 PROBLEM_TYPES = ("classification", "regression")  # of a custom task's labels
@@ -165,13 +166,15 @@ def _check_texts(dataset: "datasets.Dataset", columns: Sequence[str], source: st
                 raise ValueError(f"Row {row} of {source} has no text in column {column!r}: {dataset[row]}.")
 
 
-def check_joint_pair_length(task: TaskData, max_seq_length: int) -> None:
-    """A pair encoded as one sequence, `[CLS] a [SEP] b [SEP]`, needs room for a token of each text: shorter, every
-    pair (or its first text) is cut away, and every example gets the same features."""
-    if len(task.text_columns) == 2 and max_seq_length < 5:
+def check_joint_pair_length(task: TaskData, max_seq_length: int, tokenizer: "PreTrainedTokenizerBase") -> None:
+    """A pair encoded as one sequence (BERT's `[CLS] a [SEP] b [SEP]`, RoBERTa's `<s> a </s></s> b </s>`) needs room
+    for the tokenizer's special tokens and a token of each text: shorter, every pair (or its first text) is cut away,
+    and every example gets the same features."""
+    needed = tokenizer.num_special_tokens_to_add(pair=True) + 2
+    if len(task.text_columns) == 2 and max_seq_length < needed:
         raise ValueError(
             f"--max_seq_length {max_seq_length} cannot hold a token of each text of {task.name}'s pairs encoded as "
-            "one sequence ([CLS] a [SEP] b [SEP]); use at least 5."
+            f"one sequence beside the tokenizer's {needed - 2} special tokens; use at least {needed}."
         )
 
 
