@@ -41,6 +41,7 @@ from .resume import (
     differences,
     last_complete_checkpoint,
     last_finite_checkpoint,
+    length_changed,
     reached_its_end,
     record_settings,
     recorded_settings_path,
@@ -378,6 +379,18 @@ def finished_training(training_args: PrJepaTrainingArguments) -> bool:
     return state.get("epoch", 0) >= training_args.num_train_epochs
 
 
+def check_continued_length(checkpoint: str, training_args: PrJepaTrainingArguments) -> None:
+    """A run resumed for fewer steps than its checkpoint has done would train on past its new end."""
+    with open(os.path.join(checkpoint, "trainer_state.json")) as file:
+        done = json.load(file)["global_step"]
+    if 0 < training_args.max_steps < done:
+        raise ValueError(
+            f"{checkpoint} has done {done} steps, more than --max_steps {training_args.max_steps}: a run cannot be cut "
+            f"short after the fact. Ask for at least {done} steps, or use {checkpoint}'s weights as they are "
+            "(--model_name_or_path for a new run or an evaluation)."
+        )
+
+
 def check_launch(training_args: PrJepaTrainingArguments) -> None:
     """Several launched processes that each see a world of one would train alone, all into the same folder; one
     process that sees several GPUs would train through `nn.DataParallel`, whose gathered per-GPU losses the
@@ -598,7 +611,7 @@ def check_inputs(
     for option in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
         if getattr(training_args, option) < 1:
             raise ValueError(f"--{option} {getattr(training_args, option)} must be at least 1.")
-    if data_args.streaming and training_args.max_steps <= 0:
+    if data_args.streaming and training_args.do_train and training_args.max_steps <= 0:
         raise ValueError("--streaming data has no known length: set --max_steps.")
     if data_args.streaming and training_args.world_size > 1:
         # accelerate has process 0 read the stream and concatenate every process's batch, which needs equal widths
@@ -730,7 +743,7 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     from transformers import TrainerState
 
     from .collator import DataCollatorForPrJepa
-    from .trainer import PrJepaTrainer, check_snapshot_steps
+    from .trainer import PrJepaTrainer, check_snapshot_steps, check_training_options
 
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
@@ -753,6 +766,15 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
             ("--model_name_or_path", model_args.model_name_or_path),
         ]
     )
+    check_training_options(training_args)
+    if not (training_args.do_train or training_args.do_eval):
+        raise ValueError("Nothing to do: pass --do_train to pretrain, --do_eval to evaluate, or both.")
+    if training_args.resume_from_checkpoint is not None and not training_args.do_train:
+        raise ValueError(
+            f"--resume_from_checkpoint continues training and needs --do_train; to evaluate "
+            f"{training_args.resume_from_checkpoint} pass --model_name_or_path {training_args.resume_from_checkpoint} "
+            "--do_eval instead."
+        )
     if training_args.push_to_hub and not training_args.do_train:
         raise ValueError(
             "--push_to_hub without --do_train would replace the repository's model and card with an untrained run's; "
@@ -796,12 +818,23 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     )
     if not finished and not restarting:
         resume_from_checkpoint = detect_checkpoint(training_args)
+    completing = False
     if resume_from_checkpoint is not None:
-        continuing = reached_its_end(resume_from_checkpoint)
-        check_settings(recorded_settings_path(resume_from_checkpoint), settings, resume_from_checkpoint, continuing)
+        at_end, recorded = reached_its_end(resume_from_checkpoint), recorded_settings_path(resume_from_checkpoint)
+        continuing = at_end and length_changed(recorded, settings)
+        # Its last checkpoint saved, a run stopped before writing its final model: resuming would train one step past
+        # the end (transformers takes a step before it compares the step count with the length).
+        completing = at_end and not continuing
+        check_settings(recorded, settings, resume_from_checkpoint, continuing)
+        check_continued_length(resume_from_checkpoint, training_args)
         if data_args.streaming and not training_args.ignore_data_skip:
             check_streamed_resume(resume_from_checkpoint)
-        if continuing:
+        if completing:
+            logger.warning(
+                f"{resume_from_checkpoint} holds the run's last step: the run stopped after saving it, before writing "
+                "its final model. Writing that now from the checkpoint, without training further."
+            )
+        elif continuing:
             # transformers rebuilds the schedule for the new length and keeps only the step count from the old one.
             logger.warning(
                 f"Continuing {resume_from_checkpoint}, a run that reached its end, for more steps: the learning-rate "
@@ -845,10 +878,14 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
         dataset_args=data_args.dataset_config_name,
         max_seq_length=data_args.max_seq_length,
     )
-    if finished:
-        trainer._load_from_checkpoint(training_args.output_dir)  # the model and state the evaluation and card describe
-        trainer.state = TrainerState.load_from_json(os.path.join(training_args.output_dir, "trainer_state.json"))
-    elif training_args.do_train:
+    if finished or completing:
+        source = resume_from_checkpoint if completing else training_args.output_dir
+        trainer._load_from_checkpoint(source)  # the model and state the final save, evaluation and card describe
+        trainer.state = TrainerState.load_from_json(os.path.join(source, "trainer_state.json"))
+    if completing:
+        # This call trained nothing; the run's time is the stopped calls' (up to their last log).
+        write_final_model(trainer, {"epoch": trainer.state.epoch, "train_runtime": 0.0}, train_dataset, data_args)
+    elif training_args.do_train and not finished:
         if training_args.max_steps <= 0 and training_args.snapshot_steps:
             check_snapshot_steps(training_args.snapshot_steps, trainer.planned_steps())
         with training_args.main_process_first(desc="preparing the output directory", local=False):
@@ -889,12 +926,7 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
                 f"and stopped. Rerun {rerun} to resume exactly."
             )
             raise SystemExit(128 + trainer.preemption.received.value)
-        trainer.save_model()
-        if not data_args.streaming:  # a stream has no length
-            train_result.metrics["train_samples"] = len(train_dataset)
-        trainer.log_metrics("train", train_result.metrics)
-        trainer.save_metrics("train", train_result.metrics)
-        trainer.save_state()
+        write_final_model(trainer, train_result.metrics, train_dataset, data_args)
     if training_args.do_eval:
         metrics = trainer.evaluate()
         if not data_args.streaming:
@@ -907,6 +939,21 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     elif training_args.do_train and not finished:  # the card describes the training; evaluating keeps the card
         trainer.create_model_card(**card_kwargs)
     return trainer
+
+
+def write_final_model(
+    trainer: "PrJepaTrainer", metrics: dict[str, float], train_dataset, data_args: DataTrainingArguments
+) -> None:
+    """The end of training: the final model, the training metrics (train_results.json, which marks the run finished)
+    and the trainer state, in --output_dir."""
+    trainer.save_model()
+    if "train_seconds" not in metrics:
+        metrics["train_seconds"] = trainer._training_seconds(metrics["train_runtime"])
+    if not data_args.streaming:  # a stream has no length
+        metrics["train_samples"] = len(train_dataset)
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
 
 
 def _truncate(dataset, limit: int, streaming: bool):

@@ -51,6 +51,8 @@ TRAJECTORY_ARGUMENTS = (
     # Which sequences make each batch: a dropped last batch and the sampler change every step after them.
     "dataloader_drop_last",
     "train_sampling_strategy",
+    # Noise added to the input embeddings of every training step.
+    "neftune_noise_alpha",
 )
 # The run's length: it sets the schedule and the EMA momentum of every step, so it may change only to continue a run
 # that reached its end.
@@ -215,6 +217,16 @@ def check_settings(recorded_path: str | None, settings: dict[str, Any], source: 
             f"{'; '.join(found)}. Continue with the recorded settings ({recorded_path}), or start a new run: pass "
             "--overwrite_output_dir or another --output_dir (and no --resume_from_checkpoint)."
         )
+
+
+def length_changed(recorded_path: str | None, settings: dict[str, Any]) -> bool:
+    """Whether `settings` ask for another run length than the run recorded at `recorded_path` (a checkpoint saved
+    before settings were recorded: taken as changed, since its length cannot be compared)."""
+    if recorded_path is None:
+        return True
+    with open(recorded_path) as file:
+        found = differences(json.load(file), settings)
+    return any(entry.split(":")[0] in {f"training.{name}" for name in LENGTH_ARGUMENTS} for entry in found)
 
 
 def reached_its_end(checkpoint: str) -> bool:

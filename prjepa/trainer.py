@@ -22,7 +22,7 @@ import torch
 import transformers.trainer
 from huggingface_hub import HfApi, ModelCard
 from torch import nn
-from transformers import Trainer, TrainerCallback
+from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput, HubStrategy
 
 from modeling_prjepa import PrJepaForPreTraining
@@ -182,6 +182,28 @@ def _uploads_ignoring(patterns: tuple[str, ...]) -> Iterator[None]:
         transformers.trainer.hf_api = original
 
 
+def check_training_options(args: TrainingArguments) -> None:
+    """Raises `ValueError` for Trainer options PrJEPA pretraining cannot honour: each would be silently ignored, or
+    would break the exact resume every run is promised."""
+    if args.label_smoothing_factor > 0:
+        raise ValueError(
+            f"--label_smoothing_factor {args.label_smoothing_factor} is not applied by PrJEPA's losses (the model "
+            "computes its MLM loss itself). Drop the option."
+        )
+    if args.train_sampling_strategy == "group_by_length":
+        raise ValueError(
+            "--train_sampling_strategy group_by_length shuffles with the global random stream before a resumed run "
+            "restores it, so a run resumed past its first epoch would not be the run it continues. Use random (the "
+            "default)."
+        )
+    if args.save_only_model:
+        raise ValueError(
+            "--save_only_model saves checkpoints without the optimizer, schedule and random state, from which a "
+            "stopped run cannot resume. Drop it (the final model in --output_dir holds the weights alone anyway); "
+            "--save_total_limit bounds the disk the checkpoints take."
+        )
+
+
 def momentum_of_last_step(config, state) -> float:
     """The EMA momentum of the optimizer step just taken (0-based step index, so the first update uses the start)."""
     return config.ema_momentum(state.global_step - 1, state.max_steps)
@@ -204,6 +226,7 @@ class PrJepaTrainer(Trainer):
         super().__init__(model, *args, **kwargs)
         if not isinstance(self.model, PrJepaForPreTraining):
             raise ValueError(f"PrJepaTrainer trains a PrJepaForPreTraining model, got {type(self.model).__name__}.")
+        check_training_options(self.args)
         if (
             isinstance(self.data_collator, DataCollatorForPrJepa)
             and self.args.dataloader_persistent_workers
@@ -341,6 +364,15 @@ class PrJepaTrainer(Trainer):
                 (entry["train_seconds"] for entry in reversed(self.state.log_history) if "train_seconds" in entry), 0.0
             )
         return self._seconds_before_this_call + seconds_of_this_call
+
+    def evaluate(self, *args, **kwargs) -> dict[str, float]:
+        # Evaluating draws from the global random stream (the loader's worker seed): unforked, the evaluation cadence
+        # would change every later dropout mask, and a run resumed with another cadence would not be the one it
+        # continues.
+        device = self.args.device
+        devices = [] if device.type == "cpu" else [device]
+        with torch.random.fork_rng(devices=devices, device_type="cuda" if device.type == "cpu" else device.type):
+            return super().evaluate(*args, **kwargs)
 
     def evaluation_loop(
         self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix: str = "eval"

@@ -289,6 +289,11 @@ def test_streaming_is_refused_with_several_processes_before_anything_loads(asset
         (["--max_seq_length", "2"], "cannot hold a token between"),
         (["--max_train_samples", "0"], "--max_train_samples 0 leaves no sequence"),
         (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size 0 must be at least 1"),
+        (["--label_smoothing_factor", "0.1"], "--label_smoothing_factor 0.1 is not applied by PrJEPA's losses"),
+        (["--train_sampling_strategy", "group_by_length"], "group_by_length shuffles with the global random stream"),
+        (["--save_only_model", "true"], "--save_only_model saves checkpoints without the optimizer"),
+        (["--do_train", "false"], "Nothing to do: pass --do_train"),
+        (["--do_train", "false", "--do_eval", "--resume_from_checkpoint", "ck"], "pass --model_name_or_path ck"),
     ],
 )
 def test_bad_input_fails_before_training(assets, tmp_path, extra, message):
@@ -390,6 +395,54 @@ def test_continuing_a_finished_run_replans_its_schedule_over_the_new_length_and_
     assert rates(continued)[5] == 0.0  # the cosine's end
     assert [rates(continued)[step] for step in (6, 7, 8)] == pytest.approx([rates(fresh)[step] for step in (6, 7, 8)])
     assert rates(continued)[6] > rates(continued)[4]  # the decayed rate rises again
+
+
+def test_evaluations_during_training_leave_the_trajectory_unchanged(assets, tmp_path):
+    """Evaluating draws from the global random stream; a run evaluated every other step trains the same weights as one
+    never evaluated (so a run may also be resumed with another evaluation cadence)."""
+    dropout = ("--config_overrides", "hidden_dropout_prob=0.1", "--max_steps", "4")  # dropout draws from the stream
+    run_pretrain.main(arguments(assets, tmp_path / "plain", *dropout))
+    evaluated = ("--do_eval", "--eval_strategy", "steps", "--eval_steps", "2", *dropout)
+    trainer = run_pretrain.main(arguments(assets, tmp_path / "evaluated", *evaluated))
+    assert sum("eval_mlm_loss" in entry for entry in trainer.state.log_history) == 3  # steps 2 and 4, and the end
+    expected, actual = (
+        load_file(tmp_path / "plain" / "model.safetensors"),
+        load_file(trainer.args.output_dir + "/model.safetensors"),
+    )
+    assert all(torch.equal(expected[key], actual[key]) for key in expected)
+
+
+def test_a_streamed_evaluation_needs_no_length(assets, tmp_path):
+    evaluation = arguments(assets, tmp_path / "out", "--do_train", "false", "--do_eval", "--streaming")
+    evaluation.remove("--max_steps")
+    evaluation.remove("3")
+    run_pretrain.main(evaluation)
+    assert json.loads((tmp_path / "out" / "eval_results.json").read_text())["eval_mlm_loss"] > 0
+
+
+def test_a_run_stopped_after_its_last_checkpoint_is_completed_without_a_step_past_its_end(assets, tmp_path, caplog):
+    """A process stopped after saving the last step's checkpoint but before writing the final model (e.g. waiting on a
+    checkpoint upload): the same command writes that checkpoint's model as the final one, training nothing; a shorter
+    run than the checkpoint has done is refused."""
+    schedule = ("--learning_rate", "1e-2", "--lr_scheduler_type", "cosine", "--save_steps", "1")
+    run_pretrain.main(arguments(assets, tmp_path / "whole", *schedule))
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    for checkpoint in ("checkpoint-2", "checkpoint-3"):
+        shutil.copytree(tmp_path / "whole" / checkpoint, stopped / checkpoint)
+    shutil.copy(tmp_path / "whole" / "run_settings.json", stopped)
+    with pytest.raises(ValueError, match=r"checkpoint-3 has done 3 steps, more than --max_steps 2"):
+        run_pretrain.main(arguments(assets, stopped, *schedule, "--max_steps", "2"))
+    with caplog.at_level(logging.WARNING, logger="prjepa.pretraining"):
+        completed = run_pretrain.main(arguments(assets, stopped, *schedule))
+    assert "holds the run's last step" in caplog.text and completed.state.global_step == 3
+    assert not (stopped / "checkpoint-4").exists()
+    expected, actual = load_file(tmp_path / "whole" / "model.safetensors"), load_file(stopped / "model.safetensors")
+    assert all(torch.equal(expected[key], actual[key]) for key in expected)
+    whole = json.loads((tmp_path / "whole" / "train_results.json").read_text())
+    train_results = json.loads((stopped / "train_results.json").read_text())
+    assert train_results["train_runtime"] == 0.0 and 0 < train_results["train_seconds"] <= whole["train_seconds"]
+    assert run_pretrain.main(arguments(assets, stopped, *schedule)) is None  # finished now
 
 
 def test_overwriting_a_run_removes_its_checkpoints_snapshots_and_results(assets, tmp_path, caplog):
