@@ -5,7 +5,7 @@ the Hub can be reached when an argument names something on it."""
 import os
 from collections.abc import Iterable
 
-from huggingface_hub import constants
+from huggingface_hub import constants, get_token
 from huggingface_hub.utils import HFValidationError, get_session, validate_repo_id
 
 # prjepa/demo_data/README.md gives provenance, licences and sizes.
@@ -57,6 +57,25 @@ def hub_unreachable_reason(timeout: float = 5.0) -> str | None:
     except Exception as error:  # any failure to get an answer, whatever the HTTP client's exception types
         return f"{type(error).__name__}: {error}"
     return None
+
+
+def check_push_access(token: str | None) -> None:
+    """Stops with one line when `--push_to_hub` could not push (the Hub unreachable, offline mode, no token): before
+    any data is read, where the first push would fail only after it."""
+    if constants.HF_HUB_OFFLINE:
+        reason = "HF_HUB_OFFLINE is set"
+    else:
+        reason = hub_unreachable_reason()
+    if reason is not None:
+        raise SystemExit(
+            f"--push_to_hub needs the Hugging Face Hub ({constants.ENDPOINT}), which cannot be reached ({reason}). "
+            "Drop --push_to_hub and upload the output folder later (`hf upload`), or run where the Hub is reachable."
+        )
+    if (token or get_token()) is None:
+        raise SystemExit(
+            "--push_to_hub needs a Hugging Face token with write access: run `hf auth login`, set HF_TOKEN, or pass "
+            "--hub_token."
+        )
 
 
 def is_hub_id(value: str) -> bool:

@@ -30,7 +30,7 @@ from transformers.training_args import ParallelMode
 
 from configuration_prjepa import OBJECTIVES, PRESETS, PrJepaConfig
 
-from .data_sources import DEFAULT_TEXT_DATASET, check_hub_reachable, check_text_sources
+from .data_sources import DEFAULT_TEXT_DATASET, check_hub_reachable, check_push_access, check_text_sources
 from .resume import (
     NEW_MODEL_OPTIONS,
     RUN_SETTINGS,
@@ -780,6 +780,8 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
             "--push_to_hub without --do_train would replace the repository's model and card with an untrained run's; "
             "push a trained run (add --do_train), or upload an existing checkpoint with huggingface_hub."
         )
+    if training_args.push_to_hub:
+        check_push_access(training_args.hub_token)
     check_evaluated_model(model_args, training_args)
     set_seed(training_args.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name, cache_dir=model_args.cache_dir)

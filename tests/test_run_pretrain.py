@@ -26,6 +26,7 @@ from transformers import AutoModel, TrainerCallback, set_seed
 
 from configuration_prjepa import PrJepaConfig
 from modeling_prjepa import PrJepaForPreTraining
+from prjepa import data_sources
 from prjepa import pretraining as run_pretrain
 from prjepa import trainer as trainer_module
 from prjepa.probing.results import update_model_card
@@ -395,6 +396,18 @@ def test_continuing_a_finished_run_replans_its_schedule_over_the_new_length_and_
     assert rates(continued)[5] == 0.0  # the cosine's end
     assert [rates(continued)[step] for step in (6, 7, 8)] == pytest.approx([rates(fresh)[step] for step in (6, 7, 8)])
     assert rates(continued)[6] > rates(continued)[4]  # the decayed rate rises again
+
+
+def test_a_push_that_could_not_happen_is_refused_before_the_data_is_read(assets, tmp_path, monkeypatch):
+    monkeypatch.setattr(run_pretrain, "load_raw_datasets", lambda *args: pytest.fail("the data was read"))
+    monkeypatch.setattr(data_sources, "hub_unreachable_reason", lambda: "ConnectError: Name or service not known")
+    with pytest.raises(SystemExit, match=r"--push_to_hub needs the Hugging Face Hub .*\(ConnectError: Name or"):
+        run_pretrain.main(arguments(assets, tmp_path / "out", "--push_to_hub"))
+    monkeypatch.setattr(data_sources, "hub_unreachable_reason", lambda: None)
+    monkeypatch.setattr(data_sources, "get_token", lambda: None)
+    with pytest.raises(SystemExit, match="--push_to_hub needs a Hugging Face token with write access"):
+        run_pretrain.main(arguments(assets, tmp_path / "out", "--push_to_hub"))
+    assert not list(tmp_path.glob("out/**/*"))
 
 
 def test_evaluations_during_training_leave_the_trajectory_unchanged(assets, tmp_path):
