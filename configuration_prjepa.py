@@ -5,6 +5,7 @@ Self-contained (only torch and transformers): `save_pretrained` copies this file
 """
 
 import dataclasses
+import math
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
@@ -22,8 +23,12 @@ POOLING_STRATEGIES = ("mean", "max", "cls")
 # Which of a pretraining checkpoint's encoders the encoder classes load: the online one (default) or the EMA target.
 ENCODERS = ("online", "target")
 
-# Encoder (hidden, layers, heads) of the original code's presets; every preset uses head width 64 and an MLP ratio
-# of 4. "paper" is what the original training script actually built (it ignored the preset name), and "mini" is this
+# Fields whose `None` means another field's value (the predictor's head count the encoder's, the MLM head's eps the
+# encoder's), and which follow that field where they equal it when a config is updated.
+FOLLOWING_FIELDS = {"predictor_num_attention_heads": "num_attention_heads", "mlm_head_layer_norm_eps": "layer_norm_eps"}
+
+# Encoder (hidden, layers, heads) of the original code's presets; every preset's encoder uses head width 64 and an MLP
+# ratio of 4. "paper" is what the original training script actually built (it ignored the preset name), and "mini" is this
 # project's CPU-sized model.
 PRESETS: dict[str, dict[str, int]] = {
     "mini": dict(
@@ -67,8 +72,10 @@ def _check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:
 
 def _check_heads(width_field: str, width: int, heads_field: str, heads: int) -> None:
     if heads < 1 or width % heads != 0:
+        leader = FOLLOWING_FIELDS.get(heads_field)
+        unless_set = f" ({heads_field} is {leader} unless set)" if leader else ""
         raise ValueError(
-            f"PrJepaConfig.{heads_field}={heads} must be a positive divisor of {width_field}={width}; "
+            f"PrJepaConfig.{heads_field}={heads} must be a positive divisor of {width_field}={width}{unless_set}; "
             f"pick a head count that divides the width (e.g. {width_field} // 64)."
         )
 
@@ -181,10 +188,9 @@ class PrJepaConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs):
         self.target_block_scale = tuple(self.target_block_scale)
         self.context_block_scale = tuple(self.context_block_scale)
-        if self.predictor_num_attention_heads is None:
-            self.predictor_num_attention_heads = self.num_attention_heads
-        if self.mlm_head_layer_norm_eps is None:
-            self.mlm_head_layer_norm_eps = self.layer_norm_eps
+        for field, leader in FOLLOWING_FIELDS.items():
+            if getattr(self, field) is None:
+                setattr(self, field, getattr(self, leader))
         if self.auto_map is None:
             self.auto_map = dict(AUTO_MAP)
         super().__post_init__(**kwargs)
@@ -218,9 +224,9 @@ class PrJepaConfig(PreTrainedConfig):
             "predictor_num_attention_heads",
             self.predictor_num_attention_heads,
         )
-        for field in ("layer_norm_eps", "mlm_head_layer_norm_eps", "initializer_range"):
-            if not getattr(self, field) > 0:
-                raise ValueError(f"PrJepaConfig.{field} must be > 0, got {getattr(self, field)}.")
+        for field in ("layer_norm_eps", "mlm_head_layer_norm_eps", "initializer_range", "position_embedding_scale"):
+            if not 0 < getattr(self, field) < math.inf:
+                raise ValueError(f"PrJepaConfig.{field} must be positive and finite, got {getattr(self, field)}.")
         if self.hidden_act not in ACT2FN:
             raise ValueError(f"PrJepaConfig.hidden_act {self.hidden_act!r} is not a known activation; use e.g. 'gelu'.")
         _check_choice("position_embedding_type", self.position_embedding_type, POSITION_EMBEDDING_TYPES)
@@ -229,10 +235,6 @@ class PrJepaConfig(PreTrainedConfig):
             raise ValueError(
                 "PrJepaConfig.position_embedding_type='sinusoidal' needs even hidden_size and predictor_hidden_size "
                 f"(half sines, half cosines), got {self.hidden_size} and {self.predictor_hidden_size}."
-            )
-        if not self.position_embedding_scale > 0:
-            raise ValueError(
-                f"PrJepaConfig.position_embedding_scale must be positive, got {self.position_embedding_scale}."
             )
         if self.position_embedding_type != "sinusoidal" and self.position_embedding_scale != 1.0:
             raise ValueError(
@@ -283,12 +285,18 @@ class PrJepaConfig(PreTrainedConfig):
         return super().from_dict({**config_dict, **overrides}, **kwargs)
 
     def update_from_string(self, update_str: str) -> None:
-        """As `PreTrainedConfig.update_from_string` (`"layer_norm_eps=1e-5,qkv_bias=false"`); the MLM head's eps
-        follows a new `layer_norm_eps` where it followed the old one and the string does not set it."""
-        follows = self.mlm_head_layer_norm_eps == self.layer_norm_eps
+        """As `PreTrainedConfig.update_from_string` (`"layer_norm_eps=1e-5,qkv_bias=false"`), then checked as the
+        constructor checks. The fields that default to another one (`FOLLOWING_FIELDS`) follow its new value where
+        they followed the old one and the string does not set them."""
+        following = [
+            field for field, leader in FOLLOWING_FIELDS.items() if getattr(self, field) == getattr(self, leader)
+        ]
         super().update_from_string(update_str)
-        if follows and "mlm_head_layer_norm_eps" not in {pair.split("=")[0] for pair in update_str.split(",")}:
-            self.mlm_head_layer_norm_eps = self.layer_norm_eps
+        updated = {pair.split("=")[0] for pair in update_str.split(",")}
+        for field in following:
+            if field not in updated:
+                setattr(self, field, getattr(self, FOLLOWING_FIELDS[field]))
+        self.validate_architecture()
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "PrJepaConfig":

@@ -413,8 +413,9 @@ class PrJepaLossWeighting(nn.Module):
     - `uncertainty`: L = Σ_i exp(−s_i)·L_i + s_i with learnable s = (s_JEPA, s_MLM) from 0 (Kendall et al., 2018);
       λ = exp(−s_JEPA) / (exp(−s_JEPA) + exp(−s_MLM)).
 
-    A batch without JEPA targets (L_JEPA is then 0, unmeasured) leaves λ's parameters without gradient: the learned
-    λ would otherwise be pushed towards the JEPA term, and s_JEPA away from it, by a loss that was never computed.
+    A batch without JEPA targets, or without MLM labels (that loss is then 0, unmeasured), leaves the parameters that
+    weigh it without gradient: λ would otherwise be pushed towards the unmeasured term, and its s away from it, by a
+    loss that was never computed.
     """
 
     def __init__(self, config: PrJepaConfig):
@@ -427,19 +428,24 @@ class PrJepaLossWeighting(nn.Module):
             self.log_variances = nn.Parameter(torch.zeros(2))
 
     def forward(
-        self, jepa_loss: torch.Tensor, mlm_loss: torch.Tensor, has_jepa_targets: torch.Tensor
+        self,
+        jepa_loss: torch.Tensor,
+        mlm_loss: torch.Tensor,
+        has_jepa_targets: torch.Tensor,
+        has_mlm_labels: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scalar losses and a scalar bool (whether the batch had any JEPA target) → (total loss, λ detached)."""
+        """Scalar losses and scalar bools (whether the batch had any JEPA target, any MLM label) → (total loss, λ
+        detached)."""
         # torch.where rather than an `if`: no wait for the device, and the parameters stay in the graph (DDP).
         if self.mode == "uncertainty":
-            trained = torch.stack([has_jepa_targets, torch.ones_like(has_jepa_targets)])
+            trained = torch.stack([has_jepa_targets, has_mlm_labels])
             log_variances = torch.where(trained, self.log_variances, self.log_variances.detach())
             precisions = torch.exp(-log_variances)
             loss = precisions[0] * jepa_loss + precisions[1] * mlm_loss + log_variances.sum()
             return loss, (precisions[0] / precisions.sum()).detach()
         if self.mode == "learned":
             weight = torch.sigmoid(self.jepa_logit)
-            weight = torch.where(has_jepa_targets, weight, weight.detach())
+            weight = torch.where(has_jepa_targets & has_mlm_labels, weight, weight.detach())
         else:
             weight = jepa_loss.new_full((), self.fixed_weight)  # a fill on the device; new_tensor would copy and wait
         return weight * jepa_loss + (1 - weight) * mlm_loss, weight.detach()
@@ -508,6 +514,12 @@ class PrJepaPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["PrJepaLayer"]
     # Pretraining-only parts are expected leftovers when a pretraining checkpoint opens as an encoder or a classifier.
     _keys_to_ignore_on_load_unexpected = [r"^target_encoder\.", r"^predictor\.", r"^loss_weighting\.", r"^mlm_head\."]
+
+    def __init__(self, config: PrJepaConfig, *args, **kwargs):
+        # A field set on a built config (`config.objective = ...`) bypasses the constructor's checks: a misspelt
+        # objective or loss weighting would otherwise build a model that silently falls back to another one.
+        config.validate_architecture()
+        super().__init__(config, *args, **kwargs)
 
     def _check_and_adjust_attn_implementation(
         self, attn_implementation: str | None, is_init_check: bool = False, allow_all_kernels: bool = False
@@ -855,7 +867,7 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
         ).last_hidden_state
         predictions = self.predictor(context, context_indices, context_mask, target_indices, target_mask)
         jepa_loss = jepa_prediction_loss(predictions, targets, target_mask, self.config.jepa_loss)
-        loss, jepa_weight = self.loss_weighting(jepa_loss, mlm_loss, target_mask.any())
+        loss, jepa_weight = self.loss_weighting(jepa_loss, mlm_loss, target_mask.any(), (labels != -100).any())
         return PrJepaForPreTrainingOutput(
             loss=loss,
             jepa_loss=jepa_loss,

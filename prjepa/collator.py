@@ -168,6 +168,13 @@ class DataCollatorForPrJepa:
 
         input_ids = right_padded("input_ids", self.pad_token_id, self.pad_token_id)
         attention_mask = right_padded("attention_mask", 1, 0) if present("attention_mask") else real.long()
+        # The model numbers each view's positions from the row's start: a real token after padding would sit at other
+        # positions in the target encoder (which counts from the first real token) than in the context and predictor.
+        if (attention_mask[:, 1:] > attention_mask[:, :-1]).any():
+            raise ValueError(
+                "An example's attention_mask has padding before real tokens (left padding). Pretraining needs them "
+                "first: tokenize without padding (the collator pads), or with the tokenizer's padding_side='right'."
+            )
         marked_special = right_padded("special_tokens_mask", 0, 0).bool() if present("special_tokens_mask") else None
         return input_ids, attention_mask, marked_special
 

@@ -584,7 +584,6 @@ def build_model(model_args: ModelArguments, tokenizer) -> "PrJepaForPreTraining"
         config = PrJepaConfig.from_preset(model_args.preset, vocab_size=len(tokenizer), **special_ids, **overrides)
     if model_args.config_overrides:
         config.update_from_string(model_args.config_overrides)
-        config.validate_architecture()
     return PrJepaForPreTraining(config)
 
 

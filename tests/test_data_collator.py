@@ -375,6 +375,12 @@ def test_bad_input_is_refused_with_a_clear_error(tokenizer):
         collator([{"input_ids": [CLS, WORD_IDS[0], SEP], "attention_mask": [1, 1]}])
     with pytest.raises(ValueError, match=f"Token id {len(VOCAB)} is outside the model's vocabulary"):
         collator([{"input_ids": [CLS, len(VOCAB), SEP]}])
+    # Left padding (a tokenizer with padding_side="left"): the views would number the real tokens differently.
+    left_padded = tokenizer("the cat sat", padding="max_length", max_length=8, padding_side="left")
+    assert left_padded["attention_mask"][0] == 0
+    with pytest.raises(ValueError, match="padding before real tokens .* padding_side='right'"):
+        collator([dict(left_padded), {"input_ids": [CLS, WORD_IDS[0], SEP]}])
+    collator([dict(tokenizer("the cat sat", padding="max_length", max_length=8))])  # right padding is the collator's
     with pytest.raises(ValueError, match="pad_to_multiple_of"):
         DataCollatorForPrJepa(tokenizer, tiny_config(), pad_to_multiple_of=0)
     with pytest.raises(ValueError, match="mask_token_id"):

@@ -188,6 +188,27 @@ def test_the_paper_preset_has_the_originals_table_and_mlm_head_while_saved_confi
     assert (config.layer_norm_eps, config.mlm_head_layer_norm_eps) == (1e-6, 1e-4)
 
 
+def test_a_config_updated_or_changed_after_construction_is_checked_and_keeps_its_defaults_following():
+    # The predictor's head count follows the encoder's as the eps does; a string is checked as the constructor checks.
+    config = PrJepaConfig.from_preset("mini")
+    config.update_from_string("hidden_size=512,num_attention_heads=8,intermediate_size=2048")
+    assert config.predictor_num_attention_heads == 8
+    config.update_from_string("num_attention_heads=4,predictor_num_attention_heads=2")
+    assert (config.num_attention_heads, config.predictor_num_attention_heads) == (4, 2)
+    with pytest.raises(ValueError, match=r"objective must be one of \('hybrid', 'mlm'\), got 'hybird'"):
+        config.update_from_string("objective=hybird")
+    with pytest.raises(ValueError, match=r"predictor_num_attention_heads=6 .* \(predictor_num_attention_heads is "):
+        PrJepaConfig.from_preset("mini").update_from_string("hidden_size=384,num_attention_heads=6")
+    # A field set directly on a built config meets the model's check, instead of a silent fallback.
+    config = tiny_config()
+    config.loss_weighting = "fixd"
+    with pytest.raises(ValueError, match="loss_weighting must be one of"):
+        PrJepaForPreTraining(config)
+    for field in ("position_embedding_scale", "layer_norm_eps", "initializer_range"):
+        with pytest.raises(ValueError, match=f"{field} must be positive and finite, got inf"):
+            tiny_config(**{field: math.inf})
+
+
 def test_initialisation_scales_residual_outputs_by_depth():
     model = PrJepaModel(
         tiny_config(num_hidden_layers=4, hidden_size=256, intermediate_size=1024, max_position_embeddings=8)
@@ -275,6 +296,24 @@ def test_uncertainty_weighting():
     expected = math.exp(-0.2) * out.jepa_loss + math.exp(0.1) * out.mlm_loss + 0.1
     torch.testing.assert_close(out.loss, expected)
     assert out.jepa_weight.item() == pytest.approx(math.exp(-0.2) / (math.exp(-0.2) + math.exp(0.1)), rel=1e-5)
+
+
+@pytest.mark.parametrize("loss_weighting", ["learned", "uncertainty"])
+def test_a_batch_without_mlm_labels_trains_only_the_jepa_terms_weight(loss_weighting):
+    model = PrJepaForPreTraining(tiny_config(loss_weighting=loss_weighting))
+    with torch.no_grad():
+        for parameter in model.loss_weighting.parameters():
+            parameter.fill_(0.3)
+    batch = pretraining_batch()
+    batch["labels"] = torch.full_like(batch["labels"], -100)  # nothing masked: L_MLM is 0, unmeasured
+    out = model(**batch)
+    assert out.mlm_loss.item() == 0 and out.jepa_loss.item() > 0
+    out.loss.backward()
+    if loss_weighting == "learned":
+        assert model.loss_weighting.jepa_logit.grad.item() == 0
+    else:
+        expected = torch.tensor([1 - math.exp(-0.3) * out.jepa_loss.item(), 0.0])
+        torch.testing.assert_close(model.loss_weighting.log_variances.grad, expected)
 
 
 @pytest.mark.parametrize("loss_weighting", ["learned", "uncertainty"])
@@ -803,10 +842,10 @@ def test_fill_mask_pipeline_reports_the_models_probabilities(tokenizer):
         (dict(hidden_size=0), r"hidden_size must be a positive integer \(>= 1\), got 0"),
         (dict(hidden_size=-32), r"hidden_size must be a positive integer \(>= 1\), got -32"),
         (dict(predictor_hidden_size=0), r"predictor_hidden_size must be a positive integer \(>= 1\)"),
-        (dict(layer_norm_eps=0.0), r"layer_norm_eps must be > 0, got 0.0"),
-        (dict(layer_norm_eps=-1.0), r"layer_norm_eps must be > 0"),
-        (dict(initializer_range=0.0), r"initializer_range must be > 0, got 0.0"),
-        (dict(initializer_range=-0.02), r"initializer_range must be > 0"),
+        (dict(layer_norm_eps=0.0), r"layer_norm_eps must be positive and finite, got 0.0"),
+        (dict(layer_norm_eps=-1.0), r"layer_norm_eps must be positive and finite"),
+        (dict(initializer_range=0.0), r"initializer_range must be positive and finite, got 0.0"),
+        (dict(initializer_range=-0.02), r"initializer_range must be positive and finite"),
         (dict(classifier_dropout=1.5), r"classifier_dropout must be in \[0, 1\), got 1.5"),
         (dict(classifier_dropout=-0.1), r"classifier_dropout must be in \[0, 1\)"),
         (dict(min_context_tokens=64), r"min_context_tokens must be in \[1, max_position_embeddings\) = \[1, 64\)"),
