@@ -73,7 +73,14 @@ def test_wheel_installs_exactly_the_package_and_the_two_checkpoint_modules(tmp_p
         "prjepa-analyze": "prjepa.geometry.analysis:main",
         "prjepa-experiment": "prjepa.experiment:main",
         "prjepa-convert": "prjepa.convert:main",
+        "prjepa-recipe-study": "prjepa.recipe_study:main",
     }
+    # Every root script is one of them installed.
+    roots = [name for name in os.listdir(REPO) if name.startswith("run_") or name == "convert_original_checkpoint.py"]
+    for script in roots:
+        with open(os.path.join(REPO, script)) as file:
+            (module,) = re.findall(r"^from (prjepa[\w.]*) import main$", file.read(), flags=re.MULTILINE)
+        assert f"{module}:main" in scripts["console_scripts"].values(), script
 
 
 def test_pretraining_imports_no_analysis_dependency():
