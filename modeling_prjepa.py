@@ -706,6 +706,8 @@ class PrJepaForPreTrainingOutput(ModelOutput):
     pooled_embeddings `(batch, hidden)`: mean over real tokens of the target encoder's last hidden states of the
         unmasked ids (the online encoder's of the masked ids for `objective="mlm"`), detached; the trainer's collapse
         signal reads them.
+    has_jepa_targets: scalar bool, whether the batch had any JEPA target with context (without one, `jepa_loss` is 0,
+        unmeasured; `None` for `objective="mlm"`).
     """
 
     loss: torch.Tensor | None = None
@@ -713,6 +715,7 @@ class PrJepaForPreTrainingOutput(ModelOutput):
     mlm_loss: torch.Tensor | None = None
     jepa_weight: torch.Tensor | None = None
     pooled_embeddings: torch.Tensor | None = None
+    has_jepa_targets: torch.Tensor | None = None
 
 
 class PrJepaForPreTraining(PrJepaPreTrainedModel):
@@ -867,13 +870,15 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
         ).last_hidden_state
         predictions = self.predictor(context, context_indices, context_mask, target_indices, target_mask)
         jepa_loss = jepa_prediction_loss(predictions, targets, target_mask, self.config.jepa_loss)
-        loss, jepa_weight = self.loss_weighting(jepa_loss, mlm_loss, target_mask.any(), (labels != -100).any())
+        has_jepa_targets = target_mask.any()
+        loss, jepa_weight = self.loss_weighting(jepa_loss, mlm_loss, has_jepa_targets, (labels != -100).any())
         return PrJepaForPreTrainingOutput(
             loss=loss,
             jepa_loss=jepa_loss,
             mlm_loss=mlm_loss,
             jepa_weight=jepa_weight,
             pooled_embeddings=pooled_embeddings,
+            has_jepa_targets=has_jepa_targets,
         )
 
     @torch.no_grad()

@@ -13,7 +13,6 @@ import codecs
 import glob
 import json
 import logging
-import math
 import os
 import shlex
 import shutil
@@ -655,14 +654,10 @@ def check_training_rows(train_dataset, tokenizer, config: PrJepaConfig, seed: in
             )
 
 
-def log_budget(training_args: PrJepaTrainingArguments, data_args: DataTrainingArguments, train_dataset) -> None:
+def log_budget(training_args: PrJepaTrainingArguments, data_args: DataTrainingArguments, steps: int) -> None:
     batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
     batch *= training_args.world_size
     tokens_per_step = batch * data_args.max_seq_length
-    if training_args.max_steps > 0:
-        steps = training_args.max_steps
-    else:
-        steps = math.ceil(len(train_dataset) / batch) * math.ceil(training_args.num_train_epochs)
     logger.info(
         f"Effective batch size {batch} sequences ({training_args.per_device_train_batch_size} per device × "
         f"{training_args.gradient_accumulation_steps} accumulation × {training_args.world_size} processes); "
@@ -849,7 +844,9 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     if training_args.do_eval and "validation" not in raw:
         raise ValueError(f"--do_eval needs a validation split: {validation_split_fix(data_args)}; or drop --do_eval.")
     column = text_column(raw, data_args.text_column_name)
-    tokenized = tokenize(drop_empty_lines(raw, column, data_args), tokenizer, column, data_args, training_args)
+    with training_args.main_process_first(desc="dropping empty lines"):  # the other processes read its cache
+        raw = drop_empty_lines(raw, column, data_args)
+    tokenized = tokenize(raw, tokenizer, column, data_args, training_args)
     train_dataset = tokenized["train"] if training_args.do_train else None
     eval_dataset = tokenized.get("validation") if training_args.do_eval else None
     if train_dataset is not None and data_args.max_train_samples is not None:
@@ -887,8 +884,9 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
         # This call trained nothing; the run's time is the stopped calls' (up to their last log).
         write_final_model(trainer, {"epoch": trainer.state.epoch, "train_runtime": 0.0}, train_dataset, data_args)
     elif training_args.do_train and not finished:
-        if training_args.max_steps <= 0 and training_args.snapshot_steps:
-            check_snapshot_steps(training_args.snapshot_steps, trainer.planned_steps())
+        planned = training_args.max_steps if training_args.max_steps > 0 else trainer.planned_steps()
+        if training_args.snapshot_steps:
+            check_snapshot_steps(training_args.snapshot_steps, planned)
         with training_args.main_process_first(desc="preparing the output directory", local=False):
             if training_args.process_index == 0:  # only once the data and options passed every check
                 if training_args.overwrite_output_dir and (
@@ -900,7 +898,7 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
                     reason = "This run stopped before its first checkpoint, so it starts again"
                     remove_previous_run(training_args.output_dir, reason=reason)
                 record_settings(training_args.output_dir, settings)
-        log_budget(training_args, data_args, train_dataset)
+        log_budget(training_args, data_args, planned)
         try:
             train_result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
         except FloatingPointError as error:

@@ -35,8 +35,9 @@ from .snapshots import SNAPSHOT_PREFIX, SNAPSHOT_STATE, resolve_snapshot_steps, 
 
 logger = logging.getLogger(__name__)
 
-# Per-micro-batch values averaged over each logging window (and over the evaluation set).
-WINDOW_KEYS = ("jepa_loss", "mlm_loss", "jepa_weight")
+# Per-micro-batch values averaged over each logging window (and over the evaluation set); L_JEPA over the micro-batches
+# that measured it (JEPA_MEASURED: 1 for each), a batch without JEPA targets reporting an unmeasured 0.
+WINDOW_KEYS = ("jepa_loss", "mlm_loss", "jepa_weight", "jepa_measured")
 
 
 class SnapshotCallback(TrainerCallback):
@@ -285,10 +286,12 @@ class PrJepaTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs)
         window = self._windows["train" if model.training else "eval"]
+        no_jepa = outputs.mlm_loss.new_zeros(())
         values = [
-            outputs.jepa_loss if self.hybrid else outputs.mlm_loss.new_zeros(()),
+            outputs.jepa_loss if self.hybrid else no_jepa,
             outputs.mlm_loss,
             outputs.jepa_weight,
+            outputs.has_jepa_targets if self.hybrid else no_jepa,
         ]
         stacked = torch.stack([value.detach().float() for value in values])
         if model.training:
@@ -332,7 +335,10 @@ class PrJepaTrainer(Trainer):
         if count == 0:
             return {}
         means = dict(zip(WINDOW_KEYS, (sums / count).tolist()))
-        if not self.hybrid:
+        measured = means.pop("jepa_measured")
+        if measured > 0:
+            means["jepa_loss"] /= measured
+        else:  # MLM-only, or no micro-batch of the window had a JEPA target
             del means["jepa_loss"]
         return means
 
@@ -382,7 +388,7 @@ class PrJepaTrainer(Trainer):
         means = self._drain_window("eval")
         output.metrics[f"{metric_key_prefix}_mlm_loss"] = means["mlm_loss"]
         output.metrics[f"{metric_key_prefix}_perplexity"] = _perplexity(means["mlm_loss"])
-        if self.hybrid:
+        if "jepa_loss" in means:
             output.metrics[f"{metric_key_prefix}_jepa_loss"] = means["jepa_loss"]
         return output
 

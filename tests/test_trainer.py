@@ -146,22 +146,32 @@ def test_target_encoder_follows_ema_once_per_optimizer_step(tokenizer, tmp_path)
 
 
 def test_logs_average_each_window_and_reach_trainer_state(tokenizer, tmp_path):
-    trainer = make_trainer(tokenizer, tmp_path, max_steps=4, save_steps=4)
+    # Rows of three tokens are too short for a JEPA target: a micro-batch of two of them reports an unmeasured
+    # L_JEPA of 0, which the window's L_JEPA leaves out.
+    rows = list(token_dataset(12)["input_ids"]) + [[CLS, len(SPECIAL_TOKENS), SEP]] * 12
+    trainer = make_trainer(
+        tokenizer, tmp_path, max_steps=4, save_steps=4, train_dataset=Dataset.from_dict({"input_ids": rows})
+    )
     seen = []
     trainer.model.register_forward_hook(
         lambda module, inputs, output: seen.append(
-            [output.jepa_loss.item(), output.mlm_loss.item(), output.jepa_weight.item()]
+            [output.jepa_loss.item(), output.mlm_loss.item(), output.jepa_weight.item(), output.has_jepa_targets.item()]
         )
     )
     trainer.train()
 
+    assert not all(measured for *_, measured in seen)
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert [entry["step"] for entry in logs] == [2, 4]
     for window, entry in enumerate(logs):  # logging_steps 2 × accumulation 2 = four micro-batches per window
-        values = torch.tensor(seen[4 * window : 4 * window + 4]).mean(0).tolist()
-        assert entry["jepa_loss"] == pytest.approx(values[0], rel=1e-5)
-        assert entry["mlm_loss"] == pytest.approx(values[1], rel=1e-5)
-        assert entry["jepa_weight"] == pytest.approx(values[2], rel=1e-5)
+        values = torch.tensor(seen[4 * window : 4 * window + 4])
+        measured = values[:, 3].bool()
+        if measured.any():
+            assert entry["jepa_loss"] == pytest.approx(values[measured, 0].mean().item(), rel=1e-5)
+        else:
+            assert "jepa_loss" not in entry
+        assert entry["mlm_loss"] == pytest.approx(values[:, 1].mean().item(), rel=1e-5)
+        assert entry["jepa_weight"] == pytest.approx(values[:, 2].mean().item(), rel=1e-5)
         assert entry["ema_momentum"] == pytest.approx(trainer.model.config.ema_momentum(entry["step"] - 1, 4))
         assert 1.0 <= entry["effective_rank"] <= 2  # RankMe of a 2-sequence batch
     state = json.loads((tmp_path / "checkpoint-4" / "trainer_state.json").read_text())
