@@ -36,7 +36,7 @@ from .snapshots import SNAPSHOT_PREFIX, SNAPSHOT_STATE, resolve_snapshot_steps, 
 logger = logging.getLogger(__name__)
 
 # Per-micro-batch values averaged over each logging window (and over the evaluation set); L_JEPA over the micro-batches
-# that measured it (JEPA_MEASURED: 1 for each), a batch without JEPA targets reporting an unmeasured 0.
+# that measured it (`jepa_measured` is 1 for each): a batch without JEPA targets reports an unmeasured 0.
 WINDOW_KEYS = ("jepa_loss", "mlm_loss", "jepa_weight", "jepa_measured")
 
 
