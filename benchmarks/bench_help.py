@@ -4,7 +4,8 @@ with them, so torch's import time is the floor of those scripts' help; the conso
 run the same `main` as the scripts here.
 
 Every command runs `--rounds` times, the commands interleaved round by round so that machine noise hits them alike;
-printed per command: the median wall seconds and the median CPU seconds (user + system) of its process.
+printed per command: the median wall seconds, the median CPU seconds (user + system) of its process, and its wall time
+as a multiple of `import torch`'s.
 
     python benchmarks/bench_help.py [--rounds 5]
 """
@@ -54,10 +55,12 @@ def main() -> None:
         for name, command in to_time.items():
             runs[name].append(timed(command))
     print(f"median of {args.rounds} fresh processes, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    print(f"{'command':<45} {'wall s':>7} {'CPU s':>7}")
+    torch_wall = statistics.median(wall for wall, _ in runs[TORCH_REFERENCE])
+    print(f"{'command':<45} {'wall s':>7} {'CPU s':>7} {'x torch':>8}")
     for name, measured in runs.items():
         walls, cpus = zip(*measured)
-        print(f"{name:<45} {statistics.median(walls):7.2f} {statistics.median(cpus):7.2f}")
+        wall = statistics.median(walls)
+        print(f"{name:<45} {wall:7.2f} {statistics.median(cpus):7.2f} {wall / torch_wall:8.2f}")
 
 
 if __name__ == "__main__":

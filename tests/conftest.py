@@ -1,8 +1,24 @@
-"""Shared fixtures: a tiny WordPiece tokenizer and a tiny BERT folder (session-scoped, so never mutated)."""
+"""Shared fixtures: a tiny WordPiece tokenizer and a tiny BERT folder (session-scoped, so never mutated); and a
+`datasets` cache of the session's own, so that the tests' Arrow files do not pile up in the user's cache."""
+
+import os
+import shutil
+import tempfile
 
 import pytest
 import torch
 from helpers import VOCAB
+
+
+def pytest_configure(config):
+    # Before any test module imports `datasets`, which reads its cache folder once; child processes inherit it.
+    config.datasets_cache = tempfile.mkdtemp(prefix="prjepa-tests-datasets-")
+    os.environ["HF_DATASETS_CACHE"] = config.datasets_cache
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(getattr(config, "datasets_cache", ""), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -372,6 +372,19 @@ def test_jepa_loss_ignores_padded_slots_and_empty_sequences(jepa_loss):
         torch.testing.assert_close(model(**emptied).jepa_loss, model(**first_and_last).jepa_loss, msg=empty)
 
 
+def test_each_jepa_loss_kind_equals_its_formula_over_the_real_target_tokens():
+    predictions = torch.tensor([[[0.0, 3.0], [0.5, 0.5], [9.0, 9.0]]])  # (1, 3 target slots, hidden 2)
+    targets = torch.tensor([[[0.2, 0.0], [0.5, -0.5], [0.0, 0.0]]])
+    mask = torch.tensor([[1, 1, 0]])  # the third slot is padding
+    differences = [(-0.2, 3.0), (0.0, 1.0)]  # prediction − target of the two real slots
+    smooth_l1 = [sum(0.5 * d**2 if abs(d) < 1 else abs(d) - 0.5 for d in slot) / 2 for slot in differences]
+    mse = [sum(d**2 for d in slot) / 2 for slot in differences]
+    cosine = [1 - 0.0, 1 - 0.0]  # both pairs are orthogonal
+    for kind, per_token in [("smooth_l1", smooth_l1), ("mse", mse), ("cosine", cosine)]:
+        actual = modeling_prjepa.jepa_prediction_loss(predictions, targets, mask, kind)
+        assert actual.item() == pytest.approx(sum(per_token) / 2), kind
+
+
 def test_jepa_loss_equals_a_per_block_reference():
     """L_JEPA recomputed from the public parts, one target block at a time: the context view encoded from the masked
     ids at the context positions, each block predicted in a predictor pass of its own (blocks never see each other),
@@ -513,8 +526,15 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     checkpointed.load_state_dict(plain.state_dict())
     checkpointed.activation_checkpointing_enable()
     assert all(layer.gradient_checkpointing for layer in checkpointed.prjepa.encoder.layer)
+    # A checkpointed layer runs its forward again during backward: the online encoder's first attention runs for the full
+    # and the context views, so twice per step without checkpointing and four times with it.
+    calls = {}
+    for name, model in (("plain", plain), ("checkpointed", checkpointed)):
+        calls[name] = []
+        model.prjepa.encoder.layer[0].attention.register_forward_hook(lambda *args, seen=calls[name]: seen.append(1))
     plain(**batch).loss.backward()
     checkpointed(**batch).loss.backward()
+    assert (len(calls["plain"]), len(calls["checkpointed"])) == (2, 4)
     for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters()):
         if a.grad is not None:
             torch.testing.assert_close(a.grad, b.grad, msg=name)

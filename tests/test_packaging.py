@@ -7,6 +7,7 @@ import dataclasses
 import importlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -35,7 +36,27 @@ SCRIPTS = {
 PARSERS_WITHOUT_TORCH = ("prjepa.experiment", "prjepa.recipe_study")
 
 
+# What a build of the distribution reads.
+PACKAGING_INPUTS = (
+    "setup.cfg",
+    "pyproject.toml",
+    "README.md",
+    "configuration_prjepa.py",
+    "modeling_prjepa.py",
+    "prjepa",
+)
+
+
 def build_wheel(directory) -> zipfile.ZipFile:
+    """Builds from a copy of the sources, so that setuptools' build folders are not left in the checkout."""
+    source = os.path.join(directory, "source")
+    for name in PACKAGING_INPUTS:
+        path = os.path.join(REPO, name)
+        if os.path.isdir(path):
+            shutil.copytree(path, os.path.join(source, name), ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            os.makedirs(source, exist_ok=True)
+            shutil.copy(path, source)
     subprocess.run(
         [
             sys.executable,
@@ -47,7 +68,7 @@ def build_wheel(directory) -> zipfile.ZipFile:
             "--no-build-isolation",
             "-w",
             str(directory),
-            REPO,
+            source,
         ],
         check=True,
         capture_output=True,

@@ -37,7 +37,8 @@ from prjepa.probing import (
 )
 from prjepa.probing import glue_probe as run_glue_probe
 from prjepa.probing.encoders import check_hidden_layer, encoding_fingerprint, weights_fingerprint
-from prjepa.probing.features import feature_cache_key
+from prjepa.probing.features import combine_views, feature_cache_key
+from prjepa.probing.linear_probe import cosine_spearman
 from prjepa.utils import collapsed_warnings, tokenizer_fingerprint
 
 SHARED_GLUE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "glue")
@@ -301,6 +302,7 @@ def test_cache_is_reused_and_invalidated_when_weights_change(prjepa_dir, tmp_pat
     tokenizer = AutoTokenizer.from_pretrained(prjepa_dir, model_input_names=["input_ids", "attention_mask"])
     keys.add(feature_cache_key(encoder._replace(tokenizer_fingerprint=encoding_fingerprint(tokenizer)), texts, 4))
     assert len(keys) == 4
+    assert feature_cache_key(encoder, texts, 5) not in keys  # another length cuts long texts elsewhere
 
     changed = tmp_path / "changed"
     model = PrJepaForPreTraining.from_pretrained(prjepa_dir)
@@ -458,6 +460,7 @@ def test_regularisation_choice_ignores_validation_labels(prjepa_dir, tmp_path):
 
 
 def test_plain_bert_on_a_glue_pair_regression_task(bert_dir, tmp_path):
+    bert_dir = str(shutil.copytree(bert_dir, tmp_path / "bert"))  # its card is updated: a copy of the shared model
     rng = np.random.default_rng(9)
     firsts, _ = sentences(60, seed=9)
     seconds, _ = sentences(60, seed=10)
@@ -512,8 +515,7 @@ def test_hub_model_is_probed_and_its_card_pushed(fake_hub, bert_dir, tmp_path, m
     repo_id = HfApi().create_repo("prjepa-tests/tiny-bert").repo_id
     (tmp_path / "upload").mkdir()
     for name in os.listdir(bert_dir):
-        if name != "README.md":  # another test writes one
-            (tmp_path / "upload" / name).write_bytes(open(os.path.join(bert_dir, name), "rb").read())
+        (tmp_path / "upload" / name).write_bytes(open(os.path.join(bert_dir, name), "rb").read())
     (tmp_path / "upload" / "README.md").write_text("---\nlicense: mit\n---\n\n# Tiny BERT\n\nKept as written.\n")
     HfApi().upload_folder(repo_id=repo_id, folder_path=tmp_path / "upload")
     texts, labels = sentences(40, seed=11)
@@ -731,6 +733,33 @@ def test_a_damaged_feature_cache_entry_is_named_and_recomputed(bert_dir, tmp_pat
     assert "is damaged" not in caplog.text
 
 
+def test_pair_features_and_the_cosine_score_from_hand_computed_values():
+    first, second = np.array([[1.0, -2.0]], np.float32), np.array([[3.0, 1.0]], np.float32)
+    np.testing.assert_array_equal(combine_views([first, second]), [[1, -2, 3, 1, 2, 3, 3, -2]])  # [u, v, |u-v|, u*v]
+    np.testing.assert_array_equal(combine_views([first]), first)
+    # Cosines of these pairs: 1, 0, −1 (whatever the lengths); scores ranked with them or against them.
+    u = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]])
+    v = np.array([[2.0, 0.0], [5.0, 0.0], [-1.0, 0.0]])
+    assert cosine_spearman(u, v, np.array([5.0, 3.0, 1.0])) == pytest.approx(1.0)
+    assert cosine_spearman(u, v, np.array([0.0, 2.0, 4.0])) == pytest.approx(-1.0)
+
+
+def test_the_probe_standardises_features_so_their_scale_does_not_matter():
+    """Standardised first, an L2-penalised probe fits a feature scaled by 1,000 exactly as before; unstandardised,
+    the penalty would fall on it 10⁶ times more lightly."""
+    rng = np.random.default_rng(5)
+    features = rng.standard_normal((80, 5))
+    labels = (features[:, 0] + 0.5 * features[:, 1] + 0.5 * rng.standard_normal(80) > 0).astype(int)
+    scaled = features * np.array([1000.0, 1, 1, 1, 1])
+    probes = [
+        probing.fit_linear_probe(x, labels, is_regression=False, grid=[0.01, 1.0], folds=3) for x in (features, scaled)
+    ]
+    assert probes[0].regularisation == probes[1].regularisation and probes[0].cv_scores == probes[1].cv_scores
+    np.testing.assert_allclose(
+        probes[0].model.predict_proba(features), probes[1].model.predict_proba(scaled), rtol=1e-6, atol=1e-8
+    )
+
+
 def test_a_regression_probe_needs_two_scores_in_every_fold():
     rng = np.random.default_rng(0)
     features, scores = rng.standard_normal((6, 4)), rng.standard_normal(6).astype(np.float32)
@@ -758,7 +787,7 @@ def test_card_entries_are_refused_for_data_that_are_not_glue(bert_dir, tmp_path,
     )
     mine = write_csv(tmp_path / "mine.csv", columns)
     model = tmp_path / "model"
-    shutil.copytree(bert_dir, model, ignore=shutil.ignore_patterns("README.md"))
+    shutil.copytree(bert_dir, model)
     sources = {
         "validation": ["--task_name", "sst2", "--glue_path", glue, "--validation_file", mine],
         "train": ["--task_name", "sst2", "--glue_path", glue, "--train_file", mine],
