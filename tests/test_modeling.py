@@ -92,6 +92,29 @@ def test_classifier_gives_the_same_logits_for_left_and_right_padding(pooling):
     torch.testing.assert_close(from_left, from_right, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize(
+    "labels, num_labels, expected_problem",
+    [
+        (torch.tensor([0.5, 3.0]), 1, "regression"),
+        (torch.tensor([2, 0]), 3, "single_label_classification"),
+        (torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]]), 3, "multi_label_classification"),
+    ],
+)
+def test_classifier_loss_is_berts_for_each_problem_type(labels, num_labels, expected_problem):
+    """What fine-tuning with transformers' run_glue.py relies on: the loss from the labels' kind, as BERT's."""
+    model = PrJepaForSequenceClassification(tiny_config(num_labels=num_labels)).eval()
+    ids = torch.randint(5, 40, (2, 8))
+    output = model(ids, labels=labels)
+    logits = output.logits
+    expected = {
+        "regression": lambda: F.mse_loss(logits.squeeze(-1), labels),
+        "single_label_classification": lambda: F.cross_entropy(logits, labels),
+        "multi_label_classification": lambda: F.binary_cross_entropy_with_logits(logits, labels),
+    }[expected_problem]()
+    assert model.config.problem_type == expected_problem
+    torch.testing.assert_close(output.loss, expected)
+
+
 @pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
 def test_attention_matches_plain_softmax_reference(attn_implementation):
     config = tiny_config(attn_implementation=attn_implementation)

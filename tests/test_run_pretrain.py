@@ -685,6 +685,8 @@ def test_resume_is_exact_or_refused(assets, tmp_path, caplog):
         (("--preprocessing_num_workers", "2"), r"data\.preprocessing_num_workers: 1 in the checkpoint's run, 2 now"),
         (("--streaming",), r"data\.streaming: False in the checkpoint's run, True now"),
         (("--dataloader_drop_last", "true"), r"training\.dataloader_drop_last: False in the checkpoint's run, True"),
+        (("--neftune_noise_alpha", "5"), r"training\.neftune_noise_alpha: None in the checkpoint's run, 5\.0 now"),
+        (("--optim_args", "foo=1"), r"training\.optim_args: None in the checkpoint's run, 'foo=1' now"),
     ]:
         with pytest.raises(ValueError, match=difference):
             run_pretrain.main(arguments(assets, run, *extra))
