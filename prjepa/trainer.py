@@ -183,9 +183,17 @@ def _uploads_ignoring(patterns: tuple[str, ...]) -> Iterator[None]:
         transformers.trainer.hf_api = original
 
 
-def check_training_options(args: TrainingArguments) -> None:
+def check_training_options(args: TrainingArguments, sharded: bool = False) -> None:
     """Raises `ValueError` for Trainer options PrJEPA pretraining cannot honour: each would be silently ignored, or
-    would break the exact resume every run is promised."""
+    would break the exact resume every run is promised. `sharded`: FSDP or DeepSpeed is on, however it was set (the
+    Trainer also takes them from accelerate's configuration)."""
+    if sharded or args.fsdp or args.deepspeed:
+        raise ValueError(
+            "FSDP and DeepSpeed are not supported for PrJEPA pretraining: the EMA update reads the online encoder's "
+            "whole parameters, and an exact resume needs the optimizer and random-state files DDP checkpoints hold. "
+            "Train with DDP, one process per GPU: `accelerate launch --multi_gpu --num_processes N run_pretrain.py …` "
+            "(without an FSDP or DeepSpeed accelerate config) or `torchrun --nproc_per_node N run_pretrain.py …`."
+        )
     if args.label_smoothing_factor > 0:
         raise ValueError(
             f"--label_smoothing_factor {args.label_smoothing_factor} is not applied by PrJEPA's losses (the model "
@@ -227,7 +235,7 @@ class PrJepaTrainer(Trainer):
         super().__init__(model, *args, **kwargs)
         if not isinstance(self.model, PrJepaForPreTraining):
             raise ValueError(f"PrJepaTrainer trains a PrJepaForPreTraining model, got {type(self.model).__name__}.")
-        check_training_options(self.args)
+        check_training_options(self.args, sharded=self.is_fsdp_enabled or self.is_deepspeed_enabled)
         if (
             isinstance(self.data_collator, DataCollatorForPrJepa)
             and self.args.dataloader_persistent_workers
