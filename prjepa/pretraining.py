@@ -844,10 +844,12 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     if training_args.do_eval and "validation" not in raw:
         raise ValueError(f"--do_eval needs a validation split: {validation_split_fix(data_args)}; or drop --do_eval.")
     column = text_column(raw, data_args.text_column_name)
+    if finished:  # nothing trains: evaluating or pushing the final model reads no training text
+        raw = type(raw)({split: dataset for split, dataset in raw.items() if split != "train"})
     with training_args.main_process_first(desc="dropping empty lines"):  # the other processes read its cache
         raw = drop_empty_lines(raw, column, data_args)
     tokenized = tokenize(raw, tokenizer, column, data_args, training_args)
-    train_dataset = tokenized["train"] if training_args.do_train else None
+    train_dataset = tokenized["train"] if training_args.do_train and not finished else None
     eval_dataset = tokenized.get("validation") if training_args.do_eval else None
     if train_dataset is not None and data_args.max_train_samples is not None:
         train_dataset = _truncate(train_dataset, data_args.max_train_samples, data_args.streaming)
