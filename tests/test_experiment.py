@@ -40,6 +40,23 @@ def test_the_two_encoders_differ_only_in_the_objective_and_its_chosen_learning_r
     assert hybrid[hybrid.index("--seed") + 1] == hybrid[hybrid.index("--data_seed") + 1] == "3"
 
 
+def test_the_launcher_and_a_hub_dataset_without_configuration_make_commands_run_pretrain_accepts(monkeypatch):
+    monkeypatch.setattr(plan, "native_bf16", lambda device: False)  # fp32 on this CPU
+    launched = Experiment(
+        ExperimentArguments(preset="cpu", dataset_name="wikitext", launcher="torchrun --nproc_per_node 2")
+    )
+    command = launched.pretraining_arguments(0, "mlm")
+    assert "--dataset_config_name" not in command and None not in command
+    # Several CPU processes form one DDP world only with --use_cpu (run_pretrain refuses them without it).
+    _, _, training_args = parse_pretraining_arguments(command)
+    assert training_args.use_cpu and not training_args.bf16
+    # The launcher sets the processes, so the tokens per step: a run finished under another is not this one.
+    alone = Experiment(ExperimentArguments(preset="cpu", dataset_name="wikitext"))
+    assert "--use_cpu" not in alone.pretraining_arguments(0, "mlm")  # a single process, as the published runs
+    assert alone.pretraining_settings(0, "mlm") == alone.pretraining_arguments(0, "mlm")
+    assert launched.pretraining_settings(0, "mlm")[-2:] == ["--launcher", "torchrun --nproc_per_node 2"]
+
+
 def test_a_work_folder_of_another_length_is_refused_and_one_recorded_without_it_is_left_to_the_run(tmp_path):
     experiment = Experiment(ExperimentArguments(preset="cpu", train_file="train/*.txt", work_dir=str(tmp_path)))
     folder = tmp_path / "run"

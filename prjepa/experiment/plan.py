@@ -226,11 +226,9 @@ class Experiment:
         """run_pretrain.py's command line; the two objectives' differ in `--objective` and `--output_dir` only, and in
         `--learning_rate` where the preset gives one objective its own."""
         preset, args = self.preset, self.args
-        data = (
-            ["--train_file", args.train_file]
-            if args.train_file
-            else ["--dataset_name", args.dataset_name, "--dataset_config_name", args.dataset_config_name]
-        )
+        data = ["--train_file", args.train_file] if args.train_file else ["--dataset_name", args.dataset_name]
+        if args.dataset_config_name:  # a Hub dataset need not have configurations
+            data += ["--dataset_config_name", args.dataset_config_name]
         if args.validation_file:
             data += ["--validation_file", args.validation_file]
         # A run by epochs learns its steps only from its data and its number of processes: it places its snapshots
@@ -267,8 +265,9 @@ class Experiment:
             "--weight_decay",
             str(preset.weight_decay),
             *(["--bf16", "true"] if self.bf16 else []),
-            # transformers runs bf16 on a CPU only when told the device is one.
-            *(["--use_cpu", "true"] if self.bf16 and self.device == "cpu" else []),
+            # transformers runs bf16 on a CPU only when told the device is one, and several launched CPU processes
+            # form one DDP world only so (run_pretrain refuses them otherwise).
+            *(["--use_cpu", "true"] if self.device == "cpu" and (self.bf16 or args.launcher) else []),
             "--seed",
             str(seed),
             "--data_seed",
@@ -296,6 +295,12 @@ class Experiment:
             "--output_dir",
             self.checkpoint(seed, objective),
         ]
+
+    def pretraining_settings(self, seed: int, objective: str) -> list[str]:
+        """What a finished pretraining stage must have recorded to be reused: its arguments, and the launcher that
+        set its number of processes (so its tokens per step), where one was given."""
+        launcher = ["--launcher", self.args.launcher] if self.args.launcher else []
+        return [*self.pretraining_arguments(seed, objective), *launcher]
 
     def pretraining_command(self, seed: int, objective: str, portable: bool = False) -> list[str]:
         """The command that runs; `portable`: as a user types it in the repository (for commands.sh)."""

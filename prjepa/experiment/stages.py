@@ -162,7 +162,7 @@ def pretrain(experiment: Experiment, seed: int) -> None:
         run_stage(
             f"pretrain {objective} seed {seed}",
             record,
-            experiment.pretraining_arguments(seed, objective),
+            experiment.pretraining_settings(seed, objective),
             "train_results.json",
             experiment.pretraining_command(seed, objective),
             env=environment,
@@ -219,7 +219,7 @@ def seed_stages(experiment: Experiment, seed: int) -> list[tuple[str, str, str, 
             f"pretrain {objective} seed {seed}",
             experiment.run_record(seed, objective),
             "train_results.json",
-            experiment.pretraining_arguments(seed, objective),
+            experiment.pretraining_settings(seed, objective),
         )
         for objective in COMPARED_OBJECTIVES
     ]
