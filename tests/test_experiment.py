@@ -145,6 +145,29 @@ def test_a_finished_run_of_the_other_precision_is_refused_naming_the_flag(tmp_pa
         stages.check_no_stale_stage(Experiment(ExperimentArguments(**arguments)))
     stages.check_no_stale_stage(Experiment(ExperimentArguments(**arguments, bf16="false")))
 
+    # The converse: runs finished in bf16, now on a CPU that emulates it. The flag the stale check names passes the
+    # long-run refusal too, since nothing is pretrained again (only runs still to train would take the long estimate).
+    bf16_runs = dict(arguments, results_dir=str(tmp_path / "bf16"))
+    native = Experiment(ExperimentArguments(**bf16_runs))
+    for objective in ("hybrid", "mlm"):
+        record = native.run_record(0, objective)
+        os.makedirs(record)
+        for name, content in {
+            "train_results.json": {},
+            "trainer_state.json": {"global_step": 1200, "max_steps": 1200},
+            "experiment_stage.json": {"settings": native.pretraining_settings(0, objective), "seconds": 1.0},
+        }.items():
+            with open(os.path.join(record, name), "w") as file:
+                json.dump(content, file)
+    monkeypatch.setattr(plan, "native_bf16", lambda device: False)
+    emulated = Experiment(ExperimentArguments(**bf16_runs, bf16="true"))
+    stages.check_no_stale_stage(emulated)
+    stages.check_budget(emulated)
+    with pytest.raises(SystemExit, match="This CPU emulates bf16"):  # runs still to train are refused
+        stages.check_budget(
+            Experiment(ExperimentArguments(**dict(arguments, results_dir=str(tmp_path / "new")), bf16="true"))
+        )
+
 
 def test_the_hybrid_minus_mlm_difference_is_taken_per_seed(tmp_path):
     """The two encoders of a seed share initialisation, data order and masks: a hybrid one point above MLM-only in

@@ -380,7 +380,14 @@ def check_budget(experiment: Experiment) -> None:
         f"Estimated wall time on this machine ({experiment.device}): {hours:.1f} h per seed, {hours * args.seeds:.1f} h "
         "in all."
     )
-    if experiment.device == "cpu" and hours > LONG_RUN_HOURS and not args.allow_long_run and "pretrain" in args.stages:
+    # Finished runs are not pretrained again: a run whose every pretraining stage is done is not long, whatever its
+    # precision would cost now.
+    to_pretrain = "pretrain" in args.stages and any(
+        not finished_stage(experiment.run_record(seed, objective), "train_results.json")
+        for seed in range(args.seeds)
+        for objective in COMPARED_OBJECTIVES
+    )
+    if experiment.device == "cpu" and hours > LONG_RUN_HOURS and not args.allow_long_run and to_pretrain:
         fp32_hours = preset.estimated_hours(experiment.device)
         raise SystemExit(
             f"The {args.preset!r} preset would take about {hours:.0f} h ({hours / 24:.1f} days) per seed on this CPU "
