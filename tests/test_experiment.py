@@ -316,6 +316,8 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
         str(tiny_glue),
         "--tokenizer_name",
         str(tmp_path / "tokenizer"),
+        "--keep_freed_memory",
+        "true",
     ]
     run_experiment(argv)
 
@@ -334,6 +336,10 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     assert f"| MLM-only | {tiny_preset.learning_rate:g} | {mlm_loss:.3f} |" in table  # as the run recorded it
     commands = (results / "commands.sh").read_text()
     assert "--objective hybrid" in commands and "--objective mlm" in commands and "run_glue_probe.py" in commands
+    pretraining = [line for line in commands.splitlines() if "run_pretrain.py" in line]
+    assert len(pretraining) == 2 and all(
+        line.startswith(f"GLIBC_TUNABLES={plan.KEEP_FREED_MEMORY} ") for line in pretraining
+    )
     assert summary["machines"] == [stages.machine()] and summary["wall_hours"] > 0
 
     # The random-init control is the runs' shared initialisation, a third column everywhere.

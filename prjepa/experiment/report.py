@@ -10,7 +10,7 @@ from typing import Any
 from ..curves import plot_probe_curves, plot_training_logs, probe_curves, training_logs
 from ..probing.tasks import GLUE_TASKS
 from ..utils import markdown_table, mean_and_spread, option_name, option_names
-from .plan import Experiment, ExperimentArguments, read_json
+from .plan import KEEP_FREED_MEMORY, Experiment, ExperimentArguments, read_json
 from .presets import COMPARED_MODELS, COMPARED_OBJECTIVES, CONTROL, HYBRID, MLM_ONLY
 from .stages import MEASURING_STAGE_MARKERS, STAGE_RECORD, finished_stage, machine, stage_seconds
 
@@ -430,9 +430,11 @@ def write_report(experiment: Experiment, argv: list[str]) -> dict[str, Any]:
         }
         plot_probe_curves(probe_curve_data, majority).savefig(os.path.join(results, "probe_curves.png"), dpi=120)
     commands = [reproducing_command(argv), ""]
+    # The allocator setting --keep_freed_memory gives the pretraining processes (glibc only; it changes no number).
+    environment = f"GLIBC_TUNABLES={KEEP_FREED_MEMORY} " if experiment.args.keep_freed_memory else ""
     for seed in seeds:
         commands += [
-            shlex.join(experiment.pretraining_command(seed, objective, portable=True))
+            environment + shlex.join(experiment.pretraining_command(seed, objective, portable=True))
             for objective in COMPARED_OBJECTIVES
         ]
         commands += [
