@@ -490,6 +490,12 @@ def test_speed_and_wall_time_count_every_attempt_of_a_resumed_run(tmp_path, tiny
         with open(os.path.join(experiment.seed_results(0, stage), "experiment_stage.json"), "w") as file:
             json.dump({"settings": [], "seconds": seconds}, file)
     assert report.seed_wall_seconds(experiment, 0, with_curves=False) == 130 + 70 + 300 + 20 + 30
+    # A stage that found its run finished (its record lost after training) recorded an evaluation's seconds: the
+    # run's training time still counts.
+    stage_record = os.path.join(experiment.run_record(0, "hybrid"), "experiment_stage.json")
+    with open(stage_record, "w") as file:
+        json.dump({"settings": ["--learning_rate", "0.001"], "seconds": 5.0}, file)
+    assert report.seed_wall_seconds(experiment, 0, with_curves=False) == 400 + 70 + 20 + 30
 
 
 def test_a_stage_stopped_while_recording_itself_runs_again_instead_of_breaking_the_rerun(tmp_path, monkeypatch):

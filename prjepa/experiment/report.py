@@ -321,13 +321,16 @@ def training_seconds(train_results: dict[str, float]) -> float:
 
 def seed_wall_seconds(experiment: Experiment, seed: int, with_curves: bool) -> float:
     """The seed's recorded stage seconds, which cover each stage's last attempt (the curves' where `with_curves`),
-    plus the training time of a resumed pretraining run's earlier attempts."""
-    earlier_attempts = 0.0
+    plus the training time of a resumed pretraining run's earlier attempts. A pretraining stage counts at least its
+    run's training time: one that found its run finished (the record lost after training) only evaluated it."""
+    seconds = 0.0
     for objective in COMPARED_OBJECTIVES:
-        train = read_json(experiment.run_record(seed, objective), "train_results.json")
-        earlier_attempts += training_seconds(train) - train["train_runtime"]
-    directories = seed_stage_directories(experiment, seed, with_curves)
-    return earlier_attempts + sum(stage_seconds(directory) for directory in directories)
+        record = experiment.run_record(seed, objective)
+        train = read_json(record, "train_results.json")
+        earlier_attempts = training_seconds(train) - train["train_runtime"]
+        seconds += max(stage_seconds(record) + earlier_attempts, training_seconds(train))
+    stages = ["probe", "analysis", *(["curves"] if with_curves else [])]
+    return seconds + sum(stage_seconds(experiment.seed_results(seed, stage)) for stage in stages)
 
 
 def seed_stage_directories(experiment: Experiment, seed: int, with_curves: bool) -> list[str]:
