@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny WordPiece tokenizer and a tiny BERT folder (session-scoped, so never mutated); and a
-`datasets` cache of the session's own, so that the tests' Arrow files do not pile up in the user's cache."""
+`datasets` cache and Hypothesis storage of the session's own, so that the tests' files pile up neither in the user's
+cache nor in the checkout."""
 
 import os
 import shutil
@@ -12,13 +13,14 @@ from helpers import VOCAB
 
 def pytest_configure(config):
     # Before any test module imports `datasets`, which reads its cache folder once; child processes inherit it.
-    config.datasets_cache = tempfile.mkdtemp(prefix="prjepa-tests-datasets-")
-    os.environ["HF_DATASETS_CACHE"] = config.datasets_cache
+    config.session_storage = tempfile.mkdtemp(prefix="prjepa-tests-")
+    os.environ["HF_DATASETS_CACHE"] = config.session_storage
+    os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(config.session_storage, "hypothesis"))
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
 def pytest_unconfigure(config):
-    shutil.rmtree(getattr(config, "datasets_cache", ""), ignore_errors=True)
+    shutil.rmtree(getattr(config, "session_storage", ""), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

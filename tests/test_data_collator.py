@@ -18,7 +18,7 @@ from prjepa.collator import DataCollatorForPrJepa, batch_seed
 
 PAD, UNK, CLS, SEP, MASK = range(len(SPECIAL_TOKENS))
 WORD_IDS = range(len(SPECIAL_TOKENS), len(VOCAB))
-HYPOTHESIS = settings(max_examples=40, deadline=None, database=None)  # no example store in the checkout
+HYPOTHESIS = settings(max_examples=40, deadline=None, database=None)  # examples are not replayed across runs
 
 
 def half_up(value: float) -> int:
