@@ -33,6 +33,7 @@ from .data_sources import DEFAULT_TEXT_DATASET, check_hub_reachable, check_push_
 from .resume import (
     NEW_MODEL_OPTIONS,
     RUN_SETTINGS,
+    check_continued_length,
     check_resume_checkpoint,
     check_settings,
     check_streamed_resume,
@@ -376,18 +377,6 @@ def finished_training(training_args: PrJepaTrainingArguments) -> bool:
     if training_args.max_steps > 0:
         return state["global_step"] >= training_args.max_steps
     return state.get("epoch", 0) >= training_args.num_train_epochs
-
-
-def check_continued_length(checkpoint: str, training_args: PrJepaTrainingArguments) -> None:
-    """A run resumed for fewer steps than its checkpoint has done would train on past its new end."""
-    with open(os.path.join(checkpoint, "trainer_state.json")) as file:
-        done = json.load(file)["global_step"]
-    if 0 < training_args.max_steps < done:
-        raise ValueError(
-            f"{checkpoint} has done {done} steps, more than --max_steps {training_args.max_steps}: a run cannot be cut "
-            f"short after the fact. Ask for at least {done} steps, or use {checkpoint}'s weights as they are "
-            "(--model_name_or_path for a new run or an evaluation)."
-        )
 
 
 def check_launch(training_args: PrJepaTrainingArguments) -> None:
@@ -822,7 +811,7 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
         # the end (transformers takes a step before it compares the step count with the length).
         completing = at_end and not continuing
         check_settings(recorded, settings, resume_from_checkpoint, continuing)
-        check_continued_length(resume_from_checkpoint, training_args)
+        check_continued_length(resume_from_checkpoint, training_args.max_steps)
         if data_args.streaming and not training_args.ignore_data_skip:
             check_streamed_resume(resume_from_checkpoint)
         if completing:

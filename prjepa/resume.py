@@ -210,7 +210,7 @@ def check_settings(recorded_path: str | None, settings: dict[str, Any], source: 
     with open(recorded_path) as file:
         found = differences(json.load(file), settings)
     if finished:
-        found = [entry for entry in found if entry.split(":")[0] not in {f"training.{n}" for n in LENGTH_ARGUMENTS}]
+        found = [entry for entry in found if not is_length_difference(entry)]
     if found:
         raise ValueError(
             f"Continuing {source} with other settings than its run was started with would mix two runs: "
@@ -219,21 +219,41 @@ def check_settings(recorded_path: str | None, settings: dict[str, Any], source: 
         )
 
 
+def is_length_difference(entry: str) -> bool:
+    """Whether a `differences` entry is one of the run's length (`LENGTH_ARGUMENTS`)."""
+    return entry.split(":")[0] in {f"training.{name}" for name in LENGTH_ARGUMENTS}
+
+
 def length_changed(recorded_path: str | None, settings: dict[str, Any]) -> bool:
     """Whether `settings` ask for another run length than the run recorded at `recorded_path` (a checkpoint saved
     before settings were recorded: taken as changed, since its length cannot be compared)."""
     if recorded_path is None:
         return True
     with open(recorded_path) as file:
-        found = differences(json.load(file), settings)
-    return any(entry.split(":")[0] in {f"training.{name}" for name in LENGTH_ARGUMENTS} for entry in found)
+        return any(map(is_length_difference, differences(json.load(file), settings)))
+
+
+def checkpoint_state(checkpoint: str) -> dict[str, Any]:
+    """The trainer state `checkpoint` saved."""
+    with open(os.path.join(checkpoint, "trainer_state.json")) as file:
+        return json.load(file)
 
 
 def reached_its_end(checkpoint: str) -> bool:
     """Whether the run had done all its planned steps when it saved `checkpoint`."""
-    with open(os.path.join(checkpoint, "trainer_state.json")) as file:
-        state = json.load(file)
+    state = checkpoint_state(checkpoint)
     return state["max_steps"] > 0 and state["global_step"] >= state["max_steps"]
+
+
+def check_continued_length(checkpoint: str, max_steps: int) -> None:
+    """A run resumed for fewer steps than its checkpoint has done would train on past its new end."""
+    done = checkpoint_state(checkpoint)["global_step"]
+    if 0 < max_steps < done:
+        raise ValueError(
+            f"{checkpoint} has done {done} steps, more than --max_steps {max_steps}: a run cannot be cut short after "
+            f"the fact. Ask for at least {done} steps, or use {checkpoint}'s weights as they are (--model_name_or_path "
+            "for a new run or an evaluation)."
+        )
 
 
 def check_streamed_resume(checkpoint: str) -> None:
@@ -243,8 +263,7 @@ def check_streamed_resume(checkpoint: str) -> None:
     run had trained already. Its checkpoint shows it: in the first pass `epoch` is `global_step / max_steps`
     (transformers' `pass + (step + 1) / steps_in_epoch`, the step counted within the pass); past a first pass of p
     steps it is at least `1 − p / max_steps` more, p being below `max_steps`."""
-    with open(os.path.join(checkpoint, "trainer_state.json")) as file:
-        state = json.load(file)
+    state = checkpoint_state(checkpoint)
     if state["epoch"] - state["global_step"] / state["max_steps"] > 0.5 / state["max_steps"]:
         raise ValueError(
             f"Cannot resume {checkpoint} exactly: this --streaming run had read its whole stream (epoch "

@@ -124,20 +124,25 @@ def test_pretraining_precision_follows_the_preset_the_device_and_the_flag(
     assert (experiment.estimated_hours() > fp32_hours) is (expected and not native and experiment.device == "cpu")
 
 
-def test_a_finished_run_of_the_other_precision_is_refused_naming_the_flag(tmp_path, monkeypatch):
-    monkeypatch.setattr(plan, "native_bf16", lambda device: False)
-    arguments = dict(preset="cpu", train_file="train/*.txt", results_dir=str(tmp_path), stages=["pretrain"])
-    fp32 = Experiment(ExperimentArguments(**arguments))
+def record_finished_runs(experiment: Experiment) -> None:
+    """Records of seed 0's two runs as the experiment's pretraining stage leaves them finished, with its settings."""
     for objective in ("hybrid", "mlm"):
-        record = fp32.run_record(0, objective)
+        record = experiment.run_record(0, objective)
         os.makedirs(record)
         for name, content in {
             "train_results.json": {},
             "trainer_state.json": {"global_step": 1200, "max_steps": 1200},
-            "experiment_stage.json": {"settings": fp32.pretraining_arguments(0, objective), "seconds": 1.0},
+            "experiment_stage.json": {"settings": experiment.pretraining_settings(0, objective), "seconds": 1.0},
         }.items():
             with open(os.path.join(record, name), "w") as file:
                 json.dump(content, file)
+
+
+def test_a_finished_run_of_the_other_precision_is_refused_naming_the_flag(tmp_path, monkeypatch):
+    monkeypatch.setattr(plan, "native_bf16", lambda device: False)
+    arguments = dict(preset="cpu", train_file="train/*.txt", results_dir=str(tmp_path), stages=["pretrain"])
+    fp32 = Experiment(ExperimentArguments(**arguments))
+    record_finished_runs(fp32)
     stages.check_no_stale_stage(fp32)  # the same machine: nothing stale
 
     monkeypatch.setattr(plan, "native_bf16", lambda device: True)
@@ -148,17 +153,7 @@ def test_a_finished_run_of_the_other_precision_is_refused_naming_the_flag(tmp_pa
     # The converse: runs finished in bf16, now on a CPU that emulates it. The flag the stale check names passes the
     # long-run refusal too, since nothing is pretrained again (only runs still to train would take the long estimate).
     bf16_runs = dict(arguments, results_dir=str(tmp_path / "bf16"))
-    native = Experiment(ExperimentArguments(**bf16_runs))
-    for objective in ("hybrid", "mlm"):
-        record = native.run_record(0, objective)
-        os.makedirs(record)
-        for name, content in {
-            "train_results.json": {},
-            "trainer_state.json": {"global_step": 1200, "max_steps": 1200},
-            "experiment_stage.json": {"settings": native.pretraining_settings(0, objective), "seconds": 1.0},
-        }.items():
-            with open(os.path.join(record, name), "w") as file:
-                json.dump(content, file)
+    record_finished_runs(Experiment(ExperimentArguments(**bf16_runs)))
     monkeypatch.setattr(plan, "native_bf16", lambda device: False)
     emulated = Experiment(ExperimentArguments(**bf16_runs, bf16="true"))
     stages.check_no_stale_stage(emulated)

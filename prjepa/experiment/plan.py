@@ -96,9 +96,9 @@ class ExperimentArguments:
     keep_freed_memory: bool = field(
         default=False,
         metadata={
-            "help": f"Pretrain with GLIBC_TUNABLES={KEEP_FREED_MEMORY} (glibc only; ignored elsewhere): 15x (MLM-only) and "
-            "9x (hybrid) fewer page faults for 10-14 per cent more peak memory; measured 0.87x the MLM-only step time but 1.06x the hybrid's "
-            "(benchmarks/bench_allocator.py), so off by default."
+            "help": f"Pretrain with GLIBC_TUNABLES={KEEP_FREED_MEMORY} (glibc only; ignored elsewhere): 15x "
+            "(MLM-only) and 9x (hybrid) fewer page faults for 10-14 per cent more peak memory; measured 0.87x the "
+            "MLM-only step time but 1.06x the hybrid's (benchmarks/bench_allocator.py), so off by default."
         },
     )
     bf16: str = field(

@@ -133,8 +133,8 @@ EXPERIMENT_PRESETS = {
     ),
     "cpu": ExperimentPreset(
         description="mini encoder (256/4/4) with learned positions and a tied MLM decoder (the recipe study's "
-        "choice, results/recipe-study), 1,200 steps of 32 × 128 tokens (4.9M tokens) of the given text (WikiText-103 without data flags) at a peak "
-        "learning rate of 1e-3 for MLM-only and 5e-4 for the hybrid (the collapse screen's choice, "
+        "choice, results/recipe-study), 1,200 steps of 32 × 128 tokens (4.9M tokens) of the given text "
+        "(WikiText-103 without data flags) at a peak learning rate of 1e-3 for MLM-only and 5e-4 for the hybrid (the collapse screen's choice, "
         "results/cpu-collapse-screen), under bf16 autocast where the CPU has native bf16; about 70 minutes per seed "
         "on 2 cores in fp32, 55 in bf16",
         model_preset="mini",

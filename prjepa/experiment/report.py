@@ -323,14 +323,16 @@ def seed_wall_seconds(experiment: Experiment, seed: int, with_curves: bool) -> f
     """The seed's recorded stage seconds, which cover each stage's last attempt (the curves' where `with_curves`),
     plus the training time of a resumed pretraining run's earlier attempts. A pretraining stage counts at least its
     run's training time: one that found its run finished (the record lost after training) only evaluated it."""
+    records = {experiment.run_record(seed, objective) for objective in COMPARED_OBJECTIVES}
     seconds = 0.0
-    for objective in COMPARED_OBJECTIVES:
-        record = experiment.run_record(seed, objective)
-        train = read_json(record, "train_results.json")
-        earlier_attempts = training_seconds(train) - train["train_runtime"]
-        seconds += max(stage_seconds(record) + earlier_attempts, training_seconds(train))
-    stages = ["probe", "analysis", *(["curves"] if with_curves else [])]
-    return seconds + sum(stage_seconds(experiment.seed_results(seed, stage)) for stage in stages)
+    for directory in seed_stage_directories(experiment, seed, with_curves):
+        if directory in records:
+            train = read_json(directory, "train_results.json")
+            earlier_attempts = training_seconds(train) - train["train_runtime"]
+            seconds += max(stage_seconds(directory) + earlier_attempts, training_seconds(train))
+        else:
+            seconds += stage_seconds(directory)
+    return seconds
 
 
 def seed_stage_directories(experiment: Experiment, seed: int, with_curves: bool) -> list[str]:

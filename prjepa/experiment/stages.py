@@ -20,6 +20,8 @@ from .presets import COMPARED_OBJECTIVES
 # The small files of a finished pretraining run that its record in the results keeps (its logs, metrics and model
 # card), so that the report, and a rerun's reuse, need no checkpoint: the work folder may be gone.
 RUN_RECORD_FILES = ("trainer_state.json", "train_results.json", "eval_results.json", "README.md")
+# The record file whose presence says a pretraining run finished.
+PRETRAINING_MARKER = "train_results.json"
 # In a run's record: the digests of the weights it left, so that measuring stages never read other weights.
 WEIGHTS_RECORD = "weights.json"
 # Each stage's record beside its outputs: the settings it ran with and the seconds it took.
@@ -163,7 +165,7 @@ def pretrain(experiment: Experiment, seed: int) -> None:
             f"pretrain {objective} seed {seed}",
             record,
             experiment.pretraining_settings(seed, objective),
-            "train_results.json",
+            PRETRAINING_MARKER,
             experiment.pretraining_command(seed, objective),
             env=environment,
             check=lambda checkpoint=checkpoint: check_run_length(experiment, checkpoint),
@@ -179,7 +181,7 @@ def encoders_fingerprint(experiment: Experiment, seed: int) -> str | None:
     digest = hashlib.sha256()
     for objective in COMPARED_OBJECTIVES:
         record = experiment.run_record(seed, objective)
-        if not os.path.exists(os.path.join(record, "train_results.json")):
+        if not os.path.exists(os.path.join(record, PRETRAINING_MARKER)):
             return None
         for name in ("trainer_state.json", WEIGHTS_RECORD):
             if os.path.exists(os.path.join(record, name)):  # records written before weight digests lack them
@@ -218,7 +220,7 @@ def seed_stages(experiment: Experiment, seed: int) -> list[tuple[str, str, str, 
         (
             f"pretrain {objective} seed {seed}",
             experiment.run_record(seed, objective),
-            "train_results.json",
+            PRETRAINING_MARKER,
             experiment.pretraining_settings(seed, objective),
         )
         for objective in COMPARED_OBJECTIVES
@@ -383,7 +385,7 @@ def check_budget(experiment: Experiment) -> None:
     # Finished runs are not pretrained again: a run whose every pretraining stage is done is not long, whatever its
     # precision would cost now.
     to_pretrain = "pretrain" in args.stages and any(
-        not finished_stage(experiment.run_record(seed, objective), "train_results.json")
+        not finished_stage(experiment.run_record(seed, objective), PRETRAINING_MARKER)
         for seed in range(args.seeds)
         for objective in COMPARED_OBJECTIVES
     )

@@ -138,8 +138,7 @@ def _compute_features(
 
 def feature_cache_key(encoder: LoadedEncoder, texts: Texts, max_seq_length: int) -> str:
     """Hex key of everything that determines the features: weights, layer read, tokenizer (`encoding_fingerprint`),
-    max length and the texts themselves (so a task, split, subsample
-    or pair mode never reuses another's features)."""
+    max length and the texts themselves (so a task, split, subsample or pair mode never reuses another's features)."""
     digest = hashlib.sha256()
     settings = [CACHE_FORMAT_VERSION, encoder.fingerprint, encoder.tokenizer_fingerprint, max_seq_length]
     # Absent at its default, so that features cached before it was keyed keep their keys.
