@@ -195,6 +195,25 @@ def test_one_block_scale_per_batch_sizes_each_row_by_its_own_length(tokenizer, l
     assert consistent_scale_exists(sizes, *config.target_block_scale)
 
 
+def test_context_is_one_span_of_the_context_scale_minus_the_targets(tokenizer):
+    # Fixed scales: every row of 60 content tokens gets a context span of exactly 18 and two target blocks of 6, so
+    # at least 6 context tokens remain and the fallback (all content outside the targets, 48 tokens or more) never
+    # applies. The context must be one 18-token window minus the targets, for every seed.
+    config = tiny_config(
+        target_block_scale=(0.1, 0.1), context_block_scale=(0.3, 0.3), num_target_blocks=2, min_context_tokens=1
+    )
+    n, span = 60, 18
+    examples = [{"input_ids": [CLS, *[WORD_IDS[0]] * n, SEP]}] * 4
+    for seed in range(25):
+        batch = DataCollatorForPrJepa(tokenizer, config, seed=seed)(examples)
+        for row in range(len(examples)):
+            context = set(batch["context_indices"][row][batch["context_mask"][row].bool()].tolist())
+            targets = set(batch["target_indices"][row][batch["target_mask"][row].bool()].tolist())
+            windows = [set(range(1 + start, 1 + start + span)) - targets for start in range(n - span + 1)]
+            assert context in windows, f"seed {seed}, row {row}: the context is not an {span}-token span minus targets"
+            assert len(context) >= span - 2 * 6
+
+
 def test_rows_long_enough_always_get_jepa_and_rows_too_short_never(tokenizer):
     config = tiny_config(min_context_tokens=4, num_target_blocks=2, target_block_scale=(0.1, 0.25))
     examples = [{"input_ids": [CLS, *[WORD_IDS[0]] * n, SEP]} for n in (0, 1, 4, 40, 60)]
@@ -333,7 +352,11 @@ def test_dataloader_workers_yield_the_same_batches_as_the_main_process(tokenizer
 def test_list_array_and_tensor_inputs_give_the_same_batch(tokenizer):
     examples = random_examples(5)
     as_tensors = [{"input_ids": torch.tensor(example["input_ids"])} for example in examples]
-    assert_batches_equal(collator_at(tokenizer, 0, 0)(as_tensors), collator_at(tokenizer, 0, 0)(examples))
+    as_arrays = [{"input_ids": np.array(example["input_ids"])} for example in examples]
+    mixed = [as_tensors[0], as_arrays[1], *examples[2:]]
+    reference = collator_at(tokenizer, 0, 0)(examples)
+    for inputs in (as_tensors, as_arrays, mixed):
+        assert_batches_equal(collator_at(tokenizer, 0, 0)(inputs), reference)
 
 
 @pytest.mark.parametrize("objective", ["hybrid", "mlm"])

@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import subprocess
+import threading
 
 import pytest
 import torch
@@ -130,8 +131,20 @@ def test_a_first_run_that_fails_before_training_stops_the_study_with_its_error(t
         raise subprocess.CalledProcessError(1, ["prjepa.pretraining", recipe.name])
 
     monkeypatch.setattr(recipe_study, "train", failing_train)
-    with pytest.raises(subprocess.CalledProcessError, match="prjepa.pretraining"):
-        recipe_study.train_all([Recipe(), Recipe(tied=True)], study_arguments(tmp_path))
+    errors = []
+
+    def run_study() -> None:
+        try:
+            recipe_study.train_all([Recipe(), Recipe(tied=True)], study_arguments(tmp_path))
+        except subprocess.CalledProcessError as error:
+            errors.append(error)
+
+    # In a thread, so that a study left waiting for a log line that never comes fails the test instead of hanging it.
+    study = threading.Thread(target=run_study, daemon=True)
+    study.start()
+    study.join(timeout=60)
+    assert not study.is_alive(), "the study still waits for the failed run's tokenization"
+    assert len(errors) == 1 and "prjepa.pretraining" in str(errors[0])
 
 
 def test_a_study_folder_is_reused_only_with_the_same_seed_data_and_tokenizer(tmp_path, monkeypatch):

@@ -18,6 +18,7 @@ from modeling_prjepa import PrJepaModel
 from prjepa import geometry, probing
 from prjepa.geometry import analysis as analysis_script
 from prjepa.probing import features as feature_extraction
+from prjepa.probing import poolers
 
 SHARED_GLUE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "glue")
 TOPICS = ["dog", "park", "paris"]
@@ -464,10 +465,28 @@ def test_existing_results_are_not_overwritten(tmp_path):
     assert (tmp_path / "analysis.json").read_text() == "{}"
 
 
-def test_pooler_helpers_keep_the_thread_count():
-    threads = torch.get_num_threads()
+def test_pooler_helpers_pool_on_one_thread_and_restore_the_count(monkeypatch):
+    pooling_threads = []
+    pool_all = poolers._pool_all
+
+    def recording_pool_all(*args, **kwargs):
+        pooling_threads.append(torch.get_num_threads())
+        return pool_all(*args, **kwargs)
+
+    monkeypatch.setattr(poolers, "_pool_all", recording_pool_all)
     pooler = analysis_script.untrained_pooler("attention", 8, 16, seed=0)
     states = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
     tokens = probing.TokenFeatures(states, np.array([2, 3]))
-    probing.pool_tokens(pooler, tokens)
-    assert torch.get_num_threads() == threads
+    previous = torch.get_num_threads()
+    torch.set_num_threads(3)  # not 1, so that a helper that leaves one thread behind is seen
+    try:
+        probing.pool_tokens(pooler, tokens)
+        assert torch.get_num_threads() == 3
+        poolers.train_pooler(
+            "attention", tokens, np.array([0, 1]), is_regression=False, max_positions=16,
+            training=poolers.PoolerTraining(epochs=1),
+        )  # fmt: skip
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(previous)
+    assert pooling_threads == [1, 1]

@@ -543,10 +543,15 @@ def test_bf16_on_a_cpu_that_emulates_it_is_warned_about_naming_fp32(assets, tmp_
     monkeypatch.setattr(run_pretrain, "native_bf16", lambda device: native)
     _, _, bf16 = run_pretrain.parse_arguments(arguments(assets, tmp_path / "out", "--bf16", "true"))
     _, _, fp32 = run_pretrain.parse_arguments(arguments(assets, tmp_path / "out"))
-    with caplog.at_level(logging.WARNING):
-        run_pretrain.warn_emulated_bf16(fp32)
-        run_pretrain.warn_emulated_bf16(bf16)
-    warnings = [record.getMessage() for record in caplog.records if record.name == run_pretrain.logger.name]
+
+    def warnings_of(training_args) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            run_pretrain.warn_emulated_bf16(training_args)
+        return [record.getMessage() for record in caplog.records if record.name == run_pretrain.logger.name]
+
+    assert warnings_of(fp32) == []
+    warnings = warnings_of(bf16)
     assert len(warnings) == (0 if native else 1)
     assert all("emulates it" in warning and "Pass --bf16 false" in warning for warning in warnings)
 
@@ -657,6 +662,7 @@ def test_push_to_hub_uploads_a_loadable_model_with_its_card(assets, tmp_path, fa
     assert "| `warmup_steps` | 2 |" in card.text  # the ratio 0.5 of 3 steps, as the schedule made it
     assert '| `lr_scheduler_kwargs` | {"min_lr": 1e-06} |' in card.text
     encoder = AutoModel.from_pretrained(repo_id, trust_remote_code=True)
+    assert type(encoder).__module__.startswith("transformers_modules"), type(encoder).__module__
     batch = trainer.processing_class(SENTENCES, padding=True, return_tensors="pt")
     expected = trainer.model.prjepa(batch["input_ids"], batch["attention_mask"]).last_hidden_state
     torch.testing.assert_close(

@@ -84,9 +84,10 @@ def test_resumed_run_equals_uninterrupted_run(tokenizer, tmp_path):
     assert expected.keys() == actual.keys()
     for key in expected:
         torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=0, msg=key)
-    # And the run did move: the target differs from its initial copy of the online encoder.
-    initial = load_file(str(tmp_path / "straight" / "checkpoint-3" / "model.safetensors"))
-    assert not torch.equal(initial["loss_weighting.jepa_logit"], expected["loss_weighting.jepa_logit"])
+    # And the resumed steps did move what they must reproduce: λ's logit and the target encoder (by EMA).
+    at_step_3 = load_file(str(tmp_path / "straight" / "checkpoint-3" / "model.safetensors"))
+    for key in ("loss_weighting.jepa_logit", "target_encoder.embeddings.word_embeddings.weight"):
+        assert not torch.equal(at_step_3[key], expected[key]), key
 
 
 def test_resumed_streaming_run_equals_uninterrupted_run(tokenizer, tmp_path):
@@ -224,6 +225,8 @@ def test_checkpoint_carries_code_and_loads_with_remote_code(tokenizer, tmp_path)
     checkpoint = tmp_path / "checkpoint-2"
     assert {"modeling_prjepa.py", "configuration_prjepa.py", "model.safetensors"} <= set(os.listdir(checkpoint))
     target = AutoModel.from_pretrained(str(checkpoint), trust_remote_code=True, encoder="target")
+    # The checkpoint's own code, not the classes this process registered (the fallback without an auto_map).
+    assert type(target).__module__.startswith("transformers_modules"), type(target).__module__
     expected = trainer.model.target_encoder.state_dict()
     for key, value in target.state_dict().items():
         torch.testing.assert_close(value, expected[key], rtol=0, atol=0)
@@ -297,7 +300,9 @@ def test_snapshots_keep_the_initialisation_and_the_requested_steps_exactly(token
     state = json.loads((snapshots[6] / "snapshot_state.json").read_text())
     logged_at_step_6 = next(entry for entry in straight.state.log_history if entry["step"] == 6)
     assert state == {"step": 6, "num_input_tokens_seen": logged_at_step_6["num_input_tokens_seen"]}
-    assert AutoModel.from_pretrained(snapshots[6], trust_remote_code=True) is not None
+    assert type(AutoModel.from_pretrained(snapshots[6], trust_remote_code=True)).__module__.startswith(
+        "transformers_modules"
+    )
 
     # A run resumed past step 0 adds the later snapshots only, equal to the uninterrupted run's.
     resumed = make_trainer(tokenizer, tmp_path / "resumed", snapshot_steps=[0, 3, 6])
