@@ -1,9 +1,10 @@
-# Both objectives past the cpu preset's budget, seeds 0 and 1: the published recipes (results/cpu: bf16 for seed 0, fp32
-# for seed 1; peak learning rate 1e-3 for MLM-only, 5e-4 for the hybrid) for 8,000 steps instead of 1,200, i.e. 32.7M
-# tokens instead of 4.9M (the cosine schedule and its 10% warm-up stretched over the longer run; about 2.1 passes over
-# the Gutenberg training text), probed along the run with the experiment's probe settings. Run from a checkout where
-# the ../shared/data/ and ../shared/tokenizers/ paths below resolve (seed 0's pretraining ran at 741ddac, seed 1's at
-# d6c815c in every session, the rest at the commits that added these files, with the same probe code).
+# Both objectives past the cpu preset's budget, seeds 0, 1 and 2: the published recipes (results/cpu: bf16 for seed 0,
+# fp32 for seeds 1 and 2; peak learning rate 1e-3 for MLM-only, 5e-4 for the hybrid) for 8,000 steps instead of 1,200,
+# i.e. 32.7M tokens instead of 4.9M (the cosine schedule and its 10% warm-up stretched over the longer run; about 2.1
+# passes over the Gutenberg training text), probed along the run with the experiment's probe settings. Run from a
+# checkout where the ../shared/data/ and ../shared/tokenizers/ paths below resolve (seed 0's pretraining ran at 741ddac,
+# seeds 1 and 2's at d6c815c in every session, the rest at the commits that added these files, with the same probe
+# code).
 STEPS="0 1000 2000 3000 4000 6000"
 FEATURES=/work/runs/work/cpu-long/features
 
@@ -75,10 +76,23 @@ pretrain hybrid 0.0005 $SEED1_HYBRID 1 false seed-1/pretrain-hybrid
 probe 1 seed-1/probe-hybrid $(snapshots $SEED1_HYBRID)
 probe 1 seed-1/layer-0-hybrid $SEED1_HYBRID --hidden_layer 0
 
+# Seed 2: both runs as seed 1's (fp32, the allocator setting for MLM-only), probed with seed 2, everything from the
+# checkout at d6c815c. MLM-only ran in two sessions (stopped by SIGTERM after step 4,193, resumed from that checkpoint);
+# the hybrid in three sessions (stopped by SIGTERM after steps 1,903 and 5,916, each time resumed from that checkpoint;
+# its recorded training time includes about 8 minutes paused by SIGSTOP while MLM-only's probes ran).
+SEED2=/work/runs/work/cpu-long/seed-2/mlm
+GLIBC_TUNABLES=glibc.malloc.trim_threshold=17179869184:glibc.malloc.mmap_max=0 pretrain mlm 0.001 $SEED2 2 false seed-2/pretrain-mlm
+probe 2 seed-2/probe $(snapshots $SEED2)
+probe 2 seed-2/layer-0 $SEED2/snapshot-0 $SEED2 --hidden_layer 0
+SEED2_HYBRID=/work/runs/work/cpu-long/seed-2/hybrid
+pretrain hybrid 0.0005 $SEED2_HYBRID 2 false seed-2/pretrain-hybrid
+probe 2 seed-2/probe-hybrid $(snapshots $SEED2_HYBRID)
+probe 2 seed-2/layer-0-hybrid $SEED2_HYBRID --hidden_layer 0
+
 # summary.md, probe_curves.png and training_logs.png: the runs' scores and validation MLM loss against tokens seen,
 # with the random-init control and the issue's target (the control + 5 points), and the logged λ, losses and
-# effective rank against the step; the plots draw each objective's mean over the two seeds with their spread.
-RUN=$RUN HYBRID=$HYBRID SEED1=$SEED1 SEED1_HYBRID=$SEED1_HYBRID python - <<'PYTHON'
+# effective rank against the step; the plots draw each objective's mean over the three seeds with their spread.
+RUN=$RUN HYBRID=$HYBRID SEED1=$SEED1 SEED1_HYBRID=$SEED1_HYBRID SEED2=$SEED2 SEED2_HYBRID=$SEED2_HYBRID python - <<'PYTHON'
 import os
 
 from prjepa.curves import plot_probe_curves, plot_training_logs, probe_curves, training_logs
@@ -88,13 +102,15 @@ from prjepa.utils import markdown_table, mean_and_spread
 
 RESULTS = "results/cpu-long"
 SCORES = (("sst2", "accuracy", "SST-2 accuracy"), ("stsb", "spearmanr", "STS-B Spearman"))
-OBJECTIVES, SEEDS = ("hybrid", "MLM-only"), (0, 1)
+OBJECTIVES, SEEDS = ("hybrid", "MLM-only"), (0, 1, 2)
 # (objective, seed) → (run folder, record, probe results along the run, probe results of the embedding layer)
 RUNS = {
     ("hybrid", 0): (os.environ["HYBRID"], "pretrain-hybrid", "probe-hybrid", "layer-0-hybrid"),
     ("hybrid", 1): (os.environ["SEED1_HYBRID"], "seed-1/pretrain-hybrid", "seed-1/probe-hybrid", "seed-1/layer-0-hybrid"),
+    ("hybrid", 2): (os.environ["SEED2_HYBRID"], "seed-2/pretrain-hybrid", "seed-2/probe-hybrid", "seed-2/layer-0-hybrid"),
     ("MLM-only", 0): (os.environ["RUN"], "pretrain-mlm", "probe", "layer-0"),
     ("MLM-only", 1): (os.environ["SEED1"], "seed-1/pretrain-mlm", "seed-1/probe", "seed-1/layer-0"),
+    ("MLM-only", 2): (os.environ["SEED2"], "seed-2/pretrain-mlm", "seed-2/probe", "seed-2/layer-0"),
 }
 SECOND = ("MLM-only", 1)  # the run probed under five probe seeds
 PUBLISHED_TOKENS = 4_911_367  # results/cpu: the cpu preset's budget per encoder
@@ -206,7 +222,7 @@ for model, step, tokens in points[SECOND]:
 averaged_headers = ["step", "tokens seen (M)", *(f"{label}{part}" for _, _, label in SCORES for part in ("", ", gain"))]
 control = {task: [score_at[task, ("MLM-only", seed)][0] for seed in SEEDS] for task, _, _ in SCORES}
 with open(os.path.join(RESULTS, "summary.md"), "w") as file:
-    file.write("Seed 0 pretrained under bf16 autocast, seed 1 in fp32. Validation MLM loss (500 Gutenberg validation "
+    file.write("Seed 0 pretrained under bf16 autocast, seeds 1 and 2 in fp32. Validation MLM loss (500 Gutenberg validation "
                "sequences):\n\n")
     file.write(markdown_table(["step", "tokens seen (M)", *map(name, RUNS)], loss_rows))
     targets = "; ".join(
@@ -215,7 +231,7 @@ with open(os.path.join(RESULTS, "summary.md"), "w") as file:
     file.write(f"\n\nThe target, the random-init control + 5 points: {targets}.")
     for task, _, label in SCORES:
         file.write(f"\n\n{label}, with each run's gain over its random-init control (step 0: each seed's "
-                   "initialisation, which its two runs share) in brackets, and over the two seeds the mean ± standard "
+                   "initialisation, which its two runs share) in brackets, and over the three seeds the mean ± standard "
                    "deviation of each objective's gain and of the hybrid − MLM-only difference:\n\n")
         file.write(markdown_table(task_headers, task_tables[task]))
     file.write("\n\nThe same encoders' embedding layer alone (`--hidden_layer 0`, mean-pooled):\n\n")
