@@ -11,7 +11,8 @@ from helpers import SPECIAL_TOKENS, VOCAB, tiny_config
 from safetensors.torch import load_file
 from transformers import AutoModel, TrainerCallback
 
-from modeling_prjepa import PrJepaForPreTraining
+from configuration_prjepa import AUTO_MAP
+from modeling_prjepa import PrJepaForPreTraining, PrJepaModel
 from prjepa.collator import DataCollatorForPrJepa
 from prjepa.trainer import PrJepaTrainer
 from prjepa.training_args import PrJepaTrainingArguments
@@ -224,9 +225,10 @@ def test_checkpoint_carries_code_and_loads_with_remote_code(tokenizer, tmp_path)
     trainer.train()
     checkpoint = tmp_path / "checkpoint-2"
     assert {"modeling_prjepa.py", "configuration_prjepa.py", "model.safetensors"} <= set(os.listdir(checkpoint))
+    # What a process without this project loads: the checkpoint's own code, through the auto_map it writes. (Here
+    # transformers prefers the classes this process registered; tests/test_remote_code.py loads in a clean process.)
+    assert json.loads((checkpoint / "config.json").read_text())["auto_map"] == AUTO_MAP
     target = AutoModel.from_pretrained(str(checkpoint), trust_remote_code=True, encoder="target")
-    # The checkpoint's own code, not the classes this process registered (the fallback without an auto_map).
-    assert type(target).__module__.startswith("transformers_modules"), type(target).__module__
     expected = trainer.model.target_encoder.state_dict()
     for key, value in target.state_dict().items():
         torch.testing.assert_close(value, expected[key], rtol=0, atol=0)
@@ -300,9 +302,9 @@ def test_snapshots_keep_the_initialisation_and_the_requested_steps_exactly(token
     state = json.loads((snapshots[6] / "snapshot_state.json").read_text())
     logged_at_step_6 = next(entry for entry in straight.state.log_history if entry["step"] == 6)
     assert state == {"step": 6, "num_input_tokens_seen": logged_at_step_6["num_input_tokens_seen"]}
-    assert type(AutoModel.from_pretrained(snapshots[6], trust_remote_code=True)).__module__.startswith(
-        "transformers_modules"
-    )
+    assert {"modeling_prjepa.py", "configuration_prjepa.py"} <= set(os.listdir(snapshots[6]))
+    assert json.loads((snapshots[6] / "config.json").read_text())["auto_map"] == AUTO_MAP
+    assert isinstance(AutoModel.from_pretrained(snapshots[6], trust_remote_code=True), PrJepaModel)
 
     # A run resumed past step 0 adds the later snapshots only, equal to the uninterrupted run's.
     resumed = make_trainer(tokenizer, tmp_path / "resumed", snapshot_steps=[0, 3, 6])
