@@ -89,6 +89,13 @@ pretrain hybrid 0.0005 $SEED2_HYBRID 2 false seed-2/pretrain-hybrid
 probe 2 seed-2/probe-hybrid $(snapshots $SEED2_HYBRID)
 probe 2 seed-2/layer-0-hybrid $SEED2_HYBRID --hidden_layer 0
 
+# The final encoders and their random-init control on SST-2's whole training split (67,349 sentences, each seed's probe
+# seed), for seeds 1 and 2 (seed 0's checkpoints were not kept); seed 1's MLM-only run and control are probed above.
+python run_glue_probe.py --model_name_or_path $SEED1_HYBRID --task_name sst2 --glue_path ../shared/data/glue \
+    --seed 1 --cache_dir $FEATURES --output_dir results/cpu-long/seed-1/probe-whole-sst2-hybrid
+python run_glue_probe.py --model_name_or_path $SEED2/snapshot-0 $SEED2 $SEED2_HYBRID --task_name sst2 \
+    --glue_path ../shared/data/glue --seed 2 --cache_dir $FEATURES --output_dir results/cpu-long/seed-2/probe-whole-sst2
+
 # summary.md, probe_curves.png and training_logs.png: the runs' scores and validation MLM loss against tokens seen,
 # with the random-init control and the issue's target (the control + 5 points), and the logged λ, losses and
 # effective rank against the step; the plots draw each objective's mean over the three seeds with their spread.
@@ -221,6 +228,25 @@ for model, step, tokens in points[SECOND]:
     averaged_rows.append(cells)
 averaged_headers = ["step", "tokens seen (M)", *(f"{label}{part}" for _, _, label in SCORES for part in ("", ", gain"))]
 control = {task: [score_at[task, ("MLM-only", seed)][0] for seed in SEEDS] for task, _, _ in SCORES}
+# The final encoders and their control on SST-2's whole training split: encoder → (results folder, model) by seed.
+WHOLE_ENCODERS = ("random-init", "hybrid", "MLM-only")
+WHOLE = {
+    seed: {
+        "random-init": (f"seed-{seed}/probe-whole-sst2", points["MLM-only", seed][0][0]),
+        "hybrid": (f"seed-{seed}/probe-whole-sst2" + ("-hybrid" if seed == 1 else ""), points["hybrid", seed][-1][0]),
+        "MLM-only": (f"seed-{seed}/probe-whole-sst2", points["MLM-only", seed][-1][0]),
+    }
+    for seed in (1, 2)
+}
+whole_rows = []
+for seed, encoders in WHOLE.items():
+    results = {encoder: read_json(os.path.join(RESULTS, folder), "results.json") for encoder, (folder, _) in encoders.items()}
+    accuracy = {encoder: score(results[encoder], model, "sst2", "accuracy") for encoder, (_, model) in encoders.items()}
+    whole_size = results["random-init"]["models"][0]["tasks"]["sst2"]["train_size"]
+    differences = [accuracy["hybrid"] - accuracy["random-init"], accuracy["MLM-only"] - accuracy["random-init"],
+                   accuracy["hybrid"] - accuracy["MLM-only"]]
+    whole_rows.append([str(seed), *(f"{accuracy[encoder]:.1f}" for encoder in WHOLE_ENCODERS),
+                       *(f"{difference:+.1f}" for difference in differences)])
 with open(os.path.join(RESULTS, "summary.md"), "w") as file:
     file.write("Seed 0 pretrained under bf16 autocast, seeds 1 and 2 in fp32. Validation MLM loss (500 Gutenberg validation "
                "sequences):\n\n")
@@ -241,11 +267,11 @@ with open(os.path.join(RESULTS, "summary.md"), "w") as file:
     file.write(markdown_table(["probe seed", *columns], probe_seed_rows))
     file.write("\n\nIts curve under the five probe seeds (mean ± standard deviation over probe seeds):\n\n")
     file.write(markdown_table(averaged_headers, averaged_rows))
-    whole = read_json(os.path.join(RESULTS, "seed-1/probe-whole-sst2"), "results.json")
-    control_score, final_score = (score(whole, model, "sst2", "accuracy") for model in (control_model, final_model))
-    file.write(f"\n\nWith SST-2's whole training split ({whole['models'][0]['tasks']['sst2']['train_size']:,} "
-               f"sentences, probe seed 1): random-init {control_score:.1f}, step {points[SECOND][-1][1]:,} "
-               f"{final_score:.1f}, gain {final_score - control_score:+.1f}.\n")
+    file.write(f"\n\nThe final encoders (step {points[SECOND][-1][1]:,}) and their random-init control on SST-2's whole "
+               f"training split ({whole_size:,} sentences, each seed's probe seed; seeds 1 and 2, as seed 0's "
+               "checkpoints were not kept), accuracy:\n\n")
+    file.write(markdown_table(["seed", *WHOLE_ENCODERS, "hybrid gain", "MLM-only gain", "hybrid − MLM-only"], whole_rows))
+    file.write("\n")
 
 majority = {task: probes[0][0]["tasks"][task].get("majority", {}).get("validation", {}) for task, _, _ in SCORES}
 figure = plot_probe_curves(curves, majority)
