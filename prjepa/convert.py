@@ -333,7 +333,9 @@ def convert_original_checkpoint(
     from modeling_prjepa import PrJepaForPreTraining
 
     output_dir = Path(output_dir)
-    if output_dir.is_file() or (output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite_output_dir):
+    if output_dir.is_file():
+        raise FileExistsError(f"{output_dir} is a file; --output_dir must be a folder (a new or empty one).")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite_output_dir:
         raise FileExistsError(f"{output_dir} exists and is not an empty directory; pass --overwrite_output_dir.")
     checkpoint = load_original_checkpoint(checkpoint_path)
     overrides = dict(config_overrides or {})

@@ -63,9 +63,11 @@ def check_push_access(token: str | None) -> None:
     """Stops with one line when `--push_to_hub` could not push (the Hub unreachable, offline mode, no token): before
     any data is read, where the first push would fail only after it."""
     if constants.HF_HUB_OFFLINE:
-        reason = "HF_HUB_OFFLINE is set"
-    else:
-        reason = hub_unreachable_reason()
+        raise SystemExit(
+            "--push_to_hub needs the Hugging Face Hub, but HF_HUB_OFFLINE is set: unset it to push, or drop "
+            "--push_to_hub and upload the output folder later (`hf upload`)."
+        )
+    reason = hub_unreachable_reason()
     if reason is not None:
         raise SystemExit(
             f"--push_to_hub needs the Hugging Face Hub ({constants.ENDPOINT}), which cannot be reached ({reason}). "

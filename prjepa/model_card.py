@@ -94,14 +94,18 @@ def is_hub_dataset_id(name: str) -> bool:
 
 
 def parameter_counts(config: PrJepaConfig) -> dict[str, int]:
-    """Parameters of the encoder, its token embedding, the MLM head and (hybrid) the predictor, from the config alone
-    (the model is built on the meta device, without memory)."""
+    """Parameters of the encoder, its token embedding, the MLM head (its own: a decoder tied to the token embedding
+    counts once, in the encoder) and (hybrid) the predictor, from the config alone (the model is built on the meta
+    device, without memory)."""
     with torch.device("meta"):
         model = PrJepaForPreTraining(config)
+    encoder_parameters = {id(parameter) for parameter in model.prjepa.parameters()}
     counts = {
         "encoder": sum(parameter.numel() for parameter in model.prjepa.parameters()),
         "token_embedding": model.prjepa.get_input_embeddings().weight.numel(),
-        "mlm_head": sum(parameter.numel() for parameter in model.mlm_head.parameters()),
+        "mlm_head": sum(
+            parameter.numel() for parameter in model.mlm_head.parameters() if id(parameter) not in encoder_parameters
+        ),
     }
     if model.predictor is not None:
         counts["predictor"] = sum(parameter.numel() for parameter in model.predictor.parameters())
@@ -200,7 +204,11 @@ def _model_section(config: PrJepaConfig, tokenizer_name: str) -> str:
             "encoder parameters",
             f"{_number(counts['encoder'])} ({_number(counts['token_embedding'])} of them the token embedding)",
         ),
-        ("MLM head parameters", _number(counts["mlm_head"])),
+        (
+            "MLM head parameters",
+            _number(counts["mlm_head"])
+            + (" (decoder tied to the token embedding)" if config.tie_word_embeddings else ""),
+        ),
     ]
     if "predictor" in counts:
         rows.append(

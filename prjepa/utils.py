@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import json
 import logging
+import math
 import os
 import platform
 import statistics
@@ -55,8 +56,12 @@ def markdown_table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def mean_and_spread(values: Sequence[float]) -> dict[str, Any]:
-    """Mean over seeds, sample standard deviation (0 for a single seed) and the values themselves."""
+    """Mean over seeds, sample standard deviation (0 for a single seed) and the values themselves; both NaN when a
+    value is not finite (a collapsed encoder's constant predictions give a NaN correlation, and statistics.stdev
+    raises on NaN in Python 3.11)."""
     values = list(values)
+    if not all(math.isfinite(value) for value in values):
+        return {"mean": math.nan, "std": math.nan, "values": values}
     return {
         "mean": statistics.fmean(values),
         "std": statistics.stdev(values) if len(values) > 1 else 0.0,
@@ -162,7 +167,7 @@ def collapsed_warnings(logger: logging.Logger, context: str) -> Iterator[None]:
     counts = Counter(warning.category.__name__ for warning in caught)
     for category, count in counts.items():
         first = next(str(warning.message) for warning in caught if warning.category.__name__ == category)
-        logger.warning("%s: %d × %s (first: %s)", context, count, category, first.splitlines()[0])
+        logger.warning("%s: %d × %s (first: %s)", context, count, category, (first.splitlines() or [""])[0])
 
 
 def tokenizer_fingerprint(tokenizer: "PreTrainedTokenizerBase") -> str:

@@ -448,6 +448,12 @@ def test_cli_saves_model_and_tokenizer(saved_tokenizer_dir, tmp_path, ids):
     close(model.prjepa(ids).last_hidden_state, reference_encoder(checkpoint["encoder"], ids))
     with pytest.raises(SystemExit, match="not an empty directory"):
         main(["--checkpoint_path", str(path), "--output_dir", str(tmp_path / "out")])
+    # A file there is no folder to overwrite: its error must not suggest --overwrite_output_dir.
+    (tmp_path / "file").write_text("mine")
+    for flags in ([], ["--overwrite_output_dir"]):
+        with pytest.raises(SystemExit, match="is a file; --output_dir must be a folder"):
+            main(["--checkpoint_path", str(path), "--output_dir", str(tmp_path / "file"), *flags])
+    assert (tmp_path / "file").read_text() == "mine"
 
 
 def test_cli_refuses_a_tokenizer_larger_than_the_vocabulary(saved_tokenizer_dir, tmp_path):

@@ -248,6 +248,16 @@ def test_parameter_counts_match_a_built_model():
     assert "predictor" not in parameter_counts(tiny_config(objective="mlm"))
 
 
+def test_a_tied_decoder_is_counted_once_in_the_encoder_not_again_in_the_mlm_head():
+    untied, tied = parameter_counts(tiny_config()), parameter_counts(tiny_config(tie_word_embeddings=True))
+    model = PrJepaForPreTraining(tiny_config(tie_word_embeddings=True))
+    assert model.mlm_head.decoder.weight is model.prjepa.get_input_embeddings().weight
+    assert tied["encoder"] == untied["encoder"]
+    assert tied["mlm_head"] == untied["mlm_head"] - tied["token_embedding"]
+    assert "(decoder tied to the token embedding)" in card_for(config=tiny_config(tie_word_embeddings=True)).text
+    assert "decoder tied" not in card_for().text
+
+
 def test_a_local_tokenizer_folder_is_named_by_its_name_not_its_path(tmp_path):
     folder = tmp_path / "tokenizers" / "bert-base-uncased"
     folder.mkdir(parents=True)

@@ -592,7 +592,9 @@ def test_repeated_library_warnings_become_one_line_with_the_count(caplog):
             for fold in range(7):
                 warnings.warn(f"lbfgs failed to converge (fold {fold})", ConvergenceWarning, stacklevel=2)
             warnings.warn("another kind", UserWarning, stacklevel=2)
+            warnings.warn("", RuntimeWarning, stacklevel=2)  # an empty message, as some libraries raise
     assert sorted(record.getMessage() for record in caplog.records) == [
+        "C grid search: 1 × RuntimeWarning (first: )",
         "C grid search: 1 × UserWarning (first: another kind)",
         "C grid search: 7 × ConvergenceWarning (first: lbfgs failed to converge (fold 0))",
     ]

@@ -14,6 +14,7 @@ from transformers import AutoModel, TrainerCallback
 from configuration_prjepa import AUTO_MAP
 from modeling_prjepa import PrJepaForPreTraining, PrJepaModel
 from prjepa.collator import DataCollatorForPrJepa
+from prjepa.snapshots import resolve_snapshot_steps
 from prjepa.trainer import PrJepaTrainer
 from prjepa.training_args import PrJepaTrainingArguments
 
@@ -317,12 +318,18 @@ def test_snapshots_keep_the_initialisation_and_the_requested_steps_exactly(token
 
 def test_snapshot_ratios_place_snapshots_in_a_run_by_epochs(tokenizer, tmp_path):
     """Below 1, a snapshot step is a ratio of the steps the run takes (as `eval_steps`), which a run by epochs learns
-    only once its dataloader exists; rounded as the experiment's presets round their fractions."""
+    only once its dataloader exists; rounded up, as transformers rounds an `eval_steps` ratio."""
     # 20 sequences, 2 per batch, 2 batches per optimizer step: 5 steps per epoch, so 0.4 is step 2.
     trainer = make_trainer(tokenizer, tmp_path, max_steps=-1, num_train_epochs=1, snapshot_steps=[0, 0.4, 3])
     trainer.train()
     assert sorted(path.name for path in tmp_path.glob("snapshot-*")) == ["snapshot-0", "snapshot-2", "snapshot-3"]
     assert json.loads((tmp_path / "snapshot-2" / "snapshot_state.json").read_text())["step"] == 2
+
+
+def test_a_snapshot_ratio_lands_where_the_same_eval_steps_ratio_evaluates():
+    # transformers evaluates every ceil(ratio × max_steps) steps: a ratio above 0 is never the initialisation.
+    assert resolve_snapshot_steps([0.01, 0.25, 0.75], 10) == [1, 3, 8]
+    assert resolve_snapshot_steps([0, 0.01, 0.5, 700], 40) == [0, 1, 20, 700]
 
 
 @pytest.mark.parametrize(
