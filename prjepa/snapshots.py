@@ -1,7 +1,6 @@
 """Where a pretraining run keeps its snapshots (`--snapshot_steps`): a folder per step, holding the model and a state file.
 Standard library only, so that the experiment's command line finds a run's snapshots without loading torch."""
 
-import math
 import os
 from collections.abc import Sequence
 
@@ -15,8 +14,14 @@ def snapshot_dir(output_dir: str, step: int) -> str:
 
 def resolve_snapshot_steps(snapshot_steps: Sequence[float], max_steps: int) -> list[int]:
     """The optimizer steps of `--snapshot_steps` in a run of `max_steps` steps, sorted: a value below 1 is a ratio of
-    the run's steps, rounded up as `TrainingArguments` reads an `eval_steps` or `save_steps` ratio (so the same ratio
-    lands on the same step); any other is a step.
+    the run's steps, rounded to the nearest step (Python's `round`) and at least step 1 for a ratio above 0, which
+    never means the initialisation; any other is a step.
     Ratios let a run that trains by epochs place its snapshots before it knows its length, which depends on the data
     and on the number of processes."""
-    return sorted({math.ceil(value * max_steps) if value < 1 else int(value) for value in snapshot_steps})
+    steps = set()
+    for value in snapshot_steps:
+        if value >= 1:
+            steps.add(int(value))
+        else:
+            steps.add(max(round(value * max_steps), 1) if value > 0 else 0)
+    return sorted(steps)

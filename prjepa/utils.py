@@ -56,11 +56,11 @@ def markdown_table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def mean_and_spread(values: Sequence[float]) -> dict[str, Any]:
-    """Mean over seeds, sample standard deviation (0 for a single seed) and the values themselves; both NaN when a
-    value is not finite (a collapsed encoder's constant predictions give a NaN correlation, and statistics.stdev
-    raises on NaN in Python 3.11)."""
+    """Mean over seeds, sample standard deviation (0 for a single seed) and the values themselves; of several values
+    one not finite makes both NaN (a collapsed encoder's constant predictions give a NaN correlation, and
+    statistics.stdev raises on NaN in Python 3.11)."""
     values = list(values)
-    if not all(math.isfinite(value) for value in values):
+    if len(values) > 1 and not all(math.isfinite(value) for value in values):
         return {"mean": math.nan, "std": math.nan, "values": values}
     return {
         "mean": statistics.fmean(values),

@@ -211,7 +211,6 @@ def test_context_is_one_span_of_the_context_scale_minus_the_targets(tokenizer):
             targets = set(batch["target_indices"][row][batch["target_mask"][row].bool()].tolist())
             windows = [set(range(1 + start, 1 + start + span)) - targets for start in range(n - span + 1)]
             assert context in windows, f"seed {seed}, row {row}: the context is not an {span}-token span minus targets"
-            assert len(context) >= span - 2 * 6
 
 
 def test_rows_long_enough_always_get_jepa_and_rows_too_short_never(tokenizer):

@@ -318,7 +318,7 @@ def test_snapshots_keep_the_initialisation_and_the_requested_steps_exactly(token
 
 def test_snapshot_ratios_place_snapshots_in_a_run_by_epochs(tokenizer, tmp_path):
     """Below 1, a snapshot step is a ratio of the steps the run takes (as `eval_steps`), which a run by epochs learns
-    only once its dataloader exists; rounded up, as transformers rounds an `eval_steps` ratio."""
+    only once its dataloader exists; rounded as the experiment's presets round their fractions."""
     # 20 sequences, 2 per batch, 2 batches per optimizer step: 5 steps per epoch, so 0.4 is step 2.
     trainer = make_trainer(tokenizer, tmp_path, max_steps=-1, num_train_epochs=1, snapshot_steps=[0, 0.4, 3])
     trainer.train()
@@ -326,10 +326,9 @@ def test_snapshot_ratios_place_snapshots_in_a_run_by_epochs(tokenizer, tmp_path)
     assert json.loads((tmp_path / "snapshot-2" / "snapshot_state.json").read_text())["step"] == 2
 
 
-def test_a_snapshot_ratio_lands_where_the_same_eval_steps_ratio_evaluates():
-    # transformers evaluates every ceil(ratio × max_steps) steps: a ratio above 0 is never the initialisation.
-    assert resolve_snapshot_steps([0.01, 0.25, 0.75], 10) == [1, 3, 8]
-    assert resolve_snapshot_steps([0, 0.01, 0.5, 700], 40) == [0, 1, 20, 700]
+def test_a_snapshot_ratio_is_rounded_to_a_step_and_one_above_0_is_never_the_initialisation():
+    assert resolve_snapshot_steps([0, 0.01, 0.5, 0.74, 700], 40) == [0, 1, 20, 30, 700]
+    assert resolve_snapshot_steps([0.25, 0.75], 150) == [38, 112]  # the demo preset's, as its finished runs recorded
 
 
 @pytest.mark.parametrize(

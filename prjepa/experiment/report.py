@@ -2,6 +2,7 @@
 tables with seed statistics, runs, machines, wall time), the curve plots and commands.sh."""
 
 import json
+import math
 import os
 import shlex
 from dataclasses import asdict
@@ -30,8 +31,8 @@ ORIGINAL_UNIFORMITY = {
 
 def exceeds_spread(first: dict[str, float], second: dict[str, float]) -> bool | None:
     """Whether the difference of two seed means is larger than the sum of their standard deviations (needs ≥ 2
-    seeds; `None` otherwise)."""
-    if len(first["values"]) < 2:
+    seeds and finite means; `None` otherwise)."""
+    if len(first["values"]) < 2 or not math.isfinite(first["mean"] - second["mean"]):
         return None
     return abs(first["mean"] - second["mean"]) > first["std"] + second["std"]
 
