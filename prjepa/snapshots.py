@@ -18,10 +18,10 @@ def resolve_snapshot_steps(snapshot_steps: Sequence[float], max_steps: int) -> l
     never means the initialisation; any other is a step.
     Ratios let a run that trains by epochs place its snapshots before it knows its length, which depends on the data
     and on the number of processes."""
-    steps = set()
-    for value in snapshot_steps:
+
+    def step(value: float) -> int:
         if value >= 1:
-            steps.add(int(value))
-        else:
-            steps.add(max(round(value * max_steps), 1) if value > 0 else 0)
-    return sorted(steps)
+            return int(value)
+        return max(round(value * max_steps), 1) if value > 0 else round(value * max_steps)
+
+    return sorted(set(map(step, snapshot_steps)))

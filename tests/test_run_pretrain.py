@@ -405,9 +405,8 @@ def test_a_push_that_could_not_happen_is_refused_before_the_data_is_read(assets,
     with pytest.raises(SystemExit, match=r"--push_to_hub needs the Hugging Face Hub .*\(ConnectError: Name or"):
         run_pretrain.main(arguments(assets, tmp_path / "out", "--push_to_hub"))
     monkeypatch.setattr(data_sources, "hub_unreachable_reason", lambda: None)
-    monkeypatch.setattr(
-        data_sources.constants, "HF_HUB_OFFLINE", True
-    )  # the Hub may be reachable: the fix is to unset it
+    # Offline mode set, the Hub may still be reachable: the fix is to unset it.
+    monkeypatch.setattr(data_sources.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(SystemExit, match="HF_HUB_OFFLINE is set: unset it to push"):
         run_pretrain.main(arguments(assets, tmp_path / "out", "--push_to_hub"))
     monkeypatch.setattr(data_sources.constants, "HF_HUB_OFFLINE", False)
