@@ -70,6 +70,16 @@ def _check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ValueError(f"PrJepaConfig.{field} must be one of {choices}, got {value!r}.")
 
 
+def _fields_following(values: dict[str, Any], changed: set[str]) -> list[str]:
+    """The `FOLLOWING_FIELDS` that equal their field in `values` and are left unchanged while it changes: they take its
+    new value, so that a config whose predictor heads were the encoder's keeps them so."""
+    return [
+        field
+        for field, leader in FOLLOWING_FIELDS.items()
+        if leader in changed and field not in changed and values.get(field) == values.get(leader)
+    ]
+
+
 def _check_heads(width_field: str, width: int, heads_field: str, heads: int) -> None:
     if heads < 1 or width % heads != 0:
         leader = FOLLOWING_FIELDS.get(heads_field)
@@ -87,7 +97,8 @@ def _check_scale(field: str, scale: tuple[float, float], whole_sequence_allowed:
     if not (0.0 < low <= high and (high <= 1.0 if whole_sequence_allowed else high < 1.0)):
         bound = "max <= 1" if whole_sequence_allowed else "max < 1"
         raise ValueError(
-            f"PrJepaConfig.{field} must satisfy 0 < min <= {bound} (fractions of the sequence), got {scale!r}."
+            f"PrJepaConfig.{field} must satisfy 0 < min <= {bound} (fractions of a sequence's content length), got "
+            f"{scale!r}."
         )
 
 
@@ -96,8 +107,9 @@ class PrJepaConfig(PreTrainedConfig):
     r"""
     Configuration of a PrJEPA encoder and of its pretraining heads (predictor, MLM head, loss weighting, EMA target).
 
-    Defaults reproduce the encoder the original research code actually trained (hidden 512, 6 layers, 8 heads, a
-    192-wide predictor of depth 6); `PrJepaConfig.from_preset(name)` gives the other sizes.
+    Defaults have the sizes of the encoder the original research code actually trained (hidden 512, 6 layers, 8
+    heads, a 192-wide predictor of depth 6); `PrJepaConfig.from_preset("paper")` adds its interleaved sin/cos layout
+    and MLM-head eps, and `from_preset(name)` gives the other sizes.
 
     Encoder:
         vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, hidden_act,
@@ -117,7 +129,8 @@ class PrJepaConfig(PreTrainedConfig):
     Masking (read by the pretraining collator):
         mlm_probability: fraction of real, non-special tokens chosen for MLM (80% `[MASK]`, 10% random, 10% kept).
         num_target_blocks: contiguous target spans per sequence.
-        target_block_scale, context_block_scale: (min, max) block sizes as fractions of the sequence length.
+        target_block_scale, context_block_scale: (min, max) block sizes as fractions of each sequence's content
+            length (its tokens other than padding and special tokens).
         min_context_tokens: fewest context tokens left once targets are removed from the context block.
     Objective:
         objective (`"hybrid"` | `"mlm"`): JEPA + MLM on one shared encoder, or the MLM-only baseline (no predictor
@@ -168,11 +181,11 @@ class PrJepaConfig(PreTrainedConfig):
 
     objective: str = "hybrid"
     loss_weighting: str = "learned"
-    jepa_weight: float = 0.5
+    jepa_weight: float | int = 0.5
     jepa_loss: str = "cosine"
     jepa_target_norm: str = "layer"
-    ema_momentum_start: float = 0.996
-    ema_momentum_end: float = 1.0
+    ema_momentum_start: float | int = 0.996
+    ema_momentum_end: float | int = 1.0
     sparse_prediction: bool = True
 
     classifier_pooling: str = "mean"
@@ -278,24 +291,24 @@ class PrJepaConfig(PreTrainedConfig):
     def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> "PrJepaConfig":
         """As `PreTrainedConfig.from_dict`, except that keyword arguments naming a field (`from_pretrained(path,
         objective="mlm")`) go through the constructor, and so through its checks: transformers would set them on the
-        built config, where nothing checks them (a misspelt objective then trained MLM-only without a word)."""
+        built config, where nothing checks them (a misspelt objective then trained MLM-only without a word). The
+        fields that follow another follow its new value as in `update_from_string`."""
         # dtype stays with transformers, which reads "auto" as "as saved".
         fields = {field.name for field in dataclasses.fields(cls)} - {"dtype"}
         overrides = {key: kwargs.pop(key) for key in list(kwargs) if key in fields}
+        for field in _fields_following(config_dict, set(overrides)):
+            overrides[field] = overrides[FOLLOWING_FIELDS[field]]
         return super().from_dict({**config_dict, **overrides}, **kwargs)
 
     def update_from_string(self, update_str: str) -> None:
         """As `PreTrainedConfig.update_from_string` (`"layer_norm_eps=1e-5,qkv_bias=false"`), then checked as the
         constructor checks. The fields that default to another one (`FOLLOWING_FIELDS`) follow its new value where
         they followed the old one and the string does not set them."""
-        following = [
-            field for field, leader in FOLLOWING_FIELDS.items() if getattr(self, field) == getattr(self, leader)
-        ]
-        super().update_from_string(update_str)
         updated = {pair.split("=")[0] for pair in update_str.split(",")}
+        following = _fields_following(vars(self), updated)
+        super().update_from_string(update_str)
         for field in following:
-            if field not in updated:
-                setattr(self, field, getattr(self, FOLLOWING_FIELDS[field]))
+            setattr(self, field, getattr(self, FOLLOWING_FIELDS[field]))
         self.validate_architecture()
 
     @classmethod

@@ -888,7 +888,11 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
         """The target encoder's states of the unmasked ids, normalised as `config.jepa_target_norm` says, at each
         target block: target_indices `(batch, num_blocks, n_target)` → `(batch, num_blocks, n_target, hidden)`; and the
         raw states' mean over each sequence's real tokens, `(batch, hidden)`."""
-        states = self.target_encoder(input_ids, attention_mask, return_dict=True).last_hidden_state
+        # Positions from the row's start, as the online views number theirs (the full view's 0..seq-1, the context
+        # view's context_indices): counted from the first real token instead, a left-padded row would give each
+        # target another position than the predictor queries.
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)[None]
+        states = self.target_encoder(input_ids, attention_mask, positions, return_dict=True).last_hidden_state
         pooled = pool_hidden_states(states, attention_mask, "mean")
         if self.config.jepa_target_norm == "instance":  # needs every real token, so before the gather
             states = normalize_over_tokens(states.float(), attention_mask, self.config.layer_norm_eps)

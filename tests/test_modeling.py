@@ -3,6 +3,7 @@ attention implementations, tuple outputs and host reads, save/load through every
 input."""
 
 import collections
+import json
 import math
 import re
 
@@ -230,6 +231,23 @@ def test_a_config_updated_or_changed_after_construction_is_checked_and_keeps_its
     for field in ("position_embedding_scale", "layer_norm_eps", "initializer_range"):
         with pytest.raises(ValueError, match=f"{field} must be positive and finite, got inf"):
             tiny_config(**{field: math.inf})
+
+
+@pytest.mark.parametrize(
+    "override", ["layer_norm_eps=1e-05", "hidden_size=64,num_attention_heads=8", "mlm_head_layer_norm_eps=1e-07"]
+)
+def test_settings_given_to_from_pretrained_move_the_fields_following_them_as_a_string_update_does(tmp_path, override):
+    tiny_config().save_pretrained(tmp_path)
+    values = {
+        key: type(getattr(tiny_config(), key))(value)
+        for key, value in (pair.split("=") for pair in override.split(","))
+    }
+    updated = tiny_config()
+    updated.update_from_string(override)
+    assert PrJepaConfig.from_pretrained(tmp_path, **values).to_dict() == updated.to_dict()
+    # A field set apart from its leader stays apart.
+    tiny_config(mlm_head_layer_norm_eps=1e-7).save_pretrained(tmp_path)
+    assert PrJepaConfig.from_pretrained(tmp_path, layer_norm_eps=1e-5).mlm_head_layer_norm_eps == 1e-7
 
 
 def test_initialisation_scales_residual_outputs_by_depth():
@@ -500,6 +518,33 @@ def test_target_encoder_starts_as_copy_and_gets_no_gradient():
     assert all(parameter.grad is None for parameter in model.target_encoder.parameters())
     assert all(torch.equal(old, new) for old, new in zip(before, model.target_encoder.parameters()))
     assert model.predictor.mask_token.grad is not None and model.loss_weighting.jepa_logit.grad is not None
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_target_encoder_numbers_positions_as_the_online_views_do(padding_side):
+    """At initialisation the target encoder is the online encoder, so on unmasked ids it must give the full view's
+    states at every real token; with left padding too, where positions counted from the first real token would give
+    each target another position than the predictor queries."""
+    model = PrJepaForPreTraining(tiny_config())
+    batch = pretraining_batch()
+    if padding_side == "left":  # the last row's 8 padding slots moved to its start
+        for key in ("input_ids", "attention_mask"):
+            batch[key][-1] = batch[key][-1].roll(8)
+    batch["masked_input_ids"] = batch["input_ids"].clone()
+    states = {}
+
+    def keep(name):  # the first call's output: the online encoder runs the full view first, then the context view
+        def hook(module, args, output):
+            states.setdefault(name, output[0])
+
+        return hook
+
+    model.target_encoder.register_forward_hook(keep("target"))
+    model.prjepa.encoder.register_forward_hook(keep("online"))
+    with torch.no_grad():
+        model(**batch)
+    real = batch["attention_mask"].bool()
+    torch.testing.assert_close(states["target"][real], states["online"][real])
 
 
 def test_ema_update_equals_momentum_formula_for_every_parameter():
@@ -900,6 +945,17 @@ def test_fill_mask_pipeline_reports_the_models_probabilities(tokenizer):
 def test_impossible_config_values_raise_value_error_naming_the_field(overrides, field):
     with pytest.raises(ValueError, match=field):
         tiny_config(**overrides)
+
+
+def test_whole_number_weights_and_momenta_are_accepted_from_code_and_from_a_hand_edited_config(tmp_path):
+    """λ and the EMA momenta reach their bounds 0 and 1, which a person writes as integers."""
+    config = tiny_config(loss_weighting="fixed", jepa_weight=1, ema_momentum_start=1, ema_momentum_end=1)
+    assert (config.jepa_weight, config.ema_momentum_start, config.ema_momentum_end) == (1.0, 1.0, 1.0)
+    tiny_config().save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**saved, "jepa_weight": 0, "ema_momentum_end": 1}))
+    loaded = PrJepaConfig.from_pretrained(tmp_path)
+    assert (loaded.jepa_weight, loaded.ema_momentum_end) == (0.0, 1.0)
 
 
 def test_from_pretrained_checks_the_settings_it_is_given_as_the_constructor_does(tmp_path):
