@@ -441,6 +441,35 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     assert stamps == {path: path.stat().st_mtime_ns for path in stamps}
 
 
+def test_a_report_of_unfinished_stages_names_them_and_the_stages_to_add_before_writing_anything(tmp_path, tiny_preset):
+    results = tmp_path / "results"
+    argv = ["--preset", "tiny", "--results_dir", str(results), "--work_dir", str(tmp_path / "work")]
+    with pytest.raises(
+        ValueError,
+        match=r"not finished: pretrain hybrid seed 0, pretrain mlm seed 0, probe seed 0, analysis seed 0\. Run them "
+        "with --stages pretrain probe analysis report ",
+    ):
+        run_experiment([*argv, "--stages", "report"])
+    assert not results.exists()
+
+    # Seed 0 pretrained with its curves measured, seed 1 not begun: the stages asked for count as done, and the
+    # curves of seed 1 are missing too, since a report shows every seed's curves or none.
+    experiment = Experiment(ExperimentArguments(preset="tiny", results_dir=str(results), seeds=2))
+    record_finished_runs(experiment)
+    curves = experiment.seed_results(0, "curves")
+    os.makedirs(curves)
+    for name in ("results.json", stages.STAGE_RECORD):
+        with open(os.path.join(curves, name), "w") as file:
+            json.dump({"settings": []}, file)
+    with pytest.raises(
+        ValueError,
+        match=r"not finished: pretrain hybrid seed 1, pretrain mlm seed 1, curves seed 1 \(other seeds' curves are "
+        r"measured.*\)\. Run them with --stages pretrain probe analysis curves report ",
+    ):
+        report.check_report_inputs(experiment, ["probe", "analysis", "report"])
+    report.check_report_inputs(experiment, ["pretrain", "probe", "analysis", "curves", "report"])
+
+
 def test_a_preset_by_epochs_keeps_its_snapshots_at_fractions_of_the_steps_it_takes(
     tmp_path, tiny_glue, tiny_preset, tokenizer, monkeypatch
 ):

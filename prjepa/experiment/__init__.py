@@ -27,7 +27,7 @@ import sys
 from ..data_sources import check_hub_reachable
 from ..utils import script_parser
 from .plan import Experiment, ExperimentArguments
-from .report import write_report
+from .report import check_report_inputs, write_report
 from .stages import analyse, check_budget, check_curves_to_run, check_no_stale_stage, curves, pretrain, probe
 
 
@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     check_no_stale_stage(experiment)
     if "curves" in args.stages:
         check_curves_to_run(experiment)
+    if "report" in args.stages:
+        check_report_inputs(experiment, args.stages)
     os.makedirs(experiment.results, exist_ok=True)
     stages = {"pretrain": pretrain, "probe": probe, "analysis": analyse, "curves": curves}
     for seed in range(args.seeds):

@@ -5,15 +5,16 @@ import json
 import math
 import os
 import shlex
+from collections.abc import Collection
 from dataclasses import asdict
 from typing import Any
 
 from ..curves import plot_probe_curves, plot_training_logs, probe_curves, training_logs
 from ..probing.tasks import GLUE_TASKS
 from ..utils import markdown_table, mean_and_spread, option_name, option_names
-from .plan import KEEP_FREED_MEMORY, Experiment, ExperimentArguments, read_json
+from .plan import KEEP_FREED_MEMORY, STAGES, Experiment, ExperimentArguments, read_json
 from .presets import COMPARED_MODELS, COMPARED_OBJECTIVES, CONTROL, HYBRID, MLM_ONLY
-from .stages import MEASURING_STAGE_MARKERS, STAGE_RECORD, finished_stage, machine, stage_seconds
+from .stages import MEASURING_STAGE_MARKERS, STAGE_RECORD, finished_stage, machine, seed_stages, stage_seconds
 
 # docs/method.md §5: the original's reported numbers (frozen encoder, GLUE validation; its own, weaker probe).
 ORIGINAL_PROBE = {
@@ -343,19 +344,38 @@ def seed_stage_directories(experiment: Experiment, seed: int, with_curves: bool)
     return directories + [experiment.seed_results(seed, stage) for stage in stages]
 
 
-def has_curves(experiment: Experiment) -> bool:
-    """Whether every seed's curves are measured (the report shows them); some seeds without them is an error."""
-    finished = [
+def check_report_inputs(experiment: Experiment, to_run: Collection[str] = ()) -> None:
+    """Before anything is written: every stage the report reads (each seed's pretraining runs, probe and analysis, and
+    its curves where some seed's are measured, since a report shows every seed's curves or none) is finished or among
+    the stages `to_run` first; else one error lists the missing ones, seed by seed, and the --stages that runs them."""
+    seeds = range(experiment.args.seeds)
+    unfinished = [
+        stage
+        for seed in seeds
+        for stage in seed_stages(experiment, seed)
+        if stage.stage not in to_run and not finished_stage(stage.directory, stage.marker)
+    ]
+    missing = [stage for stage in unfinished if stage.stage != "curves" or any(measured_curves(experiment))]
+    if missing:
+        needed = {*to_run, *(stage.stage for stage in missing), "report"}
+        raise ValueError(
+            f"The report reads stages that are not finished: {', '.join(stage.name for stage in missing)}"
+            + (
+                " (other seeds' curves are measured, and a report would mix them)"
+                if any(stage.stage == "curves" for stage in missing)
+                else ""
+            )
+            + f". Run them with --stages {' '.join(name for name in STAGES if name in needed)} (or leave --stages out "
+            "to run every stage)."
+        )
+
+
+def measured_curves(experiment: Experiment) -> list[bool]:
+    """By seed, whether its curves are measured; `check_report_inputs` makes sure that a report finds all or none."""
+    return [
         finished_stage(experiment.seed_results(seed, "curves"), MEASURING_STAGE_MARKERS["curves"])
         for seed in range(experiment.args.seeds)
     ]
-    if any(finished) and not all(finished):
-        missing = [seed for seed, done in enumerate(finished) if not done]
-        raise ValueError(
-            f"The curves of seeds {missing} are not measured, while other seeds' are: a report would mix them. "
-            "Add curves to --stages to measure them."
-        )
-    return all(finished)
 
 
 def curve_points_with_tokens(experiment: Experiment, seed: int) -> dict[str, list[tuple[str, int, int]]]:
@@ -388,7 +408,8 @@ def write_report(experiment: Experiment, argv: list[str]) -> dict[str, Any]:
     reruns the experiment."""
     args, results = experiment.args, experiment.results
     seeds = range(args.seeds)
-    with_curves = has_curves(experiment)
+    check_report_inputs(experiment)
+    with_curves = all(measured_curves(experiment))
     wall_seconds = [seed_wall_seconds(experiment, seed, with_curves) for seed in seeds]
     stage_directories = [
         directory for seed in seeds for directory in seed_stage_directories(experiment, seed, with_curves)

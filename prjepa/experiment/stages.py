@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..snapshots import SNAPSHOT_STATE, snapshot_dir
 from ..utils import EMULATED_BF16_CPU_STEP_RATIO, library_versions, write_atomically
@@ -213,11 +213,23 @@ def recorded_measuring_settings(experiment: Experiment, seed: int, stage: str, a
 MEASURING_STAGE_MARKERS = {"probe": "results.json", "analysis": "analysis.json", "curves": "results.json"}
 
 
-def seed_stages(experiment: Experiment, seed: int) -> list[tuple[str, str, str, list[str] | None]]:
-    """`(name, directory, marker, settings)` of every stage of the seed, asked for now or not (the report reads what
-    is on disk); settings None when they depend on encoders not pretrained yet."""
+class SeedStage(NamedTuple):
+    """One stage of one seed: `stage` as --stages names it, `name` as messages do, the folder holding its outputs and
+    record, the file whose presence says it finished, and the settings it must have recorded to be reused (None when
+    they depend on encoders not pretrained yet)."""
+
+    stage: str
+    name: str
+    directory: str
+    marker: str
+    settings: list[str] | None
+
+
+def seed_stages(experiment: Experiment, seed: int) -> list[SeedStage]:
+    """Every stage of the seed, asked for now or not (the report reads what is on disk)."""
     plan = [
-        (
+        SeedStage(
+            "pretrain",
             f"pretrain {objective} seed {seed}",
             experiment.run_record(seed, objective),
             PRETRAINING_MARKER,
@@ -233,7 +245,7 @@ def seed_stages(experiment: Experiment, seed: int) -> list[tuple[str, str, str, 
                 experiment.analysis_arguments(seed) if stage == "analysis" else experiment.probe_arguments(seed, stage)
             )
             settings = measuring_settings(experiment, seed, arguments)
-        plan.append((f"{stage} seed {seed}", experiment.seed_results(seed, stage), marker, settings))
+        plan.append(SeedStage(stage, f"{stage} seed {seed}", experiment.seed_results(seed, stage), marker, settings))
     return plan
 
 
@@ -248,7 +260,7 @@ def check_no_stale_stage(experiment: Experiment) -> None:
     stale, precision_differs = [], False
     for seed in range(experiment.args.seeds):
         stale += [f"{path} holds other weights than its run recorded" for path in changed_weights(experiment, seed)]
-        for name, directory, marker, settings in seed_stages(experiment, seed):
+        for _, name, directory, marker, settings in seed_stages(experiment, seed):
             if not finished_stage(directory, marker):
                 continue
             recorded = read_json(directory, STAGE_RECORD)["settings"]
