@@ -374,6 +374,29 @@ def test_glue_task_without_training_split_says_how_to_supply_one(tmp_path):
         load_task_data("mnli", glue_path=glue, train_file=mnli_validation, validation_file=mnli_validation)
 
 
+def test_a_local_glue_copy_is_read_as_its_files_are_now(tmp_path):
+    """Files replaced at the same path are the task's data from then on, not what `datasets` cached of the old ones
+    (the probe and the analysis would otherwise measure the old data, and their check of it see no change); another
+    folder of the same name and layout is its own data."""
+    texts, labels = sentences(8, seed=5)
+    splits = {split: {"sentence": texts, "label": labels} for split in ("train", "validation")}
+    glue = write_glue_folder(tmp_path / "glue", "sst2", splits, datasets.ClassLabel(names=["negative", "positive"]))
+    before = load_task_data("sst2", glue_path=glue)
+    flipped = datasets.Dataset.from_dict({"sentence": texts, "label": [1 - label for label in labels]})
+    flipped.cast(before.splits["validation"].features).to_parquet(
+        str(tmp_path / "glue" / "sst2" / "validation-00000-of-00001.parquet")
+    )
+    after = load_task_data("sst2", glue_path=glue)
+    assert after.labels("validation").tolist() == [1 - label for label in labels]
+    assert after.fingerprint() != before.fingerprint()
+    # Another folder of the same name and layout holds its own data, not the first one's.
+    fewer = {split: {"sentence": texts[:6], "label": labels[:6]} for split in splits}
+    other = write_glue_folder(
+        tmp_path / "other" / "glue", "sst2", fewer, datasets.ClassLabel(names=["negative", "positive"])
+    )
+    assert load_task_data("sst2", glue_path=other).labels("validation").tolist() == labels[:6]
+
+
 def test_hidden_test_labels_are_refused(tmp_path):
     texts, labels = sentences(6, seed=4)
     splits = {"train": {"sentence": texts, "label": labels}, "validation": {"sentence": texts, "label": [-1] * 6}}

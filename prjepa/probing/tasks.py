@@ -120,8 +120,19 @@ def _read_files(data_files: dict[str, str]) -> "datasets.DatasetDict":
 def _load_glue(name: str, glue_path: str) -> "datasets.DatasetDict":
     import datasets
 
+    # `datasets` caches a folder laid out like nyu-mll/glue under its name and its README's file patterns, not its
+    # path or its files' modification times (huggingface/datasets#2956): files replaced at the same path, or another
+    # folder of the same name and layout, would be read as the cache holds them. A local copy is therefore read anew
+    # each time (a GLUE task's parquet files convert in well under a second), without checking its split sizes
+    # against those the cache recorded, which may be another folder's.
+    local = os.path.isdir(glue_path)
     try:
-        return datasets.load_dataset(glue_path, name)
+        return datasets.load_dataset(
+            glue_path,
+            name,
+            download_mode="force_redownload" if local else None,
+            verification_mode="no_checks" if local else None,
+        )
     except (OSError, ConnectionError, ValueError) as error:
         raise ValueError(
             f"Could not load GLUE task {name!r} from {glue_path!r}: {error}. Without Hub access, pass --glue_path "
