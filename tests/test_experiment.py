@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import torch
-from datasets import ClassLabel, Value
+from datasets import ClassLabel, Dataset, Value
 from helpers import tiny_config, write_glue_folder
 from safetensors.torch import load_file
 
@@ -468,6 +468,35 @@ def test_a_report_of_unfinished_stages_names_them_and_the_stages_to_add_before_w
     ):
         report.check_report_inputs(experiment, ["probe", "analysis", "report"])
     report.check_report_inputs(experiment, ["pretrain", "probe", "analysis", "curves", "report"])
+
+
+def test_a_finished_measuring_stage_is_stale_once_the_glue_files_it_read_are_replaced(tmp_path, tiny_glue, tiny_preset):
+    """Files replaced under the same --glue_path are other data: the stages that read them are named before any stage
+    runs, instead of being reused with the scores of data no longer there (the probe's own check of its data is
+    never reached, since a finished stage is not run again)."""
+    glue = tmp_path / "glue"
+    shutil.copytree(tiny_glue, glue)
+    arguments = dict(preset="tiny", train_file="train.txt", glue_path=str(glue), results_dir=str(tmp_path / "results"))
+    experiment = Experiment(ExperimentArguments(**arguments))
+    record_finished_runs(experiment)
+    for stage, marker in stages.MEASURING_STAGE_MARKERS.items():
+        os.makedirs(experiment.seed_results(0, stage))
+        record = {"settings": stages.measuring_settings(experiment, 0, stage), "seconds": 1.0}
+        for name, content in {marker: {}, stages.STAGE_RECORD: record}.items():
+            with open(os.path.join(experiment.seed_results(0, stage), name), "w") as file:
+                json.dump(content, file)
+    stages.check_no_stale_stage(Experiment(ExperimentArguments(**arguments)))  # the same data: reused
+
+    validation = glue / "stsb" / "validation-00000-of-00001.parquet"
+    rescored = Dataset.from_parquet(str(validation)).map(lambda row: {"label": 5.0 - row["label"]})
+    rescored.to_parquet(str(validation))
+    # The analysis reads SST-2 alone, which did not change.
+    with pytest.raises(
+        ValueError,
+        match=r"probe seed 0 \([^)]*\) has other settings \(differing: --data_fingerprint\); curves seed 0 \([^)]*\) has "
+        r"other settings \(differing: --data_fingerprint\)\. Use another --run_name",
+    ):
+        stages.check_no_stale_stage(Experiment(ExperimentArguments(**arguments)))
 
 
 def test_a_preset_by_epochs_keeps_its_snapshots_at_fractions_of_the_steps_it_takes(

@@ -1,10 +1,12 @@
 """What one experiment runs and where: its arguments, the preset they select, and each stage's folders and command
 line (`Experiment`)."""
 
+import hashlib
 import json
 import os
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -16,6 +18,7 @@ from ..data_sources import (
     DEMO_VALIDATION_FILE,
     check_text_sources,
 )
+from ..probing.tasks import load_task_data
 from ..snapshots import resolve_snapshot_steps, snapshot_dir
 from ..utils import native_bf16
 from .presets import COMPARED_OBJECTIVES, CONTROL, EXPERIMENT_PRESETS, MLM_ONLY
@@ -164,6 +167,7 @@ class Experiment:
         self.bf16 = args.bf16 == "true" or (
             args.bf16 == "auto" and (self.preset.bf16 == "always" or self.preset.bf16 == "native" and self.native_bf16)
         )
+        self._task_fingerprints: dict[str, str] = {}
 
     def estimated_hours(self) -> float:
         """Per seed, on this machine, in the precision this run pretrains in."""
@@ -308,19 +312,39 @@ class Experiment:
         script = ["run_pretrain.py"] if portable else ["-m", PRETRAINING_MODULE]
         return [*launcher, *script, *self.pretraining_arguments(seed, objective)]
 
+    def measured_tasks(self, stage: str) -> tuple[str, ...]:
+        """The GLUE tasks a stage that measures the encoders ("probe", "analysis" or "curves") reads."""
+        preset = self.preset
+        return {"probe": preset.probe_tasks, "analysis": preset.analysis_tasks, "curves": preset.curve_tasks}[stage]
+
+    def glue_fingerprint(self, tasks: Sequence[str]) -> str:
+        """A digest of `tasks` as --glue_path holds them now, every split in full (`TaskData.fingerprint`): files
+        replaced at the same path give another. Each task is read once per experiment."""
+        digest = hashlib.sha256()
+        for task in tasks:
+            if task not in self._task_fingerprints:
+                data = load_task_data(task, glue_path=self.args.glue_path, require_train=False)
+                self._task_fingerprints[task] = data.fingerprint()
+            digest.update(f"{task} {self._task_fingerprints[task]}\n".encode())
+        return digest.hexdigest()
+
+    def measuring_arguments(self, seed: int, stage: str) -> list[str]:
+        """The command line of a stage that measures the encoders: `analysis_arguments` for "analysis", else
+        `probe_arguments`."""
+        return self.analysis_arguments(seed) if stage == "analysis" else self.probe_arguments(seed, stage)
+
     def probe_arguments(self, seed: int, stage: str = "probe") -> list[str]:
         """run_glue_probe.py's command line: the compared encoders on every probe task (`stage="probe"`), or every
         point along both runs on the curve tasks (`stage="curves"`)."""
         if stage == "probe":
-            models, tasks = list(self.models(seed).values()), self.preset.probe_tasks
+            models = list(self.models(seed).values())
         else:
             models = [path for objective in COMPARED_OBJECTIVES for path in self.curve_points(seed, objective).values()]
-            tasks = self.preset.curve_tasks
         return [
             "--model_name_or_path",
             *models,
             "--task_name",
-            *tasks,
+            *self.measured_tasks(stage),
             "--glue_path",
             self.args.glue_path,
             "--max_train_samples",
@@ -338,7 +362,7 @@ class Experiment:
             "--models",
             *(f"{label}={path}" for label, path in self.models(seed).items()),
             "--task_name",
-            *self.preset.analysis_tasks,
+            *self.measured_tasks("analysis"),
             "--glue_path",
             self.args.glue_path,
             "--pooling",

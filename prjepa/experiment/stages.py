@@ -190,16 +190,26 @@ def encoders_fingerprint(experiment: Experiment, seed: int) -> str | None:
     return digest.hexdigest()
 
 
-def measuring_settings(experiment: Experiment, seed: int, arguments: list[str]) -> list[str] | None:
-    """A probe, curves or analysis stage's settings: its arguments and the encoders it measured."""
-    fingerprint = encoders_fingerprint(experiment, seed)
-    return None if fingerprint is None else [*arguments, "--encoders_fingerprint", fingerprint]
+def measuring_settings(experiment: Experiment, seed: int, stage: str) -> list[str] | None:
+    """A probe, curves or analysis stage's settings: its arguments, the encoders it measured and the GLUE data it
+    read."""
+    encoders = encoders_fingerprint(experiment, seed)
+    if encoders is None:  # before the arguments: the curves' points are the steps the runs took
+        return None
+    data = experiment.glue_fingerprint(experiment.measured_tasks(stage))
+    return [
+        *experiment.measuring_arguments(seed, stage),
+        "--encoders_fingerprint",
+        encoders,
+        "--data_fingerprint",
+        data,
+    ]
 
 
-def recorded_measuring_settings(experiment: Experiment, seed: int, stage: str, arguments: list[str]) -> list[str]:
+def recorded_measuring_settings(experiment: Experiment, seed: int, stage: str) -> list[str]:
     """`measuring_settings`, which a stage that measures the encoders needs before it runs: results of encoders
     whose runs are not recorded could never be reported."""
-    settings = measuring_settings(experiment, seed, arguments)
+    settings = measuring_settings(experiment, seed, stage)
     if settings is None:
         records = " and ".join(experiment.run_record(seed, objective) for objective in COMPARED_OBJECTIVES)
         raise ValueError(
@@ -215,14 +225,15 @@ MEASURING_STAGE_MARKERS = {"probe": "results.json", "analysis": "analysis.json",
 
 class SeedStage(NamedTuple):
     """One stage of one seed: `stage` as --stages names it, `name` as messages do, the folder holding its outputs and
-    record, the file whose presence says it finished, and the settings it must have recorded to be reused (None when
-    they depend on encoders not pretrained yet)."""
+    record, the file whose presence says it finished, and what computes the settings it must have recorded to be
+    reused (None when they depend on encoders not pretrained yet): called for finished stages only, since a measuring
+    stage's read its GLUE data."""
 
     stage: str
     name: str
     directory: str
     marker: str
-    settings: list[str] | None
+    settings: Callable[[], list[str] | None]
 
 
 def seed_stages(experiment: Experiment, seed: int) -> list[SeedStage]:
@@ -233,20 +244,38 @@ def seed_stages(experiment: Experiment, seed: int) -> list[SeedStage]:
             f"pretrain {objective} seed {seed}",
             experiment.run_record(seed, objective),
             PRETRAINING_MARKER,
-            experiment.pretraining_settings(seed, objective),
+            lambda objective=objective: experiment.pretraining_settings(seed, objective),
         )
         for objective in COMPARED_OBJECTIVES
     ]
-    pretrained = encoders_fingerprint(experiment, seed) is not None
     for stage, marker in MEASURING_STAGE_MARKERS.items():
-        settings = None
-        if pretrained:  # the curves' points are the steps the runs took
-            arguments = (
-                experiment.analysis_arguments(seed) if stage == "analysis" else experiment.probe_arguments(seed, stage)
+        plan.append(
+            SeedStage(
+                stage,
+                f"{stage} seed {seed}",
+                experiment.seed_results(seed, stage),
+                marker,
+                lambda stage=stage: measuring_settings(experiment, seed, stage),
             )
-            settings = measuring_settings(experiment, seed, arguments)
-        plan.append(SeedStage(stage, f"{stage} seed {seed}", experiment.seed_results(seed, stage), marker, settings))
+        )
     return plan
+
+
+def differing_options(recorded: list[str], current: list[str]) -> list[str]:
+    """The options (`--name`) of two recorded command lines whose values differ, or that one of them lacks."""
+
+    def values_by_option(arguments: list[str]) -> dict[str, list[str]]:
+        options: dict[str, list[str]] = {}
+        for argument in map(str, arguments):
+            if argument.startswith("--"):
+                option = argument
+                options[option] = []
+            else:
+                options[option].append(argument)
+        return options
+
+    before, after = values_by_option(recorded), values_by_option(current)
+    return sorted(option for option in before.keys() | after.keys() if before.get(option) != after.get(option))
 
 
 def finished_stage(directory: str, marker: str) -> bool:
@@ -260,18 +289,18 @@ def check_no_stale_stage(experiment: Experiment) -> None:
     stale, precision_differs = [], False
     for seed in range(experiment.args.seeds):
         stale += [f"{path} holds other weights than its run recorded" for path in changed_weights(experiment, seed)]
-        for _, name, directory, marker, settings in seed_stages(experiment, seed):
+        for _, name, directory, marker, current_settings in seed_stages(experiment, seed):
             if not finished_stage(directory, marker):
                 continue
-            recorded = read_json(directory, STAGE_RECORD)["settings"]
+            recorded, settings = read_json(directory, STAGE_RECORD)["settings"], current_settings()
             if settings is None:
                 stale.append(f"{name} ({directory}) measured encoders that are to be pretrained again")
             elif recorded is None:  # a version that ran it over runs not recorded
                 stale.append(f"{name} ({directory}) recorded no settings, so what it measured is unknown")
             elif recorded != settings:
-                changed = sorted(set(map(str, recorded)) ^ set(map(str, settings)))
+                changed = differing_options(recorded, settings)
                 precision_differs |= "--bf16" in changed
-                stale.append(f"{name} ({directory}) has other settings (differing: {', '.join(changed[:6])})")
+                stale.append(f"{name} ({directory}) has other settings (differing: {', '.join(changed)})")
     if stale:
         raise ValueError(
             "Finished stages do not match this run, and would be reported as its results: "
@@ -291,13 +320,12 @@ def check_no_stale_stage(experiment: Experiment) -> None:
 
 def run_probe_stage(experiment: Experiment, seed: int, stage: str, check: Callable[[], None] | None = None) -> None:
     """The probe's command for `stage` ("probe" or "curves", see `Experiment.probe_arguments`) as a stage."""
-    arguments = experiment.probe_arguments(seed, stage=stage)
     run_stage(
         f"{stage} seed {seed}",
         experiment.seed_results(seed, stage),
-        recorded_measuring_settings(experiment, seed, stage, arguments),
+        recorded_measuring_settings(experiment, seed, stage),
         "results.json",
-        [sys.executable, "-m", PROBE_MODULE, *arguments],
+        [sys.executable, "-m", PROBE_MODULE, *experiment.probe_arguments(seed, stage=stage)],
         check=check,
     )
 
@@ -339,13 +367,12 @@ def curves(experiment: Experiment, seed: int) -> None:
 
 
 def analyse(experiment: Experiment, seed: int) -> None:
-    arguments = experiment.analysis_arguments(seed)
     run_stage(
         f"analysis seed {seed}",
         experiment.seed_results(seed, "analysis"),
-        recorded_measuring_settings(experiment, seed, "analysis", arguments),
+        recorded_measuring_settings(experiment, seed, "analysis"),
         "analysis.json",
-        [sys.executable, "-m", ANALYSIS_MODULE, *arguments],
+        [sys.executable, "-m", ANALYSIS_MODULE, *experiment.analysis_arguments(seed)],
     )
 
 
