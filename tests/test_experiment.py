@@ -70,6 +70,20 @@ def test_a_work_folder_of_another_length_is_refused_and_one_recorded_without_it_
     stages.check_run_length(experiment, str(folder))
 
 
+def test_a_long_run_writes_few_checkpoints_and_a_run_killed_without_warning_loses_little():
+    """The paper preset's ~44,000 steps saved every 50 wrote ~880 checkpoints of ~0.8 GB; a run stopped between two
+    checkpoints loses the steps since the last, on the device its preset is for."""
+    for name, preset in EXPERIMENT_PRESETS.items():
+        experiment = Experiment(ExperimentArguments(preset=name, train_file="train/*.txt"))
+        save_steps = int(report.recorded_flag(experiment.pretraining_arguments(0, "hybrid"), "--save_steps"))
+        assert preset.steps / save_steps <= 40, name
+        seconds_per_step = preset.gpu_seconds_per_step if name == "paper" else preset.cpu_seconds_per_step
+        assert save_steps * seconds_per_step <= 5 * 60, name
+    # The cpu preset's runs finished before keep matching: its interval is the 50 steps they recorded.
+    cpu = Experiment(ExperimentArguments(preset="cpu", train_file="train/*.txt")).pretraining_arguments(0, "mlm")
+    assert report.recorded_flag(cpu, "--save_steps") == "50"
+
+
 def test_a_preset_without_objective_learning_rates_trains_both_at_its_learning_rate():
     experiment = Experiment(ExperimentArguments(preset="paper", dataset_name="wikitext"))
     hybrid, mlm = (experiment.pretraining_arguments(0, objective) for objective in ("hybrid", "mlm"))
