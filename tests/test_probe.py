@@ -825,6 +825,33 @@ def test_card_entries_are_refused_for_data_that_are_not_glue(bert_dir, tmp_path,
     assert not (model / "README.md").exists()
 
 
+def test_a_rerun_that_changes_only_where_results_go_or_how_features_are_computed_reuses_them(
+    bert_dir, tmp_path, monkeypatch
+):
+    """Adding --update_model_card (or another batch size, feature cache or device) to a finished probe's command writes
+    the cards from the finished results: neither a refusal nor a refit."""
+    texts, labels = sentences(30, seed=15)
+    columns = {"sentence": texts, "label": labels}
+    # A folder name of its own: datasets caches a local GLUE copy under its folder name and task alone, so another
+    # test's sst2 in a folder named glue would be read instead.
+    glue = write_glue_folder(
+        tmp_path / "rerun-glue", "sst2", {"train": columns, "validation": columns}, datasets.Value("int64")
+    )
+    model = tmp_path / "model"
+    shutil.copytree(bert_dir, model)
+    args = probe_args(tmp_path, "--model_name_or_path", str(model), "--task_name", "sst2", "--glue_path", glue)
+    finished = json.loads(json.dumps(run_glue_probe.main(args)))  # as results.json holds it
+    assert not (model / "README.md").exists()
+
+    monkeypatch.setattr(run_glue_probe, "extract_task_features", lambda *a, **k: pytest.fail("features extracted"))
+    monkeypatch.setattr(run_glue_probe, "fit_linear_probe", lambda *a, **k: pytest.fail("probe refitted"))
+    neutral = ["--update_model_card", "--batch_size", "7", "--cache_dir", str(tmp_path / "other"), "--device", "cpu"]
+    assert run_glue_probe.main([*args, *neutral]) == finished
+    [entry] = ModelCard.load(model / "README.md").data.eval_results
+    accuracy = finished["models"][0]["tasks"]["sst2"]["poolings"]["mean"]["scores"]["validation"]["accuracy"]
+    assert (entry.dataset_config, entry.metric_type, entry.metric_value) == ("sst2", "accuracy", round(accuracy, 4))
+
+
 def swap_two_words(model_dir) -> None:
     """Replaces the tokenizer behind `model_dir` by one of the same size that reads "cat" and "dog" the other way."""
     tokenizer_file = os.path.join(model_dir, "tokenizer.json")

@@ -379,7 +379,11 @@ def test_custom_data_needs_a_training_file_for_trained_poolers(tmp_path):
 def test_rerunning_finished_work_is_a_no_op_and_other_work_is_refused(trained_run):
     output_dir, argv = trained_run["output_dir"], trained_run["argv"]
     stamps = {path: path.stat().st_mtime_ns for path in output_dir.iterdir()}
-    assert analysis_script.main(argv) == json.loads((output_dir / "analysis.json").read_text())
+    finished = json.loads((output_dir / "analysis.json").read_text())
+    assert analysis_script.main(argv) == finished
+    # Another feature cache, batch size or device changes no result: the finished one is reused.
+    neutral = ["--cache_dir", str(output_dir.parent / "other-cache"), "--batch_size", "7", "--device", "cpu"]
+    assert analysis_script.main([*argv, *neutral]) == finished
     with pytest.raises(ValueError, match=r"with other arguments \(num_resamples\).*--overwrite_output_dir"):
         analysis_script.main([*argv, "--num_resamples", "7"])
     assert stamps == {path: path.stat().st_mtime_ns for path in output_dir.iterdir()}

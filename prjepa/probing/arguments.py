@@ -8,6 +8,25 @@ from ..data_sources import check_hub_reachable
 from .encoders import ENCODERS, ONLINE_ENCODER
 from .tasks import PROBLEM_TYPES, TaskData, check_task_name, load_task_data
 
+# Arguments of the probe and of the representation analysis that say where results and features go, what is done
+# with the results, or where and in what batches the encoder runs, never what the results are: `earlier_results`
+# leaves them out of its comparison, so that a rerun that changes only these (adding --update_model_card, say) finds
+# the results finished instead of refusing them. The feature cache, keyed without a device or batch size, already
+# serves features computed with any of them: both change only the order of floating-point operations (padding is
+# masked; batch sizes 1, 7, 64 and 300 differed by at most 7e-7 on tiny BERT and PrJEPA encoders).
+RESULT_NEUTRAL_ARGUMENTS = frozenset(
+    {
+        "output_dir",
+        "overwrite_output_dir",
+        "cache_dir",
+        "device",
+        "batch_size",
+        "update_model_card",
+        "push_to_hub",
+        "hub_model_id",
+    }
+)
+
 
 @dataclass
 class EncoderArguments:

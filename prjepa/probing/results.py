@@ -11,6 +11,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.errors import EntryNotFoundError
 
 from ..utils import write_atomically
+from .arguments import RESULT_NEUTRAL_ARGUMENTS
 from .encoders import ONLINE_ENCODER, LoadedEncoder
 
 logger = logging.getLogger(__name__)
@@ -21,11 +22,11 @@ PROBE_LIBRARIES = ("torch", "transformers", "datasets", "evaluate", "sklearn", "
 
 def earlier_results(output_dir: str, result_files: Sequence[str], args: dict[str, Any]) -> dict[str, Any] | None:
     """The results `output_dir` already holds (`result_files`, the first a JSON recording its `"args"`) when they were
-    computed with the same `args` (`--overwrite_output_dir` aside): rerunning them is a no-op once their encoders'
-    fingerprints are found unchanged (`check_same_encoders`). None when the folder holds no finished results: none at
-    all, or an unfinished set (the JSON, written last by `write_results`, missing or unreadable, or a file beside it
-    missing), which a rerun replaces, saying so. An error naming the differing arguments when it holds results of
-    other arguments, which are never replaced unasked."""
+    computed with the same `args`, those that cannot change a result (`RESULT_NEUTRAL_ARGUMENTS`) aside: rerunning
+    them is a no-op once their encoders' fingerprints are found unchanged (`check_same_encoders`). None when the folder
+    holds no finished results: none at all, or an unfinished set (the JSON, written last by `write_results`, missing
+    or unreadable, or a file beside it missing), which a rerun replaces, saying so. An error naming the differing
+    arguments when it holds results of other arguments, which are never replaced unasked."""
     existing = [name for name in result_files if os.path.exists(os.path.join(output_dir, name))]
     if not existing:
         return None
@@ -43,7 +44,7 @@ def earlier_results(output_dir: str, result_files: Sequence[str], args: dict[str
         differing = sorted(
             name
             for name in set(asked) | set(recorded)
-            if name != "overwrite_output_dir" and asked.get(name) != recorded.get(name)
+            if name not in RESULT_NEUTRAL_ARGUMENTS and asked.get(name) != recorded.get(name)
         )
         if differing:
             raise ValueError(
