@@ -1,10 +1,13 @@
 """The GLUE linear probe: pooling, feature cache, trained poolers, protocol, data checks, metric and model cards."""
 
+import importlib
 import json
 import logging
 import os
 import random
 import shutil
+import sys
+import types
 import warnings
 
 import datasets
@@ -12,6 +15,7 @@ import evaluate
 import numpy as np
 import pytest
 import torch
+import transformers
 from fake_hub import fake_hub_fixture  # noqa: F401
 from helpers import WORDS, tiny_config, write_csv, write_glue_folder
 from huggingface_hub import HfApi, ModelCard
@@ -314,6 +318,42 @@ def test_cache_is_reused_and_invalidated_when_weights_change(prjepa_dir, tmp_pat
     assert reloaded.fingerprint != encoder.fingerprint
     fresh = extract_features(reloaded, texts, ["mean"], cache_dir=str(tmp_path), name="task-train-sentence")
     np.testing.assert_allclose(fresh["mean"], first["mean"] + 1.0, atol=1e-5)
+
+
+def test_the_cache_key_follows_the_model_code_and_the_library_versions(bert_dir, tokenizer, tmp_path, monkeypatch):
+    """The same weights run by fixed model code, or by another transformers or torch, give other features: other keys."""
+    module_file = tmp_path / "patched_bert.py"
+
+    def encoder_of(code: str) -> probing.LoadedEncoder:
+        module_file.write_text(f"from transformers import BertModel\n\n\nclass PatchedBert(BertModel):\n{code}")
+        spec = importlib.util.spec_from_file_location("patched_bert", module_file)
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, "patched_bert", module)  # as an import leaves it
+        spec.loader.exec_module(module)
+        model = module.PatchedBert.from_pretrained(bert_dir).eval()
+        return probing.LoadedEncoder(model, tokenizer, weights_fingerprint(model), encoding_fingerprint(tokenizer))
+
+    texts, _ = sentences(4, seed=16)
+    encoder = encoder_of("    pass\n")
+    key = feature_cache_key(encoder, texts, 16)
+    assert feature_cache_key(encoder_of("    pass\n"), texts, 16) == key  # the same code loaded again
+    fixed = encoder_of("    def forward(self, *args, **kwargs):\n        return super().forward(*args, **kwargs)\n")
+    assert fixed.fingerprint == encoder.fingerprint and feature_cache_key(fixed, texts, 16) != key
+    for library in (transformers, torch):
+        with monkeypatch.context() as patch:
+            patch.setattr(library, "__version__", f"{library.__version__}.post1")
+            assert feature_cache_key(encoder, texts, 16) != key
+    # The first model's class runs the code it was imported with: the file edited since does not change its key.
+    assert feature_cache_key(encoder, texts, 16) == key
+
+
+def test_a_model_class_without_a_source_file_is_refused_by_the_cache(bert_dir, tokenizer, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))  # a notebook's, of no file
+    model = BertModel.from_pretrained(bert_dir).eval()
+    model.__class__ = type("SessionBert", (BertModel,), {"__module__": "__main__"})
+    encoder = probing.LoadedEncoder(model, tokenizer, weights_fingerprint(model), encoding_fingerprint(tokenizer))
+    with pytest.raises(ValueError, match="SessionBert has no source file .* without a cache"):
+        extract_features(encoder, ["the cat"], cache_dir=str(tmp_path))
 
 
 def test_target_encoder_and_dtype_change_the_fingerprint(prjepa_dir):

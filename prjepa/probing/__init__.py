@@ -29,6 +29,7 @@ _import_structure = {
         "ONLINE_ENCODER",
         "LoadedEncoder",
         "check_text_encoder",
+        "code_fingerprint",
         "encoding_fingerprint",
         "load_encoder",
         "tokenizer_fingerprint",

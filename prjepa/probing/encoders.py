@@ -1,13 +1,15 @@
 """Loading a frozen encoder to probe: a PrJEPA checkpoint (its online or EMA target encoder) or any transformers
 encoder, checked to be a text encoder that fits its tokenizer, with fingerprints of the weights and the tokenizer that
-key the feature cache."""
+key the feature cache (with one of the code that runs the weights)."""
 
+import functools
 import hashlib
 import inspect
 import json
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
+import transformers
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
@@ -68,6 +70,32 @@ def weights_fingerprint(model: nn.Module) -> str:
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def code_fingerprint(model: nn.Module) -> str:
+    """sha256 of what computes `model`'s forward pass besides its weights: the source file of its class (this project's
+    modeling_prjepa.py, a checkpoint's own copy loaded with trust_remote_code, transformers' modeling_bert.py, …) and
+    the transformers and torch versions, whose layers and kernels that code calls."""
+    digest = hashlib.sha256(_class_source_digest(type(model)).encode())
+    digest.update(json.dumps([transformers.__version__, torch.__version__]).encode())
+    return digest.hexdigest()
+
+
+@functools.cache
+def _class_source_digest(model_class: type) -> str:
+    # Read once per class: the file as the class was imported, not as edited while features are computed with it.
+    try:
+        source = inspect.getsourcefile(model_class)
+    except (TypeError, OSError):  # a class of no module file (defined in a notebook or an interactive session)
+        source = None
+    if source is None:
+        raise ValueError(
+            f"{model_class.__qualname__} has no source file to fingerprint, so its features cannot be cached apart "
+            "from those of other code: define the model class in a module file, or extract features without a cache "
+            "(cache_dir=None)."
+        )
+    with open(source, "rb") as file:
+        return hashlib.sha256(file.read()).hexdigest()
 
 
 def check_text_encoder(model: "PreTrainedModel", tokenizer: PreTrainedTokenizerBase, name: str) -> None:

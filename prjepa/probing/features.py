@@ -18,7 +18,7 @@ from transformers.utils.logging import tqdm
 
 from configuration_prjepa import POOLING_STRATEGIES
 
-from .encoders import LoadedEncoder
+from .encoders import LoadedEncoder, code_fingerprint
 from .tasks import TaskData
 
 logger = logging.getLogger(__name__)
@@ -137,13 +137,12 @@ def _compute_features(
 
 
 def feature_cache_key(encoder: LoadedEncoder, texts: Texts, max_seq_length: int) -> str:
-    """Hex key of everything that determines the features: weights, layer read, tokenizer (`encoding_fingerprint`),
-    max length and the texts themselves (so a task, split, subsample or pair mode never reuses another's features)."""
+    """Hex key of everything that determines the features: weights, the code that runs them (`code_fingerprint`), layer
+    read, tokenizer (`encoding_fingerprint`), max length and the texts themselves (so a task, split, subsample or pair
+    mode never reuses another's features)."""
     digest = hashlib.sha256()
-    settings = [CACHE_FORMAT_VERSION, encoder.fingerprint, encoder.tokenizer_fingerprint, max_seq_length]
-    # Absent at its default, so that features cached before it was keyed keep their keys.
-    if encoder.hidden_layer is not None:
-        settings.append(encoder.hidden_layer)
+    settings = [CACHE_FORMAT_VERSION, encoder.fingerprint, code_fingerprint(encoder.model), encoder.hidden_layer]
+    settings += [encoder.tokenizer_fingerprint, max_seq_length]
     digest.update(json.dumps(settings).encode())
     digest.update(json.dumps(list(texts)).encode())
     return digest.hexdigest()[:24]
@@ -198,9 +197,9 @@ def extract_features(
 
     poolings: any of `"mean"`, `"max"`, `"cls"` → `(n, hidden)` float32 arrays (padding excluded), and `TOKENS` →
         a `TokenFeatures` of every real token, for the trained poolers. One encoder pass serves them all.
-    cache_dir: where features are stored (`.npy` / `.npz`) under a key of the weights, the layer read, the tokenizer,
-        the max length and the texts; `None` disables the cache. `name` (task, split, column) only makes the file
-        names readable.
+    cache_dir: where features are stored (`.npy` / `.npz`) under a key of the weights, the code that runs them, the
+        layer read, the tokenizer, the max length and the texts (`feature_cache_key`); `None` disables the cache.
+        `name` (task, split, column) only makes the file names readable.
     """
     extractable = FIXED_POOLINGS + (TOKENS,)
     unknown = [pooling for pooling in poolings if pooling not in extractable]
