@@ -522,6 +522,37 @@ def test_regularisation_choice_ignores_validation_labels(prjepa_dir, tmp_path):
     assert outcomes[0]["scores"] != outcomes[1]["scores"]
 
 
+def test_trained_poolers_choose_their_regularisation_on_rows_they_were_not_trained_on(
+    prjepa_dir, tmp_path, monkeypatch
+):
+    """Nothing predicts random labels, so the chosen C's cross-validation accuracy must stay at chance. A pooler trained
+    on every training row first (128-dimensional token states fit 600 random labels) made it 0.66-0.69."""
+    count, rng = 600, np.random.default_rng(0)
+    labels = rng.integers(0, 2, count)
+    lengths = rng.integers(3, 20, count)
+    tokens = TokenFeatures(rng.standard_normal((lengths.sum(), 128)).astype(np.float32), lengths)
+    monkeypatch.setattr(run_glue_probe, "extract_task_features", lambda *args, **kwargs: [{TOKENS: tokens}])
+    texts, _ = sentences(count, seed=17)
+    data = write_csv(tmp_path / "data.csv", {"text": texts, "label": labels.tolist()})
+    args = ["--model_name_or_path", prjepa_dir, "--train_file", data, "--validation_file", data]
+    args = probe_args(
+        tmp_path, *args, "--text_columns", "text", "--pooling", "weighted", "attention", "--cv_folds", "5"
+    )
+    results = run_glue_probe.main(args)
+
+    majority = max(labels.mean(), 1 - labels.mean())
+    chance = majority + 2 * np.sqrt(majority * (1 - majority) / count)
+    for pooling, outcome in results["models"][0]["tasks"]["custom"]["poolings"].items():
+        assert outcome["cv"]["scores"][outcome["regularisation"]["C"]] <= chance, pooling
+    # Results of the older protocol, which records no per-fold poolers, are not reused as this one's.
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    del saved["models"][0]["tasks"]["custom"]["poolings"]["attention"]["cv"]["poolers_trained_per_fold"]
+    (tmp_path / "out" / "results.json").write_text(json.dumps(saved))
+    expected = rf"regularisation for the attention pooling of {prjepa_dir} was chosen by cross-validation on rows"
+    with pytest.raises(ValueError, match=rf"{expected} .*--overwrite_output_dir"):
+        run_glue_probe.main(args)
+
+
 def test_plain_bert_on_a_glue_pair_regression_task(bert_dir, tmp_path):
     bert_dir = str(shutil.copytree(bert_dir, tmp_path / "bert"))  # its card is updated: a copy of the shared model
     rng = np.random.default_rng(9)

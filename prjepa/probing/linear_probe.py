@@ -5,7 +5,7 @@ import functools
 import importlib.resources
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -87,11 +87,19 @@ def fit_linear_probe(
     folds: int = 5,
     seed: int = 0,
     scoring: str | None = None,
+    fold_features: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> LinearProbe:
     """Chooses the L2 strength by `folds`-fold cross-validation on the training data alone (stratified for classes,
     shuffled with `seed`), then refits on all of it. features `(n, d)`, labels `(n,)`; `scoring` is a scikit-learn
-    scorer name (default accuracy / R²). Nothing of the validation split is seen."""
-    from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
+    scorer name (default accuracy / R²). Nothing of the validation split is seen.
+
+    fold_features: for features learnt from the training labels themselves (a trained pooler's), maps the rows a fold
+        trains on to the `(n, d)` features of every row learnt from those rows alone, so that no fold is scored on
+        rows its features were learnt from; `features`, learnt from every row, are then only refitted on.
+    """
+    from sklearn.base import clone
+    from sklearn.metrics import check_scoring
+    from sklearn.model_selection import KFold, StratifiedKFold
 
     if len(grid) == 0:
         raise ValueError("The regularisation grid is empty; give at least one value.")
@@ -103,20 +111,27 @@ def fit_linear_probe(
         folds = min(folds, min(Counter(labels.tolist()).values()))
         # lbfgs fits the multinomial model for more than two classes.
         name, splitter = "C", StratifiedKFold(folds, shuffle=True, random_state=seed)
-    search = GridSearchCV(
-        standardised_linear_model(is_regression),
-        {f"head__{name}": list(grid)},
-        scoring=scoring,
-        cv=splitter,
-        error_score="raise",
-    )
+    model = standardised_linear_model(is_regression)
+    scorer = check_scoring(model, scoring=scoring)
+
+    def fitted(value: float, inputs: np.ndarray, rows: np.ndarray | slice) -> "Pipeline":
+        return clone(model).set_params(**{f"head__{name}": value}).fit(inputs[rows], labels[rows])
+
+    fold_scores = []
     with single_blas_thread(), collapsed_warnings(logger, f"{name} grid search"):
-        search.fit(features, labels)
-    cv_scores = {float(value): float(score) for value, score in zip(grid, search.cv_results_["mean_test_score"])}
+        for train_rows, test_rows in splitter.split(features, labels):
+            inputs = features if fold_features is None else fold_features(train_rows)
+            fold_scores.append(
+                [scorer(fitted(value, inputs, train_rows), inputs[test_rows], labels[test_rows]) for value in grid]
+            )
+        mean_scores = np.mean(fold_scores, axis=0)
+        chosen = float(grid[int(np.argmax(mean_scores))])  # the first of equal scores, as GridSearchCV
+        final = fitted(chosen, features, slice(None))
+    cv_scores = {float(value): float(score) for value, score in zip(grid, mean_scores)}
     return LinearProbe(
-        model=search.best_estimator_,
+        model=final,
         regularisation_name=name,
-        regularisation=float(search.best_params_[f"head__{name}"]),
+        regularisation=chosen,
         cv_scores=cv_scores,
         scoring=scoring or ("r2" if is_regression else "accuracy"),
         folds=folds,

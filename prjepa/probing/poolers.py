@@ -72,8 +72,10 @@ def _pooled_views(pooler: nn.Module, views: Sequence[TokenFeatures], indices: np
 
 
 @torch.no_grad()
-def _pool_all(pooler: nn.Module, views: Sequence[TokenFeatures], batch_size: int = 256) -> torch.Tensor:
-    chunks = np.array_split(np.arange(len(views[0])), math.ceil(len(views[0]) / batch_size))
+def _pool_all(
+    pooler: nn.Module, views: Sequence[TokenFeatures], rows: np.ndarray, batch_size: int = 256
+) -> torch.Tensor:
+    chunks = np.array_split(rows, math.ceil(len(rows) / batch_size))
     return torch.cat([_pooled_views(pooler, views, chunk) for chunk in chunks])
 
 
@@ -93,7 +95,7 @@ def single_torch_thread() -> Iterator[None]:
 @single_torch_thread()
 def pool_tokens(pooler: nn.Module, tokens: TokenFeatures, batch_size: int = 256) -> np.ndarray:
     """Pools every text of `tokens` with a (trained) pooler → `(n, hidden)` float32."""
-    return _pool_all(pooler, [tokens], batch_size).numpy()
+    return _pool_all(pooler, [tokens], np.arange(len(tokens)), batch_size).numpy()
 
 
 @dataclass(frozen=True)
@@ -117,35 +119,38 @@ def train_pooler(
     is_regression: bool,
     max_positions: int,
     training: PoolerTraining = PoolerTraining(),
+    rows: np.ndarray | None = None,
 ) -> nn.Module:
     """Trains a `kind` pooler jointly with a linear head on the training split and returns the pooler frozen.
 
     tokens: the training texts' `TokenFeatures`, or one per sentence of a separately encoded pair (one pooler pools
         both; the head sees their `pair_features`).
     labels: `(n,)` class ids from 0, or scores.
+    rows: the indices of the texts to train on (default: all), e.g. the training folds of a cross-validation.
     The head reads pooled features standardised with statistics of the initial (mean) pooling, fixed during
     training; cross-entropy, or squared error on standardised scores.
     """
     views = [tokens] if isinstance(tokens, TokenFeatures) else list(tokens)
     if any(len(view) != len(labels) for view in views):
         raise ValueError(f"{[len(view) for view in views]} texts but {len(labels)} labels.")
+    rows = np.arange(len(labels)) if rows is None else np.asarray(rows)
     with torch.random.fork_rng():
         torch.manual_seed(training.seed)
         pooler = make_pooler(kind, views[0].hidden_size, max_positions)
-        initial = _pool_all(pooler, views)
+        initial = _pool_all(pooler, views, rows)
         # A feature constant under mean pooling keeps scale 1 (as in StandardScaler), not a huge 1/std.
         center, spread = initial.mean(dim=0), initial.std(dim=0)
         scale = torch.where(spread > 1e-6, spread, torch.ones_like(spread))
         head = nn.Linear(initial.shape[1], 1 if is_regression else int(labels.max()) + 1)
-    targets = torch.from_numpy(labels)
+    targets = torch.from_numpy(labels[rows])
     if is_regression:
         targets = ((targets - targets.mean()) / targets.std().clamp(min=1e-6)).float()
     parameters = list(pooler.parameters()) + list(head.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=training.learning_rate, weight_decay=training.weight_decay)
     generator = torch.Generator().manual_seed(training.seed)
     for _ in tqdm(range(training.epochs), desc=f"Training the {kind} pooler", unit="epoch"):
-        for batch in torch.randperm(len(labels), generator=generator).split(training.batch_size):
-            outputs = head((_pooled_views(pooler, views, batch.numpy()) - center) / scale)
+        for batch in torch.randperm(len(rows), generator=generator).split(training.batch_size):
+            outputs = head((_pooled_views(pooler, views, rows[batch.numpy()]) - center) / scale)
             if is_regression:
                 loss = F.mse_loss(outputs.squeeze(-1), targets[batch])
             else:
