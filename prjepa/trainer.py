@@ -205,6 +205,14 @@ def check_training_options(args: TrainingArguments, sharded: bool = False) -> No
             "restores it, so a run resumed past its first epoch would not be the run it continues. Use random (the "
             "default)."
         )
+    if args.auto_find_batch_size:
+        raise ValueError(
+            "--auto_find_batch_size starts training again at half the batch size after an out-of-memory error, from "
+            "the weights the failed attempt had reached: the run would train at another batch size than its settings "
+            "record, and could be neither resumed nor repeated exactly. Drop it and pass a "
+            "--per_device_train_batch_size that fits (a larger --gradient_accumulation_steps keeps the effective "
+            "batch)."
+        )
     if args.save_only_model:
         raise ValueError(
             "--save_only_model saves checkpoints without the optimizer, schedule and random state, from which a "

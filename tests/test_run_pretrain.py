@@ -293,6 +293,7 @@ def test_streaming_is_refused_with_several_processes_before_anything_loads(asset
         (["--label_smoothing_factor", "0.1"], "--label_smoothing_factor 0.1 is not applied by PrJEPA's losses"),
         (["--train_sampling_strategy", "group_by_length"], "group_by_length shuffles with the global random stream"),
         (["--save_only_model", "true"], "--save_only_model saves checkpoints without the optimizer"),
+        (["--auto_find_batch_size", "true"], "--auto_find_batch_size starts training again at half the batch"),
         (["--fsdp", "full_shard"], "FSDP and DeepSpeed are not supported .* one process per GPU"),
         (["--do_train", "false"], "Nothing to do: pass --do_train"),
         (["--do_train", "false", "--do_eval", "--resume_from_checkpoint", "ck"], "pass --model_name_or_path ck"),

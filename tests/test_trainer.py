@@ -132,6 +132,13 @@ class RecordOnlineWeights(TrainerCallback):
         self.snapshots.append({k: v.detach().clone() for k, v in model.prjepa.state_dict().items()})
 
 
+def test_a_batch_size_that_could_change_mid_run_is_refused(tokenizer, tmp_path):
+    """transformers' --auto_find_batch_size halves the batch after an out-of-memory error and trains again: the run
+    would not be the one its settings record, and would not resume exactly."""
+    with pytest.raises(ValueError, match="--auto_find_batch_size starts training again at half the batch size"):
+        make_trainer(tokenizer, tmp_path, auto_find_batch_size=True)
+
+
 def test_target_encoder_follows_ema_once_per_optimizer_step(tokenizer, tmp_path):
     recorder = RecordOnlineWeights()
     trainer = make_trainer(tokenizer, tmp_path, callbacks=[recorder], max_steps=5, save_steps=100)
