@@ -18,6 +18,8 @@ DEMO_GLUE_TASKS = ("sst2", "stsb")
 
 # The paper's corpus: the pretraining text when neither --dataset_name nor --train_file is given.
 DEFAULT_TEXT_DATASET = ("Salesforce/wikitext", "wikitext-103-raw-v1")
+# The paper's tokenizer: the default when neither --tokenizer_name nor a checkpoint gives one.
+DEFAULT_TOKENIZER = "bert-base-uncased"
 
 LOCAL_DATA_FLAGS = (
     "--train_file/--validation_file (local text, globs allowed), --glue_path (a local GLUE copy), "

@@ -23,13 +23,19 @@ from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
 
 import transformers
-from transformers import AutoTokenizer, set_seed
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SchedulerType
 from transformers.training_args import ParallelMode
 
 from configuration_prjepa import OBJECTIVES, PRESETS, PrJepaConfig
 
-from .data_sources import DEFAULT_TEXT_DATASET, check_hub_reachable, check_push_access, check_text_sources
+from .data_sources import (
+    DEFAULT_TEXT_DATASET,
+    DEFAULT_TOKENIZER,
+    check_hub_reachable,
+    check_push_access,
+    check_text_sources,
+)
 from .resume import (
     NEW_MODEL_OPTIONS,
     RUN_SETTINGS,
@@ -80,12 +86,22 @@ DATA_FILE_BUILDERS = {
 }
 
 
+# A new model's size when neither --config_name nor --model_name_or_path gives one: the paper's.
+DEFAULT_PRESET = "paper"
+
+
 @dataclass
 class ModelArguments:
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "A PrJEPA checkpoint (Hub id or folder) to continue training from."}
     )
-    preset: str = field(default="paper", metadata={"help": f"Model size for a new model: one of {sorted(PRESETS)}."})
+    preset: str | None = field(
+        default=None,
+        metadata={
+            "help": f"Model size for a new model: one of {sorted(PRESETS)}; default: {DEFAULT_PRESET}, when neither "
+            "--config_name nor --model_name_or_path gives the model."
+        },
+    )
     config_name: str | None = field(
         default=None, metadata={"help": "A PrJEPA config (file or folder) for a new model, instead of --preset."}
     )
@@ -96,7 +112,13 @@ class ModelArguments:
     objective: str | None = field(
         default=None, metadata={"help": "'hybrid' (JEPA + MLM) or 'mlm' (MLM-only baseline); default: the config's."}
     )
-    tokenizer_name: str = field(default="bert-base-uncased", metadata={"help": "Tokenizer Hub id or folder."})
+    tokenizer_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Tokenizer Hub id or folder; default: the checkpoint's own with --model_name_or_path, else "
+            f"{DEFAULT_TOKENIZER} (as in the paper)."
+        },
+    )
     cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are stored."})
     model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of --model_name_or_path."})
     license: str | None = field(default=None, metadata={"help": "License for the model card, e.g. 'apache-2.0'."})
@@ -104,12 +126,36 @@ class ModelArguments:
     def __post_init__(self):
         if self.objective not in (None, *OBJECTIVES):
             raise ValueError(f"--objective must be 'hybrid' or 'mlm', got {self.objective!r}.")
-        if self.preset not in PRESETS:
+        if self.preset is not None and self.preset not in PRESETS:
             raise ValueError(f"Unknown --preset {self.preset!r}; choose one of {sorted(PRESETS)}.")
         if self.model_name_or_path is not None and (self.config_name or self.config_overrides):
             raise ValueError(
                 "--config_name/--config_overrides describe a new model; drop them with --model_name_or_path."
             )
+        given = [
+            f"{option} {value}"
+            for option, value in (
+                ("--model_name_or_path", self.model_name_or_path),
+                ("--config_name", self.config_name),
+            )
+            if value is not None
+        ]
+        if self.preset is not None and given:
+            raise ValueError(
+                f"--preset {self.preset} and {given[0]} both give the model, so the preset would be ignored: drop one "
+                "of them."
+            )
+        if not given:
+            self.preset = self.preset or DEFAULT_PRESET
+
+    def tokenizer_source(self) -> tuple[str, str]:
+        """Where the tokenizer comes from, as run_mlm.py takes it, and the option that names it: --tokenizer_name when
+        given, else the checkpoint's own (--model_name_or_path), else the paper's."""
+        if self.tokenizer_name is not None:
+            return "--tokenizer_name", self.tokenizer_name
+        if self.model_name_or_path is not None:
+            return "--model_name_or_path", self.model_name_or_path
+        return "--tokenizer_name", DEFAULT_TOKENIZER
 
 
 @dataclass
@@ -554,6 +600,22 @@ def tokenize(
         )
 
 
+def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
+    """The tokenizer `ModelArguments.tokenizer_source` names; a checkpoint without one is an error naming
+    --tokenizer_name."""
+    option, source = model_args.tokenizer_source()
+    if option == "--tokenizer_name":
+        return AutoTokenizer.from_pretrained(source, cache_dir=model_args.cache_dir)
+    try:
+        return AutoTokenizer.from_pretrained(source, cache_dir=model_args.cache_dir, revision=model_args.model_revision)
+    except (OSError, ValueError) as error:  # no tokenizer files: transformers raises either, by what else it finds
+        reason = str(error).strip().splitlines()[0]
+        raise ValueError(
+            f"Could not load a tokenizer from --model_name_or_path {source} ({reason}). If the checkpoint holds none, "
+            f"pass the tokenizer it was trained with as --tokenizer_name (the paper's: {DEFAULT_TOKENIZER})."
+        ) from error
+
+
 def build_model(model_args: ModelArguments, tokenizer) -> "PrJepaForPreTraining":
     from modeling_prjepa import PrJepaForPreTraining
 
@@ -742,11 +804,13 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     logger.info(f"Process {training_args.process_index} of {training_args.world_size}, device {training_args.device}")
     check_launch(training_args)
     warn_emulated_bf16(training_args)
+    tokenizer_option, tokenizer_source = model_args.tokenizer_source()
     check_hub_reachable(
         [
             ("--dataset_name", data_args.dataset_name),
-            ("--tokenizer_name", model_args.tokenizer_name),
             ("--model_name_or_path", model_args.model_name_or_path),
+            # The checkpoint's own tokenizer is checked with it.
+            *([(tokenizer_option, tokenizer_source)] if tokenizer_option == "--tokenizer_name" else []),
         ]
     )
     check_training_options(training_args)
@@ -767,7 +831,7 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
         check_push_access(training_args.hub_token)
     check_evaluated_model(model_args, training_args)
     set_seed(training_args.seed)
-    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name, cache_dir=model_args.cache_dir)
+    tokenizer = load_tokenizer(model_args)
     model = build_model(model_args, tokenizer)
     check_inputs(model, tokenizer, data_args, training_args)
     # Built before the data is read, so that its checks of the tokenizer (mask and pad tokens) come first.

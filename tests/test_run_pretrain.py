@@ -287,6 +287,7 @@ def test_streaming_is_refused_with_several_processes_before_anything_loads(asset
             "--dataloader_persistent_workers is not supported",
         ),
         (["--objective", "jepa"], "--objective must be 'hybrid' or 'mlm'"),
+        (["--preset", "paper"], r"--preset paper and --config_name .*config both give the model, so the preset would"),
         (["--max_seq_length", "2"], "cannot hold a token between"),
         (["--max_train_samples", "0"], "--max_train_samples 0 leaves no sequence"),
         (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size 0 must be at least 1"),
@@ -497,6 +498,30 @@ def test_evaluating_a_model_in_place_keeps_its_model_card(assets, tmp_path):
     run_pretrain.main(argv)
     assert (tmp_path / "run" / "eval_results.json").exists()
     assert (tmp_path / "run" / "README.md").read_text() == card
+
+
+def test_a_checkpoint_is_evaluated_with_its_own_tokenizer(assets, tokenizer, tmp_path, monkeypatch):
+    """Without --tokenizer_name a checkpoint's tokenizer is its own (run_mlm.py's rule), not the paper's from the Hub:
+    offline it still loads, and a model trained with another vocabulary gets the one it was trained with."""
+    run = tmp_path / "run"
+    run_pretrain.main(arguments(assets, run))
+    monkeypatch.setattr(data_sources, "hub_unreachable_reason", lambda: "ConnectError: Name or service not known")
+    argv = [a for a in arguments(assets, tmp_path / "evaluation", "--do_eval") if a != "--do_train"]
+    for option in ("--config_name", "--tokenizer_name"):
+        del argv[argv.index(option) : argv.index(option) + 2]
+    trainer = run_pretrain.main([*argv, "--model_name_or_path", str(run)])
+    assert trainer.processing_class.get_vocab() == tokenizer.get_vocab()
+    assert json.loads((tmp_path / "evaluation" / "eval_results.json").read_text())["eval_mlm_loss"] > 0
+
+    # A checkpoint without a tokenizer (a converted one, say) names the option that gives one.
+    shutil.copytree(run, tmp_path / "bare", ignore=shutil.ignore_patterns("tokenizer*", "vocab.txt", "special_*"))
+    with pytest.raises(
+        ValueError, match=r"Could not load a tokenizer from --model_name_or_path .*bare .* as --tokenizer_name"
+    ):
+        run_pretrain.main([*argv, "--model_name_or_path", str(tmp_path / "bare")])
+    # The preset default describes a new model; one asked for beside a checkpoint would be ignored.
+    with pytest.raises(ValueError, match=r"--preset mini and --model_name_or_path .*run both give the model"):
+        run_pretrain.main([*argv, "--model_name_or_path", str(run), "--preset", "mini"])
 
 
 def test_evaluating_without_training_into_a_finished_run_is_refused_for_any_model_but_its_own(assets, tmp_path):

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..data_sources import (
     DEFAULT_TEXT_DATASET,
+    DEFAULT_TOKENIZER,
     DEMO_GLUE,
     DEMO_TOKENIZER,
     DEMO_TRAIN_FILE,
@@ -50,10 +51,9 @@ CHECKPOINTS_PER_RUN = 40
 MIN_SAVE_STEPS = 50
 
 
-# Data arguments left unset take these values (the text: DEFAULT_TEXT_DATASET), or with a demo preset the sample
-# shipped with the package.
+# Data arguments left unset take these values (the text: DEFAULT_TEXT_DATASET, the tokenizer: DEFAULT_TOKENIZER), or
+# with a demo preset the sample shipped with the package.
 HUB_GLUE = "nyu-mll/glue"
-HUB_TOKENIZER = "bert-base-uncased"
 # Any of these given without --preset means the user's data is to be measured: never at the demo's budget, nor mixed
 # with the demo sample.
 DATA_ARGUMENTS = ("train_file", "validation_file", "dataset_name", "dataset_config_name", "glue_path", "tokenizer_name")
@@ -102,7 +102,7 @@ class ExperimentArguments:
     )
     tokenizer_name: str | None = field(
         default=None,
-        metadata={"help": f"Tokenizer Hub id or folder (default: {HUB_TOKENIZER})."},
+        metadata={"help": f"Tokenizer Hub id or folder (default: {DEFAULT_TOKENIZER})."},
     )
     launcher: str = field(
         default="", metadata={"help": "Prefix for the pretraining command, e.g. 'accelerate launch --num_processes 4'."}
@@ -153,7 +153,7 @@ class ExperimentArguments:
             else:
                 self.dataset_name, self.dataset_config_name = DEFAULT_TEXT_DATASET
         self.glue_path = self.glue_path or (DEMO_GLUE if demo else HUB_GLUE)
-        self.tokenizer_name = self.tokenizer_name or (DEMO_TOKENIZER if demo else HUB_TOKENIZER)
+        self.tokenizer_name = self.tokenizer_name or (DEMO_TOKENIZER if demo else DEFAULT_TOKENIZER)
 
 
 def read_json(directory: str, name: str) -> Any:
