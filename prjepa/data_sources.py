@@ -28,20 +28,30 @@ LOCAL_DATA_FLAGS = (
 
 
 def check_text_sources(
-    train_file: str | None, validation_file: str | None, dataset_name: str | None, dataset_config_name: str | None
+    train_file: str | None,
+    validation_file: str | None,
+    dataset_name: str | None,
+    dataset_config_name: str | None,
+    training: bool = True,
 ) -> None:
     """Stops when the pretraining text's flags contradict each other, before any default fills them in. run_mlm.py
     would quietly prefer one source over the other; two explicit sources, or a validation file or a configuration
-    without what it belongs to, are mistakes to name, not to guess at."""
+    without what it belongs to, are mistakes to name, not to guess at. `training`: the text trains a model (a
+    validation file alone serves an evaluation only)."""
     if train_file is not None and (dataset_name is not None or dataset_config_name is not None):
         raise ValueError(
             f"--train_file {train_file} and --dataset_name/--dataset_config_name {dataset_name}/{dataset_config_name} "
             "name two training sources; give one of them."
         )
-    if validation_file is not None and train_file is None:
+    if validation_file is not None and train_file is None and training:
         raise ValueError(
-            f"--validation_file {validation_file} is read only together with --train_file (a Hub dataset brings its "
-            "own validation split); pass --train_file too, or drop --validation_file."
+            f"--validation_file {validation_file} is read only together with --train_file when training (a Hub dataset "
+            "brings its own validation split); pass --train_file too, or drop --validation_file."
+        )
+    if validation_file is not None and dataset_name is not None:
+        raise ValueError(
+            f"--validation_file {validation_file} and --dataset_name {dataset_name} name two validation sources; give "
+            "one of them."
         )
     if dataset_config_name is not None and dataset_name is None:
         raise ValueError(

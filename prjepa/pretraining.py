@@ -17,6 +17,7 @@ import os
 import shlex
 import shutil
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from itertools import chain, islice
@@ -172,7 +173,10 @@ class DataTrainingArguments:
     train_file: str | None = field(
         default=None, metadata={"help": "Local training text: txt, csv, json/jsonl or parquet; globs allowed."}
     )
-    validation_file: str | None = field(default=None, metadata={"help": "Local validation text, same formats."})
+    validation_file: str | None = field(
+        default=None,
+        metadata={"help": "Local validation text, same formats; alone (without --train_file) for an evaluation only."},
+    )
     text_column_name: str | None = field(
         default=None, metadata={"help": "Column holding the text; default 'text', or the only string column."}
     )
@@ -206,8 +210,11 @@ class DataTrainingArguments:
                 f"--validation_split_percentage {self.validation_split_percentage} must lie in [0, 100): it is the "
                 "share of the training data held out for validation (0: none)."
             )
-        check_text_sources(self.train_file, self.validation_file, self.dataset_name, self.dataset_config_name)
-        if self.train_file is None and self.dataset_name is None:
+        # Whether the run trains is a training argument: main checks the sources again knowing it.
+        check_text_sources(
+            self.train_file, self.validation_file, self.dataset_name, self.dataset_config_name, training=False
+        )
+        if self.train_file is None and self.validation_file is None and self.dataset_name is None:
             self.dataset_name, self.dataset_config_name = DEFAULT_TEXT_DATASET
         for option, path in (("--train_file", self.train_file), ("--validation_file", self.validation_file)):
             if path is not None:
@@ -476,25 +483,28 @@ def warn_emulated_bf16(training_args: PrJepaTrainingArguments) -> None:
         )
 
 
-def load_raw_datasets(data_args: DataTrainingArguments, cache_dir: str | None) -> "datasets.DatasetDict":
+def load_raw_datasets(
+    data_args: DataTrainingArguments, cache_dir: str | None, splits: Collection[str]
+) -> "datasets.DatasetDict":
+    """The run's text, untokenized, in the `splits` it reads ("train", "validation"). The validation split is the
+    --validation_file, the dataset's own, or the first --validation_split_percentage of the training data (which
+    training then leaves out). Local files are loaded only for the splits read: an evaluation alone reads no training
+    file unless its validation share is held out of them. `datasets` prepares a Hub dataset's splits together (or
+    streams them lazily); only those in `splits` are returned, to be filtered and tokenized."""
     import datasets
 
-    if data_args.train_file is not None:
-        data_files = {"train": data_args.train_file}
-        if data_args.validation_file is not None:
-            data_files["validation"] = data_args.validation_file
-        builder = data_file_builder(data_args.train_file)
-        load = dict(path=builder, data_files=data_files, cache_dir=cache_dir, streaming=data_args.streaming)
+    if data_args.train_file is None and data_args.validation_file is None:
+        load = dict(path=data_args.dataset_name, name=data_args.dataset_config_name)
     else:
-        load = dict(
-            path=data_args.dataset_name,
-            name=data_args.dataset_config_name,
-            cache_dir=cache_dir,
-            streaming=data_args.streaming,
-        )
+        # Validation data held out of the training files needs those read.
+        read = set(splits) if data_args.validation_file is not None else {*splits, "train"}
+        files = {"train": data_args.train_file, "validation": data_args.validation_file}
+        data_files = {split: path for split, path in files.items() if path is not None and split in read}
+        load = dict(path=data_file_builder(next(iter(data_files.values()))), data_files=data_files)
+    load.update(cache_dir=cache_dir, streaming=data_args.streaming)
     raw = datasets.load_dataset(**load)
-    if "validation" not in raw and not data_args.streaming and data_args.validation_split_percentage > 0:
-        percent = data_args.validation_split_percentage
+    percent = data_args.validation_split_percentage
+    if data_args.validation_file is None and "validation" not in raw and not data_args.streaming and percent > 0:
         rows = raw["train"].num_rows
         if rows * percent / 100 < 1:  # `datasets` would fail on the empty split with a message about its instruction
             raise ValueError(
@@ -503,9 +513,9 @@ def load_raw_datasets(data_args: DataTrainingArguments, cache_dir: str | None) -
                 "--validation_split_percentage 0 (no validation data, fine without --do_eval), a larger percentage, "
                 "or a --validation_file."
             )
-        raw["validation"] = datasets.load_dataset(**load, split=f"train[:{percent}%]")
-        raw["train"] = datasets.load_dataset(**load, split=f"train[{percent}%:]")
-    return raw
+        held_out = {"validation": f"train[:{percent}%]", "train": f"train[{percent}%:]"}
+        return datasets.DatasetDict({split: datasets.load_dataset(**load, split=held_out[split]) for split in splits})
+    return type(raw)({split: raw[split] for split in splits if split in raw})
 
 
 # `datasets` feature dtypes of a column of texts.
@@ -521,7 +531,7 @@ def column_names(dataset: "datasets.Dataset | datasets.IterableDataset") -> list
 
 
 def text_column(raw: "datasets.DatasetDict", requested: str | None) -> str:
-    split = raw["train"]
+    split = next(iter(raw.values()))  # the training split when there is one
     features = split.features or {}
     columns = column_names(split)
     strings = [name for name, feature in features.items() if getattr(feature, "dtype", None) in TEXT_DTYPES]
@@ -719,7 +729,7 @@ def log_budget(training_args: PrJepaTrainingArguments, data_args: DataTrainingAr
 
 def validation_split_fix(data_args: DataTrainingArguments) -> str:
     """How to get the validation split --do_eval needs, from the options that can give one here: a streamed dataset
-    is never split, and a validation file goes only with --train_file."""
+    is never split, and a validation file does not go with a Hub dataset."""
     if data_args.train_file is not None and data_args.streaming:
         return (
             "pass --validation_file (a streamed dataset is not split, so --validation_split_percentage cannot hold "
@@ -804,6 +814,13 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     logger.info(f"Process {training_args.process_index} of {training_args.world_size}, device {training_args.device}")
     check_launch(training_args)
     warn_emulated_bf16(training_args)
+    check_text_sources(
+        data_args.train_file,
+        data_args.validation_file,
+        data_args.dataset_name,
+        data_args.dataset_config_name,
+        training=training_args.do_train,
+    )
     tokenizer_option, tokenizer_source = model_args.tokenizer_source()
     check_hub_reachable(
         [
@@ -893,17 +910,25 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
                 "train it at the full length from the start."
             )
 
-    raw = load_raw_datasets(data_args, model_args.cache_dir)
-    if training_args.do_eval and "validation" not in raw:
-        raise ValueError(f"--do_eval needs a validation split: {validation_split_fix(data_args)}; or drop --do_eval.")
-    column = text_column(raw, data_args.text_column_name)
-    if finished:  # nothing trains: evaluating or pushing the final model reads no training text
-        raw = type(raw)({split: dataset for split, dataset in raw.items() if split != "train"})
-    with training_args.main_process_first(desc="dropping empty lines"):  # the other processes read its cache
-        raw = drop_empty_lines(raw, column, data_args)
-    tokenized = tokenize(raw, tokenizer, column, data_args, training_args)
-    train_dataset = tokenized["train"] if training_args.do_train and not finished else None
-    eval_dataset = tokenized.get("validation") if training_args.do_eval else None
+    # Evaluating or pushing a finished run's final model reads no training text, an evaluation alone neither.
+    splits = [
+        split
+        for split, read in (("train", training_args.do_train and not finished), ("validation", training_args.do_eval))
+        if read
+    ]
+    tokenized = datasets.DatasetDict()
+    if splits:
+        raw = load_raw_datasets(data_args, model_args.cache_dir, splits)
+        if training_args.do_eval and "validation" not in raw:
+            raise ValueError(
+                f"--do_eval needs a validation split: {validation_split_fix(data_args)}; or drop --do_eval."
+            )
+        column = text_column(raw, data_args.text_column_name)
+        with training_args.main_process_first(desc="dropping empty lines"):  # the other processes read its cache
+            raw = drop_empty_lines(raw, column, data_args)
+        tokenized = tokenize(raw, tokenizer, column, data_args, training_args)
+    train_dataset = tokenized.get("train")
+    eval_dataset = tokenized.get("validation")
     if train_dataset is not None and data_args.max_train_samples is not None:
         train_dataset = _truncate(train_dataset, data_args.max_train_samples, data_args.streaming)
     if train_dataset is not None:

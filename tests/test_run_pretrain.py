@@ -215,8 +215,8 @@ def test_data_files_that_cannot_be_read_are_named_before_anything_loads(assets, 
 
 
 def test_data_sources_are_one_or_the_other(assets, tmp_path):
-    """A validation file is read only with a training file, and a Hub dataset and a training file cannot both be the
-    training data: neither is dropped silently."""
+    """A training run reads a validation file only with a training file, a Hub dataset and a training file cannot
+    both be the training data, nor a Hub dataset and a validation file the validation data: none is dropped silently."""
     without_train_file = arguments(assets, tmp_path / "out")
     index = without_train_file.index("--train_file")
     del without_train_file[index : index + 2]
@@ -224,6 +224,9 @@ def test_data_sources_are_one_or_the_other(assets, tmp_path):
         run_pretrain.main(without_train_file)
     with pytest.raises(ValueError, match="name two training sources; give one of them"):
         run_pretrain.main(arguments(assets, tmp_path / "out", "--dataset_name", "someone/texts"))
+    evaluation = [*without_train_file, "--do_train", "false", "--do_eval", "--dataset_name", "someone/texts"]
+    with pytest.raises(ValueError, match="and --dataset_name someone/texts name two validation sources"):
+        run_pretrain.main(evaluation)
     assert not (tmp_path / "out").exists()
 
     # The paper's WikiText-103 when nothing is named; another Hub dataset does not inherit its configuration.
@@ -232,6 +235,48 @@ def test_data_sources_are_one_or_the_other(assets, tmp_path):
     assert run_pretrain.DataTrainingArguments(dataset_name="someone/texts").dataset_config_name is None
     with pytest.raises(ValueError, match="needs --dataset_name: .* --dataset_name Salesforce/wikitext"):
         run_pretrain.DataTrainingArguments(dataset_config_name="wikitext-2-raw-v1")
+
+
+def test_an_evaluation_alone_reads_no_training_text(assets, tmp_path, monkeypatch):
+    """--do_eval without --do_train takes a --validation_file by itself; given training data too, it tokenizes only
+    the validation split (a Hub dataset's own, or the share held out of the training files)."""
+    tokenized = []
+
+    def tokenize(raw, *args):
+        tokenized.append(sorted(raw))
+        return real_tokenize(raw, *args)
+
+    real_tokenize = run_pretrain.tokenize
+    monkeypatch.setattr(run_pretrain, "tokenize", tokenize)
+    evaluation = [a for a in arguments(assets, tmp_path / "unused", "--do_eval") if a != "--do_train"]
+    for option in ("--train_file", "--validation_file", "--output_dir"):
+        del evaluation[evaluation.index(option) : evaluation.index(option) + 2]
+    hub = tmp_path / "hub"  # a folder `datasets` reads as a Hub dataset, with its own validation split
+    hub.mkdir()
+    shutil.copy(assets / "train" / "part0.txt", hub / "train.txt")
+    shutil.copy(assets / "validation.txt", hub / "validation.txt")
+    train, validation = (
+        ("--train_file", str(assets / "train" / "*.txt")),
+        ("--validation_file", str(assets / "validation.txt")),
+    )
+    sources = {
+        "alone": validation,
+        "with-training-files": (*train, *validation),
+        "held-out": train,
+        "hub": ("--dataset_name", str(hub)),
+    }
+    samples = {}
+    for name, source in sources.items():
+        trainer = run_pretrain.main([*evaluation, *source, "--output_dir", str(tmp_path / name)])
+        assert trainer.train_dataset is None
+        samples[name] = json.loads((tmp_path / name / "eval_results.json").read_text())["eval_samples"]
+    assert tokenized == [["validation"]] * len(sources)
+    assert samples["alone"] == samples["with-training-files"] == samples["hub"] > 0
+    assert samples["held-out"] == 1  # the first 5% of the 60 non-empty training lines, packed
+
+    # Training still needs training data: a validation file alone is refused.
+    with pytest.raises(ValueError, match=r"--validation_file .* is read only together with --train_file when training"):
+        run_pretrain.main([*evaluation, *validation, "--output_dir", str(tmp_path / "out"), "--do_train"])
 
 
 def test_a_missing_validation_split_names_only_the_fixes_that_work_for_the_source(assets, tmp_path):
