@@ -11,6 +11,7 @@ JSON / YAML file (`python run_pretrain.py config.yaml`). Examples:
 
 import codecs
 import glob
+import hashlib
 import json
 import logging
 import os
@@ -403,17 +404,53 @@ def remove_previous_run(output_dir: str, keep: str | None = None, reason: str = 
 
 
 def current_settings(
-    model: "PrJepaForPreTraining", tokenizer, data_args: DataTrainingArguments, training_args: PrJepaTrainingArguments
+    model: "PrJepaForPreTraining",
+    tokenizer,
+    data_args: DataTrainingArguments,
+    training_args: PrJepaTrainingArguments,
+    cache_dir: str | None,
 ) -> dict:
     """This run's `prjepa.resume.run_settings`; the tokenizer is recorded by its fingerprint, wherever it is read
-    from."""
+    from, and the training text by `training_data_fingerprint`."""
     data = {name: getattr(data_args, name) for name in TRAJECTORY_DATA_ARGUMENTS}
     # No workers and one worker cut the same chunks; streaming tokenizes lazily, without workers.
     data["preprocessing_num_workers"] = None if data_args.streaming else data_args.preprocessing_num_workers or 1
     data["tokenizer_fingerprint"] = tokenizer_fingerprint(tokenizer)
+    data.update(training_data_fingerprint(data_args, cache_dir))
     return run_settings(
         model.config.to_dict(), {**training_args.to_dict(), "world_size": training_args.world_size}, data
     )
+
+
+def training_data_fingerprint(data_args: DataTrainingArguments, cache_dir: str | None) -> dict[str, Any]:
+    """What identifies the training text beyond the options naming it, which a glob or a Hub dataset's name do not:
+    `train_files`, each local file `datasets` reads for the training split (path: size and sha256), so that a file
+    edited, added to the glob or removed from it shows; `train_dataset_revision`, the commit of a dataset on the Hub.
+    Files given by URL are known by their name in --train_file alone."""
+    import datasets
+
+    if data_args.train_file is not None:
+        source = data_args.train_file
+        load = dict(path=data_file_builder(source), data_files={"train": source})
+    else:
+        source = data_args.dataset_name
+        load = dict(path=source, name=data_args.dataset_config_name)
+    builder = datasets.load_dataset_builder(**load, cache_dir=cache_dir)
+    if data_args.train_file is None and not os.path.exists(source):
+        # Its commit, as `datasets` resolved it online or found it in its cache offline (the files it lists differ).
+        return {"train_files": None, "train_dataset_revision": builder.hash}
+    # `datasets` resolves a relative glob from the working directory, with links resolved: paths recorded relative to
+    # it let a project folder move.
+    base = os.path.realpath(os.getcwd())
+    files = {}
+    for path in (builder.config.data_files or {}).get("train", []):
+        if "://" in path:
+            continue
+        with open(path, "rb") as file:
+            digest = hashlib.file_digest(file, "sha256").hexdigest()
+        name = path if os.path.isabs(source) else os.path.relpath(path, base)
+        files[name] = {"bytes": os.path.getsize(path), "sha256": digest}
+    return {"train_files": files, "train_dataset_revision": None}
 
 
 def finished_training(training_args: PrJepaTrainingArguments) -> bool:
@@ -853,7 +890,12 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     check_inputs(model, tokenizer, data_args, training_args)
     # Built before the data is read, so that its checks of the tokenizer (mask and pad tokens) come first.
     collator = DataCollatorForPrJepa(tokenizer, model.config, seed=training_args.seed)
-    settings = current_settings(model, tokenizer, data_args, training_args)
+    # What continuing a run must share with it; an evaluation alone continues nothing (nor reads the training text).
+    settings = (
+        current_settings(model, tokenizer, data_args, training_args, model_args.cache_dir)
+        if training_args.do_train
+        else None
+    )
     finished = training_args.do_train and finished_training(training_args)
     resume_from_checkpoint = None
     if finished:

@@ -2,9 +2,10 @@
 
 A checkpoint is complete when it holds the weights, the optimizer, the schedule, the trainer state and the random
 state of each process that trained (the collator's masks come from its own seeded stream, but dropout and sampling
-from these). The run's settings (model configuration, the
-training arguments that shape the trajectory, the data) are recorded in the output directory when training starts and
-in every checkpoint; continuing with other settings would mix two runs, so it is refused, naming each difference.
+from these). The run's settings (model configuration, the training arguments that shape the trajectory, the data
+options and what identifies the training text: each local file's size and sha256, or a Hub dataset's commit) are
+recorded in the output directory when training starts and in every checkpoint; continuing with other settings would
+mix two runs, so it is refused, naming each difference.
 """
 
 import json
@@ -176,9 +177,10 @@ MODEL_FIELDS_BEFORE_THEY_EXISTED = {
 
 
 def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """`section.field: recorded → current` for every recorded field that differs. A config field the record lacks
-    compares as the value every run had before it existed (`MODEL_FIELDS_BEFORE_THEY_EXISTED`); any other field it
-    lacks was added to the settings after it was written, so it cannot be compared."""
+    """`section.field: recorded → current` for every recorded field that differs (the training files in words,
+    `files_difference`). A config field the record lacks compares as the value every run had before it existed
+    (`MODEL_FIELDS_BEFORE_THEY_EXISTED`); any other field it lacks was added to the settings after it was written, so it
+    cannot be compared."""
     found = []
     for section in current:
         before, now = dict(recorded.get(section, {})), current[section]
@@ -186,9 +188,47 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
             for name, value_before in MODEL_FIELDS_BEFORE_THEY_EXISTED.items():
                 before.setdefault(name, value_before(before))
         for name in sorted(set(before) & set(now)):
-            if before[name] != now[name]:
+            if before[name] == now[name]:
+                continue
+            if (section, name) == ("data", "train_files"):
+                found.append(f"data.train_files: {files_difference(before[name], now[name])}")
+            else:
                 found.append(f"{section}.{name}: {before[name]!r} in the checkpoint's run, {now[name]!r} now")
     return found
+
+
+# Files named in one `files_difference` list; the others are counted.
+NAMED_FILES = 5
+
+
+def files_difference(before: dict[str, dict] | None, now: dict[str, dict] | None) -> str:
+    """How the training files (`train_files`: path → size and sha256; None for a Hub dataset) differ from those the
+    checkpoint's run read: which changed, appeared or disappeared."""
+    if before is None or now is None:
+        return f"the checkpoint's run read {_files_source(before)}, this one {_files_source(now)}"
+
+    def named(paths: list[str]) -> str:
+        more = f" and {len(paths) - NAMED_FILES} more" if len(paths) > NAMED_FILES else ""
+        return ", ".join(paths[:NAMED_FILES]) + more
+
+    changed = sorted(path for path in before.keys() & now.keys() if before[path] != now[path])
+    appeared, disappeared = sorted(now.keys() - before.keys()), sorted(before.keys() - now.keys())
+    sizes = [
+        f"{path} ({before[path]['bytes']:,} bytes then, {now[path]['bytes']:,} now)"
+        if before[path]["bytes"] != now[path]["bytes"]
+        else f"{path} (same size, other content)"
+        for path in changed
+    ]
+    parts = [
+        f"{what} {named(paths)}"
+        for what, paths in (("changed", sizes), ("appeared", appeared), ("disappeared", disappeared))
+        if paths
+    ]
+    return f"since the checkpoint's run started, {'; '.join(parts)}"
+
+
+def _files_source(files: dict[str, dict] | None) -> str:
+    return "a Hub dataset" if files is None else f"{len(files)} local files"
 
 
 def recorded_settings_path(checkpoint: str) -> str | None:
@@ -208,13 +248,21 @@ def check_settings(recorded_path: str | None, settings: dict[str, Any], source: 
         logger.warning(f"{source} records no run settings (saved before they were recorded): they are not checked.")
         return
     with open(recorded_path) as file:
-        found = differences(json.load(file), settings)
+        recorded = json.load(file)
+    found = differences(recorded, settings)
+    if "train_files" not in recorded.get("data", {}):
+        logger.warning(
+            f"{recorded_path} was written before run settings recorded the training files' contents: the training "
+            f"data of {source} cannot be checked, so files edited, added or removed since would go unnoticed."
+        )
     if finished:
         found = [entry for entry in found if not is_length_difference(entry)]
     if found:
+        files = any(entry.startswith("data.train_files:") for entry in found)
         raise ValueError(
             f"Continuing {source} with other settings than its run was started with would mix two runs: "
-            f"{'; '.join(found)}. Continue with the recorded settings ({recorded_path}), or start a new run: pass "
+            f"{'; '.join(found)}. Continue with the recorded settings ({recorded_path})"
+            f"{', the training files as they were' if files else ''}, or start a new run: pass "
             "--overwrite_output_dir or another --output_dir (and no --resume_from_checkpoint)."
         )
 

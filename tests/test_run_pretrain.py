@@ -1,6 +1,7 @@
 """run_pretrain.py end to end on tiny local data: files, packing, arguments files, bad input, resume, 2 processes."""
 
 import copy
+import hashlib
 import json
 import logging
 import math
@@ -828,6 +829,61 @@ def test_resume_is_exact_or_refused(assets, tmp_path, caplog):
                 arguments(assets, output_dir, "--max_steps", "4", "--resume_from_checkpoint", str(run / "checkpoint-3"))
             )
     assert not (tmp_path / "fresh").exists()
+
+
+def test_a_resume_over_other_training_files_is_refused_naming_them(assets, tmp_path, caplog, monkeypatch):
+    """The glob is the same, the files under it are not: resuming would skip the trained batches of other data."""
+    data = tmp_path / "data"
+    shutil.copytree(assets / "train", data)
+    monkeypatch.chdir(tmp_path)  # a relative glob: its files are recorded relative to the working directory
+    options = ("--train_file", "data/*.txt", "--max_steps", "2", "--save_steps", "1")
+    run_pretrain.main(arguments(assets, "whole", *options))
+    stopped = tmp_path / "stopped"  # as a run stopped after its first step leaves it
+    shutil.copytree(tmp_path / "whole" / "checkpoint-1", stopped / "checkpoint-1")
+    shutil.copy(tmp_path / "whole" / "run_settings.json", stopped)
+    argv = arguments(assets, stopped, *options)
+    recorded = json.loads((stopped / "run_settings.json").read_text())["data"]["train_files"]
+    digest = hashlib.sha256((data / "part0.txt").read_bytes()).hexdigest()
+    assert recorded["data/part0.txt"] == {"bytes": (data / "part0.txt").stat().st_size, "sha256": digest}
+    assert sorted(recorded) == ["data/part0.txt", "data/part1.txt"]
+
+    (data / "part0.txt").write_text((data / "part0.txt").read_text().replace("cat", "dog"))
+    with (data / "part1.txt").open("a") as file:
+        file.write("the cat sat\n")
+    (data / "part2.txt").write_text("a dog ran in the park\n")
+    with pytest.raises(ValueError) as error:
+        run_pretrain.main(argv)
+    size = recorded["data/part1.txt"]["bytes"]
+    assert (
+        "data.train_files: since the checkpoint's run started, changed data/part0.txt (same size, other content), "
+        f"data/part1.txt ({size:,} bytes then, {size + 12:,} now); appeared data/part2.txt. Continue with the recorded "
+        "settings"
+    ) in str(error.value)
+    assert "the training files as they were, or start a new run: pass --overwrite_output_dir" in str(error.value)
+    (data / "part0.txt").unlink()
+    with pytest.raises(ValueError, match="disappeared data/part0.txt"):
+        run_pretrain.main(argv)
+    assert sorted(path.name for path in stopped.iterdir()) == ["checkpoint-1", "run_settings.json"]
+
+    # A run recorded before the files were: resumed as before, saying that they cannot be checked.
+    for path in stopped.rglob("run_settings.json"):
+        settings = json.loads(path.read_text())
+        del settings["data"]["train_files"], settings["data"]["train_dataset_revision"]
+        path.write_text(json.dumps(settings))
+    with caplog.at_level(logging.WARNING):
+        assert run_pretrain.main(argv).state.global_step == 2
+    assert "was written before run settings recorded the training files' contents" in caplog.text
+
+
+def test_a_hub_dataset_is_recorded_by_its_commit(monkeypatch):
+    """Not by the URLs of its files, which `datasets` lists online but not from its cache offline."""
+    import datasets
+
+    builder = SimpleNamespace(hash="0123abcd", config=SimpleNamespace(data_files=None))
+    monkeypatch.setattr(datasets, "load_dataset_builder", lambda **load: builder)
+    data_args = run_pretrain.DataTrainingArguments(dataset_name="someone/texts")
+    fingerprint = run_pretrain.training_data_fingerprint(data_args, None)
+    assert fingerprint == {"train_files": None, "train_dataset_revision": "0123abcd"}
 
 
 def test_an_explicit_checkpoint_of_another_run_goes_only_into_an_empty_or_cleared_output_dir(assets, tmp_path, caplog):
