@@ -15,7 +15,7 @@ from configuration_prjepa import AUTO_MAP
 from modeling_prjepa import PrJepaForPreTraining, PrJepaModel
 from prjepa.collator import DataCollatorForPrJepa
 from prjepa.snapshots import resolve_snapshot_steps
-from prjepa.trainer import PrJepaTrainer
+from prjepa.trainer import PrJepaTrainer, collapse_signal
 from prjepa.training_args import PrJepaTrainingArguments
 
 CLS, SEP = 2, 3
@@ -162,12 +162,15 @@ def test_logs_average_each_window_and_reach_trainer_state(tokenizer, tmp_path):
     trainer = make_trainer(
         tokenizer, tmp_path, max_steps=4, save_steps=4, train_dataset=Dataset.from_dict({"input_ids": rows})
     )
-    seen = []
-    trainer.model.register_forward_hook(
-        lambda module, inputs, output: seen.append(
+    seen, pooled = [], []
+
+    def record(module, inputs, output):
+        seen.append(
             [output.jepa_loss.item(), output.mlm_loss.item(), output.jepa_weight.item(), output.has_jepa_targets.item()]
         )
-    )
+        pooled.append(output.pooled_embeddings)
+
+    trainer.model.register_forward_hook(record)
     trainer.train()
 
     assert not all(measured for *_, measured in seen)
@@ -183,7 +186,9 @@ def test_logs_average_each_window_and_reach_trainer_state(tokenizer, tmp_path):
         assert entry["mlm_loss"] == pytest.approx(values[:, 1].mean().item(), rel=1e-5)
         assert entry["jepa_weight"] == pytest.approx(values[:, 2].mean().item(), rel=1e-5)
         assert entry["ema_momentum"] == pytest.approx(trainer.model.config.ema_momentum(entry["step"] - 1, 4))
-        assert 1.0 <= entry["effective_rank"] <= 2  # RankMe of a 2-sequence batch
+        # RankMe of the window's last 2-sequence batch: 0 if its two sequences are the same, else between 1 and 2.
+        assert entry["effective_rank"] == pytest.approx(collapse_signal(pooled[4 * window + 3]))
+        assert entry["effective_rank"] == 0 or 1.0 <= entry["effective_rank"] <= 2
     state = json.loads((tmp_path / "checkpoint-4" / "trainer_state.json").read_text())
     assert [entry.get("jepa_weight") for entry in state["log_history"] if "loss" in entry] == [
         entry["jepa_weight"] for entry in logs
@@ -275,6 +280,10 @@ def test_collapse_signal_equals_the_geometry_packages_effective_rank():
     assert collapse_signal(embeddings) == pytest.approx(expected, rel=1e-5)
     assert 1.5 < expected < 12
     assert collapse_signal(embeddings[:1].repeat(5, 1)) == 0.0  # every embedding identical
+    # Identical to within float32 rounding, as a batch of duplicate texts may come out: still no variance.
+    rounded = embeddings[:1] * (1 + torch.finfo(torch.float32).eps * torch.randn(5, 16, generator=generator))
+    assert rounded.dtype == torch.float32 and not torch.equal(rounded[0], rounded[1])
+    assert collapse_signal(rounded) == 0.0
 
 
 def test_a_collapsing_rank_is_warned_about_once(tokenizer, tmp_path, caplog):
