@@ -17,3 +17,11 @@ def rankme(singular_values: np.ndarray) -> np.ndarray:
     """
     probabilities = singular_values / singular_values.sum(axis=-1, keepdims=True) + RANKME_EPSILON
     return np.exp(-(probabilities * np.log(probabilities)).sum(axis=-1))
+
+
+def has_no_variance(largest_singular_value: float, features_norm: float, eps: float = 0.0) -> bool:
+    """Whether centred features whose largest singular value is `largest_singular_value` spread by rounding alone, for
+    features of Frobenius norm `features_norm` computed in a precision of machine epsilon `eps`: copies of one vector
+    computed apart (another row of a batch, another thread's share of a kernel) differ by about one unit in the last
+    place, a spread of about eps·norm, which centring would otherwise turn into a spectrum of noise."""
+    return largest_singular_value <= max(ZERO_VARIANCE_TOLERANCE, 4 * eps) * features_norm

@@ -29,7 +29,7 @@ from modeling_prjepa import PrJepaForPreTraining
 
 from .collator import DataCollatorForPrJepa
 from .model_card import pretraining_model_card, rank_collapse
-from .rankme import rankme
+from .rankme import has_no_variance, rankme
 from .resume import RUN_SETTINGS
 from .snapshots import SNAPSHOT_PREFIX, SNAPSHOT_STATE, resolve_snapshot_steps, snapshot_dir
 
@@ -499,15 +499,12 @@ def collapse_signal(embeddings: torch.Tensor) -> float:
     """RankMe of `embeddings` `(batch, hidden)`, centred, as `geometry.spectrum_metrics` defines it; 0 when every
     embedding is identical (complete collapse) to within rounding in their dtype. The decomposition runs on the
     embeddings' device."""
-    # Embeddings of identical inputs differ by rounding in their own precision (another row of the batch, another
-    # thread's share of a kernel), which centring would turn into a spectrum of noise: whether a batch of duplicates
-    # read as collapsed would depend on the thread count. Variance within that rounding is none (numpy's matrix_rank
-    # takes the same tolerance).
-    tolerance = max(embeddings.shape) * torch.finfo(embeddings.dtype).eps
     # float64 as in the geometry package, where the device has it.
     features = embeddings.to(torch.float32 if embeddings.device.type == "mps" else torch.float64)
     singular_values = torch.linalg.svdvals(features - features.mean(dim=0))
-    if singular_values[0] <= tolerance * torch.linalg.norm(features):
+    # Within rounding in the embeddings' own precision: whether a batch of duplicate texts reads as collapsed must not
+    # depend on which threads computed it.
+    if has_no_variance(singular_values[0], torch.linalg.norm(features), torch.finfo(embeddings.dtype).eps):
         return 0.0
     return float(rankme(singular_values.double().cpu().numpy()))
 

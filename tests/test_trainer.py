@@ -284,6 +284,10 @@ def test_collapse_signal_equals_the_geometry_packages_effective_rank():
     rounded = embeddings[:1] * (1 + torch.finfo(torch.float32).eps * torch.randn(5, 16, generator=generator))
     assert rounded.dtype == torch.float32 and not torch.equal(rounded[0], rounded[1])
     assert collapse_signal(rounded) == 0.0
+    # A healthy batch in half precision keeps its rank: the tolerance scales with the dtype's rounding, not its size.
+    spread = torch.randn(64, 512, generator=generator)
+    for dtype in (torch.bfloat16, torch.float16):
+        assert collapse_signal(spread.to(dtype)) == pytest.approx(collapse_signal(spread), rel=0.01)
 
 
 def test_a_collapsing_rank_is_warned_about_once(tokenizer, tmp_path, caplog):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from ..rankme import ZERO_VARIANCE_TOLERANCE, rankme
+from ..rankme import ZERO_VARIANCE_TOLERANCE, has_no_variance, rankme
 from ..utils import single_blas_thread, standardised_linear_model
 
 UNIFORMITY_TEMPERATURE = 2.0  # Wang & Isola's t
@@ -135,7 +135,7 @@ def principal_components(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             eigenvalues, vectors = np.linalg.eigh(centred @ centred.T)
             scores = vectors * np.sqrt(np.clip(eigenvalues, 0, None))
     singular_values = np.sqrt(np.clip(eigenvalues[::-1], 0, None))  # eigh sorts ascending
-    if singular_values[0] <= ZERO_VARIANCE_TOLERANCE * np.linalg.norm(features):
+    if has_no_variance(singular_values[0], np.linalg.norm(features)):
         raise NotApplicable("all features are identical (zero variance): the spectrum has no direction")
     return singular_values, scores[:, ::-1]
 
