@@ -79,9 +79,32 @@ def test_a_long_run_writes_few_checkpoints_and_a_run_killed_without_warning_lose
         assert preset.steps / save_steps <= 40, name
         seconds_per_step = preset.gpu_seconds_per_step if name == "paper" else preset.cpu_seconds_per_step
         assert save_steps * seconds_per_step <= 5 * 60, name
-    # The cpu preset's runs finished before keep matching: its interval is the 50 steps they recorded.
-    cpu = Experiment(ExperimentArguments(preset="cpu", train_file="train/*.txt")).pretraining_arguments(0, "mlm")
-    assert report.recorded_flag(cpu, "--save_steps") == "50"
+
+
+def test_a_finished_run_saved_at_another_interval_is_reused_and_one_trained_otherwise_is_not(tmp_path):
+    """How often a run saved changes none of its numbers: a run finished under another checkpoint rule (the paper
+    preset's runs saved every 50 steps before) stays reusable, while a setting that changes training does not."""
+    arguments = dict(preset="paper", train_file="train/*.txt", results_dir=str(tmp_path), stages=["pretrain"])
+    experiment = Experiment(ExperimentArguments(**arguments))
+    record_finished_runs(experiment)
+    path = os.path.join(experiment.run_record(0, "hybrid"), stages.STAGE_RECORD)
+
+    def record_with(option: str, value: str) -> None:
+        with open(path) as file:
+            record = json.load(file)
+        settings = record["settings"]
+        settings[settings.index(option) + 1] = value
+        with open(path, "w") as file:
+            json.dump(record, file)
+
+    record_with("--save_steps", "50")
+    record_with("--save_total_limit", "5")
+    stages.check_no_stale_stage(experiment)
+    record_with("--learning_rate", "0.1")
+    with pytest.raises(
+        ValueError, match=r"pretrain hybrid seed 0 \([^)]*\) has other settings \(differing: --learning_rate\)"
+    ):
+        stages.check_no_stale_stage(experiment)
 
 
 def test_a_preset_without_objective_learning_rates_trains_both_at_its_learning_rate():

@@ -46,11 +46,11 @@ def run_stage(
     """
     record = os.path.join(directory, STAGE_RECORD)
     if finished_stage(directory, marker):
-        recorded = read_json(directory, STAGE_RECORD)
-        if recorded["settings"] != settings:
+        changed = differing_options(read_json(directory, STAGE_RECORD)["settings"], settings)
+        if changed:
             raise ValueError(
-                f"{directory} holds a finished {name} with other settings ({recorded['settings']}). Use another "
-                "--run_name, or delete that folder to recompute it."
+                f"{directory} holds a finished {name} with other settings (differing: {', '.join(changed)}). Use "
+                "another --run_name, or delete that folder to recompute it."
             )
         print(f"[{name}] finished earlier, reused: {directory}")
         return 0.0
@@ -261,8 +261,15 @@ def seed_stages(experiment: Experiment, seed: int) -> list[SeedStage]:
     return plan
 
 
+# Options of a stage's command that change none of its numbers: how often a pretraining run saves a checkpoint and how
+# many it keeps (run_pretrain's own run settings leave them out too), so that a change of their rule leaves finished
+# runs reusable.
+RESULT_NEUTRAL_OPTIONS = ("--save_steps", "--save_total_limit")
+
+
 def differing_options(recorded: list[str], current: list[str]) -> list[str]:
-    """The options (`--name`) of two recorded command lines whose values differ, or that one of them lacks."""
+    """The options (`--name`) of two recorded command lines whose values differ, or that one of them lacks, except
+    `RESULT_NEUTRAL_OPTIONS`; none when the two settings are the same."""
 
     def values_by_option(arguments: list[str]) -> dict[str, list[str]]:
         options: dict[str, list[str]] = {}
@@ -275,7 +282,8 @@ def differing_options(recorded: list[str], current: list[str]) -> list[str]:
         return options
 
     before, after = values_by_option(recorded), values_by_option(current)
-    return sorted(option for option in before.keys() | after.keys() if before.get(option) != after.get(option))
+    options = (before.keys() | after.keys()) - set(RESULT_NEUTRAL_OPTIONS)
+    return sorted(option for option in options if before.get(option) != after.get(option))
 
 
 def finished_stage(directory: str, marker: str) -> bool:
@@ -297,8 +305,7 @@ def check_no_stale_stage(experiment: Experiment) -> None:
                 stale.append(f"{name} ({directory}) measured encoders that are to be pretrained again")
             elif recorded is None:  # a version that ran it over runs not recorded
                 stale.append(f"{name} ({directory}) recorded no settings, so what it measured is unknown")
-            elif recorded != settings:
-                changed = differing_options(recorded, settings)
+            elif changed := differing_options(recorded, settings):
                 precision_differs |= "--bf16" in changed
                 stale.append(f"{name} ({directory}) has other settings (differing: {', '.join(changed)})")
     if stale:
