@@ -409,14 +409,17 @@ def current_settings(
     data_args: DataTrainingArguments,
     training_args: PrJepaTrainingArguments,
     cache_dir: str | None,
+    training_data: bool = True,
 ) -> dict:
     """This run's `prjepa.resume.run_settings`; the tokenizer is recorded by its fingerprint, wherever it is read
-    from, and the training text by `training_data_fingerprint`."""
+    from, and the training text by `training_data_fingerprint` unless `training_data` is False (settings that are
+    only compared, never recorded, of a run that reads no training text)."""
     data = {name: getattr(data_args, name) for name in TRAJECTORY_DATA_ARGUMENTS}
     # No workers and one worker cut the same chunks; streaming tokenizes lazily, without workers.
     data["preprocessing_num_workers"] = None if data_args.streaming else data_args.preprocessing_num_workers or 1
     data["tokenizer_fingerprint"] = tokenizer_fingerprint(tokenizer)
-    data.update(training_data_fingerprint(data_args, cache_dir))
+    if training_data:
+        data.update(training_data_fingerprint(data_args, cache_dir))
     return run_settings(
         model.config.to_dict(), {**training_args.to_dict(), "world_size": training_args.world_size}, data
     )
@@ -890,13 +893,14 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     check_inputs(model, tokenizer, data_args, training_args)
     # Built before the data is read, so that its checks of the tokenizer (mask and pad tokens) come first.
     collator = DataCollatorForPrJepa(tokenizer, model.config, seed=training_args.seed)
-    # What continuing a run must share with it; an evaluation alone continues nothing (nor reads the training text).
+    finished = training_args.do_train and finished_training(training_args)
+    # What continuing a run must share with it; an evaluation alone continues nothing (nor reads the training text),
+    # and a finished run evaluated or pushed is not continued: its training files may have changed since.
     settings = (
-        current_settings(model, tokenizer, data_args, training_args, model_args.cache_dir)
+        current_settings(model, tokenizer, data_args, training_args, model_args.cache_dir, training_data=not finished)
         if training_args.do_train
         else None
     )
-    finished = training_args.do_train and finished_training(training_args)
     resume_from_checkpoint = None
     if finished:
         output_dir = training_args.output_dir

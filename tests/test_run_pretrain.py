@@ -860,6 +860,9 @@ def test_a_resume_over_other_training_files_is_refused_naming_them(assets, tmp_p
         "settings"
     ) in str(error.value)
     assert "the training files as they were, or start a new run: pass --overwrite_output_dir" in str(error.value)
+    # The finished run is evaluated, not continued: its final model does not depend on the files as they are now.
+    run_pretrain.main(arguments(assets, tmp_path / "whole", *options, "--do_eval"))
+    assert (tmp_path / "whole" / "eval_results.json").exists()
     (data / "part0.txt").unlink()
     with pytest.raises(ValueError, match="disappeared data/part0.txt"):
         run_pretrain.main(argv)
