@@ -171,6 +171,13 @@ class DataTrainingArguments:
     dataset_config_name: str | None = field(
         default=None, metadata={"help": f"Its configuration ({DEFAULT_TEXT_DATASET[1]} for the default dataset)."}
     )
+    dataset_revision: str | None = field(
+        default=None,
+        metadata={
+            "help": "Branch, tag or commit of the Hub dataset (default: its newest). A run records the commit it read, "
+            "and continues only on it: pin it here once the dataset has moved on."
+        },
+    )
     train_file: str | None = field(
         default=None, metadata={"help": "Local training text: txt, csv, json/jsonl or parquet; globs allowed."}
     )
@@ -217,6 +224,11 @@ class DataTrainingArguments:
         )
         if self.train_file is None and self.validation_file is None and self.dataset_name is None:
             self.dataset_name, self.dataset_config_name = DEFAULT_TEXT_DATASET
+        if self.dataset_revision is not None and self.dataset_name is None:
+            raise ValueError(
+                f"--dataset_revision {self.dataset_revision} names a version of a Hub dataset, and this run reads local "
+                "files (--train_file / --validation_file): drop it."
+            )
         for option, path in (("--train_file", self.train_file), ("--validation_file", self.validation_file)):
             if path is not None:
                 check_data_file(option, path)
@@ -292,7 +304,8 @@ def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainin
 
 # The data arguments that decide which sequences training sees, in which order (validation data does not).
 # Streaming keeps the held-out share in the training data and changes the order and the skip on resume; the number
-# of tokenization processes moves the cuts of packed chunks (one per map batch and shard).
+# of tokenization processes moves the cuts of packed chunks (one per map batch and shard). --dataset_revision is not
+# among them: the commit read is recorded instead (train_dataset_revision), so that a run can be pinned to it later.
 TRAJECTORY_DATA_ARGUMENTS = (
     "dataset_name",
     "dataset_config_name",
@@ -437,7 +450,7 @@ def training_data_fingerprint(data_args: DataTrainingArguments, cache_dir: str |
         load = dict(path=data_file_builder(source), data_files={"train": source})
     else:
         source = data_args.dataset_name
-        load = dict(path=source, name=data_args.dataset_config_name)
+        load = dict(path=source, name=data_args.dataset_config_name, revision=data_args.dataset_revision)
     builder = datasets.load_dataset_builder(**load, cache_dir=cache_dir)
     if data_args.train_file is None and not os.path.exists(source):
         # Its commit, as `datasets` resolved it online or found it in its cache offline (the files it lists differ).
@@ -534,7 +547,9 @@ def load_raw_datasets(
     import datasets
 
     if data_args.train_file is None and data_args.validation_file is None:
-        load = dict(path=data_args.dataset_name, name=data_args.dataset_config_name)
+        load = dict(
+            path=data_args.dataset_name, name=data_args.dataset_config_name, revision=data_args.dataset_revision
+        )
     else:
         # Validation data held out of the training files needs those read.
         read = set(splits) if data_args.validation_file is not None else {*splits, "train"}

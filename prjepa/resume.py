@@ -259,11 +259,14 @@ def check_settings(recorded_path: str | None, settings: dict[str, Any], source: 
         found = [entry for entry in found if not is_length_difference(entry)]
     if found:
         files = any(entry.startswith("data.train_files:") for entry in found)
+        revision = recorded.get("data", {}).get("train_dataset_revision")
+        moved = any(entry.startswith("data.train_dataset_revision:") for entry in found) and revision is not None
         raise ValueError(
             f"Continuing {source} with other settings than its run was started with would mix two runs: "
             f"{'; '.join(found)}. Continue with the recorded settings ({recorded_path})"
-            f"{', the training files as they were' if files else ''}, or start a new run: pass "
-            "--overwrite_output_dir or another --output_dir (and no --resume_from_checkpoint)."
+            f"{', the training files as they were' if files else ''}"
+            f"{f', the dataset at the commit it read (--dataset_revision {revision})' if moved else ''}, or start a "
+            "new run: pass --overwrite_output_dir or another --output_dir (and no --resume_from_checkpoint)."
         )
 
 

@@ -1,6 +1,7 @@
 """run_pretrain.py end to end on tiny local data: files, packing, arguments files, bad input, resume, 2 processes."""
 
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -883,10 +884,31 @@ def test_a_hub_dataset_is_recorded_by_its_commit(monkeypatch):
     import datasets
 
     builder = SimpleNamespace(hash="0123abcd", config=SimpleNamespace(data_files=None))
-    monkeypatch.setattr(datasets, "load_dataset_builder", lambda **load: builder)
+    loads = []
+    monkeypatch.setattr(datasets, "load_dataset_builder", lambda **load: loads.append(load) or builder)
     data_args = run_pretrain.DataTrainingArguments(dataset_name="someone/texts")
     fingerprint = run_pretrain.training_data_fingerprint(data_args, None)
     assert fingerprint == {"train_files": None, "train_dataset_revision": "0123abcd"}
+    # Pinned, the dataset is read at that commit.
+    run_pretrain.training_data_fingerprint(dataclasses.replace(data_args, dataset_revision="0123abcd"), None)
+    assert [load["revision"] for load in loads] == [None, "0123abcd"]
+
+
+def test_a_resume_over_a_dataset_that_moved_on_names_the_commit_to_pin(tmp_path):
+    """A Hub dataset gains commits after a run starts; the refusal names the --dataset_revision that continues it."""
+    from prjepa.resume import check_settings
+
+    settings = {"data": {"dataset_name": "someone/texts", "train_files": None, "train_dataset_revision": "0123abcd"}}
+    recorded = tmp_path / "run_settings.json"
+    recorded.write_text(json.dumps(settings))
+    check_settings(str(recorded), settings, "checkpoint-2")
+    moved = {"data": {**settings["data"], "train_dataset_revision": "4567ef01"}}
+    with pytest.raises(
+        ValueError, match=r"the dataset at the commit it read \(--dataset_revision 0123abcd\), or start"
+    ):
+        check_settings(str(recorded), moved, "checkpoint-2")
+    with pytest.raises(ValueError, match="--dataset_revision 0123abcd names a version of a Hub dataset"):
+        run_pretrain.DataTrainingArguments(train_file="texts/*.txt", dataset_revision="0123abcd")
 
 
 def test_an_explicit_checkpoint_of_another_run_goes_only_into_an_empty_or_cleared_output_dir(assets, tmp_path, caplog):
