@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -224,10 +225,10 @@ class DataTrainingArguments:
         )
         if self.train_file is None and self.validation_file is None and self.dataset_name is None:
             self.dataset_name, self.dataset_config_name = DEFAULT_TEXT_DATASET
-        if self.dataset_revision is not None and self.dataset_name is None:
+        if self.dataset_revision is not None and (self.dataset_name is None or os.path.exists(self.dataset_name)):
             raise ValueError(
                 f"--dataset_revision {self.dataset_revision} names a version of a Hub dataset, and this run reads local "
-                "files (--train_file / --validation_file): drop it."
+                "files (--train_file / --validation_file, or a --dataset_name folder): drop it."
             )
         for option, path in (("--train_file", self.train_file), ("--validation_file", self.validation_file)):
             if path is not None:
@@ -454,6 +455,13 @@ def training_data_fingerprint(data_args: DataTrainingArguments, cache_dir: str |
     builder = datasets.load_dataset_builder(**load, cache_dir=cache_dir)
     if data_args.train_file is None and not os.path.exists(source):
         # Its commit, as `datasets` resolved it online or found it in its cache offline (the files it lists differ).
+        pinned = data_args.dataset_revision
+        if pinned is not None and re.fullmatch(r"[0-9a-f]{40}", pinned) and builder.hash != pinned:
+            raise ValueError(
+                f"--dataset_revision {pinned} asks for that commit of {source}, but `datasets` read commit "
+                f"{builder.hash}: offline (HF_DATASETS_OFFLINE / HF_HUB_OFFLINE) it reads the newest cached version "
+                "whatever the revision. Run online once to cache the pinned commit, or drop --dataset_revision."
+            )
         return {"train_files": None, "train_dataset_revision": builder.hash}
     # `datasets` resolves a relative glob from the working directory, with links resolved: paths recorded relative to
     # it let a project folder move.

@@ -19,9 +19,11 @@ def rankme(singular_values: np.ndarray) -> np.ndarray:
     return np.exp(-(probabilities * np.log(probabilities)).sum(axis=-1))
 
 
-def has_no_variance(largest_singular_value: float, features_norm: float, eps: float = 0.0) -> bool:
-    """Whether centred features whose largest singular value is `largest_singular_value` spread by rounding alone, for
-    features of Frobenius norm `features_norm` computed in a precision of machine epsilon `eps`: copies of one vector
-    computed apart (another row of a batch, another thread's share of a kernel) differ by about one unit in the last
-    place, a spread of about eps·norm, which centring would otherwise turn into a spectrum of noise."""
-    return largest_singular_value <= max(ZERO_VARIANCE_TOLERANCE, 4 * eps) * features_norm
+def has_no_variance(features: np.ndarray, eps: float = 0.0) -> bool:
+    """Whether the rows of `features` `(num_samples, dim)` are one vector to within rounding in a precision of machine
+    epsilon `eps`: every feature within 4 units in the last place of its largest magnitude from its mean. Copies of
+    one vector computed apart (another row of a batch, another thread's share of a kernel) differ by about one, which
+    centring would otherwise turn into a spectrum of noise. Feature by feature, so that a shared large mean (an
+    anisotropic representation) does not hide a real spread in the other features."""
+    spread = np.abs(features - features.mean(axis=0))
+    return bool((spread <= max(ZERO_VARIANCE_TOLERANCE, 4 * eps) * np.abs(features).max(axis=0)).all())

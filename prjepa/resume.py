@@ -250,7 +250,7 @@ def check_settings(recorded_path: str | None, settings: dict[str, Any], source: 
     with open(recorded_path) as file:
         recorded = json.load(file)
     found = differences(recorded, settings)
-    if "train_files" not in recorded.get("data", {}):
+    if "train_files" in settings.get("data", {}) and "train_files" not in recorded.get("data", {}):
         logger.warning(
             f"{recorded_path} was written before run settings recorded the training files' contents: the training "
             f"data of {source} cannot be checked, so files edited, added or removed since would go unnoticed."
@@ -259,8 +259,13 @@ def check_settings(recorded_path: str | None, settings: dict[str, Any], source: 
         found = [entry for entry in found if not is_length_difference(entry)]
     if found:
         files = any(entry.startswith("data.train_files:") for entry in found)
-        revision = recorded.get("data", {}).get("train_dataset_revision")
-        moved = any(entry.startswith("data.train_dataset_revision:") for entry in found) and revision is not None
+        revision, revision_now = (
+            settings.get("data", {}).get("train_dataset_revision") for settings in (recorded, settings)
+        )
+        moved = any(entry.startswith("data.train_dataset_revision:") for entry in found) and None not in (
+            revision,
+            revision_now,
+        )
         raise ValueError(
             f"Continuing {source} with other settings than its run was started with would mix two runs: "
             f"{'; '.join(found)}. Continue with the recorded settings ({recorded_path})"

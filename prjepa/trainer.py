@@ -364,7 +364,9 @@ class PrJepaTrainer(Trainer):
             if self.hybrid:
                 logs["ema_momentum"] = momentum_of_last_step(self.model.config, self.state)
             if self._last_pooled_embeddings is not None and self.is_world_process_zero():
-                logs["effective_rank"] = collapse_signal(self._last_pooled_embeddings)
+                # The final LayerNorm leaves autocast in float32, but the matmuls before it rounded to half precision.
+                half = torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
+                logs["effective_rank"] = collapse_signal(self._last_pooled_embeddings, half)
         if "train_runtime" in logs:  # the end-of-training summary: this call's seconds
             logs["train_seconds"] = self._training_seconds(logs["train_runtime"])
         elif start_time is not None:
@@ -495,17 +497,18 @@ class PrJepaTrainer(Trainer):
 
 
 @torch.no_grad()
-def collapse_signal(embeddings: torch.Tensor) -> float:
+def collapse_signal(embeddings: torch.Tensor, precision: torch.dtype | None = None) -> float:
     """RankMe of `embeddings` `(batch, hidden)`, centred, as `geometry.spectrum_metrics` defines it; 0 when every
-    embedding is identical (complete collapse) to within rounding in their dtype. The decomposition runs on the
-    embeddings' device."""
+    embedding is identical (complete collapse) to within rounding in `precision`, the dtype they were computed in
+    (autocast's; default: theirs). The decomposition runs on the embeddings' device."""
+    # Within rounding: whether a batch of duplicate texts reads as collapsed must not depend on which threads
+    # computed it. A (batch, hidden) copy to the host, once per logging step.
+    eps = torch.finfo(precision or embeddings.dtype).eps
+    if has_no_variance(embeddings.detach().cpu().double().numpy(), eps):
+        return 0.0
     # float64 as in the geometry package, where the device has it.
     features = embeddings.to(torch.float32 if embeddings.device.type == "mps" else torch.float64)
     singular_values = torch.linalg.svdvals(features - features.mean(dim=0))
-    # Within rounding in the embeddings' own precision: whether a batch of duplicate texts reads as collapsed must not
-    # depend on which threads computed it.
-    if has_no_variance(singular_values[0], torch.linalg.norm(features), torch.finfo(embeddings.dtype).eps):
-        return 0.0
     return float(rankme(singular_values.double().cpu().numpy()))
 
 

@@ -81,6 +81,14 @@ def test_a_long_run_writes_few_checkpoints_and_a_run_killed_without_warning_lose
         assert save_steps * seconds_per_step <= 5 * 60, name
 
 
+def test_differing_options_names_options_and_what_precedes_them():
+    assert stages.differing_options(["--a", "1", "--b"], ["--b", "--a", "1"]) == []
+    assert stages.differing_options(["--a", "1", "2"], ["--a", "1", "--c"]) == ["--a", "--c"]
+    leading = stages.differing_options(["python", "--a", "1"], ["torchrun", "--a", "1"])
+    assert leading == ["(the arguments before the first option)"]
+    assert stages.differing_options(["--save_steps", "50"], ["--save_steps", "1100"]) == []
+
+
 def test_a_finished_run_saved_at_another_interval_is_reused_and_one_trained_otherwise_is_not(tmp_path):
     """How often a run saved changes none of its numbers: a run finished under another checkpoint rule (the paper
     preset's runs saved every 50 steps before) stays reusable, while a setting that changes training does not."""

@@ -892,6 +892,10 @@ def test_a_hub_dataset_is_recorded_by_its_commit(monkeypatch):
     # Pinned, the dataset is read at that commit.
     run_pretrain.training_data_fingerprint(dataclasses.replace(data_args, dataset_revision="0123abcd"), None)
     assert [load["revision"] for load in loads] == [None, "0123abcd"]
+    # Offline, `datasets` reads the newest cached commit whatever the revision: a pinned commit it did not read is
+    # refused rather than recorded as trained on.
+    with pytest.raises(ValueError, match=f"--dataset_revision {'a' * 40} asks for that commit .* read commit 0123abcd"):
+        run_pretrain.training_data_fingerprint(dataclasses.replace(data_args, dataset_revision="a" * 40), None)
 
 
 def test_a_resume_over_a_dataset_that_moved_on_names_the_commit_to_pin(tmp_path):
@@ -907,8 +911,14 @@ def test_a_resume_over_a_dataset_that_moved_on_names_the_commit_to_pin(tmp_path)
         ValueError, match=r"the dataset at the commit it read \(--dataset_revision 0123abcd\), or start"
     ):
         check_settings(str(recorded), moved, "checkpoint-2")
-    with pytest.raises(ValueError, match="--dataset_revision 0123abcd names a version of a Hub dataset"):
-        run_pretrain.DataTrainingArguments(train_file="texts/*.txt", dataset_revision="0123abcd")
+    # Continued from local files, the run cannot be pinned to a commit: the refusal names the files, not the option.
+    local = {"data": {**settings["data"], "train_files": {}, "train_dataset_revision": None}}
+    with pytest.raises(ValueError) as error:
+        check_settings(str(recorded), local, "checkpoint-2")
+    assert "--dataset_revision" not in str(error.value)
+    for data in (dict(train_file="texts/*.txt"), dict(dataset_name=str(tmp_path))):  # files, or a dataset folder
+        with pytest.raises(ValueError, match="--dataset_revision 0123abcd names a version of a Hub dataset"):
+            run_pretrain.DataTrainingArguments(**data, dataset_revision="0123abcd")
 
 
 def test_an_explicit_checkpoint_of_another_run_goes_only_into_an_empty_or_cleared_output_dir(assets, tmp_path, caplog):

@@ -6,6 +6,7 @@ import signal
 
 import pytest
 import torch
+import torch.nn.functional as F
 from datasets import Dataset
 from helpers import SPECIAL_TOKENS, VOCAB, tiny_config
 from safetensors.torch import load_file
@@ -284,10 +285,17 @@ def test_collapse_signal_equals_the_geometry_packages_effective_rank():
     rounded = embeddings[:1] * (1 + torch.finfo(torch.float32).eps * torch.randn(5, 16, generator=generator))
     assert rounded.dtype == torch.float32 and not torch.equal(rounded[0], rounded[1])
     assert collapse_signal(rounded) == 0.0
-    # A healthy batch in half precision keeps its rank: the tolerance scales with the dtype's rounding, not its size.
+    # A healthy batch in half precision keeps its rank, strongly anisotropic (mean cosine 0.99) too: the tolerance is
+    # the dtype's rounding of each feature, not of the norm that the shared mean dominates.
     spread = torch.randn(64, 512, generator=generator)
-    for dtype in (torch.bfloat16, torch.float16):
-        assert collapse_signal(spread.to(dtype)) == pytest.approx(collapse_signal(spread), rel=0.01)
+    shared = F.layer_norm(torch.randn(1, 512, generator=generator), (512,)) + 0.1 * spread
+    for batch in (spread, shared):
+        for dtype in (torch.bfloat16, torch.float16):
+            assert collapse_signal(batch.to(dtype)) == pytest.approx(collapse_signal(batch), rel=0.01)
+    # Computed under bf16 autocast, float32 LayerNorm outputs of one vector differ by bf16 rounding.
+    layer_normed = F.layer_norm(torch.randn(1, 512, generator=generator), (512,)).repeat(8, 1)
+    layer_normed[4:, 7] += layer_normed[4:, 7].abs() * torch.finfo(torch.bfloat16).eps
+    assert collapse_signal(layer_normed, torch.bfloat16) == 0.0 < collapse_signal(layer_normed)
 
 
 def test_a_collapsing_rank_is_warned_about_once(tokenizer, tmp_path, caplog):

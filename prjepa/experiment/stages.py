@@ -46,7 +46,8 @@ def run_stage(
     """
     record = os.path.join(directory, STAGE_RECORD)
     if finished_stage(directory, marker):
-        changed = differing_options(read_json(directory, STAGE_RECORD)["settings"], settings)
+        recorded = read_json(directory, STAGE_RECORD)["settings"]
+        changed = ["all (none recorded)"] if recorded is None else differing_options(recorded, settings)
         if changed:
             raise ValueError(
                 f"{directory} holds a finished {name} with other settings (differing: {', '.join(changed)}). Use "
@@ -273,12 +274,13 @@ def differing_options(recorded: list[str], current: list[str]) -> list[str]:
 
     def values_by_option(arguments: list[str]) -> dict[str, list[str]]:
         options: dict[str, list[str]] = {}
+        option = "(the arguments before the first option)"  # a launcher or a script, compared as one
         for argument in map(str, arguments):
             if argument.startswith("--"):
                 option = argument
                 options[option] = []
             else:
-                options[option].append(argument)
+                options.setdefault(option, []).append(argument)
         return options
 
     before, after = values_by_option(recorded), values_by_option(current)

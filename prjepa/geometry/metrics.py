@@ -135,7 +135,7 @@ def principal_components(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             eigenvalues, vectors = np.linalg.eigh(centred @ centred.T)
             scores = vectors * np.sqrt(np.clip(eigenvalues, 0, None))
     singular_values = np.sqrt(np.clip(eigenvalues[::-1], 0, None))  # eigh sorts ascending
-    if has_no_variance(singular_values[0], np.linalg.norm(features)):
+    if has_no_variance(features):
         raise NotApplicable("all features are identical (zero variance): the spectrum has no direction")
     return singular_values, scores[:, ::-1]
 
