@@ -108,6 +108,14 @@ def test_a_finished_run_saved_at_another_interval_is_reused_and_one_trained_othe
     record_with("--save_steps", "50")
     record_with("--save_total_limit", "5")
     stages.check_no_stale_stage(experiment)
+    # Pinned to a commit of a Hub dataset, to continue a run on the commit it read: forwarded, and nothing goes stale.
+    hub = dict(arguments, train_file=None, dataset_name="someone/texts", results_dir=str(tmp_path / "hub"))
+    record_finished_runs(Experiment(ExperimentArguments(**hub)))
+    pinned = Experiment(ExperimentArguments(**hub, dataset_revision="0123abcd"))
+    assert report.recorded_flag(pinned.pretraining_arguments(0, "mlm"), "--dataset_revision") == "0123abcd"
+    stages.check_no_stale_stage(pinned)
+    with pytest.raises(ValueError, match="--dataset_revision 0123abcd names a version of a Hub dataset"):
+        ExperimentArguments(**arguments, dataset_revision="0123abcd")
     record_with("--learning_rate", "0.1")
     with pytest.raises(
         ValueError, match=r"pretrain hybrid seed 0 \([^)]*\) has other settings \(differing: --learning_rate\)"

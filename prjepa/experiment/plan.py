@@ -56,7 +56,15 @@ MIN_SAVE_STEPS = 50
 HUB_GLUE = "nyu-mll/glue"
 # Any of these given without --preset means the user's data is to be measured: never at the demo's budget, nor mixed
 # with the demo sample.
-DATA_ARGUMENTS = ("train_file", "validation_file", "dataset_name", "dataset_config_name", "glue_path", "tokenizer_name")
+DATA_ARGUMENTS = (
+    "train_file",
+    "validation_file",
+    "dataset_name",
+    "dataset_config_name",
+    "dataset_revision",
+    "glue_path",
+    "tokenizer_name",
+)
 DEFAULT_PRESET, DEFAULT_PRESET_WITH_DATA = "demo", "cpu"
 
 
@@ -94,6 +102,13 @@ class ExperimentArguments:
     )
     dataset_config_name: str | None = field(
         default=None, metadata={"help": f"Its configuration (default: {DEFAULT_TEXT_DATASET[1]})."}
+    )
+    dataset_revision: str | None = field(
+        default=None,
+        metadata={
+            "help": "Its branch, tag or commit (default: the newest). Pretraining continues only on the commit a run "
+            "read: pin it here once the dataset has moved on."
+        },
     )
     train_file: str | None = field(default=None, metadata={"help": "Local pretraining text instead (globs allowed)."})
     validation_file: str | None = field(default=None, metadata={"help": "Local validation text."})
@@ -152,6 +167,11 @@ class ExperimentArguments:
                 self.train_file, self.validation_file = DEMO_TRAIN_FILE, DEMO_VALIDATION_FILE
             else:
                 self.dataset_name, self.dataset_config_name = DEFAULT_TEXT_DATASET
+        if self.dataset_revision is not None and self.dataset_name is None:
+            raise ValueError(
+                f"--dataset_revision {self.dataset_revision} names a version of a Hub dataset, and this experiment "
+                "pretrains on local files (--train_file): drop it."
+            )
         self.glue_path = self.glue_path or (DEMO_GLUE if demo else HUB_GLUE)
         self.tokenizer_name = self.tokenizer_name or (DEMO_TOKENIZER if demo else DEFAULT_TOKENIZER)
 
@@ -244,6 +264,8 @@ class Experiment:
         data = ["--train_file", args.train_file] if args.train_file else ["--dataset_name", args.dataset_name]
         if args.dataset_config_name:  # a Hub dataset need not have configurations
             data += ["--dataset_config_name", args.dataset_config_name]
+        if args.dataset_revision:  # only when given, so that runs recorded before the option still match
+            data += ["--dataset_revision", args.dataset_revision]
         if args.validation_file:
             data += ["--validation_file", args.validation_file]
         # A run by epochs learns its steps only from its data and its number of processes: it places its snapshots
