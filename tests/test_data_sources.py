@@ -110,7 +110,11 @@ def test_unset_data_arguments_take_the_presets_defaults():
 
 
 # What each data argument needs beside it to name a source on its own.
-COMPANIONS = {"validation_file": {"train_file": "mine/*.txt"}, "dataset_config_name": {"dataset_name": "someone/texts"}}
+COMPANIONS = {
+    "validation_file": {"train_file": "mine/*.txt"},
+    "dataset_config_name": {"dataset_name": "someone/texts"},
+    "dataset_revision": {"dataset_name": "someone/texts"},
+}
 
 
 @pytest.mark.parametrize("name", DATA_ARGUMENTS)
