@@ -259,13 +259,10 @@ def check_settings(recorded_path: str | None, settings: dict[str, Any], source: 
         found = [entry for entry in found if not is_length_difference(entry)]
     if found:
         files = any(entry.startswith("data.train_files:") for entry in found)
-        revision, revision_now = (
-            settings.get("data", {}).get("train_dataset_revision") for settings in (recorded, settings)
-        )
-        moved = any(entry.startswith("data.train_dataset_revision:") for entry in found) and None not in (
-            revision,
-            revision_now,
-        )
+        revision = recorded.get("data", {}).get("train_dataset_revision")
+        # Continued from local files (no revision now), the run cannot be pinned to the commit it read.
+        pinnable = revision is not None and settings.get("data", {}).get("train_dataset_revision") is not None
+        moved = pinnable and any(entry.startswith("data.train_dataset_revision:") for entry in found)
         raise ValueError(
             f"Continuing {source} with other settings than its run was started with would mix two runs: "
             f"{'; '.join(found)}. Continue with the recorded settings ({recorded_path})"
