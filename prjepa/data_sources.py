@@ -60,6 +60,16 @@ def check_text_sources(
         )
 
 
+def check_dataset_revision(dataset_revision: str | None, dataset_name: str | None) -> None:
+    """Stops when --dataset_revision is given for text that is not a Hub dataset (local files, a dataset folder, or a
+    demo sample), where it would pin nothing; called once the defaults have filled in the text."""
+    if dataset_revision is not None and (dataset_name is None or os.path.exists(dataset_name)):
+        raise ValueError(
+            f"--dataset_revision {dataset_revision} names a version of a Hub dataset, and the text read is local "
+            "(--train_file / --validation_file, a --dataset_name folder, or the demo sample): drop it."
+        )
+
+
 def hub_unreachable_reason(timeout: float = 5.0) -> str | None:
     """Why the Hub cannot be reached, or None when it answers (or offline mode reads the local cache instead)."""
     if constants.HF_HUB_OFFLINE:

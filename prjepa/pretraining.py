@@ -35,6 +35,7 @@ from configuration_prjepa import OBJECTIVES, PRESETS, PrJepaConfig
 from .data_sources import (
     DEFAULT_TEXT_DATASET,
     DEFAULT_TOKENIZER,
+    check_dataset_revision,
     check_hub_reachable,
     check_push_access,
     check_text_sources,
@@ -225,11 +226,7 @@ class DataTrainingArguments:
         )
         if self.train_file is None and self.validation_file is None and self.dataset_name is None:
             self.dataset_name, self.dataset_config_name = DEFAULT_TEXT_DATASET
-        if self.dataset_revision is not None and (self.dataset_name is None or os.path.exists(self.dataset_name)):
-            raise ValueError(
-                f"--dataset_revision {self.dataset_revision} names a version of a Hub dataset, and this run reads local "
-                "files (--train_file / --validation_file, or a --dataset_name folder): drop it."
-            )
+        check_dataset_revision(self.dataset_revision, self.dataset_name)
         for option, path in (("--train_file", self.train_file), ("--validation_file", self.validation_file)):
             if path is not None:
                 check_data_file(option, path)

@@ -18,6 +18,7 @@ from ..data_sources import (
     DEMO_TOKENIZER,
     DEMO_TRAIN_FILE,
     DEMO_VALIDATION_FILE,
+    check_dataset_revision,
     check_text_sources,
 )
 from ..probing.tasks import load_task_data
@@ -167,11 +168,7 @@ class ExperimentArguments:
                 self.train_file, self.validation_file = DEMO_TRAIN_FILE, DEMO_VALIDATION_FILE
             else:
                 self.dataset_name, self.dataset_config_name = DEFAULT_TEXT_DATASET
-        if self.dataset_revision is not None and self.dataset_name is None:
-            raise ValueError(
-                f"--dataset_revision {self.dataset_revision} names a version of a Hub dataset, and this experiment "
-                "pretrains on local files (--train_file): drop it."
-            )
+        check_dataset_revision(self.dataset_revision, self.dataset_name)
         self.glue_path = self.glue_path or (DEMO_GLUE if demo else HUB_GLUE)
         self.tokenizer_name = self.tokenizer_name or (DEMO_TOKENIZER if demo else DEFAULT_TOKENIZER)
 
