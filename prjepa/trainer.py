@@ -23,6 +23,7 @@ import transformers.trainer
 from huggingface_hub import HfApi, ModelCard
 from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput, HubStrategy
 
 from modeling_prjepa import PrJepaForPreTraining
@@ -155,9 +156,10 @@ class TargetEncoderEmaCallback(TrainerCallback):
 
 
 # `Trainer` uploads the output directory but `_*` and `checkpoint-*` (patterns written into `push_to_hub` and
-# `_push_from_checkpoint`). A run folder also holds full-model snapshots, folders left half-written and the run
-# settings (local paths): none of them is the pushed model.
-HUB_IGNORE_PATTERNS = (f"{SNAPSHOT_PREFIX}*", "*.partial", "*.partial/*", RUN_SETTINGS)
+# `_push_from_checkpoint`). A run folder also holds full-model snapshots, folders left half-written, the run
+# settings (local paths) and `training_args.bin` (a pickle of this package's arguments class, with local paths, that
+# only this package can load; the model card lists the hyper-parameters): none of them is the pushed model.
+HUB_IGNORE_PATTERNS = (f"{SNAPSHOT_PREFIX}*", "*.partial", "*.partial/*", RUN_SETTINGS, TRAINING_ARGS_NAME)
 
 
 class _IgnoringHfApi(HfApi):

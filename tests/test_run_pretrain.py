@@ -726,9 +726,14 @@ def test_push_to_hub_uploads_a_loadable_model_with_its_card(assets, tmp_path, fa
     assert len([revision for revision in pushed if "model.safetensors" in revision]) > 1
     for revision in pushed:
         assert "model.safetensors" not in revision or {"modeling_prjepa.py", "configuration_prjepa.py"} <= set(revision)
-    # Neither the checkpoints nor the snapshots (pushed at every save too) nor the run settings (local paths).
-    assert (tmp_path / "out" / "snapshot-2").is_dir() and (tmp_path / "out" / "run_settings.json").exists()
-    assert not any(name.startswith(("checkpoint-", "snapshot-")) for name in files) and "run_settings.json" not in files
+    # Neither the checkpoints nor the snapshots (pushed at every save too) nor the run settings (local paths) nor the
+    # pickled training arguments (local paths, loadable only with this package).
+    out = tmp_path / "out"
+    assert (
+        (out / "snapshot-2").is_dir() and (out / "run_settings.json").exists() and (out / "training_args.bin").exists()
+    )
+    assert not any(name.startswith(("checkpoint-", "snapshot-")) for name in files)
+    assert "run_settings.json" not in files and "training_args.bin" not in files
     # Nor a folder a stopped save left half-written, as huggingface_hub's own filter applies the patterns.
     left = ["model.safetensors", "snapshot-4.partial/model.safetensors", "run_settings.json.partial"]
     ignored = ["_*", "checkpoint-*", *trainer_module.HUB_IGNORE_PATTERNS]
