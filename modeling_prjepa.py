@@ -105,7 +105,8 @@ def pool_hidden_states(
         total = (hidden_states * real).sum(dim=1)
         return total / real.sum(dim=1).clamp(min=1).to(hidden_states.dtype)
     if strategy == "max":
-        return hidden_states.masked_fill(~real, torch.finfo(hidden_states.dtype).min).amax(dim=1)
+        pooled = hidden_states.masked_fill(~real, torch.finfo(hidden_states.dtype).min).amax(dim=1)
+        return pooled.masked_fill(~real.any(dim=1), 0)  # a row without real tokens pools to 0, as with "mean"
     raise ValueError(f"Unknown pooling strategy {strategy!r}; use one of {POOLING_STRATEGIES}.")
 
 
@@ -324,24 +325,27 @@ class PrJepaEncoder(nn.Module):
         output_attentions: bool = False,
     ) -> BaseModelOutput:
         """hidden_states `(batch, seq, hidden)`, attention_mask `(batch, seq)` → `last_hidden_state` (after the final
-        norm) and, on request, the residual stream before every layer and after the last one (`num_layers + 1`
-        tensors, un-normalised) and every layer's attention probabilities `(batch, heads, seq, seq)` (eager
-        attention only). Padding positions of the hidden states are 0.
+        norm) and, on request, `num_layers + 1` hidden states: the residual stream before every layer, then
+        `last_hidden_state` itself (as transformers' language models end theirs), and every layer's attention
+        probabilities `(batch, heads, seq, seq)` (eager attention only). Padding positions of the hidden states are 0.
 
         The states are collected here rather than by the library's output-capturing hooks: the layers work on the
         packed real tokens, and only the padded layout is a per-layer output worth returning."""
         layout = TokenLayout(attention_mask, *hidden_states.shape[:2])
         tokens = layout.unpad(hidden_states)
-        all_hidden_states = (layout.pad(tokens),) if output_hidden_states else None
+        all_hidden_states = () if output_hidden_states else None
         all_attentions = () if output_attentions else None
         for layer in self.layer:
-            tokens, attention_weights = layer(tokens, layout)
             if output_hidden_states:
                 all_hidden_states += (layout.pad(tokens),)
+            tokens, attention_weights = layer(tokens, layout)
             if output_attentions:
                 all_attentions += (attention_weights,)
+        last_hidden_state = layout.pad(self.norm(tokens))
+        if output_hidden_states:
+            all_hidden_states += (last_hidden_state,)
         return BaseModelOutput(
-            last_hidden_state=layout.pad(self.norm(tokens)), hidden_states=all_hidden_states, attentions=all_attentions
+            last_hidden_state=last_hidden_state, hidden_states=all_hidden_states, attentions=all_attentions
         )
 
 

@@ -31,6 +31,7 @@ from modeling_prjepa import (
     PrJepaModel,
     PrJepaSelfAttention,
     TokenLayout,
+    pool_hidden_states,
     sinusoidal_position_table,
 )
 
@@ -63,6 +64,30 @@ def test_classifier_pooling_ignores_padding(pooling):
         alone = model(sentence).logits
         in_padding = model(padded, attention_mask=mask).logits
     torch.testing.assert_close(in_padding, alone, atol=1e-5, rtol=0)
+
+
+def test_pooling_a_row_without_real_tokens_gives_zero_and_leaves_the_others():
+    states = torch.randn(2, 5, 8)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [0, 0, 0, 0, 0]])
+    for strategy in ("mean", "max"):
+        pooled = pool_hidden_states(states, mask, strategy)
+        assert torch.equal(pooled[1], torch.zeros(8))
+    torch.testing.assert_close(pool_hidden_states(states, mask, "max")[0], states[0, :3].amax(dim=0), rtol=0, atol=0)
+
+
+def test_hidden_states_run_from_the_embeddings_to_last_hidden_state():
+    """As transformers' language models return them: the residual stream before each layer, then the output."""
+    model = PrJepaModel(tiny_config()).eval()
+    ids, mask = _inputs()
+    real = mask.bool()
+    with torch.no_grad():
+        out = model(ids, mask, output_hidden_states=True)
+        embeddings = model.embeddings(ids, None, None, mask)
+    assert len(out.hidden_states) == model.config.num_hidden_layers + 1
+    assert torch.equal(out.hidden_states[-1], out.last_hidden_state)
+    torch.testing.assert_close(out.hidden_states[0][real], embeddings[real], rtol=0, atol=0)
+    assert torch.equal(out.hidden_states[0][~real], torch.zeros_like(out.hidden_states[0][~real]))
+    assert not torch.allclose(out.hidden_states[1], out.hidden_states[0])
 
 
 def test_left_and_right_padding_give_the_same_vectors_at_real_positions():
