@@ -144,7 +144,9 @@ class PrJepaConfig(PreTrainedConfig):
             tokens (instance norm, as data2vec's targets): a direction that every token shares is then no target.
         ema_momentum_start, ema_momentum_end: target-encoder momentum, linear in the optimizer step.
         sparse_prediction: `PrJepaForMaskedLM` given labels projects onto the vocabulary only at labelled positions
-            and returns logits of shape `(num_labelled, vocab_size)`; set `False` for `(batch, seq, vocab_size)`.
+            and returns logits of shape `(num_labelled, vocab_size)`; `False` (default) gives BERT's
+            `(batch, seq, vocab_size)`, which transformers' MLM evaluation (e.g. `run_mlm.py`'s accuracy) indexes.
+            Pretraining (`PrJepaForPreTraining`) always projects only the labelled positions.
     Downstream:
         classifier_pooling (`"mean"` | `"max"` | `"cls"`): how `PrJepaForSequenceClassification` pools tokens.
         classifier_dropout: dropout before its classifier (`None`: `hidden_dropout_prob`).
@@ -186,7 +188,7 @@ class PrJepaConfig(PreTrainedConfig):
     jepa_target_norm: str = "layer"
     ema_momentum_start: float | int = 0.996
     ema_momentum_end: float | int = 1.0
-    sparse_prediction: bool = True
+    sparse_prediction: bool = False
 
     classifier_pooling: str = "mean"
     classifier_dropout: float | int | None = None

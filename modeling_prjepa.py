@@ -911,8 +911,9 @@ class PrJepaForPreTraining(PrJepaPreTrainedModel):
 class PrJepaForMaskedLM(PrJepaPreTrainedModel):
     """Encoder plus MLM head; `pipeline("fill-mask")` works with it.
 
-    With `labels` and `config.sparse_prediction` (default), logits are computed only at labelled positions and
-    returned flattened, `(n_labelled, vocab_size)`; otherwise `(batch, seq, vocab_size)`.
+    Logits are `(batch, seq, vocab_size)`, as BERT's, which transformers' MLM evaluation expects; with `labels` and
+    `config.sparse_prediction`, they are computed only at labelled positions and returned flattened,
+    `(n_labelled, vocab_size)` (less memory and compute when training with this class).
     """
 
     _tied_weights_keys = {"mlm_head.decoder.weight": "prjepa.embeddings.word_embeddings.weight"}

@@ -306,8 +306,8 @@ def test_context_view_encodes_only_given_positions():
 
 def test_sparse_mlm_loss_equals_cross_entropy_on_full_logits():
     batch = pretraining_batch()
-    sparse = PrJepaForMaskedLM(tiny_config()).eval()
-    dense = PrJepaForMaskedLM(tiny_config(sparse_prediction=False)).eval()
+    sparse = PrJepaForMaskedLM(tiny_config(sparse_prediction=True)).eval()
+    dense = PrJepaForMaskedLM(tiny_config()).eval()
     dense.load_state_dict(sparse.state_dict())
     sparse_out = sparse(batch["masked_input_ids"], batch["attention_mask"], labels=batch["labels"])
     dense_out = dense(batch["masked_input_ids"], batch["attention_mask"], labels=batch["labels"])
@@ -315,6 +315,11 @@ def test_sparse_mlm_loss_equals_cross_entropy_on_full_logits():
     torch.testing.assert_close(sparse_out.loss, reference)
     torch.testing.assert_close(dense_out.loss, reference)
     assert sparse_out.logits.shape == (int((batch["labels"] != -100).sum()), tiny_config().vocab_size)
+    # By default the logits line up with the labels, as transformers' MLM evaluation (run_mlm.py) indexes them.
+    labelled = batch["labels"] != -100
+    predictions = dense_out.logits.argmax(-1)
+    assert predictions.shape == batch["labels"].shape
+    assert torch.equal(predictions[labelled], sparse_out.logits.argmax(-1))
 
     pretraining = PrJepaForPreTraining(tiny_config(objective="mlm")).eval()
     pretraining.prjepa.load_state_dict(sparse.prjepa.state_dict())
