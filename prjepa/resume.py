@@ -54,6 +54,8 @@ TRAJECTORY_ARGUMENTS = (
     "train_sampling_strategy",
     # Noise added to the input embeddings of every training step.
     "neftune_noise_alpha",
+    # How accelerate splits, evens out and samples the batches across processes.
+    "accelerator_config",
 )
 # The run's length: it sets the schedule and the EMA momentum of every step, so it may change only to continue a run
 # that reached its end.
@@ -83,13 +85,18 @@ def rng_state_files(checkpoint: str) -> list[str]:
 
 def checkpoint_problem(checkpoint: str) -> str | None:
     """Why `checkpoint` cannot be resumed exactly (missing or damaged files), or None."""
+    # Its own copy of the run's settings first: they say which random states there must be.
+    if damaged := _damaged_json(checkpoint, RUN_SETTINGS):
+        return damaged
     missing = [name for name in RESUME_FILES if not os.path.exists(os.path.join(checkpoint, name))]
     if not any(os.path.exists(os.path.join(checkpoint, name)) for name in WEIGHTS_FILES):
         missing.insert(0, WEIGHTS_FILES[0])
-    missing += [name for name in rng_state_files(checkpoint) if not os.path.exists(os.path.join(checkpoint, name))]
+    random_states = rng_state_files(checkpoint)
+    missing += [name for name in random_states if not os.path.exists(os.path.join(checkpoint, name))]
     if missing:
         return f"missing {', '.join(missing)}"
-    for name in ("optimizer.pt", "scheduler.pt"):
+    # torch.save writes zip archives; another process's random state is written without waiting for the trainer state.
+    for name in ("optimizer.pt", "scheduler.pt", *random_states):
         path = os.path.join(checkpoint, name)
         try:
             with zipfile.ZipFile(path) as archive:
@@ -105,11 +112,18 @@ def checkpoint_problem(checkpoint: str) -> str | None:
                 pass
         except Exception as error:  # safetensors raises its own error types for a truncated or corrupt header
             return f"{WEIGHTS_FILES[0]} is damaged ({error})"
+    return _damaged_json(checkpoint, "trainer_state.json") or _damaged_json(checkpoint, "config.json")
+
+
+def _damaged_json(checkpoint: str, name: str) -> str | None:
+    """Why `name` in `checkpoint` is unreadable JSON, or None (also when it is absent)."""
     try:
-        with open(os.path.join(checkpoint, "trainer_state.json")) as file:
+        with open(os.path.join(checkpoint, name)) as file:
             json.load(file)
+    except FileNotFoundError:
+        return None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        return f"trainer_state.json is damaged ({error})"
+        return f"{name} is damaged ({error})"
     return None
 
 
@@ -187,11 +201,19 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
         if section == "model" and before:
             for name, value_before in MODEL_FIELDS_BEFORE_THEY_EXISTED.items():
                 before.setdefault(name, value_before(before))
+        if section == "training" and all((side.get("max_steps") or 0) > 0 for side in (before, now)):
+            before.pop("num_train_epochs", None)  # transformers ignores it when max_steps is set
         for name in sorted(set(before) & set(now)):
             if before[name] == now[name]:
                 continue
             if (section, name) == ("data", "train_files"):
                 found.append(f"data.train_files: {files_difference(before[name], now[name])}")
+            elif isinstance(before[name], dict) and isinstance(now[name], dict):  # e.g. accelerator_config
+                found += [
+                    f"{section}.{name}.{key}: {before[name].get(key)!r} in the checkpoint's run, {now[name].get(key)!r} now"
+                    for key in sorted(before[name].keys() | now[name].keys())
+                    if before[name].get(key) != now[name].get(key)
+                ]
             else:
                 found.append(f"{section}.{name}: {before[name]!r} in the checkpoint's run, {now[name]!r} now")
     return found

@@ -33,6 +33,7 @@ from .model_card import pretraining_model_card, rank_collapse
 from .rankme import has_no_variance, rankme
 from .resume import RUN_SETTINGS
 from .snapshots import SNAPSHOT_PREFIX, SNAPSHOT_STATE, resolve_snapshot_steps, snapshot_dir
+from .utils import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +143,8 @@ class RunSettingsCallback(TrainerCallback):
         recorded = os.path.join(args.output_dir, RUN_SETTINGS)
         if state.is_world_process_zero and os.path.exists(recorded):
             checkpoint = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
-            shutil.copyfile(recorded, os.path.join(checkpoint, RUN_SETTINGS))
+            with open(recorded) as file:  # after the trainer state: a stopped copy must not look complete
+                write_atomically(os.path.join(checkpoint, RUN_SETTINGS), file.read())
 
 
 class TargetEncoderEmaCallback(TrainerCallback):

@@ -32,7 +32,7 @@ from prjepa import data_sources
 from prjepa import pretraining as run_pretrain
 from prjepa import trainer as trainer_module
 from prjepa.probing.results import update_model_card
-from prjepa.resume import checkpoint_problem
+from prjepa.resume import checkpoint_problem, last_complete_checkpoint
 from prjepa.training_args import PrJepaTrainingArguments
 from prjepa.utils import option_names
 
@@ -778,6 +778,10 @@ def test_resume_is_exact_or_refused(assets, tmp_path, caplog):
         (("--dataloader_drop_last", "true"), r"training\.dataloader_drop_last: False in the checkpoint's run, True"),
         (("--neftune_noise_alpha", "5"), r"training\.neftune_noise_alpha: None in the checkpoint's run, 5\.0 now"),
         (("--optim_args", "foo=1"), r"training\.optim_args: None in the checkpoint's run, 'foo=1' now"),
+        (
+            ("--accelerator_config", '{"split_batches": true}'),
+            r"training\.accelerator_config\.split_batches: False in the checkpoint's run, True now",
+        ),
     ]:
         with pytest.raises(ValueError, match=difference):
             run_pretrain.main(arguments(assets, run, *extra))
@@ -813,8 +817,8 @@ def test_resume_is_exact_or_refused(assets, tmp_path, caplog):
     (stopped / "checkpoint-2" / "scheduler.pt").write_bytes(b"not a zip file")
     with pytest.raises(ValueError, match=r"training\.max_steps: 3 in the checkpoint's run, 5 now"):
         run_pretrain.main(arguments(assets, stopped, "--max_steps", "5"))
-    with caplog.at_level(logging.INFO):
-        trainer = run_pretrain.main(arguments(assets, stopped, "--save_steps", "1"))
+    with caplog.at_level(logging.INFO):  # --num_train_epochs changes nothing beside --max_steps, so it may differ
+        trainer = run_pretrain.main(arguments(assets, stopped, "--save_steps", "1", "--num_train_epochs", "5"))
     assert "Skipping" in caplog.text and "scheduler.pt is damaged" in caplog.text
     assert f"resuming training at {stopped / 'checkpoint-1'}" in caplog.text and trainer.state.global_step == 3
     expected, actual = load_file(run / "model.safetensors"), load_file(stopped / "model.safetensors")
@@ -825,6 +829,18 @@ def test_resume_is_exact_or_refused(assets, tmp_path, caplog):
     assert checkpoint_problem(str(tmp_path / "no-rng")) is None
     (tmp_path / "no-rng" / "rng_state.pth").unlink()
     assert checkpoint_problem(str(tmp_path / "no-rng")) == "missing rng_state.pth"
+    # Nor with a damaged random state or copy of the run's settings (another process writes the one, a callback the
+    # other, without waiting for the trainer state): skipped too, not a crash of the resume.
+    damaged = tmp_path / "damaged"
+    for name in ("checkpoint-1", "checkpoint-2"):
+        shutil.copytree(run / name, damaged / name)
+    random_state = damaged / "checkpoint-2" / "rng_state.pth"
+    random_state.write_bytes(random_state.read_bytes()[:100])
+    assert checkpoint_problem(str(damaged / "checkpoint-2")).startswith("rng_state.pth is damaged")
+    shutil.copy(run / "checkpoint-2" / "rng_state.pth", random_state)
+    (damaged / "checkpoint-2" / "run_settings.json").write_text("")
+    assert checkpoint_problem(str(damaged / "checkpoint-2")).startswith("run_settings.json is damaged")
+    assert last_complete_checkpoint(str(damaged)) == str(damaged / "checkpoint-1")
 
     # An explicit checkpoint that lacks part of its state is refused, naming the previous complete one, also when
     # resumed into a new folder.
