@@ -63,6 +63,7 @@ from .training_args import PrJepaTrainingArguments
 from .utils import (
     EMULATED_BF16_CPU_STEP_RATIO,
     SPECIAL_TOKEN_FIELDS,
+    check_tokenizer_has_vocabulary,
     native_bf16,
     option_names,
     script_parser,
@@ -674,16 +675,22 @@ def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
     """The tokenizer `ModelArguments.tokenizer_source` names; a checkpoint without one is an error naming
     --tokenizer_name."""
     option, source = model_args.tokenizer_source()
+    fix = f"Pass the tokenizer to train with as --tokenizer_name (the paper's: {DEFAULT_TOKENIZER})."
     if option == "--tokenizer_name":
-        return AutoTokenizer.from_pretrained(source, cache_dir=model_args.cache_dir)
-    try:
-        return AutoTokenizer.from_pretrained(source, cache_dir=model_args.cache_dir, revision=model_args.model_revision)
-    except (OSError, ValueError) as error:  # no tokenizer files: transformers raises either, by what else it finds
-        reason = str(error).strip().splitlines()[0]
-        raise ValueError(
-            f"Could not load a tokenizer from --model_name_or_path {source} ({reason}). If the checkpoint holds none, "
-            f"pass the tokenizer it was trained with as --tokenizer_name (the paper's: {DEFAULT_TOKENIZER})."
-        ) from error
+        tokenizer = AutoTokenizer.from_pretrained(source, cache_dir=model_args.cache_dir)
+    else:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(
+                source, cache_dir=model_args.cache_dir, revision=model_args.model_revision
+            )
+        except (OSError, ValueError) as error:  # no tokenizer files: transformers raises either, by what else it finds
+            reason = str(error).strip().splitlines()[0]
+            raise ValueError(
+                f"Could not load a tokenizer from --model_name_or_path {source} ({reason}). If the checkpoint holds "
+                f"none, pass the tokenizer it was trained with as --tokenizer_name (the paper's: {DEFAULT_TOKENIZER})."
+            ) from error
+    check_tokenizer_has_vocabulary(tokenizer, f"{option} {source}", fix)
+    return tokenizer
 
 
 def build_model(model_args: ModelArguments, tokenizer) -> "PrJepaForPreTraining":

@@ -184,3 +184,15 @@ def tokenizer_fingerprint(tokenizer: "PreTrainedTokenizerBase") -> str:
         vocabulary = sorted(tokenizer.get_vocab().items())
         serialised = json.dumps([type(tokenizer).__name__, vocabulary, tokenizer.all_special_tokens])
     return hashlib.sha256(serialised.encode()).hexdigest()
+
+
+def check_tokenizer_has_vocabulary(tokenizer: "PreTrainedTokenizerBase", source: str, fix: str) -> None:
+    """Raises `ValueError` naming `fix` when every token of `tokenizer` is a special token: transformers builds such a
+    tokenizer from a folder without tokenizer files instead of failing, and it reads every word as unknown."""
+    special = set(tokenizer.all_special_ids)
+    if set(range(len(tokenizer))) <= special:
+        raise ValueError(
+            f"The tokenizer from {source} holds only its {len(tokenizer)} special tokens "
+            f"({', '.join(tokenizer.all_special_tokens)}): no vocabulary was found there, so every word would read as "
+            f"{tokenizer.unk_token}. {fix}"
+        )

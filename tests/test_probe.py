@@ -376,6 +376,20 @@ def test_model_that_is_not_a_text_encoder_is_refused(tmp_path, tokenizer, bert_d
         load_encoder(bert_dir, encoder="target")
 
 
+def test_a_folder_without_tokenizer_files_is_refused_not_read_as_unknown_words(bert_dir, tmp_path):
+    """transformers builds a tokenizer of the 5 special tokens from the config alone: every word would be [UNK]."""
+    without = tmp_path / "without-tokenizer"
+    without.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(os.path.join(bert_dir, name), without)
+    with pytest.raises(ValueError, match=r"holds only its 5 special tokens .*Pass the model's tokenizer with --tok"):
+        load_encoder(str(without))
+    assert (
+        load_encoder(str(without), tokenizer_name=bert_dir).tokenizer.get_vocab()
+        == load_encoder(bert_dir).tokenizer.get_vocab()
+    )
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Data
 

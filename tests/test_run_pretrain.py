@@ -24,7 +24,7 @@ from helpers import tiny_config
 from huggingface_hub import EvalResult, ModelCard, hf_hub_download
 from huggingface_hub.utils import filter_repo_objects
 from safetensors.torch import load_file
-from transformers import AutoModel, TrainerCallback, set_seed
+from transformers import AutoModel, BertConfig, TrainerCallback, set_seed
 
 from configuration_prjepa import AUTO_MAP, PrJepaConfig
 from modeling_prjepa import PrJepaForPreTraining
@@ -363,6 +363,11 @@ def test_a_tokenizer_without_framing_tokens_and_a_file_too_small_to_split_are_re
     argv[argv.index("--tokenizer_name") + 1] = str(tmp_path / "no-cls")
     monkeypatch.setattr(run_pretrain, "tokenize", lambda *args: pytest.fail("tokenized before the check"))
     with pytest.raises(ValueError, match=r"The tokenizer \(BertTokenizer\) has no cls token"):
+        run_pretrain.main(argv)
+    # A folder without tokenizer files, which transformers reads as the special tokens alone.
+    BertConfig().save_pretrained(tmp_path / "no-vocabulary")
+    argv[argv.index("--tokenizer_name") + 1] = str(tmp_path / "no-vocabulary")
+    with pytest.raises(ValueError, match=r"--tokenizer_name .*no-vocabulary holds only its \d+ special tokens"):
         run_pretrain.main(argv)
     (tmp_path / "few.txt").write_text("\n".join(SENTENCES) + "\n")
     argv = arguments(assets, tmp_path / "out", "--train_file", str(tmp_path / "few.txt"))

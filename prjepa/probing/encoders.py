@@ -15,7 +15,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokeniz
 
 from configuration_prjepa import ENCODERS, PrJepaConfig
 
-from ..utils import tokenizer_fingerprint
+from ..utils import check_tokenizer_has_vocabulary, tokenizer_fingerprint
 
 # The models (transformers' modeling takes over a second to import) load inside `load_encoder`: the commands' `--help`
 # reads ONLINE_ENCODER from here and needs none of them.
@@ -220,6 +220,9 @@ def load_encoder(
             f"Could not load a tokenizer from {tokenizer_name or model_name_or_path!r} ({error}); pass the model's "
             "tokenizer with --tokenizer_name."
         ) from error
+    check_tokenizer_has_vocabulary(
+        tokenizer, repr(tokenizer_name or model_name_or_path), "Pass the model's tokenizer with --tokenizer_name."
+    )
     if isinstance(model.config, PrJepaConfig):
         model.config.check_tokenizer(tokenizer)
     model = model.to(device).eval().requires_grad_(False)
