@@ -285,6 +285,22 @@ def test_a_preset_too_slow_for_this_machine_is_refused_before_starting(capsys):
     stages.check_budget(Experiment(ExperimentArguments(preset="paper", stages=["report"])))
 
 
+def test_training_text_that_cannot_be_read_is_refused_before_any_stage_or_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(stages, "pretrain", lambda *args: pytest.fail("a stage started"))
+    folders = ["--results_dir", str(tmp_path / "results"), "--work_dir", str(tmp_path / "work")]
+    local = ["--preset", "demo", "--glue_path", plan.DEMO_GLUE, "--tokenizer_name", plan.DEMO_TOKENIZER, *folders]
+    with pytest.raises(ValueError, match=r"--train_file .*/missing/\*\.txt matches no file"):
+        run_experiment([*local, "--train_file", str(tmp_path / "missing" / "*.txt")])
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(ValueError, match=r"--validation_file: .*empty\.txt is empty"):
+        run_experiment([*local, "--train_file", plan.DEMO_TRAIN_FILE, "--validation_file", str(tmp_path / "empty.txt")])
+    assert not (tmp_path / "results").exists() and not (tmp_path / "work").exists()
+    # Only an unfinished pretraining run reads the text: reporting finished stages does not.
+    stages.check_text_files(
+        Experiment(ExperimentArguments(preset="demo", train_file=str(tmp_path / "moved.txt"), stages=["report"]))
+    )
+
+
 def test_seed_statistics_and_the_spread_mark():
     tight = mean_and_spread([70.0, 70.2])
     other = mean_and_spread([60.0, 60.4])

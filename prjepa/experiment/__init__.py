@@ -28,7 +28,16 @@ from ..data_sources import check_hub_reachable
 from ..utils import script_parser
 from .plan import Experiment, ExperimentArguments
 from .report import check_report_inputs, write_report
-from .stages import analyse, check_budget, check_curves_to_run, check_no_stale_stage, curves, pretrain, probe
+from .stages import (
+    analyse,
+    check_budget,
+    check_curves_to_run,
+    check_no_stale_stage,
+    check_text_files,
+    curves,
+    pretrain,
+    probe,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         text = [] if args.train_file else [("--dataset_name", args.dataset_name)]
         check_hub_reachable([*text, ("--glue_path", args.glue_path), ("--tokenizer_name", args.tokenizer_name)])
     check_budget(experiment)
+    check_text_files(experiment)
     check_no_stale_stage(experiment)
     if "curves" in args.stages:
         check_curves_to_run(experiment)

@@ -401,6 +401,26 @@ def machine() -> dict[str, Any]:
     return description
 
 
+def pretraining_to_do(experiment: Experiment) -> bool:
+    """Whether the stages asked for pretrain anything: finished runs are not pretrained again."""
+    return "pretrain" in experiment.args.stages and any(
+        not finished_stage(experiment.run_record(seed, objective), PRETRAINING_MARKER)
+        for seed in range(experiment.args.seeds)
+        for objective in COMPARED_OBJECTIVES
+    )
+
+
+def check_text_files(experiment: Experiment) -> None:
+    """The local text an unfinished pretraining run reads, checked before any stage starts (each pretraining process
+    checks it too, but only once the stages before it have run)."""
+    from ..pretraining import check_data_file  # not at the top: it loads the pretraining script's arguments
+
+    if pretraining_to_do(experiment):
+        for option in ("--train_file", "--validation_file"):
+            if path := getattr(experiment.args, option[2:]):
+                check_data_file(option, path)
+
+
 def check_budget(experiment: Experiment) -> None:
     """Prints the budget, and refuses a run this machine would take days over unless asked for explicitly."""
     preset, args = experiment.preset, experiment.args
@@ -431,14 +451,13 @@ def check_budget(experiment: Experiment) -> None:
         f"Estimated wall time on this machine ({experiment.device}): {hours:.1f} h per seed, {hours * args.seeds:.1f} h "
         "in all."
     )
-    # Finished runs are not pretrained again: a run whose every pretraining stage is done is not long, whatever its
-    # precision would cost now.
-    to_pretrain = "pretrain" in args.stages and any(
-        not finished_stage(experiment.run_record(seed, objective), PRETRAINING_MARKER)
-        for seed in range(args.seeds)
-        for objective in COMPARED_OBJECTIVES
-    )
-    if experiment.device == "cpu" and hours > LONG_RUN_HOURS and not args.allow_long_run and to_pretrain:
+    # A run whose every pretraining stage is done is not long, whatever its precision would cost now.
+    if (
+        experiment.device == "cpu"
+        and hours > LONG_RUN_HOURS
+        and not args.allow_long_run
+        and pretraining_to_do(experiment)
+    ):
         fp32_hours = preset.estimated_hours(experiment.device)
         raise SystemExit(
             f"The {args.preset!r} preset would take about {hours:.0f} h ({hours / 24:.1f} days) per seed on this CPU "
