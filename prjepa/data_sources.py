@@ -127,7 +127,8 @@ def check_hub_reachable(sources: Iterable[tuple[str, str | None]]) -> None:
     if reason is not None:
         named = ", ".join(f"{flag} {value}" for flag, value in absent)
         raise SystemExit(
-            f"The Hugging Face Hub ({constants.ENDPOINT}) cannot be reached ({reason}), and {named} name Hub data. "
+            f"The Hugging Face Hub ({constants.ENDPOINT}) cannot be reached ({reason}), and {named} "
+            f"{'names' if len(absent) == 1 else 'name'} Hub data (no local file or folder of {'that name' if len(absent) == 1 else 'those names'} exists here). "
             f"Pass local copies instead: {LOCAL_DATA_FLAGS}; or, when they are in your Hugging Face cache already, "
             "set HF_HUB_OFFLINE=1 to read them from there; or run `python run_experiment.py` alone, whose demo "
             "preset uses the sample shipped with the package."
