@@ -648,7 +648,8 @@ def tokenize(
         return {"input_ids": tokenizer(batch[column], truncation=True, max_length=max_length)["input_ids"]}
 
     def tokenize_and_pack(batch: dict[str, list]) -> dict[str, list]:
-        ids = list(chain.from_iterable(tokenizer(batch[column], add_special_tokens=False)["input_ids"]))
+        # verbose=False: texts longer than the model's maximum are expected here, cut into chunks below.
+        ids = list(chain.from_iterable(tokenizer(batch[column], add_special_tokens=False, verbose=False)["input_ids"]))
         chunks = [ids[start : start + content_length] for start in range(0, len(ids), content_length)]
         return {"input_ids": [[cls, *chunk, sep] for chunk in chunks]}
 

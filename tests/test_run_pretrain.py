@@ -25,6 +25,8 @@ from huggingface_hub import EvalResult, ModelCard, hf_hub_download
 from huggingface_hub.utils import filter_repo_objects
 from safetensors.torch import load_file
 from transformers import AutoModel, BertConfig, TrainerCallback, set_seed
+from transformers.testing_utils import CaptureLogger
+from transformers.utils import logging as hf_logging
 
 from configuration_prjepa import AUTO_MAP, PrJepaConfig
 from modeling_prjepa import PrJepaForPreTraining
@@ -118,6 +120,31 @@ def test_pretraining_run_from_local_text_files(assets, tmp_path, caplog):
     assert card.data.license == "apache-2.0" and "prjepa" in card.data.tags
     assert "| `max_seq_length` | 24 |" in card.text  # the sequences' length, which the token count alone hides
     assert state["num_input_tokens_seen"] == sum(len(ids) for ids in trainer.train_dataset["input_ids"][:12])
+
+
+def test_packing_cuts_long_texts_into_framed_chunks_without_the_tokenizers_length_warning(
+    assets, tokenizer, tmp_path, capfd
+):
+    """The tokenizer warns that a text past its maximum 'will result in indexing errors': packing cuts it first."""
+    import datasets
+
+    long_text = " ".join(SENTENCES * 8)
+    expected = tokenizer(long_text, add_special_tokens=False)["input_ids"]
+    _, data_args, training_args = run_pretrain.parse_arguments(arguments(assets, tmp_path / "out"))
+    short = copy.deepcopy(tokenizer)
+    short.model_max_length = data_args.max_seq_length
+    with CaptureLogger(hf_logging.get_logger("transformers.tokenization_utils_base")) as captured:
+        packed = run_pretrain.tokenize(
+            datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": [long_text]})}),
+            short,
+            "text",
+            data_args,
+            training_args,
+        )["train"]["input_ids"]
+    assert "Token indices sequence length" not in captured.out
+    assert len(expected) > data_args.max_seq_length and all(len(chunk) <= data_args.max_seq_length for chunk in packed)
+    assert all(chunk[0] == tokenizer.cls_token_id and chunk[-1] == tokenizer.sep_token_id for chunk in packed)
+    assert [token for chunk in packed for token in chunk[1:-1]] == expected
 
 
 def test_arguments_from_a_yaml_file_and_line_by_line_csv(assets, tmp_path):
