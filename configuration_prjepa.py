@@ -5,6 +5,7 @@ Self-contained (only torch and transformers): `save_pretrained` copies this file
 """
 
 import dataclasses
+import difflib
 import math
 from typing import Any
 
@@ -307,6 +308,16 @@ class PrJepaConfig(PreTrainedConfig):
         constructor checks. The fields that default to another one (`FOLLOWING_FIELDS`) follow its new value where
         they followed the old one and the string does not set them."""
         updated = {pair.split("=")[0] for pair in update_str.split(",")}
+        unknown = sorted(name for name in updated if not hasattr(self, name))
+        if unknown:
+            fields = sorted(name for name in vars(self) if not name.startswith("_"))
+            named = ", ".join(
+                repr(name)
+                + "".join(f" (did you mean {guess!r}?)" for guess in difflib.get_close_matches(name, fields, 1))
+                for name in unknown
+            )
+            kind = "not a PrJepaConfig field" if len(unknown) == 1 else "not PrJepaConfig fields"
+            raise ValueError(f"{named} in {update_str!r}: {kind}. The fields are: {', '.join(fields)}.")
         following = _fields_following(vars(self), updated)
         super().update_from_string(update_str)
         for field in following:

@@ -246,6 +246,11 @@ def test_a_config_updated_or_changed_after_construction_is_checked_and_keeps_its
     assert (config.num_attention_heads, config.predictor_num_attention_heads) == (4, 2)
     with pytest.raises(ValueError, match=r"objective must be one of \('hybrid', 'mlm'\), got 'hybird'"):
         config.update_from_string("objective=hybird")
+    with pytest.raises(
+        ValueError, match=r"'hiden_size' \(did you mean 'hidden_size'\?\) in 'hiden_size=128': not a PrJepaConfig field"
+    ):
+        config.update_from_string("hiden_size=128")
+    assert config.hidden_size == 512
     with pytest.raises(ValueError, match=r"predictor_num_attention_heads=6 .* \(predictor_num_attention_heads is "):
         PrJepaConfig.from_preset("mini").update_from_string("hidden_size=384,num_attention_heads=6")
     # A field set directly on a built config meets the model's check, instead of a silent fallback.
