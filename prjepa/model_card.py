@@ -219,6 +219,18 @@ def _model_section(config: PrJepaConfig, tokenizer_name: str) -> str:
                 "parameters (pretraining only)",
             )
         )
+    rows.append(
+        (
+            "weights file",
+            "`model.safetensors` holds the encoder and the MLM head"
+            + (
+                ", and for further pretraining the EMA target encoder (a second copy of the encoder), the predictor "
+                "and the loss weighting; the encoder and fill-mask classes load only what they use"
+                if "predictor" in counts
+                else ""
+            ),
+        )
+    )
     # A local folder is named by its own name: its path means nothing on the reader's machine.
     where = " (a local folder of that name)" if os.path.isdir(tokenizer_name) else ""
     name = os.path.basename(os.path.normpath(tokenizer_name)) if where else tokenizer_name

@@ -142,6 +142,8 @@ def test_mlm_objective_omits_lambda_and_the_target_encoder():
     assert card.data.tags == ["prjepa", "masked-language-modeling", "mlm-only"]
     for hybrid_only in ("λ", "EMA", "## Objective", 'encoder="target"', "predictor"):
         assert hybrid_only not in card.text
+    assert "| weights file | `model.safetensors` holds the encoder and the MLM head |" in card.text
+    assert "the EMA target encoder (a second copy of the encoder), the predictor" in card_for().text
 
 
 def test_fixed_weighting_states_its_lambda_and_uncertainty_its_loss():
