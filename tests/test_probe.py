@@ -3,12 +3,14 @@
 import importlib
 import json
 import logging
+import math
 import os
 import random
 import shutil
 import sys
 import types
 import warnings
+from pathlib import Path
 
 import datasets
 import evaluate
@@ -601,6 +603,25 @@ def test_plain_bert_on_a_glue_pair_regression_task(bert_dir, tmp_path):
         ("stsb", "spearmanr", "linear probe, cls pooling, hidden layer 1"),
     } <= entries
 
+    # A probe trained on part of the training split says so, beside (not over) the entry of the whole split.
+    base = args[:-6]  # the model, task and data
+    subset = [*base, "--pooling", "cls", "--max_train_samples", "20", "--output_dir", str(tmp_path / "subset")]
+    run_glue_probe.main(probe_args(tmp_path, *subset, "--update_model_card"))
+    card = ModelCard.load(os.path.join(bert_dir, "README.md"))
+    entries = {(result.dataset_config, result.metric_type, result.metric_config) for result in card.data.eval_results}
+    assert {
+        ("stsb", "spearmanr", "linear probe, cls pooling"),
+        ("stsb", "spearmanr", "linear probe, cls pooling, trained on 20 of 30 examples"),
+    } <= entries
+    # BERT's embedding layer gives [CLS] the same vector in every sentence: its correlations are undefined, and the
+    # card gets no entry for them (YAML's .nan), while the results keep them.
+    constant = [*base, "--pooling", "cls", "--hidden_layer", "0", "--output_dir", str(tmp_path / "constant")]
+    scores = run_glue_probe.main(probe_args(tmp_path, *constant, "--update_model_card"))["models"][0]["tasks"]["stsb"]
+    assert math.isnan(scores["poolings"]["cls"]["scores"]["validation"]["spearmanr"])
+    card = ModelCard.load(os.path.join(bert_dir, "README.md"))
+    assert not any("hidden layer 0" in result.metric_config for result in card.data.eval_results)
+    assert ".nan" not in (Path(bert_dir) / "README.md").read_text()
+
 
 def test_model_card_update_keeps_other_content(tmp_path):
     (tmp_path / "README.md").write_text(
@@ -852,6 +873,10 @@ def test_pair_features_and_the_cosine_score_from_hand_computed_values():
     v = np.array([[2.0, 0.0], [5.0, 0.0], [-1.0, 0.0]])
     assert cosine_spearman(u, v, np.array([5.0, 3.0, 1.0])) == pytest.approx(1.0)
     assert cosine_spearman(u, v, np.array([0.0, 2.0, 4.0])) == pytest.approx(-1.0)
+    # Near-parallel float32 features: their cosines (1 − 5e-9·i²) differ by less than float32 resolves.
+    nearly = np.array([[1.0, 1e-4 * i] for i in range(5)], np.float32)
+    along = np.tile(np.array([[1.0, 0.0]], np.float32), (5, 1))
+    assert cosine_spearman(along, nearly, np.arange(5.0)) == pytest.approx(-1.0)
 
 
 def test_the_probe_standardises_features_so_their_scale_does_not_matter():

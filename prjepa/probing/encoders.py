@@ -33,8 +33,8 @@ class LoadedEncoder(NamedTuple):
     """A frozen encoder in eval mode on its device, its tokenizer, and fingerprints of both (what computes its
     features: `weights_fingerprint`, `encoding_fingerprint`), taken once at loading. `hidden_layer` is the hidden
     state its features are read from: `None` for the model's output (`last_hidden_state`), `k` for `hidden_states[k]`
-    (0: the embeddings; `k`: the output of layer `k`; PrJEPA's top layer before its final LayerNorm, while
-    transformers gives most models' top entry normalised, equal to `last_hidden_state`)."""
+    (0: the embeddings; `k`: the output of layer `k`; the top entry is, for PrJEPA as for most transformers models,
+    `last_hidden_state`)."""
 
     model: "PreTrainedModel"
     tokenizer: PreTrainedTokenizerBase

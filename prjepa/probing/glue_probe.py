@@ -15,6 +15,7 @@ Writes `results.json` (every score, the chosen regularisation, feature sizes, ti
 """
 
 import logging
+import math
 import os
 import sys
 import time
@@ -341,10 +342,14 @@ def model_card_results(model: dict, tasks: list[TaskData], probe_args: ProbeArgu
     entries = []
     for task in tasks:
         pair_encoding = probe_args.pair_encoding if len(task.text_columns) == 2 else None
+        subset = (len(task.labels("train")), task.train_size_before_subsampling)
         for pooling, outcome in model["tasks"][task.name]["poolings"].items():
-            description = probe_description(pooling, model["encoder"], pair_encoding, model["hidden_layer"])
+            description = probe_description(pooling, model["encoder"], pair_encoding, model["hidden_layer"], subset)
             for split, scores in outcome["scores"].items():
                 for metric in task.metric_names:
+                    if math.isnan(scores[metric]):  # e.g. a correlation of constant features: no score to cite
+                        logger.warning(f"{metric} of {task.name} ({description}) is undefined: not put on the card.")
+                        continue
                     entries.append(glue_eval_result(task.name, split, metric, scores[metric], description))
     return entries
 

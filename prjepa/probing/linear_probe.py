@@ -155,5 +155,7 @@ def cosine_spearman(first: np.ndarray, second: np.ndarray, scores: np.ndarray) -
     """Unsupervised STS: Spearman correlation between cos(u, v) `(n,)` of two views `(n, d)` and the gold scores."""
     from scipy.stats import spearmanr
 
+    # In float64: the cosines of near-parallel float32 features differ in digits float32 rounds away, tying their ranks.
+    first, second = first.astype(np.float64), second.astype(np.float64)
     cosine = (first * second).sum(axis=1) / (np.linalg.norm(first, axis=1) * np.linalg.norm(second, axis=1)).clip(1e-12)
     return float(spearmanr(cosine, scores)[0])

@@ -120,11 +120,18 @@ def check_same_data(output_dir: str, recorded: dict[str, str] | None, current: d
 
 
 def probe_description(
-    pooling: str, encoder: str = ONLINE_ENCODER, pair_encoding: str | None = None, hidden_layer: int | None = None
+    pooling: str,
+    encoder: str = ONLINE_ENCODER,
+    pair_encoding: str | None = None,
+    hidden_layer: int | None = None,
+    train_subset: tuple[int, int] | None = None,
 ) -> str:
     """How a score was obtained, e.g. `"linear probe, mean pooling, target encoder"`; tells model-index entries of
-    different probes apart."""
+    different probes apart. `train_subset`: (examples kept, examples in the training split) when the probe trained
+    on part of it."""
     parts = ["linear probe", f"{pooling} pooling"]
+    if train_subset is not None and train_subset[0] < train_subset[1]:
+        parts.append(f"trained on {train_subset[0]:,} of {train_subset[1]:,} examples")
     if encoder != ONLINE_ENCODER:
         parts.append(f"{encoder} encoder")
     if hidden_layer is not None:
