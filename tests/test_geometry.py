@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from matplotlib.container import BarContainer
 from sklearn.exceptions import ConvergenceWarning
 
 from prjepa import geometry
@@ -469,7 +470,7 @@ def test_plots_have_titles_labels_and_legends(two_models, tmp_path):
         "Effective rank (RankMe) — mean pooling": geometry.plot_effective_rank(by_dataset, "mean"),
         "Alignment vs uniformity — mean pooling": geometry.plot_alignment_uniformity(by_dataset, "mean"),
         "Token vs semantic probe — mean pooling": geometry.plot_probe_accuracies(by_dataset, "mean"),
-        "Pooling ablation: uniformity — SST-2": geometry.plot_pooling_ablation(
+        "Pooling ablation — SST-2": geometry.plot_pooling_ablation(
             {"mean": comparison["models"], "max": comparison["models"]}, "SST-2"
         ),
     }
@@ -486,6 +487,20 @@ def test_plots_have_titles_labels_and_legends(two_models, tmp_path):
             assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
     labels = [text.get_text() for text in figures["Eigenvalue spectrum — SST-2"].axes[0].get_legend().get_texts()]
     assert labels == ["hybrid", "mlm"]
+    # Wherever raw uniformity is plotted, so is the centred one, in a panel of its own.
+    ablation, plane = figures["Pooling ablation — SST-2"], figures["Alignment vs uniformity — mean pooling"]
+    assert [ax.get_title() for ax in ablation.axes] == ["uniformity", "uniformity after subtracting the mean feature"]
+    for ax, metric in zip(ablation.axes, ("uniformity", "centred_uniformity")):
+        heights = [
+            bar.get_height() for container in ax.containers if isinstance(container, BarContainer) for bar in container
+        ]
+        expected = [comparison["models"][model]["metrics"][metric]["value"] for model in ("hybrid", "mlm")]
+        assert heights == pytest.approx([value for value in expected for _ in ("mean", "max")])
+    assert plane.axes[1].get_xlabel().startswith("uniformity after subtracting the mean feature")
+    centred_x = [container.lines[0].get_xdata()[0] for container in plane.axes[1].containers]
+    assert centred_x == pytest.approx(
+        [comparison["models"][model]["metrics"]["centred_uniformity"]["value"] for model in ("hybrid", "mlm")]
+    )
 
 
 def test_every_bar_shows_its_value_and_the_probe_plot_its_chance_level():

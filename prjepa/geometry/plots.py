@@ -62,24 +62,38 @@ def plot_eigenvalue_spectra(comparisons_by_pooling: Mapping[str, Mapping[str, An
     return figure
 
 
+# Raw uniformity near 0 says only that the features share a direction; centred, it measures their spread around it.
+UNIFORMITY_METRICS = ("uniformity", "centred_uniformity")
+
+
+def _measured(by_group: Mapping[str, Mapping[str, Any]], metrics: Sequence[str]) -> list[str]:
+    """Those of `metrics` that some model of `by_group[group][model]` holds."""
+    held = {name for by_model in by_group.values() for entry in by_model.values() for name in entry["metrics"]}
+    return [metric for metric in metrics if metric in held]
+
+
+def _draw_metric_bars(ax: Any, metrics_by_group: Mapping[str, Mapping[str, Mapping[str, Any]]], metric: str) -> None:
+    groups = list(metrics_by_group)
+    models = _models(metrics_by_group)
+    width = 0.8 / len(models)
+    for index, model in enumerate(models):
+        positions = np.arange(len(groups)) + (index - (len(models) - 1) / 2) * width
+        entries = [metrics_by_group[group][model]["metrics"].get(metric, {"value": None}) for group in groups]
+        values, errors = zip(*map(_value_and_error, entries))
+        _bars(ax, positions, values, width, yerr=np.transpose(errors), capsize=3, label=model)
+    ax.set(xticks=np.arange(len(groups)), xticklabels=groups, ylabel=METRIC_NAMES[metric])
+    legend_outside(ax)
+
+
 def plot_metric_bars(
     metrics_by_group: Mapping[str, Mapping[str, Mapping[str, Any]]], metric: str, *, group_label: str, title: str
 ) -> Figure:
     """Grouped bars of one metric: `metrics_by_group[group][model]` is a `geometry_metrics` result; one group per
     dataset or pooling, one bar per model, CI error bars where there is a CI, "n/a" where not applicable."""
-    groups = list(metrics_by_group)
-    models = _models(metrics_by_group)
-    width = 0.8 / len(models)
-    figure = Figure(figsize=(max(5, 1.5 * len(groups)) + 1.5, 4), layout="constrained")
+    figure = Figure(figsize=(max(5, 1.5 * len(metrics_by_group)) + 1.5, 4), layout="constrained")
     ax = figure.subplots()
-    for index, model in enumerate(models):
-        positions = np.arange(len(groups)) + (index - (len(models) - 1) / 2) * width
-        entries = [metrics_by_group[group][model]["metrics"][metric] for group in groups]
-        values, errors = zip(*map(_value_and_error, entries))
-        _bars(ax, positions, values, width, yerr=np.transpose(errors), capsize=3, label=model)
-    ax.set(xticks=np.arange(len(groups)), xticklabels=groups, xlabel=group_label, ylabel=METRIC_NAMES[metric])
-    ax.set_title(title)
-    legend_outside(ax)
+    _draw_metric_bars(ax, metrics_by_group, metric)
+    ax.set(xlabel=group_label, title=title)
     return figure
 
 
@@ -94,46 +108,63 @@ def plot_effective_rank(metrics_by_dataset: Mapping[str, Mapping[str, Mapping[st
 
 
 def plot_pooling_ablation(
-    metrics_by_pooling: Mapping[str, Mapping[str, Mapping[str, Any]]], dataset: str, metric: str = "uniformity"
+    metrics_by_pooling: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    dataset: str,
+    metrics: Sequence[str] = UNIFORMITY_METRICS,
 ) -> Figure:
-    """One metric per pooling and model (`metrics_by_pooling[pooling][model]`) on one dataset."""
-    return plot_metric_bars(
-        metrics_by_pooling, metric, group_label="pooling", title=f"Pooling ablation: {METRIC_NAMES[metric]} — {dataset}"
-    )
+    """One panel per metric (those measured of `metrics`: by default uniformity raw and centred), one bar per pooling
+    and model (`metrics_by_pooling[pooling][model]`) on one dataset."""
+    shown = _measured(metrics_by_pooling, metrics)
+    width = max(5, 1.5 * len(metrics_by_pooling)) + 1.5
+    figure = Figure(figsize=(width * len(shown), 4), layout="constrained")
+    for ax, metric in zip(figure.subplots(1, len(shown), squeeze=False)[0], shown):
+        _draw_metric_bars(ax, metrics_by_pooling, metric)
+        ax.set(xlabel="pooling", title=METRIC_NAMES[metric])
+    figure.suptitle(f"Pooling ablation — {dataset}")
+    return figure
 
 
 def plot_alignment_uniformity(
     metrics_by_dataset: Mapping[str, Mapping[str, Mapping[str, Any]]], pooling: str
 ) -> Figure:
-    """Wang & Isola's plane: uniformity (x) against alignment (y), one colour, marker and error-bar line style per
-    model, each point named by its dataset, CI error bars on both axes; lower-left is better. Datasets without
-    alignment (no labels) are left out."""
-    figure = Figure(figsize=(7.5, 5), layout="constrained")
-    ax = figure.subplots()
+    """Wang & Isola's plane: uniformity (x) against alignment (y), one panel for raw uniformity and one for uniformity
+    after subtracting the mean feature (where measured); one colour, marker and error-bar line style per model, each
+    point named by its dataset, CI error bars on both axes; lower-left is better. Datasets without alignment (no
+    labels) are left out."""
+    shown = _measured(metrics_by_dataset, UNIFORMITY_METRICS)
+    figure = Figure(figsize=(7.5 * len(shown), 5), layout="constrained")
     styles = series_styles(_models(metrics_by_dataset))
-    for model, style in styles.items():
-        points = [
-            (dataset, by_model[model]["metrics"]["uniformity"], by_model[model]["metrics"]["alignment"])
-            for dataset, by_model in metrics_by_dataset.items()
-            if by_model[model]["metrics"]["alignment"]["value"] is not None
-        ]
-        if not points:
-            continue
-        datasets, uniformity, alignment = zip(*points)
-        x, x_errors = zip(*map(_value_and_error, uniformity))
-        y, y_errors = zip(*map(_value_and_error, alignment))
-        # The datasets are not a sequence to join: the model's line style goes to its error bars.
-        drawn = ax.errorbar(
-            x, y, xerr=np.transpose(x_errors), yerr=np.transpose(y_errors), capsize=3, label=model, **style
+    for ax, metric in zip(figure.subplots(1, len(shown), squeeze=False)[0], shown):
+        for model, style in styles.items():
+            points = [
+                (
+                    dataset,
+                    by_model[model]["metrics"].get(metric, {"value": None}),
+                    by_model[model]["metrics"]["alignment"],
+                )
+                for dataset, by_model in metrics_by_dataset.items()
+                if by_model[model]["metrics"]["alignment"]["value"] is not None
+            ]
+            if not points:
+                continue
+            datasets, uniformity, alignment = zip(*points)
+            x, x_errors = zip(*map(_value_and_error, uniformity))
+            y, y_errors = zip(*map(_value_and_error, alignment))
+            # The datasets are not a sequence to join: the model's line style goes to its error bars.
+            drawn = ax.errorbar(
+                x, y, xerr=np.transpose(x_errors), yerr=np.transpose(y_errors), capsize=3, label=model, **style
+            )
+            drawn.lines[0].set_linestyle("none")
+            for bars in drawn.lines[2]:
+                bars.set_linestyle(style["linestyle"])
+            for dataset, x_value, y_value in zip(datasets, x, y):
+                ax.annotate(dataset, (x_value, y_value), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set(
+            xlabel=f"{METRIC_NAMES[metric]} (lower: more uniform)",
+            ylabel="alignment (lower: closer same-label pairs)",
         )
-        drawn.lines[0].set_linestyle("none")
-        for bars in drawn.lines[2]:
-            bars.set_linestyle(style["linestyle"])
-        for dataset, x_value, y_value in zip(datasets, x, y):
-            ax.annotate(dataset, (x_value, y_value), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set(xlabel="uniformity (lower: more uniform)", ylabel="alignment (lower: closer same-label pairs)")
-    ax.set_title(f"Alignment vs uniformity — {pooling} pooling")
-    legend_outside(ax)
+        legend_outside(ax)
+    figure.suptitle(f"Alignment vs uniformity — {pooling} pooling")
     return figure
 
 
