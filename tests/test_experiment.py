@@ -8,6 +8,8 @@ import os
 import re
 import shlex
 import shutil
+import signal
+import subprocess
 import sys
 
 import pytest
@@ -301,6 +303,36 @@ def test_training_text_that_cannot_be_read_is_refused_before_any_stage_or_folder
     )
 
 
+def test_a_stopped_experiment_stops_its_running_stage_instead_of_leaving_it_behind(tmp_path):
+    """`kill PID` of the experiment alone: its stage gets the signal and is waited for, so that nothing goes on
+    writing into the folders a rerun resumes."""
+    stage = tmp_path / "stage.py"
+    stage.write_text(
+        "import os, pathlib, signal, sys, time\n"
+        "here = pathlib.Path(sys.argv[1])\n"
+        "signal.signal(signal.SIGTERM, lambda *_: (here.joinpath('stopped').write_text('TERM'), sys.exit(143)))\n"
+        "here.joinpath('pid').write_text(str(os.getpid()))\n"
+        "while True:\n"
+        "    signal.pause()\n"
+    )
+    experiment = tmp_path / "experiment.py"
+    experiment.write_text(
+        "import sys\n"
+        "from prjepa.experiment.stages import run_stage\n"
+        f"command = [sys.executable, {str(stage)!r}, {str(tmp_path)!r}]\n"
+        f"run_stage('pretrain hybrid seed 0', {str(tmp_path / 'record')!r}, [], 'done', command)\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(experiment)], stderr=subprocess.PIPE, text=True)
+    while not (tmp_path / "pid").exists():  # the stage has started and set its handler
+        assert parent.poll() is None, parent.stderr.read()
+    parent.send_signal(signal.SIGTERM)
+    _, errors = parent.communicate(timeout=60)
+    assert (tmp_path / "stopped").read_text() == "TERM"  # the stage got the signal and ended before its parent
+    with pytest.raises(ProcessLookupError):
+        os.kill(int((tmp_path / "pid").read_text()), 0)
+    assert parent.returncode == 1 and "[pretrain hybrid seed 0] stopped by SIGTERM: rerun the same command" in errors
+
+
 def test_seed_statistics_and_the_spread_mark():
     tight = mean_and_spread([70.0, 70.2])
     other = mean_and_spread([60.0, 60.4])
@@ -466,8 +498,13 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     # commands.sh's first line reruns the whole experiment, not the report alone that wrote it.
     assert (results / "commands.sh").read_text().splitlines()[0] == "python run_experiment.py " + shlex.join(argv)
     assert json.loads((results / "comparison.json").read_text())["runs"]["hybrid"]["precisions"] == ["fp32"]
-    with pytest.raises(ValueError, match=r"pretrain hybrid seed 0 \(.*\) has other settings"):
+    with pytest.raises(ValueError, match=r"pretrain hybrid seed 0 \(.*\) has other settings") as refusal:
         run_experiment([*argv, "--stages", "report", "--max_steps", "7"])
+    # In the same error, every stage that measured the encoders to be pretrained again (not in a second one later).
+    for stage in ("probe", "analysis", "curves"):
+        assert re.search(
+            rf"{stage} seed 0 \(.*?\) measured encoders that are to be pretrained again", str(refusal.value)
+        )
 
     # A point of the curves that was not kept is named, not silently dropped from the curve, before any stage runs.
     shutil.rmtree(results / "seed-0" / "curves")

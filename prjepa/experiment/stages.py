@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -59,13 +60,47 @@ def run_stage(
         check()
     print(f"[{name}] running: {directory}")
     start = time.time()
-    subprocess.run(command, check=True, env=env)
+    run_forwarding_signals(name, command, env)
     seconds = time.time() - start
     if collect is not None:
         collect()
     os.makedirs(directory, exist_ok=True)
     write_atomically(record, json.dumps({"settings": settings, "seconds": seconds, "machine": machine()}, indent=2))
     return seconds
+
+
+# Signals a stopped experiment passes on to its running stage (Ctrl-C reaches the whole foreground group itself).
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def run_forwarding_signals(name: str, command: list[str], env: dict[str, str] | None) -> None:
+    """Runs `command`, passing on to it the signals that stop this process (`kill PID`, a closed terminal), and waits
+    for it: a stage left running would go on writing into the folders a rerun resumes. A pretraining stage saves a
+    checkpoint and stops; the experiment then stops too, naming the rerun that continues it."""
+    received: list[int] = []
+    processes: list[subprocess.Popen] = []
+
+    def forward(signum: int, frame: Any) -> None:
+        received.append(signum)
+        for process in processes:
+            process.send_signal(signum)
+
+    previous = {number: signal.signal(number, forward) for number in FORWARDED_SIGNALS}
+    try:
+        processes.append(subprocess.Popen(command, env=env))
+        for signum in received:  # caught before the stage existed
+            processes[0].send_signal(signum)
+        return_code = processes[0].wait()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if received:
+        raise SystemExit(
+            f"[{name}] stopped by {signal.Signals(received[0]).name}: rerun the same command to continue (finished "
+            "stages are reused, and a pretraining run resumes from its last checkpoint)."
+        )
+    if return_code != 0:
+        raise subprocess.CalledProcessError(return_code, command)
 
 
 def stage_seconds(directory: str) -> float:
@@ -300,16 +335,20 @@ def check_no_stale_stage(experiment: Experiment) -> None:
     stale, precision_differs = [], False
     for seed in range(experiment.args.seeds):
         stale += [f"{path} holds other weights than its run recorded" for path in changed_weights(experiment, seed)]
-        for _, name, directory, marker, current_settings in seed_stages(experiment, seed):
+        pretrained_again = False  # a stale pretraining stage makes every stage measuring its encoders stale too
+        for kind, name, directory, marker, current_settings in seed_stages(experiment, seed):
             if not finished_stage(directory, marker):
                 continue
-            recorded, settings = read_json(directory, STAGE_RECORD)["settings"], current_settings()
+            recorded = read_json(directory, STAGE_RECORD)["settings"]
+            settings = None if pretrained_again and kind != "pretrain" else current_settings()
             if settings is None:
                 stale.append(f"{name} ({directory}) measured encoders that are to be pretrained again")
             elif recorded is None:  # a version that ran it over runs not recorded
+                pretrained_again |= kind == "pretrain"
                 stale.append(f"{name} ({directory}) recorded no settings, so what it measured is unknown")
             elif changed := differing_options(recorded, settings):
                 precision_differs |= "--bf16" in changed
+                pretrained_again |= kind == "pretrain"
                 stale.append(f"{name} ({directory}) has other settings (differing: {', '.join(changed)})")
     if stale:
         raise ValueError(
