@@ -2,6 +2,10 @@
 stay visible, each score gets the chance line of the metric plotted, and legends sit beside the axes."""
 
 import io
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -87,3 +91,25 @@ def test_probe_curves_read_each_task_s_scored_split_and_name_a_missing_point():
     points["hybrid"].insert(1, ("run/snapshot-5", 5, 20480))
     with pytest.raises(ValueError, match=r"Seed 0's probe results lack hybrid step 5 \(run/snapshot-5\)"):
         probe_curves([points], [results])
+
+
+def test_training_logs_list_their_keys_in_one_order_whatever_the_string_hashing(tmp_path):
+    """comparison.json holds these logs: an identical rerun must write the same file (set order follows the hash seed)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    entries = [{"step": step, **{key: 0.1 * step for key in reversed(TRAINING_LOG_KEYS)}} for step in (1, 2)]
+    (run / "trainer_state.json").write_text(json.dumps({"log_history": entries}))
+    script = (
+        f"from prjepa.curves import training_logs; print(list(training_logs({{'hybrid': [{str(run)!r}]}})['hybrid']))"
+    )
+    orders = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(6)
+    }
+    assert orders == {f"{list(TRAINING_LOG_KEYS)}\n"}

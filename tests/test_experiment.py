@@ -333,6 +333,16 @@ def test_a_stopped_experiment_stops_its_running_stage_instead_of_leaving_it_behi
     assert parent.returncode == 1 and "[pretrain hybrid seed 0] stopped by SIGTERM: rerun the same command" in errors
 
 
+def test_token_labels_tell_close_points_apart_and_keep_two_decimals_otherwise():
+    assert report.token_labels([0, 1_228_800, 2_457_600]) == ["0.00M tokens", "1.23M tokens", "2.46M tokens"]
+    assert report.token_labels([0, 4_096, 8_192, 12_288]) == [
+        "0.000M tokens",
+        "0.004M tokens",
+        "0.008M tokens",
+        "0.012M tokens",
+    ]
+
+
 def test_seed_statistics_and_the_spread_mark():
     tight = mean_and_spread([70.0, 70.2])
     other = mean_and_spread([60.0, 60.4])
@@ -510,7 +520,7 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     shutil.rmtree(results / "seed-0" / "curves")
     shutil.move(results / "seed-0" / "probe", tmp_path / "probe")
     shutil.rmtree(tmp_path / "experiments" / "tiny" / "seed-0" / "hybrid" / "snapshot-1")
-    with pytest.raises(FileNotFoundError, match=r"missing: hybrid step 1 \("):
+    with pytest.raises(FileNotFoundError, match=r"missing: hybrid step 1 \(.*its record \(among .*pretrain-hybrid"):
         run_experiment([*argv, "--stages", "probe", "curves"])
     assert not (results / "seed-0" / "probe").exists()
     shutil.move(tmp_path / "probe", results / "seed-0" / "probe")

@@ -284,9 +284,18 @@ def render_report(summary: dict[str, Any]) -> str:
             for objective, points in by_objective.items():
                 rows.append([task, objective, points[0]["metric"], *(_cell(point, ".1f") for point in points)])
         steps = next(iter(next(iter(summary["curves"].values())).values()))
-        tokens = [f"{point['tokens'] / 1e6:.2f}M tokens" for point in steps]
+        tokens = token_labels([point["tokens"] for point in steps])
         lines.append(markdown_table(["task", "objective", "metric", *tokens], rows))
     return "\n".join(lines) + "\n"
+
+
+def token_labels(counts: list[int]) -> list[str]:
+    """`1.23M tokens` for each count, with as many decimals as tell the counts apart (a short run's points are close)."""
+    for decimals in range(2, 7):
+        labels = [f"{count / 1e6:.{decimals}f}M tokens" for count in counts]
+        if len(set(labels)) == len(set(counts)):
+            return labels
+    return [f"{count:,} tokens" for count in counts]
 
 
 def run_statistics(experiment: Experiment, objective: str) -> dict[str, Any]:

@@ -393,11 +393,13 @@ def check_curve_points(experiment: Experiment, seed: int) -> None:
         if not os.path.isdir(path)
     ]
     if missing:
+        records = ", ".join(experiment.run_record(seed, objective) for objective in COMPARED_OBJECTIVES)
         raise FileNotFoundError(
             f"The curves of seed {seed} need checkpoints that are missing: {', '.join(missing)}. The pretraining "
             "stage keeps them (its --snapshot_steps); a run trained without them, or that did not reach the step, "
-            "cannot give them: delete that run's folder to pretrain it again, or leave out the curves with "
-            "--stages pretrain probe analysis report."
+            f"cannot give them: to pretrain it again, delete its work folder and its record (among {records}), then "
+            "the stages the rerun names as measuring it; or leave out the curves with --stages pretrain probe "
+            "analysis report."
         )
 
 
