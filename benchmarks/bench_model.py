@@ -67,7 +67,9 @@ def main() -> None:
 
     torch.manual_seed(0)
     batch = make_batch(args.batch_size, args.seq_len, args.device)
-    ours = PrJepaForMaskedLM(PrJepaConfig(**SIZE, max_position_embeddings=args.seq_len)).to(args.device)
+    # Logits at the labelled positions only, as pretraining computes them (BERT's head computes every position).
+    config = PrJepaConfig(**SIZE, max_position_embeddings=args.seq_len, sparse_prediction=True)
+    ours = PrJepaForMaskedLM(config).to(args.device)
     bert = BertForMaskedLM(
         BertConfig(
             **SIZE, max_position_embeddings=args.seq_len, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0

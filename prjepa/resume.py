@@ -62,6 +62,11 @@ TRAJECTORY_ARGUMENTS = (
 LENGTH_ARGUMENTS = ("max_steps", "num_train_epochs")
 # Config entries that describe the file, not the model.
 _CONFIG_BOOKKEEPING = ("transformers_version", "_name_or_path", "architectures", "auto_map", "dtype", "torch_dtype")
+# Config entries that change no pretraining step (how PrJepaForMaskedLM shapes its logits): runs recorded with another
+# value, as every run was before its default changed, continue.
+_CONFIG_NOT_TRAINED = ("sparse_prediction",)
+# The accelerator options that decide which sequences each process gets (the others change speed alone).
+ACCELERATOR_BATCH_FIELDS = ("split_batches", "dispatch_batches", "even_batches", "use_seedable_sampler")
 
 
 def checkpoints_by_step(output_dir: str) -> list[str]:
@@ -176,10 +181,17 @@ def _step(checkpoint: str) -> int:
 def run_settings(config: dict[str, Any], training: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     """What a resumed run must share with the run that saved the checkpoint, as JSON holds it."""
     settings = {
-        "model": {key: value for key, value in config.items() if key not in _CONFIG_BOOKKEEPING},
+        "model": {
+            key: value for key, value in config.items() if key not in (*_CONFIG_BOOKKEEPING, *_CONFIG_NOT_TRAINED)
+        },
         "training": {name: training.get(name) for name in (*TRAJECTORY_ARGUMENTS, *LENGTH_ARGUMENTS)},
         "data": data,
     }
+    accelerator = settings["training"]["accelerator_config"]
+    if isinstance(accelerator, dict):
+        settings["training"]["accelerator_config"] = {
+            name: value for name, value in accelerator.items() if name in ACCELERATOR_BATCH_FIELDS
+        }
     return json.loads(json.dumps(settings))  # tuples and the like compare as the file will hold them
 
 
@@ -201,6 +213,8 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
         if section == "model" and before:
             for name, value_before in MODEL_FIELDS_BEFORE_THEY_EXISTED.items():
                 before.setdefault(name, value_before(before))
+            for name in _CONFIG_NOT_TRAINED:
+                before.pop(name, None)
         if section == "training" and all((side.get("max_steps") or 0) > 0 for side in (before, now)):
             before.pop("num_train_epochs", None)  # transformers ignores it when max_steps is set
         for name in sorted(set(before) & set(now)):
@@ -209,10 +223,11 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
             if (section, name) == ("data", "train_files"):
                 found.append(f"data.train_files: {files_difference(before[name], now[name])}")
             elif isinstance(before[name], dict) and isinstance(now[name], dict):  # e.g. accelerator_config
+                # Keys on one side only came or went with a library version: they cannot be compared.
                 found += [
-                    f"{section}.{name}.{key}: {before[name].get(key)!r} in the checkpoint's run, {now[name].get(key)!r} now"
-                    for key in sorted(before[name].keys() | now[name].keys())
-                    if before[name].get(key) != now[name].get(key)
+                    f"{section}.{name}.{key}: {before[name][key]!r} in the checkpoint's run, {now[name][key]!r} now"
+                    for key in sorted(before[name].keys() & now[name].keys())
+                    if before[name][key] != now[name][key]
                 ]
             else:
                 found.append(f"{section}.{name}: {before[name]!r} in the checkpoint's run, {now[name]!r} now")

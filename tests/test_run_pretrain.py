@@ -818,6 +818,15 @@ def test_resume_is_exact_or_refused(assets, tmp_path, caplog):
         with pytest.raises(ValueError, match=difference):
             run_pretrain.main(arguments(assets, run, *extra))
     assert run_pretrain.main(arguments(assets, run, "--preprocessing_num_workers", "1")) is None
+    # Options that change no step are no difference: the accelerator's transfer mode, and how PrJepaForMaskedLM shapes
+    # its logits, which every run recorded before its default changed holds as True.
+    assert run_pretrain.main(arguments(assets, run, "--accelerator_config", '{"non_blocking": true}')) is None
+    for path in run.rglob("run_settings.json"):
+        settings = json.loads(path.read_text())
+        assert "sparse_prediction" not in settings["model"]
+        settings["model"]["sparse_prediction"] = True
+        path.write_text(json.dumps(settings))
+    assert run_pretrain.main(arguments(assets, run)) is None
     # A record written before a config field existed holds the value every run then had (the sin/cos layout, the MLM
     # head's eps): a run of another value is not its continuation.
     for path in run.rglob("run_settings.json"):
