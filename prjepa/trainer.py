@@ -91,15 +91,15 @@ def check_snapshot_steps(snapshot_steps: list[float], max_steps: int) -> list[in
 
 
 class PreemptionCallback(TrainerCallback):
-    """On SIGTERM (how cluster schedulers preempt) or SIGINT (Ctrl-C) during training: finish the current optimizer
-    step, save a checkpoint and stop; `received` then names the signal, and the caller exits non-zero so that a rerun
-    resumes exactly. The previous handlers come back when training ends or raises.
+    """On SIGTERM (how cluster schedulers preempt), SIGINT (Ctrl-C) or SIGHUP (a closed terminal) during training:
+    finish the current optimizer step, save a checkpoint and stop; `received` then names the signal, and the caller
+    exits non-zero so that a rerun resumes exactly. The previous handlers come back when training ends or raises.
 
     Every process stops after the same step: a signal counts once the trainer's per-micro-batch all-reduce has shared
     it (`pending` / `agree`), since a process that stopped alone would leave the others waiting in the next
     collective, and its checkpoint would miss their state."""
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
     def __init__(self):
         self.received: signal.Signals | None = None

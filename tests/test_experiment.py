@@ -1,6 +1,7 @@
 """run_experiment.py: a fair comparison (only the objective and its chosen learning rate differ), budget refusal,
 resumable stages, the report, and the README's results agreeing with the committed result files."""
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -303,14 +304,19 @@ def test_training_text_that_cannot_be_read_is_refused_before_any_stage_or_folder
     )
 
 
-def test_a_stopped_experiment_stops_its_running_stage_instead_of_leaving_it_behind(tmp_path):
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_stopped_experiment_stops_its_running_stage_instead_of_leaving_it_behind(tmp_path, signal_number):
     """`kill PID` of the experiment alone: its stage gets the signal and is waited for, so that nothing goes on
     writing into the folders a rerun resumes."""
     stage = tmp_path / "stage.py"
     stage.write_text(
-        "import os, pathlib, signal, sys, time\n"
+        "import os, pathlib, signal, sys\n"
         "here = pathlib.Path(sys.argv[1])\n"
-        "signal.signal(signal.SIGTERM, lambda *_: (here.joinpath('stopped').write_text('TERM'), sys.exit(143)))\n"
+        "def stop(number, frame):\n"
+        "    here.joinpath('stopped').write_text(signal.Signals(number).name)\n"
+        "    sys.exit(128 + number)\n"
+        "for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):\n"
+        "    signal.signal(number, stop)\n"
         "here.joinpath('pid').write_text(str(os.getpid()))\n"
         "while True:\n"
         "    signal.pause()\n"
@@ -322,15 +328,23 @@ def test_a_stopped_experiment_stops_its_running_stage_instead_of_leaving_it_behi
         f"command = [sys.executable, {str(stage)!r}, {str(tmp_path)!r}]\n"
         f"run_stage('pretrain hybrid seed 0', {str(tmp_path / 'record')!r}, [], 'done', command)\n"
     )
-    parent = subprocess.Popen([sys.executable, str(experiment)], stderr=subprocess.PIPE, text=True)
-    while not (tmp_path / "pid").exists():  # the stage has started and set its handler
-        assert parent.poll() is None, parent.stderr.read()
-    parent.send_signal(signal.SIGTERM)
-    _, errors = parent.communicate(timeout=60)
-    assert (tmp_path / "stopped").read_text() == "TERM"  # the stage got the signal and ended before its parent
-    with pytest.raises(ProcessLookupError):
-        os.kill(int((tmp_path / "pid").read_text()), 0)
-    assert parent.returncode == 1 and "[pretrain hybrid seed 0] stopped by SIGTERM: rerun the same command" in errors
+    repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this checkout's package, not another's
+    environment = {**os.environ, "PYTHONPATH": repository}
+    parent = subprocess.Popen([sys.executable, str(experiment)], stderr=subprocess.PIPE, text=True, env=environment)
+    try:
+        while not (tmp_path / "pid").exists():  # the stage has started and set its handlers
+            assert parent.poll() is None, parent.stderr.read()
+        parent.send_signal(signal_number)
+        _, errors = parent.communicate(timeout=60)
+    finally:
+        if (tmp_path / "pid").exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int((tmp_path / "pid").read_text()), signal.SIGKILL)
+        parent.kill()
+    # The stage got the signal and ended before its parent, which names the rerun.
+    assert (tmp_path / "stopped").read_text() == signal.Signals(signal_number).name
+    assert parent.returncode == 1
+    assert f"[pretrain hybrid seed 0] stopped by {signal.Signals(signal_number).name}: rerun the same command" in errors
 
 
 def test_token_labels_tell_close_points_apart_and_keep_two_decimals_otherwise():

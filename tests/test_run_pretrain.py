@@ -1025,7 +1025,7 @@ def test_an_explicit_checkpoint_of_another_run_goes_only_into_an_empty_or_cleare
     assert sorted(path.name for path in other.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-backups"]
 
 
-@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_preempted_run_saves_exits_non_zero_and_resumes_exactly(assets, tmp_path, monkeypatch, caplog, signal_number):
     run_pretrain.main(arguments(assets, tmp_path / "straight"))
 

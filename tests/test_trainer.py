@@ -116,7 +116,7 @@ def test_signal_handlers_come_back_when_training_raises(tokenizer, tmp_path):
             if state.global_step == 2:
                 raise RuntimeError("data error")
 
-    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     trainer = make_trainer(tokenizer, tmp_path, callbacks=[FailAtStepTwo()], save_steps=100)
     with pytest.raises(RuntimeError, match="data error"):
         trainer.train()

@@ -69,8 +69,9 @@ def run_stage(
     return seconds
 
 
-# Signals a stopped experiment passes on to its running stage (Ctrl-C reaches the whole foreground group itself).
-FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+# Signals that stop the experiment, passed on to its running stage (which a pretraining stage stops after saving, and a
+# stage that gets one twice, from the terminal and from here, stops the same way).
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def run_forwarding_signals(name: str, command: list[str], env: dict[str, str] | None) -> None:
@@ -88,8 +89,8 @@ def run_forwarding_signals(name: str, command: list[str], env: dict[str, str] | 
     previous = {number: signal.signal(number, forward) for number in FORWARDED_SIGNALS}
     try:
         processes.append(subprocess.Popen(command, env=env))
-        for signum in received:  # caught before the stage existed
-            processes[0].send_signal(signum)
+        if received:  # caught before the stage existed
+            processes[0].send_signal(received[0])
         return_code = processes[0].wait()
     finally:
         for number, handler in previous.items():
