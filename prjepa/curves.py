@@ -86,10 +86,9 @@ def training_logs(runs_by_objective: Mapping[str, Sequence[str]]) -> dict[str, d
             with open(os.path.join(run, "trainer_state.json")) as file:
                 history = json.load(file)["log_history"]
             for entry in history:
-                for key in (
-                    key for key in TRAINING_LOG_KEYS if key in entry
-                ):  # in a fixed order, as the JSON holds them
-                    values.setdefault(key, {}).setdefault(entry["step"], []).append(entry[key])
+                for key in TRAINING_LOG_KEYS:  # in one order, which the JSON keeps
+                    if key in entry:
+                        values.setdefault(key, {}).setdefault(entry["step"], []).append(entry[key])
         logs[objective] = {
             key: [
                 {"step": step, **mean_and_spread(per_seed)}

@@ -126,9 +126,13 @@ def check_hub_reachable(sources: Iterable[tuple[str, str | None]]) -> None:
     reason = hub_unreachable_reason()
     if reason is not None:
         named = ", ".join(f"{flag} {value}" for flag, value in absent)
+        names = (
+            "names Hub data (no local file or folder of that name exists here)"
+            if len(absent) == 1
+            else "name Hub data (no local files or folders of those names exist here)"
+        )
         raise SystemExit(
-            f"The Hugging Face Hub ({constants.ENDPOINT}) cannot be reached ({reason}), and {named} "
-            f"{'names' if len(absent) == 1 else 'name'} Hub data (no local file or folder of {'that name' if len(absent) == 1 else 'those names'} exists here). "
+            f"The Hugging Face Hub ({constants.ENDPOINT}) cannot be reached ({reason}), and {named} {names}. "
             f"Pass local copies instead: {LOCAL_DATA_FLAGS}; or, when they are in your Hugging Face cache already, "
             "set HF_HUB_OFFLINE=1 to read them from there; or run `python run_experiment.py` alone, whose demo "
             "preset uses the sample shipped with the package."

@@ -94,7 +94,8 @@ def test_probe_curves_read_each_task_s_scored_split_and_name_a_missing_point():
 
 
 def test_training_logs_list_their_keys_in_one_order_whatever_the_string_hashing(tmp_path):
-    """comparison.json holds these logs: an identical rerun must write the same file (set order follows the hash seed)."""
+    """comparison.json holds these logs: an identical rerun must write the same file (a set's order follows the hash
+    seed)."""
     run = tmp_path / "run"
     run.mkdir()
     entries = [{"step": step, **{key: 0.1 * step for key in reversed(TRAINING_LOG_KEYS)}} for step in (1, 2)]

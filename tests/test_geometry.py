@@ -568,3 +568,12 @@ def test_a_model_without_a_spectrum_is_named_in_the_legend(two_models):
     comparison = compare_models({"hybrid": features, "collapsed": collapsed}, labels, num_resamples=10)
     legend = geometry.plot_eigenvalue_spectra({"mean": comparison}, "SST-2").axes[0].get_legend()
     assert [text.get_text() for text in legend.get_texts()] == ["hybrid", "collapsed: n/a"]
+
+
+def test_a_comparison_without_uniformity_still_plots_its_panel_as_not_applicable():
+    models = {"hybrid": {"metrics": {"alignment": {"value": 0.4}}}}
+    ablation = geometry.plot_pooling_ablation({"mean": models}, "SST-2")
+    assert [ax.get_title() for ax in ablation.axes] == ["uniformity"]
+    assert "n/a" in [text.get_text() for text in ablation.axes[0].texts]
+    plane = geometry.plot_alignment_uniformity({"SST-2": models}, "mean")
+    assert len(plane.axes) == 1 and plane.axes[0].get_xlabel().startswith("uniformity")

@@ -290,7 +290,8 @@ def render_report(summary: dict[str, Any]) -> str:
 
 
 def token_labels(counts: list[int]) -> list[str]:
-    """`1.23M tokens` for each count, with as many decimals as tell the counts apart (a short run's points are close)."""
+    """`1.23M tokens` for each count, with as many decimals as tell the counts apart (a short run's points lie
+    close)."""
     for decimals in range(2, 7):
         labels = [f"{count / 1e6:.{decimals}f}M tokens" for count in counts]
         if len(set(labels)) == len(set(counts)):

@@ -67,9 +67,10 @@ UNIFORMITY_METRICS = ("uniformity", "centred_uniformity")
 
 
 def _measured(by_group: Mapping[str, Mapping[str, Any]], metrics: Sequence[str]) -> list[str]:
-    """Those of `metrics` that some model of `by_group[group][model]` holds."""
+    """Those of `metrics` that some model of `by_group[group][model]` holds; the first when none does (its panel then
+    reads n/a)."""
     held = {name for by_model in by_group.values() for entry in by_model.values() for name in entry["metrics"]}
-    return [metric for metric in metrics if metric in held]
+    return [metric for metric in metrics if metric in held] or list(metrics[:1])
 
 
 def _draw_metric_bars(ax: Any, metrics_by_group: Mapping[str, Mapping[str, Mapping[str, Any]]], metric: str) -> None:
