@@ -614,7 +614,11 @@ def test_plain_bert_on_a_glue_pair_regression_task(bert_dir, tmp_path):
         ("stsb", "spearmanr", "linear probe, cls pooling, trained on 20 of 30 examples"),
     } <= entries
     # BERT's embedding layer gives [CLS] the same vector in every sentence: its correlations are undefined, and the
-    # card gets no entry for them (YAML's .nan), while the results keep them.
+    # card gets no entry for them (YAML's .nan), while the results keep them; nor keeps an earlier value under that name.
+    earlier = probing.glue_eval_result(
+        "stsb", "validation", "spearmanr", 0.5, "linear probe, cls pooling, hidden layer 0"
+    )
+    update_model_card(bert_dir, [earlier])
     constant = [*base, "--pooling", "cls", "--hidden_layer", "0", "--output_dir", str(tmp_path / "constant")]
     scores = run_glue_probe.main(probe_args(tmp_path, *constant, "--update_model_card"))["models"][0]["tasks"]["stsb"]
     assert math.isnan(scores["poolings"]["cls"]["scores"]["validation"]["spearmanr"])

@@ -348,8 +348,7 @@ def model_card_results(model: dict, tasks: list[TaskData], probe_args: ProbeArgu
             for split, scores in outcome["scores"].items():
                 for metric in task.metric_names:
                     if math.isnan(scores[metric]):  # e.g. a correlation of constant features: no score to cite
-                        logger.warning(f"{metric} of {task.name} ({description}) is undefined: not put on the card.")
-                        continue
+                        logger.warning(f"{metric} of {task.name} ({description}) is undefined: left off the card.")
                     entries.append(glue_eval_result(task.name, split, metric, scores[metric], description))
     return entries
 

@@ -3,6 +3,7 @@ model-index entries that put GLUE scores on a model card, merged into the card o
 
 import json
 import logging
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -162,7 +163,8 @@ def update_model_card(
     """Merges `eval_results` into the `model-index` of a model's card and returns it: a folder's README.md (created if
     absent, and saved), or a Hub repo's card. With `push_to_hub_repo` they are also merged into that repo's own card,
     which is pushed (a folder's card only where the repo has none yet). An entry replaces an older one for the same
-    task, dataset, split, metric and probe; every other entry, metadata field and the card's text are kept."""
+    task, dataset, split, metric and probe, and an undefined one (NaN) removes it; every other entry, metadata field
+    and the card's text are kept."""
     local = os.path.isdir(model_name_or_path)
     name = os.path.basename(os.path.normpath(model_name_or_path))
     card_path = os.path.join(model_name_or_path, "README.md")
@@ -191,5 +193,5 @@ def update_model_card(
 def _merge(card: ModelCard, eval_results: Sequence[EvalResult], model_name: str) -> None:
     previous = card.data.eval_results or []
     kept = [old for old in previous if not any(new.is_equal_except_value(old) for new in eval_results)]
-    card.data.eval_results = kept + list(eval_results)
+    card.data.eval_results = kept + [new for new in eval_results if not math.isnan(new.metric_value)] or None
     card.data.model_name = card.data.model_name or model_name
