@@ -317,7 +317,8 @@ def test_a_stopped_experiment_stops_its_running_stage_instead_of_leaving_it_behi
         "    sys.exit(128 + number)\n"
         "for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):\n"
         "    signal.signal(number, stop)\n"
-        "here.joinpath('pid').write_text(str(os.getpid()))\n"
+        "here.joinpath('pid.partial').write_text(str(os.getpid()))\n"
+        "os.replace(here / 'pid.partial', here / 'pid')\n"  # whole once it exists: the signal may come at once
         "while True:\n"
         "    signal.pause()\n"
     )
