@@ -569,6 +569,12 @@ def test_trained_poolers_choose_their_regularisation_on_rows_they_were_not_train
         run_glue_probe.main(args)
 
 
+def card_entries(model_dir: str) -> set[tuple[str, str, str]]:
+    """(task, metric, probe) of every model-index entry on the card in `model_dir`."""
+    card = ModelCard.load(os.path.join(model_dir, "README.md"))
+    return {(result.dataset_config, result.metric_type, result.metric_config) for result in card.data.eval_results}
+
+
 def test_plain_bert_on_a_glue_pair_regression_task(bert_dir, tmp_path):
     bert_dir = str(shutil.copytree(bert_dir, tmp_path / "bert"))  # its card is updated: a copy of the shared model
     rng = np.random.default_rng(9)
@@ -588,16 +594,14 @@ def test_plain_bert_on_a_glue_pair_regression_task(bert_dir, tmp_path):
     assert task["poolings"]["cls"]["feature_dim"] == 4 * 16  # [u, v, |u - v|, u * v]
     assert set(task["poolings"]["weighted"]["scores"]["validation"]) == {"pearson", "spearmanr", "cosine_spearmanr"}
     assert "alpha" in task["poolings"]["cls"]["regularisation"]
-    card = ModelCard.load(os.path.join(bert_dir, "README.md"))
-    entries = {(result.dataset_config, result.metric_type, result.metric_config) for result in card.data.eval_results}
+    entries = card_entries(bert_dir)
     assert ("stsb", "spearmanr", "linear probe, weighted pooling") in entries and len(entries) == 4
 
     args = [*args[:-3], "--pooling", "cls", "--hidden_layer", "1", "--output_dir", str(tmp_path / "layer")]
     layered = run_glue_probe.main(probe_args(tmp_path, *args, "--update_model_card"))  # same feature cache
     assert layered["models"][0]["tasks"]["stsb"]["poolings"]["cls"]["scores"] != task["poolings"]["cls"]["scores"]
     assert f"| {bert_dir} (layer 1) | cls |" in (tmp_path / "layer" / "results.md").read_text()
-    card = ModelCard.load(os.path.join(bert_dir, "README.md"))
-    entries = {(result.dataset_config, result.metric_type, result.metric_config) for result in card.data.eval_results}
+    entries = card_entries(bert_dir)
     assert {
         ("stsb", "spearmanr", "linear probe, cls pooling"),
         ("stsb", "spearmanr", "linear probe, cls pooling, hidden layer 1"),
@@ -607,8 +611,7 @@ def test_plain_bert_on_a_glue_pair_regression_task(bert_dir, tmp_path):
     base = args[:-6]  # the model, task and data
     subset = [*base, "--pooling", "cls", "--max_train_samples", "20", "--output_dir", str(tmp_path / "subset")]
     run_glue_probe.main(probe_args(tmp_path, *subset, "--update_model_card"))
-    card = ModelCard.load(os.path.join(bert_dir, "README.md"))
-    entries = {(result.dataset_config, result.metric_type, result.metric_config) for result in card.data.eval_results}
+    entries = card_entries(bert_dir)
     assert {
         ("stsb", "spearmanr", "linear probe, cls pooling"),
         ("stsb", "spearmanr", "linear probe, cls pooling, trained on 20 of 30 examples"),
@@ -622,8 +625,7 @@ def test_plain_bert_on_a_glue_pair_regression_task(bert_dir, tmp_path):
     constant = [*base, "--pooling", "cls", "--hidden_layer", "0", "--output_dir", str(tmp_path / "constant")]
     scores = run_glue_probe.main(probe_args(tmp_path, *constant, "--update_model_card"))["models"][0]["tasks"]["stsb"]
     assert math.isnan(scores["poolings"]["cls"]["scores"]["validation"]["spearmanr"])
-    card = ModelCard.load(os.path.join(bert_dir, "README.md"))
-    assert not any("hidden layer 0" in result.metric_config for result in card.data.eval_results)
+    assert not any("hidden layer 0" in probe for _, _, probe in card_entries(bert_dir))
     assert ".nan" not in (Path(bert_dir) / "README.md").read_text()
 
 
