@@ -1,7 +1,9 @@
 """Where data comes from: the demo sample shipped with the package, the pretraining text's default and the check that
-its flags name one source, and a check, before any compute, that the local paths the arguments name exist and that
+its flags name one source, the checks that local data files can be read, and a check, before any compute, that the local paths the arguments name exist and that
 the Hub can be reached when an argument names something on it."""
 
+import codecs
+import glob
 import os
 from collections.abc import Iterable
 
@@ -68,6 +70,60 @@ def check_dataset_revision(dataset_revision: str | None, dataset_name: str | Non
             f"--dataset_revision {dataset_revision} names a version of a Hub dataset, and the text read is local "
             "(--train_file / --validation_file, a --dataset_name folder, or the demo sample): drop it."
         )
+
+
+# File extensions and the `datasets` builder that reads them.
+DATA_FILE_BUILDERS = {
+    "txt": "text",
+    "text": "text",
+    "csv": "csv",
+    "json": "json",
+    "jsonl": "json",
+    "parquet": "parquet",
+}
+
+
+# Bytes read at a time when checking that a text file is UTF-8.
+DECODE_CHUNK = 1 << 20
+
+
+def check_data_file(option: str, path: str) -> None:
+    """A local data file or glob that cannot be read is an error naming it, before anything is loaded: an unknown
+    extension, a glob matching nothing, an empty file, a text file that is not UTF-8. Remote URLs are left to
+    `datasets`."""
+    if data_file_builder(path) is None:
+        raise ValueError(f"{option} {path}: unsupported extension; use one of {sorted(DATA_FILE_BUILDERS)}.")
+    if "://" in path:
+        return
+    files = sorted(glob.glob(path))
+    if not files:
+        raise ValueError(f"{option} {path} matches no file; check the path (quote a glob so the shell leaves it).")
+    for file_path in files:
+        if os.path.getsize(file_path) == 0:
+            raise ValueError(f"{option}: {file_path} is empty; remove it from the glob or give another file.")
+        if data_file_builder(file_path) in ("text", "csv", "json"):
+            check_utf8(option, file_path)
+
+
+def check_utf8(option: str, file_path: str) -> None:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0  # of the chunk being decoded, for the byte the error names
+    with open(file_path, "rb") as file:
+        try:
+            while chunk := file.read(DECODE_CHUNK):
+                decoder.decode(chunk)
+                offset += len(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"{option}: {file_path} is not UTF-8 ({error.reason} at about byte {offset + error.start}); convert "
+                "it, e.g. `iconv -f latin1 -t utf-8`."
+            ) from None
+
+
+def data_file_builder(path: str) -> str | None:
+    """The `datasets` builder for a data file path or glob ('text', 'csv', 'json', 'parquet'), None if unknown."""
+    return DATA_FILE_BUILDERS.get(path.rsplit(".", 1)[-1].lower())
 
 
 def hub_unreachable_reason(timeout: float = 5.0) -> str | None:

@@ -9,7 +9,6 @@ JSON / YAML file (`python run_pretrain.py config.yaml`). Examples:
     accelerate launch run_pretrain.py --preset paper --objective mlm --output_dir prjepa-paper-mlm --bf16
 """
 
-import codecs
 import glob
 import hashlib
 import json
@@ -35,10 +34,12 @@ from configuration_prjepa import OBJECTIVES, PRESETS, PrJepaConfig
 from .data_sources import (
     DEFAULT_TEXT_DATASET,
     DEFAULT_TOKENIZER,
+    check_data_file,
     check_dataset_revision,
     check_hub_reachable,
     check_push_access,
     check_text_sources,
+    data_file_builder,
 )
 from .resume import (
     NEW_MODEL_OPTIONS,
@@ -80,16 +81,6 @@ if TYPE_CHECKING:
     from .trainer import PrJepaTrainer
 
 logger = logging.getLogger(__name__)
-
-DATA_FILE_BUILDERS = {
-    "txt": "text",
-    "text": "text",
-    "csv": "csv",
-    "json": "json",
-    "jsonl": "json",
-    "parquet": "parquet",
-}
-
 
 # A new model's size when neither --config_name nor --model_name_or_path gives one: the paper's.
 DEFAULT_PRESET = "paper"
@@ -239,49 +230,6 @@ class DataTrainingArguments:
                     f"{kinds[1]}: both splits are read by one builder, so one of them would be misread. Give files of "
                     "one type (convert one of them)."
                 )
-
-
-# Bytes read at a time when checking that a text file is UTF-8.
-DECODE_CHUNK = 1 << 20
-
-
-def check_data_file(option: str, path: str) -> None:
-    """A local data file or glob that cannot be read is an error naming it, before anything is loaded: an unknown
-    extension, a glob matching nothing, an empty file, a text file that is not UTF-8. Remote URLs are left to
-    `datasets`."""
-    if data_file_builder(path) is None:
-        raise ValueError(f"{option} {path}: unsupported extension; use one of {sorted(DATA_FILE_BUILDERS)}.")
-    if "://" in path:
-        return
-    files = sorted(glob.glob(path))
-    if not files:
-        raise ValueError(f"{option} {path} matches no file; check the path (quote a glob so the shell leaves it).")
-    for file_path in files:
-        if os.path.getsize(file_path) == 0:
-            raise ValueError(f"{option}: {file_path} is empty; remove it from the glob or give another file.")
-        if data_file_builder(file_path) in ("text", "csv", "json"):
-            check_utf8(option, file_path)
-
-
-def check_utf8(option: str, file_path: str) -> None:
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0  # of the chunk being decoded, for the byte the error names
-    with open(file_path, "rb") as file:
-        try:
-            while chunk := file.read(DECODE_CHUNK):
-                decoder.decode(chunk)
-                offset += len(chunk)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError as error:
-            raise ValueError(
-                f"{option}: {file_path} is not UTF-8 ({error.reason} at about byte {offset + error.start}); convert "
-                "it, e.g. `iconv -f latin1 -t utf-8`."
-            ) from None
-
-
-def data_file_builder(path: str) -> str | None:
-    """The `datasets` builder for a data file path or glob ('text', 'csv', 'json', 'parquet'), None if unknown."""
-    return DATA_FILE_BUILDERS.get(path.rsplit(".", 1)[-1].lower())
 
 
 # A run's arguments may come in one file instead of the command line, as in transformers' example scripts.
