@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from ..data_sources import check_data_file
 from ..snapshots import SNAPSHOT_STATE, snapshot_dir
 from ..utils import EMULATED_BF16_CPU_STEP_RATIO, library_versions, write_atomically
 from .plan import ANALYSIS_MODULE, KEEP_FREED_MEMORY, LONG_RUN_HOURS, PROBE_MODULE, PUBLISHED, Experiment, read_json
@@ -345,12 +346,13 @@ def check_no_stale_stage(experiment: Experiment) -> None:
             if settings is None:
                 stale.append(f"{name} ({directory}) measured encoders that are to be pretrained again")
             elif recorded is None:  # a version that ran it over runs not recorded
-                pretrained_again |= kind == "pretrain"
                 stale.append(f"{name} ({directory}) recorded no settings, so what it measured is unknown")
             elif changed := differing_options(recorded, settings):
                 precision_differs |= "--bf16" in changed
-                pretrained_again |= kind == "pretrain"
                 stale.append(f"{name} ({directory}) has other settings (differing: {', '.join(changed)})")
+            else:
+                continue
+            pretrained_again |= kind == "pretrain"
     if stale:
         raise ValueError(
             "Finished stages do not match this run, and would be reported as its results: "
@@ -455,8 +457,6 @@ def pretraining_to_do(experiment: Experiment) -> bool:
 def check_text_files(experiment: Experiment) -> None:
     """The local text an unfinished pretraining run reads, checked before any stage starts (each pretraining process
     checks it too, but only once the stages before it have run)."""
-    from ..pretraining import check_data_file  # not at the top: it loads the pretraining script's arguments
-
     if pretraining_to_do(experiment):
         for option in ("--train_file", "--validation_file"):
             if path := getattr(experiment.args, option[2:]):
