@@ -12,6 +12,8 @@ from transformers import PreTrainedTokenizerBase
 
 from configuration_prjepa import PrJepaConfig
 
+from .utils import check_tokenizer_has_vocabulary
+
 # Every coordinate of a batch's position (seed, epoch, batch index, rank) is an unsigned 64-bit int, fed to
 # numpy's SeedSequence as two 32-bit words (low, high). SeedSequence splits a Python int into as many 32-bit words
 # as it needs and zero-pads short entropy, so plain SeedSequence([seed, epoch, index, rank]) would collide, e.g.
@@ -80,6 +82,8 @@ class DataCollatorForPrJepa:
         if not 0 <= self.seed < COORDINATE_LIMIT:
             raise ValueError(f"seed must be an int in [0, 2**64), got {self.seed}.")
         self.config.check_tokenizer(self.tokenizer)
+        # MLM's random replacements are drawn from the tokens that are not special.
+        check_tokenizer_has_vocabulary(self.tokenizer, "the collator's tokenizer", "Pass the model's tokenizer.")
         self.pad_token_id = self._token_id("pad")
         self.mask_token_id = self._token_id("mask")
         if self.pad_to_multiple_of is not None and self.pad_to_multiple_of < 1:
@@ -95,8 +99,6 @@ class DataCollatorForPrJepa:
         ).unbind(dim=1)
         self.scale_range = self.scale_high - self.scale_low
         self.span_kinds = torch.tensor([0] * self.config.num_target_blocks + [1])
-        if len(self.replacement_ids) == 0:
-            raise ValueError("The tokenizer has no non-special tokens to draw MLM random replacements from.")
 
     def _token_id(self, name: str) -> int:
         token_id = getattr(self.tokenizer, f"{name}_token_id", None)
