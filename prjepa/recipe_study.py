@@ -26,7 +26,7 @@ import re
 import subprocess
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .plot_style import legend_outside, series_styles
@@ -49,7 +49,6 @@ class Recipe:
     learning_rate: float = 1e-3
     batch_size: int = 32
     objective: str = "mlm"
-    overrides: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def name(self) -> str:
@@ -356,8 +355,6 @@ def report(output_dir: str, report_dir: str) -> None:
                 "curve": curve,
             }
         )
-    for row in rows:
-        row.pop("overrides")
     finished = {
         objective: [row for row in rows if row["finished"] and row["objective"] == objective]
         for objective in ("mlm", "hybrid")
