@@ -451,7 +451,8 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     results = tmp_path / "results" / "tiny"
     summary = json.loads((results / "comparison.json").read_text())
     assert {(row["task"], row["metric"]) for row in summary["probe"]} >= {("sst2", "accuracy"), ("stsb", "spearmanr")}
-    assert summary["tokens_seen"]["hybrid"] == summary["tokens_seen"]["mlm"] > 0
+    assert summary["tokens_seen"]["hybrid"] == summary["tokens_seen"]["mlm"]
+    assert len(summary["tokens_seen"]["mlm"]) == 1 and summary["tokens_seen"]["mlm"][0] > 0
     assert [(row["dataset"], row["pooling"]) for row in summary["uniformity"]] == [
         ("sst2", "mean"),
         ("sst2", "weighted"),
@@ -717,6 +718,23 @@ def test_the_report_names_the_machines_the_stages_ran_on_not_the_one_writing_it(
     assert machines == [elsewhere, here]
     assert report.describe_machines(machines) == f"64 CPU cores and a NVIDIA H200 and on {os.cpu_count()} CPU cores"
     assert report.describe_machines([here, {**here, "platform": "other"}]) == f"{os.cpu_count()} CPU cores"
+
+
+def test_the_report_states_every_seeds_token_count():
+    assert report.describe_counts([4_096, 4_096]) == "4,096"
+    assert report.describe_counts([4_911_367, 4_911_313, 4_912_459]) == "4,911,313 to 4,912,459 by seed"
+
+
+def test_the_published_token_counts_are_the_seeds_run_records():
+    results = os.path.join(REPO, "results", "cpu")
+    with open(os.path.join(results, "comparison.json")) as file:
+        summary = json.load(file)
+    for objective, counts in summary["tokens_seen"].items():
+        recorded = []
+        for seed in range(summary["settings"]["seeds"]):
+            with open(os.path.join(results, f"seed-{seed}", f"pretrain-{objective}", "trainer_state.json")) as file:
+                recorded.append(json.load(file)["num_input_tokens_seen"])
+        assert counts == recorded
 
 
 def test_readme_results_are_the_committed_result_files():

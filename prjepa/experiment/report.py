@@ -167,6 +167,13 @@ def describe_machines(machines: list[dict[str, Any]]) -> str:
     return " and on ".join(dict.fromkeys(described))
 
 
+def describe_counts(counts: list[int]) -> str:
+    """One count per seed as the report states it: the count where every seed has it, else its range over seeds
+    (packing keeps each map batch's shorter last chunk, so seeds that draw other batches count other real tokens)."""
+    low, high = min(counts), max(counts)
+    return f"{low:,}" if low == high else f"{low:,} to {high:,} by seed"
+
+
 def render_report(summary: dict[str, Any]) -> str:
     seeds = summary["settings"]["seeds"]
     spread = " (mean ± standard deviation over seeds; * marks a difference larger than the sum of the two spreads)"
@@ -174,8 +181,9 @@ def render_report(summary: dict[str, Any]) -> str:
     stages = "pretraining both, probe, analysis" + (", curves" if summary["curves"] else "")
     lines = [
         f"Preset `{summary['settings']['preset']}`, {seeds} seed{'s' if seeds > 1 else ''}{spread if seeds > 1 else ''}"
-        f". Tokens seen per encoder: {summary['tokens_seen'][HYBRID]:,} (hybrid), "
-        f"{summary['tokens_seen'][MLM_ONLY]:,} (MLM-only), pretrained in {summary['pretraining_precision']}. "
+        f". Tokens seen per encoder: {describe_counts(summary['tokens_seen'][HYBRID])} (hybrid), "
+        f"{describe_counts(summary['tokens_seen'][MLM_ONLY])} (MLM-only), pretrained in "
+        f"{summary['pretraining_precision']}. "
         f"Wall time {summary['wall_hours']:.2f} h on {describe_machines(summary['machines'])}, per seed "
         f"({stages}): " + ", ".join(f"{hours:.2f} h" for hours in summary["wall_hours_per_seed"]) + ".",
         "",
@@ -446,7 +454,10 @@ def write_report(experiment: Experiment, argv: list[str]) -> dict[str, Any]:
         "wall_hours": sum(wall_seconds) / 3600,
         "wall_hours_per_seed": [seconds / 3600 for seconds in wall_seconds],
         "tokens_seen": {
-            objective: read_json(experiment.run_record(0, objective), "trainer_state.json")["num_input_tokens_seen"]
+            objective: [
+                read_json(experiment.run_record(seed, objective), "trainer_state.json")["num_input_tokens_seen"]
+                for seed in seeds
+            ]
             for objective in COMPARED_OBJECTIVES
         },
         "runs": runs,
