@@ -1,0 +1,15 @@
+# Plateau screen: does a recipe change move the cpu preset's MLM-only run off the second plateau (validation MLM loss
+# about 5.9) within the preset's budget (1,200 steps of 32 x 128 tokens, 4.9M tokens)? Seed 0, fp32, one thread per
+# run, two runs at a time. The reference is the preset's own run, results/cpu-fp32/seed-0/pretrain-mlm (its command:
+# results/cpu-fp32/commands.sh); each candidate is that command with one change and its own --output_dir. Each run's
+# trainer_state.json, train_results.json and eval_results.json are copied to NAME/seed-0/pretrain-mlm/.
+# Reference (fp32, seed 0):
+python run_pretrain.py --preset mini --objective mlm --tokenizer_name ../shared/tokenizers/bert-base-uncased --train_file '../shared/data/text/gutenberg/train/*.txt' --validation_file '../shared/data/text/gutenberg/validation/*.txt' --max_steps 1200 --config_overrides position_embedding_type=learned,tie_word_embeddings=True --max_seq_length 128 --per_device_train_batch_size 32 --learning_rate 0.001 --warmup_steps 0.1 --lr_scheduler_type cosine --weight_decay 0.05 --bf16 false --seed 0 --data_seed 0 --logging_steps 10 --eval_strategy steps --eval_steps 300 --save_steps 50 --save_total_limit 2 --do_train --do_eval --max_eval_samples 500 --report_to none --disable_tqdm true --output_dir screen/NAME
+# The candidates, each appended to that command (later options replace earlier ones):
+# lr2e-3:      --learning_rate 0.002   (stopped at step 465, behind the reference from the first evaluation on)
+# beta2-0.98:  --adam_beta2 0.98   (RoBERTa's)
+# batch-16:    --per_device_train_batch_size 16 --max_steps 2400 --eval_steps 600 --save_steps 100 --logging_steps 20
+# batch-8:     --per_device_train_batch_size 8 --max_steps 4800 --eval_steps 1200 --save_steps 200 --logging_steps 40
+# sin-scaled:  --config_overrides position_embedding_scale=0.03,tie_word_embeddings=True   (fixed sin/cos table x 0.03)
+# init-0.04:   --config_overrides position_embedding_type=learned,tie_word_embeddings=True,initializer_range=0.04
+# init-0.08:   --config_overrides position_embedding_type=learned,tie_word_embeddings=True,initializer_range=0.08
