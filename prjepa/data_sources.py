@@ -1,6 +1,6 @@
 """Where data comes from: the demo sample shipped with the package, the pretraining text's default and the check that
-its flags name one source, the checks that local data files can be read, and a check, before any compute, that the local paths the arguments name exist and that
-the Hub can be reached when an argument names something on it."""
+its flags name one source, the checks that local data files can be read, and a check, before any compute, that the
+local paths the arguments name exist and that the Hub can be reached when an argument names something on it."""
 
 import codecs
 import glob
