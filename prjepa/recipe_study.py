@@ -10,7 +10,8 @@ here; the same rule chooses its learning rate in the collapse screen (README).
 
 Runs are resumable (each is a `run_pretrain.py` output folder; a finished one is skipped), by default two at a time
 with one thread each. An output folder holds one study: its seed, data and tokenizer are recorded there, and a study
-with others is refused. `--report` writes the table and the plot.
+with others is refused. Each run's machine and library versions are recorded beside it (`machines/`), since the same
+recipe's numbers differ between environments. `--report` writes the table, naming those machines, and the plot.
 
     python run_recipe_study.py --output_dir experiments/recipe-study \\
         --train_file "../shared/data/text/gutenberg/train/*.txt" \\
@@ -30,11 +31,12 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .plot_style import legend_outside, series_styles
-from .utils import ScriptHelpFormatter, markdown_table, write_atomically
+from .utils import TRAINING_LIBRARIES, ScriptHelpFormatter, markdown_table, this_machine, write_atomically
 
 TOKEN_BUDGET = 2_000_000
 SEQUENCE_LENGTH = 128
 EVALUATIONS = 8
+TABLED_EVALUATIONS = (1, EVALUATIONS // 2)  # besides the last: the start of the run, and half the budget
 POSITION_VARIANTS = {
     "sin": {},
     "sin-scaled": {"position_embedding_scale": 0.03},  # table RMS ≈ 0.02, the token embeddings' std
@@ -133,10 +135,36 @@ def is_finished(recipe: Recipe, output_dir: str) -> bool:
     return os.path.exists(os.path.join(output_dir, recipe.name, "train_results.json"))
 
 
+def machines_path(run_name: str, output_dir: str) -> str:
+    # Beside the run's folder, not in it: pretraining refuses a non-empty folder without a checkpoint.
+    return os.path.join(output_dir, "machines", f"{run_name}.json")
+
+
+def recorded_machines(run_name: str, output_dir: str) -> list[dict[str, Any]]:
+    """The machines (`utils.this_machine`) that trained the run, in order; empty for a run trained before they were
+    recorded."""
+    path = machines_path(run_name, output_dir)
+    if not os.path.exists(path):
+        return []
+    with open(path) as file:
+        return json.load(file)
+
+
+def record_machines(run_name: str, output_dir: str, machines: list[dict[str, Any]]) -> None:
+    """Adds each of `machines` to the run's record once, before it trains there: a run resumed elsewhere names
+    both."""
+    recorded = recorded_machines(run_name, output_dir)
+    added = [machine for machine in machines if machine not in recorded]
+    if added:
+        os.makedirs(os.path.dirname(machines_path(run_name, output_dir)), exist_ok=True)
+        write_atomically(machines_path(run_name, output_dir), json.dumps([*recorded, *added], indent=1))
+
+
 def train(recipe: Recipe, args: argparse.Namespace) -> None:
     if is_finished(recipe, args.output_dir):
         return
     os.makedirs(os.path.join(args.output_dir, "logs"), exist_ok=True)
+    record_machines(recipe.name, args.output_dir, [this_machine()])
     environment = {**os.environ, "OMP_NUM_THREADS": str(args.threads_per_run), "TOKENIZERS_PARALLELISM": "false"}
     with open(log_path(recipe, args.output_dir), "a") as log:
         subprocess.run(
@@ -330,6 +358,7 @@ def import_runs(study_file: str, output_dir: str, settings: dict[str, Any] | Non
             json.dump({"log_history": history}, file, indent=1)
         with open(os.path.join(run_dir, "train_results.json"), "w") as file:
             json.dump({"imported_from": os.path.abspath(study_file)}, file)
+        record_machines(row["name"], output_dir, row.get("machines", []))
 
 
 def report(output_dir: str, report_dir: str) -> None:
@@ -353,6 +382,7 @@ def report(output_dir: str, report_dir: str) -> None:
                 "tokens": curve[-1][0],
                 "final_validation_mlm_loss": curve[-1][1],
                 "curve": curve,
+                "machines": recorded_machines(recipe.name, output_dir),
             }
         )
     finished = {
@@ -365,20 +395,35 @@ def report(output_dir: str, report_dir: str) -> None:
         if candidates
     }
     recorded = recorded_settings(output_dir)
+    rule = best.__doc__.split(": ", 1)[1]
     with open(os.path.join(report_dir, "study.json"), "w") as file:
         json.dump(
             {
                 **({} if recorded is None else {"settings": recorded}),
                 "token_budget": TOKEN_BUDGET,
                 "sequence_length": SEQUENCE_LENGTH,
-                "rule": best.__doc__.split(": ", 1)[1],
+                "rule": rule,
                 "chosen": chosen,
                 "runs": rows,
             },
             file,
             indent=1,
         )
-    header = ["objective", "positions", "MLM decoder", "LR", "batch", "tokens seen", "validation MLM loss", "chosen"]
+    along_the_run = [
+        (evaluation, evaluation * (Recipe().steps // EVALUATIONS) * Recipe().batch_size * SEQUENCE_LENGTH)
+        for evaluation in TABLED_EVALUATIONS
+    ]
+    header = [
+        "objective",
+        "positions",
+        "MLM decoder",
+        "LR",
+        "batch",
+        *(f"at {tokens / 1e6:.2f}M tokens" for _, tokens in along_the_run),
+        "tokens seen",
+        "at the end",
+        "chosen",
+    ]
     table = []
     for row in sorted(rows, key=lambda row: (row["objective"] != "mlm", row["final_validation_mlm_loss"])):
         tokens = f"{row['tokens'] / 1e6:.2f}M" + ("" if row["finished"] else f" of {row['planned_tokens'] / 1e6:.2f}M")
@@ -390,13 +435,18 @@ def report(output_dir: str, report_dir: str) -> None:
                 decoder,
                 f"{row['learning_rate']:g}",
                 row["batch_size"],
+                *(f"{row['curve'][n - 1][1]:.3f}" if len(row["curve"]) >= n else "–" for n, _ in along_the_run),
                 tokens,
                 f"{row['final_validation_mlm_loss']:.3f}",
                 "**yes**" if row["name"] in chosen.values() else "",
             ]
         )
+    caption = (
+        f"Validation MLM loss of `mini` recipes along a {TOKEN_BUDGET / 1e6:.0f}M-token budget (seq {SEQUENCE_LENGTH}); "
+        f"chosen per objective: {rule}"
+    )
     with open(os.path.join(report_dir, "study.md"), "w") as file:
-        file.write(markdown_table(header, table) + "\n")
+        file.write(f"{caption}\n\n{markdown_table(header, table)}\n\n{describe_machines(rows)}\n")
 
     figure = Figure(figsize=(11, 5), layout="constrained")
     axes = figure.add_subplot()
@@ -419,6 +469,24 @@ def report(output_dir: str, report_dir: str) -> None:
     legend_outside(axes)
     axes.grid(alpha=0.3)
     figure.savefig(os.path.join(report_dir, "mlm_loss_vs_tokens.png"), dpi=120)
+
+
+def describe_machines(rows: list[dict[str, Any]]) -> str:
+    """Which machines and library versions trained the report's runs: the same recipe's numbers differ between
+    environments, so a reader needs these to compare a rerun with the table."""
+    machines: dict[str, list[str]] = {}
+    for row in rows:
+        for machine in row["machines"] or [None]:
+            if machine is None:
+                described = "not recorded"
+            else:
+                versions = ", ".join(f"{name} {machine[name]}" for name in ("python", *TRAINING_LIBRARIES))
+                described = (
+                    f"{machine['processor']}, {machine['cpu_count']} CPU cores, {machine['platform']}; {versions}"
+                )
+            machines.setdefault(described, []).append(row["name"])
+    lines = [f"- {described}: {', '.join(names)}" for described, names in machines.items()]
+    return "Trained on:\n\n" + "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,7 +33,7 @@ from .model_card import pretraining_model_card, rank_collapse
 from .rankme import has_no_variance, rankme
 from .resume import RUN_SETTINGS
 from .snapshots import SNAPSHOT_PREFIX, SNAPSHOT_STATE, resolve_snapshot_steps, snapshot_dir
-from .utils import write_atomically
+from .utils import STOP_SIGNALS, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class PreemptionCallback(TrainerCallback):
     it (`pending` / `agree`), since a process that stopped alone would leave the others waiting in the next
     collective, and its checkpoint would miss their state."""
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    SIGNALS = STOP_SIGNALS
 
     def __init__(self):
         self.received: signal.Signals | None = None

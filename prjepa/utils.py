@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import platform
+import signal
 import statistics
 import warnings
 from collections import Counter
@@ -85,6 +86,41 @@ def write_atomically(path: str, text: str) -> None:
 def library_versions(*modules: str) -> dict[str, str]:
     """Python's version and each named module's `__version__` (importing it), in that order."""
     return {"python": platform.python_version()} | {name: importlib.import_module(name).__version__ for name in modules}
+
+
+def cpu_model() -> str:
+    """The CPU's model name where the system names it (Linux), else the architecture: machines of one architecture
+    round differently (vector widths, native bf16), so records name the model."""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as file:
+        for line in file:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+# The libraries whose versions a pretraining run's numbers depend on.
+TRAINING_LIBRARIES = ("torch", "transformers", "datasets", "accelerate")
+
+
+def this_machine() -> dict[str, Any]:
+    """This machine and the versions of the training libraries: what a record names as the machine a stage or a run
+    ran on."""
+    import torch
+
+    description = {
+        "platform": platform.platform(),
+        **library_versions(*TRAINING_LIBRARIES),
+        "cpu_count": os.cpu_count(),
+        "processor": cpu_model(),
+    }
+    if torch.cuda.is_available():
+        description["gpu"] = torch.cuda.get_device_name(0)
+    return description
+
+
+# The signals that stop a run early and resumably (`kill PID`, Ctrl-C, a closed terminal): pretraining saves a
+# checkpoint on them, and the experiment passes them on to its running stage.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 # A pretraining step of the experiment's cpu preset (its model and batch, 2 cores) under bf16 autocast over the same

@@ -25,7 +25,7 @@ from prjepa.experiment import plan, report, stages
 from prjepa.experiment.plan import Experiment, ExperimentArguments
 from prjepa.experiment.presets import EXPERIMENT_PRESETS, ExperimentPreset
 from prjepa.pretraining import parse_arguments as parse_pretraining_arguments
-from prjepa.utils import mean_and_spread
+from prjepa.utils import mean_and_spread, this_machine
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORDS = "the cat sat on mat a dog ran in park paris is capital of france and she he it was".split()
@@ -468,7 +468,7 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     assert len(pretraining) == 2 and all(
         line.startswith(f"GLIBC_TUNABLES={plan.KEEP_FREED_MEMORY} ") for line in pretraining
     )
-    assert summary["machines"] == [stages.machine()] and summary["wall_hours"] > 0
+    assert summary["machines"] == [this_machine()] and summary["wall_hours"] > 0
 
     # The random-init control is the runs' shared initialisation, a third column everywhere.
     assert f"| {sst2['random-init']['mean']:.1f} |" in table
@@ -695,7 +695,7 @@ def test_a_stage_stopped_while_recording_itself_runs_again_instead_of_breaking_t
     stage.mkdir()
     with monkeypatch.context() as patch:
         # A value JSON cannot hold stops the writing of the record partway.
-        patch.setattr(stages, "machine", lambda: {"cpu": object()})
+        patch.setattr(stages, "this_machine", lambda: {"cpu": object()})
         with pytest.raises(TypeError, match="not JSON serializable"):
             stages.run_stage("probe", str(stage), ["--seed", "0"], "results.json", command)
     assert not stages.finished_stage(str(stage), "results.json")
@@ -706,7 +706,7 @@ def test_a_stage_stopped_while_recording_itself_runs_again_instead_of_breaking_t
 
 
 def test_the_report_names_the_machines_the_stages_ran_on_not_the_one_writing_it(tmp_path):
-    here = stages.machine()
+    here = this_machine()
     elsewhere = {**here, "cpu_count": 64, "gpu": "NVIDIA H200"}
     records = {"pretrain": elsewhere, "probe": here, "analysis": elsewhere, "curves": None}
     for stage, ran_on in records.items():

@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -13,6 +14,7 @@ from helpers import tiny_config
 from modeling_prjepa import PrJepaModel, sinusoidal_position_table
 from prjepa import recipe_study
 from prjepa.recipe_study import Recipe
+from prjepa.utils import this_machine
 
 
 def test_position_embedding_scale_scales_the_fixed_table_and_survives_saving(tmp_path):
@@ -68,6 +70,9 @@ def test_report_parses_every_run_back_and_chooses_the_lowest_final_loss_per_obje
     }
     table = (tmp_path / "report" / "study.md").read_text()
     assert "| 6.100 | **yes** |" in table and "| 6.500 |  |" in table and "of " in table  # the unfinished run
+    # Along the run: the first evaluation, and the one at half the budget where the run got that far.
+    assert "| at 0.25M tokens | at 1.00M tokens | tokens seen | at the end | chosen |" in table
+    assert "| mlm | sin | untied | 0.001 | 32 | 7.000 | – | 0.01M | 6.500 |  |" in table
     assert (tmp_path / "report" / "mlm_loss_vs_tokens.png").stat().st_size > 0
 
 
@@ -159,3 +164,39 @@ def test_a_study_folder_is_reused_only_with_the_same_seed_data_and_tokenizer(tmp
     with pytest.raises(ValueError, match=r"train_file: 'train/\*.txt' there, 'other.txt' now"):
         recipe_study.study(study_arguments(tmp_path, train_file="other.txt"))
     assert len(trained) == 2 * 9
+
+
+def test_each_run_records_the_machines_that_trained_it_and_the_report_names_them(tmp_path, monkeypatch):
+    args, recipe = study_arguments(tmp_path / "runs"), Recipe(tied=True)
+    run_dir = tmp_path / "runs" / recipe.name
+    # Stands in for pretraining, which refuses to start in a non-empty folder without a checkpoint.
+    refuses_a_used_folder = (
+        f"import os, sys; sys.exit(os.path.isdir({str(run_dir)!r}) and bool(os.listdir({str(run_dir)!r})))"
+    )
+    monkeypatch.setattr(
+        recipe_study, "pretrain_command", lambda recipe, args: [sys.executable, "-c", refuses_a_used_folder]
+    )
+    here = this_machine()
+    elsewhere = {**here, "cpu_count": 64, "processor": "Other CPU", "torch": "0.0"}
+    recipe_study.train(recipe, args)
+    assert recipe_study.recorded_machines(recipe.name, args.output_dir) == [here]
+    # Resumed on another machine, then again there: each machine is named once, in the order they trained it.
+    monkeypatch.setattr(recipe_study, "this_machine", lambda: elsewhere)
+    recipe_study.train(recipe, args)
+    recipe_study.train(recipe, args)
+    assert recipe_study.recorded_machines(recipe.name, args.output_dir) == [here, elsewhere]
+
+    fake_run(tmp_path / "runs", recipe, [7.0, 6.3], finished=True)
+    fake_run(tmp_path / "runs", Recipe(), [7.0, 6.5], finished=True)  # trained before machines were recorded
+    recipe_study.report(args.output_dir, str(tmp_path / "report"))
+    rows = json.loads((tmp_path / "report" / "study.json").read_text())["runs"]
+    assert {row["name"]: row["machines"] for row in rows} == {recipe.name: [here, elsewhere], Recipe().name: []}
+    lines = (tmp_path / "report" / "study.md").read_text().splitlines()
+    assert f"- not recorded: {Recipe().name}" in lines
+    assert any(
+        line.startswith("- Other CPU, 64 CPU cores,") and "torch 0.0" in line and recipe.name in line for line in lines
+    )
+    assert any(line.startswith(f"- {here['processor']}, {here['cpu_count']} CPU cores,") for line in lines)
+
+    recipe_study.import_runs(str(tmp_path / "report" / "study.json"), str(tmp_path / "fresh"))
+    assert recipe_study.recorded_machines(recipe.name, str(tmp_path / "fresh")) == [here, elsewhere]

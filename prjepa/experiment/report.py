@@ -11,10 +11,10 @@ from typing import Any
 
 from ..curves import plot_probe_curves, plot_training_logs, probe_curves, training_logs
 from ..probing.tasks import GLUE_TASKS
-from ..utils import markdown_table, mean_and_spread, option_name, option_names
+from ..utils import markdown_table, mean_and_spread, option_name, option_names, this_machine
 from .plan import KEEP_FREED_MEMORY, STAGES, Experiment, ExperimentArguments, read_json
 from .presets import COMPARED_MODELS, COMPARED_OBJECTIVES, CONTROL, HYBRID, MLM_ONLY
-from .stages import MEASURING_STAGE_MARKERS, STAGE_RECORD, finished_stage, machine, seed_stages, stage_seconds
+from .stages import MEASURING_STAGE_MARKERS, STAGE_RECORD, finished_stage, seed_stages, stage_seconds
 
 # docs/method.md §5: the original's reported numbers (frozen encoder, GLUE validation; its own, weaker probe).
 ORIGINAL_PROBE = {
@@ -150,7 +150,7 @@ def recorded_machines(directories: list[str]) -> list[dict[str, Any]]:
     for directory in directories:
         ran_on = read_json(directory, STAGE_RECORD).get("machine")
         if ran_on is None:
-            here = here or machine()
+            here = here or this_machine()
             ran_on = here
         if ran_on not in machines:
             machines.append(ran_on)

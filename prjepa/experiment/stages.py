@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from ..data_sources import check_data_file
 from ..snapshots import SNAPSHOT_STATE, snapshot_dir
-from ..utils import EMULATED_BF16_CPU_STEP_RATIO, library_versions, write_atomically
+from ..utils import EMULATED_BF16_CPU_STEP_RATIO, STOP_SIGNALS, this_machine, write_atomically
 from .plan import ANALYSIS_MODULE, KEEP_FREED_MEMORY, LONG_RUN_HOURS, PROBE_MODULE, PUBLISHED, Experiment, read_json
 from .presets import COMPARED_OBJECTIVES
 
@@ -66,13 +66,10 @@ def run_stage(
     if collect is not None:
         collect()
     os.makedirs(directory, exist_ok=True)
-    write_atomically(record, json.dumps({"settings": settings, "seconds": seconds, "machine": machine()}, indent=2))
+    write_atomically(
+        record, json.dumps({"settings": settings, "seconds": seconds, "machine": this_machine()}, indent=2)
+    )
     return seconds
-
-
-# Signals that stop the experiment, passed on to its running stage (which a pretraining stage stops after saving, and a
-# stage that gets one twice, from the terminal and from here, stops the same way).
-FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def run_forwarding_signals(name: str, command: list[str], env: dict[str, str] | None) -> None:
@@ -87,7 +84,8 @@ def run_forwarding_signals(name: str, command: list[str], env: dict[str, str] | 
         for process in processes:
             process.send_signal(signum)
 
-    previous = {number: signal.signal(number, forward) for number in FORWARDED_SIGNALS}
+    # A stage that gets a signal twice, from the terminal and from here, stops as it would on one.
+    previous = {number: signal.signal(number, forward) for number in STOP_SIGNALS}
     try:
         processes.append(subprocess.Popen(command, env=env))
         if received:  # caught before the stage existed
@@ -428,21 +426,6 @@ def analyse(experiment: Experiment, seed: int) -> None:
         "analysis.json",
         [sys.executable, "-m", ANALYSIS_MODULE, *experiment.analysis_arguments(seed)],
     )
-
-
-def machine() -> dict[str, Any]:
-    """This machine: what a stage record names as the machine the stage ran on."""
-    import torch
-
-    description = {
-        "platform": platform.platform(),
-        **library_versions("torch"),
-        "cpu_count": os.cpu_count(),
-        "processor": platform.processor() or platform.machine(),
-    }
-    if torch.cuda.is_available():
-        description["gpu"] = torch.cuda.get_device_name(0)
-    return description
 
 
 def pretraining_to_do(experiment: Experiment) -> bool:
