@@ -420,8 +420,8 @@ def report(output_dir: str, report_dir: str) -> None:
         "LR",
         "batch",
         *(f"at {tokens / 1e6:.2f}M tokens" for _, tokens in along_the_run),
-        "tokens seen",
         "at the end",
+        "tokens seen",
         "chosen",
     ]
     table = []
@@ -436,8 +436,8 @@ def report(output_dir: str, report_dir: str) -> None:
                 f"{row['learning_rate']:g}",
                 row["batch_size"],
                 *(f"{row['curve'][n - 1][1]:.3f}" if len(row["curve"]) >= n else "–" for n, _ in along_the_run),
-                tokens,
                 f"{row['final_validation_mlm_loss']:.3f}",
+                tokens,
                 "**yes**" if row["name"] in chosen.values() else "",
             ]
         )

@@ -69,10 +69,11 @@ def test_report_parses_every_run_back_and_chooses_the_lowest_final_loss_per_obje
         "hybrid": Recipe(objective="hybrid").name,
     }
     table = (tmp_path / "report" / "study.md").read_text()
-    assert "| 6.100 | **yes** |" in table and "| 6.500 |  |" in table and "of " in table  # the unfinished run
+    assert "| 6.100 | 0.01M | **yes** |" in table and "| 6.500 | 0.01M |  |" in table
+    assert "| 6.000 | 0.00M of 2.00M |  |" in table  # the unfinished run
     # Along the run: the first evaluation, and the one at half the budget where the run got that far.
-    assert "| at 0.25M tokens | at 1.00M tokens | tokens seen | at the end | chosen |" in table
-    assert "| mlm | sin | untied | 0.001 | 32 | 7.000 | – | 0.01M | 6.500 |  |" in table
+    assert "| at 0.25M tokens | at 1.00M tokens | at the end | tokens seen | chosen |" in table
+    assert "| mlm | sin | untied | 0.001 | 32 | 7.000 | – | 6.500 | 0.01M |  |" in table
     assert (tmp_path / "report" / "mlm_loss_vs_tokens.png").stat().st_size > 0
 
 
