@@ -485,7 +485,10 @@ def describe_machines(rows: list[dict[str, Any]]) -> str:
                     f"{machine['processor']}, {machine['cpu_count']} CPU cores, {machine['platform']}; {versions}"
                 )
             machines.setdefault(described, []).append(row["name"])
-    lines = [f"- {described}: {', '.join(names)}" for described, names in machines.items()]
+    lines = [
+        f"- {described}: {'every run' if len(names) == len(rows) else ', '.join(names)}"
+        for described, names in machines.items()
+    ]
     return "Trained on:\n\n" + "\n".join(lines)
 
 

@@ -201,3 +201,6 @@ def test_each_run_records_the_machines_that_trained_it_and_the_report_names_them
 
     recipe_study.import_runs(str(tmp_path / "report" / "study.json"), str(tmp_path / "fresh"))
     assert recipe_study.recorded_machines(recipe.name, str(tmp_path / "fresh")) == [here, elsewhere]
+    assert recipe_study.describe_machines(
+        [{"name": "a", "machines": [here]}, {"name": "b", "machines": [here]}]
+    ).endswith(": every run")
