@@ -15,5 +15,5 @@ python run_pretrain.py --preset mini --objective mlm --tokenizer_name ../shared/
 # init-0.08:   --config_overrides position_embedding_type=learned,tie_word_embeddings=True,initializer_range=0.08
 # init-0.04, seed 1 (two threads; its reference is results/cpu-fp32/seed-1/pretrain-mlm): the init-0.04 command with
 # --seed 1 --data_seed 1, copied to init-0.04/seed-1/pretrain-mlm/.
-# batch-16, seed 1 (two threads; the recipe study's rerun chose batch 16; its reference is results/cpu-fp32/seed-1/pretrain-mlm):
-# the batch-16 command with --seed 1 --data_seed 1, copied to batch-16/seed-1/pretrain-mlm/.
+# batch-16, seeds 1 and 2 (two threads; the recipe study's rerun chose batch 16; their references are results/cpu-fp32/seed-N/pretrain-mlm):
+# the batch-16 command with --seed N --data_seed N, copied to batch-16/seed-N/pretrain-mlm/.
