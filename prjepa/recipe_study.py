@@ -60,8 +60,16 @@ class Recipe:
         )
 
     @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * SEQUENCE_LENGTH
+
+    @property
     def steps(self) -> int:
-        return TOKEN_BUDGET // (self.batch_size * SEQUENCE_LENGTH)
+        return TOKEN_BUDGET // self.tokens_per_step
+
+    @property
+    def eval_steps(self) -> int:
+        return max(self.steps // EVALUATIONS, 1)
 
     def config_overrides(self) -> str:
         values = {**POSITION_VARIANTS[self.positions], "tie_word_embeddings": self.tied}
@@ -69,7 +77,7 @@ class Recipe:
 
 
 def pretrain_command(recipe: Recipe, args: argparse.Namespace) -> list[str]:
-    eval_steps = max(recipe.steps // EVALUATIONS, 1)
+    eval_steps = recipe.eval_steps
     return [
         sys.executable,
         "-m",
@@ -217,8 +225,11 @@ def validation_curve(recipe: Recipe, output_dir: str) -> list[tuple[int, float]]
     """(tokens seen, validation MLM loss) at every evaluation of the run, from its trainer state."""
     with open(trainer_state_path(recipe, output_dir)) as file:
         history = json.load(file)["log_history"]
-    tokens_per_step = recipe.batch_size * SEQUENCE_LENGTH
-    return [(entry["step"] * tokens_per_step, entry["eval_mlm_loss"]) for entry in history if "eval_mlm_loss" in entry]
+    return [
+        (entry["step"] * recipe.tokens_per_step, entry["eval_mlm_loss"])
+        for entry in history
+        if "eval_mlm_loss" in entry
+    ]
 
 
 def final_loss(recipe: Recipe, output_dir: str) -> float:
@@ -378,7 +389,7 @@ def report(output_dir: str, report_dir: str) -> None:
                 "name": recipe.name,
                 **asdict(recipe),
                 "finished": is_finished(recipe, output_dir),
-                "planned_tokens": recipe.steps * recipe.batch_size * SEQUENCE_LENGTH,
+                "planned_tokens": recipe.steps * recipe.tokens_per_step,
                 "tokens": curve[-1][0],
                 "final_validation_mlm_loss": curve[-1][1],
                 "curve": curve,
@@ -409,17 +420,15 @@ def report(output_dir: str, report_dir: str) -> None:
             file,
             indent=1,
         )
-    along_the_run = [
-        (evaluation, evaluation * (Recipe().steps // EVALUATIONS) * Recipe().batch_size * SEQUENCE_LENGTH)
-        for evaluation in TABLED_EVALUATIONS
-    ]
+    # Every recipe evaluates at the same tokens (eval_steps × tokens_per_step is a fixed share of the budget).
+    tabled_tokens = {n: n * Recipe().eval_steps * Recipe().tokens_per_step for n in TABLED_EVALUATIONS}
     header = [
         "objective",
         "positions",
         "MLM decoder",
         "LR",
         "batch",
-        *(f"at {tokens / 1e6:.2f}M tokens" for _, tokens in along_the_run),
+        *(f"at {tokens / 1e6:.2f}M tokens" for tokens in tabled_tokens.values()),
         "at the end",
         "tokens seen",
         "chosen",
@@ -435,7 +444,7 @@ def report(output_dir: str, report_dir: str) -> None:
                 decoder,
                 f"{row['learning_rate']:g}",
                 row["batch_size"],
-                *(f"{row['curve'][n - 1][1]:.3f}" if len(row["curve"]) >= n else "–" for n, _ in along_the_run),
+                *(f"{row['curve'][n - 1][1]:.3f}" if len(row["curve"]) >= n else "–" for n in tabled_tokens),
                 f"{row['final_validation_mlm_loss']:.3f}",
                 tokens,
                 "**yes**" if row["name"] in chosen.values() else "",
@@ -471,23 +480,22 @@ def report(output_dir: str, report_dir: str) -> None:
     figure.savefig(os.path.join(report_dir, "mlm_loss_vs_tokens.png"), dpi=120)
 
 
+def describe_machine(machine: dict[str, Any]) -> str:
+    """One machine record (`utils.this_machine`) as the report names it."""
+    versions = ", ".join(f"{name} {machine[name]}" for name in ("python", *TRAINING_LIBRARIES))
+    return f"{machine['processor']}, {machine['cpu_count']} CPU cores, {machine['platform']}; {versions}"
+
+
 def describe_machines(rows: list[dict[str, Any]]) -> str:
     """Which machines and library versions trained the report's runs: the same recipe's numbers differ between
     environments, so a reader needs these to compare a rerun with the table."""
-    machines: dict[str, list[str]] = {}
+    runs_by_machine: dict[str, list[str]] = {}
     for row in rows:
-        for machine in row["machines"] or [None]:
-            if machine is None:
-                described = "not recorded"
-            else:
-                versions = ", ".join(f"{name} {machine[name]}" for name in ("python", *TRAINING_LIBRARIES))
-                described = (
-                    f"{machine['processor']}, {machine['cpu_count']} CPU cores, {machine['platform']}; {versions}"
-                )
-            machines.setdefault(described, []).append(row["name"])
+        for described in [describe_machine(machine) for machine in row["machines"]] or ["not recorded"]:
+            runs_by_machine.setdefault(described, []).append(row["name"])
     lines = [
         f"- {described}: {'every run' if len(names) == len(rows) else ', '.join(names)}"
-        for described, names in machines.items()
+        for described, names in runs_by_machine.items()
     ]
     return "Trained on:\n\n" + "\n".join(lines)
 
