@@ -38,10 +38,10 @@ class DataCollatorForPrJepa:
     tokenizer's special ids (`[UNK]` included, as in transformers) or marked in the example's `special_tokens_mask`.
     Every choice below is made among the content tokens only; padding, `[CLS]` and `[SEP]` are never chosen.
 
-    MLM (BERT's rule): each content token is chosen independently with probability `mlm_probability`; a sequence
-    with content but no chosen token gets its one token with the lowest draw instead, so that every non-empty
-    sequence has an MLM label (this lifts the expected count from p·n to p·n + (1 − p)^n, negligible beyond ~30
-    tokens). Each chosen token independently becomes `[MASK]` (80%), a uniformly random non-special token id of the
+    MLM (BERT's rule): each content token is chosen independently with probability `mlm_probability` (the
+    collator's, else the config's: a loss may be measured at another rate than the model trained at); a sequence with
+    content but no chosen token gets its one token with the lowest draw instead, so that every non-empty sequence has
+    an MLM label (this lifts the expected count from p·n to p·n + (1 − p)^n, negligible beyond ~30 tokens). Each chosen token independently becomes `[MASK]` (80%), a uniformly random non-special token id of the
     tokenizer (10%, which may by chance be the original) or stays (10%); `labels` hold the original id at every
     chosen position and -100 elsewhere.
 
@@ -73,6 +73,7 @@ class DataCollatorForPrJepa:
     config: PrJepaConfig
     pad_to_multiple_of: int | None = None
     seed: int = 0
+    mlm_probability: float | None = None
     _epoch: int = field(default=0, init=False, repr=False)
     _first_index: int = field(default=0, init=False, repr=False)
     _process_index: int = field(default=0, init=False, repr=False)
@@ -81,6 +82,11 @@ class DataCollatorForPrJepa:
     def __post_init__(self) -> None:
         if not 0 <= self.seed < COORDINATE_LIMIT:
             raise ValueError(f"seed must be an int in [0, 2**64), got {self.seed}.")
+        if self.mlm_probability is not None and not 0.0 < self.mlm_probability < 1.0:
+            raise ValueError(
+                f"mlm_probability must be in (0, 1), or None for the config's ({self.config.mlm_probability}), got "
+                f"{self.mlm_probability}."
+            )
         self.config.check_tokenizer(self.tokenizer)
         # MLM's random replacements are drawn from the tokens that are not special.
         check_tokenizer_has_vocabulary(self.tokenizer, "the collator's tokenizer", "Pass the model's tokenizer.")
@@ -99,6 +105,11 @@ class DataCollatorForPrJepa:
         ).unbind(dim=1)
         self.scale_range = self.scale_high - self.scale_low
         self.span_kinds = torch.tensor([0] * self.config.num_target_blocks + [1])
+
+    @property
+    def masking_rate(self) -> float:
+        """The probability with which each content token is chosen for MLM."""
+        return self.config.mlm_probability if self.mlm_probability is None else self.mlm_probability
 
     def _token_id(self, name: str) -> int:
         token_id = getattr(self.tokenizer, f"{name}_token_id", None)
@@ -200,9 +211,9 @@ class DataCollatorForPrJepa:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """input_ids, content `(B, L)` → masked_input_ids, labels `(B, L)` (see the class docstring for the rule)."""
         draw = torch.rand(content.shape, generator=generator).masked_fill_(~content, 2.0)
-        # A content token is chosen when its draw is below mlm_probability; the row's lowest draw is always at or below
+        # A content token is chosen when its draw is below the masking rate; the row's lowest draw is always at or below
         # the threshold, which adds one token only to rows that would otherwise have none.
-        threshold = draw.amin(dim=1, keepdim=True).clamp(min=self.config.mlm_probability)
+        threshold = draw.amin(dim=1, keepdim=True).clamp(min=self.masking_rate)
         chosen = (draw <= threshold) & content
 
         action = torch.rand(content.shape, generator=generator)

@@ -21,7 +21,7 @@ MODEL_ID_PLACEHOLDER = "<namespace>/<model-name>"
 # A dataset given by one of these names is a local file even when the name alone would pass as a Hub id.
 LOCAL_DATA_SUFFIXES = (".txt", ".raw", ".json", ".jsonl", ".csv", ".tsv", ".parquet", ".arrow", ".gz", ".zst", ".xz")
 TRAINING_KEYS = ("loss", "jepa_loss", "mlm_loss", "effective_rank")
-EVAL_KEYS = ("eval_loss", "eval_mlm_loss", "eval_perplexity", "eval_jepa_loss")
+EVAL_KEYS = ("eval_loss", "eval_mlm_loss", "eval_perplexity", "eval_jepa_loss", "eval_mlm_probability")
 WEIGHTED_SUM = "L = λ·L_JEPA + (1 − λ)·L_MLM"
 WEIGHTING_DESCRIPTIONS = {
     "learned": f"{WEIGHTED_SUM} with λ = sigmoid(w), w learned from 0 (the paper's choice)",

@@ -238,9 +238,10 @@ class PrJepaTrainer(Trainer):
     the training step computed them; the online encoder's of the masked batch for `objective="mlm"`; a value falling
     toward 1 means the representations collapse, 0 that every embedding is identical). The effective rank is the main
     process's batch: other ranks' logs are discarded, so they skip it. A logged rank that stays below half its first
-    value (`model_card.rank_collapse`) is warned about once per `train()` call and noted in the model card. Training logs and the end-of-training summary
-    add `train_seconds`, the training time over every call of a resumed run (`train_runtime` is the last call's).
-    Evaluation adds `eval_mlm_loss`, `eval_perplexity` and `eval_jepa_loss`.
+    value (`model_card.rank_collapse`) is warned about once per `train()` call and noted in the model card. Training
+    logs and the end-of-training summary add `train_seconds`, the training time over every call of a resumed run
+    (`train_runtime` is the last call's). Evaluation adds `eval_mlm_loss`, `eval_perplexity`, `eval_jepa_loss` and
+    `eval_mlm_probability`, the masking rate of its MLM masks (`--eval_mlm_probability`, else the model's).
     """
 
     def __init__(self, model: PrJepaForPreTraining, *args, **kwargs):
@@ -270,6 +271,7 @@ class PrJepaTrainer(Trainer):
         self._windows = {mode: self._empty_window() for mode in ("train", "eval")}
         self._last_pooled_embeddings: torch.Tensor | None = None
         self._seconds_before_this_call: float | None = None
+        self._evaluation_masking_rate: float | None = None
         self._collapse_reported = False
 
     def train(self, *args, **kwargs):
@@ -410,6 +412,8 @@ class PrJepaTrainer(Trainer):
         means = self._drain_window("eval")
         output.metrics[f"{metric_key_prefix}_mlm_loss"] = means["mlm_loss"]
         output.metrics[f"{metric_key_prefix}_perplexity"] = _perplexity(means["mlm_loss"])
+        if self._evaluation_masking_rate is not None:  # the loss of 15% masked tokens is not that of 40%
+            output.metrics[f"{metric_key_prefix}_mlm_probability"] = self._evaluation_masking_rate
         if "jepa_loss" in means:
             output.metrics[f"{metric_key_prefix}_jepa_loss"] = means["jepa_loss"]
         return output
@@ -438,6 +442,9 @@ class PrJepaTrainer(Trainer):
         if isinstance(training_collator, DataCollatorForPrJepa):
             self.data_collator = copy.copy(training_collator)
             self.data_collator.set_position(0, 0, self.args.process_index)
+            if self.args.eval_mlm_probability is not None:
+                self.data_collator.mlm_probability = self.args.eval_mlm_probability
+            self._evaluation_masking_rate = self.data_collator.masking_rate
         try:
             return super().get_eval_dataloader(eval_dataset)
         finally:

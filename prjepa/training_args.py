@@ -30,8 +30,21 @@ class PrJepaTrainingArguments(TrainingArguments):
         },
     )
 
+    eval_mlm_probability: float | None = field(
+        default=None,
+        metadata={
+            "help": "Masking rate of the evaluation's MLM masks (default: the model's mlm_probability, the rate it "
+            "trains at). A loss at one rate compares runs trained at different rates, e.g. 0.15, BERT's."
+        },
+    )
+
     def __post_init__(self):
         super().__post_init__()
+        if self.eval_mlm_probability is not None and not 0.0 < self.eval_mlm_probability < 1.0:
+            raise ValueError(
+                f"--eval_mlm_probability must be in (0, 1) (e.g. 0.15), got {self.eval_mlm_probability}; leave it "
+                "out to evaluate at the model's own mlm_probability."
+            )
         if any(value < 0 or value > 1 and value != int(value) for value in self.snapshot_steps):
             raise ValueError(
                 f"--snapshot_steps must be optimizer steps ≥ 0 or ratios of the run's steps below 1, got "

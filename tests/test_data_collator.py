@@ -251,6 +251,18 @@ def test_mlm_and_replacement_rates_match_their_probabilities(tokenizer):
         assert abs(count - probability * chosen) < 4 * math.sqrt(chosen * probability * (1 - probability))
 
 
+def test_the_collators_own_masking_rate_masks_as_a_config_with_that_rate(tokenizer):
+    examples = [{"input_ids": [CLS, *list(WORD_IDS) * 3, SEP]}] * 8
+    own_rate = DataCollatorForPrJepa(tokenizer, tiny_config(mlm_probability=0.15), seed=5, mlm_probability=0.5)
+    config_rate = DataCollatorForPrJepa(tokenizer, tiny_config(mlm_probability=0.5), seed=5)
+    for _ in range(3):
+        first, second = own_rate(examples), config_rate(examples)
+        assert all(torch.equal(first[key], second[key]) for key in first)
+    assert 0.4 < (first["labels"] != -100).float().mean() < 0.6
+    with pytest.raises(ValueError, match=r"mlm_probability must be in \(0, 1\), or None for the config's \(0\.15\)"):
+        DataCollatorForPrJepa(tokenizer, tiny_config(mlm_probability=0.15), mlm_probability=1.0)
+
+
 def test_every_row_with_content_gets_one_label_even_when_the_coin_flips_choose_none(tokenizer):
     # A single content token is chosen by the coin flip with probability 0.15 only.
     examples = [{"input_ids": [CLS, WORD_IDS[0], SEP]}] * 64

@@ -270,6 +270,34 @@ def test_evaluation_reports_both_losses_and_is_repeatable(tokenizer, tmp_path):
     assert evaluation["eval_mlm_loss"] == pytest.approx(evaluation["eval_loss"], rel=1e-6)
 
 
+def test_an_evaluation_at_another_masking_rate_measures_what_a_model_trained_at_that_rate_is_measured_by(
+    tokenizer, tmp_path
+):
+    """--eval_mlm_probability draws the evaluation's masks at its rate: the loss equals that of the same weights whose
+    config trains at that rate, the metrics name the rate, and the training masks keep the config's."""
+    eval_dataset = token_dataset(6, seed=1)
+    config = dict(objective="mlm", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    trained_at_15 = make_trainer(
+        tokenizer,
+        tmp_path / "15",
+        config=tiny_config(**config, mlm_probability=0.15),
+        eval_dataset=eval_dataset,
+        eval_mlm_probability=0.4,
+    )
+    trained_at_40 = make_trainer(
+        tokenizer, tmp_path / "40", config=tiny_config(**config, mlm_probability=0.4), eval_dataset=eval_dataset
+    )
+    at_40, reference = trained_at_15.evaluate(), trained_at_40.evaluate()
+    assert at_40["eval_mlm_loss"] == reference["eval_mlm_loss"]
+    assert at_40["eval_mlm_probability"] == reference["eval_mlm_probability"] == 0.4
+    assert trained_at_15.data_collator.masking_rate == 0.15
+    trained_at_15.args.eval_mlm_probability = None
+    at_15 = trained_at_15.evaluate()
+    assert at_15["eval_mlm_probability"] == 0.15 and at_15["eval_mlm_loss"] != at_40["eval_mlm_loss"]
+    with pytest.raises(ValueError, match=r"--eval_mlm_probability must be in \(0, 1\) \(e\.g\. 0\.15\), got 15"):
+        PrJepaTrainingArguments(output_dir=str(tmp_path / "bad"), eval_mlm_probability=15)
+
+
 def test_collapse_signal_equals_the_geometry_packages_effective_rank():
     from prjepa.geometry import spectrum_metrics
     from prjepa.trainer import collapse_signal

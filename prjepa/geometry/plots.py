@@ -73,6 +73,11 @@ def _measured(by_group: Mapping[str, Mapping[str, Any]], metrics: Sequence[str])
     return [metric for metric in metrics if metric in held] or list(metrics[:1])
 
 
+def _bar_panel_width(groups: int) -> float:
+    """Inches for one panel of grouped bars, its legend beside it."""
+    return max(5, 1.5 * groups) + 1.5
+
+
 def _draw_metric_bars(ax: Any, metrics_by_group: Mapping[str, Mapping[str, Mapping[str, Any]]], metric: str) -> None:
     groups = list(metrics_by_group)
     models = _models(metrics_by_group)
@@ -91,7 +96,7 @@ def plot_metric_bars(
 ) -> Figure:
     """Grouped bars of one metric: `metrics_by_group[group][model]` is a `geometry_metrics` result; one group per
     dataset or pooling, one bar per model, CI error bars where there is a CI, "n/a" where not applicable."""
-    figure = Figure(figsize=(max(5, 1.5 * len(metrics_by_group)) + 1.5, 4), layout="constrained")
+    figure = Figure(figsize=(_bar_panel_width(len(metrics_by_group)), 4), layout="constrained")
     ax = figure.subplots()
     _draw_metric_bars(ax, metrics_by_group, metric)
     ax.set(xlabel=group_label, title=title)
@@ -116,8 +121,7 @@ def plot_pooling_ablation(
     """One panel per metric (those measured of `metrics`: by default uniformity raw and centred), one bar per pooling
     and model (`metrics_by_pooling[pooling][model]`) on one dataset."""
     shown = _measured(metrics_by_pooling, metrics)
-    width = max(5, 1.5 * len(metrics_by_pooling)) + 1.5
-    figure = Figure(figsize=(width * len(shown), 4), layout="constrained")
+    figure = Figure(figsize=(_bar_panel_width(len(metrics_by_pooling)) * len(shown), 4), layout="constrained")
     for ax, metric in zip(figure.subplots(1, len(shown), squeeze=False)[0], shown):
         _draw_metric_bars(ax, metrics_by_pooling, metric)
         ax.set(xlabel="pooling", title=METRIC_NAMES[metric])
