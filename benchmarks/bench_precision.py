@@ -18,7 +18,11 @@ and how many seeds per group fell below `--collapse_rank` (10: the published run
 others at 14 or more; MLM-only runs dip to 7-12 on the unigram plateau and recover, so the screen is the hybrid's).
 The groups need not differ in precision (e.g. two EMA momenta); `--seeds` restricts both to the same seeds.
 
-    python benchmarks/bench_precision.py [--steps 10] [--rounds 2] [--threads 2]
+`--against OVERRIDES` times, the same way, the preset's fp32 step against the fp32 step with those config overrides
+added (e.g. `mlm_probability=0.4`: each masked token costs a projection onto the vocabulary), for a recipe change's
+cost in the preset's time budget.
+
+    python benchmarks/bench_precision.py [--steps 10] [--rounds 2] [--threads 2] [--against mlm_probability=0.4]
     python benchmarks/bench_precision.py --loss_curves fp32=results/cpu-fp32 bf16=results/cpu-lr1e-3
 """
 
@@ -43,6 +47,14 @@ from prjepa.model_card import trajectory  # noqa: E402
 from prjepa.utils import mean_and_spread, native_bf16  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16")
+
+
+def timed_variants(config_overrides: str, against: str | None) -> dict[str, tuple[bool, str]]:
+    """Label → (bf16, config overrides) of the two steps timed side by side: fp32 and bf16 of the preset's config, or
+    with `against` its fp32 step and that step with `against`'s overrides added."""
+    if against is None:
+        return {precision: (precision == "bf16", config_overrides) for precision in PRECISIONS}
+    return {"preset": (False, config_overrides), against: (False, ",".join(filter(None, (config_overrides, against))))}
 
 
 def run_group(text: str) -> tuple[str, list[str]]:
@@ -137,6 +149,7 @@ def main() -> None:
     parser.add_argument("--loss_curves", nargs=2, type=run_group, metavar=("LABEL=DIR[,DIR...]", "LABEL=DIR[,DIR...]"))
     parser.add_argument("--collapse_rank", type=float, default=10.0)
     parser.add_argument("--seeds", type=int, nargs="+", help="compare these seeds only (default: every seed found)")
+    parser.add_argument("--against", metavar="OVERRIDES", help="time the fp32 step with these config overrides added")
     args = parser.parse_args()
     if args.loss_curves:
         groups = dict(args.loss_curves)
@@ -161,31 +174,37 @@ def main() -> None:
         f"batch {args.batch_size} x {args.seq_len}, {args.threads} threads, torch {torch.__version__}, CPU with "
         f"{'native' if native_bf16('cpu') else 'no native (emulated)'} bf16; {args.steps} steps x {args.rounds} rounds"
     )
+    variants = timed_variants(preset.config_overrides, args.against)
+    (first, _), (second, _) = variants.items()
     step_ms = {}
     spawn = get_context("spawn")  # a fresh interpreter per run, not a fork that inherits this process's heap
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn, max_tasks_per_child=1) as pool:
         for objective in ("mlm", "hybrid"):
-            times: dict[str, list[float]] = {precision: [] for precision in PRECISIONS}
+            times: dict[str, list[float]] = {label: [] for label in variants}
             for round_index in range(args.rounds):
-                for precision in PRECISIONS if round_index % 2 == 0 else reversed(PRECISIONS):
+                for label in variants if round_index % 2 == 0 else reversed(variants):
+                    bf16, config_overrides = variants[label]
                     run = pool.submit(
                         time_objective,
                         preset.model_preset,
                         objective,
                         args,
                         count_flops=False,
-                        bf16=precision == "bf16",
-                        config_overrides=preset.config_overrides,
+                        bf16=bf16,
+                        config_overrides=config_overrides,
                     ).result()
-                    times[precision] += run["step"]
-            step_ms[objective] = {precision: 1000 * statistics.median(times[precision]) for precision in PRECISIONS}
-            fp32, bf16 = step_ms[objective]["fp32"], step_ms[objective]["bf16"]
-            print(f"{objective:>6}: fp32 {fp32:8.1f} ms/step, bf16 {bf16:8.1f} ms/step, bf16 / fp32 {bf16 / fp32:.2f}x")
-    both = {precision: sum(step_ms[objective][precision] for objective in step_ms) for precision in PRECISIONS}
-    for precision, milliseconds in both.items():
+                    times[label] += run["step"]
+            step_ms[objective] = {label: 1000 * statistics.median(times[label]) for label in variants}
+            before, after = step_ms[objective][first], step_ms[objective][second]
+            print(
+                f"{objective:>6}: {first} {before:8.1f} ms/step, {second} {after:8.1f} ms/step, "
+                f"{second} / {first} {after / before:.2f}x"
+            )
+    both = {label: sum(step_ms[objective][label] for objective in step_ms) for label in variants}
+    for label, milliseconds in both.items():
         minutes = preset.steps * milliseconds / 60_000
-        print(f"{precision}: pretraining both objectives for {preset.steps:,} steps takes {minutes:.0f} min")
-    print(f"both objectives, bf16 / fp32: {both['bf16'] / both['fp32']:.2f}x")
+        print(f"{label}: pretraining both objectives for {preset.steps:,} steps takes {minutes:.0f} min")
+    print(f"both objectives, {second} / {first}: {both[second] / both[first]:.2f}x")
 
 
 if __name__ == "__main__":
