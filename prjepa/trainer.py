@@ -412,8 +412,11 @@ class PrJepaTrainer(Trainer):
         means = self._drain_window("eval")
         output.metrics[f"{metric_key_prefix}_mlm_loss"] = means["mlm_loss"]
         output.metrics[f"{metric_key_prefix}_perplexity"] = _perplexity(means["mlm_loss"])
-        if self._evaluation_masking_rate is not None:  # the loss of 15% masked tokens is not that of 40%
-            output.metrics[f"{metric_key_prefix}_mlm_probability"] = self._evaluation_masking_rate
+        # The loss of 15% masked tokens is not that of 40%; read once, so that a loop over a loader that this trainer
+        # did not build is not labelled with the rate of an earlier one.
+        masking_rate, self._evaluation_masking_rate = self._evaluation_masking_rate, None
+        if masking_rate is not None:
+            output.metrics[f"{metric_key_prefix}_mlm_probability"] = masking_rate
         if "jepa_loss" in means:
             output.metrics[f"{metric_key_prefix}_jepa_loss"] = means["jepa_loss"]
         return output
@@ -437,7 +440,17 @@ class PrJepaTrainer(Trainer):
         )
 
     def get_eval_dataloader(self, eval_dataset=None):
-        # Every evaluation sees the same masks (comparable curves) and leaves the training masks' counter untouched.
+        with self._evaluation_collator():
+            return super().get_eval_dataloader(eval_dataset)
+
+    def get_test_dataloader(self, test_dataset):
+        with self._evaluation_collator():
+            return super().get_test_dataloader(test_dataset)
+
+    @contextlib.contextmanager
+    def _evaluation_collator(self) -> Iterator[None]:
+        """Every evaluation sees the same masks (comparable curves), drawn at --eval_mlm_probability where given, and
+        leaves the training masks' counter untouched."""
         training_collator = self.data_collator
         if isinstance(training_collator, DataCollatorForPrJepa):
             self.data_collator = copy.copy(training_collator)
@@ -446,7 +459,7 @@ class PrJepaTrainer(Trainer):
                 self.data_collator.mlm_probability = self.args.eval_mlm_probability
             self._evaluation_masking_rate = self.data_collator.masking_rate
         try:
-            return super().get_eval_dataloader(eval_dataset)
+            yield
         finally:
             self.data_collator = training_collator
 

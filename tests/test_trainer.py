@@ -291,6 +291,10 @@ def test_an_evaluation_at_another_masking_rate_measures_what_a_model_trained_at_
     assert at_40["eval_mlm_loss"] == reference["eval_mlm_loss"]
     assert at_40["eval_mlm_probability"] == reference["eval_mlm_probability"] == 0.4
     assert trained_at_15.data_collator.masking_rate == 0.15
+    # predict builds its own loader, with the evaluation's masks, and leaves the training masks where they were.
+    predicted = trained_at_15.predict(eval_dataset).metrics
+    assert predicted["test_mlm_loss"] == at_40["eval_mlm_loss"] and predicted["test_mlm_probability"] == 0.4
+    assert trained_at_15.data_collator._calls == 0
     trained_at_15.args.eval_mlm_probability = None
     at_15 = trained_at_15.evaluate()
     assert at_15["eval_mlm_probability"] == 0.15 and at_15["eval_mlm_loss"] != at_40["eval_mlm_loss"]
