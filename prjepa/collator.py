@@ -38,12 +38,12 @@ class DataCollatorForPrJepa:
     tokenizer's special ids (`[UNK]` included, as in transformers) or marked in the example's `special_tokens_mask`.
     Every choice below is made among the content tokens only; padding, `[CLS]` and `[SEP]` are never chosen.
 
-    MLM (BERT's rule): each content token is chosen independently with probability `mlm_probability` (the
-    collator's, else the config's: a loss may be measured at another rate than the model trained at); a sequence with
-    content but no chosen token gets its one token with the lowest draw instead, so that every non-empty sequence has
-    an MLM label (this lifts the expected count from p·n to p·n + (1 − p)^n, negligible beyond ~30 tokens). Each chosen token independently becomes `[MASK]` (80%), a uniformly random non-special token id of the
-    tokenizer (10%, which may by chance be the original) or stays (10%); `labels` hold the original id at every
-    chosen position and -100 elsewhere.
+    MLM (BERT's rule): each content token is chosen independently with probability `mlm_probability` (the collator's,
+    else the config's: a loss may be measured at another rate than the model trained at); a sequence with content but no
+    chosen token gets its one token with the lowest draw instead, so that every non-empty sequence has an MLM label
+    (this lifts the expected count from p·n to p·n + (1 − p)^n, negligible beyond ~30 tokens). Each chosen token
+    independently becomes `[MASK]` (80%), a uniformly random non-special token id of the tokenizer (10%, which may by
+    chance be the original) or stays (10%); `labels` hold the original id at every chosen position and -100 elsewhere.
 
     JEPA blocks, sampled in each sequence's content coordinates (its content tokens numbered 0..n-1, so a block is
     contiguous in the text and skips an inner `[SEP]` of a sentence pair):
@@ -211,8 +211,8 @@ class DataCollatorForPrJepa:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """input_ids, content `(B, L)` → masked_input_ids, labels `(B, L)` (see the class docstring for the rule)."""
         draw = torch.rand(content.shape, generator=generator).masked_fill_(~content, 2.0)
-        # A content token is chosen when its draw is below the masking rate; the row's lowest draw is always at or below
-        # the threshold, which adds one token only to rows that would otherwise have none.
+        # A content token is chosen when its draw is below the masking rate; the row's lowest draw is always at or
+        # below the threshold, which adds one token only to rows that would otherwise have none.
         threshold = draw.amin(dim=1, keepdim=True).clamp(min=self.masking_rate)
         chosen = (draw <= threshold) & content
 

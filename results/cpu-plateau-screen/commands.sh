@@ -17,3 +17,10 @@ python run_pretrain.py --preset mini --objective mlm --tokenizer_name ../shared/
 # --seed 1 --data_seed 1, copied to init-0.04/seed-1/pretrain-mlm/.
 # batch-16, seeds 1 and 2 (two threads; the recipe study's rerun chose batch 16; their references are results/cpu-fp32/seed-N/pretrain-mlm):
 # the batch-16 command with --seed N --data_seed N, copied to batch-16/seed-N/pretrain-mlm/.
+# Masking rate (seed 0, one thread per run, two at a time): more masked tokens give more predictions per token seen,
+# at the cost of a projection onto the vocabulary per masked token. Each run's loss is measured at 0.15, the
+# reference's rate, on the same 500 sequences with the same masks: by tokens, the reference command with
+#   --config_overrides position_embedding_type=learned,tie_word_embeddings=True,mlm_probability=RATE --save_steps 100
+# for RATE 0.3 and 0.4 (copied to mask-RATE/seed-0/pretrain-mlm/, whose own evaluations are at RATE), then each
+# checkpoint-N (N = 300, 600, 900, 1200) evaluated alone at 0.15 (copied to mask-RATE/seed-0/eval-at-0.15/step-N.json):
+#   python run_pretrain.py --model_name_or_path screen/mask-RATE/checkpoint-N --validation_file '../shared/data/text/gutenberg/validation/*.txt' --max_seq_length 128 --bf16 false --seed 0 --data_seed 0 --do_eval --eval_mlm_probability 0.15 --max_eval_samples 500 --report_to none --disable_tqdm true --output_dir screen/mask-RATE/eval-N
