@@ -24,3 +24,15 @@ python run_pretrain.py --preset mini --objective mlm --tokenizer_name ../shared/
 # for RATE 0.3 and 0.4 (copied to mask-RATE/seed-0/pretrain-mlm/, whose own evaluations are at RATE), then each
 # checkpoint-N (N = 300, 600, 900, 1200) evaluated alone at 0.15 (copied to mask-RATE/seed-0/eval-at-0.15/step-N.json):
 #   python run_pretrain.py --model_name_or_path screen/mask-RATE/checkpoint-N --validation_file '../shared/data/text/gutenberg/validation/*.txt' --max_seq_length 128 --bf16 false --seed 0 --data_seed 0 --do_eval --eval_mlm_probability 0.15 --max_eval_samples 500 --report_to none --disable_tqdm true --output_dir screen/mask-RATE/eval-N
+# Masking 40% at the preset's time (both objectives at 0.4 cost 1.35x the preset's step pair in floating-point work, so
+# 890 steps instead of 1,200; timed, 1.45x: about 830), copied to mask-0.4-890-steps/seed-0/pretrain-mlm/ (its evaluations at 0.15 in-run):
+#   the reference command with --config_overrides position_embedding_type=learned,tie_word_embeddings=True,mlm_probability=0.4 --max_steps 890 --eval_steps 223 --eval_mlm_probability 0.15
+# The floating-point work of one step at each rate (the preset's model and batch; MLM-only 1.29x, 1.47x, 1.65x at
+# 0.3, 0.4, 0.5; hybrid 1.28x at 0.4): bench_pretrain.time_objective(..., count_flops=True, config_overrides=
+# "position_embedding_type=learned,tie_word_embeddings=True,mlm_probability=RATE") of one step; the time, side by side:
+#   python benchmarks/bench_precision.py --steps 4 --rounds 2 --against mlm_probability=0.4
+# Does 40% masking end the plateau sooner in tokens? MLM-only, seed 1, on the 32.7M-token runs' 8,000-step schedule
+# (results/cpu-long/commands.sh's pretrain command for seed 1, fp32) with mlm_probability=0.4, evaluated at 0.15 every
+# 500 steps, stopped by SIGTERM after step 1,083 (one thread) and resumed by the same command on two threads, stopped
+# by SIGTERM after step 2,073 (past its step-2,000 evaluation); that checkpoint's trainer_state.json copied to mask-0.4-long/seed-1/pretrain-mlm/:
+#   python run_pretrain.py --preset mini --objective mlm --tokenizer_name ../shared/tokenizers/bert-base-uncased --train_file '../shared/data/text/gutenberg/train/*.txt' --validation_file '../shared/data/text/gutenberg/validation/*.txt' --max_steps 8000 --config_overrides position_embedding_type=learned,tie_word_embeddings=True,mlm_probability=0.4 --max_seq_length 128 --per_device_train_batch_size 32 --learning_rate 0.001 --warmup_steps 0.1 --lr_scheduler_type cosine --weight_decay 0.05 --bf16 false --use_cpu true --seed 1 --data_seed 1 --logging_steps 10 --eval_strategy steps --eval_steps 500 --eval_mlm_probability 0.15 --save_steps 200 --save_total_limit 2 --do_train --do_eval --max_eval_samples 500 --report_to none --disable_tqdm true --output_dir screen/mask-0.4-long
