@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .plot_style import legend_outside, series_styles
-from .utils import TRAINING_LIBRARIES, ScriptHelpFormatter, markdown_table, this_machine, write_atomically
+from .utils import ScriptHelpFormatter, describe_machine, markdown_table, this_machine, write_atomically
 
 TOKEN_BUDGET = 2_000_000
 SEQUENCE_LENGTH = 128
@@ -480,18 +480,12 @@ def report(output_dir: str, report_dir: str) -> None:
     figure.savefig(os.path.join(report_dir, "mlm_loss_vs_tokens.png"), dpi=120)
 
 
-def describe_machine(machine: dict[str, Any]) -> str:
-    """One machine record (`utils.this_machine`) as the report names it."""
-    versions = ", ".join(f"{name} {machine[name]}" for name in ("python", *TRAINING_LIBRARIES))
-    return f"{machine['processor']}, {machine['cpu_count']} CPU cores, {machine['platform']}; {versions}"
-
-
 def describe_machines(rows: list[dict[str, Any]]) -> str:
     """Which machines and library versions trained the report's runs: the same recipe's numbers differ between
     environments, so a reader needs these to compare a rerun with the table."""
     runs_by_machine: dict[str, list[str]] = {}
     for row in rows:
-        for described in [describe_machine(machine) for machine in row["machines"]] or ["not recorded"]:
+        for described in [describe_machine(machine, in_full=True) for machine in row["machines"]] or ["not recorded"]:
             runs_by_machine.setdefault(described, []).append(row["name"])
     lines = [
         f"- {described}: {'every run' if len(names) == len(rows) else ', '.join(names)}"

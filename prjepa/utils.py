@@ -118,6 +118,16 @@ def this_machine() -> dict[str, Any]:
     return description
 
 
+def describe_machine(machine: dict[str, Any], in_full: bool = False) -> str:
+    """A machine record (`this_machine`) as a report names it: its cores and GPU ("2 CPU cores", "8 CPU cores and a
+    <GPU>"); in full also its processor, platform and library versions, which a rerun's numbers are compared by."""
+    hardware = f"{machine['cpu_count']} CPU cores" + (f" and a {machine['gpu']}" if "gpu" in machine else "")
+    if not in_full:
+        return hardware
+    versions = ", ".join(f"{name} {machine[name]}" for name in ("python", *TRAINING_LIBRARIES))
+    return f"{machine['processor']}, {hardware}, {machine['platform']}; {versions}"
+
+
 # The signals that stop a run early and resumably (`kill PID`, Ctrl-C, a closed terminal): pretraining saves a
 # checkpoint on them, and the experiment passes them on to its running stage.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)

@@ -178,7 +178,7 @@ def test_each_run_records_the_machines_that_trained_it_and_the_report_names_them
         recipe_study, "pretrain_command", lambda recipe, args: [sys.executable, "-c", refuses_a_used_folder]
     )
     here = this_machine()
-    elsewhere = {**here, "cpu_count": 64, "processor": "Other CPU", "torch": "0.0"}
+    elsewhere = {**here, "cpu_count": 64, "processor": "Other CPU", "torch": "0.0", "gpu": "NVIDIA H200"}
     recipe_study.train(recipe, args)
     assert recipe_study.recorded_machines(recipe.name, args.output_dir) == [here]
     # Resumed on another machine, then again there: each machine is named once, in the order they trained it.
@@ -195,7 +195,7 @@ def test_each_run_records_the_machines_that_trained_it_and_the_report_names_them
     lines = (tmp_path / "report" / "study.md").read_text().splitlines()
     assert f"- not recorded: {Recipe().name}" in lines
     assert any(
-        line.startswith("- Other CPU, 64 CPU cores,") and "torch 0.0" in line and recipe.name in line for line in lines
+        line.startswith("- Other CPU, 64 CPU cores and a NVIDIA H200,") and "torch 0.0" in line and recipe.name in line for line in lines
     )
     assert any(line.startswith(f"- {here['processor']}, {here['cpu_count']} CPU cores,") for line in lines)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..curves import plot_probe_curves, plot_training_logs, probe_curves, training_logs
 from ..probing.tasks import GLUE_TASKS
-from ..utils import markdown_table, mean_and_spread, option_name, option_names, this_machine
+from ..utils import describe_machine, markdown_table, mean_and_spread, option_name, option_names, this_machine
 from .plan import KEEP_FREED_MEMORY, STAGES, Experiment, ExperimentArguments, read_json
 from .presets import COMPARED_MODELS, COMPARED_OBJECTIVES, CONTROL, HYBRID, MLM_ONLY
 from .stages import MEASURING_STAGE_MARKERS, STAGE_RECORD, finished_stage, seed_stages, stage_seconds
@@ -160,11 +160,7 @@ def recorded_machines(directories: list[str]) -> list[dict[str, Any]]:
 def describe_machines(machines: list[dict[str, Any]]) -> str:
     """The machines as the report names them: e.g. "2 CPU cores", or "2 CPU cores and on 8 CPU cores and a <GPU>" for
     stages that ran on several."""
-    described = (
-        f"{description['cpu_count']} CPU cores" + (f" and a {description['gpu']}" if "gpu" in description else "")
-        for description in machines
-    )
-    return " and on ".join(dict.fromkeys(described))
+    return " and on ".join(dict.fromkeys(describe_machine(machine) for machine in machines))
 
 
 def describe_counts(counts: list[int]) -> str:
