@@ -726,8 +726,10 @@ def check_training_rows(train_dataset, tokenizer, config: PrJepaConfig, seed: in
         if without_blocks > 0.5:
             logger.warning(
                 f"{without_blocks:.0%} of the first {len(rows)} training sequences get no JEPA target block (too few "
-                "content tokens for one): on them the hybrid objective trains as MLM-only. Use longer texts, pack them "
-                "(drop --line_by_line), or lower the config's block sizes."
+                f"content tokens for one beside the config's min_context_tokens={config.min_context_tokens} context "
+                "tokens): on them the hybrid objective trains as MLM-only. Use longer texts, pack them (drop "
+                "--line_by_line), or leave short rows the context they need: smaller target blocks "
+                "(target_block_scale) or fewer context tokens (min_context_tokens), through --config_overrides."
             )
 
 

@@ -16,7 +16,8 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 
 import torch
 import transformers.trainer
@@ -119,6 +120,7 @@ class PreemptionCallback(TrainerCallback):
             self.received = next((n for n, count in zip(self.SIGNALS, counts.tolist()) if count > 0), None)
 
     def on_train_begin(self, args, state, control, **kwargs):
+        self.received = self._caught = None  # a signal that stopped an earlier `train()` call does not stop this one
         self._previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -133,6 +135,23 @@ class PreemptionCallback(TrainerCallback):
         for number, handler in self._previous.items():
             signal.signal(number, handler)
         self._previous = {}
+
+
+def _ignore_stop_signals_then(worker_init: Callable[[int], None] | None, worker_id: int) -> None:
+    """A DataLoader worker's start. A scheduler's SIGTERM or a terminal's Ctrl-C reaches the whole process group, and
+    stopping is the main process's to do (`PreemptionCallback`): a worker the signal killed first would crash the run
+    before its checkpoint is saved. The main process still shuts its workers down as usual."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+    if worker_init is not None:
+        worker_init(worker_id)
+
+
+def _workers_ignoring_stop_signals(loader: torch.utils.data.DataLoader) -> torch.utils.data.DataLoader:
+    iterated = getattr(loader, "base_dataloader", loader)  # accelerate's prepared loader iterates the one it wraps
+    if iterated.num_workers > 0:
+        iterated.worker_init_fn = partial(_ignore_stop_signals_then, iterated.worker_init_fn)
+    return loader
 
 
 class RunSettingsCallback(TrainerCallback):
@@ -268,14 +287,15 @@ class PrJepaTrainer(Trainer):
         self.add_callback(RunSettingsCallback())
         self.preemption = PreemptionCallback()
         self.add_callback(self.preemption)
-        self._windows = {mode: self._empty_window() for mode in ("train", "eval")}
-        self._last_pooled_embeddings: torch.Tensor | None = None
         self._seconds_before_this_call: float | None = None
         self._evaluation_masking_rate: float | None = None
-        self._collapse_reported = False
+        self._start_measuring()
 
     def train(self, *args, **kwargs):
+        # A notebook may call `train()` again on this trainer (e.g. to resume after an interrupt or a non-finite
+        # loss): nothing measured in the earlier call may leak into this one's logs or warnings.
         self._seconds_before_this_call = None
+        self._start_measuring()
         try:
             return super().train(*args, **kwargs)
         finally:  # `on_train_end` is not reached when training raises, and a process Ctrl-C cannot stop is stuck
@@ -297,6 +317,11 @@ class PrJepaTrainer(Trainer):
                 shutil.copy(code, self.args.output_dir)
         with _uploads_ignoring(HUB_IGNORE_PATTERNS):
             super()._push_from_checkpoint(checkpoint_folder)
+
+    def _start_measuring(self) -> None:
+        self._windows = {mode: self._empty_window() for mode in ("train", "eval")}
+        self._last_pooled_embeddings: torch.Tensor | None = None
+        self._collapse_reported = False
 
     def _empty_window(self) -> dict:
         return {"sums": torch.zeros(len(WINDOW_KEYS), device=self.args.device), "count": 0}
@@ -439,13 +464,21 @@ class PrJepaTrainer(Trainer):
             **kwargs,
         )
 
+    def get_train_dataloader(self):
+        return _workers_ignoring_stop_signals(super().get_train_dataloader())
+
     def get_eval_dataloader(self, eval_dataset=None):
         with self._evaluation_collator():
-            return super().get_eval_dataloader(eval_dataset)
+            return _workers_ignoring_stop_signals(super().get_eval_dataloader(eval_dataset))
 
     def get_test_dataloader(self, test_dataset):
         with self._evaluation_collator():
-            return super().get_test_dataloader(test_dataset)
+            return _workers_ignoring_stop_signals(super().get_test_dataloader(test_dataset))
+
+    def _determine_best_metric(self, metrics: dict[str, float], trial) -> bool:
+        # Under --save_strategy best the Trainer saves after an evaluation only at a new best metric, which would drop
+        # the checkpoint a stop signal asked for at an evaluation step: the rerun would resume from an older one.
+        return super()._determine_best_metric(metrics, trial) or self.preemption.received is not None
 
     @contextlib.contextmanager
     def _evaluation_collator(self) -> Iterator[None]:

@@ -195,7 +195,8 @@ def test_each_run_records_the_machines_that_trained_it_and_the_report_names_them
     lines = (tmp_path / "report" / "study.md").read_text().splitlines()
     assert f"- not recorded: {Recipe().name}" in lines
     assert any(
-        line.startswith("- Other CPU, 64 CPU cores and a NVIDIA H200,") and "torch 0.0" in line and recipe.name in line for line in lines
+        line.startswith("- Other CPU, 64 CPU cores and a NVIDIA H200,") and "torch 0.0" in line and recipe.name in line
+        for line in lines
     )
     assert any(line.startswith(f"- {here['processor']}, {here['cpu_count']} CPU cores,") for line in lines)
 

@@ -1172,6 +1172,21 @@ def test_data_with_nothing_to_learn_is_refused_and_rows_without_jepa_blocks_are_
     with caplog.at_level(logging.WARNING):
         run_pretrain.main([*arguments(assets, tmp_path / "b"), "--train_file", str(short), "--line_by_line"])
     assert "100% of the first 40 training sequences get no JEPA target block" in caplog.text
+    assert "(min_context_tokens)" in caplog.text and "(target_block_scale)" in caplog.text
+    caplog.clear()
+    # The advice works: with one context token enough, most rows of three words keep one beside their target.
+    words = tmp_path / "words.txt"
+    words.write_text("the dog ran\n" * 40)
+    with caplog.at_level(logging.WARNING):
+        run_pretrain.main([*arguments(assets, tmp_path / "d"), "--train_file", str(words), "--line_by_line"])
+    assert "100% of the first 40 training sequences get no JEPA target block" in caplog.text
+    caplog.clear()
+    overrides = ["--config_overrides", "min_context_tokens=1"]
+    with caplog.at_level(logging.WARNING):
+        run_pretrain.main(
+            [*arguments(assets, tmp_path / "e"), "--train_file", str(words), "--line_by_line", *overrides]
+        )
+    assert "get no JEPA target block" not in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         run_pretrain.main(arguments(assets, tmp_path / "c"))

@@ -1,6 +1,7 @@
 """PrJepaTrainer: exact resume, EMA per optimizer step, window-averaged logs, non-finite stop, weight decay, eval."""
 
 import json
+import math
 import os
 import signal
 
@@ -14,6 +15,7 @@ from transformers import AutoModel, TrainerCallback
 
 from configuration_prjepa import AUTO_MAP
 from modeling_prjepa import PrJepaForPreTraining, PrJepaModel
+from prjepa import trainer as trainer_module
 from prjepa.collator import DataCollatorForPrJepa
 from prjepa.snapshots import resolve_snapshot_steps
 from prjepa.trainer import PrJepaTrainer, collapse_signal
@@ -123,6 +125,84 @@ def test_signal_handlers_come_back_when_training_raises(tokenizer, tmp_path):
     assert {number: signal.getsignal(number) for number in before} == before
 
 
+class SignalsTheProcessGroup(torch.utils.data.Dataset):
+    """Training rows; the first DataLoader worker's fifth row read sends SIGTERM to that worker and to the main process,
+    as a scheduler's signal to the whole process group (or a terminal's Ctrl-C) reaches every process."""
+
+    def __init__(self, rows: Dataset):
+        self.rows, self.reads = list(rows), 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        worker = torch.utils.data.get_worker_info()
+        if worker is not None and worker.id == 0:
+            self.reads += 1
+            if self.reads == 5:
+                os.kill(os.getppid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGTERM)
+        return self.rows[index]
+
+
+def test_a_signal_to_the_whole_process_group_saves_a_checkpoint_with_dataloader_workers(tokenizer, tmp_path):
+    trainer = make_trainer(
+        tokenizer,
+        tmp_path,
+        train_dataset=SignalsTheProcessGroup(token_dataset(200)),
+        dataloader_num_workers=2,
+        max_steps=40,
+        save_steps=100,
+    )
+    trainer.train()
+    stopped_at = trainer.state.global_step
+    assert trainer.preemption.received == signal.SIGTERM and stopped_at < 40
+    assert [path.name for path in tmp_path.glob("checkpoint-*")] == [f"checkpoint-{stopped_at}"]
+
+
+def test_a_signal_at_an_evaluation_saves_its_checkpoint_under_save_strategy_best(tokenizer, tmp_path):
+    class SignalAtStepFour(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == 3:  # the fourth optimizer step is under way
+                state.best_metric = float("inf")  # so this step's evaluation is not a new best
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    trainer = make_trainer(
+        tokenizer,
+        tmp_path,
+        callbacks=[SignalAtStepFour()],
+        eval_dataset=token_dataset(8, seed=1),
+        eval_strategy="steps",
+        eval_steps=1,
+        save_strategy="best",
+        metric_for_best_model="eval_loss",
+        greater_is_better=True,
+    )
+    trainer.train()
+    assert trainer.state.global_step == 4 and trainer.preemption.received == signal.SIGTERM
+    assert (tmp_path / "checkpoint-4").is_dir()
+
+
+def test_a_second_train_call_is_not_stopped_or_silenced_by_the_first(tokenizer, tmp_path, monkeypatch, caplog):
+    """A notebook's second `train()` on the same trainer, after Ctrl-C stopped the first: it trains to the end, and a
+    collapse is warned about in each call."""
+
+    class InterruptOnceAtStepTwo(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == 1 and not getattr(self, "sent", False):
+                self.sent = True
+                os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(trainer_module, "rank_collapse", lambda history: "The effective rank collapsed.")
+    trainer = make_trainer(tokenizer, tmp_path, callbacks=[InterruptOnceAtStepTwo()], save_steps=100)
+    with caplog.at_level("WARNING", logger="prjepa.trainer"):
+        trainer.train()
+        assert trainer.state.global_step == 2 and trainer.preemption.received == signal.SIGINT
+        trainer.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+    assert trainer.state.global_step == 8 and trainer.preemption.received is None
+    assert [record.getMessage() for record in caplog.records].count("The effective rank collapsed.") == 2
+
+
 class RecordOnlineWeights(TrainerCallback):
     """Online encoder weights after each optimizer step, taken before the EMA callback runs."""
 
@@ -204,15 +284,23 @@ def test_non_finite_loss_stops_before_the_weights_change(tokenizer, tmp_path):
         calls.append(1)
         if len(calls) == 4:
             output.loss = output.loss * float("nan")
+            output.mlm_loss = output.mlm_loss * float("nan")
         return output
 
-    trainer.model.register_forward_hook(poison_fourth_batch)
+    poison = trainer.model.register_forward_hook(poison_fourth_batch)
     with pytest.raises(FloatingPointError, match="Non-finite loss .* step 4"):
         trainer.train()
     assert all(torch.isfinite(value).all() for value in trainer.model.state_dict().values())
     checkpoint = tmp_path / "checkpoint-2"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["checkpoint-2"]
     assert all(torch.isfinite(value).all() for value in load_file(str(checkpoint / "model.safetensors")).values())
+
+    # Resumed by the same trainer, as in a notebook: the failed call's non-finite batch is not in the new logs.
+    poison.remove()
+    trainer.train(resume_from_checkpoint=str(checkpoint))
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert [entry["step"] for entry in logged] == [2, 4, 6]
+    assert all(math.isfinite(entry[key]) for entry in logged for key in ("loss", "mlm_loss", "jepa_loss"))
 
 
 def test_loss_weighting_is_not_decayed(tokenizer, tmp_path):
