@@ -35,6 +35,22 @@ def probe_curves(
     probe's `results.json` for those checkpoints (first pooling, the GLUE task's first scored split and headline
     metric, × 100). Every seed must have the same steps, and every point its result.
     """
+    steps_of = {
+        (seed, objective): {step for _, step, _ in checkpoints}
+        for seed, points in enumerate(points_by_seed)
+        for objective, checkpoints in points.items()
+    }
+    every_step = set().union(*steps_of.values())
+    missing = [
+        f"{objective} step {step} of seed {seed}"
+        for (seed, objective), steps in steps_of.items()
+        for step in sorted(every_step - steps)
+    ]
+    if missing:
+        raise ValueError(
+            f"The curves' checkpoint lists lack {', '.join(missing)}, which the others have: each objective's curve "
+            "would put other steps side by side. Give every objective and seed a checkpoint at every step."
+        )
     collected: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
     for seed, (points, results) in enumerate(zip(points_by_seed, results_by_seed, strict=True)):
         by_path = {model["model"]: model for model in results["models"]}

@@ -344,7 +344,8 @@ class PrJepaTrainer(Trainer):
         if model.training:
             window["sums"] += stacked
             window["count"] += 1
-            self._last_pooled_embeddings = outputs.pooled_embeddings
+            if len(outputs.pooled_embeddings) > 1:  # one sequence (an epoch's last batch) has no rank to measure
+                self._last_pooled_embeddings = outputs.pooled_embeddings
         else:
             # Means over sequences, each counted once, as transformers' eval_loss: a short last batch weighs as many
             # sequences as it holds, and the repeats accelerate pads the processes' last batches with are dropped.

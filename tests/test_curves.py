@@ -92,6 +92,11 @@ def test_probe_curves_read_each_task_s_scored_split_and_name_a_missing_point():
     with pytest.raises(ValueError, match=r"Seed 0's probe results lack hybrid step 5 \(run/snapshot-5\)"):
         probe_curves([points], [results])
 
+    # An objective whose checkpoint list lacks a step the other has: named, not drawn as a shorter curve.
+    both = {"hybrid": [("run/snapshot-0", 0, 0), ("run", 10, 40960)], "mlm": [("run", 10, 40960)]}
+    with pytest.raises(ValueError, match=r"lack mlm step 0 of seed 0, which the others have"):
+        probe_curves([both], [results])
+
 
 def test_training_logs_list_their_keys_in_one_order_whatever_the_string_hashing(tmp_path):
     """comparison.json holds these logs: an identical rerun must write the same file (a set's order follows the hash

@@ -90,6 +90,8 @@ def test_differing_options_names_options_and_what_precedes_them():
     leading = stages.differing_options(["python", "--a", "1"], ["torchrun", "--a", "1"])
     assert leading == ["(the arguments before the first option)"]
     assert stages.differing_options(["--save_steps", "50"], ["--save_steps", "1100"]) == []
+    # Finished on a GPU in bf16, reported on a CPU computing bf16 (which needs --use_cpu): the precision is the same.
+    assert stages.differing_options(["--bf16", "true"], ["--bf16", "true", "--use_cpu", "true"]) == []
 
 
 def test_a_finished_run_saved_at_another_interval_is_reused_and_one_trained_otherwise_is_not(tmp_path):

@@ -313,6 +313,24 @@ def test_loss_weighting_is_not_decayed(tokenizer, tmp_path):
     assert all(id(p) not in decay_of for p in trainer.model.target_encoder.parameters())
 
 
+def test_the_rank_logged_at_an_epoch_s_one_sequence_batch_is_the_last_full_batch_s(tokenizer, tmp_path):
+    """9 sequences in batches of 2: each epoch ends with one sequence, which has no rank (it would read as a complete
+    collapse, 0). The log at that step measures the batch before it."""
+    trainer = make_trainer(
+        tokenizer,
+        tmp_path,
+        objective="mlm",
+        train_dataset=token_dataset(9),
+        gradient_accumulation_steps=1,
+        max_steps=5,
+        logging_steps=5,
+        save_steps=100,
+    )
+    trainer.train()
+    (log,) = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert log["step"] == 5 and log["effective_rank"] > 1.0
+
+
 def test_mlm_objective_trains_without_target_encoder(tokenizer, tmp_path):
     trainer = make_trainer(tokenizer, tmp_path, objective="mlm", max_steps=2, save_steps=2)
     trainer.train()

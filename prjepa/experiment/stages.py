@@ -299,9 +299,10 @@ def seed_stages(experiment: Experiment, seed: int) -> list[SeedStage]:
 
 # Options of a stage's command that change none of its numbers: how often a pretraining run saves a checkpoint and how
 # many it keeps (run_pretrain's own run settings leave them out too), so that a change of their rule leaves finished
-# runs reusable; and the dataset's revision, given to continue a run on the commit it read once the dataset has moved
-# on (run_pretrain records that commit and refuses to continue on another).
-RESULT_NEUTRAL_OPTIONS = ("--save_steps", "--save_total_limit", "--dataset_revision")
+# runs reusable; the dataset's revision, given to continue a run on the commit it read once the dataset has moved on
+# (run_pretrain records that commit and refuses to continue on another); and --use_cpu, which names the kind of
+# machine (a CPU running bf16 or launched processes needs it), whose precision --bf16 already records.
+RESULT_NEUTRAL_OPTIONS = ("--save_steps", "--save_total_limit", "--dataset_revision", "--use_cpu")
 
 
 def differing_options(recorded: list[str], current: list[str]) -> list[str]:
