@@ -119,6 +119,14 @@ def test_a_finished_run_saved_at_another_interval_is_reused_and_one_trained_othe
     pinned = Experiment(ExperimentArguments(**hub, dataset_revision="0123abcd"))
     assert report.recorded_flag(pinned.pretraining_arguments(0, "mlm"), "--dataset_revision") == "0123abcd"
     stages.check_no_stale_stage(pinned)
+    # A run that recorded reading that commit stays reusable under it, and is refused under another.
+    for objective in ("hybrid", "mlm"):
+        with open(os.path.join(pinned.run_record(0, objective), stages.RUN_SETTINGS_RECORD), "w") as file:
+            json.dump({"data": {"train_dataset_revision": "0123abcd"}}, file)
+    stages.check_no_stale_stage(pinned)
+    moved_on = Experiment(ExperimentArguments(**hub, dataset_revision="4567ef01"))
+    with pytest.raises(ValueError, match=r"pretrain hybrid seed 0 \([^)]*\) read commit 0123abcd of the dataset"):
+        stages.check_no_stale_stage(moved_on)
     with pytest.raises(ValueError, match="--dataset_revision 0123abcd names a version of a Hub dataset"):
         ExperimentArguments(**arguments, dataset_revision="0123abcd")
     record_with("--learning_rate", "0.1")
@@ -195,6 +203,33 @@ def record_finished_runs(experiment: Experiment) -> None:
         }.items():
             with open(os.path.join(record, name), "w") as file:
                 json.dump(content, file)
+
+
+def test_an_unfinished_run_started_with_other_settings_is_refused_before_any_stage(tmp_path, monkeypatch):
+    """run_pretrain would refuse to continue it only once its stage came, naming --overwrite_output_dir, which the
+    experiment does not take."""
+    monkeypatch.setattr(plan, "native_bf16", lambda device: False)
+    arguments = dict(
+        preset="cpu",
+        train_file="train/*.txt",
+        results_dir=str(tmp_path / "results"),
+        work_dir=str(tmp_path / "work"),
+        stages=["pretrain"],
+    )
+    fp32 = Experiment(ExperimentArguments(**arguments))
+    stages.start_run(fp32, 0, "hybrid")
+    os.makedirs(os.path.join(fp32.checkpoint(0, "hybrid"), "checkpoint-642"))  # stopped midway
+    stages.check_no_stale_stage(fp32)  # continued with the settings it started with
+
+    monkeypatch.setattr(plan, "native_bf16", lambda device: True)
+    with pytest.raises(
+        ValueError,
+        match=r"unfinished run in \S*hybrid was started with other settings \(differing: --bf16\).*--bf16 true or",
+    ):
+        stages.check_no_stale_stage(Experiment(ExperimentArguments(**arguments)))
+    stages.check_no_stale_stage(Experiment(ExperimentArguments(**arguments, bf16="false")))
+    shutil.rmtree(fp32.checkpoint(0, "hybrid"))  # deleted, as the error says: the run starts anew
+    stages.check_no_stale_stage(Experiment(ExperimentArguments(**arguments)))
 
 
 def test_a_finished_run_of_the_other_precision_is_refused_naming_the_flag(tmp_path, monkeypatch):
@@ -568,8 +603,13 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     with pytest.raises(ValueError, match=r"The probe of seed 0 measures .* not recorded .*add pretrain to --stages"):
         run_experiment([*argv, "--stages", "probe"])
     assert not (results / "seed-0" / "probe").exists()
-    # A run of another length left in the work folder is not continued as this one.
+    # A run of another length left in the work folder is not continued as this one: refused before any stage as
+    # started with other settings, and, where the experiment recorded none (an older version), as of another length.
     shutil.rmtree(results / "seed-0" / "pretrain-hybrid")
+    with pytest.raises(ValueError, match=r"seed-0/hybrid was started with other settings \(differing: --max_steps"):
+        run_experiment([*argv, "--stages", "pretrain", "--max_steps", "5"])
+    for started in seed_work.glob("*-experiment_stage.json"):
+        started.unlink()
     with pytest.raises(ValueError, match=r"seed-0/hybrid holds a run of 3 steps, not the 5 steps .*Delete that folder"):
         run_experiment([*argv, "--stages", "pretrain", "--max_steps", "5"])
     assert stamps == {path: path.stat().st_mtime_ns for path in stamps}

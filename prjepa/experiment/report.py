@@ -14,7 +14,7 @@ from ..probing.tasks import GLUE_TASKS
 from ..utils import describe_machine, markdown_table, mean_and_spread, option_name, option_names, this_machine
 from .plan import KEEP_FREED_MEMORY, STAGES, Experiment, ExperimentArguments, read_json
 from .presets import COMPARED_MODELS, COMPARED_OBJECTIVES, CONTROL, HYBRID, MLM_ONLY
-from .stages import MEASURING_STAGE_MARKERS, STAGE_RECORD, finished_stage, seed_stages, stage_seconds
+from .stages import MEASURING_STAGE_MARKERS, STAGE_RECORD, finished_stage, recorded_flag, seed_stages, stage_seconds
 
 # docs/method.md §5: the original's reported numbers (frozen encoder, GLUE validation; its own, weaker probe).
 ORIGINAL_PROBE = {
@@ -322,11 +322,6 @@ def run_statistics(experiment: Experiment, objective: str) -> dict[str, Any]:
         "learning_rates": sorted(learning_rates),
         "precisions": sorted(precisions),
     }
-
-
-def recorded_flag(arguments: list[str], flag: str) -> str | None:
-    """The value given to `flag` in a recorded command line, or None when it was not given."""
-    return arguments[arguments.index(flag) + 1] if flag in arguments else None
 
 
 def training_seconds(train_results: dict[str, float]) -> float:

@@ -22,6 +22,8 @@ from .presets import COMPARED_OBJECTIVES
 # The small files of a finished pretraining run that its record in the results keeps (its logs, metrics and model
 # card), so that the report, and a rerun's reuse, need no checkpoint: the work folder may be gone.
 RUN_RECORD_FILES = ("trainer_state.json", "train_results.json", "eval_results.json", "README.md")
+# Kept too where the run wrote it: its settings (`prjepa.resume`), which name the commit of a Hub dataset it read.
+RUN_SETTINGS_RECORD = "run_settings.json"
 # The record file whose presence says a pretraining run finished.
 PRETRAINING_MARKER = "train_results.json"
 # In a run's record: the digests of the weights it left, so that measuring stages never read other weights.
@@ -121,6 +123,8 @@ def record_run(checkpoint: str, record: str, snapshot_steps: list[int]) -> None:
     os.makedirs(os.path.join(record, "snapshots"), exist_ok=True)
     for name in RUN_RECORD_FILES:
         shutil.copyfile(os.path.join(checkpoint, name), os.path.join(record, name))
+    if os.path.exists(os.path.join(checkpoint, RUN_SETTINGS_RECORD)):
+        shutil.copyfile(os.path.join(checkpoint, RUN_SETTINGS_RECORD), os.path.join(record, RUN_SETTINGS_RECORD))
     for step in snapshot_steps:
         shutil.copyfile(
             os.path.join(snapshot_dir(checkpoint, step), SNAPSHOT_STATE),
@@ -193,6 +197,21 @@ def check_run_length(experiment: Experiment, checkpoint: str) -> None:
         )
 
 
+def started_settings_path(experiment: Experiment, seed: int, objective: str) -> str:
+    """Where a pretraining stage records the settings it started its run with, beside the run's work folder (not in
+    it, which belongs to run_pretrain): a rerun with other settings is refused before any stage runs, in the
+    experiment's terms, rather than by run_pretrain midway."""
+    return f"{experiment.checkpoint(seed, objective)}-{STAGE_RECORD}"
+
+
+def start_run(experiment: Experiment, seed: int, objective: str) -> None:
+    checkpoint = experiment.checkpoint(seed, objective)
+    check_run_length(experiment, checkpoint)
+    os.makedirs(os.path.dirname(checkpoint), exist_ok=True)
+    settings = experiment.pretraining_settings(seed, objective)
+    write_atomically(started_settings_path(experiment, seed, objective), json.dumps({"settings": settings}, indent=2))
+
+
 def pretrain(experiment: Experiment, seed: int) -> None:
     environment = pretraining_environment(experiment.args.keep_freed_memory)
     for objective in COMPARED_OBJECTIVES:
@@ -204,7 +223,7 @@ def pretrain(experiment: Experiment, seed: int) -> None:
             PRETRAINING_MARKER,
             experiment.pretraining_command(seed, objective),
             env=environment,
-            check=lambda checkpoint=checkpoint: check_run_length(experiment, checkpoint),
+            check=lambda objective=objective: start_run(experiment, seed, objective),
             collect=lambda checkpoint=checkpoint, record=record, objective=objective: record_run(
                 checkpoint, record, experiment.snapshot_steps(seed, objective)
             ),
@@ -329,13 +348,57 @@ def finished_stage(directory: str, marker: str) -> bool:
     return os.path.exists(os.path.join(directory, marker)) and os.path.exists(os.path.join(directory, STAGE_RECORD))
 
 
+def recorded_flag(arguments: list[str], flag: str) -> str | None:
+    """The value given to `flag` in a recorded command line, or None when it was not given."""
+    return arguments[arguments.index(flag) + 1] if flag in arguments else None
+
+
+def other_dataset_commit(record: str, recorded: list[str], current: list[str]) -> str | None:
+    """The commit of a Hub dataset that a finished run read, where --dataset_revision now asks for another (None when
+    it asks for none, or the run's commit is unknown): such a run is not this run, though the option is otherwise
+    result-neutral (`RESULT_NEUTRAL_OPTIONS`)."""
+    asked = recorded_flag(current, "--dataset_revision")
+    if asked is None:
+        return None
+    if os.path.exists(os.path.join(record, RUN_SETTINGS_RECORD)):
+        read = read_json(record, RUN_SETTINGS_RECORD).get("data", {}).get("train_dataset_revision")
+    else:  # recorded before the run's settings were kept: the commit it was pinned to, if any
+        read = recorded_flag(recorded, "--dataset_revision")
+    return read if read is not None and read != asked else None
+
+
+def unfinished_runs_started_otherwise(experiment: Experiment, seed: int) -> list[str]:
+    """The seed's unfinished pretraining runs whose work folder the experiment started with other settings:
+    run_pretrain would refuse to continue them midway, with a fix for its own command line."""
+    started_otherwise = []
+    for objective in COMPARED_OBJECTIVES:
+        started = started_settings_path(experiment, seed, objective)
+        checkpoint = experiment.checkpoint(seed, objective)
+        if finished_stage(experiment.run_record(seed, objective), PRETRAINING_MARKER) or not (
+            os.path.isdir(checkpoint) and os.path.exists(started)
+        ):
+            continue
+        with open(started) as file:
+            recorded = json.load(file)["settings"]
+        if changed := differing_options(recorded, experiment.pretraining_settings(seed, objective)):
+            started_otherwise.append((checkpoint, changed))
+    return [
+        f"the unfinished run in {checkpoint} was started with other settings (differing: {', '.join(changed)})"
+        for checkpoint, changed in started_otherwise
+    ]
+
+
 def check_no_stale_stage(experiment: Experiment) -> None:
     """Before any stage runs: a finished stage whose settings differ from the current ones (other arguments, or
-    encoders pretrained again since it measured them) is an error listing every such stage. Every stage on disk is
-    checked, whichever `--stages` asks for, since the report reads them all."""
+    encoders pretrained again since it measured them), and an unfinished pretraining run started with other settings,
+    are an error listing every such stage. Every stage on disk is checked, whichever `--stages` asks for, since the
+    report reads them all."""
     stale, precision_differs = [], False
     for seed in range(experiment.args.seeds):
         stale += [f"{path} holds other weights than its run recorded" for path in changed_weights(experiment, seed)]
+        started_otherwise = unfinished_runs_started_otherwise(experiment, seed)
+        precision_differs |= any("--bf16" in entry for entry in started_otherwise)
+        stale += started_otherwise
         pretrained_again = False  # a stale pretraining stage makes every stage measuring its encoders stale too
         for kind, name, directory, marker, current_settings in seed_stages(experiment, seed):
             if not finished_stage(directory, marker):
@@ -349,12 +412,15 @@ def check_no_stale_stage(experiment: Experiment) -> None:
             elif changed := differing_options(recorded, settings):
                 precision_differs |= "--bf16" in changed
                 stale.append(f"{name} ({directory}) has other settings (differing: {', '.join(changed)})")
+            elif kind == "pretrain" and (commit := other_dataset_commit(directory, recorded, settings)):
+                stale.append(f"{name} ({directory}) read commit {commit} of the dataset, not --dataset_revision's")
             else:
                 continue
             pretrained_again |= kind == "pretrain"
     if stale:
         raise ValueError(
-            "Finished stages do not match this run, and would be reported as its results: "
+            "Stages on disk do not match this run (a finished one would be reported as its result, an unfinished "
+            "run continued under other settings): "
             + "; ".join(stale)
             + ". Use another --run_name for a new run; for a run of your own (never a published one, "
             f"which holds {PUBLISHED}), delete those folders, and any checkpoint named, to recompute them (and for a "
@@ -362,7 +428,7 @@ def check_no_stale_stage(experiment: Experiment) -> None:
             "the run continues from its checkpoints)."
             + (
                 " The pretraining precision differs: with --bf16 auto it follows this machine (bf16 where the device "
-                "computes it natively); pass --bf16 true or false as the finished runs had to continue them."
+                "computes it natively); pass --bf16 true or false as the runs had to continue them."
                 if precision_differs
                 else ""
             )
