@@ -367,9 +367,9 @@ def other_dataset_commit(record: str, recorded: list[str], current: list[str]) -
     return read if read is not None and read != asked else None
 
 
-def unfinished_runs_started_otherwise(experiment: Experiment, seed: int) -> list[str]:
-    """The seed's unfinished pretraining runs whose work folder the experiment started with other settings:
-    run_pretrain would refuse to continue them midway, with a fix for its own command line."""
+def unfinished_runs_started_otherwise(experiment: Experiment, seed: int) -> list[tuple[str, list[str]]]:
+    """The seed's unfinished pretraining runs whose work folder the experiment started with other settings, with the
+    options that differ: run_pretrain would refuse to continue them midway, with a fix for its own command line."""
     started_otherwise = []
     for objective in COMPARED_OBJECTIVES:
         started = started_settings_path(experiment, seed, objective)
@@ -382,10 +382,7 @@ def unfinished_runs_started_otherwise(experiment: Experiment, seed: int) -> list
             recorded = json.load(file)["settings"]
         if changed := differing_options(recorded, experiment.pretraining_settings(seed, objective)):
             started_otherwise.append((checkpoint, changed))
-    return [
-        f"the unfinished run in {checkpoint} was started with other settings (differing: {', '.join(changed)})"
-        for checkpoint, changed in started_otherwise
-    ]
+    return started_otherwise
 
 
 def check_no_stale_stage(experiment: Experiment) -> None:
@@ -396,9 +393,10 @@ def check_no_stale_stage(experiment: Experiment) -> None:
     stale, precision_differs = [], False
     for seed in range(experiment.args.seeds):
         stale += [f"{path} holds other weights than its run recorded" for path in changed_weights(experiment, seed)]
-        started_otherwise = unfinished_runs_started_otherwise(experiment, seed)
-        precision_differs |= any("--bf16" in entry for entry in started_otherwise)
-        stale += started_otherwise
+        for checkpoint, changed in unfinished_runs_started_otherwise(experiment, seed):
+            precision_differs |= "--bf16" in changed
+            differing = ", ".join(changed)
+            stale.append(f"the unfinished run in {checkpoint} was started with other settings (differing: {differing})")
         pretrained_again = False  # a stale pretraining stage makes every stage measuring its encoders stale too
         for kind, name, directory, marker, current_settings in seed_stages(experiment, seed):
             if not finished_stage(directory, marker):
