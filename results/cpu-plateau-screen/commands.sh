@@ -36,3 +36,15 @@ python run_pretrain.py --preset mini --objective mlm --tokenizer_name ../shared/
 # 500 steps, stopped by SIGTERM after step 1,083 (one thread) and resumed by the same command on two threads, stopped
 # by SIGTERM after step 2,073 (past its step-2,000 evaluation); that checkpoint's trainer_state.json copied to mask-0.4-long/seed-1/pretrain-mlm/:
 #   python run_pretrain.py --preset mini --objective mlm --tokenizer_name ../shared/tokenizers/bert-base-uncased --train_file '../shared/data/text/gutenberg/train/*.txt' --validation_file '../shared/data/text/gutenberg/validation/*.txt' --max_steps 8000 --config_overrides position_embedding_type=learned,tie_word_embeddings=True,mlm_probability=0.4 --max_seq_length 128 --per_device_train_batch_size 32 --learning_rate 0.001 --warmup_steps 0.1 --lr_scheduler_type cosine --weight_decay 0.05 --bf16 false --use_cpu true --seed 1 --data_seed 1 --logging_steps 10 --eval_strategy steps --eval_steps 500 --eval_mlm_probability 0.15 --save_steps 200 --save_total_limit 2 --do_train --do_eval --max_eval_samples 500 --report_to none --disable_tqdm true --output_dir screen/mask-0.4-long
+# The same schedule for MLM-only seed 2 (--seed 2 --data_seed 2, --output_dir screen/mask-0.4-long-seed-2; one thread,
+# stopped by SIGTERM after step 2,047, its checkpoint's trainer_state.json copied to mask-0.4-long/seed-2/pretrain-mlm/),
+# and for the hybrid, seed 1, at its peak learning rate (--objective hybrid --learning_rate 0.0005, --output_dir
+# screen/mask-0.4-long-hybrid; stopped by SIGTERM after steps 1,018 and 2,333 and resumed by the same command, one thread
+# then two, and stopped after step 3,512; the last checkpoint's trainer_state.json copied to mask-0.4-long/seed-1/pretrain-hybrid/).
+# Each seed's step-2,000 encoders (checkpoint-2000, copied before save_total_limit removed it) and its initialisation
+# probed with the experiment's probe settings and the seed's probe seed, as results/cpu-long's runs, into
+# mask-0.4-long/seed-N/probe/. The initialisation is the run's own: the same command with --max_steps 1 --snapshot_steps 0
+# (and without the evaluation options) writes it to INIT/snapshot-0.
+#   python run_glue_probe.py --model_name_or_path INIT/snapshot-0 screen/mask-0.4-long/checkpoint-2000 [screen/mask-0.4-long-hybrid/checkpoint-2000] --task_name sst2 stsb --glue_path ../shared/data/glue --max_train_samples 20000 --seed N --cache_dir features --output_dir mask-0.4-long/seed-N/probe
+# The hybrid's step-3,000 encoder (12.3M tokens, past its plateau; checkpoint-3000 copied likewise) and seed 1's
+# initialisation, the same probe command, into mask-0.4-long/seed-1/probe-hybrid-step-3000/.
