@@ -25,6 +25,7 @@ from prjepa.experiment import plan, report, stages
 from prjepa.experiment.plan import Experiment, ExperimentArguments
 from prjepa.experiment.presets import EXPERIMENT_PRESETS, ExperimentPreset
 from prjepa.pretraining import parse_arguments as parse_pretraining_arguments
+from prjepa.resume import RUN_SETTINGS
 from prjepa.utils import mean_and_spread, this_machine
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -121,7 +122,7 @@ def test_a_finished_run_saved_at_another_interval_is_reused_and_one_trained_othe
     stages.check_no_stale_stage(pinned)
     # A run that recorded reading that commit stays reusable under it, and is refused under another.
     for objective in ("hybrid", "mlm"):
-        with open(os.path.join(pinned.run_record(0, objective), stages.RUN_SETTINGS_RECORD), "w") as file:
+        with open(os.path.join(pinned.run_record(0, objective), RUN_SETTINGS), "w") as file:
             json.dump({"data": {"train_dataset_revision": "0123abcd"}}, file)
     stages.check_no_stale_stage(pinned)
     moved_on = Experiment(ExperimentArguments(**hub, dataset_revision="4567ef01"))

@@ -22,8 +22,6 @@ from .presets import COMPARED_OBJECTIVES
 # The small files of a finished pretraining run that its record in the results keeps (its logs, metrics and model
 # card), so that the report, and a rerun's reuse, need no checkpoint: the work folder may be gone.
 RUN_RECORD_FILES = ("trainer_state.json", "train_results.json", "eval_results.json", "README.md")
-# Kept too where the run wrote it: its settings (`prjepa.resume`), which name the commit of a Hub dataset it read.
-RUN_SETTINGS_RECORD = "run_settings.json"
 # The record file whose presence says a pretraining run finished.
 PRETRAINING_MARKER = "train_results.json"
 # In a run's record: the digests of the weights it left, so that measuring stages never read other weights.
@@ -120,11 +118,14 @@ def pretraining_environment(keep_freed_memory: bool) -> dict[str, str]:
 def record_run(checkpoint: str, record: str, snapshot_steps: list[int]) -> None:
     """Copies a finished run's `RUN_RECORD_FILES` and each snapshot's state into `record/` (`snapshots/step-N.json`),
     and the digests of the weights it left (`WEIGHTS_RECORD`), which the stages measuring them are checked against."""
+    from ..resume import RUN_SETTINGS  # not at the top: it loads transformers' trainer utilities, and so torch
+
     os.makedirs(os.path.join(record, "snapshots"), exist_ok=True)
     for name in RUN_RECORD_FILES:
         shutil.copyfile(os.path.join(checkpoint, name), os.path.join(record, name))
-    if os.path.exists(os.path.join(checkpoint, RUN_SETTINGS_RECORD)):
-        shutil.copyfile(os.path.join(checkpoint, RUN_SETTINGS_RECORD), os.path.join(record, RUN_SETTINGS_RECORD))
+    # Kept too where the run wrote them: its settings, which name the commit of a Hub dataset it read.
+    if os.path.exists(os.path.join(checkpoint, RUN_SETTINGS)):
+        shutil.copyfile(os.path.join(checkpoint, RUN_SETTINGS), os.path.join(record, RUN_SETTINGS))
     for step in snapshot_steps:
         shutil.copyfile(
             os.path.join(snapshot_dir(checkpoint, step), SNAPSHOT_STATE),
@@ -360,8 +361,10 @@ def other_dataset_commit(record: str, recorded: list[str], current: list[str]) -
     asked = recorded_flag(current, "--dataset_revision")
     if asked is None:
         return None
-    if os.path.exists(os.path.join(record, RUN_SETTINGS_RECORD)):
-        read = read_json(record, RUN_SETTINGS_RECORD).get("data", {}).get("train_dataset_revision")
+    from ..resume import RUN_SETTINGS  # not at the top: it loads transformers' trainer utilities, and so torch
+
+    if os.path.exists(os.path.join(record, RUN_SETTINGS)):
+        read = read_json(record, RUN_SETTINGS).get("data", {}).get("train_dataset_revision")
     else:  # recorded before the run's settings were kept: the commit it was pinned to, if any
         read = recorded_flag(recorded, "--dataset_revision")
     return read if read is not None and read != asked else None
