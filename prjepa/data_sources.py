@@ -3,7 +3,6 @@ its flags name one source, the checks that local data files can be read, and a c
 local paths the arguments name exist and that the Hub can be reached when an argument names something on it."""
 
 import codecs
-import glob
 import os
 from collections.abc import Iterable
 
@@ -95,9 +94,14 @@ def check_data_file(option: str, path: str) -> None:
         raise ValueError(f"{option} {path}: unsupported extension; use one of {sorted(DATA_FILE_BUILDERS)}.")
     if "://" in path:
         return
-    files = sorted(glob.glob(path))
-    if not files:
-        raise ValueError(f"{option} {path} matches no file; check the path (quote a glob so the shell leaves it).")
+    from datasets.data_files import resolve_pattern
+
+    try:  # the files `datasets` will read: its glob differs from Python's (`**` at any depth, hidden files left out)
+        files = sorted(resolve_pattern(path, base_path=os.getcwd()))
+    except FileNotFoundError:
+        raise ValueError(
+            f"{option} {path} matches no file; check the path (quote a glob so the shell leaves it)."
+        ) from None
     for file_path in files:
         if os.path.getsize(file_path) == 0:
             raise ValueError(f"{option}: {file_path} is empty; remove it from the glob or give another file.")

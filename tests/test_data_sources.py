@@ -228,3 +228,21 @@ def test_every_entry_point_stops_before_any_compute_when_the_hub_cannot_be_reach
     with pytest.raises(SystemExit, match=re.escape(f"({UNREACHABLE}), and {named} {verb} Hub data")):
         entry_point([*argv, *HUB_TOKENIZER, "--output_dir", str(output)])
     assert not output.exists()
+
+
+def test_the_data_file_check_reads_a_glob_as_datasets_does(tmp_path, monkeypatch):
+    """`**` matches any depth, the top folder included, as in `datasets`: a recursive glob is accepted, and a bad file
+    it names is refused before anything loads, not when `datasets` reaches it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus" / "deeper").mkdir(parents=True)
+    (tmp_path / "corpus" / "top.txt").write_text("the cat sat on the mat\n")
+    pattern = "corpus/**/*.txt"
+    read = datasets.load_dataset_builder("text", data_files={"train": pattern}).config.data_files["train"]
+    assert [os.path.relpath(path, tmp_path) for path in read] == [os.path.join("corpus", "top.txt")]
+    data_sources.check_data_file("--train_file", pattern)
+
+    (tmp_path / "corpus" / "deeper" / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1.txt is not UTF-8"):
+        data_sources.check_data_file("--train_file", pattern)
+    with pytest.raises(ValueError, match=r"--train_file elsewhere/\*\*/\*.txt matches no file"):
+        data_sources.check_data_file("--train_file", "elsewhere/**/*.txt")
