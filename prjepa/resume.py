@@ -161,7 +161,7 @@ def check_resume_checkpoint(checkpoint: str) -> None:
     problem = checkpoint_problem(checkpoint)
     if problem is None:
         return
-    parent = os.path.dirname(os.path.normpath(checkpoint))
+    parent = os.path.dirname(os.path.abspath(checkpoint))  # a bare `checkpoint-N` lies in the working directory
     earlier = [
         candidate
         for candidate in checkpoints_by_step(parent)
@@ -222,16 +222,27 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
                 continue
             if (section, name) == ("data", "train_files"):
                 found.append(f"data.train_files: {files_difference(before[name], now[name])}")
-            elif isinstance(before[name], dict) and isinstance(now[name], dict):  # e.g. accelerator_config
-                # Keys on one side only came or went with a library version: they cannot be compared.
+            elif isinstance(before[name], dict) and isinstance(now[name], dict):
+                # accelerator_config's keys on one side only came or went with a library version: they cannot be
+                # compared. Any other dict's (lr_scheduler_kwargs) were set by the user, so a key on one side differs.
+                keys = (
+                    before[name].keys() & now[name].keys()
+                    if name == "accelerator_config"
+                    else before[name].keys() | now[name].keys()
+                )
                 found += [
-                    f"{section}.{name}.{key}: {before[name][key]!r} in the checkpoint's run, {now[name][key]!r} now"
-                    for key in sorted(before[name].keys() & now[name].keys())
-                    if before[name][key] != now[name][key]
+                    f"{section}.{name}.{key}: {_entry(before[name], key)} in the checkpoint's run, "
+                    f"{_entry(now[name], key)} now"
+                    for key in sorted(keys)
+                    if key not in before[name] or key not in now[name] or before[name][key] != now[name][key]
                 ]
             else:
                 found.append(f"{section}.{name}: {before[name]!r} in the checkpoint's run, {now[name]!r} now")
     return found
+
+
+def _entry(mapping: dict[str, Any], key: str) -> str:
+    return repr(mapping[key]) if key in mapping else "not set"
 
 
 # Files named in one `files_difference` list; the others are counted.

@@ -786,7 +786,7 @@ def test_push_to_hub_uploads_a_loadable_model_with_its_card(assets, tmp_path, fa
     )
 
 
-def test_resume_is_exact_or_refused(assets, tmp_path, caplog):
+def test_resume_is_exact_or_refused(assets, tmp_path, caplog, monkeypatch):
     run = tmp_path / "run"
     run_pretrain.main(arguments(assets, run, "--save_steps", "1"))
     recorded = json.loads((run / "run_settings.json").read_text())
@@ -892,6 +892,30 @@ def test_resume_is_exact_or_refused(assets, tmp_path, caplog):
                 arguments(assets, output_dir, "--max_steps", "4", "--resume_from_checkpoint", str(run / "checkpoint-3"))
             )
     assert not (tmp_path / "fresh").exists()
+    # Named from inside the run's folder, as `checkpoint-3`: the previous one is found beside it there.
+    monkeypatch.chdir(run)
+    with pytest.raises(ValueError, match=rf"missing optimizer\.pt.*resume from {run / 'checkpoint-2'}"):
+        run_pretrain.main(arguments(assets, run, "--max_steps", "4", "--resume_from_checkpoint", "checkpoint-3"))
+
+
+def test_a_schedule_option_added_or_removed_is_a_difference_an_accelerator_field_is_not():
+    """`lr_scheduler_kwargs` are the user's: a key set on one side only changes the learning rates (a polynomial
+    schedule's power). accelerator_config's fields come and go with accelerate's versions: only shared ones compare."""
+    from prjepa.resume import differences
+
+    def settings(schedule: dict, accelerator: dict) -> dict:
+        return {"training": {"lr_scheduler_kwargs": schedule, "accelerator_config": accelerator}}
+
+    recorded = settings({"lr_end": 1e-7}, {"split_batches": False})
+    assert differences(recorded, settings({"lr_end": 1e-7}, {"split_batches": False, "new_field": True})) == []
+    assert differences(recorded, settings({"lr_end": 1e-7, "power": 3.0}, {"split_batches": False})) == [
+        "training.lr_scheduler_kwargs.power: not set in the checkpoint's run, 3.0 now"
+    ]
+    assert differences(recorded, settings({"min_lr_rate": 0.5}, {"split_batches": True})) == [
+        "training.accelerator_config.split_batches: False in the checkpoint's run, True now",
+        "training.lr_scheduler_kwargs.lr_end: 1e-07 in the checkpoint's run, not set now",
+        "training.lr_scheduler_kwargs.min_lr_rate: not set in the checkpoint's run, 0.5 now",
+    ]
 
 
 def test_a_resume_over_other_training_files_is_refused_naming_them(assets, tmp_path, caplog, monkeypatch):
