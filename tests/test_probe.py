@@ -42,6 +42,7 @@ from prjepa.probing import (
     update_model_card,
 )
 from prjepa.probing import glue_probe as run_glue_probe
+from prjepa.probing import results as results_module
 from prjepa.probing.encoders import check_hidden_layer, encoding_fingerprint, weights_fingerprint
 from prjepa.probing.features import combine_views, feature_cache_key
 from prjepa.probing.linear_probe import cosine_spearman
@@ -1045,3 +1046,29 @@ def test_a_run_that_fails_while_writing_leaves_no_truncated_results(prjepa_dir, 
     assert not (tmp_path / "out" / "results.json").exists()
     results = run_glue_probe.main(args)
     assert json.loads((tmp_path / "out" / "results.json").read_text()) == json.loads(json.dumps(results))
+
+
+def test_an_overwrite_stopped_before_its_json_leaves_no_earlier_json_to_reuse(
+    prjepa_dir, tmp_path, monkeypatch, caplog
+):
+    """--overwrite_output_dir with another probe seed, stopped between its Markdown and its JSON: the first command
+    run again measures again, instead of reading the new Markdown beside the old JSON as its finished results."""
+    texts, labels = sentences(30, seed=15)
+    data = write_csv(tmp_path / "data.csv", {"text": texts, "label": labels})
+    args = probe_args(tmp_path, "--model_name_or_path", prjepa_dir, "--train_file", data, "--validation_file", data)
+    args += ["--text_columns", "text"]
+    run_glue_probe.main(args)
+    written = results_module.write_atomically
+
+    def stop_at_the_json(path, content):
+        if path.endswith("results.json"):
+            raise OSError("No space left on device")
+        written(path, content)
+
+    monkeypatch.setattr(results_module, "write_atomically", stop_at_the_json)
+    with pytest.raises(OSError, match="No space left"):
+        run_glue_probe.main([*args, "--seed", "1", "--overwrite_output_dir"])
+    monkeypatch.undo()
+    with caplog.at_level(logging.WARNING):
+        run_glue_probe.main(args)
+    assert f"{tmp_path / 'out'} holds an unfinished run (results.md without results.json)" in caplog.text

@@ -1,6 +1,7 @@
 """How probe results are recorded: the libraries that computed them, whether a rerun would only repeat them, and
 model-index entries that put GLUE scores on a model card, merged into the card of a folder or a Hub repo."""
 
+import contextlib
 import json
 import logging
 import math
@@ -64,11 +65,14 @@ def earlier_results(output_dir: str, result_files: Sequence[str], args: dict[str
 
 def write_results(output_dir: str, result_files: Sequence[str], results: dict[str, Any], *texts: str) -> None:
     """Writes `results` as JSON to `result_files[0]` and each of `texts` to the file of the same rank after it. Each
-    file is written atomically (`write_atomically`), and the JSON last, so that a run stopped at any point leaves
+    file is written atomically (`write_atomically`), and the JSON last, an earlier one removed first, so that a run stopped at any point leaves
     no truncated file, and a JSON only beside the rest: `earlier_results` reads a folder without it as unfinished."""
     # Serialised before anything is written: results that JSON cannot represent leave the folder as it was.
     contents = dict(zip(result_files[1:], texts, strict=True)) | {result_files[0]: json.dumps(results, indent=2)}
     os.makedirs(output_dir, exist_ok=True)
+    # An earlier run's JSON (an --overwrite_output_dir run's) beside this run's other files would read as finished.
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(output_dir, result_files[0]))
     for name, content in contents.items():
         write_atomically(os.path.join(output_dir, name), content)
 
