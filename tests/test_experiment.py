@@ -582,14 +582,27 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     with pytest.raises(ValueError, match=r"pretrain hybrid seed 0 \(.*\) has other settings \(differing: .*tokenizer"):
         run_experiment(argv[:-2] + ["--tokenizer_name", str(tmp_path / "tokenizer") + "/"])
 
-    # Weights replaced in the work folder after their run recorded them (trained again outside the experiment): refused
-    # before any stage runs, naming the folder.
+    # An encoder's weights replaced in the work folder after its run recorded them (trained again outside the
+    # experiment), or its config or tokenizer edited: what the finished stages measured is not what the folder holds
+    # now. Refused before any stage runs, naming the file.
     seed_work = tmp_path / "experiments" / "tiny" / "seed-0"
-    original = (seed_work / "mlm" / "model.safetensors").read_bytes()
-    shutil.copyfile(seed_work / "hybrid" / "model.safetensors", seed_work / "mlm" / "model.safetensors")
-    with pytest.raises(ValueError, match=r"experiments/tiny/seed-0/mlm holds other weights than its run recorded"):
-        run_experiment(argv)
-    (seed_work / "mlm" / "model.safetensors").write_bytes(original)
+    changes = {
+        seed_work / "mlm" / "model.safetensors": lambda: (seed_work / "hybrid" / "model.safetensors").read_bytes(),
+        seed_work / "hybrid" / "config.json": lambda: (
+            (seed_work / "hybrid" / "config.json").read_bytes().replace(b'"gelu"', b'"relu"')
+        ),
+        seed_work / "mlm" / "snapshot-1" / "tokenizer.json": lambda: (
+            (seed_work / "mlm" / "snapshot-1" / "tokenizer.json").read_bytes().replace(b'"the"', b'"teh"')
+        ),
+    }
+    for path, changed in changes.items():
+        original, replacement = path.read_bytes(), changed()
+        assert replacement != original
+        path.write_bytes(replacement)
+        relative = re.escape(str(path.relative_to(tmp_path)))
+        with pytest.raises(ValueError, match=rf"{relative} differs from what its run recorded"):
+            run_experiment(argv)
+        path.write_bytes(original)
 
     # Encoders to be pretrained again (a run's record gone) make every stage that measured them stale: refused,
     # all of them named, before any stage runs.

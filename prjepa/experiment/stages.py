@@ -24,8 +24,17 @@ from .presets import COMPARED_OBJECTIVES
 RUN_RECORD_FILES = ("trainer_state.json", "train_results.json", "eval_results.json", "README.md")
 # The record file whose presence says a pretraining run finished.
 PRETRAINING_MARKER = "train_results.json"
-# In a run's record: the digests of the weights it left, so that measuring stages never read other weights.
+# In a run's record: the digests of the encoders it left, so that measuring stages never read other encoders.
 WEIGHTS_RECORD = "weights.json"
+# The files of an encoder's folder that decide what it computes from a text: its weights, config and tokenizer.
+ENCODER_FILES = (
+    "model.safetensors",
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+)
 # Each stage's record beside its outputs: the settings it ran with and the seconds it took.
 STAGE_RECORD = "experiment_stage.json"
 
@@ -117,7 +126,7 @@ def pretraining_environment(keep_freed_memory: bool) -> dict[str, str]:
 
 def record_run(checkpoint: str, record: str, snapshot_steps: list[int]) -> None:
     """Copies a finished run's `RUN_RECORD_FILES` and each snapshot's state into `record/` (`snapshots/step-N.json`),
-    and the digests of the weights it left (`WEIGHTS_RECORD`), which the stages measuring them are checked against."""
+    and the digests of the encoders it left (`WEIGHTS_RECORD`), which the stages measuring them are checked against."""
     from ..resume import RUN_SETTINGS  # not at the top: it loads transformers' trainer utilities, and so torch
 
     os.makedirs(os.path.join(record, "snapshots"), exist_ok=True)
@@ -131,28 +140,28 @@ def record_run(checkpoint: str, record: str, snapshot_steps: list[int]) -> None:
             os.path.join(snapshot_dir(checkpoint, step), SNAPSHOT_STATE),
             os.path.join(record, "snapshots", f"step-{step}.json"),
         )
-    digests = weights_digests(checkpoint, snapshot_steps)
+    digests = encoder_digests(checkpoint, snapshot_steps)
     write_atomically(os.path.join(record, WEIGHTS_RECORD), json.dumps(digests, indent=2))
 
 
-def weights_digests(checkpoint: str, snapshot_steps: list[int]) -> dict[str, str]:
-    """sha256 of the weights file of a run's finished encoder ("final") and of each snapshot ("snapshot-N") that exists."""
+def encoder_digests(checkpoint: str, snapshot_steps: list[int]) -> dict[str, str]:
+    """sha256 of each `ENCODER_FILES` file of a run's finished encoder ("final") and of each snapshot ("snapshot-N")
+    that exists: the weights under the folder's name alone (all that records written before the others hold), any
+    other file as `folder/file`."""
     folders = {"final": checkpoint, **{f"snapshot-{step}": snapshot_dir(checkpoint, step) for step in snapshot_steps}}
     digests = {}
     for name, folder in folders.items():
-        weights = os.path.join(folder, "model.safetensors")
-        if os.path.exists(weights):
-            digest = hashlib.sha256()
-            with open(weights, "rb") as file:
-                while chunk := file.read(1 << 24):
-                    digest.update(chunk)
-            digests[name] = digest.hexdigest()
+        for file_name in ENCODER_FILES:
+            if os.path.exists(path := os.path.join(folder, file_name)):
+                with open(path, "rb") as file:
+                    digest = hashlib.file_digest(file, "sha256").hexdigest()
+                digests[name if file_name == ENCODER_FILES[0] else f"{name}/{file_name}"] = digest
     return digests
 
 
-def changed_weights(experiment: Experiment, seed: int) -> list[str]:
-    """The weights in the work folder that differ from what their run's record says it left (trained again outside
-    the experiment, or replaced): what a stage would measure is then not what the record describes."""
+def changed_encoder_files(experiment: Experiment, seed: int) -> list[str]:
+    """The encoders' files in the work folder that differ from what their run's record says it left (trained again
+    outside the experiment, replaced, or edited): what a stage would measure is then not what the record describes."""
     changed = []
     for objective in COMPARED_OBJECTIVES:
         record = experiment.run_record(seed, objective)
@@ -160,12 +169,12 @@ def changed_weights(experiment: Experiment, seed: int) -> list[str]:
         if not (os.path.exists(os.path.join(record, WEIGHTS_RECORD)) and os.path.isdir(checkpoint)):
             continue  # nothing recorded yet, or the work folder is gone and the records stand alone
         recorded = read_json(record, WEIGHTS_RECORD)
-        current = weights_digests(checkpoint, experiment.snapshot_steps(seed, objective))
-        changed += [
-            checkpoint if name == "final" else os.path.join(checkpoint, name)
-            for name in recorded
-            if current.get(name, recorded[name]) != recorded[name]
-        ]
+        current = encoder_digests(checkpoint, experiment.snapshot_steps(seed, objective))
+        for name in recorded:
+            if current.get(name, recorded[name]) != recorded[name]:
+                folder, _, file_name = name.partition("/")
+                folder = checkpoint if folder == "final" else os.path.join(checkpoint, folder)
+                changed.append(os.path.join(folder, file_name or ENCODER_FILES[0]))
     return changed
 
 
@@ -395,7 +404,7 @@ def check_no_stale_stage(experiment: Experiment) -> None:
     report reads them all."""
     stale, precision_differs = [], False
     for seed in range(experiment.args.seeds):
-        stale += [f"{path} holds other weights than its run recorded" for path in changed_weights(experiment, seed)]
+        stale += [f"{path} differs from what its run recorded" for path in changed_encoder_files(experiment, seed)]
         for checkpoint, changed in unfinished_runs_started_otherwise(experiment, seed):
             precision_differs |= "--bf16" in changed
             differing = ", ".join(changed)
