@@ -510,6 +510,10 @@ def test_custom_classification_task_end_to_end(prjepa_dir, bert_dir, tmp_path):
         run_glue_probe.main(probe_args(tmp_path, "--model_name_or_path", str(tmp_path / "no-such-model"), *args[3:]))
     # Rerunning the finished probe is a no-op that says so and returns its results.
     assert run_glue_probe.main(probe_args(tmp_path, *args, "--max_train_samples", "60")) == saved
+    # So is naming the same models and files otherwise: relative to the working directory, a folder with a slash.
+    respelled = [os.path.relpath(prjepa_dir), str(bert_dir) + "/", "--train_file", os.path.relpath(train)]
+    respelled = ["--model_name_or_path", *respelled, *args[args.index("--validation_file") :]]
+    assert run_glue_probe.main(probe_args(tmp_path, *respelled, "--max_train_samples", "60")) == saved
     assert stamps == {path: path.stat().st_mtime_ns for path in (tmp_path / "out").iterdir()}
     # Data replaced at the same path are other data: refused, as another encoder would be.
     write_csv(

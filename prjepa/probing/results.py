@@ -24,11 +24,12 @@ PROBE_LIBRARIES = ("torch", "transformers", "datasets", "evaluate", "sklearn", "
 
 def earlier_results(output_dir: str, result_files: Sequence[str], args: dict[str, Any]) -> dict[str, Any] | None:
     """The results `output_dir` already holds (`result_files`, the first a JSON recording its `"args"`) when they were
-    computed with the same `args`, those that cannot change a result (`RESULT_NEUTRAL_ARGUMENTS`) aside: rerunning
-    them is a no-op once their encoders' fingerprints are found unchanged (`check_same_encoders`). None when the folder
-    holds no finished results: none at all, or an unfinished set (the JSON, written last by `write_results`, missing
-    or unreadable, or a file beside it missing), which a rerun replaces, saying so. An error naming the differing
-    arguments when it holds results of other arguments, which are never replaced unasked."""
+    computed with the same `args` (a path however spelled), those that cannot change a result
+    (`RESULT_NEUTRAL_ARGUMENTS`) aside: rerunning them is a no-op once their encoders' fingerprints are found unchanged
+    (`check_same_encoders`). None when the folder holds no finished results: none at all, or an unfinished set (the
+    JSON, written last by `write_results`, missing or unreadable, or a file beside it missing), which a rerun replaces,
+    saying so. An error naming the differing arguments when it holds results of other arguments, which are never
+    replaced unasked."""
     existing = [name for name in result_files if os.path.exists(os.path.join(output_dir, name))]
     if not existing:
         return None
@@ -46,7 +47,7 @@ def earlier_results(output_dir: str, result_files: Sequence[str], args: dict[str
         differing = sorted(
             name
             for name in set(asked) | set(recorded)
-            if name not in RESULT_NEUTRAL_ARGUMENTS and asked.get(name) != recorded.get(name)
+            if name not in RESULT_NEUTRAL_ARGUMENTS and _resolved(asked.get(name)) != _resolved(recorded.get(name))
         )
         if differing:
             raise ValueError(
@@ -63,10 +64,19 @@ def earlier_results(output_dir: str, result_files: Sequence[str], args: dict[str
     return None
 
 
+def _resolved(value: Any) -> Any:
+    """An argument naming an existing file or folder as its real path, so that another spelling of it (relative, with
+    a trailing slash, through a link) is the same argument; what it holds is checked by its fingerprints."""
+    if isinstance(value, list):
+        return [_resolved(item) for item in value]
+    return os.path.realpath(value) if isinstance(value, str) and value and os.path.exists(value) else value
+
+
 def write_results(output_dir: str, result_files: Sequence[str], results: dict[str, Any], *texts: str) -> None:
     """Writes `results` as JSON to `result_files[0]` and each of `texts` to the file of the same rank after it. Each
-    file is written atomically (`write_atomically`), and the JSON last, an earlier one removed first, so that a run stopped at any point leaves
-    no truncated file, and a JSON only beside the rest: `earlier_results` reads a folder without it as unfinished."""
+    file is written atomically (`write_atomically`), and the JSON last, an earlier one removed first, so that a run
+    stopped at any point leaves no truncated file, and a JSON only beside the rest: `earlier_results` reads a folder
+    without it as unfinished."""
     # Serialised before anything is written: results that JSON cannot represent leave the folder as it was.
     contents = dict(zip(result_files[1:], texts, strict=True)) | {result_files[0]: json.dumps(results, indent=2)}
     os.makedirs(output_dir, exist_ok=True)
@@ -94,11 +104,12 @@ def check_same_encoders(
     same arguments measured other encoders when a weights or tokenizer fingerprint differs (a checkpoint trained
     again, tokenizer files replaced) or was not recorded (results of a version that recorded no tokenizer), so a rerun
     must recompute them, which only --overwrite_output_dir allows."""
+    recorded = {_resolved(model): record for model, record in recorded.items()}
     differing = [
-        f"{what} of {model}" + (" (not recorded)" if key not in recorded.get(model, {}) else "")
+        f"{what} of {model}" + (" (not recorded)" if key not in recorded.get(_resolved(model), {}) else "")
         for model, fingerprints in current.items()
         for key, what in ENCODER_FINGERPRINTS.items()
-        if recorded.get(model, {}).get(key) != fingerprints[key]
+        if recorded.get(_resolved(model), {}).get(key) != fingerprints[key]
     ]
     if differing:
         raise ValueError(
