@@ -462,6 +462,16 @@ def test_an_unfinished_run_is_run_again(tmp_path, bert_dir, caplog, remains):
     assert analysis_script.main(argv) == json.loads((output / "analysis.json").read_text())  # finished: a no-op
 
 
+def test_finished_results_are_reused_whatever_the_spelling_of_their_paths(tmp_path, bert_dir, monkeypatch):
+    """The same model and data named relative to the working directory, the model folder with a trailing slash."""
+    argv = small_analysis(tmp_path, bert_dir)
+    analysis = analysis_script.main(argv)
+    monkeypatch.chdir(tmp_path)
+    respelled = [argument.replace(str(tmp_path) + os.sep, "") for argument in argv]
+    respelled[respelled.index("--models") + 1] = f"bert={os.path.relpath(bert_dir)}/"
+    assert respelled != argv and analysis_script.main(respelled) == json.loads(json.dumps(analysis))
+
+
 def test_existing_results_are_not_overwritten(tmp_path):
     (tmp_path / "analysis.json").write_text("{}")
     with pytest.raises(ValueError, match="--overwrite_output_dir"):

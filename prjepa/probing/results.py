@@ -47,7 +47,8 @@ def earlier_results(output_dir: str, result_files: Sequence[str], args: dict[str
         differing = sorted(
             name
             for name in set(asked) | set(recorded)
-            if name not in RESULT_NEUTRAL_ARGUMENTS and _resolved(asked.get(name)) != _resolved(recorded.get(name))
+            if name not in RESULT_NEUTRAL_ARGUMENTS
+            and _resolved_paths(asked.get(name)) != _resolved_paths(recorded.get(name))
         )
         if differing:
             raise ValueError(
@@ -64,12 +65,18 @@ def earlier_results(output_dir: str, result_files: Sequence[str], args: dict[str
     return None
 
 
-def _resolved(value: Any) -> Any:
-    """An argument naming an existing file or folder as its real path, so that another spelling of it (relative, with
-    a trailing slash, through a link) is the same argument; what it holds is checked by its fingerprints."""
+def _resolved_paths(value: Any) -> Any:
+    """An argument's value with each string naming an existing file or folder, alone or as a `LABEL=PATH` pair, as its
+    real path (in a list too), so that another spelling of it (relative, with a trailing slash, through a link)
+    compares as the same."""
     if isinstance(value, list):
-        return [_resolved(item) for item in value]
-    return os.path.realpath(value) if isinstance(value, str) and value and os.path.exists(value) else value
+        return [_resolved_paths(item) for item in value]
+    if not isinstance(value, str) or not value:
+        return value
+    if os.path.exists(value):
+        return os.path.realpath(value)
+    label, separator, path = value.partition("=")
+    return f"{label}={os.path.realpath(path)}" if separator and path and os.path.exists(path) else value
 
 
 def write_results(output_dir: str, result_files: Sequence[str], results: dict[str, Any], *texts: str) -> None:
@@ -104,12 +111,12 @@ def check_same_encoders(
     same arguments measured other encoders when a weights or tokenizer fingerprint differs (a checkpoint trained
     again, tokenizer files replaced) or was not recorded (results of a version that recorded no tokenizer), so a rerun
     must recompute them, which only --overwrite_output_dir allows."""
-    recorded = {_resolved(model): record for model, record in recorded.items()}
+    recorded = {_resolved_paths(model): record for model, record in recorded.items()}
     differing = [
-        f"{what} of {model}" + (" (not recorded)" if key not in recorded.get(_resolved(model), {}) else "")
+        f"{what} of {model}" + (" (not recorded)" if key not in recorded.get(_resolved_paths(model), {}) else "")
         for model, fingerprints in current.items()
         for key, what in ENCODER_FINGERPRINTS.items()
-        if recorded.get(_resolved(model), {}).get(key) != fingerprints[key]
+        if recorded.get(_resolved_paths(model), {}).get(key) != fingerprints[key]
     ]
     if differing:
         raise ValueError(
