@@ -327,7 +327,7 @@ def test_a_preset_too_slow_for_this_machine_is_refused_before_starting(capsys):
 
 
 def test_training_text_that_cannot_be_read_is_refused_before_any_stage_or_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(stages, "pretrain", lambda *args: pytest.fail("a stage started"))
+    monkeypatch.setattr(sys.modules["prjepa.experiment"], "pretrain", lambda *args: pytest.fail("a stage started"))
     folders = ["--results_dir", str(tmp_path / "results"), "--work_dir", str(tmp_path / "work")]
     local = ["--preset", "demo", "--glue_path", plan.DEMO_GLUE, "--tokenizer_name", plan.DEMO_TOKENIZER, *folders]
     with pytest.raises(ValueError, match=r"--train_file .*/missing/\*\.txt matches no file"):
@@ -335,6 +335,11 @@ def test_training_text_that_cannot_be_read_is_refused_before_any_stage_or_folder
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(ValueError, match=r"--validation_file: .*empty\.txt is empty"):
         run_experiment([*local, "--train_file", plan.DEMO_TRAIN_FILE, "--validation_file", str(tmp_path / "empty.txt")])
+    # So is a GLUE copy that lacks a task the measuring stages read: before the encoders are pretrained for them.
+    shutil.copytree(plan.DEMO_GLUE, tmp_path / "glue", ignore=shutil.ignore_patterns("stsb"))
+    without_stsb = [*local, "--glue_path", str(tmp_path / "glue"), "--train_file", plan.DEMO_TRAIN_FILE]
+    with pytest.raises(ValueError, match=r"Could not load GLUE task .* from '.*/glue'"):
+        run_experiment(without_stsb)
     assert not (tmp_path / "results").exists() and not (tmp_path / "work").exists()
     # Only an unfinished pretraining run reads the text: reporting finished stages does not.
     stages.check_text_files(

@@ -32,6 +32,7 @@ from .stages import (
     analyse,
     check_budget,
     check_curves_to_run,
+    check_glue_tasks,
     check_no_stale_stage,
     check_text_files,
     curves,
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         check_hub_reachable([*text, ("--glue_path", args.glue_path), ("--tokenizer_name", args.tokenizer_name)])
     check_budget(experiment)
     check_text_files(experiment)
+    check_glue_tasks(experiment)
     check_no_stale_stage(experiment)
     if "curves" in args.stages:
         check_curves_to_run(experiment)

@@ -353,7 +353,7 @@ class Experiment:
         digest = hashlib.sha256()
         for task in tasks:
             if task not in self._task_fingerprints:
-                data = load_task_data(task, glue_path=self.args.glue_path, require_train=False)
+                data = load_task_data(task, glue_path=self.args.glue_path)  # every stage fits on its training split
                 self._task_fingerprints[task] = data.fingerprint()
             digest.update(f"{task} {self._task_fingerprints[task]}\n".encode())
         return digest.hexdigest()

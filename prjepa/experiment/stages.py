@@ -523,6 +523,13 @@ def check_text_files(experiment: Experiment) -> None:
                 check_data_file(option, path)
 
 
+def check_glue_tasks(experiment: Experiment) -> None:
+    """Every GLUE task the measuring stages asked for, read from --glue_path before any stage runs (the experiment
+    reads each once): a copy that lacks one stops the experiment here, not once its encoders are pretrained."""
+    asked = [stage for stage in MEASURING_STAGE_MARKERS if stage in experiment.args.stages]
+    experiment.glue_fingerprint(sorted({task for stage in asked for task in experiment.measured_tasks(stage)}))
+
+
 def check_budget(experiment: Experiment) -> None:
     """Prints the budget, and refuses a run this machine would take days over unless asked for explicitly."""
     preset, args = experiment.preset, experiment.args
