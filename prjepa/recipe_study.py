@@ -30,6 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from .data_sources import check_data_file
 from .plot_style import legend_outside, series_styles
 from .utils import ScriptHelpFormatter, describe_machine, markdown_table, this_machine, write_atomically
 
@@ -168,6 +169,10 @@ def record_machines(run_name: str, output_dir: str, machines: list[dict[str, Any
         write_atomically(machines_path(run_name, output_dir), json.dumps([*recorded, *added], indent=1))
 
 
+# Lines of a failed run's log shown in the study's error (its traceback's last frames and the error itself).
+FAILED_LOG_LINES = 15
+
+
 def train(recipe: Recipe, args: argparse.Namespace) -> None:
     if is_finished(recipe, args.output_dir):
         return
@@ -175,8 +180,13 @@ def train(recipe: Recipe, args: argparse.Namespace) -> None:
     record_machines(recipe.name, args.output_dir, [this_machine()])
     environment = {**os.environ, "OMP_NUM_THREADS": str(args.threads_per_run), "TOKENIZERS_PARALLELISM": "false"}
     with open(log_path(recipe, args.output_dir), "a") as log:
-        subprocess.run(
-            pretrain_command(recipe, args), stdout=log, stderr=subprocess.STDOUT, env=environment, check=True
+        finished = subprocess.run(pretrain_command(recipe, args), stdout=log, stderr=subprocess.STDOUT, env=environment)
+    if finished.returncode != 0:  # its reason is in its log, not in the exit status
+        with open(log_path(recipe, args.output_dir)) as log:
+            last_lines = log.read().splitlines()[-FAILED_LOG_LINES:]
+        raise RuntimeError(
+            f"The run {recipe.name} stopped with exit status {finished.returncode}; the end of its log, "
+            f"{log_path(recipe, args.output_dir)}:\n" + "\n".join(last_lines)
         )
 
 
@@ -514,6 +524,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.report is None:
         if args.train_file is None or args.validation_file is None:
             parser.error("--train_file and --validation_file are needed to train.")
+        for option in ("--parallel_runs", "--threads_per_run"):
+            if (value := getattr(args, option[2:])) < 1:
+                parser.error(f"{option} must be at least 1, got {value}.")
+        # Before the folder records this study's settings: a mistyped path would otherwise claim it.
+        check_data_file("--train_file", args.train_file)
+        check_data_file("--validation_file", args.validation_file)
         if args.import_runs:
             check_settings(args)  # before anything is written into a folder that holds another study
             import_runs(args.import_runs, args.output_dir, study_settings(args))

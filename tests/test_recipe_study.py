@@ -89,8 +89,17 @@ def test_imported_runs_count_as_finished_with_their_recorded_curves(tmp_path):
     assert recipe_study.validation_curve(recipe, str(tmp_path / "fresh")) == [(16 * 128, 7.0), (32 * 128, 6.3)]
 
 
+def write_study_text(folder) -> None:
+    """The texts `study_arguments` names, relative to `folder`."""
+    for split in ("train", "validation"):
+        (folder / split).mkdir()
+        (folder / split / "book.txt").write_text("the cat sat on the mat\n")
+
+
 def test_import_counts_runs_only_for_a_study_of_the_same_settings(tmp_path, monkeypatch):
     monkeypatch.setattr(recipe_study, "study", lambda args: None)  # the training that would follow the import
+    monkeypatch.chdir(tmp_path)
+    write_study_text(tmp_path)
     runs, report_dir = tmp_path / "runs", tmp_path / "report"
     recipe_study.check_settings(study_arguments(runs, seed=1))
     fake_run(runs, Recipe(), [7.0, 6.3], finished=True)
@@ -152,6 +161,27 @@ def test_a_first_run_that_fails_before_training_stops_the_study_with_its_error(t
     assert not study.is_alive(), "the study still waits for the failed run's tokenization"
     assert len(errors) == 1 and isinstance(errors[0], subprocess.CalledProcessError), errors
     assert "prjepa.pretraining" in str(errors[0])
+
+
+def test_a_run_that_fails_stops_the_study_with_the_end_of_its_log(tmp_path, monkeypatch):
+    failing = "import sys; print('ValueError: --train_file nope.txt matches no file'); sys.exit(3)"
+    monkeypatch.setattr(recipe_study, "pretrain_command", lambda recipe, args: [sys.executable, "-c", failing])
+    with pytest.raises(RuntimeError, match=r"stopped with exit status 3; the end of its log, .*\.log:\n.*matches no"):
+        recipe_study.train(Recipe(), study_arguments(tmp_path))
+
+
+def test_bad_study_options_are_refused_before_the_folder_records_a_study(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(recipe_study, "study", lambda args: pytest.fail("the study started"))
+    monkeypatch.chdir(tmp_path)
+    write_study_text(tmp_path)
+    study = ["--output_dir", "runs", "--train_file", "train/*.txt", "--validation_file", "validation/*.txt"]
+    for option in ("--parallel_runs", "--threads_per_run"):
+        with pytest.raises(SystemExit):
+            recipe_study.main([*study, option, "0"])
+        assert f"{option} must be at least 1, got 0" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"--train_file trian/\*\.txt matches no file"):
+        recipe_study.main([*study, "--train_file", "trian/*.txt"])
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_study_folder_is_reused_only_with_the_same_seed_data_and_tokenizer(tmp_path, monkeypatch):
