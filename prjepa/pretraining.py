@@ -851,6 +851,12 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     check_training_options(training_args)
     if not (training_args.do_train or training_args.do_eval):
         raise ValueError("Nothing to do: pass --do_train to pretrain, --do_eval to evaluate, or both.")
+    if training_args.do_train and training_args.max_steps <= 0 and training_args.num_train_epochs <= 0:
+        # transformers would train 0 steps and write the initialisation as a finished run, model card included.
+        raise ValueError(
+            f"--num_train_epochs {training_args.num_train_epochs:g} without --max_steps plans no optimizer step: give "
+            "--num_train_epochs above 0 or --max_steps above 0 (or drop --do_train to evaluate only)."
+        )
     if training_args.resume_from_checkpoint is not None and not training_args.do_train:
         raise ValueError(
             f"--resume_from_checkpoint continues training and needs --do_train; to evaluate "

@@ -1134,6 +1134,17 @@ def test_the_restart_command_parses_whatever_form_the_options_took(assets, tmp_p
     assert "--do_ev" in command
 
 
+def test_a_training_run_that_plans_no_optimizer_step_is_refused_before_the_data_loads(assets, tmp_path, monkeypatch):
+    """transformers would train 0 steps and write the initialisation as a finished run, with its model card."""
+    monkeypatch.setattr(run_pretrain, "load_raw_datasets", lambda *args: pytest.fail("the data was loaded"))
+    for epochs in ("0", "-1"):
+        with pytest.raises(ValueError) as error:
+            run_pretrain.main(arguments(assets, tmp_path / "out", "--max_steps", "-1", "--num_train_epochs", epochs))
+        assert f"--num_train_epochs {epochs} without --max_steps plans no optimizer step" in str(error.value)
+        assert "--num_train_epochs above 0 or --max_steps above 0" in str(error.value)
+    assert not list(tmp_path.glob("out/**/*"))
+
+
 def test_snapshot_steps_past_an_epoch_based_run_are_refused_before_training(assets, tmp_path):
     epochs = ("--max_steps", "-1", "--num_train_epochs", "2")
     with pytest.raises(ValueError, match=r"--snapshot_steps \[1000\] lie after the run's last optimizer step") as error:
