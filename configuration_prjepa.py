@@ -318,6 +318,22 @@ class PrJepaConfig(PreTrainedConfig):
             )
             kind = "not a PrJepaConfig field" if len(unknown) == 1 else "not PrJepaConfig fields"
             raise ValueError(f"{named} in {update_str!r}: {kind}. The fields are: {', '.join(fields)}.")
+        # transformers converts a value to its field's current type, and its int() or float() error names neither
+        # the field nor the type (nor does its error for a pair without "="). Its error for a bool (a subclass of int,
+        # hence type() here) names the field and the words it takes.
+        for pair in update_str.split(","):
+            name, given, value = pair.partition("=")
+            if not given:
+                raise ValueError(f"{pair!r} in {update_str!r} sets no value: write it as {name}=VALUE.")
+            current = getattr(self, name)
+            if type(current) in (int, float):
+                try:
+                    type(current)(value)
+                except ValueError:
+                    expected = "an integer" if isinstance(current, int) else "a number"
+                    raise ValueError(
+                        f"{pair!r} in {update_str!r}: {name} takes {expected} (now {current!r}), got {value!r}."
+                    ) from None
         following = _fields_following(vars(self), updated)
         super().update_from_string(update_str)
         for field in following:

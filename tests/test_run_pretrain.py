@@ -371,6 +371,18 @@ def test_streaming_is_refused_with_several_processes_before_anything_loads(asset
         (["--auto_find_batch_size", "true"], "--auto_find_batch_size starts training again at half the batch"),
         (["--fsdp", "full_shard"], "FSDP and DeepSpeed are not supported .* one process per GPU"),
         (["--do_train", "false"], "Nothing to do: pass --do_train"),
+        (
+            ["--config_overrides", "hidden_size=abc"],
+            r"'hidden_size=abc' in 'hidden_size=abc': hidden_size takes an integer \(now 32\), got 'abc'",
+        ),
+        (
+            ["--config_overrides", "hidden_size=64,mlm_probability=abc"],
+            r"'mlm_probability=abc' in .*: mlm_probability takes a number \(now 0\.15\), got 'abc'",
+        ),
+        (
+            ["--config_overrides", "hidden_size"],
+            "'hidden_size' in 'hidden_size' sets no value: write it as hidden_size=",
+        ),
         (["--do_train", "false", "--do_eval", "--resume_from_checkpoint", "ck"], "pass --model_name_or_path ck"),
     ],
 )
