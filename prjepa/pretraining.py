@@ -844,6 +844,7 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
         [
             ("--dataset_name", data_args.dataset_name),
             ("--model_name_or_path", model_args.model_name_or_path),
+            ("--config_name", model_args.config_name),
             # The checkpoint's own tokenizer is checked with it.
             *([(tokenizer_option, tokenizer_source)] if tokenizer_option == "--tokenizer_name" else []),
         ]

@@ -417,6 +417,16 @@ def test_a_tokenizer_without_framing_tokens_and_a_file_too_small_to_split_are_re
     assert not list(tmp_path.glob("out/**/*"))
 
 
+def test_a_config_that_does_not_exist_is_named_missing_before_anything_loads(assets, tmp_path):
+    """As a missing --tokenizer_name or --model_name_or_path is (was: huggingface_hub's 'Repo id must be in the form')."""
+    for config in (tmp_path / "missing" / "folder", tmp_path / "missing.json"):
+        argv = arguments(assets, tmp_path / "out")
+        argv[argv.index("--config_name") + 1] = str(config)
+        with pytest.raises(SystemExit, match=rf"No such file or folder: --config_name {re.escape(str(config))} \("):
+            run_pretrain.main(argv)
+    assert not (tmp_path / "out").exists()
+
+
 def test_tokenizer_that_does_not_match_the_model_is_refused(assets, tmp_path):
     tiny_config(vocab_size=40).save_pretrained(tmp_path / "config")
     argv = arguments(assets, tmp_path / "out")
