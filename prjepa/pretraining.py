@@ -64,6 +64,7 @@ from .training_args import PrJepaTrainingArguments
 from .utils import (
     EMULATED_BF16_CPU_STEP_RATIO,
     SPECIAL_TOKEN_FIELDS,
+    check_tokenizer_folder,
     check_tokenizer_has_vocabulary,
     native_bf16,
     option_names,
@@ -621,12 +622,19 @@ def tokenize(
 
 
 def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
-    """The tokenizer `ModelArguments.tokenizer_source` names; a checkpoint without one is an error naming
-    --tokenizer_name."""
+    """The tokenizer `ModelArguments.tokenizer_source` names; a checkpoint or a --tokenizer_name folder without one is
+    an error naming --tokenizer_name."""
     option, source = model_args.tokenizer_source()
-    fix = f"Pass the tokenizer to train with as --tokenizer_name (the paper's: {DEFAULT_TOKENIZER})."
+    fix = (
+        "Pass the tokenizer to train with as --tokenizer_name: a folder a tokenizer was saved to, or a Hub id (the "
+        f"paper's: {DEFAULT_TOKENIZER})."
+    )
     if option == "--tokenizer_name":
-        tokenizer = AutoTokenizer.from_pretrained(source, cache_dir=model_args.cache_dir)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, cache_dir=model_args.cache_dir)
+        except (OSError, ValueError):
+            check_tokenizer_folder(source, f"{option} {source}", fix)
+            raise
     else:
         try:
             tokenizer = AutoTokenizer.from_pretrained(

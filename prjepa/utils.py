@@ -232,6 +232,24 @@ def tokenizer_fingerprint(tokenizer: "PreTrainedTokenizerBase") -> str:
     return hashlib.sha256(serialised.encode()).hexdigest()
 
 
+# What `save_pretrained` writes for every tokenizer: a local folder holding neither has no tokenizer to load.
+SAVED_TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json")
+
+
+def check_tokenizer_folder(source: str, described: str, fix: str) -> None:
+    """Raises `ValueError` naming `fix` when `source` is a local folder without `SAVED_TOKENIZER_FILES`. For a loader
+    that failed: transformers then blames a missing sentencepiece or tiktoken, which would not help (a folder of a
+    model's config.json and a vocabulary file alone still loads, so the files' absence is no error by itself)."""
+    if not os.path.isdir(source) or any(os.path.isfile(os.path.join(source, name)) for name in SAVED_TOKENIZER_FILES):
+        return
+    found = sorted(os.listdir(source))
+    held = (", ".join(found[:5]) + (", …" if len(found) > 5 else "")) if found else "nothing"
+    raise ValueError(
+        f"{described} is a folder that holds no tokenizer files (neither {' nor '.join(SAVED_TOKENIZER_FILES)}, which "
+        f"tokenizer.save_pretrained writes; it holds {held}). {fix}"
+    )
+
+
 def check_tokenizer_has_vocabulary(tokenizer: "PreTrainedTokenizerBase", source: str, fix: str) -> None:
     """Raises `ValueError` naming `fix` when every token of `tokenizer` is a special token: transformers builds such a
     tokenizer from a folder without tokenizer files instead of failing, and it reads every word as unknown."""

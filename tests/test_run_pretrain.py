@@ -408,6 +408,17 @@ def test_a_tokenizer_without_framing_tokens_and_a_file_too_small_to_split_are_re
     argv[argv.index("--tokenizer_name") + 1] = str(tmp_path / "no-vocabulary")
     with pytest.raises(ValueError, match=r"--tokenizer_name .*no-vocabulary holds only its \d+ special tokens"):
         run_pretrain.main(argv)
+    # Folders without them and without a model's config, where transformers blamed a missing sentencepiece.
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "notes.txt").write_text("not a tokenizer")
+    for folder, held in (("empty", "nothing"), ("notes", "notes.txt")):
+        argv[argv.index("--tokenizer_name") + 1] = str(tmp_path / folder)
+        with pytest.raises(ValueError) as error:
+            run_pretrain.main(argv)
+        assert f"--tokenizer_name {tmp_path / folder} is a folder that holds no tokenizer files" in str(error.value)
+        assert f"it holds {held})" in str(error.value) and "sentencepiece" not in str(error.value)
+        assert "as --tokenizer_name: a folder a tokenizer was saved to, or a Hub id" in str(error.value)
     (tmp_path / "few.txt").write_text("\n".join(SENTENCES) + "\n")
     argv = arguments(assets, tmp_path / "out", "--train_file", str(tmp_path / "few.txt"))
     del argv[argv.index("--validation_file") : argv.index("--validation_file") + 2]
