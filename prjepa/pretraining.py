@@ -517,6 +517,10 @@ def load_raw_datasets(
     if data_args.validation_file is None and "validation" not in raw and not data_args.streaming and percent > 0:
         rows = raw["train"].num_rows
         if rows * percent / 100 < 1:  # `datasets` would fail on the empty split with a message about its instruction
+            # Rows that are all empty lines are named as such first: no percentage or validation file would help.
+            train = datasets.DatasetDict(train=raw["train"])
+            texts = drop_empty_lines(train, text_column(train, data_args.text_column_name), data_args)
+            check_holds_text("train", texts["train"], data_args)
             raise ValueError(
                 f"The training data ({', '.join(dataset_names(data_args))}) holds {rows} rows, so "
                 f"--validation_split_percentage {percent} would hold out less than one: pass "
@@ -575,6 +579,32 @@ def drop_empty_lines(
                 f"{split}: dropped {len(dataset) - len(kept[split])} empty or whitespace-only texts of {len(dataset)}."
             )
     return type(raw)(kept)
+
+
+def check_holds_text(
+    split: str, dataset: "datasets.Dataset | datasets.IterableDataset", data_args: DataTrainingArguments
+) -> None:
+    """A `split` ("train" or "validation") left without a row once empty lines are dropped, or without a sequence once
+    tokenized, is an error naming where its text came from. A stream's length is unknown: `check_training_rows` reads
+    the first rows of a streamed training split."""
+    if data_args.streaming or len(dataset) > 0:
+        return
+    if split == "validation":
+        raise ValueError(
+            f"The validation data ({validation_source(data_args, dataset)}) holds no text once empty lines are "
+            "dropped, so there is nothing to evaluate: give another --validation_file, or drop --do_eval and "
+            "--eval_strategy."
+        )
+    source = (
+        f"--train_file {data_args.train_file}"
+        if data_args.train_file is not None
+        else f"--dataset_name {data_args.dataset_name}"
+    )
+    raise ValueError(
+        f"The training data ({source}) holds no text once empty lines are dropped, so there is nothing to train on or "
+        "hold out for validation: give training data that holds text (in a csv, json or parquet file, name its text "
+        "column with --text_column_name)."
+    )
 
 
 def tokenize(
@@ -971,13 +1001,10 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     if train_dataset is not None and data_args.max_train_samples is not None:
         train_dataset = _truncate(train_dataset, data_args.max_train_samples, data_args.streaming)
     if train_dataset is not None:
+        check_holds_text("train", train_dataset, data_args)
         check_training_rows(train_dataset, tokenizer, model.config, training_args.seed)
-    if eval_dataset is not None and not data_args.streaming and len(eval_dataset) == 0:
-        raise ValueError(
-            f"The validation data ({validation_source(data_args, raw['validation'])}) holds no text once empty lines "
-            "are dropped, so there is nothing to evaluate: give another --validation_file, or drop --do_eval and "
-            "--eval_strategy."
-        )
+    if eval_dataset is not None:
+        check_holds_text("validation", eval_dataset, data_args)
     if eval_dataset is not None and data_args.max_eval_samples is not None:
         eval_dataset = _truncate(eval_dataset, data_args.max_eval_samples, data_args.streaming)
 

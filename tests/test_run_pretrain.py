@@ -241,6 +241,19 @@ def test_data_files_that_cannot_be_read_are_named_before_anything_loads(assets, 
     with pytest.raises(ValueError, match=message):
         run_pretrain.main([*held_out, "--validation_split_percentage", "10"])
     assert not (tmp_path / "out").exists()
+    # Training text of empty lines alone is named as such, before any advice on how much of it to hold out.
+    (tmp_path / "blank-long.txt").write_text("\n  \n" * 30)
+    training = [argument for argument in held_out if argument != "--do_eval"]
+    for name, extra in (
+        ("blank.txt", []),  # too few rows to hold out 5% of
+        ("blank.txt", ["--validation_split_percentage", "0"]),
+        ("blank-long.txt", []),
+    ):
+        with pytest.raises(ValueError) as error:
+            run_pretrain.main([*training, "--train_file", str(tmp_path / name), *extra])
+        assert f"(--train_file {tmp_path / name}) holds no text once empty lines are dropped" in str(error.value)
+        assert "--validation_split_percentage" not in str(error.value)
+    assert not (tmp_path / "out").exists()
 
 
 def test_data_sources_are_one_or_the_other(assets, tmp_path):
