@@ -313,11 +313,15 @@ def detect_checkpoint(training_args: PrJepaTrainingArguments) -> str | None:
 # for the new run's (resumed, kept as its snapshots, counted by --save_total_limit, read as a finished run, its card
 # uploaded by the pushes during training).
 PREVIOUS_RUN_FOLDERS = (f"{PREFIX_CHECKPOINT_DIR}-*", f"{SNAPSHOT_PREFIX}*", "*.partial")
-PREVIOUS_RUN_FILES = ("trainer_state.json", "train_results.json", "eval_results.json", "all_results.json", "README.md")
+# What an evaluation writes into its output directory, training or not.
+EVALUATION_RESULTS = ("eval_results.json", "all_results.json")
+PREVIOUS_RUN_FILES = ("trainer_state.json", "train_results.json", *EVALUATION_RESULTS, "README.md")
 
 
 # What a run writes into its output directory before its first checkpoint.
 RUN_START_ENTRIES = (RUN_SETTINGS, f"{SNAPSHOT_PREFIX}*", "*.partial")
+# What shows a training run in its output directory before it finishes (writes train_results.json).
+TRAINING_RUN_ENTRIES = (*PREVIOUS_RUN_FOLDERS, RUN_SETTINGS)
 
 
 def stopped_before_first_checkpoint(output_dir: str, settings: dict[str, Any]) -> bool:
@@ -338,17 +342,23 @@ def is_own_checkpoint(checkpoint: str, output_dir: str) -> bool:
     return os.path.realpath(os.path.dirname(os.path.normpath(checkpoint))) == os.path.realpath(output_dir)
 
 
-def remove_previous_run(output_dir: str, keep: str | None = None, reason: str = "--overwrite_output_dir") -> None:
+def remove_previous_run(
+    output_dir: str,
+    keep: str | None = None,
+    reason: str = "--overwrite_output_dir",
+    file_names: Collection[str] = PREVIOUS_RUN_FILES,
+) -> None:
     """--overwrite_output_dir starting a run from scratch or from another run's checkpoint (or `reason`, another cause
     of a fresh start): removes the previous run's checkpoints, snapshots, half-written folders and results from
-    `output_dir`, and says so; never a folder holding `keep`, the checkpoint being resumed."""
+    `output_dir`, and says so; never a folder holding `keep`, the checkpoint being resumed. `file_names`: the files
+    to remove (an evaluation alone replaces only its results)."""
     folders = sorted(
         {path for pattern in PREVIOUS_RUN_FOLDERS for path in glob.glob(os.path.join(output_dir, pattern))}
     )
     if keep is not None:  # another run's checkpoint may lie in a folder here, e.g. checkpoint-backups/checkpoint-50
         kept = os.path.realpath(keep) + os.sep
         folders = [path for path in folders if not kept.startswith(os.path.realpath(path) + os.sep)]
-    files = [os.path.join(output_dir, name) for name in PREVIOUS_RUN_FILES]
+    files = [os.path.join(output_dir, name) for name in file_names]
     files = [path for path in files if os.path.isfile(path)]
     for path in folders:
         if os.path.isdir(path):
@@ -462,23 +472,41 @@ def check_launch(training_args: PrJepaTrainingArguments) -> None:
         )
 
 
-def check_evaluated_model(model_args: ModelArguments, training_args: PrJepaTrainingArguments) -> None:
-    """An evaluation without training writes eval_results.json and all_results.json into --output_dir: into a
-    finished run's folder, only for that run's final model, never a fresh or another model's."""
+def check_evaluated_model(model_args: ModelArguments, training_args: PrJepaTrainingArguments) -> bool:
+    """An evaluation without training writes `EVALUATION_RESULTS` into --output_dir (all_results.json merged into the
+    one there): into a finished run's folder, only for that run's final model, never a fresh or another model's; never
+    into an unfinished run's, which, resumed, would report them as its own; over an earlier evaluation's results only
+    for the model in that folder, evaluated in place again, or with --overwrite_output_dir. Returns whether they are
+    to be removed first, so that none of the earlier model's is left among the new ones."""
     output_dir = training_args.output_dir
-    if training_args.do_train or not training_args.do_eval:
-        return
-    if not os.path.isfile(os.path.join(output_dir, "train_results.json")):
-        return
+    if training_args.do_train or not training_args.do_eval or not os.path.isdir(output_dir):
+        return False
     model = model_args.model_name_or_path
-    if model is not None and os.path.isdir(model) and os.path.samefile(model, output_dir):
-        return
+    in_place = model is not None and os.path.isdir(model) and os.path.samefile(model, output_dir)
     evaluated = "a freshly initialised model (no --model_name_or_path)" if model is None else model
-    raise ValueError(
-        f"--do_eval without --do_train would write the results of {evaluated} into {output_dir}, which holds a "
-        f"finished run, over that run's own. To evaluate its final model pass --model_name_or_path {output_dir} (or "
-        "rerun its training command with --do_eval); to evaluate another model, choose another --output_dir."
-    )
+    writing = f"--do_eval without --do_train would write the results of {evaluated} into {output_dir}, which holds"
+    if os.path.isfile(os.path.join(output_dir, "train_results.json")):
+        if in_place:
+            return False
+        raise ValueError(
+            f"{writing} a finished run, over that run's own. To evaluate its final model pass --model_name_or_path "
+            f"{output_dir} (or rerun its training command with --do_eval); to evaluate another model, choose another "
+            "--output_dir."
+        )
+    run = sorted(name for name in os.listdir(output_dir) if any(fnmatch(name, p) for p in TRAINING_RUN_ENTRIES))
+    if run:
+        raise ValueError(
+            f"{writing} an unfinished training run ({', '.join(run[:5])}{', …' if len(run) > 5 else ''}): resumed, "
+            "that run would report them as its own. Choose another --output_dir (to evaluate one of the run's "
+            "checkpoints, pass it as --model_name_or_path)."
+        )
+    earlier = [name for name in EVALUATION_RESULTS if os.path.isfile(os.path.join(output_dir, name))]
+    if earlier and not (in_place or training_args.overwrite_output_dir):
+        raise ValueError(
+            f"{writing} an earlier evaluation's results ({', '.join(earlier)}), and would replace them. Choose another "
+            "--output_dir, or pass --overwrite_output_dir to replace them."
+        )
+    return bool(earlier) and training_args.overwrite_output_dir
 
 
 def warn_emulated_bf16(training_args: PrJepaTrainingArguments) -> None:
@@ -909,7 +937,7 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
         )
     if training_args.push_to_hub:
         check_push_access(training_args.hub_token)
-    check_evaluated_model(model_args, training_args)
+    replacing_evaluation = check_evaluated_model(model_args, training_args)
     set_seed(training_args.seed)
     tokenizer = load_tokenizer(model_args)
     model = build_model(model_args, tokenizer)
@@ -1073,6 +1101,8 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
             raise SystemExit(128 + trainer.preemption.received.value)
         write_final_model(trainer, train_result.metrics, train_dataset, data_args)
     if training_args.do_eval:
+        if replacing_evaluation and training_args.process_index == 0:  # the one process that writes results
+            remove_previous_run(training_args.output_dir, file_names=EVALUATION_RESULTS)
         metrics = trainer.evaluate()
         if not data_args.streaming:
             metrics["eval_samples"] = len(eval_dataset)

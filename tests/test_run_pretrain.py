@@ -643,7 +643,7 @@ def test_a_checkpoint_is_evaluated_with_its_own_tokenizer(assets, tokenizer, tmp
     with pytest.raises(
         ValueError, match=r"Could not load a tokenizer from --model_name_or_path .*bare .* as --tokenizer_name"
     ):
-        run_pretrain.main([*argv, "--model_name_or_path", str(tmp_path / "bare")])
+        run_pretrain.main([*argv, "--model_name_or_path", str(tmp_path / "bare"), "--output_dir", str(tmp_path / "e")])
     # The preset default describes a new model; one asked for beside a checkpoint would be ignored.
     with pytest.raises(ValueError, match=r"--preset mini and --model_name_or_path .*run both give the model"):
         run_pretrain.main([*argv, "--model_name_or_path", str(run), "--preset", "mini"])
@@ -662,6 +662,60 @@ def test_evaluating_without_training_into_a_finished_run_is_refused_for_any_mode
             run_pretrain.main(argv)
         assert f"pass --model_name_or_path {run} (or rerun its training command with --do_eval)" in str(error.value)
     assert not (run / "eval_results.json").exists() and (run / "all_results.json").read_text() == results
+
+
+def test_evaluating_without_training_never_writes_into_an_unfinished_run_nor_over_an_earlier_evaluation(
+    assets, tmp_path, caplog
+):
+    """An unfinished run, resumed, would merge the evaluation's all_results.json into its own; an earlier evaluation's
+    results would be replaced, or mixed with the new ones (an MLM-only model reports no eval_jepa_loss)."""
+    run = tmp_path / "run"
+    run_pretrain.main(arguments(assets, run, "--max_steps", "2", "--save_steps", "1"))
+    for path in run.iterdir():  # what a run stopped after its checkpoints leaves
+        if not path.name.startswith("checkpoint-") and path.name != "run_settings.json":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    fresh = [a for a in arguments(assets, run, "--do_eval") if a != "--do_train"]
+    checkpoint = list(fresh)
+    config = checkpoint.index("--config_name")
+    checkpoint[config : config + 2] = ["--model_name_or_path", str(run / "checkpoint-1")]
+    for argv in (fresh, checkpoint, [*fresh, "--overwrite_output_dir"]):
+        with pytest.raises(ValueError) as error:
+            run_pretrain.main(argv)
+        assert "holds an unfinished training run (checkpoint-1, checkpoint-2, run_settings.json)" in str(error.value)
+        assert "Choose another --output_dir" in str(error.value)
+    assert sorted(path.name for path in run.iterdir()) == ["checkpoint-1", "checkpoint-2", "run_settings.json"]
+    run_pretrain.main(arguments(assets, run, "--max_steps", "2", "--save_steps", "1"))  # finished from its checkpoint
+    assert not any(key.startswith("eval_") for key in json.loads((run / "all_results.json").read_text()))
+
+    # Over an earlier evaluation of another model, or of the same one (nothing records which model it was), only with
+    # --overwrite_output_dir, which removes its results first.
+    evaluation = tmp_path / "evaluation"
+    hybrid = [a for a in arguments(assets, evaluation, "--do_eval") if a != "--do_train"]
+    run_pretrain.main(hybrid)
+    results = {name: (evaluation / name).read_text() for name in ("eval_results.json", "all_results.json")}
+    assert "eval_jepa_loss" in results["all_results.json"]
+    for argv in (hybrid, [*hybrid, "--objective", "mlm"]):
+        with pytest.raises(ValueError) as error:
+            run_pretrain.main(argv)
+        message = "holds an earlier evaluation's results (eval_results.json, all_results.json), and would replace them"
+        assert message in str(error.value)
+        assert "pass --overwrite_output_dir to replace them" in str(error.value)
+    assert {name: (evaluation / name).read_text() for name in results} == results
+    with caplog.at_level(logging.WARNING):
+        run_pretrain.main([*hybrid, "--objective", "mlm", "--overwrite_output_dir"])
+    assert "removed the previous run's eval_results.json, all_results.json" in caplog.text
+    assert "eval_jepa_loss" not in json.loads((evaluation / "all_results.json").read_text())
+
+    # The model in the folder evaluated in place again recomputes its results, as for a finished run.
+    model = tmp_path / "model"
+    run_files = ("checkpoint-*", "run_settings.json", "trainer_state.json", "*_results.json")
+    shutil.copytree(run, model, ignore=shutil.ignore_patterns(*run_files))
+    in_place = [a for a in arguments(assets, model, "--do_eval") if a != "--do_train"]
+    config = in_place.index("--config_name")
+    in_place[config : config + 2] = ["--model_name_or_path", str(model)]
+    for _ in range(2):
+        run_pretrain.main(in_place)
+    assert (model / "eval_results.json").exists() and not (model / "train_results.json").exists()
 
 
 def test_one_process_that_sees_several_gpus_is_refused_naming_one_process_per_gpu(assets, tmp_path, monkeypatch):
