@@ -409,6 +409,12 @@ def test_custom_file_errors_name_columns_and_rows(tmp_path):
         load_task_data(None, train_file=train, validation_file=validation, text_columns=["sentence"])
     with pytest.raises(ValueError, match=r"Row 1 of the 'validation' split .* 'neutral', outside the label set .*'e'"):
         load_task_data(None, train_file=train, validation_file=validation, text_columns=["text"])
+    # A validation file without the label column is named as such, not read as labels of None (as `datasets` reads a
+    # column that a file lacks beside another file that has it).
+    unlabelled = write_csv(tmp_path / "unlabelled.csv", {"text": ["d", "e"]})
+    expected = r"'label' not found in the 'validation' split of 'custom' \(--validation_file .*unlabelled.csv\); "
+    with pytest.raises(ValueError, match=expected + r"columns found: \['text'\]\. Name .*--label_column"):
+        load_task_data(None, train_file=train, validation_file=unlabelled, text_columns=["text"])
 
 
 def test_glue_task_without_training_split_says_how_to_supply_one(tmp_path):

@@ -100,7 +100,10 @@ class TaskData:
         return columns
 
 
-def _read_files(data_files: dict[str, str]) -> "datasets.DatasetDict":
+def _read_files(data_files: dict[str, str]) -> "dict[str, datasets.Dataset]":
+    """Each split from its own file: read together, `datasets` would write every split with the columns and types it
+    found in the first file, so a column another file lacks would read as empty (labels of None) and labels of
+    another type would fail deep in pyarrow."""
     import datasets
 
     builders = {
@@ -110,11 +113,14 @@ def _read_files(data_files: dict[str, str]) -> "datasets.DatasetDict":
         ".jsonl": ("json", {}),
         ".parquet": ("parquet", {}),
     }
-    extensions = {os.path.splitext(path)[1].lower() for path in data_files.values()}
-    if len(extensions) != 1 or next(iter(extensions)) not in builders:
-        raise ValueError(f"Cannot read {sorted(data_files.values())}: give files of one type among {sorted(builders)}.")
-    builder, options = builders[extensions.pop()]
-    return datasets.load_dataset(builder, data_files=data_files, **options)
+    splits = {}
+    for split, path in data_files.items():
+        extension = os.path.splitext(path)[1].lower()
+        if extension not in builders:
+            raise ValueError(f"Cannot read --{split}_file {path}: give a file of one of the types {sorted(builders)}.")
+        builder, options = builders[extension]
+        splits[split] = datasets.load_dataset(builder, data_files=path, split="train", **options)
+    return splits
 
 
 def _load_glue(name: str, glue_path: str) -> "datasets.DatasetDict":
@@ -148,7 +154,7 @@ def _glue_splits(
 
     glue = _load_glue(task_name, glue_path)
     wanted = ("train",) + GLUE_TASKS[task_name].validation_splits
-    splits = {split: glue[split] for split in wanted if split in glue} | dict(_read_files(files) if files else {})
+    splits = {split: glue[split] for split in wanted if split in glue} | _read_files(files)
     for split in wanted if require_train else wanted[1:]:
         if split not in splits:
             option = "--train_file" if split == "train" else "--validation_file"
@@ -211,11 +217,11 @@ def _infer_regression(train: "datasets.Dataset") -> bool:
 
 
 def _encode_labels(
-    splits: "dict[str, datasets.Dataset]", label_feature: "datasets.ClassLabel | None", task_name: str
+    splits: "dict[str, datasets.Dataset]", label_feature: "datasets.ClassLabel | None", sources: dict[str, str]
 ) -> list[str]:
     """Replaces every split's labels by class ids from 0 and returns the class names. GLUE labels may be given as ids
     or names; a custom task's classes are the sorted values of its training labels (validation labels without a
-    training split)."""
+    training split). `sources` names each split in errors."""
     if label_feature is not None:
         label_names = list(label_feature.names)
         label_index = {name: index for index, name in enumerate(label_names)} | {i: i for i in range(len(label_names))}
@@ -228,7 +234,7 @@ def _encode_labels(
         for row, label in enumerate(dataset["label"]):
             if label not in label_index:
                 raise ValueError(
-                    f"Row {row} of the {split!r} split of {task_name!r} has label {label!r}, outside the label set "
+                    f"Row {row} of {sources[split]} has label {label!r}, outside the label set "
                     f"{dict(enumerate(label_names))}: {dataset[row]}. Test splits hide their labels (-1) and cannot "
                     "be scored; give a labelled split."
                 )
@@ -289,7 +295,7 @@ def load_task_data(
             raise ValueError(f"A custom task needs {options} and --text_columns.")
         if problem_type not in (None, *PROBLEM_TYPES):
             raise ValueError(f"problem_type must be one of {PROBLEM_TYPES}, got {problem_type!r}.")
-        splits, label_feature = dict(_read_files(files)), None
+        splits, label_feature = _read_files(files), None
     else:
         if problem_type is not None:
             raise ValueError(f"GLUE task {task_name!r} has a fixed label type; problem_type is for custom tasks.")
@@ -304,10 +310,13 @@ def load_task_data(
     columns = tuple(text_columns or GLUE_TASKS[task_name].text_columns)
     if not 1 <= len(columns) <= 2:
         raise ValueError(f"Give one text column or a pair, got {list(columns)}.")
+    sources = {
+        split: f"the {split!r} split of {task_name!r}" + (f" (--{split}_file {files[split]})" if split in files else "")
+        for split in splits
+    }
     for split, dataset in splits.items():
-        source = f"the {split!r} split of {task_name!r}"
-        _check_columns(dataset, columns + (label_column,), source)
-        _check_texts(dataset, columns, source)
+        _check_columns(dataset, columns + (label_column,), sources[split])
+        _check_texts(dataset, columns, sources[split])
         if label_column != "label":
             # The chosen column becomes the labels; a column that happens to be named "label" is not them.
             dataset = dataset.remove_columns([name for name in ("label",) if name in dataset.column_names])
@@ -324,9 +333,9 @@ def load_task_data(
     if task.is_regression:
         label_names = None
         for split, dataset in splits.items():
-            _check_scores(dataset, f"the {split!r} split of {task_name!r}")
+            _check_scores(dataset, sources[split])
     else:
-        label_names = _encode_labels(splits, label_feature, task_name)
+        label_names = _encode_labels(splits, label_feature, sources)
 
     train_size = len(splits["train"]) if "train" in splits else 0
     if "train" in splits:
