@@ -415,6 +415,12 @@ def test_custom_file_errors_name_columns_and_rows(tmp_path):
     expected = r"'label' not found in the 'validation' split of 'custom' \(--validation_file .*unlabelled.csv\); "
     with pytest.raises(ValueError, match=expected + r"columns found: \['text'\]\. Name .*--label_column"):
         load_task_data(None, train_file=train, validation_file=unlabelled, text_columns=["text"])
+    # A training file of one class is named, not the first validation row of another class.
+    one_class = write_csv(tmp_path / "one_class.csv", {"text": ["a", "b", "c"], "label": ["pos"] * 3})
+    expected = r"Every training label of the 'train' split .* \(--train_file .*one_class.csv\) is pos, a single class, "
+    expected += r"while row 0 of the 'validation' split .* has 'neg': .* needs two or more there. Give a training file"
+    with pytest.raises(ValueError, match=expected):
+        load_task_data(None, train_file=one_class, validation_file=validation, text_columns=["text"])
 
 
 def test_glue_task_without_training_split_says_how_to_supply_one(tmp_path):

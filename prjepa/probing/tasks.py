@@ -230,8 +230,17 @@ def _encode_labels(
         classes = sorted({label for label in reference["label"] if label is not None})
         label_names = [str(label) for label in classes]
         label_index = {label: index for index, label in enumerate(classes)}
+    # A custom task's classes are its training labels: with one, a validation label outside them shows a training
+    # split that cannot train a classifier, not a wrong validation row.
+    single_training_class = label_feature is None and "train" in splits and len(label_names) == 1
     for split, dataset in splits.items():
         for row, label in enumerate(dataset["label"]):
+            if label not in label_index and single_training_class and split != "train":
+                raise ValueError(
+                    f"Every training label of {sources['train']} is {label_names[0]}, a single class, while row {row} "
+                    f"of {sources[split]} has {label!r}: a probe learns to tell classes apart on the training split, "
+                    "so it needs two or more there. Give a training file with examples of every class."
+                )
             if label not in label_index:
                 raise ValueError(
                     f"Row {row} of {sources[split]} has label {label!r}, outside the label set "
