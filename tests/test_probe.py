@@ -421,6 +421,12 @@ def test_custom_file_errors_name_columns_and_rows(tmp_path):
     expected += r"while row 0 of the 'validation' split .* has 'neg': .* needs two or more there. Give a training file"
     with pytest.raises(ValueError, match=expected):
         load_task_data(None, train_file=one_class, validation_file=validation, text_columns=["text"])
+    # Class ids in one file and names in the other share no label: said as such, not as pyarrow's parse error.
+    ids = write_csv(tmp_path / "ids.csv", {"text": ["a", "b", "c"], "label": [0, 1, 0]})
+    expected = r"label types differ between the files: numbers \(int64\) in the 'train' split .*ids.csv\) and text "
+    expected += r"\(.*string\) in the 'validation' split .*\. Give both files labels of one type: class names in both"
+    with pytest.raises(ValueError, match=expected):
+        load_task_data(None, train_file=ids, validation_file=validation, text_columns=["text"])
 
 
 def test_glue_task_without_training_split_says_how_to_supply_one(tmp_path):

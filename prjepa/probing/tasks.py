@@ -210,6 +210,25 @@ def _check_scores(dataset: "datasets.Dataset", source: str) -> None:
         )
 
 
+def _check_label_types(splits: "dict[str, datasets.Dataset]", sources: dict[str, str]) -> None:
+    """A custom task's files must give their labels as one kind of value: class names in one file and class ids in
+    the other (or scores beside names) share no label, and each row of the second would be refused as outside the
+    label set."""
+    kinds = {}
+    for split, dataset in splits.items():
+        dtype = getattr(dataset.features["label"], "dtype", None)
+        if dtype in ("string", "large_string"):
+            kinds[split] = ("text", dtype)
+        elif dtype == "bool" or str(dtype).startswith(("int", "uint", "float")):
+            kinds[split] = ("numbers", dtype)
+    if len({kind for kind, _ in kinds.values()}) > 1:
+        named = " and ".join(f"{kind} ({dtype}) in {sources[split]}" for split, (kind, dtype) in kinds.items())
+        raise ValueError(
+            f"The label types differ between the files: {named}. Give both files labels of one type: class names in "
+            "both, class ids in both, or scores in both."
+        )
+
+
 def _infer_regression(train: "datasets.Dataset") -> bool:
     """Float labels that are not all whole numbers mean regression; integers, booleans and strings mean classes."""
     scores = list(train["label"])
@@ -292,7 +311,7 @@ def load_task_data(
     fit nothing); its label set and type then come from the validation split.
 
     Raises `ValueError` naming the problem: an unknown task (`check_task_name`), a missing split, a missing column,
-    a missing text, or a label outside the label set.
+    a missing text, labels of different types in a custom task's two files, or a label outside the label set.
     """
     check_task_name(task_name)
     files = {split: path for split, path in (("train", train_file), ("validation", validation_file)) if path}
@@ -330,6 +349,8 @@ def load_task_data(
             # The chosen column becomes the labels; a column that happens to be named "label" is not them.
             dataset = dataset.remove_columns([name for name in ("label",) if name in dataset.column_names])
             splits[split] = dataset.rename_column(label_column, "label")
+    if task_name == CUSTOM_TASK:
+        _check_label_types(splits, sources)
 
     if task_name in GLUE_TASKS:
         task = GLUE_TASKS[task_name]
