@@ -449,6 +449,27 @@ def test_glue_task_without_training_split_says_how_to_supply_one(tmp_path):
         load_task_data("mnli", glue_path=glue, train_file=mnli_validation, validation_file=mnli_validation)
 
 
+def test_a_task_a_local_glue_copy_lacks_is_named_with_the_ways_to_probe_it(tmp_path):
+    """A local copy's missing task is no matter of Hub access: the refusal names the Hub and the custom task instead."""
+    texts, labels = sentences(8, seed=3)
+    splits = {split: {"sentence": texts, "label": labels} for split in ("train", "validation")}
+    glue = write_glue_folder(tmp_path / "glue", "sst2", splits, datasets.ClassLabel(names=["negative", "positive"]))
+    expected = r"local GLUE copy .* lacks 'qqp': it has no qqp/ folder, so no training or validation split of it .*"
+    expected += r"Probe qqp from the Hub \(--glue_path nyu-mll/glue\), or as a custom task .*: no --task_name, with "
+    expected += r"--train_file, --validation_file and --text_columns question1 question2\.$"
+    with pytest.raises(ValueError, match=expected) as refusal:
+        load_task_data("qqp", glue_path=glue)
+    assert "Without Hub access" not in str(refusal.value)
+    # A task folder the copy's README.md does not list: the copy is named as not laid out like nyu-mll/glue.
+    (tmp_path / "glue" / "rte").mkdir()
+    expected = (
+        r"GLUE task 'rte' from the local copy .*'rte' not found.* laid out like nyu-mll/glue \(a folder of parquet"
+    )
+    with pytest.raises(ValueError, match=expected) as refusal:
+        load_task_data("rte", glue_path=glue)
+    assert "Without Hub access" not in str(refusal.value)
+
+
 def test_a_local_glue_copy_is_read_as_its_files_are_now(tmp_path):
     """Files replaced at the same path are the task's data from then on, not what `datasets` cached of the old ones
     (the probe and the analysis would otherwise measure the old data, and their check of it see no change); another

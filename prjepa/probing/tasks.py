@@ -140,6 +140,19 @@ def _load_glue(name: str, glue_path: str) -> "datasets.DatasetDict":
             verification_mode="no_checks" if local else None,
         )
     except (OSError, ConnectionError, ValueError) as error:
+        # A copy laid out like nyu-mll/glue keeps each task's splits in a folder of the task's name.
+        if local and not os.path.isdir(os.path.join(glue_path, name)):
+            raise ValueError(
+                f"The local GLUE copy {glue_path!r} lacks {name!r}: it has no {name}/ folder, so no training or "
+                f"validation split of it ({error}). Probe {name} from the Hub (--glue_path nyu-mll/glue), or as a "
+                "custom task from its files (README.md, Probing): no --task_name, with --train_file, --validation_file "
+                f"and --text_columns {' '.join(GLUE_TASKS[name].text_columns)}."
+            ) from error
+        if local:
+            raise ValueError(
+                f"Could not load GLUE task {name!r} from the local copy {glue_path!r}: {error}. Check that the copy is "
+                "laid out like nyu-mll/glue (a folder of parquet files per task, listed in its README.md)."
+            ) from error
         raise ValueError(
             f"Could not load GLUE task {name!r} from {glue_path!r}: {error}. Without Hub access, pass --glue_path "
             "pointing to a local copy laid out like nyu-mll/glue."
