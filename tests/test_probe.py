@@ -7,6 +7,7 @@ import math
 import os
 import random
 import shutil
+import socket
 import sys
 import types
 import warnings
@@ -20,7 +21,7 @@ import torch
 import transformers
 from fake_hub import fake_hub_fixture  # noqa: F401
 from helpers import WORDS, tiny_config, write_csv, write_glue_folder
-from huggingface_hub import HfApi, ModelCard
+from huggingface_hub import HfApi, ModelCard, constants
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from transformers import AutoTokenizer, BertModel, RobertaTokenizerFast, ViTConfig, ViTModel
@@ -983,6 +984,38 @@ def test_card_entries_are_refused_for_data_that_are_not_glue(bert_dir, tmp_path,
     with pytest.raises(ValueError, match=rf"reads {replaced} in their place: the scores are not GLUE's"):
         run_glue_probe.main(probe_args(tmp_path, *args))
     assert not (model / "README.md").exists()
+
+
+def test_a_card_push_that_could_not_happen_is_refused_before_any_work(fake_hub, bert_dir, tmp_path, monkeypatch):
+    """The cards are pushed after the whole probe: a push that could not happen stops the run before anything loads,
+    in the probe's terms (no --hub_token option, no output folder to upload), not with the Hub client's retries and
+    connection error after the compute."""
+    texts, labels = sentences(30, seed=13)
+    columns = {"sentence": texts, "label": labels}
+    glue = write_glue_folder(
+        tmp_path / "glue", "sst2", {"train": columns, "validation": columns}, datasets.Value("int64")
+    )
+    model = tmp_path / "model"
+    shutil.copytree(bert_dir, model)
+    monkeypatch.setattr(run_glue_probe.TaskDataArguments, "load_tasks", lambda *a, **k: pytest.fail("data loaded"))
+    args = ["--model_name_or_path", str(model), "--task_name", "sst2", "--glue_path", glue, "--update_model_card"]
+    args = probe_args(tmp_path, *args, "--push_to_hub", "--hub_model_id", "me/x")
+    with socket.socket() as closed:  # a port that nothing listens on once the socket is closed
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    with monkeypatch.context() as patch:
+        patch.setattr(constants, "ENDPOINT", endpoint)
+        expected = rf"needs the Hugging Face Hub \({endpoint}\), which cannot be reached \(.*Error.*\)\. Drop "
+        with pytest.raises(ValueError, match=expected + r"--push_to_hub .*rerunning this command with --push_to_hub"):
+            run_glue_probe.main(args)
+    with monkeypatch.context() as patch:
+        patch.setattr(constants, "HF_HUB_OFFLINE", True)
+        with pytest.raises(ValueError, match=r"HF_HUB_OFFLINE is set: unset it to push, or drop --push_to_hub"):
+            run_glue_probe.main(args)
+    monkeypatch.setattr(run_glue_probe, "get_token", lambda: None)
+    with pytest.raises(ValueError, match=r"needs a Hugging Face token with write access: run `hf auth login` or set"):
+        run_glue_probe.main(args)
+    assert not (tmp_path / "out").exists() and not (model / "README.md").exists()
 
 
 def test_a_rerun_that_changes_only_where_results_go_or_how_features_are_computed_reuses_them(
