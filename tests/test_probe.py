@@ -401,6 +401,11 @@ def test_a_folder_without_tokenizer_files_is_refused_not_read_as_unknown_words(b
 def test_unknown_task_lists_the_valid_ones():
     with pytest.raises(ValueError, match="choose among .*'cola'.*'wnli'"):
         load_task_data("sst-2")
+    # No task named: a custom task, whose refusal names the options missing, not those given.
+    with pytest.raises(
+        ValueError, match=r"needs --train_file, --validation_file and --text_columns; give --train_file\.$"
+    ):
+        load_task_data(None, validation_file="validation.csv", text_columns=["sentence"])
 
 
 def test_custom_file_errors_name_columns_and_rows(tmp_path):

@@ -359,21 +359,30 @@ def refuse_to_encode(*args, **kwargs):
     raise AssertionError("features were computed before the arguments were checked")
 
 
-def test_custom_data_needs_a_training_file_for_trained_poolers(tmp_path):
+@pytest.mark.parametrize(
+    "pooling, leave_out",
+    [
+        ([], "--pooling mean max"),
+        (["--pooling", "cls", "attention"], "--pooling cls"),
+        (["--pooling", "weighted"], "--pooling mean"),
+    ],
+)
+def test_custom_data_needs_a_training_file_for_trained_poolers(tmp_path, pooling, leave_out):
+    """The refusal names what the poolers need and the ways around it, not options that were given."""
     path = write_csv(tmp_path / "v.csv", {"sentence": ["the cat", "a dog"], "label": [0, 1]})
-    with pytest.raises(ValueError, match="needs --train_file, --validation_file"):
-        analysis_script.main(
-            [
-                "--models",
-                "a=x",
-                "--validation_file",
-                path,
-                "--text_columns",
-                "sentence",
-                "--output_dir",
-                str(tmp_path / "out"),
-            ]
-        )
+    argv = ["--validation_file", path, "--text_columns", "sentence", *pooling]
+    trained = " and ".join(name for name in ("weighted", "attention") if not pooling or name in pooling)
+    expected = rf"The {trained} poolers .* are trained on the dataset's training split, and a --validation_file alone "
+    expected += r"has none: pass --train_file, or measure them untrained \(--untrained_poolers\), or leave them out "
+    with pytest.raises(ValueError, match=expected + rf"\({leave_out}\)\.$") as refusal:
+        analysis_script.main(["--models", "a=x", *argv, "--output_dir", str(tmp_path / "out")])
+    assert "--text_columns" not in str(refusal.value)
+    # Measured untrained, or left out, the dataset loads without a training split.
+    for way_around in (["--untrained_poolers"], leave_out.split()):
+        _, data_args, run_args = parse(*argv, *way_around)
+        analysis_script.check_arguments(data_args, run_args)
+        [dataset] = analysis_script.load_datasets(data_args, run_args)
+        assert "train" not in dataset.task.splits
 
 
 def test_rerunning_finished_work_is_a_no_op_and_other_work_is_refused(trained_run):

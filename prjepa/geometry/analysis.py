@@ -207,12 +207,21 @@ def check_arguments(data_args: DataArguments, analysis_args: AnalysisArguments) 
             raise ValueError(f"--{option} must be at least 2; got {value}.")
     if analysis_args.num_resamples < 1:
         raise ValueError(f"--num_resamples must be at least 1; got {analysis_args.num_resamples}.")
+    trained = " and ".join(pooling for pooling in analysis_args.pooling if pooling in TRAINED_POOLINGS)
     if data_args.split == "train" and trains_poolers(analysis_args):
-        trained = [pooling for pooling in analysis_args.pooling if pooling in TRAINED_POOLINGS]
         raise ValueError(
-            f"--split train measures the training split, which the {' and '.join(trained)} poolers are trained on "
-            "with its labels: measure a held-out split (--split validation), pass --untrained_poolers, or leave "
-            f"{' and '.join(trained)} out of --pooling."
+            f"--split train measures the training split, which the {trained} poolers are trained on with its labels: "
+            f"measure a held-out split (--split validation), pass --untrained_poolers, or leave {trained} out of "
+            "--pooling."
+        )
+    # A custom dataset's poolers train on its --train_file: a --validation_file alone has no training split.
+    custom = not data_args.task_name and data_args.validation_file
+    if custom and not data_args.train_file and trains_poolers(analysis_args):
+        fixed = [pooling for pooling in analysis_args.pooling if pooling in FIXED_POOLINGS] or ["mean"]
+        raise ValueError(
+            f"The {trained} poolers (of --pooling, whose default has both) are trained on the dataset's training "
+            "split, and a --validation_file alone has none: pass --train_file, or measure them untrained "
+            f"(--untrained_poolers), or leave them out (--pooling {' '.join(fixed)})."
         )
 
 

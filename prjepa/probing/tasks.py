@@ -331,9 +331,11 @@ def load_task_data(
     task_name = task_name or CUSTOM_TASK
     if task_name == CUSTOM_TASK:
         needed = ["train", "validation"] if require_train else ["validation"]
-        if not set(needed) <= set(files) or not text_columns:
+        missing = [f"--{split}_file" for split in needed if split not in files]
+        missing += [] if text_columns else ["--text_columns"]
+        if missing:
             options = ", ".join(f"--{split}_file" for split in needed)
-            raise ValueError(f"A custom task needs {options} and --text_columns.")
+            raise ValueError(f"A custom task needs {options} and --text_columns; give {' and '.join(missing)}.")
         if problem_type not in (None, *PROBLEM_TYPES):
             raise ValueError(f"problem_type must be one of {PROBLEM_TYPES}, got {problem_type!r}.")
         splits, label_feature = _read_files(files), None
