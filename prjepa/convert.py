@@ -10,6 +10,7 @@ come from --num_attention_heads, else from the checkpoint's config, else hidden_
 """
 
 import argparse
+import pickle
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,11 +81,32 @@ def is_mlm_only(checkpoint: dict[str, Any]) -> bool:
 def load_original_checkpoint(path: str | Path) -> dict[str, Any]:
     """Loads and sanity-checks the original checkpoint, hybrid or MLM-only (`is_mlm_only`); DDP `module.` prefixes
     are stripped from the state dicts."""
+
+    def not_a_checkpoint(reason: str) -> CheckpointConversionError:
+        return CheckpointConversionError(
+            f"{path} is not a PyTorch checkpoint (a file written by torch.save), or it is damaged ({reason}). Check "
+            "--checkpoint_path: it names the original code's torch.save file (e.g. text_jepa-final.pth.tar)."
+        )
+
     try:
         # weights_only: a checkpoint from elsewhere must not be able to run code while it is read.
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise CheckpointConversionError(f"{path} could not be loaded as a torch checkpoint: {error}") from error
+    except OSError as error:  # no such file, a folder, no permission
+        raise CheckpointConversionError(f"{path} cannot be read: {error}. Check --checkpoint_path.") from error
+    except pickle.UnpicklingError as error:
+        # torch's message advises loading with weights_only=False, which would let the file run any code: neither it
+        # nor the error it is chained to is passed on.
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        if unsafe is None:
+            raise not_a_checkpoint("not what torch.save writes") from None
+        raise CheckpointConversionError(
+            f"{path} holds objects of type {unsafe.group(1)}, which this converter does not create: reading only "
+            "tensors and plain Python values keeps a file from elsewhere from running code as it loads. Save the "
+            "checkpoint again from the original code with plain values in their place (the config as a dict, say)."
+        ) from None
+    except Exception as error:  # torch's readers raise RuntimeError, EOFError, … for files they cannot parse
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise not_a_checkpoint(reason) from error
     if not isinstance(checkpoint, dict):
         raise CheckpointConversionError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict.")
     required = ("encoder", "token_regressor") if is_mlm_only(checkpoint) else (*STATE_DICTS, "loss_weight")

@@ -2,6 +2,7 @@
 give the outputs of an independent re-implementation of the original forward pass (written below from its layout,
 not from our modules)."""
 
+import argparse
 import math
 
 import pytest
@@ -402,15 +403,46 @@ def test_mismatched_checkpoint_is_refused(corrupt, named, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("content", [b"not a checkpoint\n", None], ids=["text-file", "list"])
-def test_non_checkpoint_file_is_refused(content, tmp_path):
+def truncated_checkpoint(path) -> None:
+    torch.save(random_checkpoint(), path)
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+NOT_A_CHECKPOINT = r"is not a PyTorch checkpoint \(a file written by torch.save\), or it is damaged"
+
+
+@pytest.mark.parametrize(
+    "write, named",
+    [
+        (lambda path: path.write_bytes(b"not a checkpoint\n"), NOT_A_CHECKPOINT + r" \(not what torch.save writes\)"),
+        (lambda path: path.write_bytes(bytes(range(256))), NOT_A_CHECKPOINT),
+        (lambda path: path.write_bytes(b""), NOT_A_CHECKPOINT + r" \(EOFError\)"),
+        (truncated_checkpoint, NOT_A_CHECKPOINT + r" \(PytorchStreamReader failed reading zip archive"),
+        (lambda path: torch.save([torch.zeros(2)], path), "holds a list, not a checkpoint dict"),
+        (
+            lambda path: torch.save({"encoder": {}, "config": argparse.Namespace(lr=1e-3)}, path),
+            r"holds objects of type argparse.Namespace, which this converter does not create: .* Save the checkpoint "
+            r"again from the original code with plain values in their place",
+        ),
+    ],
+    ids=["text-file", "binary", "empty", "truncated", "list", "unsafe-object"],
+)
+def test_non_checkpoint_file_is_refused(write, named, tmp_path):
     path = tmp_path / "file.pth.tar"
-    if content is None:
-        torch.save([torch.zeros(2)], path)
-    else:
-        path.write_bytes(content)
-    with pytest.raises(CheckpointConversionError, match="file.pth.tar"):
+    write(path)
+    with pytest.raises(CheckpointConversionError, match=rf"file.pth.tar {named}") as error:
         convert_original_checkpoint(path, tmp_path / "out")
+    # torch's advice to load with weights_only=False would let a file from elsewhere run code: never passed on.
+    assert "weights_only" not in str(error.value) and "weights_only" not in str(error.value.__cause__)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_cli_names_a_file_that_is_not_a_checkpoint_as_such(tmp_path):
+    path = tmp_path / "garbage.pth.tar"
+    path.write_bytes(b"garbage")
+    with pytest.raises(SystemExit, match=rf"^error: {path} {NOT_A_CHECKPOINT} .* Check --checkpoint_path") as error:
+        main(["--checkpoint_path", str(path), "--output_dir", str(tmp_path / "out")])
+    assert "weights_only" not in str(error.value)
 
 
 @pytest.mark.parametrize("field", ["hidden_size", "position_embedding_scale"])
