@@ -748,6 +748,30 @@ def test_hub_model_is_probed_and_its_card_pushed(fake_hub, bert_dir, tmp_path, m
     assert ModelCard.load(tmp_path / "upload" / "README.md").data.eval_results[0].metric_type == "accuracy"
 
 
+def test_a_revision_that_pins_no_model_is_refused_and_the_folders_it_leaves_are_named(
+    bert_dir, tmp_path, monkeypatch, caplog
+):
+    """A folder has one version: --revision pins only Hub models, and pinning nothing at all is refused at once."""
+    monkeypatch.setattr(run_glue_probe.TaskDataArguments, "load_tasks", lambda *a, **k: pytest.fail("data loaded"))
+    args = ["--task_name", "sst2", "--revision", "v1.0"]
+    expected = r"--revision v1.0 names a .* of a Hub repo, but every --model_name_or_path is a local folder \(.*bert"
+    with pytest.raises(ValueError, match=expected + r".*\), read as it is: drop --revision"):
+        run_glue_probe.main(probe_args(tmp_path, "--model_name_or_path", bert_dir, *args))
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(run_glue_probe.TaskDataArguments, "load_tasks", stop)
+    with caplog.at_level(logging.WARNING), pytest.raises(Stop):
+        run_glue_probe.main(probe_args(tmp_path, "--model_name_or_path", "prjepa-tests/on-the-hub", bert_dir, *args))
+    assert f"--revision v1.0 applies to the Hub models only; the local folders {bert_dir} are read as they are" in (
+        caplog.text
+    )
+
+
 @pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")  # the Hub client's own LFS upload
 def test_a_revision_loads_that_commit_of_the_model_and_the_named_tokenizer_as_it_is(fake_hub, bert_dir, tmp_path):
     api = HfApi()

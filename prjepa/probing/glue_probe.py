@@ -72,8 +72,9 @@ class ModelArguments(EncoderArguments):
     revision: str | None = field(
         default=None,
         metadata={
-            "help": "Hub revision (branch, tag or commit) of the Hub models; other than main, not with "
-            "--update_model_card (a card lives on main, beside main's weights)."
+            "help": "Hub revision (branch, tag or commit) of the Hub models (local folders are read as they are: "
+            "with folders alone it is refused); other than main, not with --update_model_card (a card lives on main, "
+            "beside main's weights)."
         },
     )
     bf16: bool = field(default=False, metadata={"help": "Run the encoder in bfloat16."})
@@ -388,6 +389,26 @@ def check_card_arguments(model_args: ModelArguments, probe_args: ProbeArguments,
             raise ValueError(f"The card of Hub model {path!r} can only be updated by pushing it: add --push_to_hub.")
 
 
+def check_revision(model_args: ModelArguments) -> None:
+    """--revision pins a commit of a Hub repo, and a local folder, which has one version, is read as it is: with no
+    Hub model to pin, the revision is refused (the results would record a revision that pinned nothing); beside Hub
+    models, the folders it does not pin are named."""
+    if model_args.revision is None:
+        return
+    folders = [path for path in model_args.model_name_or_path if os.path.isdir(path)]
+    if len(folders) == len(model_args.model_name_or_path):
+        raise ValueError(
+            f"--revision {model_args.revision} names a branch, tag or commit of a Hub repo, but every "
+            f"--model_name_or_path is a local folder ({', '.join(folders)}), read as it is: drop --revision, or name "
+            "the Hub repo instead of a local copy."
+        )
+    if folders:
+        logger.warning(
+            f"--revision {model_args.revision} applies to the Hub models only; the local folders {', '.join(folders)} "
+            "are read as they are."
+        )
+
+
 def check_card_push(probe_args: ProbeArguments) -> None:
     """The cards are pushed after the whole probe: what would stop the push (offline mode, the Hub out of reach, no
     token) stops the run before any compute instead. run_pretrain's `check_push_access` checks the same, but its advice
@@ -419,6 +440,7 @@ def main(args: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stdout)
     parser = script_parser((ModelArguments, DataArguments, ProbeArguments), __doc__)
     model_args, data_args, probe_args = parser.parse_args_into_dataclasses(args=args)
+    check_revision(model_args)
     check_card_arguments(model_args, probe_args, data_args)
     check_card_push(probe_args)
     args = {**asdict(model_args), **asdict(data_args), **asdict(probe_args)}
