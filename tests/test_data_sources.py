@@ -54,8 +54,14 @@ def test_the_demo_sample_stays_small_and_every_file_is_package_data():
     assert unpackaged == []
 
 
-def test_the_demo_glue_loads_like_the_hub_dataset():
-    sst2, stsb = (datasets.load_dataset(DEMO_GLUE, task) for task in DEMO_GLUE_TASKS)
+def read_anew(glue_path: str, task: str, cache_dir: str) -> datasets.DatasetDict:
+    """`datasets` caches a local GLUE copy by its folder's name and file patterns (huggingface/datasets#2956): another
+    test's folder named `glue`, cached in the shared cache, would be read in this one's place."""
+    return datasets.load_dataset(glue_path, task, cache_dir=cache_dir)
+
+
+def test_the_demo_glue_loads_like_the_hub_dataset(tmp_path):
+    sst2, stsb = (read_anew(DEMO_GLUE, task, str(tmp_path)) for task in DEMO_GLUE_TASKS)
     assert {split: len(rows) for split, rows in sst2.items()} == {"train": 2000, "validation": 872}
     assert {split: len(rows) for split, rows in stsb.items()} == {"train": 2000, "validation": 1500}
     assert sst2["train"].features["label"].names == ["negative", "positive"]
@@ -66,9 +72,9 @@ def test_the_demo_glue_loads_like_the_hub_dataset():
 
 
 @pytest.mark.skipif(not os.path.isdir(GLUE_MIRROR), reason="the shared GLUE mirror (GLUE_MIRROR) is absent here")
-def test_the_demo_glue_rows_are_glues_own():
+def test_the_demo_glue_rows_are_glues_own(tmp_path):
     for task in DEMO_GLUE_TASKS:
-        demo, full = datasets.load_dataset(DEMO_GLUE, task), datasets.load_dataset(GLUE_MIRROR, task)
+        demo, full = read_anew(DEMO_GLUE, task, str(tmp_path / "demo")), read_anew(GLUE_MIRROR, task, str(tmp_path))
         assert demo["validation"].to_list() == full["validation"].to_list()
         by_idx = {row["idx"]: row for row in full["train"]}
         assert all(by_idx[row["idx"]] == row for row in demo["train"])

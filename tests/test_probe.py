@@ -392,6 +392,11 @@ def test_a_folder_without_tokenizer_files_is_refused_not_read_as_unknown_words(b
         load_encoder(str(without), tokenizer_name=bert_dir).tokenizer.get_vocab()
         == load_encoder(bert_dir).tokenizer.get_vocab()
     )
+    # A --tokenizer_name folder without them is named as such, not blamed on a missing sentencepiece.
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "notes.txt").write_text("not a tokenizer")
+    with pytest.raises(ValueError, match=r"notes' is a folder that holds no tokenizer files .*it holds notes\.txt"):
+        load_encoder(str(without), tokenizer_name=str(tmp_path / "notes"))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokeniz
 
 from configuration_prjepa import ENCODERS, PrJepaConfig
 
-from ..utils import check_tokenizer_has_vocabulary, tokenizer_fingerprint
+from ..utils import check_tokenizer_folder, check_tokenizer_has_vocabulary, tokenizer_fingerprint
 
 # The models (transformers' modeling takes over a second to import) load inside `load_encoder`: the commands' `--help`
 # reads ONLINE_ENCODER from here and needs none of them.
@@ -27,6 +27,8 @@ BERT_MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 # A PrJEPA pretraining checkpoint's two encoders (`PrJepaModel.from_pretrained(encoder=...)`); any other model has the
 # online one only.
 ONLINE_ENCODER = ENCODERS[0]
+# How a model without a usable tokenizer is probed.
+TOKENIZER_FIX = "Pass the model's tokenizer with --tokenizer_name: a folder a tokenizer was saved to, or a Hub id."
 
 
 class LoadedEncoder(NamedTuple):
@@ -216,13 +218,10 @@ def load_encoder(
     try:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_name or model_name_or_path, **tokenizer_options)
     except (OSError, ValueError, TypeError) as error:
-        raise ValueError(
-            f"Could not load a tokenizer from {tokenizer_name or model_name_or_path!r} ({error}); pass the model's "
-            "tokenizer with --tokenizer_name."
-        ) from error
-    check_tokenizer_has_vocabulary(
-        tokenizer, repr(tokenizer_name or model_name_or_path), "Pass the model's tokenizer with --tokenizer_name."
-    )
+        source = tokenizer_name or model_name_or_path
+        check_tokenizer_folder(source, repr(source), TOKENIZER_FIX)
+        raise ValueError(f"Could not load a tokenizer from {source!r} ({error}). {TOKENIZER_FIX}") from error
+    check_tokenizer_has_vocabulary(tokenizer, repr(tokenizer_name or model_name_or_path), TOKENIZER_FIX)
     if isinstance(model.config, PrJepaConfig):
         model.config.check_tokenizer(tokenizer)
     model = model.to(device).eval().requires_grad_(False)

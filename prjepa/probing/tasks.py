@@ -4,6 +4,7 @@
 import hashlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -148,6 +149,12 @@ def _load_glue(name: str, glue_path: str) -> "datasets.DatasetDict":
                 "custom task from its files (README.md, Probing): no --task_name, with --train_file, --validation_file "
                 f"and --text_columns {' '.join(GLUE_TASKS[name].text_columns)}."
             ) from error
+        if local and (unfilled := _tasks_listed_without_folder(glue_path)):
+            raise ValueError(
+                f"Could not load GLUE task {name!r} from the local copy {glue_path!r}: its README.md lists "
+                f"{', '.join(unfilled)} without a folder of their files, and `datasets` then reads none of its tasks "
+                f"({error}). Restore those folders, or remove their entries from the README's `configs`."
+            ) from error
         if local:
             raise ValueError(
                 f"Could not load GLUE task {name!r} from the local copy {glue_path!r}: {error}. Check that the copy is "
@@ -157,6 +164,16 @@ def _load_glue(name: str, glue_path: str) -> "datasets.DatasetDict":
             f"Could not load GLUE task {name!r} from {glue_path!r}: {error}. Without Hub access, pass --glue_path "
             "pointing to a local copy laid out like nyu-mll/glue."
         ) from error
+
+
+def _tasks_listed_without_folder(glue_path: str) -> list[str]:
+    """The configs a local copy's README.md lists whose folder is missing."""
+    readme = os.path.join(glue_path, "README.md")
+    if not os.path.isfile(readme):
+        return []
+    with open(readme, encoding="utf-8") as file:
+        listed = re.findall(r"config_name:\s*(\S+)", file.read())
+    return [task for task in listed if not os.path.isdir(os.path.join(glue_path, task))]
 
 
 def _glue_splits(
