@@ -141,24 +141,29 @@ def hub_unreachable_reason(timeout: float = 5.0) -> str | None:
     return None
 
 
-def check_push_access(token: str | None) -> None:
+def check_push_access(
+    token: str | None,
+    without_pushing: str = "drop --push_to_hub and upload the output folder later (`hf upload`)",
+    token_option: str | None = "--hub_token",
+) -> None:
     """Stops with one line when `--push_to_hub` could not push (the Hub unreachable, offline mode, no token): before
-    any data is read, where the first push would fail only after it."""
+    any data is read, where the first push would fail only after it. `without_pushing` says how to go on without the
+    push; `token_option`, the script's option that passes a token, if any."""
     if constants.HF_HUB_OFFLINE:
         raise SystemExit(
-            "--push_to_hub needs the Hugging Face Hub, but HF_HUB_OFFLINE is set: unset it to push, or drop "
-            "--push_to_hub and upload the output folder later (`hf upload`)."
+            "--push_to_hub needs the Hugging Face Hub, but HF_HUB_OFFLINE is set: unset it to push, or "
+            f"{without_pushing}."
         )
     reason = hub_unreachable_reason()
     if reason is not None:
         raise SystemExit(
-            f"--push_to_hub needs the Hugging Face Hub ({constants.ENDPOINT}), which cannot be reached ({reason}). "
-            "Drop --push_to_hub and upload the output folder later (`hf upload`), or run where the Hub is reachable."
+            f"--push_to_hub needs the Hugging Face Hub ({constants.ENDPOINT}), which cannot be reached ({reason}): "
+            f"run where the Hub is reachable, or {without_pushing}."
         )
     if (token or get_token()) is None:
+        sources = ["run `hf auth login`", "set HF_TOKEN", *([f"pass {token_option}"] if token_option else [])]
         raise SystemExit(
-            "--push_to_hub needs a Hugging Face token with write access: run `hf auth login`, set HF_TOKEN, or pass "
-            "--hub_token."
+            f"--push_to_hub needs a Hugging Face token with write access: {', '.join(sources[:-1])} or {sources[-1]}."
         )
 
 

@@ -27,7 +27,7 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from transformers import AutoTokenizer, BertModel, RobertaTokenizerFast, ViTConfig, ViTModel
 
 from modeling_prjepa import PrJepaForPreTraining
-from prjepa import probing
+from prjepa import data_sources, probing
 from prjepa.probing import (
     TOKENS,
     AttentionPooler,
@@ -1039,15 +1039,19 @@ def test_a_card_push_that_could_not_happen_is_refused_before_any_work(fake_hub, 
         endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
     with monkeypatch.context() as patch:
         patch.setattr(constants, "ENDPOINT", endpoint)
-        expected = rf"needs the Hugging Face Hub \({endpoint}\), which cannot be reached \(.*Error.*\)\. Drop "
-        with pytest.raises(ValueError, match=expected + r"--push_to_hub .*rerunning this command with --push_to_hub"):
+        expected = (
+            rf"needs the Hugging Face Hub \({endpoint}\), which cannot be reached \(.*Error.*\): run where .*drop "
+        )
+        with pytest.raises(SystemExit, match=expected + r"--push_to_hub .*rerunning this command with --push_to_hub"):
             run_glue_probe.main(args)
     with monkeypatch.context() as patch:
         patch.setattr(constants, "HF_HUB_OFFLINE", True)
-        with pytest.raises(ValueError, match=r"HF_HUB_OFFLINE is set: unset it to push, or drop --push_to_hub"):
+        with pytest.raises(SystemExit, match=r"HF_HUB_OFFLINE is set: unset it to push, or drop --push_to_hub"):
             run_glue_probe.main(args)
-    monkeypatch.setattr(run_glue_probe, "get_token", lambda: None)
-    with pytest.raises(ValueError, match=r"needs a Hugging Face token with write access: run `hf auth login` or set"):
+    monkeypatch.setattr(data_sources, "get_token", lambda: None)
+    with pytest.raises(
+        SystemExit, match=r"needs a Hugging Face token with write access: run `hf auth login` or set HF_TOKEN\.$"
+    ):
         run_glue_probe.main(args)
     assert not (tmp_path / "out").exists() and not (model / "README.md").exists()
 

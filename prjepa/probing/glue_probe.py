@@ -24,9 +24,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from huggingface_hub import constants, get_token
 
-from ..data_sources import check_hub_reachable, hub_unreachable_reason
+from ..data_sources import check_hub_reachable, check_push_access
 from ..utils import library_versions, markdown_table, script_parser
 from .arguments import EncoderArguments, TaskDataArguments
 from .encoders import ONLINE_ENCODER, LoadedEncoder, load_encoder
@@ -409,40 +408,20 @@ def check_revision(model_args: ModelArguments) -> None:
         )
 
 
-def check_card_push(probe_args: ProbeArguments) -> None:
-    """The cards are pushed after the whole probe: what would stop the push (offline mode, the Hub out of reach, no
-    token) stops the run before any compute instead. run_pretrain's `check_push_access` checks the same, but its advice
-    is a pretraining run's (an --hub_token option, an output folder to upload)."""
-    if not probe_args.push_to_hub:
-        return
-    later = (
-        "results.json and results.md keep the scores, and rerunning this command with --push_to_hub where the Hub "
-        "can be reached reuses them and only updates and pushes the cards"
-    )
-    if constants.HF_HUB_OFFLINE:
-        raise ValueError(
-            "--push_to_hub needs the Hugging Face Hub, but HF_HUB_OFFLINE is set: unset it to push, or drop "
-            f"--push_to_hub (and --update_model_card for a Hub model) for now: {later}."
-        )
-    reason = hub_unreachable_reason()
-    if reason is not None:
-        raise ValueError(
-            f"--push_to_hub needs the Hugging Face Hub ({constants.ENDPOINT}), which cannot be reached ({reason}). "
-            f"Drop --push_to_hub (and --update_model_card for a Hub model) for now: {later}."
-        )
-    if get_token() is None:
-        raise ValueError(
-            "--push_to_hub needs a Hugging Face token with write access: run `hf auth login` or set HF_TOKEN."
-        )
-
-
 def main(args: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stdout)
     parser = script_parser((ModelArguments, DataArguments, ProbeArguments), __doc__)
     model_args, data_args, probe_args = parser.parse_args_into_dataclasses(args=args)
     check_revision(model_args)
     check_card_arguments(model_args, probe_args, data_args)
-    check_card_push(probe_args)
+    if probe_args.push_to_hub:  # the cards are pushed after the whole probe: a push that cannot happen stops it first
+        check_push_access(
+            None,
+            "drop --push_to_hub (and --update_model_card for a Hub model) for now: results.json and results.md keep "
+            "the scores, and rerunning this command with --push_to_hub where the Hub can be reached reuses them and "
+            "only updates and pushes the cards",
+            token_option=None,
+        )
     args = {**asdict(model_args), **asdict(data_args), **asdict(probe_args)}
     earlier = None if probe_args.overwrite_output_dir else earlier_results(probe_args.output_dir, RESULT_FILES, args)
     if earlier is not None:
