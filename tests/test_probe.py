@@ -1020,17 +1020,25 @@ def test_card_entries_are_refused_for_data_that_are_not_glue(bert_dir, tmp_path,
     assert not (model / "README.md").exists()
 
 
+def sst2_copy_and_model(tmp_path: Path, bert_dir: str, seed: int) -> tuple[str, Path]:
+    """A GLUE copy of 30 sst2 sentences (its folder named by the seed: datasets caches a local copy under its folder
+    name and task alone, so another test's sst2 in a folder of the same name would be read instead) and a copy of
+    `bert_dir` whose card a test may write."""
+    texts, labels = sentences(30, seed=seed)
+    columns = {"sentence": texts, "label": labels}
+    glue = write_glue_folder(
+        tmp_path / f"glue-{seed}", "sst2", {"train": columns, "validation": columns}, datasets.Value("int64")
+    )
+    model = tmp_path / "model"
+    shutil.copytree(bert_dir, model)
+    return glue, model
+
+
 def test_a_card_push_that_could_not_happen_is_refused_before_any_work(fake_hub, bert_dir, tmp_path, monkeypatch):
     """The cards are pushed after the whole probe: a push that could not happen stops the run before anything loads,
     in the probe's terms (no --hub_token option, no output folder to upload), not with the Hub client's retries and
     connection error after the compute."""
-    texts, labels = sentences(30, seed=13)
-    columns = {"sentence": texts, "label": labels}
-    glue = write_glue_folder(
-        tmp_path / "glue", "sst2", {"train": columns, "validation": columns}, datasets.Value("int64")
-    )
-    model = tmp_path / "model"
-    shutil.copytree(bert_dir, model)
+    glue, model = sst2_copy_and_model(tmp_path, bert_dir, seed=13)
     monkeypatch.setattr(run_glue_probe.TaskDataArguments, "load_tasks", lambda *a, **k: pytest.fail("data loaded"))
     args = ["--model_name_or_path", str(model), "--task_name", "sst2", "--glue_path", glue, "--update_model_card"]
     args = probe_args(tmp_path, *args, "--push_to_hub", "--hub_model_id", "me/x")
@@ -1061,15 +1069,7 @@ def test_a_rerun_that_changes_only_where_results_go_or_how_features_are_computed
 ):
     """Adding --update_model_card (or another batch size, feature cache or device) to a finished probe's command writes
     the cards from the finished results: neither a refusal nor a refit."""
-    texts, labels = sentences(30, seed=15)
-    columns = {"sentence": texts, "label": labels}
-    # A folder name of its own: datasets caches a local GLUE copy under its folder name and task alone, so another
-    # test's sst2 in a folder named glue would be read instead.
-    glue = write_glue_folder(
-        tmp_path / "rerun-glue", "sst2", {"train": columns, "validation": columns}, datasets.Value("int64")
-    )
-    model = tmp_path / "model"
-    shutil.copytree(bert_dir, model)
+    glue, model = sst2_copy_and_model(tmp_path, bert_dir, seed=15)
     args = probe_args(tmp_path, "--model_name_or_path", str(model), "--task_name", "sst2", "--glue_path", glue)
     finished = json.loads(json.dumps(run_glue_probe.main(args)))  # as results.json holds it
     assert not (model / "README.md").exists()
