@@ -630,6 +630,7 @@ def card_entries(model_dir: str) -> set[tuple[str, str, str]]:
     return {(result.dataset_config, result.metric_type, result.metric_config) for result in card.data.eval_results}
 
 
+@pytest.mark.filterwarnings("ignore:An input array is constant")  # [CLS] at layer 0 is one vector (below)
 def test_plain_bert_on_a_glue_pair_regression_task(bert_dir, tmp_path):
     bert_dir = str(shutil.copytree(bert_dir, tmp_path / "bert"))  # its card is updated: a copy of the shared model
     rng = np.random.default_rng(9)
