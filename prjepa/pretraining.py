@@ -494,6 +494,10 @@ def check_evaluated_model(model_args: ModelArguments, training_args: PrJepaTrain
             "--output_dir."
         )
     run = sorted(name for name in os.listdir(output_dir) if any(fnmatch(name, p) for p in TRAINING_RUN_ENTRIES))
+    if os.path.isfile(os.path.join(output_dir, "trainer_state.json")):
+        # A checkpoint's copy of its run's settings (`RunSettingsCallback`): a resume of it writes into its run's
+        # folder, never reading results written beside it. A run's own folder holds trainer_state.json once finished.
+        run = [name for name in run if name != RUN_SETTINGS]
     if run:
         raise ValueError(
             f"{writing} an unfinished training run ({', '.join(run[:5])}{', …' if len(run) > 5 else ''}): resumed, "

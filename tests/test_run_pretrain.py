@@ -1326,3 +1326,18 @@ def test_data_with_nothing_to_learn_is_refused_and_rows_without_jepa_blocks_are_
     with caplog.at_level(logging.WARNING):
         run_pretrain.main(arguments(assets, tmp_path / "c"))
     assert "get no JEPA target block" not in caplog.text
+
+
+def test_a_checkpoint_evaluated_in_place_is_not_read_as_an_unfinished_run(assets, tmp_path):
+    """A checkpoint folder holds a copy of its run's settings (run_settings.json), which is no unfinished run there:
+    evaluating the checkpoint in place writes its results beside it, and resuming it never reads them."""
+    run = tmp_path / "run"
+    run_pretrain.main(arguments(assets, run, "--max_steps", "2", "--save_steps", "1"))
+    checkpoint = run / "checkpoint-1"
+    assert (checkpoint / "run_settings.json").exists()
+    argv = [a for a in arguments(assets, checkpoint, "--do_eval") if a != "--do_train"]
+    config = argv.index("--config_name")
+    argv[config : config + 2] = ["--model_name_or_path", str(checkpoint)]
+    for _ in range(2):  # and again, in place, recomputed
+        run_pretrain.main(argv)
+    assert "eval_loss" in json.loads((checkpoint / "eval_results.json").read_text())
