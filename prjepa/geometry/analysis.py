@@ -219,7 +219,7 @@ def check_arguments(data_args: DataArguments, analysis_args: AnalysisArguments) 
     if custom and not data_args.train_file and trains_poolers(analysis_args):
         fixed = [pooling for pooling in analysis_args.pooling if pooling in FIXED_POOLINGS] or ["mean"]
         raise ValueError(
-            f"The {trained} poolers (of --pooling, whose default has both) are trained on the dataset's training "
+            f"The {trained} poolers in --pooling are trained on the dataset's training "
             "split, and a --validation_file alone has none: pass --train_file, or measure them untrained "
             f"(--untrained_poolers), or leave them out (--pooling {' '.join(fixed)})."
         )
