@@ -16,7 +16,10 @@ side's alone). Then, for the hybrid, the collapse screen: per seed, the lowest l
 embeddings and the lowest JEPA loss over the steps every run logged (runs stopped early shorten the window for all),
 and how many seeds per group fell below `--collapse_rank` (10: the published run's collapsed seed stayed at 6-9, the
 others at 14 or more; MLM-only runs dip to 7-12 on the unigram plateau and recover, so the screen is the hybrid's).
-The groups need not differ in precision (e.g. two EMA momenta); `--seeds` restricts both to the same seeds.
+The groups need not differ in precision (e.g. two EMA momenta); `--seeds` restricts both to the same seeds. Last, per
+seed, the step where its training MLM loss leaves the second plateau (the README's rule for the runs past the budget:
+the first step from 800 on where the mean over the last 100 steps is 0.1 below its lowest value at least 100 steps
+earlier), with the tokens seen by then.
 
 `--against OVERRIDES` times, the same way, the preset's fp32 step against the fp32 step with those config overrides
 added (e.g. `mlm_probability=0.4`: each masked token costs a projection onto the vocabulary), for a recipe change's
@@ -139,6 +142,33 @@ def screen_collapse(logs: dict[str, dict[int, list[dict]]], collapse_rank: float
         )
 
 
+def plateau_exit(history: list[dict], window: int = 100, drop: float = 0.1, start: int = 800) -> dict | None:
+    """The first log entry from step `start` on where the mean training MLM loss over the last `window` steps is `drop`
+    below its lowest value at least `window` steps earlier; None while the run is on the plateau still."""
+    logs = [entry for entry in history if "mlm_loss" in entry]
+    means: dict[int, float] = {}
+    for index, entry in enumerate(logs):
+        recent = [earlier["mlm_loss"] for earlier in logs[: index + 1] if earlier["step"] > entry["step"] - window]
+        means[entry["step"]] = statistics.fmean(recent)
+        lowest_before = min((mean for step, mean in means.items() if step <= entry["step"] - window), default=None)
+        if entry["step"] >= start and lowest_before is not None and means[entry["step"]] <= lowest_before - drop:
+            return entry
+    return None
+
+
+def report_plateau_exits(logs: dict[str, dict[int, list[dict]]], objective: str) -> None:
+    print(f"{objective}: where the training MLM loss leaves the second plateau")
+    for label, by_seed in logs.items():
+        for seed, history in by_seed.items():
+            entry = plateau_exit(history)
+            where = (
+                f"step {entry['step']:,} ({entry['num_input_tokens_seen'] / 1e6:.1f}M tokens)"
+                if entry
+                else f"not by its last logged step, {history[-1]['step']:,}"
+            )
+            print(f"  {label} seed {seed}: {where}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=10)
@@ -163,6 +193,7 @@ def main() -> None:
             compare_loss_curves(logs, objective)
             if objective == "hybrid":
                 screen_collapse(logs, args.collapse_rank)
+            report_plateau_exits(logs, objective)
         return
     preset = EXPERIMENT_PRESETS[args.experiment_preset]
     args.batch_size, args.seq_len = preset.per_device_train_batch_size, preset.max_seq_length
