@@ -29,8 +29,8 @@ ENCODERS = ("online", "target")
 FOLLOWING_FIELDS = {"predictor_num_attention_heads": "num_attention_heads", "mlm_head_layer_norm_eps": "layer_norm_eps"}
 
 # Encoder (hidden, layers, heads) of the original code's presets; every preset's encoder uses head width 64 and an MLP
-# ratio of 4. "paper" is what the original training script actually built (it ignored the preset name), and "mini" is this
-# project's CPU-sized model.
+# ratio of 4. "paper" is what the original training script actually built (it ignored the preset name), and "mini" is
+# this project's CPU-sized model.
 PRESETS: dict[str, dict[str, int]] = {
     "mini": dict(
         hidden_size=256,
@@ -254,9 +254,9 @@ class PrJepaConfig(PreTrainedConfig):
             )
         if self.position_embedding_type != "sinusoidal" and self.position_embedding_scale != 1.0:
             raise ValueError(
-                "PrJepaConfig.position_embedding_scale scales the fixed sinusoidal table; a learned table is initialised "
-                "with std initializer_range instead. Drop position_embedding_scale or use position_embedding_type="
-                "'sinusoidal'."
+                "PrJepaConfig.position_embedding_scale scales the fixed sinusoidal table; a learned table is "
+                "initialised with std initializer_range instead. Drop position_embedding_scale or use "
+                "position_embedding_type='sinusoidal'."
             )
         _check_choice("objective", self.objective, OBJECTIVES)
         _check_choice("loss_weighting", self.loss_weighting, LOSS_WEIGHTINGS)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Convert a checkpoint of the original research code to a PrJEPA checkpoint: `prjepa.convert`'s command line. Installed as `prjepa-convert`. `--help` lists the arguments."""
+"""Convert a checkpoint of the original research code to a PrJEPA checkpoint: `prjepa.convert`'s command line. Installed
+as `prjepa-convert`. `--help` lists the arguments."""
 
 from prjepa.convert import main
 

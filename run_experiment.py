@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""The hybrid-vs-MLM-only experiment end to end: `prjepa.experiment`'s command line. Installed as `prjepa-experiment`. `--help` lists the arguments."""
+"""The hybrid-vs-MLM-only experiment end to end: `prjepa.experiment`'s command line. Installed as `prjepa-experiment`.
+`--help` lists the arguments."""
 
 from prjepa.experiment import main
 

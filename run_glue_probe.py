@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Probe frozen encoders on GLUE with a linear probe: `prjepa.probing.glue_probe`'s command line. Installed as `prjepa-probe`. `--help` lists the arguments."""
+"""Probe frozen encoders on GLUE with a linear probe: `prjepa.probing.glue_probe`'s command line. Installed as
+`prjepa-probe`. `--help` lists the arguments."""
 
 from prjepa.probing.glue_probe import main
 

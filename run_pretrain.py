@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Pretrain a PrJEPA encoder (hybrid JEPA + MLM, or MLM-only) with the HF Trainer: `prjepa.pretraining`'s command line. Installed as `prjepa-pretrain`. `--help` lists the arguments."""
+"""Pretrain a PrJEPA encoder (hybrid JEPA + MLM, or MLM-only) with the HF Trainer: `prjepa.pretraining`'s command line.
+Installed as `prjepa-pretrain`. `--help` lists the arguments."""
 
 from prjepa.pretraining import main
 

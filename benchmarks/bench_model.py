@@ -76,10 +76,12 @@ def main() -> None:
         )
     ).to(args.device)
     print(
-        f"device={args.device} threads={torch.get_num_threads()} torch={torch.__version__} batch={args.batch_size}x{args.seq_len}"
+        f"device={args.device} threads={torch.get_num_threads()} torch={torch.__version__} "
+        f"batch={args.batch_size}x{args.seq_len}"
     )
     print(
-        f"parameters: PrJEPA {sum(p.numel() for p in ours.parameters()):,}  BERT {sum(p.numel() for p in bert.parameters()):,}"
+        f"parameters: PrJEPA {sum(p.numel() for p in ours.parameters()):,}  "
+        f"BERT {sum(p.numel() for p in bert.parameters()):,}"
     )
     print(f"{'precision':<10} {'PrJEPA ms':>10} {'BERT ms':>10} {'ratio':>7}  (target <= 0.50)")
     for precision in args.precision:

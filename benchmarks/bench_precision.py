@@ -123,7 +123,8 @@ def screen_collapse(logs: dict[str, dict[int, list[dict]]], collapse_rank: float
     histories = [history for by_seed in logs.values() for history in by_seed.values()]
     window = min(trajectory(history, "effective_rank").last[0] for history in histories)
     print(
-        f"hybrid: collapse screen over steps 1-{window} (lowest effective rank of the batch embeddings, lowest JEPA loss)"
+        f"hybrid: collapse screen over steps 1-{window} (lowest effective rank of the batch embeddings, "
+        "lowest JEPA loss)"
     )
     for label, by_seed in logs.items():
         collapsed = []
@@ -201,8 +202,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # read by the fresh processes at start-up
     print(
-        f"experiment preset {args.experiment_preset}: {preset.model_preset} with {preset.config_overrides or 'defaults'}, "
-        f"batch {args.batch_size} x {args.seq_len}, {args.threads} threads, torch {torch.__version__}, CPU with "
+        f"experiment preset {args.experiment_preset}: {preset.model_preset} with "
+        f"{preset.config_overrides or 'defaults'}, batch {args.batch_size} x {args.seq_len}, {args.threads} threads, "
+        f"torch {torch.__version__}, CPU with "
         f"{'native' if native_bf16('cpu') else 'no native (emulated)'} bf16; {args.steps} steps x {args.rounds} rounds"
     )
     variants = timed_variants(preset.config_overrides, args.against)

@@ -269,11 +269,12 @@ def main() -> None:
         ratio, share = times["hybrid"] / times["mlm"], times["ema"] / times["hybrid"]
         print(
             f"{preset:<8} {times['mlm']:>9.1f} {times['hybrid']:>10.1f} {ratio:>6.2f} "
-            f"{verdict(ratio <= TARGETS['hybrid_ratio']):>7} {times['flop_ratio']:>11.2f} {times['ema']:>7.2f} {share:>10.2%} "
-            f"{verdict(share <= TARGETS['ema_share']):>7}"
+            f"{verdict(ratio <= TARGETS['hybrid_ratio']):>7} {times['flop_ratio']:>11.2f} {times['ema']:>7.2f} "
+            f"{share:>10.2%} {verdict(share <= TARGETS['ema_share']):>7}"
         )
         print(
-            f"{'':<8} minor page faults per step: MLM-only {times['mlm_faults']:,.0f}, hybrid {times['hybrid_faults']:,.0f}"
+            f"{'':<8} minor page faults per step: MLM-only {times['mlm_faults']:,.0f}, "
+            f"hybrid {times['hybrid_faults']:,.0f}"
         )
     # The collator works beside the model's steps (in the loader), so what matters is its share of one.
     collator_ms = 1000 * args.batch_size / rate

@@ -58,8 +58,8 @@ def probe_curves(
             for checkpoint, step, tokens in checkpoints:
                 if checkpoint not in by_path:
                     raise ValueError(
-                        f"Seed {seed}'s probe results lack {objective} step {step} ({checkpoint}); probe it to draw the "
-                        "curve."
+                        f"Seed {seed}'s probe results lack {objective} step {step} ({checkpoint}); probe it to draw "
+                        "the curve."
                     )
                 for task, outcome in by_path[checkpoint]["tasks"].items():
                     split = GLUE_TASKS[task].validation_splits[0]

@@ -75,9 +75,9 @@ def rank_collapse(log_history: list[dict[str, float]]) -> str | None:
             if in_a_row == COLLAPSE_LOGS:
                 return (
                     f"The representations collapsed: the effective rank of the batch embeddings stayed below "
-                    f"{COLLAPSE_FRACTION:g} × its first logged value ({_number(rank.first[1])} at step {rank.first[0]}) "
-                    f"for {COLLAPSE_LOGS} logs in a row by step {entry['step']}, and fell to {_number(rank.minimum[1])} "
-                    f"(step {rank.minimum[0]}; RankMe, logged as `effective_rank`)."
+                    f"{COLLAPSE_FRACTION:g} × its first logged value ({_number(rank.first[1])} at step "
+                    f"{rank.first[0]}) for {COLLAPSE_LOGS} logs in a row by step {entry['step']}, and fell to "
+                    f"{_number(rank.minimum[1])} (step {rank.minimum[0]}; RankMe, logged as `effective_rank`)."
                 )
     return None
 

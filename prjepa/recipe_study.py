@@ -461,8 +461,8 @@ def report(output_dir: str, report_dir: str) -> None:
             ]
         )
     caption = (
-        f"Validation MLM loss of `mini` recipes along a {TOKEN_BUDGET / 1e6:.0f}M-token budget (seq {SEQUENCE_LENGTH}); "
-        f"chosen per objective: {rule}"
+        f"Validation MLM loss of `mini` recipes along a {TOKEN_BUDGET / 1e6:.0f}M-token budget "
+        f"(seq {SEQUENCE_LENGTH}); chosen per objective: {rule}"
     )
     with open(os.path.join(report_dir, "study.md"), "w") as file:
         file.write(f"{caption}\n\n{markdown_table(header, table)}\n\n{describe_machines(rows)}\n")

@@ -1,5 +1,5 @@
-"""Where a pretraining run keeps its snapshots (`--snapshot_steps`): a folder per step, holding the model and a state file.
-Standard library only, so that the experiment's command line finds a run's snapshots without loading torch."""
+"""Where a pretraining run keeps its snapshots (`--snapshot_steps`): a folder per step, holding the model and a state
+file. Standard library only, so that the experiment's command line finds a run's snapshots without loading torch."""
 
 import os
 from collections.abc import Sequence

@@ -1,9 +1,9 @@
 """`PrJepaTrainer`: the HF `Trainer` for `PrJepaForPreTraining`.
 
 On top of the stock loop it updates the EMA target encoder after every optimizer step, logs both losses, λ, the EMA
-momentum and a collapse signal (warning once if it shows a collapse), stops on a non-finite loss before it reaches the weights, keeps the loss weighting out
-of weight decay, and positions the counter-based masking collator so that a resumed run sees exactly the masks of an
-uninterrupted one.
+momentum and a collapse signal (warning once if it shows a collapse), stops on a non-finite loss before it reaches the
+weights, keeps the loss weighting out of weight decay, and positions the counter-based masking collator so that a
+resumed run sees exactly the masks of an uninterrupted one.
 """
 
 import contextlib

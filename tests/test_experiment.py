@@ -686,8 +686,8 @@ def test_a_finished_measuring_stage_is_stale_once_the_glue_files_it_read_are_rep
     # The analysis reads SST-2 alone, which did not change.
     with pytest.raises(
         ValueError,
-        match=r"probe seed 0 \([^)]*\) has other settings \(differing: --data_fingerprint\); curves seed 0 \([^)]*\) has "
-        r"other settings \(differing: --data_fingerprint\)\. Use another --run_name",
+        match=r"probe seed 0 \([^)]*\) has other settings \(differing: --data_fingerprint\); curves seed 0 \([^)]*\) "
+        r"has other settings \(differing: --data_fingerprint\)\. Use another --run_name",
     ):
         stages.check_no_stale_stage(Experiment(ExperimentArguments(**arguments)))
 

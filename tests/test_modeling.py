@@ -630,8 +630,8 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     checkpointed.load_state_dict(plain.state_dict())
     checkpointed.activation_checkpointing_enable()
     assert all(layer.gradient_checkpointing for layer in checkpointed.prjepa.encoder.layer)
-    # A checkpointed layer runs its forward again during backward: the online encoder's first attention runs for the full
-    # and the context views, so twice per step without checkpointing and four times with it.
+    # A checkpointed layer runs its forward again during backward: the online encoder's first attention runs for the
+    # full and the context views, so twice per step without checkpointing and four times with it.
     calls = {}
     for name, model in (("plain", plain), ("checkpointed", checkpointed)):
         calls[name] = []
@@ -943,7 +943,7 @@ def test_fill_mask_pipeline_reports_the_models_probabilities(tokenizer):
     assert [prediction["score"] for prediction in predictions] == pytest.approx(probabilities.tolist(), rel=1e-5)
 
 
-# --- configuration and bad input ---------------------------------------------------------------------------------------
+# --- configuration and bad input --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -325,7 +325,8 @@ def test_cache_is_reused_and_invalidated_when_weights_change(prjepa_dir, tmp_pat
 
 
 def test_the_cache_key_follows_the_model_code_and_the_library_versions(bert_dir, tokenizer, tmp_path, monkeypatch):
-    """The same weights run by fixed model code, or by another transformers or torch, give other features: other keys."""
+    """The same weights run by fixed model code, or by another transformers or torch, give other features: other
+    keys."""
     module_file = tmp_path / "patched_bert.py"
 
     def encoder_of(code: str) -> probing.LoadedEncoder:
@@ -555,7 +556,10 @@ def test_custom_classification_task_end_to_end(prjepa_dir, bert_dir, tmp_path):
 
     # Finished results are never replaced unasked; the refusal comes before any model or data loads.
     stamps = {path: path.stat().st_mtime_ns for path in (tmp_path / "out").iterdir()}
-    other_arguments = r"already holds results \(results.json, results.md\), with other arguments \(max_train_samples, model_name_or_path\)"
+    other_arguments = (
+        r"already holds results \(results.json, results.md\), with other arguments "
+        r"\(max_train_samples, model_name_or_path\)"
+    )
     with pytest.raises(ValueError, match=rf"{other_arguments}.*--overwrite_output_dir"):
         run_glue_probe.main(probe_args(tmp_path, "--model_name_or_path", str(tmp_path / "no-such-model"), *args[3:]))
     # Rerunning the finished probe is a no-op that says so and returns its results.
@@ -673,7 +677,8 @@ def test_plain_bert_on_a_glue_pair_regression_task(bert_dir, tmp_path):
         ("stsb", "spearmanr", "linear probe, cls pooling, trained on 20 of 30 examples"),
     } <= entries
     # BERT's embedding layer gives [CLS] the same vector in every sentence: its correlations are undefined, and the
-    # card gets no entry for them (YAML's .nan), while the results keep them; nor keeps an earlier value under that name.
+    # card gets no entry for them (YAML's .nan), while the results keep them; nor keeps an earlier value under that
+    # name.
     earlier = probing.glue_eval_result(
         "stsb", "validation", "spearmanr", 0.5, "linear probe, cls pooling, hidden layer 0"
     )

@@ -442,7 +442,8 @@ def test_a_tokenizer_without_framing_tokens_and_a_file_too_small_to_split_are_re
 
 
 def test_a_config_that_does_not_exist_is_named_missing_before_anything_loads(assets, tmp_path):
-    """As a missing --tokenizer_name or --model_name_or_path is (was: huggingface_hub's 'Repo id must be in the form')."""
+    """As a missing --tokenizer_name or --model_name_or_path is (was: huggingface_hub's 'Repo id must be in the
+    form')."""
     for config in (tmp_path / "missing" / "folder", tmp_path / "missing.json"):
         argv = arguments(assets, tmp_path / "out")
         argv[argv.index("--config_name") + 1] = str(config)

@@ -12,9 +12,10 @@ The two pretraining runs differ only in `--objective`, and in `--learning_rate` 
 blocks from the same seeded stream), steps, tokens and seeds. Both start from the same
 encoder weights (same seed), kept as each run's `snapshot-0`: probed and analysed as a third column, this
 random-init control shows what pretraining added. Snapshots along the run are probed on a few tasks for curves of
-score against tokens seen. `--seeds N` repeats everything per seed and reports mean ± standard deviation. Every stage writes its outputs once; rerunning continues where an
-interruption stopped (a pretraining run resumes from its last checkpoint) and reuses what is finished, and a stage
-whose recorded settings differ from the current ones is refused rather than overwritten.
+score against tokens seen. `--seeds N` repeats everything per seed and reports mean ± standard deviation. Every stage
+writes its outputs once; rerunning continues where an interruption stopped (a pretraining run resumes from its last
+checkpoint) and reuses what is finished, and a stage whose recorded settings differ from the current ones is refused
+rather than overwritten.
 
 Small outputs go to `--results_dir/<run_name>` (committed for the published run): comparison tables, plots, the
 configuration, commands, machine, wall times and tokens seen. Checkpoints and cached features go to

@@ -134,9 +134,9 @@ EXPERIMENT_PRESETS = {
     "cpu": ExperimentPreset(
         description="mini encoder (256/4/4) with learned positions and a tied MLM decoder (the recipe study's "
         "choice, results/recipe-study), 1,200 steps of 32 × 128 tokens (4.9M tokens) of the given text "
-        "(WikiText-103 without data flags) at a peak learning rate of 1e-3 for MLM-only and 5e-4 for the hybrid (the collapse screen's choice, "
-        "results/cpu-collapse-screen), under bf16 autocast where the CPU has native bf16; about 70 minutes per seed "
-        "on 2 cores in fp32, 55 in bf16",
+        "(WikiText-103 without data flags) at a peak learning rate of 1e-3 for MLM-only and 5e-4 for the hybrid "
+        "(the collapse screen's choice, results/cpu-collapse-screen), under bf16 autocast where the CPU has native "
+        "bf16; about 70 minutes per seed on 2 cores in fp32, 55 in bf16",
         model_preset="mini",
         max_seq_length=128,
         per_device_train_batch_size=32,
@@ -156,8 +156,8 @@ EXPERIMENT_PRESETS = {
         evaluation_seconds=800,
     ),
     "paper": ExperimentPreset(
-        description="the original's configuration (docs/method.md §5): 512/6/8 encoder, predictor 192 × 6, WikiText-103, batch 64 "
-        "× 128, 3 epochs, AdamW 5e-5, cosine to 1e-6, weight decay 0.05, bf16; one GPU",
+        description="the original's configuration (docs/method.md §5): 512/6/8 encoder, predictor 192 × 6, "
+        "WikiText-103, batch 64 × 128, 3 epochs, AdamW 5e-5, cosine to 1e-6, weight decay 0.05, bf16; one GPU",
         model_preset="paper",
         max_seq_length=128,
         per_device_train_batch_size=64,

@@ -51,9 +51,9 @@ def run_stage(
 ) -> float:
     """Runs `command` unless `directory/marker` shows the stage finished with the same settings; returns seconds spent.
 
-    `check` (if any) runs before the command and raises if its inputs are missing; `collect` (if any) runs after it, before the record is written: it brings the stage's outputs into
-    `directory` when the command writes them elsewhere. The settings are recorded beside the outputs; finished
-    outputs from other settings are never overwritten.
+    `check` (if any) runs before the command and raises if its inputs are missing; `collect` (if any) runs after it,
+    before the record is written: it brings the stage's outputs into `directory` when the command writes them elsewhere.
+    The settings are recorded beside the outputs; finished outputs from other settings are never overwritten.
     """
     record = os.path.join(directory, STAGE_RECORD)
     if finished_stage(directory, marker):
@@ -557,8 +557,8 @@ def check_budget(experiment: Experiment) -> None:
         + f" × {preset.per_device_train_batch_size} × "
         f"{preset.max_seq_length} tokens = up to {tokens:,} tokens per process, pretrained in {precision}. "
         f"Seeds: {args.seeds}. "
-        f"Estimated wall time on this machine ({experiment.device}): {hours:.1f} h per seed, {hours * args.seeds:.1f} h "
-        "in all."
+        f"Estimated wall time on this machine ({experiment.device}): {hours:.1f} h per seed, "
+        f"{hours * args.seeds:.1f} h in all."
     )
     # A run whose every pretraining stage is done is not long, whatever its precision would cost now.
     if (

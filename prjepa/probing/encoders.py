@@ -207,9 +207,9 @@ def load_encoder(
         missing = [name for name in loading["missing_keys"] if not name.startswith("pooler.")]
         if missing:
             raise ValueError(
-                f"{model_name_or_path!r} leaves {len(missing)} encoder weights missing ({', '.join(sorted(missing)[:5])}"
-                f"{', …' if len(missing) > 5 else ''}): they would be randomly initialised, and the scores would not "
-                "be the checkpoint's. Point at a complete checkpoint."
+                f"{model_name_or_path!r} leaves {len(missing)} encoder weights missing "
+                f"({', '.join(sorted(missing)[:5])}{', …' if len(missing) > 5 else ''}): they would be randomly "
+                "initialised, and the scores would not be the checkpoint's. Point at a complete checkpoint."
             )
         if config.is_encoder_decoder:
             model = model.get_encoder()
