@@ -19,9 +19,6 @@ from safetensors.torch import load_file
 from modeling_prjepa import PrJepaForPreTraining
 from prjepa.model_card import pretraining_model_card
 
-# The client itself uploads LFS files with httpx's deprecated `data=` argument.
-pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
-
 TEXTS = ["the cat sat on the mat", "paris is the capital of france and she ran in the park"]
 
 CHILD = textwrap.dedent(

@@ -706,7 +706,6 @@ def test_model_card_update_keeps_other_content(tmp_path):
     assert values == [("perplexity", 12.5), ("accuracy", 0.64)]
 
 
-@pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")  # the Hub client's own LFS upload
 def test_hub_model_is_probed_and_its_card_pushed(fake_hub, bert_dir, tmp_path, monkeypatch):
     repo_id = HfApi().create_repo("prjepa-tests/tiny-bert").repo_id
     (tmp_path / "upload").mkdir()
@@ -783,7 +782,6 @@ def test_a_revision_that_pins_no_model_is_refused_and_the_folders_it_leaves_are_
     )
 
 
-@pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")  # the Hub client's own LFS upload
 def test_a_revision_loads_that_commit_of_the_model_and_the_named_tokenizer_as_it_is(fake_hub, bert_dir, tmp_path):
     api = HfApi()
     model_repo = api.create_repo("prjepa-tests/bert-revisions").repo_id
