@@ -41,10 +41,18 @@ python run_pretrain.py --preset mini --objective mlm --tokenizer_name ../shared/
 # and for the hybrid, seed 1, at its peak learning rate (--objective hybrid --learning_rate 0.0005, --output_dir
 # screen/mask-0.4-long-hybrid; stopped by SIGTERM after steps 1,018 and 2,333 and resumed by the same command, one thread
 # then two, and stopped after step 3,512; the last checkpoint's trainer_state.json copied to mask-0.4-long/seed-1/pretrain-hybrid/).
+# The hybrid, seed 2, the same way (--objective hybrid --learning_rate 0.0005 --seed 2 --data_seed 2, --output_dir
+# screen/mask-0.4-long-hybrid-seed-2; two threads, GLIBC_TUNABLES as the experiment's --keep_freed_memory; its first
+# start was lost with its machine after step 500, and the run from the start on another machine reproduced that
+# step's evaluation, 6.149), stopped by SIGTERM after step 3,025; its trainer_state.json copied to mask-0.4-long/seed-2/pretrain-hybrid/.
+# Where each run's training MLM loss leaves the second plateau, with the losses and the collapse screen:
+#   python benchmarks/bench_precision.py --loss_curves mask0.15=results/cpu-long mask0.4=results/cpu-plateau-screen/mask-0.4-long
 # Each seed's step-2,000 encoders (checkpoint-2000, copied before save_total_limit removed it) and its initialisation
 # probed with the experiment's probe settings and the seed's probe seed, as results/cpu-long's runs, into
 # mask-0.4-long/seed-N/probe/. The initialisation is the run's own: the same command with --max_steps 1 --snapshot_steps 0
 # (and without the evaluation options) writes it to INIT/snapshot-0.
 #   python run_glue_probe.py --model_name_or_path INIT/snapshot-0 screen/mask-0.4-long/checkpoint-2000 [screen/mask-0.4-long-hybrid/checkpoint-2000] --task_name sst2 stsb --glue_path ../shared/data/glue --max_train_samples 20000 --seed N --cache_dir features --output_dir mask-0.4-long/seed-N/probe
-# The hybrid's step-3,000 encoder (12.3M tokens, past its plateau; checkpoint-3000 copied likewise) and seed 1's
-# initialisation, the same probe command, into mask-0.4-long/seed-1/probe-hybrid-step-3000/.
+# Each hybrid's step-3,000 encoder (12.3M tokens, past its plateau; checkpoint-3000 copied likewise) and its seed's
+# initialisation, the same probe command, into mask-0.4-long/seed-N/probe-hybrid-step-3000/ (seed 2's initialisation
+# written by its hybrid command, whose config differs from the MLM-only command's in the objective alone: a fingerprint
+# of its own, the same scores to every digit as in seed-2/probe/).
