@@ -158,6 +158,7 @@ def plateau_exit(history: list[dict], window: int = 100, drop: float = 0.1, star
 
 
 def report_plateau_exits(logs: dict[str, dict[int, list[dict]]], objective: str) -> None:
+    """Per seed of each group: where `plateau_exit` finds its training MLM loss leaving the second plateau."""
     print(f"{objective}: where the training MLM loss leaves the second plateau")
     for label, by_seed in logs.items():
         for seed, history in by_seed.items():
