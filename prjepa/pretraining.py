@@ -66,6 +66,7 @@ from .utils import (
     SPECIAL_TOKEN_FIELDS,
     check_tokenizer_folder,
     check_tokenizer_has_vocabulary,
+    first_names,
     native_bf16,
     option_names,
     script_parser,
@@ -288,7 +289,7 @@ def detect_checkpoint(training_args: PrJepaTrainingArguments) -> str | None:
             )
             raise ValueError(
                 f"--output_dir {output_dir} already holds files that are not {checkpoint}'s run's "
-                f"({', '.join(sorted(os.listdir(output_dir))[:5])}…): resuming into it would mix the two runs. Choose "
+                f"({first_names(sorted(os.listdir(output_dir)))}): resuming into it would mix the two runs. Choose "
                 f"another --output_dir,{own_last} or pass --overwrite_output_dir to clear the previous run's "
                 "checkpoints, snapshots and results first."
             )
@@ -500,7 +501,7 @@ def check_evaluated_model(model_args: ModelArguments, training_args: PrJepaTrain
         run = [name for name in run if name != RUN_SETTINGS]
     if run:
         raise ValueError(
-            f"{writing} an unfinished training run ({', '.join(run[:5])}{', …' if len(run) > 5 else ''}): resumed, "
+            f"{writing} an unfinished training run ({first_names(run)}): resumed, "
             "that run would report them as its own. Choose another --output_dir (to evaluate one of the run's "
             "checkpoints, pass it as --model_name_or_path)."
         )

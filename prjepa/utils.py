@@ -232,6 +232,11 @@ def tokenizer_fingerprint(tokenizer: "PreTrainedTokenizerBase") -> str:
     return hashlib.sha256(serialised.encode()).hexdigest()
 
 
+def first_names(names: Sequence[str], count: int = 5) -> str:
+    """`names` for a message: the first `count`, joined by commas, and an ellipsis when there are more."""
+    return ", ".join(names[:count]) + (", …" if len(names) > count else "")
+
+
 # What `save_pretrained` writes for every tokenizer: a local folder holding neither has no tokenizer to load.
 SAVED_TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json")
 
@@ -243,7 +248,7 @@ def check_tokenizer_folder(source: str, described: str, fix: str) -> None:
     if not os.path.isdir(source) or any(os.path.isfile(os.path.join(source, name)) for name in SAVED_TOKENIZER_FILES):
         return
     found = sorted(os.listdir(source))
-    held = (", ".join(found[:5]) + (", …" if len(found) > 5 else "")) if found else "nothing"
+    held = first_names(found) if found else "nothing"
     raise ValueError(
         f"{described} is a folder that holds no tokenizer files (neither {' nor '.join(SAVED_TOKENIZER_FILES)}, which "
         f"tokenizer.save_pretrained writes; it holds {held}). {fix}"

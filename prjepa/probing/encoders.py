@@ -15,7 +15,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokeniz
 
 from configuration_prjepa import ENCODERS, PrJepaConfig
 
-from ..utils import check_tokenizer_folder, check_tokenizer_has_vocabulary, tokenizer_fingerprint
+from ..utils import check_tokenizer_folder, check_tokenizer_has_vocabulary, first_names, tokenizer_fingerprint
 
 # The models (transformers' modeling takes over a second to import) load inside `load_encoder`: the commands' `--help`
 # reads ONLINE_ENCODER from here and needs none of them.
@@ -208,7 +208,7 @@ def load_encoder(
         if missing:
             raise ValueError(
                 f"{model_name_or_path!r} leaves {len(missing)} encoder weights missing "
-                f"({', '.join(sorted(missing)[:5])}{', …' if len(missing) > 5 else ''}): they would be randomly "
+                f"({first_names(sorted(missing))}): they would be randomly "
                 "initialised, and the scores would not be the checkpoint's. Point at a complete checkpoint."
             )
         if config.is_encoder_decoder:
