@@ -111,12 +111,13 @@ def check_same_encoders(
     same arguments measured other encoders when a weights or tokenizer fingerprint differs (a checkpoint trained
     again, tokenizer files replaced) or was not recorded (results of a version that recorded no tokenizer), so a rerun
     must recompute them, which only --overwrite_output_dir allows."""
-    recorded = {_resolved_paths(model): record for model, record in recorded.items()}
+    by_path = {_resolved_paths(model): record for model, record in recorded.items()}
+    stored = {model: by_path.get(_resolved_paths(model), {}) for model in current}
     differing = [
-        f"{what} of {model}" + (" (not recorded)" if key not in recorded.get(_resolved_paths(model), {}) else "")
+        f"{what} of {model}" + (" (not recorded)" if key not in stored[model] else "")
         for model, fingerprints in current.items()
         for key, what in ENCODER_FINGERPRINTS.items()
-        if recorded.get(_resolved_paths(model), {}).get(key) != fingerprints[key]
+        if stored[model].get(key) != fingerprints[key]
     ]
     if differing:
         raise ValueError(
