@@ -95,6 +95,15 @@ def arguments(assets, output_dir, *extra: str) -> list[str]:
     ]
 
 
+def evaluation_arguments(assets, output_dir, model=None) -> list[str]:
+    """`arguments` of an evaluation without training: of a model built from the config, or of `model`."""
+    argv = [a for a in arguments(assets, output_dir, "--do_eval") if a != "--do_train"]
+    if model is not None:
+        config = argv.index("--config_name")
+        argv[config : config + 2] = ["--model_name_or_path", str(model)]
+    return argv
+
+
 def test_pretraining_run_from_local_text_files(assets, tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="run_pretrain"):
         trainer = run_pretrain.main(arguments(assets, tmp_path / "out", "--do_eval", "--license", "apache-2.0"))
@@ -290,7 +299,7 @@ def test_an_evaluation_alone_reads_no_training_text(assets, tmp_path, monkeypatc
 
     real_tokenize = run_pretrain.tokenize
     monkeypatch.setattr(run_pretrain, "tokenize", tokenize)
-    evaluation = [a for a in arguments(assets, tmp_path / "unused", "--do_eval") if a != "--do_train"]
+    evaluation = evaluation_arguments(assets, tmp_path / "unused")
     for option in ("--train_file", "--validation_file", "--output_dir"):
         del evaluation[evaluation.index(option) : evaluation.index(option) + 2]
     hub = tmp_path / "hub"  # a folder `datasets` reads as a Hub dataset, with its own validation split
@@ -618,10 +627,7 @@ def test_evaluating_a_model_in_place_keeps_its_model_card(assets, tmp_path):
     run_pretrain.main(arguments(assets, tmp_path / "run"))
     card = (tmp_path / "run" / "README.md").read_text()
     assert "tokens" in card.lower()
-    argv = [a for a in arguments(assets, tmp_path / "run", "--do_eval") if a != "--do_train"]
-    config = argv.index("--config_name")
-    argv[config : config + 2] = ["--model_name_or_path", str(tmp_path / "run")]
-    run_pretrain.main(argv)
+    run_pretrain.main(evaluation_arguments(assets, tmp_path / "run", tmp_path / "run"))
     assert (tmp_path / "run" / "eval_results.json").exists()
     assert (tmp_path / "run" / "README.md").read_text() == card
 
@@ -632,7 +638,7 @@ def test_a_checkpoint_is_evaluated_with_its_own_tokenizer(assets, tokenizer, tmp
     run = tmp_path / "run"
     run_pretrain.main(arguments(assets, run))
     monkeypatch.setattr(data_sources, "hub_unreachable_reason", lambda: "ConnectError: Name or service not known")
-    argv = [a for a in arguments(assets, tmp_path / "evaluation", "--do_eval") if a != "--do_train"]
+    argv = evaluation_arguments(assets, tmp_path / "evaluation")
     for option in ("--config_name", "--tokenizer_name"):
         del argv[argv.index(option) : argv.index(option) + 2]
     trainer = run_pretrain.main([*argv, "--model_name_or_path", str(run)])
@@ -654,10 +660,7 @@ def test_evaluating_without_training_into_a_finished_run_is_refused_for_any_mode
     run = tmp_path / "run"
     run_pretrain.main(arguments(assets, run))
     results = (run / "all_results.json").read_text()
-    fresh = [a for a in arguments(assets, run, "--do_eval") if a != "--do_train"]
-    other = list(fresh)
-    config = other.index("--config_name")
-    other[config : config + 2] = ["--model_name_or_path", str(run / "checkpoint-3")]
+    fresh, other = evaluation_arguments(assets, run), evaluation_arguments(assets, run, run / "checkpoint-3")
     for argv, evaluated in ((fresh, "a freshly initialised model"), (other, str(run / "checkpoint-3"))):
         with pytest.raises(ValueError, match=re.escape(f"{evaluated}") + ".* which holds a finished run") as error:
             run_pretrain.main(argv)
@@ -675,10 +678,7 @@ def test_evaluating_without_training_never_writes_into_an_unfinished_run_nor_ove
     for path in run.iterdir():  # what a run stopped after its checkpoints leaves
         if not path.name.startswith("checkpoint-") and path.name != "run_settings.json":
             shutil.rmtree(path) if path.is_dir() else path.unlink()
-    fresh = [a for a in arguments(assets, run, "--do_eval") if a != "--do_train"]
-    checkpoint = list(fresh)
-    config = checkpoint.index("--config_name")
-    checkpoint[config : config + 2] = ["--model_name_or_path", str(run / "checkpoint-1")]
+    fresh, checkpoint = evaluation_arguments(assets, run), evaluation_arguments(assets, run, run / "checkpoint-1")
     for argv in (fresh, checkpoint, [*fresh, "--overwrite_output_dir"]):
         with pytest.raises(ValueError) as error:
             run_pretrain.main(argv)
@@ -691,7 +691,7 @@ def test_evaluating_without_training_never_writes_into_an_unfinished_run_nor_ove
     # Over an earlier evaluation of another model, or of the same one (nothing records which model it was), only with
     # --overwrite_output_dir, which removes its results first.
     evaluation = tmp_path / "evaluation"
-    hybrid = [a for a in arguments(assets, evaluation, "--do_eval") if a != "--do_train"]
+    hybrid = evaluation_arguments(assets, evaluation)
     run_pretrain.main(hybrid)
     results = {name: (evaluation / name).read_text() for name in ("eval_results.json", "all_results.json")}
     assert "eval_jepa_loss" in results["all_results.json"]
@@ -711,9 +711,7 @@ def test_evaluating_without_training_never_writes_into_an_unfinished_run_nor_ove
     model = tmp_path / "model"
     run_files = ("checkpoint-*", "run_settings.json", "trainer_state.json", "*_results.json")
     shutil.copytree(run, model, ignore=shutil.ignore_patterns(*run_files))
-    in_place = [a for a in arguments(assets, model, "--do_eval") if a != "--do_train"]
-    config = in_place.index("--config_name")
-    in_place[config : config + 2] = ["--model_name_or_path", str(model)]
+    in_place = evaluation_arguments(assets, model, model)
     for _ in range(2):
         run_pretrain.main(in_place)
     assert (model / "eval_results.json").exists() and not (model / "train_results.json").exists()
@@ -1283,10 +1281,7 @@ def test_rerunning_a_finished_run_still_evaluates_and_pushes_it(assets, tmp_path
 
     # The evaluation is the final model's: the same as evaluating it in place.
     evaluation = json.loads((run / "eval_results.json").read_text())
-    argv = [a for a in arguments(assets, tmp_path / "eval", "--do_eval") if a != "--do_train"]
-    config = argv.index("--config_name")
-    argv[config : config + 2] = ["--model_name_or_path", str(run)]
-    run_pretrain.main(argv)
+    run_pretrain.main(evaluation_arguments(assets, tmp_path / "eval", run))
     in_place = json.loads((tmp_path / "eval" / "eval_results.json").read_text())
     assert evaluation["eval_mlm_loss"] == in_place["eval_mlm_loss"]
 
@@ -1336,9 +1331,6 @@ def test_a_checkpoint_evaluated_in_place_is_not_read_as_an_unfinished_run(assets
     run_pretrain.main(arguments(assets, run, "--max_steps", "2", "--save_steps", "1"))
     checkpoint = run / "checkpoint-1"
     assert (checkpoint / "run_settings.json").exists()
-    argv = [a for a in arguments(assets, checkpoint, "--do_eval") if a != "--do_train"]
-    config = argv.index("--config_name")
-    argv[config : config + 2] = ["--model_name_or_path", str(checkpoint)]
     for _ in range(2):  # and again, in place, recomputed
-        run_pretrain.main(argv)
+        run_pretrain.main(evaluation_arguments(assets, checkpoint, checkpoint))
     assert "eval_loss" in json.loads((checkpoint / "eval_results.json").read_text())
