@@ -608,6 +608,22 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
         with pytest.raises(ValueError, match=rf"{relative} differs from what its run recorded"):
             run_experiment(argv)
         path.write_bytes(original)
+    # A tokenizer file deleted (loading then reads the others alone) or added (its entries then count too) can change
+    # how texts are tokenized as surely as an edit.
+    tokenizer_file = seed_work / "hybrid" / "tokenizer.json"
+    shutil.move(tokenizer_file, tmp_path / "tokenizer.json")
+    gone = re.escape(str(tokenizer_file.relative_to(tmp_path)))
+    with pytest.raises(ValueError, match=rf"{gone} is gone, which its run recorded"):
+        run_experiment(argv)
+    shutil.move(tmp_path / "tokenizer.json", tokenizer_file)
+    added = seed_work / "mlm" / "special_tokens_map.json"
+    assert not added.exists()
+    added.write_text(json.dumps({"mask_token": "[UNK]"}))
+    with pytest.raises(
+        ValueError, match=rf"{re.escape(str(added.relative_to(tmp_path)))} was added after its run recorded"
+    ):
+        run_experiment(argv)
+    added.unlink()
 
     # Encoders to be pretrained again (a run's record gone) make every stage that measured them stale: refused,
     # all of them named, before any stage runs.

@@ -161,7 +161,8 @@ def encoder_digests(checkpoint: str, snapshot_steps: list[int]) -> dict[str, str
 
 def changed_encoder_files(experiment: Experiment, seed: int) -> list[str]:
     """The encoders' files in the work folder that differ from what their run's record says it left (trained again
-    outside the experiment, replaced, or edited): what a stage would measure is then not what the record describes."""
+    outside the experiment, replaced, edited, deleted or added), each with how: what a stage would measure is then not
+    what the record describes."""
     changed = []
     for objective in COMPARED_OBJECTIVES:
         record = experiment.run_record(seed, objective)
@@ -170,11 +171,22 @@ def changed_encoder_files(experiment: Experiment, seed: int) -> list[str]:
             continue  # nothing recorded yet, or the work folder is gone and the records stand alone
         recorded = read_json(record, WEIGHTS_RECORD)
         current = encoder_digests(checkpoint, experiment.snapshot_steps(seed, objective))
-        for name in recorded:
-            if current.get(name, recorded[name]) != recorded[name]:
-                folder, _, file_name = name.partition("/")
-                folder = checkpoint if folder == "final" else os.path.join(checkpoint, folder)
-                changed.append(os.path.join(folder, file_name or ENCODER_FILES[0]))
+        # Records written before config and tokenizer digests hold the weights' alone, which are all they can compare.
+        compared = recorded.keys() | current.keys() if any("/" in name for name in recorded) else recorded.keys()
+        for name in sorted(compared):
+            if current.get(name) == recorded.get(name):
+                continue
+            folder, _, file_name = name.partition("/")
+            directory = checkpoint if folder == "final" else os.path.join(checkpoint, folder)
+            path = os.path.join(directory, file_name or ENCODER_FILES[0])
+            if not os.path.isdir(directory):
+                continue  # a snapshot not kept: the stages that need it name it as missing
+            if name not in current:
+                changed.append(f"{path} is gone, which its run recorded")
+            elif name not in recorded:
+                changed.append(f"{path} was added after its run recorded the folder")
+            else:
+                changed.append(f"{path} differs from what its run recorded")
     return changed
 
 
@@ -404,7 +416,7 @@ def check_no_stale_stage(experiment: Experiment) -> None:
     report reads them all."""
     stale, precision_differs = [], False
     for seed in range(experiment.args.seeds):
-        stale += [f"{path} differs from what its run recorded" for path in changed_encoder_files(experiment, seed)]
+        stale += changed_encoder_files(experiment, seed)
         for checkpoint, changed in unfinished_runs_started_otherwise(experiment, seed):
             precision_differs |= "--bf16" in changed
             differing = ", ".join(changed)
