@@ -482,6 +482,22 @@ def test_a_task_a_local_glue_copy_lacks_is_named_with_the_ways_to_probe_it(tmp_p
     assert "Without Hub access" not in str(refusal.value)
 
 
+def test_a_local_glue_copy_whose_readme_lists_a_task_without_its_folder_names_that_task(tmp_path):
+    """`datasets` resolves a copy's README configs when it loads any task, so one listed config whose folder was
+    deleted can stop every other task from loading: the refusal names that config and both fixes, not the task asked
+    for, which is there."""
+    texts, labels = sentences(8, seed=3)
+    splits = {split: {"sentence": texts, "label": labels} for split in ("train", "validation")}
+    label = datasets.ClassLabel(names=["negative", "positive"])
+    write_glue_folder(tmp_path / "glue", "cola", splits, label)
+    glue = write_glue_folder(tmp_path / "glue", "sst2", splits, label)
+    shutil.rmtree(tmp_path / "glue" / "cola")
+    expected = r"task 'sst2' from the local copy .*: its README.md lists cola without a folder of their files, .*"
+    expected += r"Restore those folders, or remove their entries from the README's `configs`\.$"
+    with pytest.raises(ValueError, match=expected):
+        load_task_data("sst2", glue_path=glue)
+
+
 def test_a_local_glue_copy_is_read_as_its_files_are_now(tmp_path):
     """Files replaced at the same path are the task's data from then on, not what `datasets` cached of the old ones
     (the probe and the analysis would otherwise measure the old data, and their check of it see no change); another

@@ -152,8 +152,8 @@ def _load_glue(name: str, glue_path: str) -> "datasets.DatasetDict":
         if local and (unfilled := _tasks_listed_without_folder(glue_path)):
             raise ValueError(
                 f"Could not load GLUE task {name!r} from the local copy {glue_path!r}: its README.md lists "
-                f"{', '.join(unfilled)} without a folder of their files, and `datasets` then reads none of its tasks "
-                f"({error}). Restore those folders, or remove their entries from the README's `configs`."
+                f"{', '.join(unfilled)} without a folder of their files, which can stop `datasets` from loading any "
+                f"of its tasks ({error}). Restore those folders, or remove their entries from the README's `configs`."
             ) from error
         if local:
             raise ValueError(
