@@ -319,13 +319,23 @@ class PrJepaConfig(PreTrainedConfig):
             kind = "not a PrJepaConfig field" if len(unknown) == 1 else "not PrJepaConfig fields"
             raise ValueError(f"{named} in {update_str!r}: {kind}. The fields are: {', '.join(fields)}.")
         # transformers converts a value to its field's current type, and its int() or float() error names neither
-        # the field nor the type (nor does its error for a pair without "="). Its error for a bool (a subclass of int,
-        # hence type() here) names the field and the words it takes.
+        # the field nor the type (nor does its error for a pair without "="); its error for a bool names neither the
+        # words it takes, and for a field that is None now it blames the value, whatever the value.
         for pair in update_str.split(","):
             name, given, value = pair.partition("=")
             if not given:
                 raise ValueError(f"{pair!r} in {update_str!r} sets no value: write it as {name}=VALUE.")
             current = getattr(self, name)
+            if not isinstance(current, (bool, int, float, str)):
+                now = "None" if current is None else f"a {type(current).__name__}"
+                raise ValueError(
+                    f"{pair!r} in {update_str!r}: {name} is {now} now, which a string override cannot set. Set it in "
+                    "the config's JSON file instead (config.json; run_pretrain.py reads one given as --config_name)."
+                )
+            if isinstance(current, bool) and value.lower() not in ("true", "1", "y", "yes", "false", "0", "n", "no"):
+                raise ValueError(
+                    f"{pair!r} in {update_str!r}: {name} takes true or false (now {current}), got {value!r}."
+                )
             if type(current) in (int, float):
                 try:
                     type(current)(value)

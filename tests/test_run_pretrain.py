@@ -405,6 +405,15 @@ def test_streaming_is_refused_with_several_processes_before_anything_loads(asset
             ["--config_overrides", "hidden_size"],
             "'hidden_size' in 'hidden_size' sets no value: write it as hidden_size=",
         ),
+        (
+            ["--config_overrides", "classifier_dropout=0.1"],
+            r"'classifier_dropout=0\.1' in .*: classifier_dropout is None now, which a string override cannot set\. "
+            r"Set it in the config's JSON file instead \(config\.json; run_pretrain\.py reads one given as --config_name",
+        ),
+        (
+            ["--config_overrides", "qkv_bias=maybe"],
+            r"'qkv_bias=maybe' in .*: qkv_bias takes true or false \(now True\), got 'maybe'",
+        ),
         (["--do_train", "false", "--do_eval", "--resume_from_checkpoint", "ck"], "pass --model_name_or_path ck"),
     ],
 )
