@@ -421,6 +421,17 @@ def test_custom_file_errors_name_columns_and_rows(tmp_path):
         load_task_data(None, train_file=train, validation_file=validation, text_columns=["sentence"])
     with pytest.raises(ValueError, match=r"Row 1 of the 'validation' split .* 'neutral', outside the label set .*'e'"):
         load_task_data(None, train_file=train, validation_file=validation, text_columns=["text"])
+    # Whole-number training labels are classes; a fractional validation label is a score, not a hidden test label.
+    class_ids = write_csv(tmp_path / "train_ids.csv", {"text": ["a", "b", "c"], "label": [0.0, 1.0, 2.0]})
+    scores_file = write_csv(tmp_path / "validation_scores.csv", {"text": ["d", "e"], "label": [2.0, 3.4]})
+    expected = r"Row 1 of the 'validation' split .* has the score 3\.4, where the training labels are whole numbers, "
+    expected += r"read as the classes \['0\.0', '1\.0', '2\.0'\]\. To fit scores, pass --problem_type regression"
+    with pytest.raises(ValueError, match=expected):
+        load_task_data(None, train_file=class_ids, validation_file=scores_file, text_columns=["text"])
+    scores = load_task_data(
+        None, train_file=class_ids, validation_file=scores_file, text_columns=["text"], problem_type="regression"
+    )
+    assert scores.is_regression and scores.labels("validation").tolist() == pytest.approx([2.0, 3.4])
     # A validation file without the label column is named as such, not read as labels of None (as `datasets` reads a
     # column that a file lacks beside another file that has it).
     unlabelled = write_csv(tmp_path / "unlabelled.csv", {"text": ["d", "e"]})

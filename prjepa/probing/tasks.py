@@ -290,6 +290,12 @@ def _encode_labels(
                     f"of {sources[split]} has {label!r}: a probe learns to tell classes apart on the training split, "
                     "so it needs two or more there. Give a training file with examples of every class."
                 )
+            if label not in label_index and label_feature is None and isinstance(label, float) and label % 1:
+                raise ValueError(
+                    f"Row {row} of {sources[split]} has the score {label!r}, where the training labels are whole "
+                    f"numbers, read as the classes {label_names}. To fit scores, pass --problem_type regression; to "
+                    "fit classes, give class labels in both files."
+                )
             if label not in label_index:
                 raise ValueError(
                     f"Row {row} of {sources[split]} has label {label!r}, outside the label set "
