@@ -614,6 +614,10 @@ def drop_empty_lines(
     return type(raw)(kept)
 
 
+# Said of a split found empty after tokenizing: a line of characters the tokenizer drops was not empty to the eye.
+IGNORED_CHARACTERS = "a line of characters the tokenizer ignores, such as control characters, counts as empty"
+
+
 def check_holds_text(
     split: str, dataset: "datasets.Dataset | datasets.IterableDataset", data_args: DataTrainingArguments
 ) -> None:
@@ -625,8 +629,8 @@ def check_holds_text(
     if split == "validation":
         raise ValueError(
             f"The validation data ({validation_source(data_args, dataset)}) holds no text once empty lines are "
-            "dropped, so there is nothing to evaluate: give another --validation_file, or drop --do_eval and "
-            "--eval_strategy."
+            f"dropped ({IGNORED_CHARACTERS}), so there is nothing to evaluate: give another --validation_file, or drop "
+            "--do_eval and --eval_strategy."
         )
     source = (
         f"--train_file {data_args.train_file}"
@@ -634,9 +638,9 @@ def check_holds_text(
         else f"--dataset_name {data_args.dataset_name}"
     )
     raise ValueError(
-        f"The training data ({source}) holds no text once empty lines are dropped, so there is nothing to train on or "
-        "hold out for validation: give training data that holds text (in a csv, json or parquet file, name its text "
-        "column with --text_column_name)."
+        f"The training data ({source}) holds no text once empty lines are dropped ({IGNORED_CHARACTERS}), so there is "
+        "nothing to train on or hold out for validation: give training data that holds text (in a csv, json or parquet "
+        "file, name its text column with --text_column_name)."
     )
 
 

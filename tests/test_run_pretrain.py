@@ -252,15 +252,18 @@ def test_data_files_that_cannot_be_read_are_named_before_anything_loads(assets, 
     assert not (tmp_path / "out").exists()
     # Training text of empty lines alone is named as such, before any advice on how much of it to hold out.
     (tmp_path / "blank-long.txt").write_text("\n  \n" * 30)
+    (tmp_path / "control.txt").write_text("\x01\x02\n\u200b\n" * 30)  # not empty lines, but the tokenizer drops them
     training = [argument for argument in held_out if argument != "--do_eval"]
     for name, extra in (
         ("blank.txt", []),  # too few rows to hold out 5% of
         ("blank.txt", ["--validation_split_percentage", "0"]),
         ("blank-long.txt", []),
+        ("control.txt", ["--validation_split_percentage", "0"]),
     ):
         with pytest.raises(ValueError) as error:
             run_pretrain.main([*training, "--train_file", str(tmp_path / name), *extra])
-        assert f"(--train_file {tmp_path / name}) holds no text once empty lines are dropped" in str(error.value)
+        expected = f"(--train_file {tmp_path / name}) holds no text once empty lines are dropped (a line of characters "
+        assert expected + "the tokenizer ignores, such as control characters, counts as empty)" in str(error.value)
         assert "--validation_split_percentage" not in str(error.value)
     assert not (tmp_path / "out").exists()
 
