@@ -21,7 +21,7 @@ from safetensors import safe_open
 from transformers.hf_argparser import string_to_bool
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from .utils import option_name, write_atomically
+from .utils import first_names, option_name, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -245,19 +245,11 @@ def _entry(mapping: dict[str, Any], key: str) -> str:
     return repr(mapping[key]) if key in mapping else "not set"
 
 
-# Files named in one `files_difference` list; the others are counted.
-NAMED_FILES = 5
-
-
 def files_difference(before: dict[str, dict] | None, now: dict[str, dict] | None) -> str:
     """How the training files (`train_files`: path → size and sha256; None for a Hub dataset) differ from those the
     checkpoint's run read: which changed, appeared or disappeared."""
     if before is None or now is None:
         return f"the checkpoint's run read {_files_source(before)}, this one {_files_source(now)}"
-
-    def named(paths: list[str]) -> str:
-        more = f" and {len(paths) - NAMED_FILES} more" if len(paths) > NAMED_FILES else ""
-        return ", ".join(paths[:NAMED_FILES]) + more
 
     changed = sorted(path for path in before.keys() & now.keys() if before[path] != now[path])
     appeared, disappeared = sorted(now.keys() - before.keys()), sorted(before.keys() - now.keys())
@@ -268,7 +260,7 @@ def files_difference(before: dict[str, dict] | None, now: dict[str, dict] | None
         for path in changed
     ]
     parts = [
-        f"{what} {named(paths)}"
+        f"{what} {first_names(paths)}"
         for what, paths in (("changed", sizes), ("appeared", appeared), ("disappeared", disappeared))
         if paths
     ]

@@ -233,8 +233,8 @@ def tokenizer_fingerprint(tokenizer: "PreTrainedTokenizerBase") -> str:
 
 
 def first_names(names: Sequence[str], count: int = 5) -> str:
-    """`names` for a message: the first `count`, joined by commas, and an ellipsis when there are more."""
-    return ", ".join(names[:count]) + (", …" if len(names) > count else "")
+    """`names` for a message: the first `count`, joined by commas, and how many more there are."""
+    return ", ".join(names[:count]) + (f" and {len(names) - count} more" if len(names) > count else "")
 
 
 # What `save_pretrained` writes for every tokenizer: a local folder holding neither has no tokenizer to load.

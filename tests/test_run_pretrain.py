@@ -1128,8 +1128,12 @@ def test_an_explicit_checkpoint_of_another_run_goes_only_into_an_empty_or_cleare
 
     # Resumed into it, the other run's snapshot-3 would be kept as this run's and its settings overwritten.
     files = {path: path.stat().st_mtime_ns for path in other.rglob("*") if path.is_file()}
-    with pytest.raises(ValueError, match="already holds files that are not .*leave --resume_from_checkpoint out"):
+    with pytest.raises(
+        ValueError, match="already holds files that are not .*leave --resume_from_checkpoint out"
+    ) as error:
         run_pretrain.main(arguments(assets, other, *snapshots, *resume))
+    held = sorted(os.listdir(other))  # the first five named, the others counted
+    assert len(held) > 5 and f"({', '.join(held[:5])} and {len(held) - 5} more)" in str(error.value)
     assert files == {path: path.stat().st_mtime_ns for path in other.rglob("*") if path.is_file()}
 
     # --overwrite_output_dir clears it first, as for a new run: what is left is the resumed run's, exactly.
