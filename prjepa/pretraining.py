@@ -914,16 +914,7 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
         data_args.dataset_config_name,
         training=training_args.do_train,
     )
-    tokenizer_option, tokenizer_source = model_args.tokenizer_source()
-    check_hub_reachable(
-        [
-            ("--dataset_name", data_args.dataset_name),
-            ("--model_name_or_path", model_args.model_name_or_path),
-            ("--config_name", model_args.config_name),
-            # The checkpoint's own tokenizer is checked with it.
-            *([(tokenizer_option, tokenizer_source)] if tokenizer_option == "--tokenizer_name" else []),
-        ]
-    )
+    # The options' own contradictions first: no use reaching the Hub for a command that cannot run.
     check_training_options(training_args)
     if not (training_args.do_train or training_args.do_eval):
         raise ValueError("Nothing to do: pass --do_train to pretrain, --do_eval to evaluate, or both.")
@@ -944,6 +935,16 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
             "--push_to_hub without --do_train would replace the repository's model and card with an untrained run's; "
             "push a trained run (add --do_train), or upload an existing checkpoint with huggingface_hub."
         )
+    tokenizer_option, tokenizer_source = model_args.tokenizer_source()
+    check_hub_reachable(
+        [
+            ("--dataset_name", data_args.dataset_name),
+            ("--model_name_or_path", model_args.model_name_or_path),
+            ("--config_name", model_args.config_name),
+            # The checkpoint's own tokenizer is checked with it.
+            *([(tokenizer_option, tokenizer_source)] if tokenizer_option == "--tokenizer_name" else []),
+        ]
+    )
     if training_args.push_to_hub:
         check_push_access(training_args.hub_token)
     replacing_evaluation = check_evaluated_model(model_args, training_args)

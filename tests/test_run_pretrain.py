@@ -418,6 +418,10 @@ def test_streaming_is_refused_with_several_processes_before_anything_loads(asset
             r"'qkv_bias=maybe' in .*: qkv_bias takes true or false \(now True\), got 'maybe'",
         ),
         (["--do_train", "false", "--do_eval", "--resume_from_checkpoint", "ck"], "pass --model_name_or_path ck"),
+        (  # named before the data sources are looked for: the command cannot run whatever they hold
+            ["--do_train", "false", "--do_eval", "--resume_from_checkpoint", "ck", "--tokenizer_name", "absent/folder"],
+            "pass --model_name_or_path ck",
+        ),
     ],
 )
 def test_bad_input_fails_before_training(assets, tmp_path, extra, message):
