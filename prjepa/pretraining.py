@@ -69,6 +69,7 @@ from .utils import (
     first_names,
     native_bf16,
     option_names,
+    parse_command_line,
     script_parser,
     tokenizer_fingerprint,
 )
@@ -248,7 +249,7 @@ def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainin
         return parser.parse_json_file(os.path.abspath(argv[0]))
     if len(argv) == 1 and argv[0].endswith(ARGUMENTS_FILE_SUFFIXES[1:]):
         return parser.parse_yaml_file(os.path.abspath(argv[0]))
-    return parser.parse_args_into_dataclasses(args=argv)
+    return parse_command_line(parser, argv)
 
 
 # The data arguments that decide which sequences training sees, in which order (validation data does not).

@@ -17,6 +17,7 @@ import os
 import platform
 import signal
 import statistics
+import sys
 import warnings
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -201,6 +202,28 @@ def script_parser(dataclass_types: type | Sequence[type], description: str | Non
     from transformers import HfArgumentParser  # not at the top: this module imports the standard library only
 
     return HfArgumentParser(dataclass_types, description=description, formatter_class=ScriptHelpFormatter)
+
+
+def parse_command_line(parser: "HfArgumentParser", argv: list[str] | None) -> tuple:
+    """`parser.parse_args_into_dataclasses(argv)`, where arguments that no option takes are an error naming the first
+    of them, and several existing paths after an option that takes one are named as a glob the shell expanded: the
+    parser's own error lists every file, which can run to thousands of lines, and leaves the cause to guess."""
+    argv = sys.argv[1:] if argv is None else argv
+    *parsed, unused = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    if not unused:
+        return tuple(parsed)
+    before = argv[: argv.index(unused[0])]
+    option = next((argument.split("=")[0] for argument in reversed(before) if argument.startswith("--")), None)
+    if option is not None and all(os.path.exists(argument) for argument in unused):
+        paths = [before[-1].split("=", 1)[-1], *unused]
+        raise ValueError(
+            f"{option} takes one value, but {len(paths)} paths followed it ({first_names(paths)}): the shell expanded "
+            f"an unquoted glob. Quote it (e.g. {option} 'data/*.txt') so that it reaches the script."
+        )
+    raise ValueError(
+        f"Unrecognised arguments: {first_names(unused)}. Check the options' spelling (--help lists them), and quote a "
+        "value that holds spaces or a glob."
+    )
 
 
 @contextlib.contextmanager

@@ -340,6 +340,10 @@ def test_training_text_that_cannot_be_read_is_refused_before_any_stage_or_folder
     without_stsb = [*local, "--glue_path", str(tmp_path / "glue"), "--train_file", plan.DEMO_TRAIN_FILE]
     with pytest.raises(ValueError, match=r"The local GLUE copy '.*/glue' lacks 'stsb': it has no stsb/ folder"):
         run_experiment(without_stsb)
+    # The shell's expansion of an unquoted glob, as run_pretrain names it (one parser for every script).
+    texts = [str(tmp_path / "empty.txt"), str(tmp_path / "glue" / "README.md")]
+    with pytest.raises(ValueError, match=r"--train_file takes one value, but 2 paths followed it .*unquoted glob"):
+        run_experiment([*local, "--train_file", *texts])
     assert not (tmp_path / "results").exists() and not (tmp_path / "work").exists()
     # Only an unfinished pretraining run reads the text: reporting finished stages does not.
     stages.check_text_files(

@@ -430,6 +430,25 @@ def test_bad_input_fails_before_training(assets, tmp_path, extra, message):
     assert not list(tmp_path.glob("out/**/*"))  # nothing written (the Trainer may leave the empty folder)
 
 
+def test_a_glob_the_shell_expanded_and_unknown_arguments_are_named_in_a_line(assets, tmp_path):
+    """An unquoted glob reaches the script as the files it matched, all but the first left over: named as such, with
+    the first five files, where the parser would list every file and leave the cause to guess."""
+    parts = [tmp_path / f"part{index}.txt" for index in range(7)]
+    for part in parts:
+        part.write_text("the cat sat on the mat\n" * 20)
+    expected = (
+        rf"--train_file takes one value, but 7 paths followed it \({re.escape(str(parts[0]))}, .*part4\.txt and 2 "
+    )
+    expected += r"more\): the shell expanded an unquoted glob\. Quote it \(e\.g\. --train_file 'data/\*\.txt'\)"
+    with pytest.raises(ValueError, match=expected):
+        run_pretrain.main(arguments(assets, tmp_path / "out", "--train_file", *map(str, parts)))
+    with pytest.raises(
+        ValueError, match=r"^Unrecognised arguments: --learning_rte, 0\.1\. Check the options' spelling"
+    ):
+        run_pretrain.main(arguments(assets, tmp_path / "out", "--learning_rte", "0.1"))
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_tokenizer_without_framing_tokens_and_a_file_too_small_to_split_are_refused_before_tokenizing(
     assets, tokenizer, tmp_path, monkeypatch
 ):

@@ -26,7 +26,7 @@ import os
 import sys
 
 from ..data_sources import check_hub_reachable
-from ..utils import script_parser
+from ..utils import parse_command_line, script_parser
 from .plan import Experiment, ExperimentArguments
 from .report import check_report_inputs, write_report
 from .stages import (
@@ -44,7 +44,7 @@ from .stages import (
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    (args,) = script_parser(ExperimentArguments, __doc__).parse_args_into_dataclasses(args=argv)
+    (args,) = parse_command_line(script_parser(ExperimentArguments, __doc__), argv)
     experiment = Experiment(args)
     if set(args.stages) - {"report"}:
         text = [] if args.train_file else [("--dataset_name", args.dataset_name)]

@@ -68,7 +68,7 @@ from ..probing import (
     train_pooler,
     write_results,
 )
-from ..utils import library_versions, markdown_table, script_parser
+from ..utils import library_versions, markdown_table, parse_command_line, script_parser
 from .metrics import most_frequent_tokens
 from .report import MIN_RELIABLE_SAMPLES, compare_models, render_markdown
 
@@ -474,7 +474,7 @@ def encode(
 def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stdout)
     parser = script_parser((ModelArguments, DataArguments, AnalysisArguments), __doc__)
-    model_args, data_args, analysis_args = parser.parse_args_into_dataclasses(args=argv)
+    model_args, data_args, analysis_args = parse_command_line(parser, argv)
     models = parse_models(model_args.models)
     ratio = uniformity_ratio_models(analysis_args.ratio, list(models))
     check_arguments(data_args, analysis_args)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..data_sources import check_hub_reachable, check_push_access
-from ..utils import library_versions, markdown_table, script_parser
+from ..utils import library_versions, markdown_table, parse_command_line, script_parser
 from .arguments import EncoderArguments, TaskDataArguments
 from .encoders import ONLINE_ENCODER, LoadedEncoder, load_encoder
 from .features import (
@@ -411,7 +411,7 @@ def check_revision(model_args: ModelArguments) -> None:
 def main(args: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stdout)
     parser = script_parser((ModelArguments, DataArguments, ProbeArguments), __doc__)
-    model_args, data_args, probe_args = parser.parse_args_into_dataclasses(args=args)
+    model_args, data_args, probe_args = parse_command_line(parser, args)
     check_revision(model_args)
     check_card_arguments(model_args, probe_args, data_args)
     if probe_args.push_to_hub:  # the cards are pushed after the whole probe: a push that cannot happen stops it first
