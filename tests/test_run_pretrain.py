@@ -1052,6 +1052,26 @@ def test_a_schedule_option_added_or_removed_is_a_difference_an_accelerator_field
     ]
 
 
+def test_a_resume_reads_the_same_files_however_the_glob_spells_them(assets, tmp_path, monkeypatch):
+    """A job script that resumes with an absolute glob where the run began with a relative one reads the same bytes in
+    the same order: continued, to the uninterrupted run's weights, not refused as other training data."""
+    from safetensors.torch import load_file
+
+    shutil.copytree(assets / "train", tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    options = ("--max_steps", "2", "--save_steps", "1")
+    run_pretrain.main(arguments(assets, "whole", *options, "--train_file", "data/*.txt"))
+    stopped = tmp_path / "stopped"  # as a run stopped after its first step leaves it
+    shutil.copytree(tmp_path / "whole" / "checkpoint-1", stopped / "checkpoint-1")
+    shutil.copy(tmp_path / "whole" / "run_settings.json", stopped)
+    resumed = run_pretrain.main(arguments(assets, stopped, *options, "--train_file", str(tmp_path / "data" / "*.txt")))
+    assert resumed.state.global_step == 2
+    whole, continued = (load_file(folder / "model.safetensors") for folder in (tmp_path / "whole", stopped))
+    assert whole.keys() == continued.keys()
+    for name, tensor in whole.items():
+        torch.testing.assert_close(continued[name], tensor, rtol=0, atol=0)
+
+
 def test_a_resume_over_other_training_files_is_refused_naming_them(assets, tmp_path, caplog, monkeypatch):
     """The glob is the same, the files under it are not: resuming would skip the trained batches of other data."""
     data = tmp_path / "data"
