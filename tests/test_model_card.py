@@ -279,3 +279,31 @@ def test_the_evaluation_command_runs_as_written_for_the_hub_model(tmp_path, monk
     model_args, data_args, probe_args = parser.parse_args_into_dataclasses(args=argv)
     assert model_args.model_name_or_path == ["someone/prjepa-tiny"] and probe_args.update_model_card
     glue_probe.check_card_arguments(model_args, probe_args, data_args)
+
+
+@pytest.mark.parametrize(
+    "models, options, message",
+    [
+        (
+            ["FOLDER"],
+            ["--push_to_hub"],
+            r"add --update_model_card and --hub_model_id \(the repo for folder '.*model'\)\.$",
+        ),
+        (["someone/prjepa-tiny"], ["--push_to_hub"], r"pushes the updated model card: add --update_model_card\.$"),
+        (
+            ["FOLDER"],
+            ["--push_to_hub", "--update_model_card"],
+            r"folder '.*model' needs the target repo: add --hub_model_id",
+        ),
+        (["someone/prjepa-tiny"], ["--update_model_card"], r"can only be updated by pushing it: add --push_to_hub"),
+        (["FOLDER", "FOLDER"], ["--update_model_card", "--hub_model_id", "me/m"], "names one repo: probe one"),
+    ],
+)
+def test_card_options_that_cannot_be_carried_out_are_named_with_every_flag_missing(tmp_path, models, options, message):
+    (tmp_path / "model").mkdir()
+    paths = [str(tmp_path / "model") if model == "FOLDER" else model for model in models]
+    argv = ["--model_name_or_path", *paths, "--task_name", "sst2", *options]
+    parser = script_parser((glue_probe.ModelArguments, glue_probe.DataArguments, glue_probe.ProbeArguments), None)
+    model_args, data_args, probe_args = parser.parse_args_into_dataclasses(args=argv)
+    with pytest.raises(ValueError, match=message):
+        glue_probe.check_card_arguments(model_args, probe_args, data_args)

@@ -359,7 +359,11 @@ def check_card_arguments(model_args: ModelArguments, probe_args: ProbeArguments,
     other weights on a card, before any work is done."""
     paths = model_args.model_name_or_path
     if probe_args.push_to_hub and not probe_args.update_model_card:
-        raise ValueError("--push_to_hub pushes the updated model card: add --update_model_card.")
+        folder = next((path for path in paths if os.path.isdir(path)), None)
+        target = (
+            f" and --hub_model_id (the repo for folder {folder!r})" if folder and not probe_args.hub_model_id else ""
+        )
+        raise ValueError(f"--push_to_hub pushes the updated model card: add --update_model_card{target}.")
     # A card entry cites GLUE's dataset, task and split. Scores of a probe trained (--train_file) or scored
     # (--validation_file) on other data are not GLUE's, however the task is named, and a custom task has no GLUE
     # dataset at all. Refused rather than left off the card: the files describe the run's only task, so leaving it
