@@ -977,7 +977,7 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
         asked = [option for option in ("do_eval", "push_to_hub") if getattr(training_args, option)]
         logger.info(
             f"{output_dir} holds a finished run that reached the requested length: nothing to train"
-            + (f"; --{' and --'.join(asked)} use its final model." if asked else ", nothing written.")
+            + (f"; --{' and --'.join(asked)} will take its final model." if asked else ", nothing written.")
             + " Pass --overwrite_output_dir to train it again, or ask for more steps to continue it."
         )
         if not asked:
