@@ -904,6 +904,7 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     log_level = training_args.get_process_log_level()
     logger.setLevel(log_level)
     datasets.utils.logging.set_verbosity(log_level)
+    datasets.utils.logging.disable_propagation()  # its own handler prints each line; the root's would print it again
     transformers.utils.logging.set_verbosity(log_level)
     logger.info(f"Process {training_args.process_index} of {training_args.world_size}, device {training_args.device}")
     check_launch(training_args)
