@@ -370,6 +370,16 @@ def test_target_encoder_and_dtype_change_the_fingerprint(prjepa_dir):
     assert not np.allclose(extract_features(online, texts)["mean"], extract_features(target, texts)["mean"])
 
 
+def test_the_target_encoder_of_an_mlm_only_checkpoint_is_refused_before_its_weights_load(tmp_path, tokenizer):
+    PrJepaForPreTraining(tiny_config(objective="mlm")).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    expected = r"--encoder target reads a hybrid pretraining checkpoint's EMA target encoder, but .* was pretrained "
+    with pytest.raises(
+        ValueError, match=expected + r"MLM-only \(objective 'mlm'\) and holds none\. Use --encoder online"
+    ):
+        load_encoder(str(tmp_path), encoder="target")
+
+
 def test_model_that_is_not_a_text_encoder_is_refused(tmp_path, tokenizer, bert_dir):
     config = ViTConfig(
         hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=8, patch_size=4

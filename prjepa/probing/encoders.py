@@ -186,6 +186,12 @@ def load_encoder(
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     options = dict(revision=revision, trust_remote_code=trust_remote_code)
     config = AutoConfig.from_pretrained(model_name_or_path, **options)
+    if config.model_type == PrJepaConfig.model_type and encoder != ONLINE_ENCODER and config.objective == "mlm":
+        # Refused before the weights load: transformers would first print a table of every weight it misses.
+        raise ValueError(
+            f"--encoder {encoder} reads a hybrid pretraining checkpoint's EMA target encoder, but {model_name_or_path!r} "
+            f"was pretrained MLM-only (objective 'mlm') and holds none. Use --encoder {ONLINE_ENCODER}."
+        )
     if config.model_type == PrJepaConfig.model_type:
         model = PrJepaModel.from_pretrained(model_name_or_path, encoder=encoder, revision=revision, dtype=dtype)
     elif encoder != ONLINE_ENCODER:
