@@ -21,6 +21,7 @@ from safetensors import safe_open
 from transformers.hf_argparser import string_to_bool
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from .data_sources import data_file_builder
 from .utils import first_names, option_name, write_atomically
 
 logger = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
                 before.pop(name, None)
         if section == "training" and all((side.get("max_steps") or 0) > 0 for side in (before, now)):
             before.pop("num_train_epochs", None)  # transformers ignores it when max_steps is set
-        if section == "data" and same_file_contents(before.get("train_files"), now.get("train_files")):
+        if section == "data" and same_local_files(before, now):
             # The same bytes read in the same order are the same training text, however --train_file spells them.
             before.pop("train_file", None)
             before.pop("train_files", None)
@@ -245,10 +246,17 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     return found
 
 
-def same_file_contents(before: dict[str, dict] | None, now: dict[str, dict] | None) -> bool:
-    """Whether two `train_files` records list files of the same sizes and digests in the same order, whatever their
-    paths."""
-    return before is not None and now is not None and list(before.values()) == list(now.values())
+def same_local_files(before: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Whether two runs' data settings name local training files of the same sizes and digests, in the same order,
+    read by the same `datasets` builder (the file type), whatever their paths. Files given by URL are recorded by no
+    digest, so they are known by their URL alone."""
+    files_before, files_now = before.get("train_files"), now.get("train_files")
+    return (
+        bool(files_before)
+        and bool(files_now)
+        and list(files_before.values()) == list(files_now.values())
+        and data_file_builder(before.get("train_file") or "") == data_file_builder(now.get("train_file") or "")
+    )
 
 
 def _entry(mapping: dict[str, Any], key: str) -> str:

@@ -1070,6 +1070,19 @@ def test_a_resume_reads_the_same_files_however_the_glob_spells_them(assets, tmp_
     assert whole.keys() == continued.keys()
     for name, tensor in whole.items():
         torch.testing.assert_close(continued[name], tensor, rtol=0, atol=0)
+    # The same bytes are not the same text when another builder reads them (another file type), and files given by URL
+    # are recorded by no digest: known by their URL alone.
+    from prjepa.resume import differences
+
+    def data(train_file: str, files: dict) -> dict:
+        return {"data": {"train_file": train_file, "train_files": files}}
+
+    content = {"bytes": 10, "sha256": "0" * 64}
+    assert differences(data("d/*.txt", {"d/a.txt": content}), data("/x/d/*.txt", {"/x/d/a.txt": content})) == []
+    assert differences(data("d/a.txt", {"d/a.txt": content}), data("d/a.jsonl", {"d/a.jsonl": content}))
+    assert differences(data("https://a.org/old.txt", {}), data("https://b.org/new.txt", {})) == [
+        "data.train_file: 'https://a.org/old.txt' in the checkpoint's run, 'https://b.org/new.txt' now"
+    ]
 
 
 def test_a_resume_over_other_training_files_is_refused_naming_them(assets, tmp_path, caplog, monkeypatch):
