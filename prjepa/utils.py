@@ -206,16 +206,15 @@ def script_parser(dataclass_types: type | Sequence[type], description: str | Non
 
 def parse_command_line(parser: "HfArgumentParser", argv: list[str] | None) -> tuple:
     """`parser.parse_args_into_dataclasses(argv)`, where arguments that no option takes are an error naming the first
-    of them, and several existing paths after an option that takes one are named as a glob the shell expanded: the
-    parser's own error lists every file, which can run to thousands of lines, and leaves the cause to guess."""
+    of them, and existing paths left over after an option that takes one path are named as a glob the shell
+    expanded: the parser's own error lists every file, which can run to thousands of lines, and leaves the cause to
+    guess."""
     argv = sys.argv[1:] if argv is None else argv
     *parsed, unused = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     if not unused:
         return tuple(parsed)
-    before = argv[: argv.index(unused[0])]
-    option = next((argument.split("=")[0] for argument in reversed(before) if argument.startswith("--")), None)
-    if option is not None and all(os.path.exists(argument) for argument in unused):
-        paths = [before[-1].split("=", 1)[-1], *unused]
+    if (glob := expanded_glob(parser, argv, unused)) is not None:
+        option, paths = glob
         raise ValueError(
             f"{option} takes one value, but {len(paths)} paths followed it ({first_names(paths)}): the shell expanded "
             f"an unquoted glob. Quote it (e.g. {option} 'data/*.txt') so that it reaches the script."
@@ -224,6 +223,23 @@ def parse_command_line(parser: "HfArgumentParser", argv: list[str] | None) -> tu
         f"Unrecognised arguments: {first_names(unused)}. Check the options' spelling (--help lists them), and quote a "
         "value that holds spaces or a glob."
     )
+
+
+def expanded_glob(parser: "HfArgumentParser", argv: list[str], unused: list[str]) -> tuple[str, list[str]] | None:
+    """The option and its paths when `unused` is a run of existing paths in `argv` right after an option that takes
+    exactly one value, given a path too: what the shell leaves of an unquoted glob. None otherwise."""
+    starts = [index for index in range(len(argv) - len(unused), 0, -1) if argv[index : index + len(unused)] == unused]
+    if not starts:
+        return None  # the arguments came from elsewhere (an arguments file)
+    before = argv[starts[0] - 1]
+    if not before.startswith("--") and starts[0] < 2:
+        return None
+    option, _, value = before.partition("=") if before.startswith("--") else (argv[starts[0] - 2], "", before)
+    action = parser._option_string_actions.get(option)  # argparse has no public lookup of an option's action
+    if action is None or action.nargs is not None or not value or value.startswith("--"):
+        return None
+    paths = [value, *unused]
+    return (option, paths) if all(os.path.exists(path) for path in paths) else None
 
 
 @contextlib.contextmanager

@@ -442,6 +442,15 @@ def test_a_glob_the_shell_expanded_and_unknown_arguments_are_named_in_a_line(ass
     expected += r"more\): the shell expanded an unquoted glob\. Quote it \(e\.g\. --train_file 'data/\*\.txt'\)"
     with pytest.raises(ValueError, match=expected):
         run_pretrain.main(arguments(assets, tmp_path / "out", "--train_file", *map(str, parts)))
+    # The option is the one the run of paths follows, though one of them was given to another option before.
+    with pytest.raises(ValueError, match=r"^--train_file takes one value, but 7 paths followed it \(.*part0\.txt, "):
+        run_pretrain.main(
+            arguments(assets, tmp_path / "out", "--validation_file", str(parts[1]), "--train_file", *map(str, parts))
+        )
+    # Paths after an option whose own value is no path, or after a flag, are not taken for a glob.
+    for option in (["--run_name", "name"], ["--no_dataloader_pin_memory"]):
+        with pytest.raises(ValueError, match=r"^Unrecognised arguments: .*part1\.txt, .*part2\.txt\. Check"):
+            run_pretrain.main(arguments(assets, tmp_path / "out", *option, str(parts[1]), str(parts[2])))
     with pytest.raises(
         ValueError, match=r"^Unrecognised arguments: --learning_rte, 0\.1\. Check the options' spelling"
     ):
