@@ -297,6 +297,7 @@ def test_the_evaluation_command_runs_as_written_for_the_hub_model(tmp_path, monk
         ),
         (["someone/prjepa-tiny"], ["--update_model_card"], r"can only be updated by pushing it: add --push_to_hub"),
         (["FOLDER", "FOLDER"], ["--update_model_card", "--hub_model_id", "me/m"], "names one repo: probe one"),
+        (["FOLDER", "FOLDER"], ["--push_to_hub"], r"add --update_model_card\.$"),  # no repo for two: refused next
     ],
 )
 def test_card_options_that_cannot_be_carried_out_are_named_with_every_flag_missing(tmp_path, models, options, message):

@@ -442,6 +442,13 @@ def test_custom_file_errors_name_columns_and_rows(tmp_path):
         None, train_file=class_ids, validation_file=scores_file, text_columns=["text"], problem_type="regression"
     )
     assert scores.is_regression and scores.labels("validation").tolist() == pytest.approx([2.0, 3.4])
+    # Fractional training classes (a classification asked for) make no claim about whole numbers.
+    halves = write_csv(tmp_path / "train_halves.csv", {"text": ["a", "b", "c"], "label": [0.5, 1.5, 0.5]})
+    score = write_csv(tmp_path / "validation_score.csv", {"text": ["d"], "label": [3.4]})
+    with pytest.raises(ValueError, match=r"has label 3\.4, outside the label set \{0: '0\.5', 1: '1\.5'\}"):
+        load_task_data(
+            None, train_file=halves, validation_file=score, text_columns=["text"], problem_type="classification"
+        )
     # A validation file without the label column is named as such, not read as labels of None (as `datasets` reads a
     # column that a file lacks beside another file that has it).
     unlabelled = write_csv(tmp_path / "unlabelled.csv", {"text": ["d", "e"]})
@@ -513,7 +520,8 @@ def test_a_local_glue_copy_whose_readme_lists_a_task_without_its_folder_names_th
     write_glue_folder(tmp_path / "glue", "cola", splits, label)
     glue = write_glue_folder(tmp_path / "glue", "sst2", splits, label)
     shutil.rmtree(tmp_path / "glue" / "cola")
-    expected = r"task 'sst2' from the local copy .*: its README.md lists cola without a folder of their files, .*"
+    expected = r"task 'sst2' from the local copy .*: its README.md lists cola without a folder of their files, which "
+    expected += r"can stop `datasets` from loading any of its tasks .*"
     expected += r"Restore those folders, or remove their entries from the README's `configs`\.$"
     with pytest.raises(ValueError, match=expected):
         load_task_data("sst2", glue_path=glue)

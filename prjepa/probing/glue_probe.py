@@ -359,7 +359,7 @@ def check_card_arguments(model_args: ModelArguments, probe_args: ProbeArguments,
     other weights on a card, before any work is done."""
     paths = model_args.model_name_or_path
     if probe_args.push_to_hub and not probe_args.update_model_card:
-        folder = next((path for path in paths if os.path.isdir(path)), None)
+        folder = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else None  # several: refused next
         target = (
             f" and --hub_model_id (the repo for folder {folder!r})" if folder and not probe_args.hub_model_id else ""
         )

@@ -282,6 +282,10 @@ def _encode_labels(
     # A custom task's classes are its training labels: with one, a validation label outside them shows a training
     # split that cannot train a classifier, not a wrong validation row.
     single_training_class = label_feature is None and "train" in splits and len(label_names) == 1
+    # Whole-number training classes beside a fractional validation label: a file of scores, not a hidden test label.
+    whole_classes = label_feature is None and all(
+        isinstance(label, (int, float)) and float(label).is_integer() for label in label_index
+    )
     for split, dataset in splits.items():
         for row, label in enumerate(dataset["label"]):
             if label not in label_index and single_training_class and split != "train":
@@ -290,7 +294,7 @@ def _encode_labels(
                     f"of {sources[split]} has {label!r}: a probe learns to tell classes apart on the training split, "
                     "so it needs two or more there. Give a training file with examples of every class."
                 )
-            if label not in label_index and label_feature is None and isinstance(label, float) and label % 1:
+            if label not in label_index and whole_classes and isinstance(label, float) and label % 1:
                 raise ValueError(
                     f"Row {row} of {sources[split]} has the score {label!r}, where the training labels are whole "
                     f"numbers, read as the classes {label_names}. To fit scores, pass --problem_type regression; to "
