@@ -56,3 +56,8 @@ python run_pretrain.py --preset mini --objective mlm --tokenizer_name ../shared/
 # initialisation, the same probe command, into mask-0.4-long/seed-N/probe-hybrid-step-3000/ (seed 2's initialisation
 # written by its hybrid command, whose config differs from the MLM-only command's in the objective alone: a fingerprint
 # of its own, the same scores to every digit as in seed-2/probe/).
+
+# reference-rerun/seed-0/pretrain-mlm: the reference command above (two threads, OMP_NUM_THREADS=2, as recorded) rerun on
+# the final code, so that the reference is evaluated as every candidate was (over sequences, commit 171677a): training
+# identical to results/cpu-fp32/seed-0/pretrain-mlm (every logged gradient norm and effective rank), validation MLM loss
+# 6.224, 6.034, 5.936, 5.915 against the recorded 6.230, 6.040, 5.941, 5.921.
