@@ -7,5 +7,5 @@ python run_experiment.py --preset cpu --run_name cpu --seeds 1 --results_dir /wo
 
 # old-code-evaluation/eval_results.json: the publishing commit's code (git worktree of 1e071ab) evaluating the rerun's
 # final hybrid; it gives the published eval_mlm_loss 5.948878765106201 to every digit (the final code: 5.943216800689697).
-# From the worktree (its ../shared the data):
+# From the worktree, beside the data as the repository is:
 python run_pretrain.py --model_name_or_path /work/runs/repro/work/cpu/seed-0/hybrid --tokenizer_name ../shared/tokenizers/bert-base-uncased --train_file '../shared/data/text/gutenberg/train/*.txt' --validation_file '../shared/data/text/gutenberg/validation/*.txt' --max_seq_length 128 --bf16 true --use_cpu true --seed 0 --data_seed 0 --do_eval --max_eval_samples 500 --report_to none --disable_tqdm true --output_dir /work/runs/old-eval-hybrid
