@@ -228,13 +228,15 @@ def parse_command_line(parser: "HfArgumentParser", argv: list[str] | None) -> tu
 def expanded_glob(parser: "HfArgumentParser", argv: list[str], unused: list[str]) -> tuple[str, list[str]] | None:
     """The option and its paths when `unused` is a run of existing paths in `argv` right after an option that takes
     exactly one value, given a path too: what the shell leaves of an unquoted glob. None otherwise."""
-    starts = [index for index in range(len(argv) - len(unused), 0, -1) if argv[index : index + len(unused)] == unused]
-    if not starts:
+    start = next(
+        (index for index in range(len(argv) - len(unused), 0, -1) if argv[index : index + len(unused)] == unused), None
+    )
+    if start is None:
         return None  # the arguments came from elsewhere (an arguments file)
-    before = argv[starts[0] - 1]
-    if not before.startswith("--") and starts[0] < 2:
+    before = argv[start - 1]
+    if not before.startswith("--") and start < 2:
         return None
-    option, _, value = before.partition("=") if before.startswith("--") else (argv[starts[0] - 2], "", before)
+    option, _, value = before.partition("=") if before.startswith("--") else (argv[start - 2], "", before)
     action = parser._option_string_actions.get(option)  # argparse has no public lookup of an option's action
     if action is None or action.nargs is not None or not value or value.startswith("--"):
         return None
