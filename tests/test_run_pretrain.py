@@ -1044,6 +1044,7 @@ def test_resume_is_exact_or_refused(assets, tmp_path, caplog, monkeypatch):
 def test_a_schedule_option_added_or_removed_is_a_difference_an_accelerator_field_is_not():
     """`lr_scheduler_kwargs` are the user's: a key set on one side only changes the learning rates (a polynomial
     schedule's power). accelerator_config's fields come and go with accelerate's versions: only shared ones compare."""
+
     def settings(schedule: dict, accelerator: dict) -> dict:
         return {"training": {"lr_scheduler_kwargs": schedule, "accelerator_config": accelerator}}
 
@@ -1073,6 +1074,7 @@ def test_a_resume_reads_the_same_files_however_the_glob_spells_them(assets, tmp_
     assert resumed.state.global_step == 2
     whole, continued = (load_file(folder / "model.safetensors") for folder in (tmp_path / "whole", stopped))
     assert whole.keys() == continued.keys() and all(torch.equal(whole[key], continued[key]) for key in whole)
+
     # The same bytes are not the same text when another builder reads them (another file type), and files given by URL
     # are recorded by no digest: known by their URL alone.
     def data(train_file: str, files: dict) -> dict:
