@@ -1,13 +1,15 @@
-"""Pretraining step time with glibc keeping freed memory (run_experiment.py's --keep_freed_memory) vs glibc's defaults.
+"""Pretraining step time with glibc keeping freed memory (run_experiment.py's --keep_freed_memory) vs glibc's defaults,
+for the step the experiment's preset runs (its model, recipe, batch, and bf16 autocast where the preset uses it on this
+CPU, as `--bf16 auto` does).
 
 By default glibc returns large freed blocks to the system (mmap'd allocations, heap trimming) and every training
 step faults the same activation memory back in. `GLIBC_TUNABLES` with run_experiment.KEEP_FREED_MEMORY keeps it. Each
 (setting, objective) runs `bench_pretrain.time_objective` in a fresh process started with or without the tunables
 (glibc reads them at start-up only); the settings alternate (defaults first in even rounds) so that machine noise
 hits both alike. Printed per objective: median step time of each setting and their ratio, minor page faults per
-step, peak resident memory. The experiment keeps the option on only while the ratio stays below 1.
+step, peak resident memory. --keep_freed_memory stays off by default unless the ratio is below 1 for both objectives.
 
-    python benchmarks/bench_allocator.py [--steps 10] [--rounds 2] [--preset mini] [--threads 2]
+    python benchmarks/bench_allocator.py [--steps 10] [--rounds 2] [--experiment_preset cpu] [--threads 2]
 """
 
 import argparse
@@ -22,6 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from prjepa.experiment.plan import KEEP_FREED_MEMORY  # noqa: E402
+from prjepa.experiment.presets import EXPERIMENT_PRESETS  # noqa: E402
+from prjepa.utils import native_bf16  # noqa: E402
 
 SETTINGS = {"glibc defaults": None, "keep freed memory": KEEP_FREED_MEMORY}
 
@@ -30,7 +34,15 @@ def worker(args: argparse.Namespace) -> None:
     """One timed run in this process; prints its measurements as JSON."""
     from bench_pretrain import time_objective
 
-    run = time_objective(args.preset, args.worker, args, count_flops=False)
+    preset = EXPERIMENT_PRESETS[args.experiment_preset]
+    run = time_objective(
+        preset.model_preset,
+        args.worker,
+        args,
+        count_flops=False,
+        bf16=args.bf16,
+        config_overrides=preset.config_overrides,
+    )
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"step": run["step"], "faults": run["faults"], "peak_mib": peak_mib}))
 
@@ -46,18 +58,7 @@ def timed_run(setting: str, objective: str, args: argparse.Namespace) -> dict:
 
 
 def forwarded(args: argparse.Namespace) -> list[str]:
-    return [
-        "--steps",
-        str(args.steps),
-        "--warmup",
-        str(args.warmup),
-        "--preset",
-        args.preset,
-        "--batch_size",
-        str(args.batch_size),
-        "--seq_len",
-        str(args.seq_len),
-    ]
+    return ["--steps", str(args.steps), "--warmup", str(args.warmup), "--experiment_preset", args.experiment_preset]
 
 
 def main() -> None:
@@ -65,17 +66,22 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--preset", default="mini")
-    parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--seq_len", type=int, default=128)
+    parser.add_argument("--experiment_preset", choices=sorted(EXPERIMENT_PRESETS), default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--worker", choices=["mlm", "hybrid"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    preset = EXPERIMENT_PRESETS[args.experiment_preset]
+    args.batch_size, args.seq_len = preset.per_device_train_batch_size, preset.max_seq_length
+    args.tokenizer, args.device = None, "cpu"
+    args.bf16 = preset.pretrains_in_bf16(native_bf16("cpu"))
     if args.worker:
-        args.tokenizer, args.device = None, "cpu"
         worker(args)
         return
-    print(f"preset {args.preset}, batch {args.batch_size} x {args.seq_len}, {args.threads} threads, fp32, CPU")
+    print(
+        f"experiment preset {args.experiment_preset}: {preset.model_preset} with "
+        f"{preset.config_overrides or 'defaults'}, batch {args.batch_size} x {args.seq_len}, {args.threads} threads, "
+        f"{'bf16 autocast' if args.bf16 else 'fp32'}, CPU; {args.steps} steps x {args.rounds} rounds"
+    )
     print(f"keep freed memory: GLIBC_TUNABLES={KEEP_FREED_MEMORY}")
     for objective in ("mlm", "hybrid"):
         runs: dict[str, list[dict]] = {setting: [] for setting in SETTINGS}

@@ -192,9 +192,7 @@ class Experiment:
         self.work = os.path.join(args.work_dir, args.run_name)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.native_bf16 = native_bf16(self.device)
-        self.bf16 = args.bf16 == "true" or (
-            args.bf16 == "auto" and (self.preset.bf16 == "always" or self.preset.bf16 == "native" and self.native_bf16)
-        )
+        self.bf16 = args.bf16 == "true" or (args.bf16 == "auto" and self.preset.pretrains_in_bf16(self.native_bf16))
         self._task_fingerprints: dict[str, str] = {}
 
     def estimated_hours(self) -> float:

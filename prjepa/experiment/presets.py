@@ -73,6 +73,11 @@ class ExperimentPreset:
                 "random-init control) and lie in [0, 1) (the finished encoder is the curves' last point anyway)."
             )
 
+    def pretrains_in_bf16(self, native_bf16: bool) -> bool:
+        """Whether `--bf16 auto` pretrains under bf16 autocast, on a device that does (`native_bf16`) or does not
+        compute bf16 natively."""
+        return self.bf16 == "always" or (self.bf16 == "native" and native_bf16)
+
     def learning_rate_for(self, objective: str) -> float:
         return self.objective_learning_rates.get(objective, self.learning_rate)
 
