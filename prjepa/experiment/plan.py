@@ -126,9 +126,9 @@ class ExperimentArguments:
     keep_freed_memory: bool = field(
         default=False,
         metadata={
-            "help": f"Pretrain with GLIBC_TUNABLES={KEEP_FREED_MEMORY} (glibc only; ignored elsewhere): 15x "
-            "(MLM-only) and 9x (hybrid) fewer page faults for 10-14 per cent more peak memory; measured 0.87x the "
-            "MLM-only step time but 1.06x the hybrid's (benchmarks/bench_allocator.py), so off by default."
+            "help": f"Pretrain with GLIBC_TUNABLES={KEEP_FREED_MEMORY} (glibc only; ignored elsewhere): 7-12x "
+            "fewer page faults for 11-29 per cent more peak memory; on the cpu preset's bf16 step, measured 0.75-0.85x "
+            "the MLM-only step time but 0.99-1.04x the hybrid's (benchmarks/bench_allocator.py), so off by default."
         },
     )
     bf16: str = field(
