@@ -61,3 +61,7 @@ python run_pretrain.py --preset mini --objective mlm --tokenizer_name ../shared/
 # the final code, so that the reference is evaluated as every candidate was (over sequences, commit 171677a): training
 # identical to results/cpu-fp32/seed-0/pretrain-mlm (every logged gradient norm and effective rank), validation MLM loss
 # 6.224, 6.034, 5.936, 5.915 against the recorded 6.230, 6.040, 5.941, 5.921.
+# reference-rerun/seed-1/pretrain-mlm: seed 1's reference the same way (results/cpu-fp32/commands.sh's MLM-only command
+# with --seed 1 --data_seed 1, OMP_NUM_THREADS=2): training identical to results/cpu-fp32/seed-1/pretrain-mlm (every
+# logged loss, gradient norm and effective rank), validation MLM loss 6.287, 6.087, 6.000, 5.977 against the recorded
+# 6.288, 6.087, 5.999, 5.976.
