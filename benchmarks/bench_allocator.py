@@ -3,7 +3,7 @@ for the step the experiment's preset runs (its model, recipe, batch, and bf16 au
 CPU, as `--bf16 auto` does).
 
 By default glibc returns large freed blocks to the system (mmap'd allocations, heap trimming) and every training
-step faults the same activation memory back in. `GLIBC_TUNABLES` with run_experiment.KEEP_FREED_MEMORY keeps it. Each
+step faults the same activation memory back in. `GLIBC_TUNABLES` with prjepa.experiment.plan.KEEP_FREED_MEMORY keeps it. Each
 (setting, objective) runs `bench_pretrain.time_objective` in a fresh process started with or without the tunables
 (glibc reads them at start-up only); the settings alternate (defaults first in even rounds) so that machine noise
 hits both alike. Printed per objective: median step time of each setting and their ratio, minor page faults per

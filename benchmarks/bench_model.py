@@ -2,7 +2,8 @@
 
 One step = forward + backward + AdamW update on a batch of 32 x 128 tokens with 15% of them labelled. Both models are
 timed in the same run, alternating step by step so that machine noise hits both alike; the median step is reported,
-in fp32 and under bf16 autocast. Dropout is 0 in both (PrJEPA's default) so that only the architectures differ.
+in fp32 and under bf16 autocast. Dropout is 0 in both (PrJEPA's default). PrJEPA computes the MLM logits at the
+labelled positions only (`sparse_prediction=True`, as pretraining does), where BERT's head computes every position.
 
     python benchmarks/bench_model.py [--steps 10] [--precision fp32 bf16] [--device cpu]
 

@@ -326,6 +326,39 @@ def test_a_preset_too_slow_for_this_machine_is_refused_before_starting(capsys):
     stages.check_budget(Experiment(ExperimentArguments(preset="paper", stages=["report"])))
 
 
+def test_an_accelerate_launcher_that_would_start_one_cpu_process_is_refused_before_the_hub(tmp_path, monkeypatch):
+    """Without --multi_gpu or a config file, `accelerate launch --num_processes N` starts one process on a machine
+    without GPUs (measured: WORLD_SIZE unset), which would pretrain alone at a fraction of the intended speed."""
+    if torch.cuda.is_available():
+        pytest.skip("the refusal concerns machines without GPUs")
+    monkeypatch.setattr("accelerate.commands.config.default_config_file", str(tmp_path / "no-config.yaml"))
+    monkeypatch.setattr(sys.modules["prjepa.experiment"], "check_hub_reachable", lambda *a: pytest.fail("Hub checked"))
+    folders = ["--results_dir", str(tmp_path / "results"), "--work_dir", str(tmp_path / "work")]
+    for launcher in ("accelerate launch --num_processes 2", "accelerate launch --num-processes=4 --mixed_precision no"):
+        with pytest.raises(
+            SystemExit, match=r"would start one process, not \d.*--launcher 'accelerate launch --multi_gpu"
+        ):
+            run_experiment(["--preset", "cpu", "--launcher", launcher, *folders])
+    assert not (tmp_path / "results").exists()
+
+    def check(launcher: str, **arguments) -> None:
+        stages.check_launcher(Experiment(ExperimentArguments(preset="cpu", launcher=launcher, **arguments)))
+
+    results = dict(results_dir=str(tmp_path / "results"), work_dir=str(tmp_path / "work"))
+    for launcher in (
+        "accelerate launch --multi_gpu --num_processes 2",
+        "accelerate launch --num_processes 1",
+        "accelerate launch --config_file cpu.yaml --num_processes 2",
+        "torchrun --nproc_per_node 2",
+    ):
+        check(launcher, **results)
+    # Nothing left to pretrain: the launcher starts nothing.
+    check("accelerate launch --num_processes 2", **results, stages=["report"])
+    # A default config file of the user's decides how accelerate launches.
+    (tmp_path / "no-config.yaml").write_text("distributed_type: MULTI_GPU\n")
+    check("accelerate launch --num_processes 2", **results)
+
+
 def test_training_text_that_cannot_be_read_is_refused_before_any_stage_or_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules["prjepa.experiment"], "pretrain", lambda *args: pytest.fail("a stage started"))
     folders = ["--results_dir", str(tmp_path / "results"), "--work_dir", str(tmp_path / "work")]

@@ -34,6 +34,7 @@ from .stages import (
     check_budget,
     check_curves_to_run,
     check_glue_tasks,
+    check_launcher,
     check_no_stale_stage,
     check_text_files,
     curves,
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     (args,) = parse_command_line(script_parser(ExperimentArguments, __doc__), argv)
     experiment = Experiment(args)
+    check_launcher(experiment)
     if set(args.stages) - {"report"}:
         text = [] if args.train_file else [("--dataset_name", args.dataset_name)]
         check_hub_reachable([*text, ("--glue_path", args.glue_path), ("--tokenizer_name", args.tokenizer_name)])

@@ -67,6 +67,7 @@ DATA_ARGUMENTS = (
     "tokenizer_name",
 )
 DEFAULT_PRESET, DEFAULT_PRESET_WITH_DATA = "demo", "cpu"
+DEMO_DEFAULTS = "the demo preset reads the sample shipped with the package instead"
 
 
 @dataclass
@@ -99,10 +100,12 @@ class ExperimentArguments:
     results_dir: str = field(default="results", metadata={"help": "Tables, plots, configuration (small)."})
     work_dir: str = field(default="experiments", metadata={"help": "Checkpoints and feature caches (large)."})
     dataset_name: str | None = field(
-        default=None, metadata={"help": f"Pretraining text on the Hub (default: {DEFAULT_TEXT_DATASET[0]})."}
+        default=None,
+        metadata={"help": f"Pretraining text on the Hub (default: {DEFAULT_TEXT_DATASET[0]}; {DEMO_DEFAULTS})."},
     )
     dataset_config_name: str | None = field(
-        default=None, metadata={"help": f"Its configuration (default: {DEFAULT_TEXT_DATASET[1]})."}
+        default=None,
+        metadata={"help": f"Its configuration (default, when no text is named: {DEFAULT_TEXT_DATASET[1]})."},
     )
     dataset_revision: str | None = field(
         default=None,
@@ -114,14 +117,18 @@ class ExperimentArguments:
     train_file: str | None = field(default=None, metadata={"help": "Local pretraining text instead (globs allowed)."})
     validation_file: str | None = field(default=None, metadata={"help": "Local validation text."})
     glue_path: str | None = field(
-        default=None, metadata={"help": f"GLUE on the Hub or a local copy (default: {HUB_GLUE})."}
+        default=None, metadata={"help": f"GLUE on the Hub or a local copy (default: {HUB_GLUE}; {DEMO_DEFAULTS})."}
     )
     tokenizer_name: str | None = field(
         default=None,
-        metadata={"help": f"Tokenizer Hub id or folder (default: {DEFAULT_TOKENIZER})."},
+        metadata={"help": f"Tokenizer Hub id or folder (default: {DEFAULT_TOKENIZER}; {DEMO_DEFAULTS})."},
     )
     launcher: str = field(
-        default="", metadata={"help": "Prefix for the pretraining command, e.g. 'accelerate launch --num_processes 4'."}
+        default="",
+        metadata={
+            "help": "Prefix for the pretraining command, e.g. 'accelerate launch --multi_gpu --num_processes 4' (on "
+            "CPUs too: the experiment adds --use_cpu, and without --multi_gpu accelerate starts one process)."
+        },
     )
     keep_freed_memory: bool = field(
         default=False,
@@ -142,7 +149,10 @@ class ExperimentArguments:
     )
     allow_long_run: bool = field(
         default=False,
-        metadata={"help": f"Run even when the estimate per seed on this machine exceeds {LONG_RUN_HOURS} h."},
+        metadata={
+            "help": f"On a CPU, pretrain even when the estimate per seed on this machine exceeds {LONG_RUN_HOURS} h "
+            "(GPU runs, and runs whose pretraining is finished, are never refused)."
+        },
     )
 
     def __post_init__(self):

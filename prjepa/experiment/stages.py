@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import shutil
 import signal
 import subprocess
@@ -540,6 +541,31 @@ def check_glue_tasks(experiment: Experiment) -> None:
     reads each once): a copy that lacks one stops the experiment here, not once its encoders are pretrained."""
     asked = [stage for stage in MEASURING_STAGE_MARKERS if stage in experiment.args.stages]
     experiment.glue_fingerprint(sorted({task for stage in asked for task in experiment.measured_tasks(stage)}))
+
+
+def check_launcher(experiment: Experiment) -> None:
+    """An `accelerate launch` of several processes that would start one on this CPU machine: without --multi_gpu (or a
+    config file) accelerate starts several processes only where it sees several GPUs, and the one it starts trains
+    alone, for as many steps, at a fraction of the intended speed."""
+    launcher = shlex.split(experiment.args.launcher)
+    accelerate = launcher[:2] == ["accelerate", "launch"] or launcher[:1] == ["accelerate-launch"]
+    if experiment.device != "cpu" or not accelerate or not pretraining_to_do(experiment):
+        return
+    # Not at the top: accelerate loads torch, which the experiment's command line does without.
+    from accelerate.commands.config import default_config_file
+    from accelerate.commands.launch import launch_command_parser
+
+    options = launcher[2:] if launcher[0] == "accelerate" else launcher[1:]
+    launch, _ = launch_command_parser().parse_known_args([*options, "run_pretrain.py"])
+    several = launch.num_processes is not None and launch.num_processes > 1
+    configured = launch.config_file is not None or os.path.isfile(default_config_file) or launch.mpirun_hostfile
+    if several and not (launch.multi_gpu or configured):
+        raise SystemExit(
+            f"--launcher {experiment.args.launcher!r} would start one process, not {launch.num_processes}: on a "
+            "machine without GPUs accelerate launches several processes only with --multi_gpu (the experiment passes "
+            f"--use_cpu to each). Use --launcher 'accelerate launch --multi_gpu --num_processes "
+            f"{launch.num_processes}' or 'torchrun --nproc_per_node {launch.num_processes}'."
+        )
 
 
 def check_budget(experiment: Experiment) -> None:
