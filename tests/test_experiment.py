@@ -334,7 +334,7 @@ def test_an_accelerate_launcher_that_would_start_one_cpu_process_is_refused_befo
     monkeypatch.setattr("accelerate.commands.config.default_config_file", str(tmp_path / "no-config.yaml"))
     monkeypatch.setattr(sys.modules["prjepa.experiment"], "check_hub_reachable", lambda *a: pytest.fail("Hub checked"))
     folders = ["--results_dir", str(tmp_path / "results"), "--work_dir", str(tmp_path / "work")]
-    for launcher in ("accelerate launch --num_processes 2", "accelerate launch --num-processes=4 --mixed_precision no"):
+    for launcher in ("accelerate launch --num_processes 2", "/venv/bin/accelerate-launch --num-processes=4 --debug"):
         with pytest.raises(
             SystemExit, match=r"would start one process, not \d.*--launcher 'accelerate launch --multi_gpu"
         ):

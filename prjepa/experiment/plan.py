@@ -126,8 +126,8 @@ class ExperimentArguments:
     launcher: str = field(
         default="",
         metadata={
-            "help": "Prefix for the pretraining command, e.g. 'accelerate launch --multi_gpu --num_processes 4' (on "
-            "CPUs too: the experiment adds --use_cpu, and without --multi_gpu accelerate starts one process)."
+            "help": "Prefix for the pretraining command, e.g. 'accelerate launch --multi_gpu --num_processes 4' "
+            "(--multi_gpu on CPUs too, where accelerate otherwise starts one process; the experiment adds --use_cpu)."
         },
     )
     keep_freed_memory: bool = field(

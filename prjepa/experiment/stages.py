@@ -548,14 +548,19 @@ def check_launcher(experiment: Experiment) -> None:
     config file) accelerate starts several processes only where it sees several GPUs, and the one it starts trains
     alone, for as many steps, at a fraction of the intended speed."""
     launcher = shlex.split(experiment.args.launcher)
-    accelerate = launcher[:2] == ["accelerate", "launch"] or launcher[:1] == ["accelerate-launch"]
-    if experiment.device != "cpu" or not accelerate or not pretraining_to_do(experiment):
+    program = os.path.basename(launcher[0]) if launcher else ""
+    if program == "accelerate-launch":
+        options = launcher[1:]
+    elif program == "accelerate" and launcher[1:2] == ["launch"]:
+        options = launcher[2:]
+    else:
+        return
+    if experiment.device != "cpu" or not pretraining_to_do(experiment):
         return
     # Not at the top: accelerate loads torch, which the experiment's command line does without.
     from accelerate.commands.config import default_config_file
     from accelerate.commands.launch import launch_command_parser
 
-    options = launcher[2:] if launcher[0] == "accelerate" else launcher[1:]
     launch, _ = launch_command_parser().parse_known_args([*options, "run_pretrain.py"])
     several = launch.num_processes is not None and launch.num_processes > 1
     configured = launch.config_file is not None or os.path.isfile(default_config_file) or launch.mpirun_hostfile
