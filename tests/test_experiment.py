@@ -327,11 +327,14 @@ def test_a_preset_too_slow_for_this_machine_is_refused_before_starting(capsys):
 
 
 def test_an_accelerate_launcher_that_would_start_one_cpu_process_is_refused_before_the_hub(tmp_path, monkeypatch):
-    """Without --multi_gpu or a config file, `accelerate launch --num_processes N` starts one process on a machine
-    without GPUs (measured: WORLD_SIZE unset), which would pretrain alone at a fraction of the intended speed."""
+    """Without a distributed mode (--multi_gpu, or a config file whose distributed_type sets one) or an mpirun
+    hostfile, `accelerate launch --num_processes N` starts one process on a machine without GPUs (measured: WORLD_SIZE
+    unset), which would pretrain alone at a fraction of the intended speed."""
     if torch.cuda.is_available():
-        pytest.skip("the refusal concerns machines without GPUs")
-    monkeypatch.setattr("accelerate.commands.config.default_config_file", str(tmp_path / "no-config.yaml"))
+        pytest.skip("the refusal concerns machines without GPUs; with GPUs accelerate enables --multi_gpu itself")
+    default_config = tmp_path / "default-config.yaml"
+    for module in ("accelerate.commands.launch", "accelerate.commands.config.config_args"):
+        monkeypatch.setattr(f"{module}.default_config_file", str(default_config))
     monkeypatch.setattr(sys.modules["prjepa.experiment"], "check_hub_reachable", lambda *a: pytest.fail("Hub checked"))
     folders = ["--results_dir", str(tmp_path / "results"), "--work_dir", str(tmp_path / "work")]
     for launcher in ("accelerate launch --num_processes 2", "/venv/bin/accelerate-launch --num-processes=4 --debug"):
@@ -345,18 +348,37 @@ def test_an_accelerate_launcher_that_would_start_one_cpu_process_is_refused_befo
         stages.check_launcher(Experiment(ExperimentArguments(preset="cpu", launcher=launcher, **arguments)))
 
     results = dict(results_dir=str(tmp_path / "results"), work_dir=str(tmp_path / "work"))
+    (tmp_path / "multi-gpu.yaml").write_text("distributed_type: MULTI_GPU\nnum_processes: 2\n")
+    # What `accelerate config default` writes on a CPU machine, and a multi-CPU config without a hostfile.
+    (tmp_path / "one-process.yaml").write_text("distributed_type: 'NO'\nnum_processes: 2\n")
+    (tmp_path / "multi-cpu.yaml").write_text("distributed_type: MULTI_CPU\nnum_processes: 2\n")
+    (tmp_path / "hostfile").write_text("localhost slots=2\n")
     for launcher in (
         "accelerate launch --multi_gpu --num_processes 2",
         "accelerate launch --num_processes 1",
-        "accelerate launch --config_file cpu.yaml --num_processes 2",
+        f"accelerate launch --config_file {tmp_path / 'multi-gpu.yaml'}",
+        f"accelerate launch --mpirun_hostfile {tmp_path / 'hostfile'} --num_processes 2",
         "torchrun --nproc_per_node 2",
     ):
         check(launcher, **results)
+    for launcher in (
+        f"accelerate launch --config_file {tmp_path / 'one-process.yaml'}",
+        f"accelerate launch --config_file {tmp_path / 'multi-cpu.yaml'}",
+        f"accelerate launch --cpu --config_file {tmp_path / 'multi-gpu.yaml'}",
+        "env OMP_NUM_THREADS=1 accelerate launch --num_processes 2",
+        f"{sys.executable} -m accelerate.commands.launch --num_processes 2",
+    ):
+        with pytest.raises(SystemExit, match="would start one process, not 2"):
+            check(launcher, **results)
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        check(f"accelerate launch --config_file {tmp_path / 'missing.yaml'} --num_processes 2", **results)
     # Nothing left to pretrain: the launcher starts nothing.
     check("accelerate launch --num_processes 2", **results, stages=["report"])
-    # A default config file of the user's decides how accelerate launches.
-    (tmp_path / "no-config.yaml").write_text("distributed_type: MULTI_GPU\n")
+    # A default config file of the user's decides how accelerate launches, unless --cpu sets it aside.
+    default_config.write_text("distributed_type: MULTI_GPU\n")
     check("accelerate launch --num_processes 2", **results)
+    with pytest.raises(SystemExit, match="would start one process, not 2"):
+        check("accelerate launch --cpu --num_processes 2", **results)
 
 
 def test_training_text_that_cannot_be_read_is_refused_before_any_stage_or_folder(tmp_path, monkeypatch):

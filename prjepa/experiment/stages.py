@@ -2,7 +2,9 @@
 beside its outputs, so that a rerun reuses what is finished and refuses what no longer matches."""
 
 import hashlib
+import itertools
 import json
+import logging
 import os
 import platform
 import shlex
@@ -543,33 +545,49 @@ def check_glue_tasks(experiment: Experiment) -> None:
     experiment.glue_fingerprint(sorted({task for stage in asked for task in experiment.measured_tasks(stage)}))
 
 
-def check_launcher(experiment: Experiment) -> None:
-    """An `accelerate launch` of several processes that would start one on this CPU machine: without --multi_gpu (or a
-    config file) accelerate starts several processes only where it sees several GPUs, and the one it starts trains
-    alone, for as many steps, at a fraction of the intended speed."""
-    launcher = shlex.split(experiment.args.launcher)
+def accelerate_launch_options(launcher: list[str]) -> list[str] | None:
+    """The options of an `accelerate launch` command line (named as `accelerate launch`, `accelerate-launch` or
+    `python -m accelerate.commands.launch`, by path too, after any `env VAR=value` prefix); None for another launcher."""
+    if launcher[:1] and os.path.basename(launcher[0]) == "env":
+        launcher = list(itertools.dropwhile(lambda word: "=" in word and not word.startswith("-"), launcher[1:]))
     program = os.path.basename(launcher[0]) if launcher else ""
     if program == "accelerate-launch":
-        options = launcher[1:]
-    elif program == "accelerate" and launcher[1:2] == ["launch"]:
-        options = launcher[2:]
-    else:
-        return
-    if experiment.device != "cpu" or not pretraining_to_do(experiment):
+        return launcher[1:]
+    if program == "accelerate" and launcher[1:2] == ["launch"]:
+        return launcher[2:]
+    if program.startswith("python") and launcher[1:3] == ["-m", "accelerate.commands.launch"]:
+        return launcher[3:]
+    return None
+
+
+def check_launcher(experiment: Experiment) -> None:
+    """An `accelerate launch` of several processes that would start one on this CPU machine: accelerate starts several
+    only for a distributed mode (--multi_gpu, FSDP, DeepSpeed, Megatron-LM, from the options or a config file whose
+    distributed_type sets one) or an mpirun hostfile; otherwise the one process it starts trains alone, for as many
+    steps, at a fraction of the intended speed. The options are resolved by accelerate's own launch checks, so a config
+    file counts for what it sets."""
+    options = accelerate_launch_options(shlex.split(experiment.args.launcher))
+    if options is None or experiment.device != "cpu" or not pretraining_to_do(experiment):
         return
     # Not at the top: accelerate loads torch, which the experiment's command line does without.
-    from accelerate.commands.config import default_config_file
-    from accelerate.commands.launch import launch_command_parser
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
 
     launch, _ = launch_command_parser().parse_known_args([*options, "run_pretrain.py"])
-    several = launch.num_processes is not None and launch.num_processes > 1
-    configured = launch.config_file is not None or os.path.isfile(default_config_file) or launch.mpirun_hostfile
-    if several and not (launch.multi_gpu or configured):
+    launch_logger = logging.getLogger("accelerate.commands.launch")
+    level = launch_logger.level
+    launch_logger.setLevel(logging.ERROR)  # its note on defaults it filled in comes again at each launch
+    try:
+        launch, _, _ = _validate_launch_command(launch)
+    finally:
+        launch_logger.setLevel(level)
+    distributed = launch.multi_gpu or launch.use_fsdp or launch.use_deepspeed or launch.use_megatron_lm
+    if launch.num_processes > 1 and not (distributed and not launch.cpu) and launch.mpirun_hostfile is None:
         raise SystemExit(
             f"--launcher {experiment.args.launcher!r} would start one process, not {launch.num_processes}: on a "
-            "machine without GPUs accelerate launches several processes only with --multi_gpu (the experiment passes "
-            f"--use_cpu to each). Use --launcher 'accelerate launch --multi_gpu --num_processes "
-            f"{launch.num_processes}' or 'torchrun --nproc_per_node {launch.num_processes}'."
+            "machine without GPUs accelerate launches several processes only with --multi_gpu (or a config file "
+            "whose distributed_type is MULTI_GPU; --cpu starts one; the experiment passes --use_cpu to each "
+            f"process). Use --launcher 'accelerate launch --multi_gpu --num_processes {launch.num_processes}' or "
+            f"'torchrun --nproc_per_node {launch.num_processes}'."
         )
 
 
