@@ -176,6 +176,10 @@ def test_rank_collapse_needs_ten_low_logs_in_a_row():
     collapse = rank_collapse(rank_log([20.0, 18.0] + [9.0] * 4 + [4.0] + [9.5] * 5))
     assert collapse is not None
     assert "(20 at step 10) for 10 logs in a row by step 120, and fell to 4 (step 70;" in collapse
+    assert "rose back" not in collapse
+    recovered = rank_collapse(rank_log([20.0] + [9.0] * 10 + [10.0, 15.0]))
+    assert recovered.endswith("`effective_rank`). It rose back to 15 by the last log (step 130).")
+    assert rank_collapse(rank_log([20.0] + [9.0] * 10 + [15.0, 9.5])).endswith("`effective_rank`).")
     assert rank_collapse([{"step": 1, "loss": 1.0}]) is None
 
 
@@ -191,6 +195,21 @@ def test_rank_collapse_on_the_runs_at_1e_3(run, collapsed_by):
     assert (collapse is None) == (collapsed_by is None)
     if collapsed_by is not None:
         assert f"in a row by step {collapsed_by}," in collapse
+
+
+@pytest.mark.parametrize(
+    "run, collapsed_by, rose_back_to",
+    [("lr2e-3/seed-0/pretrain-mlm", 160, None), ("sin-scaled/seed-0/pretrain-mlm", 170, "21.85")],
+)
+def test_rank_collapse_on_the_plateau_screens_flagged_runs(run, collapsed_by, rose_back_to):
+    """The two MLM-only runs of the plateau screen the rule flags: at LR 2e-3 the rank stayed below 10 until the run
+    was stopped; with the scaled sin/cos table it dipped for 11 logs and rose back."""
+    with open(os.path.join(REPO, "results", "cpu-plateau-screen", run, "trainer_state.json")) as file:
+        collapse = rank_collapse(json.load(file)["log_history"])
+    assert f"in a row by step {collapsed_by}," in collapse
+    assert ("rose back" in collapse) == (rose_back_to is not None)
+    if rose_back_to is not None:
+        assert f"It rose back to {rose_back_to} by the last log (step 1200)." in collapse
 
 
 def test_the_card_warns_of_a_collapse():
