@@ -584,9 +584,9 @@ def check_launcher(experiment: Experiment) -> None:
     if launch.num_processes > 1 and not (distributed and not launch.cpu) and launch.mpirun_hostfile is None:
         raise SystemExit(
             f"--launcher {experiment.args.launcher!r} would start one process, not {launch.num_processes}: on a "
-            "machine without GPUs accelerate launches several processes only with --multi_gpu (or a config file "
-            "whose distributed_type is MULTI_GPU; --cpu starts one; the experiment passes --use_cpu to each "
-            f"process). Use --launcher 'accelerate launch --multi_gpu --num_processes {launch.num_processes}' or "
+            "machine without GPUs accelerate launches several processes only with --multi_gpu (or FSDP, DeepSpeed, "
+            "Megatron-LM, a config file whose distributed_type sets one, or --mpirun_hostfile; with --cpu, one; the "
+            f"experiment passes --use_cpu to each process). Use --launcher 'accelerate launch --multi_gpu --num_processes {launch.num_processes}' or "
             f"'torchrun --nproc_per_node {launch.num_processes}'."
         )
 
