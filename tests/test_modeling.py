@@ -619,8 +619,17 @@ def test_ema_momentum_schedule_is_linear_in_the_step_and_held_past_the_end():
 
 
 def test_target_encoder_stays_in_eval_mode_under_dropout():
+    torch.manual_seed(0)
     model = PrJepaForPreTraining(tiny_config(hidden_dropout_prob=0.5)).train()
-    assert model.prjepa.training and not model.target_encoder.training
+    assert model.prjepa.training and not any(module.training for module in model.target_encoder.modules())
+    batch = pretraining_batch()
+    inputs = dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    with torch.no_grad():
+        # Dropout at 0.5 acts on the online encoder; the target encoder computes one fixed function, its eval one.
+        assert not torch.equal(model.prjepa(**inputs).last_hidden_state, model.prjepa(**inputs).last_hidden_state)
+        targets = [model.target_encoder(**inputs).last_hidden_state for _ in range(2)]
+        assert torch.equal(targets[0], targets[1])
+        torch.testing.assert_close(targets[0], model.eval().target_encoder(**inputs).last_hidden_state, rtol=0, atol=0)
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():

@@ -264,7 +264,17 @@ def test_weighted_pooler_learns_the_informative_position():
     pooler = train_pooler("weighted", tokens, labels, is_regression=False, max_positions=8, training=training)
     assert int(pooler.position_logits.argmax()) == 2
     assert not any(parameter.requires_grad for parameter in pooler.parameters())
-    assert pool_tokens(pooler, tokens).shape == (400, 4)
+    # Pooled in chunks, each padded to its own longest text: rows stay in order and no padding leaks into a text.
+    lengths = np.random.default_rng(0).integers(1, 7, size=400)
+    ragged = TokenFeatures(
+        np.concatenate([states[row, :length].numpy() for row, length in enumerate(lengths)]), lengths
+    )
+    logits = pooler.position_logits.numpy()
+    expected = []
+    for row, length in enumerate(lengths):
+        weights = np.exp(logits[:length] - logits[:length].max())
+        expected.append(weights / weights.sum() @ states[row, :length].numpy())
+    np.testing.assert_allclose(pool_tokens(pooler, ragged, batch_size=7), np.stack(expected), rtol=1e-5, atol=1e-6)
 
 
 def test_attention_pooler_learns_to_find_the_marked_token():

@@ -8,10 +8,11 @@ import os
 import random
 import shutil
 
+import datasets
 import numpy as np
 import pytest
 import torch
-from helpers import WORDS, tiny_config, write_csv
+from helpers import WORDS, tiny_config, write_csv, write_glue_folder
 from transformers import BertModel, BertTokenizer
 
 from modeling_prjepa import PrJepaModel
@@ -20,7 +21,6 @@ from prjepa.geometry import analysis as analysis_script
 from prjepa.probing import features as feature_extraction
 from prjepa.probing import poolers
 
-SHARED_GLUE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "glue")
 TOPICS = ["dog", "park", "paris"]
 POOLINGS = ["mean", "max", "weighted", "attention"]
 
@@ -307,16 +307,31 @@ def test_scores_are_rounded_to_classes_and_the_evaluation_split_is_subsampled(tm
     assert kept == analysis_script.load_datasets(data_args, run_args)[0].texts("validation")[1]  # seeded
 
 
-@pytest.mark.skipif(not os.path.isdir(SHARED_GLUE), reason="needs the offline GLUE mirror in ../shared/data/glue")
-def test_glue_task_without_a_training_split_is_measured_on_its_first_validation_split():
+def test_glue_task_without_a_training_split_is_measured_on_its_first_validation_split(tmp_path):
+    """mnli's layout (no train split; validation_matched, then validation_mismatched): the geometry reads the first
+    validation split, as premise+hypothesis pairs, and trained poolers, which need labelled training text, are refused."""
+    pairs = {
+        "validation_matched": [(f"{WORDS[i]} {WORDS[i + 1]}", f"{WORDS[i + 2]} {WORDS[i]}") for i in range(12)],
+        "validation_mismatched": [(f"{WORDS[i + 1]} {WORDS[i]}", WORDS[i + 3]) for i in range(10)],
+    }
+    splits = {
+        split: {
+            "premise": [p for p, _ in rows],
+            "hypothesis": [h for _, h in rows],
+            "label": [i % 3 for i in range(len(rows))],
+        }
+        for split, rows in pairs.items()
+    }
+    labels = datasets.ClassLabel(names=["entailment", "neutral", "contradiction"])
+    glue = write_glue_folder(tmp_path / "glue", "mnli", splits, labels)
     _, data_args, run_args = parse(
-        "--task_name", "mnli", "--glue_path", SHARED_GLUE, "--max_samples", "100", "--untrained_poolers"
+        "--task_name", "mnli", "--glue_path", glue, "--max_samples", "5", "--untrained_poolers"
     )
     (dataset,) = analysis_script.load_datasets(data_args, run_args)
-    assert (dataset.split, dataset.num_samples, dataset.split_size) == ("validation_matched", 100, 9815)
+    assert (dataset.split, dataset.num_samples, dataset.split_size) == ("validation_matched", 5, 12)
     view, texts = dataset.texts(dataset.split)
-    assert view == "premise+hypothesis" and isinstance(texts[0], tuple)
-    _, data_args, run_args = parse("--task_name", "mnli", "--glue_path", SHARED_GLUE)  # trained poolers: needs train
+    assert view == "premise+hypothesis" and len(texts) == 5 and set(texts) <= set(pairs["validation_matched"])
+    _, data_args, run_args = parse("--task_name", "mnli", "--glue_path", glue)  # trained poolers: needs train
     with pytest.raises(ValueError, match="no labelled 'train' split.*--train_file"):
         analysis_script.load_datasets(data_args, run_args)
 

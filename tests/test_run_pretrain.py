@@ -104,6 +104,24 @@ def evaluation_arguments(assets, output_dir, model=None) -> list[str]:
     return argv
 
 
+def record_steps(monkeypatch) -> list[int]:
+    """The global step after each optimizer step of the runs started from here on: a resume that started again from
+    step 0 would take every step, and train deterministically to the same weights."""
+    steps = []
+
+    class StepRecorder(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            steps.append(state.global_step)
+
+    class RecordingTrainer(trainer_module.PrJepaTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.add_callback(StepRecorder())
+
+    monkeypatch.setattr(trainer_module, "PrJepaTrainer", RecordingTrainer)
+    return steps
+
+
 def test_pretraining_run_from_local_text_files(assets, tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="run_pretrain"):
         trainer = run_pretrain.main(arguments(assets, tmp_path / "out", "--do_eval", "--license", "apache-2.0"))
@@ -200,7 +218,9 @@ def test_a_streamed_csv_is_tokenized_from_its_text_column_alone(assets, tmp_path
     assert runs["streamed"].state.global_step == 3
 
 
-def test_a_streamed_run_resumes_exactly_within_its_first_pass_and_is_refused_past_the_streams_end(assets, tmp_path):
+def test_a_streamed_run_resumes_exactly_within_its_first_pass_and_is_refused_past_the_streams_end(
+    assets, tmp_path, monkeypatch
+):
     # 8 sequences in batches of 4: each pass over the stream is 2 steps.
     streamed = ("--streaming", "--max_train_samples", "8", "--max_steps", "5", "--save_steps", "1")
     run_pretrain.main(arguments(assets, tmp_path / "whole", *streamed))
@@ -209,7 +229,10 @@ def test_a_streamed_run_resumes_exactly_within_its_first_pass_and_is_refused_pas
         stopped = tmp_path / f"stopped-{step}"
         shutil.copytree(tmp_path / "whole" / f"checkpoint-{step}", stopped / f"checkpoint-{step}")
         if step == 2:  # the end of the first pass: the second starts from the stream's beginning, as it did
+            steps = record_steps(monkeypatch)
             run_pretrain.main(arguments(assets, stopped, *streamed))
+            monkeypatch.undo()
+            assert steps == [3, 4, 5]
             actual = load_file(stopped / "model.safetensors")
             assert all(torch.equal(expected[key], actual[key]) for key in expected)
         else:  # one step into the second pass, which transformers would start again
@@ -509,7 +532,7 @@ def test_tokenizer_that_does_not_match_the_model_is_refused(assets, tmp_path):
     tiny_config(vocab_size=40).save_pretrained(tmp_path / "config")
     argv = arguments(assets, tmp_path / "out")
     argv[argv.index("--config_name") + 1] = str(tmp_path / "config")
-    with pytest.raises(ValueError, match="vocab"):
+    with pytest.raises(ValueError, match=r"The tokenizer has \d+ tokens but the model's vocab_size is 40"):
         run_pretrain.main(argv)
     assert not (tmp_path / "out").exists()
 
@@ -1250,8 +1273,9 @@ def test_a_preempted_run_saves_exits_non_zero_and_resumes_exactly(assets, tmp_pa
     assert signal.getsignal(signal_number) == handler_before
 
     monkeypatch.undo()
+    steps = record_steps(monkeypatch)
     trainer = run_pretrain.main(arguments(assets, run))
-    assert trainer.state.global_step == 3
+    assert trainer.state.global_step == 3 and steps == [3]
     expected, actual = load_file(tmp_path / "straight" / "model.safetensors"), load_file(run / "model.safetensors")
     assert expected.keys() == actual.keys() and all(torch.equal(expected[key], actual[key]) for key in expected)
 
