@@ -935,6 +935,12 @@ def test_results_of_weights_trained_again_are_not_reused(prjepa_dir, tmp_path):
         (["--cv_folds", "1"], "--cv_folds 1: cross-validation needs at least 2 folds"),
         (["--batch_size", "0"], "--batch_size 0 must be at least 1"),
         (["--c_grid", "0"], r"--c_grid \[0.0\] must hold at least one value, all positive"),
+        (["--alpha_grid", "10", "nan"], r"--alpha_grid \[10.0, nan\] must hold .* all positive and finite"),
+        (["--seed", "-1"], r"--seed -1: the generators it seeds take a seed from 0 to 2\*\*32 - 1"),
+        (["--pooler_learning_rate", "0"], "--pooler_learning_rate 0.0 must be positive"),
+        (["--pooler_weight_decay", "-0.1"], "--pooler_weight_decay -0.1 must be 0 or more"),
+        (["--pooling", "mean", "max", "mean"], "--pooling names 'mean' more than once"),
+        (["--device", "gpu"], "--device 'gpu' is not a device torch knows"),
         (["--max_seq_length", "2"], "cannot hold a token"),
         (["--text_columns", "text", "text", "--pair_encoding", "joint", "--max_seq_length", "4"], "of each text of"),
         (
@@ -973,6 +979,30 @@ def test_impossible_options_and_labels_are_refused_before_any_feature(
     with pytest.raises(ValueError, match=message):
         run_glue_probe.main(probe_args(tmp_path, *args, *extra))
     assert not (tmp_path / "out").exists()
+
+
+def test_repeats_file_folders_and_card_options_that_would_not_apply_are_refused_before_any_feature(
+    prjepa_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(run_glue_probe, "extract_task_features", lambda *a, **k: pytest.fail("features extracted"))
+    (tmp_path / "file").write_text("")
+    model = ["--model_name_or_path", prjepa_dir]
+    cases = [
+        (["--model_name_or_path", prjepa_dir, os.path.relpath(prjepa_dir) + "/"], "--model_name_or_path names .* once"),
+        ([*model, "--output_dir", str(tmp_path / "file")], r"--output_dir .*file is a file, not a folder"),
+        ([*model, "--cache_dir", str(tmp_path / "file")], r"--cache_dir .*file is a file, not a folder"),
+        ([*model, "--task_name", "all", "sst2"], "--task_name all names every GLUE task: give it alone"),
+        ([*model, "--task_name", "sst2", "cola", "sst2"], "--task_name names 'sst2' more than once"),
+        # The card would be updated locally and the named repo never touched.
+        ([*model, "--update_model_card", "--hub_model_id", "me/x"], "--hub_model_id .*: add --push_to_hub"),
+        # A card entry for MRPC whose probe read its first sentences alone.
+        ([*model, "--task_name", "mrpc", "--text_columns", "sentence1", "--update_model_card"], "own columns"),
+        ([*model, "--task_name", "sst2", "--label_column", "idx", "--update_model_card"], "own columns"),
+    ]
+    for extra, message in cases:
+        with pytest.raises(ValueError, match=message):
+            run_glue_probe.main(probe_args(tmp_path, *extra))
+        assert not (tmp_path / "out").exists()
 
 
 def test_joint_pairs_need_room_for_the_tokenizers_own_special_tokens(tmp_path, tokenizer):

@@ -345,6 +345,11 @@ def test_glue_task_without_a_training_split_is_measured_on_its_first_validation_
         (["--models", "a=x", "--task_name", "sst3"], r"Unknown task 'sst3'; choose among \['cola', 'mnli'"),
         (["--models", "a=x", "--task_name", "sst2", "cola", "--validation_file", "v.csv"], "one dataset"),
         (["--models", "a=x", "--max_samples", "1"], "at least 2"),
+        (["--models", "a=x", "--batch_size", "0"], "--batch_size must be at least 1; got 0"),
+        (["--models", "a=x", "--seed", str(2**32)], r"--seed 4294967296: .* from 0 to 2\*\*32 - 1"),
+        (["--models", "a=x", "--pooling", "mean", "max", "max"], "--pooling names 'max' more than once"),
+        (["--models", "a=x", "--task_name", "sst2", "sst2"], "--task_name names 'sst2' more than once"),
+        (["--models", "a=x", "--device", "cuda:64"], "--device cuda:64: this machine has"),
         (["--models", "a=x", "--split", "train"], "--split train measures .* weighted and attention poolers are"),
         (["--models", "a=x", "--split", "train", "--pooling", "mean", "attention"], "leave attention out of"),
     ],
@@ -352,6 +357,12 @@ def test_glue_task_without_a_training_split_is_measured_on_its_first_validation_
 def test_bad_arguments_are_refused_before_any_loading(argv, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         analysis_script.main([*argv, "--output_dir", str(tmp_path)])
+
+
+def test_an_output_folder_that_is_a_file_is_refused_before_any_model_loads(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=r"--output_dir .*file is a file, not a folder: choose another --output_dir"):
+        analysis_script.main(["--models", "a=no-such-model", "--output_dir", str(tmp_path / "file")])
 
 
 def test_a_dataset_of_one_text_is_refused_before_any_model_loads(tmp_path):

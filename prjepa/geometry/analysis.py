@@ -68,6 +68,7 @@ from ..probing import (
     train_pooler,
     write_results,
 )
+from ..probing.arguments import check_folders, check_no_repeats, check_seed
 from ..utils import library_versions, markdown_table, parse_command_line, script_parser
 from .metrics import most_frequent_tokens
 from .report import MIN_RELIABLE_SAMPLES, compare_models, render_markdown
@@ -205,8 +206,12 @@ def check_arguments(data_args: DataArguments, analysis_args: AnalysisArguments) 
         value = getattr(data_args, option)
         if value is not None and value < 2:
             raise ValueError(f"--{option} must be at least 2; got {value}.")
-    if analysis_args.num_resamples < 1:
-        raise ValueError(f"--num_resamples must be at least 1; got {analysis_args.num_resamples}.")
+    for option in ("num_resamples", "batch_size"):
+        if (value := getattr(analysis_args, option)) < 1:
+            raise ValueError(f"--{option} must be at least 1; got {value}.")
+    check_seed(analysis_args.seed)
+    check_no_repeats("--pooling", analysis_args.pooling)
+    check_folders(output_dir=analysis_args.output_dir, cache_dir=analysis_args.cache_dir)
     trained = " and ".join(pooling for pooling in analysis_args.pooling if pooling in TRAINED_POOLINGS)
     if data_args.split == "train" and trains_poolers(analysis_args):
         raise ValueError(

@@ -1,8 +1,11 @@
 """Command-line arguments that the probe and the representation analysis share: how encoders are loaded and where a
 task's data come from; each command adds its own."""
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import torch
 
 from ..data_sources import check_hub_reachable
 from .encoders import ENCODERS, ONLINE_ENCODER
@@ -28,6 +31,25 @@ RESULT_NEUTRAL_ARGUMENTS = frozenset(
 )
 
 
+def check_no_repeats(option: str, values: Sequence[str]) -> None:
+    """Refuses a value given twice: it would be computed twice, its results listed twice or overwritten."""
+    if repeated := sorted({value for value in values if list(values).count(value) > 1}):
+        raise ValueError(f"{option} names {', '.join(map(repr, repeated))} more than once: give each once.")
+
+
+def check_folders(**folders: str) -> None:
+    """Refuses an option's folder (by option name) that is a file: writing there would fail once the work is done."""
+    for option, path in folders.items():
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise ValueError(f"--{option} {path} is a file, not a folder: choose another --{option}.")
+
+
+def check_seed(seed: int) -> None:
+    """numpy's and scikit-learn's generators, which subsample, split folds and resample, take seeds in [0, 2**32)."""
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"--seed {seed}: the generators it seeds take a seed from 0 to 2**32 - 1.")
+
+
 @dataclass
 class EncoderArguments:
     """How every compared encoder is loaded (command-line arguments of the probe and of the representation analysis)."""
@@ -42,6 +64,19 @@ class EncoderArguments:
     tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer for every model, if not its own."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow non-PrJEPA models' code from the Hub."})
     device: str | None = field(default=None, metadata={"help": "Default: cuda if available, else cpu."})
+
+    def __post_init__(self):
+        if self.device is None:
+            return
+        try:
+            device = torch.device(self.device)
+        except RuntimeError as error:
+            raise ValueError(
+                f"--device {self.device!r} is not a device torch knows ({error}); e.g. cpu or cuda:0."
+            ) from None
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            found = f"{torch.cuda.device_count()} CUDA devices" if torch.cuda.is_available() else "no CUDA device"
+            raise ValueError(f"--device {self.device}: this machine has {found}; use --device cpu or drop --device.")
 
 
 @dataclass
@@ -91,6 +126,7 @@ class TaskDataArguments:
         """`load_task_data` with these arguments for each named GLUE task, or for the custom task when none is named.
         Every name is checked before any task loads, and every task loads before anything is encoded, so that a data
         problem stops a run at once (and an unreachable Hub, when GLUE is to come from it)."""
+        check_no_repeats("--task_name", task_names)
         if (self.train_file or self.validation_file) and len(task_names) > 1:
             raise ValueError("--train_file / --validation_file describe one dataset; give at most one --task_name.")
         for task_name in task_names:

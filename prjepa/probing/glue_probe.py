@@ -27,7 +27,7 @@ import torch
 
 from ..data_sources import check_hub_reachable, check_push_access
 from ..utils import library_versions, markdown_table, parse_command_line, script_parser
-from .arguments import EncoderArguments, TaskDataArguments
+from .arguments import EncoderArguments, TaskDataArguments, check_folders, check_no_repeats, check_seed
 from .encoders import ONLINE_ENCODER, LoadedEncoder, load_encoder
 from .features import (
     FIXED_POOLINGS,
@@ -86,6 +86,12 @@ class ModelArguments(EncoderArguments):
     )
 
     def __post_init__(self):
+        super().__post_init__()
+        # A folder however spelled is one model.
+        check_no_repeats(
+            "--model_name_or_path",
+            [os.path.abspath(path) if os.path.isdir(path) else path for path in self.model_name_or_path],
+        )
         if self.hidden_layer is not None and self.hidden_layer < 0:
             raise ValueError(
                 f"--hidden_layer {self.hidden_layer}: layers count from 0 (the embeddings) up; drop the option for the "
@@ -99,6 +105,11 @@ class DataArguments(TaskDataArguments):
         default_factory=list,
         metadata={"help": f"GLUE tasks ({', '.join(GLUE_TASKS)}) or 'all'; none for a custom task (--train_file)."},
     )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if "all" in self.task_name and len(self.task_name) > 1:
+            raise ValueError(f"--task_name all names every GLUE task: give it alone, not with {self.task_name}.")
 
 
 @dataclass
@@ -143,6 +154,9 @@ class ProbeArguments:
     hub_model_id: str | None = field(default=None, metadata={"help": "Repo to push a local folder's card to."})
 
     def __post_init__(self):
+        check_seed(self.seed)
+        check_no_repeats("--pooling", self.pooling)
+        check_folders(output_dir=self.output_dir, cache_dir=self.cache_dir)
         if self.cv_folds < 2:
             raise ValueError(f"--cv_folds {self.cv_folds}: cross-validation needs at least 2 folds (5 is the default).")
         for option in ("batch_size", "pooler_epochs"):
@@ -150,8 +164,12 @@ class ProbeArguments:
                 raise ValueError(f"--{option} {getattr(self, option)} must be at least 1.")
         for option in ("c_grid", "alpha_grid"):
             values = getattr(self, option)
-            if not values or min(values) <= 0:
-                raise ValueError(f"--{option} {values} must hold at least one value, all positive.")
+            if not values or not all(math.isfinite(value) and value > 0 for value in values):
+                raise ValueError(f"--{option} {values} must hold at least one value, all positive and finite.")
+        if not (math.isfinite(self.pooler_learning_rate) and self.pooler_learning_rate > 0):
+            raise ValueError(f"--pooler_learning_rate {self.pooler_learning_rate} must be positive (default 0.01).")
+        if not (math.isfinite(self.pooler_weight_decay) and self.pooler_weight_decay >= 0):
+            raise ValueError(f"--pooler_weight_decay {self.pooler_weight_decay} must be 0 or more (default 0.01).")
 
 
 def task_features(
@@ -375,6 +393,21 @@ def check_card_arguments(model_args: ModelArguments, probe_args: ProbeArguments,
             "in their place: the scores are not GLUE's. Drop --update_model_card (results.json and results.md still "
             "hold the scores), or probe the GLUE task on its own splits (from the Hub's nyu-mll/glue when a local "
             "copy lacks one)."
+        )
+    if probe_args.hub_model_id and not probe_args.push_to_hub:
+        raise ValueError(
+            "--hub_model_id names the repo to push the card to: add --push_to_hub, or drop --hub_model_id."
+        )
+    # A GLUE entry on the card says the task's own columns were probed.
+    glue_columns = {name: GLUE_TASKS[name].text_columns for name in data_args.task_name if name in GLUE_TASKS}
+    columns_replaced = data_args.text_columns and any(
+        tuple(data_args.text_columns) != columns for columns in glue_columns.values()
+    )
+    if probe_args.update_model_card and glue_columns and (columns_replaced or data_args.label_column != "label"):
+        raise ValueError(
+            "--update_model_card cites each GLUE task's own columns, but --text_columns or --label_column replace "
+            "them: the scores are not the task's. Drop those options, or drop --update_model_card (results.json and "
+            "results.md still hold the scores)."
         )
     if probe_args.hub_model_id and len(paths) > 1:
         raise ValueError("--hub_model_id names one repo: probe one --model_name_or_path when pushing a card.")
