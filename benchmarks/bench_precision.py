@@ -15,11 +15,11 @@ their difference exceeds the seed spread (the sum of the two standard deviations
 side's alone). Then, for the hybrid, the collapse screen: per seed, the lowest logged effective rank of the batch
 embeddings and the lowest JEPA loss over the steps every run logged (runs stopped early shorten the window for all),
 and how many seeds per group fell below `--collapse_rank` (10: results/cpu-lr1e-3's collapsed seed stayed at 5.5-9.4,
-the others at 14 or more; MLM-only runs at the preset's LR dip to 7-12 on the unigram plateau and recover, so the screen is the hybrid's).
-The groups need not differ in precision (e.g. two EMA momenta); `--seeds` restricts both to the same seeds. Last, per
-seed, the step where its training MLM loss leaves the second plateau (the README's rule for the runs past the budget:
-the first step from 800 on where the mean over the last 100 steps is 0.1 below its lowest value at least 100 steps
-earlier), with the tokens seen by then.
+the others at 14 or more; MLM-only runs at the preset's LR dip to 7-12 on the unigram plateau and recover, so the
+screen is the hybrid's). The groups need not differ in precision (e.g. two EMA momenta); `--seeds` restricts both to
+the same seeds. Last, per seed, the step where its training MLM loss leaves the second plateau (the README's rule for
+the runs past the budget: the first step from 800 on where the mean over the last 100 steps is 0.1 below its lowest
+value at least 100 steps earlier), with the tokens seen by then.
 
 `--against OVERRIDES` times, the same way, the preset's fp32 step against the fp32 step with those config overrides
 added (e.g. `mlm_probability=0.4`: each masked token costs a projection onto the vocabulary), for a recipe change's

@@ -366,6 +366,7 @@ def test_an_accelerate_launcher_that_would_start_one_cpu_process_is_refused_befo
         f"accelerate launch --config_file {tmp_path / 'multi-cpu.yaml'}",
         f"accelerate launch --cpu --config_file {tmp_path / 'multi-gpu.yaml'}",
         "env OMP_NUM_THREADS=1 accelerate launch --num_processes 2",
+        "env -i -u HOME OMP_NUM_THREADS=1 /usr/bin/accelerate launch --num_processes 2",
         f"{sys.executable} -m accelerate.commands.launch --num_processes 2",
     ):
         with pytest.raises(SystemExit, match="would start one process, not 2"):

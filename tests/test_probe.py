@@ -991,13 +991,14 @@ def test_repeats_file_folders_and_card_options_that_would_not_apply_are_refused_
         (["--model_name_or_path", prjepa_dir, os.path.relpath(prjepa_dir) + "/"], "--model_name_or_path names .* once"),
         ([*model, "--output_dir", str(tmp_path / "file")], r"--output_dir .*file is a file, not a folder"),
         ([*model, "--cache_dir", str(tmp_path / "file")], r"--cache_dir .*file is a file, not a folder"),
-        ([*model, "--task_name", "all", "sst2"], "--task_name all names every GLUE task: give it alone"),
+        ([*model, "--task_name", "all", "sst2"], r"--task_name all names every GLUE task: .*not with \['sst2'\]"),
         ([*model, "--task_name", "sst2", "cola", "sst2"], "--task_name names 'sst2' more than once"),
         # The card would be updated locally and the named repo never touched.
         ([*model, "--update_model_card", "--hub_model_id", "me/x"], "--hub_model_id .*: add --push_to_hub"),
         # A card entry for MRPC whose probe read its first sentences alone.
-        ([*model, "--task_name", "mrpc", "--text_columns", "sentence1", "--update_model_card"], "own columns"),
-        ([*model, "--task_name", "sst2", "--label_column", "idx", "--update_model_card"], "own columns"),
+        ([*model, "--task_name", "mrpc", "--text_columns", "sentence1", "--update_model_card"], "reads --text_col"),
+        ([*model, "--task_name", "sst2", "--label_column", "idx", "--update_model_card"], "reads --label_column in"),
+        ([*model, "--task_name", "all", "--label_column", "idx", "--update_model_card"], "reads --label_column in"),
     ]
     for extra, message in cases:
         with pytest.raises(ValueError, match=message):

@@ -309,7 +309,8 @@ def test_scores_are_rounded_to_classes_and_the_evaluation_split_is_subsampled(tm
 
 def test_glue_task_without_a_training_split_is_measured_on_its_first_validation_split(tmp_path):
     """mnli's layout (no train split; validation_matched, then validation_mismatched): the geometry reads the first
-    validation split, as premise+hypothesis pairs, and trained poolers, which need labelled training text, are refused."""
+    validation split, as premise+hypothesis pairs, and trained poolers, which need labelled training text, are
+    refused."""
     pairs = {
         "validation_matched": [(f"{WORDS[i]} {WORDS[i + 1]}", f"{WORDS[i + 2]} {WORDS[i]}") for i in range(12)],
         "validation_mismatched": [(f"{WORDS[i + 1]} {WORDS[i]}", WORDS[i + 3]) for i in range(10)],
@@ -345,7 +346,8 @@ def test_glue_task_without_a_training_split_is_measured_on_its_first_validation_
         (["--models", "a=x", "--task_name", "sst3"], r"Unknown task 'sst3'; choose among \['cola', 'mnli'"),
         (["--models", "a=x", "--task_name", "sst2", "cola", "--validation_file", "v.csv"], "one dataset"),
         (["--models", "a=x", "--max_samples", "1"], "at least 2"),
-        (["--models", "a=x", "--batch_size", "0"], "--batch_size must be at least 1; got 0"),
+        (["--models", "a=x", "--batch_size", "0"], "--batch_size 0 must be at least 1"),
+        (["--models", "a=x", "b=x"], "--models names 'x' more than once"),
         (["--models", "a=x", "--seed", str(2**32)], r"--seed 4294967296: .* from 0 to 2\*\*32 - 1"),
         (["--models", "a=x", "--pooling", "mean", "max", "max"], "--pooling names 'max' more than once"),
         (["--models", "a=x", "--task_name", "sst2", "sst2"], "--task_name names 'sst2' more than once"),

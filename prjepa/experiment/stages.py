@@ -2,7 +2,6 @@
 beside its outputs, so that a rerun reuses what is finished and refuses what no longer matches."""
 
 import hashlib
-import itertools
 import json
 import logging
 import os
@@ -545,11 +544,18 @@ def check_glue_tasks(experiment: Experiment) -> None:
     experiment.glue_fingerprint(sorted({task for stage in asked for task in experiment.measured_tasks(stage)}))
 
 
+# env's options that take the next word as their value (GNU coreutils).
+ENV_OPTIONS_WITH_VALUES = frozenset({"-u", "--unset", "-C", "--chdir", "-S", "--split-string"})
+
+
 def accelerate_launch_options(launcher: list[str]) -> list[str] | None:
     """The options of an `accelerate launch` command line (named as `accelerate launch`, `accelerate-launch` or
-    `python -m accelerate.commands.launch`, by path too, after any `env VAR=value` prefix); None for another launcher."""
+    `python -m accelerate.commands.launch`, by path too, after any `env` prefix and its options); None for another
+    launcher."""
     if launcher[:1] and os.path.basename(launcher[0]) == "env":
-        launcher = list(itertools.dropwhile(lambda word: "=" in word and not word.startswith("-"), launcher[1:]))
+        launcher = launcher[1:]
+        while launcher and (launcher[0].startswith("-") or "=" in launcher[0]):
+            launcher = launcher[2:] if launcher[0] in ENV_OPTIONS_WITH_VALUES else launcher[1:]
     program = os.path.basename(launcher[0]) if launcher else ""
     if program == "accelerate-launch":
         return launcher[1:]
@@ -586,8 +592,8 @@ def check_launcher(experiment: Experiment) -> None:
             f"--launcher {experiment.args.launcher!r} would start one process, not {launch.num_processes}: on a "
             "machine without GPUs accelerate launches several processes only with --multi_gpu (or FSDP, DeepSpeed, "
             "Megatron-LM, a config file whose distributed_type sets one, or --mpirun_hostfile; with --cpu, one; the "
-            f"experiment passes --use_cpu to each process). Use --launcher 'accelerate launch --multi_gpu --num_processes {launch.num_processes}' or "
-            f"'torchrun --nproc_per_node {launch.num_processes}'."
+            "experiment passes --use_cpu to each process). Use --launcher 'accelerate launch --multi_gpu "
+            f"--num_processes {launch.num_processes}' or 'torchrun --nproc_per_node {launch.num_processes}'."
         )
 
 

@@ -68,7 +68,7 @@ from ..probing import (
     train_pooler,
     write_results,
 )
-from ..probing.arguments import check_folders, check_no_repeats, check_seed
+from ..probing.arguments import check_counts, check_folders, check_no_repeated_models, check_no_repeats, check_seed
 from ..utils import library_versions, markdown_table, parse_command_line, script_parser
 from .metrics import most_frequent_tokens
 from .report import MIN_RELIABLE_SAMPLES, compare_models, render_markdown
@@ -184,6 +184,7 @@ def parse_models(specs: list[str]) -> dict[str, str]:
         if label in models:
             raise ValueError(f"Model label {label!r} appears twice in --models; give each model its own label.")
         models[label] = path
+    check_no_repeated_models("--models", list(models.values()))
     return models
 
 
@@ -206,9 +207,7 @@ def check_arguments(data_args: DataArguments, analysis_args: AnalysisArguments) 
         value = getattr(data_args, option)
         if value is not None and value < 2:
             raise ValueError(f"--{option} must be at least 2; got {value}.")
-    for option in ("num_resamples", "batch_size"):
-        if (value := getattr(analysis_args, option)) < 1:
-            raise ValueError(f"--{option} must be at least 1; got {value}.")
+    check_counts(num_resamples=analysis_args.num_resamples, batch_size=analysis_args.batch_size)
     check_seed(analysis_args.seed)
     check_no_repeats("--pooling", analysis_args.pooling)
     check_folders(output_dir=analysis_args.output_dir, cache_dir=analysis_args.cache_dir)

@@ -37,6 +37,18 @@ def check_no_repeats(option: str, values: Sequence[str]) -> None:
         raise ValueError(f"{option} names {', '.join(map(repr, repeated))} more than once: give each once.")
 
 
+def check_no_repeated_models(option: str, models: Sequence[str]) -> None:
+    """`check_no_repeats` over Hub ids and folders, a folder however its path is spelled."""
+    check_no_repeats(option, [os.path.abspath(model) if os.path.isdir(model) else model for model in models])
+
+
+def check_counts(**counts: int) -> None:
+    """Refuses a count (by option name) below 1."""
+    for option, value in counts.items():
+        if value < 1:
+            raise ValueError(f"--{option} {value} must be at least 1.")
+
+
 def check_folders(**folders: str) -> None:
     """Refuses an option's folder (by option name) that is a file: writing there would fail once the work is done."""
     for option, path in folders.items():
@@ -74,9 +86,17 @@ class EncoderArguments:
             raise ValueError(
                 f"--device {self.device!r} is not a device torch knows ({error}); e.g. cpu or cuda:0."
             ) from None
-        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-            found = f"{torch.cuda.device_count()} CUDA devices" if torch.cuda.is_available() else "no CUDA device"
-            raise ValueError(f"--device {self.device}: this machine has {found}; use --device cpu or drop --device.")
+        if device.type == "cpu":
+            return
+        # torch.cuda, torch.mps, torch.xpu, …: a device type torch has no module for is not one features come from.
+        backend = getattr(torch, device.type, None)
+        available = backend is not None and hasattr(backend, "is_available") and backend.is_available()
+        count = backend.device_count() if available and hasattr(backend, "device_count") else int(available)
+        if (device.index or 0) >= count:
+            raise ValueError(
+                f"--device {self.device}: this machine has {count} {device.type} device(s); use --device cpu or drop "
+                "--device."
+            )
 
 
 @dataclass

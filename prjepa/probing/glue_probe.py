@@ -27,7 +27,15 @@ import torch
 
 from ..data_sources import check_hub_reachable, check_push_access
 from ..utils import library_versions, markdown_table, parse_command_line, script_parser
-from .arguments import EncoderArguments, TaskDataArguments, check_folders, check_no_repeats, check_seed
+from .arguments import (
+    EncoderArguments,
+    TaskDataArguments,
+    check_counts,
+    check_folders,
+    check_no_repeated_models,
+    check_no_repeats,
+    check_seed,
+)
 from .encoders import ONLINE_ENCODER, LoadedEncoder, load_encoder
 from .features import (
     FIXED_POOLINGS,
@@ -87,11 +95,7 @@ class ModelArguments(EncoderArguments):
 
     def __post_init__(self):
         super().__post_init__()
-        # A folder however spelled is one model.
-        check_no_repeats(
-            "--model_name_or_path",
-            [os.path.abspath(path) if os.path.isdir(path) else path for path in self.model_name_or_path],
-        )
+        check_no_repeated_models("--model_name_or_path", self.model_name_or_path)
         if self.hidden_layer is not None and self.hidden_layer < 0:
             raise ValueError(
                 f"--hidden_layer {self.hidden_layer}: layers count from 0 (the embeddings) up; drop the option for the "
@@ -109,7 +113,12 @@ class DataArguments(TaskDataArguments):
     def __post_init__(self):
         super().__post_init__()
         if "all" in self.task_name and len(self.task_name) > 1:
-            raise ValueError(f"--task_name all names every GLUE task: give it alone, not with {self.task_name}.")
+            others = [name for name in self.task_name if name != "all"]
+            raise ValueError(f"--task_name all names every GLUE task: give it alone, not with {others}.")
+
+    def task_names(self) -> list[str]:
+        """The tasks to probe, `all` read as every GLUE task."""
+        return list(GLUE_TASKS) if self.task_name == ["all"] else self.task_name
 
 
 @dataclass
@@ -151,7 +160,9 @@ class ProbeArguments:
         default=False, metadata={"help": "Write GLUE scores into each model's README.md model-index."}
     )
     push_to_hub: bool = field(default=False, metadata={"help": "Push each updated card to the Hub."})
-    hub_model_id: str | None = field(default=None, metadata={"help": "Repo to push a local folder's card to."})
+    hub_model_id: str | None = field(
+        default=None, metadata={"help": "Repo to push a local folder's card to (with --push_to_hub)."}
+    )
 
     def __post_init__(self):
         check_seed(self.seed)
@@ -159,9 +170,7 @@ class ProbeArguments:
         check_folders(output_dir=self.output_dir, cache_dir=self.cache_dir)
         if self.cv_folds < 2:
             raise ValueError(f"--cv_folds {self.cv_folds}: cross-validation needs at least 2 folds (5 is the default).")
-        for option in ("batch_size", "pooler_epochs"):
-            if getattr(self, option) < 1:
-                raise ValueError(f"--{option} {getattr(self, option)} must be at least 1.")
+        check_counts(batch_size=self.batch_size, pooler_epochs=self.pooler_epochs)
         for option in ("c_grid", "alpha_grid"):
             values = getattr(self, option)
             if not values or not all(math.isfinite(value) and value > 0 for value in values):
@@ -383,31 +392,26 @@ def check_card_arguments(model_args: ModelArguments, probe_args: ProbeArguments,
         )
         raise ValueError(f"--push_to_hub pushes the updated model card: add --update_model_card{target}.")
     # A card entry cites GLUE's dataset, task and split. Scores of a probe trained (--train_file) or scored
-    # (--validation_file) on other data are not GLUE's, however the task is named, and a custom task has no GLUE
-    # dataset at all. Refused rather than left off the card: the files describe the run's only task, so leaving it
-    # out would turn --update_model_card into a silent no-op found out after the compute.
+    # (--validation_file) on other data, or of other columns of the task's own, are not GLUE's, however the task is
+    # named, and a custom task has no GLUE dataset at all. Refused rather than left off the card: the files describe
+    # the run's only task, so leaving it out would turn --update_model_card into a silent no-op found out after the
+    # compute.
     replaced = [f"--{split}_file" for split in ("train", "validation") if getattr(data_args, f"{split}_file")]
+    glue_tasks = [GLUE_TASKS[name] for name in data_args.task_names() if name in GLUE_TASKS]
+    if data_args.text_columns and any(tuple(data_args.text_columns) != task.text_columns for task in glue_tasks):
+        replaced.append("--text_columns")
+    if glue_tasks and data_args.label_column != "label":
+        replaced.append("--label_column")
     if probe_args.update_model_card and replaced:
         raise ValueError(
-            f"--update_model_card cites GLUE's own splits for every score, but this run reads {' and '.join(replaced)} "
+            f"--update_model_card cites GLUE's own data for every score, but this run reads {' and '.join(replaced)} "
             "in their place: the scores are not GLUE's. Drop --update_model_card (results.json and results.md still "
-            "hold the scores), or probe the GLUE task on its own splits (from the Hub's nyu-mll/glue when a local "
-            "copy lacks one)."
+            "hold the scores), or probe the GLUE task as it is: its own columns and splits (from the Hub's "
+            "nyu-mll/glue when a local copy lacks one)."
         )
     if probe_args.hub_model_id and not probe_args.push_to_hub:
         raise ValueError(
             "--hub_model_id names the repo to push the card to: add --push_to_hub, or drop --hub_model_id."
-        )
-    # A GLUE entry on the card says the task's own columns were probed.
-    glue_columns = {name: GLUE_TASKS[name].text_columns for name in data_args.task_name if name in GLUE_TASKS}
-    columns_replaced = data_args.text_columns and any(
-        tuple(data_args.text_columns) != columns for columns in glue_columns.values()
-    )
-    if probe_args.update_model_card and glue_columns and (columns_replaced or data_args.label_column != "label"):
-        raise ValueError(
-            "--update_model_card cites each GLUE task's own columns, but --text_columns or --label_column replace "
-            "them: the scores are not the task's. Drop those options, or drop --update_model_card (results.json and "
-            "results.md still hold the scores)."
         )
     if probe_args.hub_model_id and len(paths) > 1:
         raise ValueError("--hub_model_id names one repo: probe one --model_name_or_path when pushing a card.")
@@ -463,7 +467,7 @@ def main(args: list[str] | None = None) -> dict:
     earlier = None if probe_args.overwrite_output_dir else earlier_results(probe_args.output_dir, RESULT_FILES, args)
     if earlier is not None:
         check_poolers_trained_per_fold(probe_args.output_dir, earlier["models"])
-    task_names = list(GLUE_TASKS) if data_args.task_name == ["all"] else data_args.task_name
+    task_names = data_args.task_names()
     started = time.perf_counter()
     # Every task loads first, so that a data problem stops the run before any encoding.
     tasks = data_args.load_tasks(task_names, probe_args.seed)
