@@ -315,13 +315,16 @@ def test_the_evaluation_command_runs_as_written_for_the_hub_model(tmp_path, monk
             r"folder '.*model' needs the target repo: add --hub_model_id",
         ),
         (["someone/prjepa-tiny"], ["--update_model_card"], r"can only be updated by pushing it: add --push_to_hub"),
-        (["FOLDER", "FOLDER"], ["--update_model_card", "--hub_model_id", "me/m"], "names one repo: probe one"),
-        (["FOLDER", "FOLDER"], ["--push_to_hub"], r"add --update_model_card\.$"),  # no repo for two: refused next
+        (["FOLDER", "OTHER"], ["--update_model_card", "--push_to_hub", "--hub_model_id", "me/m"], "names one repo"),
+        (["FOLDER", "OTHER"], ["--push_to_hub"], r"add --update_model_card\.$"),  # no repo for two: refused next
+        (["FOLDER"], ["--update_model_card", "--hub_model_id", "me/m"], r"add --push_to_hub, or drop --hub_model_id"),
     ],
 )
 def test_card_options_that_cannot_be_carried_out_are_named_with_every_flag_missing(tmp_path, models, options, message):
-    (tmp_path / "model").mkdir()
-    paths = [str(tmp_path / "model") if model == "FOLDER" else model for model in models]
+    folders = {"FOLDER": tmp_path / "model", "OTHER": tmp_path / "other"}
+    for folder in folders.values():
+        folder.mkdir()
+    paths = [str(folders[model]) if model in folders else model for model in models]
     argv = ["--model_name_or_path", *paths, "--task_name", "sst2", *options]
     parser = script_parser((glue_probe.ModelArguments, glue_probe.DataArguments, glue_probe.ProbeArguments), None)
     model_args, data_args, probe_args = parser.parse_args_into_dataclasses(args=argv)
