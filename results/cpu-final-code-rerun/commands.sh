@@ -4,8 +4,10 @@
 # the seeds still missing and writes the report. Kept here: every stage's records of each finished seed (seed-N/).
 # Seeds 0 and 1 (every stage but the report; nothing else on the cores but tests of a few seconds at times):
 python run_experiment.py --preset cpu --run_name cpu --seeds 2 --stages pretrain probe analysis curves --results_dir /work/runs/results --work_dir /work/runs/work --train_file '../shared/data/text/gutenberg/train/*.txt' --validation_file '../shared/data/text/gutenberg/validation/*.txt' --glue_path ../shared/data/glue --tokenizer_name ../shared/tokenizers/bert-base-uncased
-# Then (next session), after copying seed-0/ and seed-1/ to /work/runs/results/cpu/ (the work folder may be gone: a
-# finished seed's records then stand alone), the published command (results/cpu/commands.sh) runs seed 2 and the report.
+# Seed 2, the same command with --seeds 3 (seeds 0 and 1 reused; nothing else on the cores):
+python run_experiment.py --preset cpu --run_name cpu --seeds 3 --stages pretrain probe analysis curves --results_dir /work/runs/results --work_dir /work/runs/work --train_file '../shared/data/text/gutenberg/train/*.txt' --validation_file '../shared/data/text/gutenberg/validation/*.txt' --glue_path ../shared/data/glue --tokenizer_name ../shared/tokenizers/bert-base-uncased
+# Then (next session), after copying seed-0/, seed-1/ and seed-2/ to /work/runs/results/cpu/ (the work folder may be
+# gone: a finished seed's records then stand alone), the published command (results/cpu/commands.sh) writes the report.
 
 # old-code-evaluation/eval_results.json: the publishing commit's code (git worktree of 1e071ab) evaluating seed 0's
 # final hybrid (an earlier rerun, trained identically); it gives the published eval_mlm_loss 5.948878765106201 to every
