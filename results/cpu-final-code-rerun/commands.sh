@@ -6,8 +6,9 @@
 python run_experiment.py --preset cpu --run_name cpu --seeds 2 --stages pretrain probe analysis curves --results_dir /work/runs/results --work_dir /work/runs/work --train_file '../shared/data/text/gutenberg/train/*.txt' --validation_file '../shared/data/text/gutenberg/validation/*.txt' --glue_path ../shared/data/glue --tokenizer_name ../shared/tokenizers/bert-base-uncased
 # Seed 2, the same command with --seeds 3 (seeds 0 and 1 reused; nothing else on the cores):
 python run_experiment.py --preset cpu --run_name cpu --seeds 3 --stages pretrain probe analysis curves --results_dir /work/runs/results --work_dir /work/runs/work --train_file '../shared/data/text/gutenberg/train/*.txt' --validation_file '../shared/data/text/gutenberg/validation/*.txt' --glue_path ../shared/data/glue --tokenizer_name ../shared/tokenizers/bert-base-uncased
-# Then (next session), after copying seed-0/, seed-1/ and seed-2/ to /work/runs/results/cpu/ (the work folder may be
-# gone: a finished seed's records then stand alone), the published command (results/cpu/commands.sh) writes the report.
+# The report (report/: comparison.md, comparison.json, plots, commands.sh), by the same command with --stages report.
+# To replace results/cpu with this run: copy seed-0/, seed-1/, seed-2/ and report/'s files into /work/runs/results/cpu/
+# (the work folder may be gone: a finished seed's records then stand alone) or into results/cpu/ beside PUBLISHED.md.
 
 # old-code-evaluation/eval_results.json: the publishing commit's code (git worktree of 1e071ab) evaluating seed 0's
 # final hybrid (an earlier rerun, trained identically); it gives the published eval_mlm_loss 5.948878765106201 to every
