@@ -64,6 +64,7 @@ from .training_args import PrJepaTrainingArguments
 from .utils import (
     EMULATED_BF16_CPU_STEP_RATIO,
     SPECIAL_TOKEN_FIELDS,
+    check_counts,
     check_tokenizer_folder,
     check_tokenizer_has_vocabulary,
     first_names,
@@ -759,9 +760,11 @@ def check_inputs(
             f"--max_seq_length {data_args.max_seq_length} exceeds the model's max_position_embeddings "
             f"({model.config.max_position_embeddings}); lower --max_seq_length or build a model with more positions."
         )
-    for option in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
-        if getattr(training_args, option) < 1:
-            raise ValueError(f"--{option} {getattr(training_args, option)} must be at least 1.")
+    check_counts(
+        per_device_train_batch_size=training_args.per_device_train_batch_size,
+        per_device_eval_batch_size=training_args.per_device_eval_batch_size,
+        gradient_accumulation_steps=training_args.gradient_accumulation_steps,
+    )
     if data_args.streaming and training_args.do_train and training_args.max_steps <= 0:
         raise ValueError("--streaming data has no known length: set --max_steps.")
     if data_args.streaming and training_args.world_size > 1:

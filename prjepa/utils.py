@@ -273,6 +273,13 @@ def tokenizer_fingerprint(tokenizer: "PreTrainedTokenizerBase") -> str:
     return hashlib.sha256(serialised.encode()).hexdigest()
 
 
+def check_counts(**counts: int) -> None:
+    """Refuses a count (by option name) below 1."""
+    for option, value in counts.items():
+        if value < 1:
+            raise ValueError(f"--{option} {value} must be at least 1.")
+
+
 def first_names(names: Sequence[str], count: int = 5) -> str:
     """`names` for a message: the first `count`, joined by commas, and how many more there are."""
     return ", ".join(names[:count]) + (f" and {len(names) - count} more" if len(names) > count else "")

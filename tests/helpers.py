@@ -2,6 +2,7 @@
 writers of small data files."""
 
 import torch
+from transformers import TrainerCallback
 
 from configuration_prjepa import PrJepaConfig
 
@@ -86,3 +87,14 @@ def write_glue_folder(root, task: str, splits: dict[str, dict[str, list]], label
         configs += f"- config_name: {task_dir.name}\n  data_files:\n{files}"
     (root / "README.md").write_text(f"---\nconfigs:\n{configs}---\n")
     return str(root)
+
+
+class StepRecorder(TrainerCallback):
+    """The global step after each optimizer step a `train()` call takes: a resume that started again from step 0 would
+    take every step, and train deterministically to the same weights."""
+
+    def __init__(self):
+        self.steps = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps.append(state.global_step)

@@ -20,7 +20,7 @@ import pytest
 import torch
 from fake_hub import USER as fake_hub_user_name
 from fake_hub import fake_hub_fixture  # noqa: F401
-from helpers import tiny_config
+from helpers import StepRecorder, tiny_config
 from huggingface_hub import EvalResult, ModelCard, hf_hub_download
 from huggingface_hub.utils import filter_repo_objects
 from safetensors.torch import load_file
@@ -105,21 +105,16 @@ def evaluation_arguments(assets, output_dir, model=None) -> list[str]:
 
 
 def record_steps(monkeypatch) -> list[int]:
-    """The global step after each optimizer step of the runs started from here on: a resume that started again from
-    step 0 would take every step, and train deterministically to the same weights."""
-    steps = []
-
-    class StepRecorder(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            steps.append(state.global_step)
+    """`StepRecorder`'s steps, over every run started from here on."""
+    recorder = StepRecorder()
 
     class RecordingTrainer(trainer_module.PrJepaTrainer):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            self.add_callback(StepRecorder())
+            self.add_callback(recorder)
 
     monkeypatch.setattr(trainer_module, "PrJepaTrainer", RecordingTrainer)
-    return steps
+    return recorder.steps
 
 
 def test_pretraining_run_from_local_text_files(assets, tmp_path, caplog):

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
-from helpers import SPECIAL_TOKENS, VOCAB, tiny_config
+from helpers import SPECIAL_TOKENS, VOCAB, StepRecorder, tiny_config
 from safetensors.torch import load_file
 from transformers import AutoModel, TrainerCallback
 
@@ -74,17 +74,6 @@ def make_trainer(
         data_collator=DataCollatorForPrJepa(tokenizer, config, seed=3),
         callbacks=list(callbacks),
     )
-
-
-class StepRecorder(TrainerCallback):
-    """The global step after each optimizer step a `train()` call takes: a resume that started again from step 0 would
-    take every step, and train deterministically to the same weights."""
-
-    def __init__(self):
-        self.steps = []
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.steps.append(state.global_step)
 
 
 def test_resumed_run_equals_uninterrupted_run(tokenizer, tmp_path):

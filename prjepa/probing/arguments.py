@@ -2,6 +2,7 @@
 task's data come from; each command adds its own."""
 
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -33,20 +34,13 @@ RESULT_NEUTRAL_ARGUMENTS = frozenset(
 
 def check_no_repeats(option: str, values: Sequence[str]) -> None:
     """Refuses a value given twice: it would be computed twice, its results listed twice or overwritten."""
-    if repeated := sorted({value for value in values if list(values).count(value) > 1}):
+    if repeated := sorted(value for value, count in Counter(values).items() if count > 1):
         raise ValueError(f"{option} names {', '.join(map(repr, repeated))} more than once: give each once.")
 
 
 def check_no_repeated_models(option: str, models: Sequence[str]) -> None:
     """`check_no_repeats` over Hub ids and folders, a folder however its path is spelled."""
     check_no_repeats(option, [os.path.abspath(model) if os.path.isdir(model) else model for model in models])
-
-
-def check_counts(**counts: int) -> None:
-    """Refuses a count (by option name) below 1."""
-    for option, value in counts.items():
-        if value < 1:
-            raise ValueError(f"--{option} {value} must be at least 1.")
 
 
 def check_folders(**folders: str) -> None:
