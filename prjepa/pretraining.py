@@ -65,6 +65,7 @@ from .utils import (
     EMULATED_BF16_CPU_STEP_RATIO,
     SPECIAL_TOKEN_FIELDS,
     check_counts,
+    check_folders,
     check_tokenizer_folder,
     check_tokenizer_has_vocabulary,
     first_names,
@@ -921,6 +922,7 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     )
     # The options' own contradictions first: no use reaching the Hub for a command that cannot run.
     check_training_options(training_args)
+    check_folders(output_dir=training_args.output_dir, cache_dir=model_args.cache_dir)
     if not (training_args.do_train or training_args.do_eval):
         raise ValueError("Nothing to do: pass --do_train to pretrain, --do_eval to evaluate, or both.")
     if training_args.do_train and training_args.max_steps <= 0 and training_args.num_train_epochs <= 0:

@@ -280,6 +280,20 @@ def check_counts(**counts: int) -> None:
             raise ValueError(f"--{option} {value} must be at least 1.")
 
 
+def check_folders(**folders: str | None) -> None:
+    """Refuses an option's folder (by option name) that is a file or lies under one: writing there would fail once
+    the work is done. None: the option is not set."""
+    for option, path in folders.items():
+        if path is None:
+            continue
+        existing = os.path.abspath(path)
+        while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            where = "is a file" if existing == os.path.abspath(path) else f"lies under {existing}, a file"
+            raise ValueError(f"--{option} {path} {where}, not a folder: choose another --{option}.")
+
+
 def first_names(names: Sequence[str], count: int = 5) -> str:
     """`names` for a message: the first `count`, joined by commas, and how many more there are."""
     return ", ".join(names[:count]) + (f" and {len(names) - count} more" if len(names) > count else "")

@@ -400,6 +400,13 @@ def test_training_text_that_cannot_be_read_is_refused_before_any_stage_or_folder
     texts = [str(tmp_path / "empty.txt"), str(tmp_path / "glue" / "README.md")]
     with pytest.raises(ValueError, match=r"--train_file takes one value, but 2 paths followed it .*unquoted glob"):
         run_experiment([*local, "--train_file", *texts])
+    # A results or work folder in the place of a file: both made only once the first stage starts.
+    (tmp_path / "file").write_text("")
+    demo = [*local, "--train_file", plan.DEMO_TRAIN_FILE]
+    with pytest.raises(ValueError, match=r"--results_dir .*file/results lies under .*file, a file, not a folder"):
+        run_experiment([*demo, "--results_dir", str(tmp_path / "file" / "results")])
+    with pytest.raises(ValueError, match=r"--work_dir .*file is a file, not a folder: choose another --work_dir"):
+        run_experiment([*demo, "--work_dir", str(tmp_path / "file")])
     assert not (tmp_path / "results").exists() and not (tmp_path / "work").exists()
     # Only an unfinished pretraining run reads the text: reporting finished stages does not.
     stages.check_text_files(

@@ -361,10 +361,13 @@ def test_bad_arguments_are_refused_before_any_loading(argv, message, tmp_path):
         analysis_script.main([*argv, "--output_dir", str(tmp_path)])
 
 
-def test_an_output_folder_that_is_a_file_is_refused_before_any_model_loads(tmp_path):
+@pytest.mark.parametrize(
+    "output_dir, message", [("file", "file is a file"), ("file/sub", "file/sub lies under .*file, a file")]
+)
+def test_an_output_folder_in_the_place_of_a_file_is_refused_before_any_model_loads(output_dir, message, tmp_path):
     (tmp_path / "file").write_text("")
-    with pytest.raises(ValueError, match=r"--output_dir .*file is a file, not a folder: choose another --output_dir"):
-        analysis_script.main(["--models", "a=no-such-model", "--output_dir", str(tmp_path / "file")])
+    with pytest.raises(ValueError, match=rf"--output_dir .*{message}, not a folder: choose another --output_dir"):
+        analysis_script.main(["--models", "a=no-such-model", "--output_dir", str(tmp_path / output_dir)])
 
 
 def test_a_dataset_of_one_text_is_refused_before_any_model_loads(tmp_path):

@@ -1338,6 +1338,22 @@ def test_a_training_run_that_plans_no_optimizer_step_is_refused_before_the_data_
     assert not list(tmp_path.glob("out/**/*"))
 
 
+def test_an_output_or_cache_folder_in_the_place_of_a_file_is_refused_before_the_data_loads(
+    assets, tmp_path, monkeypatch
+):
+    """Writing there fails only once the data is tokenized, which on a large corpus takes minutes."""
+    monkeypatch.setattr(run_pretrain, "load_raw_datasets", lambda *args: pytest.fail("the data was loaded"))
+    (tmp_path / "file").write_text("")
+    cases = [
+        (tmp_path / "file" / "run", [], r"--output_dir .*file/run lies under .*file, a file, not a folder: choose"),
+        (tmp_path / "out", ["--cache_dir", str(tmp_path / "file")], r"--cache_dir .*file is a file, not a folder"),
+    ]
+    for output_dir, extra, message in cases:
+        with pytest.raises(ValueError, match=message):
+            run_pretrain.main(arguments(assets, output_dir, *extra))
+    assert not (tmp_path / "out").exists()
+
+
 def test_snapshot_steps_past_an_epoch_based_run_are_refused_before_training(assets, tmp_path):
     epochs = ("--max_steps", "-1", "--num_train_epochs", "2")
     with pytest.raises(ValueError, match=r"--snapshot_steps \[1000\] lie after the run's last optimizer step") as error:

@@ -23,7 +23,7 @@ from ..data_sources import (
 )
 from ..probing.tasks import load_task_data
 from ..snapshots import resolve_snapshot_steps, snapshot_dir
-from ..utils import native_bf16
+from ..utils import check_folders, native_bf16
 from .presets import COMPARED_OBJECTIVES, CONTROL, EXPERIMENT_PRESETS, MLM_ONLY
 
 STAGES = ("pretrain", "probe", "analysis", "curves", "report")
@@ -168,6 +168,7 @@ class ExperimentArguments:
             raise ValueError(f"--seeds must be at least 1, got {self.seeds}.")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"--max_steps must be at least 1, got {self.max_steps}; leave it out for the preset's.")
+        check_folders(results_dir=self.results_dir, work_dir=self.work_dir)
         if self.run_name is None:
             published = os.path.exists(os.path.join(self.results_dir, self.preset, PUBLISHED))
             self.run_name = f"{self.preset}-reproduction" if published else self.preset

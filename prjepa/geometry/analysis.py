@@ -68,8 +68,8 @@ from ..probing import (
     train_pooler,
     write_results,
 )
-from ..probing.arguments import check_folders, check_no_repeated_models, check_no_repeats, check_seed
-from ..utils import check_counts, library_versions, markdown_table, parse_command_line, script_parser
+from ..probing.arguments import check_no_repeated_models, check_no_repeats, check_seed
+from ..utils import check_counts, check_folders, library_versions, markdown_table, parse_command_line, script_parser
 from .metrics import most_frequent_tokens
 from .report import MIN_RELIABLE_SAMPLES, compare_models, render_markdown
 

@@ -43,13 +43,6 @@ def check_no_repeated_models(option: str, models: Sequence[str]) -> None:
     check_no_repeats(option, [os.path.abspath(model) if os.path.isdir(model) else model for model in models])
 
 
-def check_folders(**folders: str) -> None:
-    """Refuses an option's folder (by option name) that is a file: writing there would fail once the work is done."""
-    for option, path in folders.items():
-        if os.path.exists(path) and not os.path.isdir(path):
-            raise ValueError(f"--{option} {path} is a file, not a folder: choose another --{option}.")
-
-
 def check_seed(seed: int) -> None:
     """numpy's and scikit-learn's generators, which subsample, split folds and resample, take seeds in [0, 2**32)."""
     if not 0 <= seed < 2**32:

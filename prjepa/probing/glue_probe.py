@@ -26,11 +26,10 @@ import numpy as np
 import torch
 
 from ..data_sources import check_hub_reachable, check_push_access
-from ..utils import check_counts, library_versions, markdown_table, parse_command_line, script_parser
+from ..utils import check_counts, check_folders, library_versions, markdown_table, parse_command_line, script_parser
 from .arguments import (
     EncoderArguments,
     TaskDataArguments,
-    check_folders,
     check_no_repeated_models,
     check_no_repeats,
     check_seed,
