@@ -466,6 +466,17 @@ def check_launch(training_args: PrJepaTrainingArguments) -> None:
             f"`accelerate launch --multi_gpu --num_processes {launched} run_pretrain.py … --use_cpu` or `torchrun "
             f"--nproc_per_node {launched} run_pretrain.py … --use_cpu`; on GPUs make sure every process sees a GPU."
         )
+    # accelerate's one-process launcher sets ACCELERATE_USE_CPU, and MASTER_ADDR only when asked for several
+    # processes: without --multi_gpu (or a config that sets it) on a machine without GPUs it starts this one alone.
+    simple_launch = "ACCELERATE_USE_CPU" in os.environ and "WORLD_SIZE" not in os.environ
+    if simple_launch and "MASTER_ADDR" in os.environ and training_args.world_size == 1:
+        raise SystemExit(
+            "accelerate launch started this process alone (MASTER_ADDR is set, WORLD_SIZE is not): --num_processes "
+            "above 1 without --multi_gpu starts one process on a machine without GPUs, which would train alone with "
+            "one process's share of the batch. Launch `accelerate launch --multi_gpu --num_processes N run_pretrain.py "
+            "… --use_cpu` or `torchrun --nproc_per_node N run_pretrain.py … --use_cpu`; for one process leave "
+            "--num_processes out (and unset MASTER_ADDR where your environment sets it)."
+        )
     if training_args.parallel_mode == ParallelMode.NOT_DISTRIBUTED:
         gpus = training_args.n_gpu
         raise SystemExit(
