@@ -32,7 +32,7 @@ from typing import Any
 
 from .data_sources import check_data_file
 from .plot_style import legend_outside, series_styles
-from .utils import ScriptHelpFormatter, describe_machine, markdown_table, this_machine, write_atomically
+from .utils import ScriptHelpFormatter, check_folders, describe_machine, markdown_table, this_machine, write_atomically
 
 TOKEN_BUDGET = 2_000_000
 SEQUENCE_LENGTH = 128
@@ -521,6 +521,7 @@ def main(argv: list[str] | None = None) -> None:
         "and train only the rest.",
     )
     args = parser.parse_args(argv)
+    check_folders(output_dir=args.output_dir, report=args.report)
     if args.report is None:
         if args.train_file is None or args.validation_file is None:
             parser.error("--train_file and --validation_file are needed to train.")

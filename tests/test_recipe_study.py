@@ -181,6 +181,11 @@ def test_bad_study_options_are_refused_before_the_folder_records_a_study(tmp_pat
         assert f"{option} must be at least 1, got 0" in capsys.readouterr().err
     with pytest.raises(ValueError, match=r"--train_file trian/\*\.txt matches no file"):
         recipe_study.main([*study, "--train_file", "trian/*.txt"])
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=r"--output_dir file/runs lies under .*file, a file, not a folder"):
+        recipe_study.main([*study, "--output_dir", "file/runs"])
+    with pytest.raises(ValueError, match=r"--report file is a file, not a folder: choose another --report"):
+        recipe_study.main(["--output_dir", "runs", "--report", "file"])
     assert not (tmp_path / "runs").exists()
 
 
