@@ -48,6 +48,7 @@ from .resume import (
     check_resume_checkpoint,
     check_settings,
     check_streamed_resume,
+    checkpoint_state,
     checkpoints_by_step,
     differences,
     last_complete_checkpoint,
@@ -1017,6 +1018,15 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
         # the end (transformers takes a step before it compares the step count with the length).
         completing = at_end and not continuing
         check_settings(recorded, settings, resume_from_checkpoint, continuing)
+        if completing and not is_own_checkpoint(resume_from_checkpoint, training_args.output_dir):
+            # Its final model is its own run's to write; here it would be a folder with no checkpoint to continue.
+            last_step = checkpoint_state(resume_from_checkpoint)["global_step"]
+            raise ValueError(
+                f"{resume_from_checkpoint} holds its run's last step, {last_step}: resumed into "
+                f"{training_args.output_dir} for the same length it would train nothing. Ask for more "
+                "--max_steps to continue it there, or use its weights as they are (--model_name_or_path, for a new "
+                "run or an evaluation)."
+            )
         check_continued_length(resume_from_checkpoint, training_args.max_steps)
         if data_args.streaming and not training_args.ignore_data_skip:
             check_streamed_resume(resume_from_checkpoint)

@@ -13,6 +13,10 @@ from .snapshots import resolve_snapshot_steps
 class PrJepaTrainingArguments(TrainingArguments):
     """`TrainingArguments` plus the output-directory decision that transformers 5 no longer carries."""
 
+    output_dir: str | None = field(
+        default="trainer_output",
+        metadata={"help": "Where the checkpoints, the final model with its card, and the run's results are written."},
+    )
     include_num_input_tokens_seen: str = field(
         default="non_padding",
         metadata={"help": "Count the tokens seen (for the model card): 'non_padding', 'all', 'no'."},

@@ -1256,6 +1256,29 @@ def test_an_explicit_checkpoint_of_another_run_goes_only_into_an_empty_or_cleare
     assert sorted(path.name for path in other.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-backups"]
 
 
+def test_another_runs_last_checkpoint_is_resumed_elsewhere_only_for_more_steps(assets, tmp_path):
+    """For the same length it would train nothing and leave a final model without a checkpoint or settings to
+    continue from."""
+    source, new = tmp_path / "source", tmp_path / "new"
+    run_pretrain.main(arguments(assets, source))
+    resume = ("--resume_from_checkpoint", str(source / "checkpoint-3"))
+    with pytest.raises(ValueError, match=r"checkpoint-3 holds its run's last step, 3: resumed into .*new for the same"):
+        run_pretrain.main(arguments(assets, new, *resume))
+    assert not new.exists()
+    trainer = run_pretrain.main(arguments(assets, new, *resume, "--max_steps", "4", "--save_steps", "4"))
+    assert trainer.state.global_step == 4 and (new / "checkpoint-4").is_dir() and (new / "run_settings.json").exists()
+    # Its own run's last checkpoint, resumed in place, still writes the final model a stop left unwritten.
+    (source / "train_results.json").unlink()
+    assert run_pretrain.main(arguments(assets, source, *resume)).state.global_step == 3
+    assert (source / "train_results.json").exists()
+
+
+def test_the_help_names_the_default_output_folder(capsys):
+    with pytest.raises(SystemExit):
+        run_pretrain.main(["--help"])
+    assert "are written. (default: trainer_output)" in " ".join(capsys.readouterr().out.split())
+
+
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_preempted_run_saves_exits_non_zero_and_resumes_exactly(assets, tmp_path, monkeypatch, caplog, signal_number):
     run_pretrain.main(arguments(assets, tmp_path / "straight"))

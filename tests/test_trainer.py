@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import signal
 
 import pytest
@@ -534,3 +535,25 @@ def test_training_seconds_add_up_over_a_resumed_run(tokenizer, tmp_path):
     summary = resumed.train(resume_from_checkpoint=str(checkpoint)).metrics
     assert summary["train_seconds"] == pytest.approx(before["train_seconds"] + summary["train_runtime"], abs=1e-9)
     assert summary["train_seconds"] > summary["train_runtime"]
+
+
+def test_the_readmes_python_pretraining_example_trains(tokenizer, tmp_path, monkeypatch):
+    """The README's example of the public API, run as written but for its tokenizer and length: names it uses that
+    the package no longer exports, or arguments its classes no longer take, fail here."""
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")) as file:
+        readme = file.read()
+    example = re.search(r"```python\n(.*?)```", readme[readme.index("## Pretraining") :], re.S).group(1)
+    for written, here in [
+        ('"bert-base-uncased"', repr(str(tmp_path / "tokenizer"))),
+        ("max_steps=100", "max_steps=2, per_device_train_batch_size=4, report_to='none'"),
+    ]:
+        assert written in example
+        example = example.replace(written, here)
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    (tmp_path / "books").mkdir()
+    (tmp_path / "books" / "a.txt").write_text("the cat sat on the mat\n\n" * 20)
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(example, namespace)
+    assert namespace["trainer"].state.global_step == 2
+    assert (tmp_path / "out" / "checkpoint-2").is_dir()
