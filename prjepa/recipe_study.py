@@ -10,7 +10,7 @@ here; the same rule chooses its learning rate in the collapse screen (README).
 
 Runs are resumable (each is a `run_pretrain.py` output folder; a finished one is skipped), by default two at a time
 with one thread each. An output folder holds one study: its seed, data and tokenizer are recorded there, and a study
-with others is refused. Each run's machine and library versions are recorded beside it (`machines/`), since the same
+with others is refused (the same files under another path, relative or absolute, are the same data). Each run's machine and library versions are recorded beside it (`machines/`), since the same
 recipe's numbers differ between environments. `--report` writes the table, naming those machines, and the plot.
 
     python run_recipe_study.py --output_dir experiments/recipe-study \\
@@ -21,6 +21,7 @@ recipe's numbers differ between environments. `--report` writes the table, namin
 """
 
 import argparse
+import glob
 import json
 import os
 import re
@@ -266,12 +267,23 @@ def study_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# Paths: two spellings (relative, absolute, through a link) of the same files are the same setting.
+PATH_SETTINGS = ("train_file", "validation_file", "tokenizer_name")
+
+
+def same_setting(name: str, recorded: Any, value: Any) -> bool:
+    if recorded == value or name not in PATH_SETTINGS or not (isinstance(recorded, str) and isinstance(value, str)):
+        return recorded == value
+    recorded_paths, paths = (sorted(map(os.path.realpath, glob.glob(pattern))) for pattern in (recorded, value))
+    return bool(paths) and recorded_paths == paths
+
+
 def settings_differences(recorded: dict[str, Any], settings: dict[str, Any]) -> str:
     """The settings that differ, as `name: old there, new now`; empty when none does."""
     return ", ".join(
         f"{name}: {recorded.get(name)!r} there, {value!r} now"
         for name, value in settings.items()
-        if recorded.get(name) != value
+        if not same_setting(name, recorded.get(name), value)
     )
 
 
@@ -285,24 +297,27 @@ def recorded_settings(output_dir: str) -> dict[str, Any] | None:
 
 
 def check_settings(args: argparse.Namespace) -> None:
-    """Runs are named by recipe alone, so a folder is reused only by a study of the same seed, data and tokenizer:
-    the first study records them there, and a later one with others is refused before it skips a run as finished."""
-    settings = study_settings(args)
+    """Runs are named by recipe alone, so a folder is reused only by a study of the same seed, data and tokenizer: a
+    folder whose recorded settings (`record_settings`) differ is refused before a run is skipped as finished."""
     recorded = recorded_settings(args.output_dir)
-    if recorded is not None:
-        differing = settings_differences(recorded, settings)
-        if differing:
-            raise ValueError(
-                f"{args.output_dir} holds a study made with other settings ({differing}); its runs would be reused "
-                "as this study's. Choose another --output_dir."
-            )
-        return
-    os.makedirs(args.output_dir, exist_ok=True)
-    write_atomically(os.path.join(args.output_dir, SETTINGS_FILE), json.dumps(settings, indent=1))
+    differing = recorded is not None and settings_differences(recorded, study_settings(args))
+    if differing:
+        raise ValueError(
+            f"{args.output_dir} holds a study made with other settings ({differing}); its runs would be reused as "
+            "this study's. Choose another --output_dir."
+        )
+
+
+def record_settings(args: argparse.Namespace) -> None:
+    """The first study in a folder records its settings there, for `check_settings`."""
+    check_settings(args)
+    if recorded_settings(args.output_dir) is None:
+        os.makedirs(args.output_dir, exist_ok=True)
+        write_atomically(os.path.join(args.output_dir, SETTINGS_FILE), json.dumps(study_settings(args), indent=1))
 
 
 def study(args: argparse.Namespace) -> list[Recipe]:
-    check_settings(args)
+    record_settings(args)
     phase_1 = [Recipe(positions=positions, tied=tied) for tied in (False, True) for positions in POSITION_VARIANTS]
     train_all(phase_1, args)
     winner = best(phase_1, args.output_dir)

@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -101,7 +102,7 @@ def test_import_counts_runs_only_for_a_study_of_the_same_settings(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     write_study_text(tmp_path)
     runs, report_dir = tmp_path / "runs", tmp_path / "report"
-    recipe_study.check_settings(study_arguments(runs, seed=1))
+    recipe_study.record_settings(study_arguments(runs, seed=1))
     fake_run(runs, Recipe(), [7.0, 6.3], finished=True)
     recipe_study.report(str(runs), str(report_dir))
     study = ["--train_file", "train/*.txt", "--validation_file", "validation/*.txt"]
@@ -112,12 +113,33 @@ def test_import_counts_runs_only_for_a_study_of_the_same_settings(tmp_path, monk
     assert recipe_study.is_finished(Recipe(), str(tmp_path / "same"))
     with pytest.raises(ValueError, match=r"records a study made with other settings \(seed: 1 there, 0 now\)"):
         recipe_study.main([*study, "--output_dir", str(tmp_path / "other"), "--seed", "0"])
-    assert not (tmp_path / "other" / Recipe().name).exists()
+    assert not (tmp_path / "other").exists()  # nor its settings, which would refuse the right import next
+    # The record's files spelled otherwise (absolute paths here) are its settings too.
+    absolute = ["--train_file", str(tmp_path / "train" / "*.txt"), "--validation_file", str(tmp_path / "validation")]
+    recipe_study.main(
+        [*study, *absolute[:3], absolute[3] + "/*.txt", "--output_dir", str(tmp_path / "also"), "--seed", "1"]
+    )
+    assert recipe_study.is_finished(Recipe(), str(tmp_path / "also"))
     # A folder holding another study is refused before the import writes into it.
-    recipe_study.check_settings(study_arguments(tmp_path / "taken", seed=2))
+    recipe_study.record_settings(study_arguments(tmp_path / "taken", seed=2))
     with pytest.raises(ValueError, match=r"holds a study made with other settings \(seed: 2 there, 1 now\)"):
         recipe_study.main([*study, "--output_dir", str(tmp_path / "taken"), "--seed", "1"])
     assert not (tmp_path / "taken" / Recipe().name).exists()
+
+
+def test_a_study_folder_takes_its_files_however_spelled_but_not_other_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_study_text(tmp_path)
+    (tmp_path / "link").symlink_to(tmp_path / "train")
+    recipe_study.record_settings(study_arguments(tmp_path / "runs"))
+    for spelling in (str(tmp_path / "train" / "*.txt"), "link/*.txt", "train/book.txt", "./train/*.txt"):
+        recipe_study.check_settings(study_arguments(tmp_path / "runs", train_file=spelling))
+    (tmp_path / "train" / "more.txt").write_text("a dog ran in the park\n")  # now the record's pattern matches more
+    for other in ("train/book.txt", "validation/*.txt", "missing/*.txt"):
+        with pytest.raises(
+            ValueError, match=r"other settings \(train_file: 'train/\*.txt' there, '" + re.escape(other)
+        ):
+            recipe_study.check_settings(study_arguments(tmp_path / "runs", train_file=other))
 
 
 def test_import_refuses_a_study_measured_on_another_budget(tmp_path):
