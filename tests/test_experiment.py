@@ -708,6 +708,10 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
     with pytest.raises(ValueError, match=r"The probe of seed 0 measures .* not recorded .*add pretrain to --stages"):
         run_experiment([*argv, "--stages", "probe"])
     assert not (results / "seed-0" / "probe").exists()
+    # Before anything is made, for every seed: a new run's folder, or seed 1's probe when seed 0 measures nothing.
+    with pytest.raises(ValueError, match=r"The analysis of seed 0 measures .*add pretrain to --stages"):
+        run_experiment([*argv, "--run_name", "fresh", "--stages", "analysis", "probe"])
+    assert not (results.parent / "fresh").exists()
     # A run of another length left in the work folder is not continued as this one: refused before any stage as
     # started with other settings, and, where the experiment recorded none (an older version), as of another length.
     shutil.rmtree(results / "seed-0" / "pretrain-hybrid")

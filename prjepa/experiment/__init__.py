@@ -35,6 +35,7 @@ from .stages import (
     check_curves_to_run,
     check_glue_tasks,
     check_launcher,
+    check_measured_runs_recorded,
     check_no_stale_stage,
     check_text_files,
     curves,
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     check_text_files(experiment)
     check_glue_tasks(experiment)
     check_no_stale_stage(experiment)
+    check_measured_runs_recorded(experiment)
     if "curves" in args.stages:
         check_curves_to_run(experiment)
     if "report" in args.stages:

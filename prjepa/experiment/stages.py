@@ -285,17 +285,30 @@ def measuring_settings(experiment: Experiment, seed: int, stage: str) -> list[st
     ]
 
 
-def recorded_measuring_settings(experiment: Experiment, seed: int, stage: str) -> list[str]:
-    """`measuring_settings`, which a stage that measures the encoders needs before it runs: results of encoders
-    whose runs are not recorded could never be reported."""
-    settings = measuring_settings(experiment, seed, stage)
-    if settings is None:
+def check_runs_recorded(experiment: Experiment, seed: int, stage: str) -> None:
+    """A stage that measures the encoders needs their runs recorded: results of encoders whose runs are not could
+    never be reported."""
+    if encoders_fingerprint(experiment, seed) is None:
         records = " and ".join(experiment.run_record(seed, objective) for objective in COMPARED_OBJECTIVES)
         raise ValueError(
             f"The {stage} of seed {seed} measures its pretraining runs, which are not recorded as finished (no "
             f"train_results.json in {records}): add pretrain to --stages."
         )
-    return settings
+
+
+def recorded_measuring_settings(experiment: Experiment, seed: int, stage: str) -> list[str]:
+    """`measuring_settings`, which a stage that measures the encoders needs before it runs."""
+    check_runs_recorded(experiment, seed, stage)
+    return measuring_settings(experiment, seed, stage)
+
+
+def check_measured_runs_recorded(experiment: Experiment) -> None:
+    """Before any stage runs: measuring stages asked for without pretrain need every seed's runs recorded, so that a
+    missing one stops the experiment before other seeds' stages are computed or any folder is made."""
+    measuring = [stage for stage in experiment.args.stages if stage in ("probe", "analysis", "curves")]
+    if measuring and "pretrain" not in experiment.args.stages:
+        for seed in range(experiment.args.seeds):
+            check_runs_recorded(experiment, seed, measuring[0])
 
 
 # Each measuring stage's folder name and the file whose presence says it finished.
