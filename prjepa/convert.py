@@ -20,7 +20,7 @@ import torch
 
 from configuration_prjepa import SINUSOIDAL_LAYOUTS, PrJepaConfig
 
-from .utils import SPECIAL_TOKEN_FIELDS
+from .utils import SPECIAL_TOKEN_FIELDS, check_folders
 
 # The model (transformers' modeling takes over a second to import) loads where it is built, not with `--help`.
 if TYPE_CHECKING:
@@ -354,9 +354,8 @@ def convert_original_checkpoint(
     """
     from modeling_prjepa import PrJepaForPreTraining
 
+    check_folders(output_dir=str(output_dir))
     output_dir = Path(output_dir)
-    if output_dir.is_file():
-        raise FileExistsError(f"{output_dir} is a file; --output_dir must be a folder (a new or empty one).")
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite_output_dir:
         raise FileExistsError(f"{output_dir} exists and is not an empty directory; pass --overwrite_output_dir.")
     checkpoint = load_original_checkpoint(checkpoint_path)

@@ -41,6 +41,7 @@ from .data_sources import (
     check_text_sources,
     data_file_builder,
 )
+from .launch import accelerate_launch_options, parent_command, resolved_launch
 from .resume import (
     NEW_MODEL_OPTIONS,
     RUN_SETTINGS,
@@ -467,17 +468,20 @@ def check_launch(training_args: PrJepaTrainingArguments) -> None:
             f"`accelerate launch --multi_gpu --num_processes {launched} run_pretrain.py … --use_cpu` or `torchrun "
             f"--nproc_per_node {launched} run_pretrain.py … --use_cpu`; on GPUs make sure every process sees a GPU."
         )
-    # accelerate's one-process launcher sets ACCELERATE_USE_CPU, and MASTER_ADDR only when asked for several
-    # processes: without --multi_gpu (or a config that sets it) on a machine without GPUs it starts this one alone.
+    # accelerate's one-process launcher sets ACCELERATE_USE_CPU, and MASTER_ADDR when asked for several processes
+    # (or where the environment has it): its own command line, resolved as accelerate does, says which.
     simple_launch = "ACCELERATE_USE_CPU" in os.environ and "WORLD_SIZE" not in os.environ
     if simple_launch and "MASTER_ADDR" in os.environ and training_args.world_size == 1:
-        raise SystemExit(
-            "accelerate launch started this process alone (MASTER_ADDR is set, WORLD_SIZE is not): --num_processes "
-            "above 1 without --multi_gpu starts one process on a machine without GPUs, which would train alone with "
-            "one process's share of the batch. Launch `accelerate launch --multi_gpu --num_processes N run_pretrain.py "
-            "… --use_cpu` or `torchrun --nproc_per_node N run_pretrain.py … --use_cpu`; for one process leave "
-            "--num_processes out (and unset MASTER_ADDR where your environment sets it)."
-        )
+        options = accelerate_launch_options(parent_command())
+        asked = resolved_launch(options).num_processes if options is not None else 1
+        if asked > 1:
+            raise SystemExit(
+                f"accelerate launch was asked for {asked} processes but started this one alone: without "
+                "--multi_gpu (or a config file whose distributed_type sets it) it starts one on a machine without "
+                "GPUs, which would train alone with one process's share of the batch. Launch `accelerate launch "
+                f"--multi_gpu --num_processes {asked} run_pretrain.py … --use_cpu` or `torchrun --nproc_per_node "
+                f"{asked} run_pretrain.py … --use_cpu`."
+            )
     if training_args.parallel_mode == ParallelMode.NOT_DISTRIBUTED:
         gpus = training_args.n_gpu
         raise SystemExit(
@@ -1024,7 +1028,7 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
             raise ValueError(
                 f"{resume_from_checkpoint} holds its run's last step, {last_step}: resumed into "
                 f"{training_args.output_dir} for the same length it would train nothing. Ask for more "
-                "--max_steps to continue it there, or use its weights as they are (--model_name_or_path, for a new "
+                "--max_steps (or --num_train_epochs) to continue it there, or use its weights as they are (--model_name_or_path, for a new "
                 "run or an evaluation)."
             )
         check_continued_length(resume_from_checkpoint, training_args.max_steps)

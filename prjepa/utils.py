@@ -281,17 +281,21 @@ def check_counts(**counts: int) -> None:
 
 
 def check_folders(**folders: str | None) -> None:
-    """Refuses an option's folder (by option name) that is a file or lies under one: writing there would fail once
-    the work is done. None: the option is not set."""
+    """Refuses an option's folder (by option name) that is a file or lies under one (or under anything else that is
+    not a folder, a dangling link included): writing there would fail once the work is done. None: the option is not
+    set."""
     for option, path in folders.items():
         if path is None:
             continue
-        existing = os.path.abspath(path)
-        while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        if not path:
+            raise ValueError(f"--{option} is empty: name a folder.")
+        existing = path  # not normalised: the system reads "file/../x" through file
+        while existing and not os.path.lexists(existing):
             existing = os.path.dirname(existing)
-        if not os.path.isdir(existing):
-            where = "is a file" if existing == os.path.abspath(path) else f"lies under {existing}, a file"
-            raise ValueError(f"--{option} {path} {where}, not a folder: choose another --{option}.")
+        if existing and not os.path.isdir(existing):
+            what = "a file, not a folder" if os.path.isfile(existing) else "not a folder"
+            where = "is" if os.path.normpath(existing) == os.path.normpath(path) else f"lies under {existing},"
+            raise ValueError(f"--{option} {path} {where} {what}: choose another --{option}.")
 
 
 def first_names(names: Sequence[str], count: int = 5) -> str:

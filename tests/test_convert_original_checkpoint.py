@@ -482,9 +482,11 @@ def test_cli_saves_model_and_tokenizer(saved_tokenizer_dir, tmp_path, ids):
         main(["--checkpoint_path", str(path), "--output_dir", str(tmp_path / "out")])
     # A file there is no folder to overwrite: its error must not suggest --overwrite_output_dir.
     (tmp_path / "file").write_text("mine")
-    for flags in ([], ["--overwrite_output_dir"]):
-        with pytest.raises(SystemExit, match="is a file; --output_dir must be a folder"):
-            main(["--checkpoint_path", str(path), "--output_dir", str(tmp_path / "file"), *flags])
+    for output_dir, flags in [("file", []), ("file", ["--overwrite_output_dir"]), ("file/model", [])]:
+        with pytest.raises(
+            SystemExit, match=r"--output_dir .*file.* a file, not a folder: choose another --output_dir"
+        ):
+            main(["--checkpoint_path", str(path), "--output_dir", str(tmp_path / output_dir), *flags])
     assert (tmp_path / "file").read_text() == "mine"
 
 

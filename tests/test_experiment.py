@@ -403,10 +403,16 @@ def test_training_text_that_cannot_be_read_is_refused_before_any_stage_or_folder
     # A results or work folder in the place of a file: both made only once the first stage starts.
     (tmp_path / "file").write_text("")
     demo = [*local, "--train_file", plan.DEMO_TRAIN_FILE]
-    with pytest.raises(ValueError, match=r"--results_dir .*file/results lies under .*file, a file, not a folder"):
+    with pytest.raises(ValueError, match=r"--results_dir .*file/results/demo lies under .*file, a file, not a folder"):
         run_experiment([*demo, "--results_dir", str(tmp_path / "file" / "results")])
-    with pytest.raises(ValueError, match=r"--work_dir .*file is a file, not a folder: choose another --work_dir"):
+    with pytest.raises(ValueError, match=r"--work_dir .*file/demo lies under .*file, a file, not a folder: choose"):
         run_experiment([*demo, "--work_dir", str(tmp_path / "file")])
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "mine").write_text("")  # the run's own folder
+    with pytest.raises(ValueError, match=r"--results_dir .*results/mine is a file, not a folder"):
+        run_experiment([*demo, "--run_name", "mine"])
+    (tmp_path / "results" / "mine").unlink()
+    (tmp_path / "results").rmdir()
     assert not (tmp_path / "results").exists() and not (tmp_path / "work").exists()
     # Only an unfinished pretraining run reads the text: reporting finished stages does not.
     stages.check_text_files(

@@ -992,6 +992,8 @@ def test_repeats_file_folders_and_card_options_that_would_not_apply_are_refused_
         ([*model, "--output_dir", str(tmp_path / "file")], r"--output_dir .*file is a file, not a folder"),
         ([*model, "--cache_dir", str(tmp_path / "file")], r"--cache_dir .*file is a file, not a folder"),
         ([*model, "--output_dir", str(tmp_path / "file" / "a" / "b")], r"--output_dir .*/b lies under .*file, a file"),
+        ([*model, "--output_dir", str(tmp_path / "file" / ".." / "out")], r"--output_dir .*/out lies under .*file, a"),
+        ([*model, "--output_dir", ""], r"--output_dir is empty: name a folder"),
         ([*model, "--task_name", "all", "sst2"], r"--task_name all names every GLUE task: .*not with \['sst2'\]"),
         ([*model, "--task_name", "sst2", "cola", "sst2"], "--task_name names 'sst2' more than once"),
         # The card would be updated locally and the named repo never touched.

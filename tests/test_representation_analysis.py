@@ -362,11 +362,18 @@ def test_bad_arguments_are_refused_before_any_loading(argv, message, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "output_dir, message", [("file", "file is a file"), ("file/sub", "file/sub lies under .*file, a file")]
+    "output_dir, message",
+    [
+        ("file", "file is a file, not a folder"),
+        ("file/sub", "file/sub lies under .*file, a file, not a folder"),
+        ("dangling", "dangling is not a folder"),  # a link to nothing: making the folder there fails
+        ("dangling/sub", "dangling/sub lies under .*dangling, not a folder"),
+    ],
 )
 def test_an_output_folder_in_the_place_of_a_file_is_refused_before_any_model_loads(output_dir, message, tmp_path):
     (tmp_path / "file").write_text("")
-    with pytest.raises(ValueError, match=rf"--output_dir .*{message}, not a folder: choose another --output_dir"):
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match=rf"--output_dir .*{message}: choose another --output_dir"):
         analysis_script.main(["--models", "a=no-such-model", "--output_dir", str(tmp_path / output_dir)])
 
 

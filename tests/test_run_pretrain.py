@@ -811,20 +811,29 @@ def test_processes_that_each_see_a_world_of_one_are_refused(assets, tmp_path, mo
 
 def test_accelerate_starting_one_process_where_several_were_asked_for_is_refused(assets, tmp_path, monkeypatch):
     """`accelerate launch --num_processes 2 run_pretrain.py` without --multi_gpu on a machine without GPUs starts one
-    process, with this environment (measured with accelerate 1.16), which would train alone with half the batch."""
+    process, with this environment (measured with accelerate 1.16), which would train alone with half the batch. Read
+    from the launch's own command line, so that a MASTER_ADDR a job's environment sets refuses no one-process run."""
     for name, value in {"ACCELERATE_USE_CPU": "False", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    with pytest.raises(SystemExit, match=r"accelerate launch started this process alone") as stop:
+    script = ["run_pretrain.py", "--output_dir", "out"]
+    # The console script as its process shows it: the interpreter running bin/accelerate.
+    several = [sys.executable, "/venv/bin/accelerate", "launch", "--num_processes", "2", *script]
+    monkeypatch.setattr(run_pretrain, "parent_command", lambda: several)
+    with pytest.raises(SystemExit, match=r"accelerate launch was asked for 2 processes but started this one alone"):
         run_pretrain.main(arguments(assets, tmp_path / "out"))
-    assert "`accelerate launch --multi_gpu --num_processes N run_pretrain.py … --use_cpu`" in str(stop.value)
     assert not (tmp_path / "out").exists()
-    # accelerate's launch of one process sets no MASTER_ADDR.
-    monkeypatch.delenv("MASTER_ADDR")
-    run_pretrain.check_launch(run_pretrain.parse_arguments(arguments(assets, tmp_path / "out"))[2])
+    training_args = run_pretrain.parse_arguments(arguments(assets, tmp_path / "out"))[2]
+    for parent in (["/venv/bin/accelerate", "launch", *script], ["accelerate", "launch", "--cpu", *script], ["bash"]):
+        monkeypatch.setattr(run_pretrain, "parent_command", lambda parent=parent: parent)
+        run_pretrain.check_launch(training_args)  # one process asked for (MASTER_ADDR from the job), or no accelerate
+    monkeypatch.setattr(
+        run_pretrain, "parent_command", lambda: ["accelerate-launch", "--cpu", "--num_processes", "3", *script]
+    )
+    with pytest.raises(SystemExit, match=r"asked for 3 processes"):  # accelerate's --cpu starts one
+        run_pretrain.check_launch(training_args)
 
 
-@pytest.mark.parametrize("native", [False, True])
 def test_bf16_on_a_cpu_that_emulates_it_is_warned_about_naming_fp32(assets, tmp_path, monkeypatch, caplog, native):
     monkeypatch.setattr(run_pretrain, "native_bf16", lambda device: native)
     _, _, bf16 = run_pretrain.parse_arguments(arguments(assets, tmp_path / "out", "--bf16", "true"))

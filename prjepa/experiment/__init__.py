@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     (args,) = parse_command_line(script_parser(ExperimentArguments, __doc__), argv)
     experiment = Experiment(args)
     check_launcher(experiment)
+    check_measured_runs_recorded(experiment)  # local, before the Hub is asked
     if set(args.stages) - {"report"}:
         text = [] if args.train_file else [("--dataset_name", args.dataset_name)]
         check_hub_reachable([*text, ("--glue_path", args.glue_path), ("--tokenizer_name", args.tokenizer_name)])
@@ -56,7 +57,6 @@ def main(argv: list[str] | None = None) -> None:
     check_text_files(experiment)
     check_glue_tasks(experiment)
     check_no_stale_stage(experiment)
-    check_measured_runs_recorded(experiment)
     if "curves" in args.stages:
         check_curves_to_run(experiment)
     if "report" in args.stages:

@@ -168,10 +168,14 @@ class ExperimentArguments:
             raise ValueError(f"--seeds must be at least 1, got {self.seeds}.")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"--max_steps must be at least 1, got {self.max_steps}; leave it out for the preset's.")
-        check_folders(results_dir=self.results_dir, work_dir=self.work_dir)
         if self.run_name is None:
             published = os.path.exists(os.path.join(self.results_dir, self.preset, PUBLISHED))
             self.run_name = f"{self.preset}-reproduction" if published else self.preset
+        # The run's own folders, which the stages write.
+        check_folders(
+            results_dir=os.path.join(self.results_dir, self.run_name),
+            work_dir=os.path.join(self.work_dir, self.run_name),
+        )
         check_text_sources(self.train_file, self.validation_file, self.dataset_name, self.dataset_config_name)
         demo = EXPERIMENT_PRESETS[self.preset].demo_data
         if not (self.dataset_name or self.train_file):

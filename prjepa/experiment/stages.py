@@ -3,7 +3,6 @@ beside its outputs, so that a rerun reuses what is finished and refuses what no 
 
 import hashlib
 import json
-import logging
 import os
 import platform
 import shlex
@@ -16,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ..data_sources import check_data_file
+from ..launch import accelerate_launch_options, resolved_launch, starts_one_of_several
 from ..snapshots import SNAPSHOT_STATE, snapshot_dir
 from ..utils import EMULATED_BF16_CPU_STEP_RATIO, STOP_SIGNALS, this_machine, write_atomically
 from .plan import ANALYSIS_MODULE, KEEP_FREED_MEMORY, LONG_RUN_HOURS, PROBE_MODULE, PUBLISHED, Experiment, read_json
@@ -557,50 +557,14 @@ def check_glue_tasks(experiment: Experiment) -> None:
     experiment.glue_fingerprint(sorted({task for stage in asked for task in experiment.measured_tasks(stage)}))
 
 
-# env's options that take the next word as their value (GNU coreutils).
-ENV_OPTIONS_WITH_VALUES = frozenset({"-u", "--unset", "-C", "--chdir", "-S", "--split-string"})
-
-
-def accelerate_launch_options(launcher: list[str]) -> list[str] | None:
-    """The options of an `accelerate launch` command line (named as `accelerate launch`, `accelerate-launch` or
-    `python -m accelerate.commands.launch`, by path too, after any `env` prefix and its options); None for another
-    launcher."""
-    if launcher[:1] and os.path.basename(launcher[0]) == "env":
-        launcher = launcher[1:]
-        while launcher and (launcher[0].startswith("-") or "=" in launcher[0]):
-            launcher = launcher[2:] if launcher[0] in ENV_OPTIONS_WITH_VALUES else launcher[1:]
-    program = os.path.basename(launcher[0]) if launcher else ""
-    if program == "accelerate-launch":
-        return launcher[1:]
-    if program == "accelerate" and launcher[1:2] == ["launch"]:
-        return launcher[2:]
-    if program.startswith("python") and launcher[1:3] == ["-m", "accelerate.commands.launch"]:
-        return launcher[3:]
-    return None
-
-
 def check_launcher(experiment: Experiment) -> None:
-    """An `accelerate launch` of several processes that would start one on this CPU machine: accelerate starts several
-    only for a distributed mode (--multi_gpu, FSDP, DeepSpeed, Megatron-LM, from the options or a config file whose
-    distributed_type sets one) or an mpirun hostfile; otherwise the one process it starts trains alone, for as many
-    steps, at a fraction of the intended speed. The options are resolved by accelerate's own launch checks, so a config
-    file counts for what it sets."""
+    """An `accelerate launch` of several processes that would start one on this CPU machine (`prjepa.launch`): that
+    one trains alone, for as many steps, at a fraction of the intended speed."""
     options = accelerate_launch_options(shlex.split(experiment.args.launcher))
     if options is None or experiment.device != "cpu" or not pretraining_to_do(experiment):
         return
-    # Not at the top: accelerate loads torch, which the experiment's command line does without.
-    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
-
-    launch, _ = launch_command_parser().parse_known_args([*options, "run_pretrain.py"])
-    launch_logger = logging.getLogger("accelerate.commands.launch")
-    level = launch_logger.level
-    launch_logger.setLevel(logging.ERROR)  # its note on defaults it filled in comes again at each launch
-    try:
-        launch, _, _ = _validate_launch_command(launch)
-    finally:
-        launch_logger.setLevel(level)
-    distributed = launch.multi_gpu or launch.use_fsdp or launch.use_deepspeed or launch.use_megatron_lm
-    if launch.num_processes > 1 and not (distributed and not launch.cpu) and launch.mpirun_hostfile is None:
+    launch = resolved_launch([*options, "run_pretrain.py"])
+    if starts_one_of_several(launch):
         raise SystemExit(
             f"--launcher {experiment.args.launcher!r} would start one process, not {launch.num_processes}: on a "
             "machine without GPUs accelerate launches several processes only with --multi_gpu (or FSDP, DeepSpeed, "
