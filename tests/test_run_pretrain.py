@@ -834,6 +834,7 @@ def test_accelerate_starting_one_process_where_several_were_asked_for_is_refused
         run_pretrain.check_launch(training_args)
 
 
+@pytest.mark.parametrize("native", [False, True])
 def test_bf16_on_a_cpu_that_emulates_it_is_warned_about_naming_fp32(assets, tmp_path, monkeypatch, caplog, native):
     monkeypatch.setattr(run_pretrain, "native_bf16", lambda device: native)
     _, _, bf16 = run_pretrain.parse_arguments(arguments(assets, tmp_path / "out", "--bf16", "true"))
