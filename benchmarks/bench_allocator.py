@@ -8,7 +8,8 @@ step faults the same activation memory back in. `GLIBC_TUNABLES` with prjepa.exp
 (glibc reads them at start-up only); the settings alternate (defaults first in even rounds) so that machine noise
 hits both alike. Printed per objective: median step time of each setting and their ratio, minor page faults per
 step, peak resident memory. --keep_freed_memory stays off by default unless the ratio is below 1 for both objectives
-in every run by more than the runs' scatter (measured: the hybrid's 0.99x and 1.04x in two runs is not).
+in every run by more than the runs' scatter (measured in four runs: the hybrid's 0.99x and 1.04x in two is not; 0.90x
+and 0.86x in two later ones).
 
     python benchmarks/bench_allocator.py [--steps 10] [--rounds 2] [--experiment_preset cpu] [--threads 2]
 """

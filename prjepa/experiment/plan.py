@@ -134,8 +134,9 @@ class ExperimentArguments:
         default=False,
         metadata={
             "help": f"Pretrain with GLIBC_TUNABLES={KEEP_FREED_MEMORY} (glibc only; ignored elsewhere): 7-12x "
-            "fewer page faults for 11-29 per cent more peak memory; on the cpu preset's bf16 step, measured 0.75-0.85x "
-            "the MLM-only step time but 0.99-1.04x the hybrid's (benchmarks/bench_allocator.py), so off by default."
+            "fewer page faults for 11-31 per cent more peak memory; on the cpu preset's bf16 step, measured 0.75-0.85x "
+            "the MLM-only step time and 0.86-1.04x the hybrid's in four runs (benchmarks/bench_allocator.py): no gain "
+            "in every run, so off by default."
         },
     )
     bf16: str = field(
