@@ -473,7 +473,10 @@ def check_launch(training_args: PrJepaTrainingArguments) -> None:
     simple_launch = "ACCELERATE_USE_CPU" in os.environ and "WORLD_SIZE" not in os.environ
     if simple_launch and "MASTER_ADDR" in os.environ and training_args.world_size == 1:
         options = accelerate_launch_options(parent_command())
-        asked = resolved_launch(options).num_processes if options is not None else 1
+        try:
+            asked = resolved_launch(options).num_processes if options is not None else 1
+        except (SystemExit, ValueError, OSError):  # read again later (a config file since removed): no evidence
+            asked = 1
         if asked > 1:
             raise SystemExit(
                 f"accelerate launch was asked for {asked} processes but started this one alone: without "
@@ -1028,8 +1031,8 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
             raise ValueError(
                 f"{resume_from_checkpoint} holds its run's last step, {last_step}: resumed into "
                 f"{training_args.output_dir} for the same length it would train nothing. Ask for more "
-                "--max_steps (or --num_train_epochs) to continue it there, or use its weights as they are (--model_name_or_path, for a new "
-                "run or an evaluation)."
+                "--max_steps (or --num_train_epochs) to continue it there, or use its weights as they are "
+                "(--model_name_or_path, for a new run or an evaluation)."
             )
         check_continued_length(resume_from_checkpoint, training_args.max_steps)
         if data_args.streaming and not training_args.ignore_data_skip:

@@ -8,10 +8,11 @@ token budget, and the recipe is chosen by one rule: the lowest validation MLM lo
 (pretraining validation loss only; no GLUE score takes part). The hybrid trains MLM-only's winner, its one candidate
 here; the same rule chooses its learning rate in the collapse screen (README).
 
-Runs are resumable (each is a `run_pretrain.py` output folder; a finished one is skipped), by default two at a time
-with one thread each. An output folder holds one study: its seed, data and tokenizer are recorded there, and a study
-with others is refused (the same files under another path, relative or absolute, are the same data). Each run's machine and library versions are recorded beside it (`machines/`), since the same
-recipe's numbers differ between environments. `--report` writes the table, naming those machines, and the plot.
+Runs are resumable (each is a `run_pretrain.py` output folder; a finished one is skipped), by default two at a time with
+one thread each. An output folder holds one study: its seed, data and tokenizer are recorded there, and a study with
+others is refused (the same files under another path, relative or absolute, are the same data). Each run's machine and
+library versions are recorded beside it (`machines/`), since the same recipe's numbers differ between environments.
+`--report` writes the table, naming those machines, and the plot.
 
     python run_recipe_study.py --output_dir experiments/recipe-study \\
         --train_file "../shared/data/text/gutenberg/train/*.txt" \\

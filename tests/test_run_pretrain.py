@@ -824,9 +824,11 @@ def test_accelerate_starting_one_process_where_several_were_asked_for_is_refused
         run_pretrain.main(arguments(assets, tmp_path / "out"))
     assert not (tmp_path / "out").exists()
     training_args = run_pretrain.parse_arguments(arguments(assets, tmp_path / "out"))[2]
-    for parent in (["/venv/bin/accelerate", "launch", *script], ["accelerate", "launch", "--cpu", *script], ["bash"]):
+    gone = ["accelerate", "launch", "--config_file", str(tmp_path / "removed.yaml"), "--num_processes", "2", *script]
+    for parent in ([*gone[:2], *script], [*gone[:2], "--cpu", *script], ["bash"], gone):
         monkeypatch.setattr(run_pretrain, "parent_command", lambda parent=parent: parent)
-        run_pretrain.check_launch(training_args)  # one process asked for (MASTER_ADDR from the job), or no accelerate
+        # One process asked for (MASTER_ADDR from the job), no accelerate, or a launch that cannot be read again.
+        run_pretrain.check_launch(training_args)
     monkeypatch.setattr(
         run_pretrain, "parent_command", lambda: ["accelerate-launch", "--cpu", "--num_processes", "3", *script]
     )
