@@ -285,30 +285,32 @@ def measuring_settings(experiment: Experiment, seed: int, stage: str) -> list[st
     ]
 
 
-def check_runs_recorded(experiment: Experiment, seed: int, stage: str) -> None:
-    """A stage that measures the encoders needs their runs recorded: results of encoders whose runs are not could
-    never be reported."""
-    if encoders_fingerprint(experiment, seed) is None:
-        records = " and ".join(experiment.run_record(seed, objective) for objective in COMPARED_OBJECTIVES)
-        raise ValueError(
-            f"The {stage} of seed {seed} measures its pretraining runs, which are not recorded as finished (no "
-            f"train_results.json in {records}): add pretrain to --stages."
-        )
+def unrecorded_runs(experiment: Experiment, seed: int, stage: str) -> ValueError:
+    """The error of a stage that measures the encoders of runs not recorded as finished: its results could never be
+    reported."""
+    records = " and ".join(experiment.run_record(seed, objective) for objective in COMPARED_OBJECTIVES)
+    return ValueError(
+        f"The {stage} of seed {seed} measures its pretraining runs, which are not recorded as finished (no "
+        f"train_results.json in {records}): add pretrain to --stages."
+    )
 
 
 def recorded_measuring_settings(experiment: Experiment, seed: int, stage: str) -> list[str]:
     """`measuring_settings`, which a stage that measures the encoders needs before it runs."""
-    check_runs_recorded(experiment, seed, stage)
-    return measuring_settings(experiment, seed, stage)
+    settings = measuring_settings(experiment, seed, stage)
+    if settings is None:
+        raise unrecorded_runs(experiment, seed, stage)
+    return settings
 
 
 def check_measured_runs_recorded(experiment: Experiment) -> None:
     """Before any stage runs: measuring stages asked for without pretrain need every seed's runs recorded, so that a
     missing one stops the experiment before other seeds' stages are computed or any folder is made."""
-    measuring = [stage for stage in experiment.args.stages if stage in ("probe", "analysis", "curves")]
+    measuring = [stage for stage in experiment.args.stages if stage in MEASURING_STAGE_MARKERS]
     if measuring and "pretrain" not in experiment.args.stages:
         for seed in range(experiment.args.seeds):
-            check_runs_recorded(experiment, seed, measuring[0])
+            if encoders_fingerprint(experiment, seed) is None:
+                raise unrecorded_runs(experiment, seed, measuring[0])
 
 
 # Each measuring stage's folder name and the file whose presence says it finished.
