@@ -94,19 +94,26 @@ def check_data_file(option: str, path: str) -> None:
         raise ValueError(f"{option} {path}: unsupported extension; use one of {sorted(DATA_FILE_BUILDERS)}.")
     if "://" in path:
         return
-    from datasets.data_files import resolve_pattern
-
-    try:  # the files `datasets` will read: its glob differs from Python's (`**` at any depth, hidden files left out)
-        files = sorted(resolve_pattern(path, base_path=os.getcwd()))
-    except FileNotFoundError:
-        raise ValueError(
-            f"{option} {path} matches no file; check the path (quote a glob so the shell leaves it)."
-        ) from None
+    files = local_data_files(path)
+    if not files:
+        raise ValueError(f"{option} {path} matches no file; check the path (quote a glob so the shell leaves it).")
     for file_path in files:
         if os.path.getsize(file_path) == 0:
             raise ValueError(f"{option}: {file_path} is empty; remove it from the glob or give another file.")
         if data_file_builder(file_path) in ("text", "csv", "json"):
             check_utf8(option, file_path)
+
+
+def local_data_files(pattern: str) -> list[str]:
+    """The local files `datasets` reads for a data file path or glob, relative ones from the working directory, as
+    absolute paths, sorted; empty when it matches none. Its glob differs from Python's (`**` at any depth, hidden files
+    left out), so every check of what an option names asks it."""
+    from datasets.data_files import resolve_pattern
+
+    try:
+        return sorted(resolve_pattern(pattern, base_path=os.getcwd()))
+    except FileNotFoundError:
+        return []
 
 
 def check_utf8(option: str, file_path: str) -> None:

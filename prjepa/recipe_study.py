@@ -22,7 +22,6 @@ library versions are recorded beside it (`machines/`), since the same recipe's n
 """
 
 import argparse
-import glob
 import json
 import os
 import re
@@ -32,7 +31,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from .data_sources import check_data_file
+from .data_sources import check_data_file, local_data_files
 from .plot_style import legend_outside, series_styles
 from .utils import ScriptHelpFormatter, check_folders, describe_machine, markdown_table, this_machine, write_atomically
 
@@ -268,15 +267,22 @@ def study_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-# Paths: two spellings (relative, absolute, through a link) of the same files are the same setting.
-PATH_SETTINGS = ("train_file", "validation_file", "tokenizer_name")
+# Paths: two spellings (relative, absolute, through a link) of the same files or folder are the same setting.
+DATA_FILE_SETTINGS = ("train_file", "validation_file")
+FOLDER_SETTINGS = ("tokenizer_name",)
 
 
 def same_setting(name: str, recorded: Any, value: Any) -> bool:
-    if recorded == value or name not in PATH_SETTINGS or not (isinstance(recorded, str) and isinstance(value, str)):
+    if recorded == value or not (isinstance(recorded, str) and isinstance(value, str)):
         return recorded == value
-    recorded_paths, paths = (sorted(map(os.path.realpath, glob.glob(pattern))) for pattern in (recorded, value))
-    return bool(paths) and recorded_paths == paths
+    if name in DATA_FILE_SETTINGS:
+        recorded_files, files = (
+            sorted(map(os.path.realpath, local_data_files(pattern))) for pattern in (recorded, value)
+        )
+        return bool(files) and recorded_files == files
+    if name in FOLDER_SETTINGS:
+        return os.path.isdir(value) and os.path.realpath(recorded) == os.path.realpath(value)
+    return False
 
 
 def settings_differences(recorded: dict[str, Any], settings: dict[str, Any]) -> str:

@@ -132,8 +132,16 @@ def test_a_study_folder_takes_its_files_however_spelled_but_not_other_files(tmp_
     write_study_text(tmp_path)
     (tmp_path / "link").symlink_to(tmp_path / "train")
     recipe_study.record_settings(study_arguments(tmp_path / "runs"))
-    for spelling in (str(tmp_path / "train" / "*.txt"), "link/*.txt", "train/book.txt", "./train/*.txt"):
+    # `**` as `datasets` reads it (any depth, none included), which Python's glob does not.
+    spellings = (str(tmp_path / "train" / "*.txt"), "link/*.txt", "train/book.txt", "./train/*.txt", "train/**/*.txt")
+    for spelling in spellings:
         recipe_study.check_settings(study_arguments(tmp_path / "runs", train_file=spelling))
+    (tmp_path / "tokenizer").mkdir()
+    (tmp_path / "tokenizer-link").symlink_to(tmp_path / "tokenizer")
+    recipe_study.record_settings(study_arguments(tmp_path / "local", tokenizer_name="tokenizer"))
+    recipe_study.check_settings(study_arguments(tmp_path / "local", tokenizer_name=str(tmp_path / "tokenizer-link")))
+    with pytest.raises(ValueError, match=r"tokenizer_name: 'tokenizer' there, 'bert-base-uncased' now"):
+        recipe_study.check_settings(study_arguments(tmp_path / "local"))
     (tmp_path / "train" / "more.txt").write_text("a dog ran in the park\n")  # now the record's pattern matches more
     for other in ("train/book.txt", "validation/*.txt", "missing/*.txt"):
         with pytest.raises(
