@@ -7,6 +7,7 @@ Self-contained (only torch and transformers): `save_pretrained` copies this file
 import dataclasses
 import difflib
 import math
+import typing
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
@@ -318,6 +319,11 @@ class PrJepaConfig(PreTrainedConfig):
             )
             kind = "not a PrJepaConfig field" if len(unknown) == 1 else "not PrJepaConfig fields"
             raise ValueError(f"{named} in {update_str!r}: {kind}. The fields are: {', '.join(fields)}.")
+        float_fields = {
+            field.name
+            for field in dataclasses.fields(self)
+            if field.type is float or float in typing.get_args(field.type)
+        }
         # transformers converts a value to its field's current type, and its int() or float() error names neither
         # the field nor the type (nor does its error for a pair without "="); its error for a bool names neither the
         # words it takes, and for a field that is None now it blames the value, whatever the value.
@@ -337,14 +343,18 @@ class PrJepaConfig(PreTrainedConfig):
                     f"{pair!r} in {update_str!r}: {name} takes true or false (now {current}), got {value!r}."
                 )
             if type(current) in (int, float):
+                kind = float if name in float_fields else type(current)
                 try:
-                    type(current)(value)
+                    kind(value)
                 except ValueError:
-                    expected = "an integer" if isinstance(current, int) else "a number"
+                    expected = "a number" if kind is float else "an integer"
                     raise ValueError(
                         f"{pair!r} in {update_str!r}: {name} takes {expected} (now {current!r}), got {value!r}."
                     ) from None
         following = _fields_following(vars(self), updated)
+        for name in updated & float_fields:
+            if type(getattr(self, name)) is int:  # a whole number now: transformers would take the new value as int
+                setattr(self, name, float(getattr(self, name)))
         super().update_from_string(update_str)
         for field in following:
             setattr(self, field, getattr(self, FOLLOWING_FIELDS[field]))

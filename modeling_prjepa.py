@@ -465,8 +465,10 @@ def masked_lm_loss(
     """
     loss = F.cross_entropy(logits.flatten(0, -2).float(), labels.flatten(), ignore_index=-100, reduction="sum")
     if num_items_in_batch is None:
-        num_items_in_batch = (labels != -100).sum().clamp(min=1)
-    return loss / num_items_in_batch
+        num_items_in_batch = (labels != -100).sum()
+    if isinstance(num_items_in_batch, torch.Tensor):
+        return loss / num_items_in_batch.clamp(min=1)
+    return loss / max(num_items_in_batch, 1)
 
 
 def select_labelled(hidden_states: torch.Tensor, labels: torch.LongTensor) -> tuple[torch.Tensor, torch.LongTensor]:

@@ -209,6 +209,11 @@ def infer_config(
     intermediate_size = _shape(checkpoint, "encoder", "blocks.0.mlp.fc1.weight", 2, path)[0]
     num_layers = _count_blocks(checkpoint["encoder"], "blocks")
     mlm_only = is_mlm_only(checkpoint)
+    if mlm_only and predictor_num_attention_heads is not None:
+        raise ValueError(
+            f"{path} is an MLM-only checkpoint (training_mode 'mlm'), whose predictor is not converted: drop "
+            "--predictor_num_attention_heads."
+        )
     if mlm_only:  # its predictor, if saved, never trained: not converted (and not built: any width heads divide)
         predictor = dict(predictor_hidden_size=hidden_size)
         print("MLM-only checkpoint (training_mode 'mlm'): the encoder and MLM head are converted, not the predictor.")
@@ -229,13 +234,13 @@ def infer_config(
     elif others := sorted(set(_ints_under(original_config, HEAD_NAMES)) - {num_attention_heads}):
         # The original training script ignored its preset, so its config can be wrong: the caller's value wins.
         print(f"Note: using num_attention_heads={num_attention_heads}; the checkpoint's config says {others}.")
-    if predictor_num_attention_heads is None:
-        predictor_num_attention_heads = _find_int(
-            original_config, PREDICTOR_HEAD_NAMES, "--predictor_num_attention_heads"
-        )
-    if predictor_num_attention_heads is None:
-        predictor_num_attention_heads = num_attention_heads
     if not mlm_only:
+        if predictor_num_attention_heads is None:
+            predictor_num_attention_heads = _find_int(
+                original_config, PREDICTOR_HEAD_NAMES, "--predictor_num_attention_heads"
+            )
+        if predictor_num_attention_heads is None:
+            predictor_num_attention_heads = num_attention_heads
         predictor["predictor_num_attention_heads"] = predictor_num_attention_heads
 
     tables = [checkpoint["encoder"]["pos_embed"]]

@@ -61,7 +61,7 @@ from .resume import (
     restart_command,
     run_settings,
 )
-from .snapshots import SNAPSHOT_PREFIX
+from .snapshots import SNAPSHOT_PREFIX, check_snapshot_steps
 from .training_args import PrJepaTrainingArguments
 from .utils import (
     EMULATED_BF16_CPU_STEP_RATIO,
@@ -915,7 +915,7 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     from transformers import TrainerState
 
     from .collator import DataCollatorForPrJepa
-    from .trainer import PrJepaTrainer, check_snapshot_steps, check_training_options
+    from .trainer import PrJepaTrainer, check_training_options
 
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",

@@ -33,7 +33,15 @@ from typing import Any
 
 from .data_sources import check_data_file, local_data_files
 from .plot_style import legend_outside, series_styles
-from .utils import ScriptHelpFormatter, check_folders, describe_machine, markdown_table, this_machine, write_atomically
+from .utils import (
+    ScriptHelpFormatter,
+    atomic_path,
+    check_folders,
+    describe_machine,
+    markdown_table,
+    this_machine,
+    write_atomically,
+)
 
 TOKEN_BUDGET = 2_000_000
 SEQUENCE_LENGTH = 128
@@ -439,19 +447,15 @@ def report(output_dir: str, report_dir: str) -> None:
     }
     recorded = recorded_settings(output_dir)
     rule = best.__doc__.split(": ", 1)[1]
-    with open(os.path.join(report_dir, "study.json"), "w") as file:
-        json.dump(
-            {
-                **({} if recorded is None else {"settings": recorded}),
-                "token_budget": TOKEN_BUDGET,
-                "sequence_length": SEQUENCE_LENGTH,
-                "rule": rule,
-                "chosen": chosen,
-                "runs": rows,
-            },
-            file,
-            indent=1,
-        )
+    study = {
+        **({} if recorded is None else {"settings": recorded}),
+        "token_budget": TOKEN_BUDGET,
+        "sequence_length": SEQUENCE_LENGTH,
+        "rule": rule,
+        "chosen": chosen,
+        "runs": rows,
+    }
+    write_atomically(os.path.join(report_dir, "study.json"), json.dumps(study, indent=1))
     # Every recipe evaluates at the same tokens (eval_steps × tokens_per_step is a fixed share of the budget).
     tabled_tokens = {n: n * Recipe().eval_steps * Recipe().tokens_per_step for n in TABLED_EVALUATIONS}
     header = [
@@ -486,8 +490,10 @@ def report(output_dir: str, report_dir: str) -> None:
         f"Validation MLM loss of `mini` recipes along a {TOKEN_BUDGET / 1e6:.0f}M-token budget "
         f"(seq {SEQUENCE_LENGTH}); chosen per objective: {rule}"
     )
-    with open(os.path.join(report_dir, "study.md"), "w") as file:
-        file.write(f"{caption}\n\n{markdown_table(header, table)}\n\n{describe_machines(rows)}\n")
+    write_atomically(
+        os.path.join(report_dir, "study.md"),
+        f"{caption}\n\n{markdown_table(header, table)}\n\n{describe_machines(rows)}\n",
+    )
 
     figure = Figure(figsize=(11, 5), layout="constrained")
     axes = figure.add_subplot()
@@ -509,7 +515,8 @@ def report(output_dir: str, report_dir: str) -> None:
     axes.set_title(f"mini encoder, {TOKEN_BUDGET / 1e6:.0f}M-token budget, Gutenberg validation")
     legend_outside(axes)
     axes.grid(alpha=0.3)
-    figure.savefig(os.path.join(report_dir, "mlm_loss_vs_tokens.png"), dpi=120)
+    with atomic_path(os.path.join(report_dir, "mlm_loss_vs_tokens.png")) as temporary:
+        figure.savefig(temporary, dpi=120, format="png")
 
 
 def describe_machines(rows: list[dict[str, Any]]) -> str:

@@ -25,3 +25,18 @@ def resolve_snapshot_steps(snapshot_steps: Sequence[float], max_steps: int) -> l
         return max(round(value * max_steps), 1) if value > 0 else round(value * max_steps)
 
     return sorted(set(map(step, snapshot_steps)))
+
+
+def check_snapshot_steps(snapshot_steps: Sequence[float], max_steps: int) -> list[int]:
+    """The snapshot steps of a run of `max_steps` steps (`resolve_snapshot_steps`); steps past its last one, which would
+    never be written, are an error. An epoch-based run knows its number of optimizer steps only once its dataloader
+    exists, so the trainer checks again then."""
+    steps = resolve_snapshot_steps(snapshot_steps, max_steps)
+    unreachable = [step for step in steps if step > max_steps]
+    if unreachable:
+        raise ValueError(
+            f"--snapshot_steps {unreachable} lie after the run's last optimizer step ({max_steps} steps): they would "
+            f"never be written. Ask for snapshots at steps up to {max_steps}, or at ratios of the run's steps below "
+            "1 (e.g. 0.5), or train longer."
+        )
+    return steps

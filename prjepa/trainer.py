@@ -33,7 +33,7 @@ from .collator import DataCollatorForPrJepa
 from .model_card import pretraining_model_card, rank_collapse
 from .rankme import has_no_variance, rankme
 from .resume import RUN_SETTINGS
-from .snapshots import SNAPSHOT_PREFIX, SNAPSHOT_STATE, resolve_snapshot_steps, snapshot_dir
+from .snapshots import SNAPSHOT_PREFIX, SNAPSHOT_STATE, check_snapshot_steps, snapshot_dir
 from .utils import STOP_SIGNALS, write_atomically
 
 logger = logging.getLogger(__name__)
@@ -67,28 +67,14 @@ class SnapshotCallback(TrainerCallback):
         final = snapshot_dir(args.output_dir, state.global_step)
         if state.global_step not in self.steps or not state.is_world_process_zero or os.path.isdir(final):
             return
-        partial = final + ".partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        model.save_pretrained(partial)
+        unfinished = final + ".partial"
+        shutil.rmtree(unfinished, ignore_errors=True)
+        model.save_pretrained(unfinished)
         if processing_class is not None:
-            processing_class.save_pretrained(partial)
-        with open(os.path.join(partial, SNAPSHOT_STATE), "w") as file:
+            processing_class.save_pretrained(unfinished)
+        with open(os.path.join(unfinished, SNAPSHOT_STATE), "w") as file:
             json.dump({"step": state.global_step, "num_input_tokens_seen": state.num_input_tokens_seen}, file)
-        os.replace(partial, final)
-
-
-def check_snapshot_steps(snapshot_steps: list[float], max_steps: int) -> list[int]:
-    """The snapshot steps of a run of `max_steps` steps (`resolve_snapshot_steps`). An epoch-based run knows its number
-    of optimizer steps only once its dataloader exists: snapshot steps past it would never be written."""
-    steps = resolve_snapshot_steps(snapshot_steps, max_steps)
-    unreachable = [step for step in steps if step > max_steps]
-    if unreachable:
-        raise ValueError(
-            f"--snapshot_steps {unreachable} lie after the run's last optimizer step ({max_steps} steps): they would "
-            f"never be written. Ask for snapshots at steps up to {max_steps}, or at ratios of the run's steps below "
-            "1 (e.g. 0.5), or train longer."
-        )
-    return steps
+        os.replace(unfinished, final)
 
 
 class PreemptionCallback(TrainerCallback):
@@ -436,6 +422,11 @@ class PrJepaTrainer(Trainer):
         self._windows["eval"] = self._empty_window()
         output = super().evaluation_loop(dataloader, description, True, ignore_keys, metric_key_prefix)
         means = self._drain_window("eval")
+        if not means:
+            raise ValueError(
+                f"{description} read no batch: the evaluation data is empty. Pass an eval_dataset with sequences, or "
+                "none to skip evaluation."
+            )
         output.metrics[f"{metric_key_prefix}_mlm_loss"] = means["mlm_loss"]
         output.metrics[f"{metric_key_prefix}_perplexity"] = _perplexity(means["mlm_loss"])
         # The loss of 15% masked tokens is not that of 40%; read once, so that a loop over a loader that this trainer

@@ -2,16 +2,19 @@
 keeps `training_args.py` apart from `trainer.py`), so that `run_pretrain.py --help` does not load the trainer and the
 model."""
 
+import math
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from .snapshots import resolve_snapshot_steps
+from .snapshots import check_snapshot_steps
 
 
 @dataclass
 class PrJepaTrainingArguments(TrainingArguments):
-    """`TrainingArguments` plus the output-directory decision that transformers 5 no longer carries."""
+    """`TrainingArguments` plus the output-directory decision that transformers 5 no longer carries, the snapshots that
+    curves along the run probe, and the evaluation's masking rate; tokens seen are counted by default (the model card
+    reports them)."""
 
     output_dir: str | None = field(
         default="trainer_output",
@@ -49,16 +52,10 @@ class PrJepaTrainingArguments(TrainingArguments):
                 f"--eval_mlm_probability must be in (0, 1) (e.g. 0.15), got {self.eval_mlm_probability}; leave it "
                 "out to evaluate at the model's own mlm_probability."
             )
-        if any(value < 0 or value > 1 and value != int(value) for value in self.snapshot_steps):
+        if any(not 0 <= value < math.inf or value > 1 and value != int(value) for value in self.snapshot_steps):
             raise ValueError(
                 f"--snapshot_steps must be optimizer steps ≥ 0 or ratios of the run's steps below 1, got "
                 f"{self.snapshot_steps}."
             )
-        if (
-            self.max_steps > 0
-            and max(resolve_snapshot_steps(self.snapshot_steps, self.max_steps), default=0) > self.max_steps
-        ):
-            raise ValueError(
-                f"--snapshot_steps {self.snapshot_steps} asks for a step after the last one (--max_steps "
-                f"{self.max_steps}); the final model is saved in --output_dir anyway."
-            )
+        if self.max_steps > 0:
+            check_snapshot_steps(self.snapshot_steps, self.max_steps)

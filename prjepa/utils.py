@@ -71,17 +71,24 @@ def mean_and_spread(values: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Writes `text` to `path` under a temporary name and renames it over `path`, so that a process stopped while
-    writing leaves the old file or the new one, never a truncated one that a rerun would fail to read."""
-    temporary = f"{path}.tmp{os.getpid()}"
+@contextlib.contextmanager
+def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
+    """A temporary name (ending in `suffix`, for writers that add an extension) to write `path` under; renamed over
+    `path` when the block ends, removed when it raises: a process stopped while writing leaves the old file or the new
+    one, never a truncated one that a rerun would fail to read, nor the temporary file."""
+    temporary = f"{path}.tmp{os.getpid()}{suffix}"
     try:
-        with open(temporary, "w") as file:
-            file.write(text)
+        yield temporary
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Writes `text` to `path` through `atomic_path`."""
+    with atomic_path(path) as temporary, open(temporary, "w") as file:
+        file.write(text)
 
 
 def library_versions(*modules: str) -> dict[str, str]:

@@ -351,7 +351,12 @@ def test_an_mlm_only_checkpoint_converts_to_the_mlm_only_model(tmp_path, ids, ca
     checkpoint = random_checkpoint(seed=8)
     del checkpoint["target_encoder"]
     checkpoint.update(loss_weight=None, training_mode="mlm")
-    model = convert_original_checkpoint(save(checkpoint, tmp_path), tmp_path / "out", config_overrides=SPECIAL_IDS)
+    # Head counts for the predictor that is not converted neither stop the conversion nor are taken.
+    checkpoint["config"] = {"meta": {"num_heads": HEADS, "presets": [{"pred_num_heads": 2}, {"pred_num_heads": 4}]}}
+    path = save(checkpoint, tmp_path)
+    with pytest.raises(ValueError, match="MLM-only checkpoint .* drop --predictor_num_attention_heads"):
+        convert_original_checkpoint(path, tmp_path / "out", predictor_num_attention_heads=2)
+    model = convert_original_checkpoint(path, tmp_path / "out", config_overrides=SPECIAL_IDS)
     assert model.config.objective == "mlm" and model.predictor is None and model.target_encoder is None
     assert "not the predictor" in capsys.readouterr().out
     masked_lm = AutoModelForMaskedLM.from_pretrained(tmp_path / "out").eval()

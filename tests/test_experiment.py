@@ -659,6 +659,10 @@ def test_experiment_end_to_end_then_resumed_without_recomputing(
         run_experiment([*argv, "--stages", "probe", "curves"])
     assert not (results / "seed-0" / "probe").exists()
     shutil.move(tmp_path / "probe", results / "seed-0" / "probe")
+    # A report without curves gives no command for them.
+    assert (results / "commands.sh").read_text().count("run_glue_probe.py") == 2  # the probe's and the curves'
+    run_experiment([*argv, "--stages", "report"])
+    assert (results / "commands.sh").read_text().count("run_glue_probe.py") == 1
 
     with pytest.raises(ValueError, match=r"pretrain hybrid seed 0 \(.*\) has other settings \(differing: .*tokenizer"):
         run_experiment(argv[:-2] + ["--tokenizer_name", str(tmp_path / "tokenizer") + "/"])

@@ -251,6 +251,13 @@ def test_a_config_updated_or_changed_after_construction_is_checked_and_keeps_its
     ):
         config.update_from_string("hiden_size=128")
     assert config.hidden_size == 512
+    # A field that takes numbers takes a fraction where it holds a whole number now (a JSON file's 1); an integer field
+    # takes none.
+    config = tiny_config(loss_weighting="fixed", jepa_weight=1, hidden_dropout_prob=0)
+    config.update_from_string("jepa_weight=0.25,hidden_dropout_prob=0.1")
+    assert (config.jepa_weight, config.hidden_dropout_prob) == (0.25, 0.1)
+    with pytest.raises(ValueError, match=r"num_hidden_layers takes an integer \(now 2\), got '2.5'"):
+        config.update_from_string("num_hidden_layers=2.5")
     with pytest.raises(ValueError, match=r"predictor_num_attention_heads=6 .* \(predictor_num_attention_heads is "):
         PrJepaConfig.from_preset("mini").update_from_string("hidden_size=384,num_attention_heads=6")
     # A field set directly on a built config meets the model's check, instead of a silent fallback.
@@ -341,6 +348,11 @@ def test_mlm_loss_honours_num_items_in_batch():
         batch["masked_input_ids"], batch["attention_mask"], labels=batch["labels"], num_items_in_batch=4 * count
     ).loss
     torch.testing.assert_close(summed, mean_loss / 4)
+    # A batch without labels in a window without any (the Trainer's count 0, an int or a tensor) gives 0, not 0 / 0.
+    unlabelled = torch.full_like(batch["labels"], -100)
+    for nothing in (0, torch.tensor(0)):
+        loss = model(batch["masked_input_ids"], batch["attention_mask"], labels=unlabelled, num_items_in_batch=nothing)
+        assert loss.loss.item() == 0.0
 
 
 def test_learned_lambda_is_sigmoid_of_w_and_its_gradient_follows_the_loss_gap():

@@ -1042,6 +1042,21 @@ def test_a_damaged_feature_cache_entry_is_named_and_recomputed(bert_dir, tmp_pat
     assert "is damaged" not in caplog.text
 
 
+def test_a_cache_write_that_fails_leaves_no_file_behind(bert_dir, tmp_path, monkeypatch):
+    encoder = load_encoder(bert_dir)
+    texts = ["the cat sat on the mat", "a dog ran"]
+    save = np.save
+
+    def full_disk(path, array):
+        save(path, array[:1])  # part written, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        extract_features(encoder, texts, ["mean"], cache_dir=str(tmp_path))
+    assert list(tmp_path.iterdir()) == []  # no temporary file, and no entry a later run would read
+
+
 def test_pair_features_and_the_cosine_score_from_hand_computed_values():
     first, second = np.array([[1.0, -2.0]], np.float32), np.array([[3.0, 1.0]], np.float32)
     np.testing.assert_array_equal(combine_views([first, second]), [[1, -2, 3, 1, 2, 3, 3, -2]])  # [u, v, |u-v|, u*v]

@@ -383,6 +383,11 @@ def test_evaluation_reports_both_losses_and_is_repeatable(tokenizer, tmp_path):
     assert evaluation["eval_mlm_loss"] == pytest.approx(evaluation["eval_loss"], rel=1e-6)
 
 
+def test_an_evaluation_of_no_data_is_refused_naming_it(tokenizer, tmp_path):
+    with pytest.raises(ValueError, match="Evaluation read no batch: the evaluation data is empty"):
+        make_trainer(tokenizer, tmp_path, eval_dataset=token_dataset(0)).evaluate()
+
+
 def test_an_evaluation_at_another_masking_rate_measures_what_a_model_trained_at_that_rate_is_measured_by(
     tokenizer, tmp_path
 ):
@@ -505,7 +510,14 @@ def test_a_snapshot_ratio_is_rounded_to_a_step_and_one_above_0_is_never_the_init
 
 
 @pytest.mark.parametrize(
-    "steps, message", [([-1], "≥ 0"), ([1.5], "ratios of the run's steps below 1"), ([9], "after the last one")]
+    "steps, message",
+    [
+        ([-1], "≥ 0"),
+        ([1.5], "ratios of the run's steps below 1"),
+        ([math.inf], "≥ 0"),
+        ([math.nan], "≥ 0"),
+        ([9], r"\[9\] lie after the run's last optimizer step \(8 steps\)"),
+    ],
 )
 def test_snapshot_steps_outside_the_run_are_refused(tmp_path, steps, message):
     with pytest.raises(ValueError, match=message):

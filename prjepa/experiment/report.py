@@ -11,7 +11,16 @@ from typing import Any
 
 from ..curves import plot_probe_curves, plot_training_logs, probe_curves, training_logs
 from ..probing.tasks import GLUE_TASKS
-from ..utils import describe_machine, markdown_table, mean_and_spread, option_name, option_names, this_machine
+from ..utils import (
+    atomic_path,
+    describe_machine,
+    markdown_table,
+    mean_and_spread,
+    option_name,
+    option_names,
+    this_machine,
+    write_atomically,
+)
 from .plan import KEEP_FREED_MEMORY, STAGES, Experiment, ExperimentArguments, read_json
 from .presets import COMPARED_MODELS, COMPARED_OBJECTIVES, CONTROL, HYBRID, MLM_ONLY
 from .stages import MEASURING_STAGE_MARKERS, STAGE_RECORD, finished_stage, recorded_flag, seed_stages, stage_seconds
@@ -457,17 +466,17 @@ def write_report(experiment: Experiment, argv: list[str]) -> dict[str, Any]:
         "curves": probe_curve_data,
         "training_logs": logs,
     }
-    with open(os.path.join(results, "comparison.json"), "w") as file:
-        json.dump(summary, file, indent=2)
-    with open(os.path.join(results, "comparison.md"), "w") as file:
-        file.write(render_report(summary))
-    plot_training_logs(logs).savefig(os.path.join(results, "training_logs.png"), dpi=120)
+    write_atomically(os.path.join(results, "comparison.json"), json.dumps(summary, indent=2))
+    write_atomically(os.path.join(results, "comparison.md"), render_report(summary))
+    with atomic_path(os.path.join(results, "training_logs.png")) as temporary:
+        plot_training_logs(logs).savefig(temporary, dpi=120, format="png")
     if with_curves:
         majority = {
             task: outcome.get("majority", {}).get(GLUE_TASKS[task].validation_splits[0], {})
             for task, outcome in curve_results[0]["models"][0]["tasks"].items()
         }
-        plot_probe_curves(probe_curve_data, majority).savefig(os.path.join(results, "probe_curves.png"), dpi=120)
+        with atomic_path(os.path.join(results, "probe_curves.png")) as temporary:
+            plot_probe_curves(probe_curve_data, majority).savefig(temporary, dpi=120, format="png")
     commands = [reproducing_command(argv), ""]
     # The allocator setting --keep_freed_memory gives the pretraining processes (glibc only; it changes no number).
     environment = f"GLIBC_TUNABLES={KEEP_FREED_MEMORY} " if experiment.args.keep_freed_memory else ""
@@ -479,10 +488,10 @@ def write_report(experiment: Experiment, argv: list[str]) -> dict[str, Any]:
         commands += [
             "python run_glue_probe.py " + shlex.join(experiment.probe_arguments(seed)),
             "python run_representation_analysis.py " + shlex.join(experiment.analysis_arguments(seed)),
-            "python run_glue_probe.py " + shlex.join(experiment.probe_arguments(seed, stage="curves")),
         ]
-    with open(os.path.join(results, "commands.sh"), "w") as file:
-        file.write("\n".join(commands) + "\n")
+        if with_curves:
+            commands.append("python run_glue_probe.py " + shlex.join(experiment.probe_arguments(seed, stage="curves")))
+    write_atomically(os.path.join(results, "commands.sh"), "\n".join(commands) + "\n")
     print(
         f"Wrote {results}/comparison.md, comparison.json, the curve plots and commands.sh; the analysis plots are in "
         f"{experiment.seed_results(0, 'analysis')}."

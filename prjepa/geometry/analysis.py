@@ -69,7 +69,15 @@ from ..probing import (
     write_results,
 )
 from ..probing.arguments import check_no_repeated_models, check_no_repeats, check_seed
-from ..utils import check_counts, check_folders, library_versions, markdown_table, parse_command_line, script_parser
+from ..utils import (
+    atomic_path,
+    check_counts,
+    check_folders,
+    library_versions,
+    markdown_table,
+    parse_command_line,
+    script_parser,
+)
 from .metrics import most_frequent_tokens
 from .report import MIN_RELIABLE_SAMPLES, compare_models, render_markdown
 
@@ -382,9 +390,8 @@ def write_plots(results: dict, poolings: list[str], output_dir: str) -> list[str
         figures[f"alignment_uniformity_{pooling}.png"] = plot_alignment_uniformity(by_dataset, pooling)
         figures[f"probes_{pooling}.png"] = plot_probe_accuracies(by_dataset, pooling)
     for name, figure in figures.items():
-        path = os.path.join(output_dir, name)
-        figure.savefig(f"{path}.partial", dpi=120, format="png")  # written whole, like the result files
-        os.replace(f"{path}.partial", path)
+        with atomic_path(os.path.join(output_dir, name)) as temporary:  # written whole, like the result files
+            figure.savefig(temporary, dpi=120, format="png")
     return list(figures)
 
 

@@ -18,6 +18,7 @@ from transformers.utils.logging import tqdm
 
 from configuration_prjepa import POOLING_STRATEGIES
 
+from ..utils import atomic_path
 from .encoders import LoadedEncoder, code_fingerprint
 from .tasks import TaskData
 
@@ -174,13 +175,11 @@ def _load_cached(path: str, num_texts: int) -> np.ndarray | TokenFeatures | None
 
 
 def _save_cached(path: str, features: np.ndarray | TokenFeatures) -> None:
-    # Written under a temporary name and renamed, so an interrupted run never leaves a truncated file behind.
-    temporary = f"{path}.tmp{os.getpid()}{os.path.splitext(path)[1]}"
-    if isinstance(features, TokenFeatures):
-        np.savez(temporary, states=features.states, lengths=features.lengths)
-    else:
-        np.save(temporary, features)
-    os.replace(temporary, path)
+    with atomic_path(path, suffix=os.path.splitext(path)[1]) as temporary:  # numpy adds an extension that is missing
+        if isinstance(features, TokenFeatures):
+            np.savez(temporary, states=features.states, lengths=features.lengths)
+        else:
+            np.save(temporary, features)
 
 
 def extract_features(
