@@ -214,7 +214,7 @@ class PrJepaConfig(PreTrainedConfig):
         # @strict runs this validator too, but wraps its error; calling it here raises the plain ValueError first.
         self.validate_architecture()
 
-    def validate_architecture(self):
+    def validate_architecture(self) -> None:
         """Raises `ValueError` naming the first impossible field."""
         # Not at the top: transformers.activations takes about a second to import, which every script's --help, and
         # every reader of a config alone, would otherwise pay.

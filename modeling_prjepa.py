@@ -9,7 +9,9 @@ Attention follows `config._attn_implementation` (`attn_implementation=` at loadi
 """
 
 import math
+import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -568,8 +570,13 @@ class PrJepaPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(
-        cls, pretrained_model_name_or_path, *args, encoder: str = "online", output_loading_info: bool = False, **kwargs
-    ):
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike | None,
+        *args: Any,
+        encoder: str = "online",
+        output_loading_info: bool = False,
+        **kwargs: Any,
+    ) -> "PrJepaPreTrainedModel | tuple[PrJepaPreTrainedModel, dict[str, Any]]":
         """`PreTrainedModel.from_pretrained`, plus:
 
         - `encoder="target"` loads a pretraining checkpoint's EMA target encoder in place of its online encoder

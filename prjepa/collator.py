@@ -181,8 +181,8 @@ class DataCollatorForPrJepa:
 
         input_ids = right_padded("input_ids", self.pad_token_id, self.pad_token_id)
         attention_mask = right_padded("attention_mask", 1, 0) if present("attention_mask") else real.long()
-        # The model numbers each view's positions from the row's start: a real token after padding would sit at other
-        # positions in the target encoder (which counts from the first real token) than in the context and predictor.
+        # Every view numbers positions from the row's start: a sentence after padding would train at positions
+        # shifted by its padding, not at those it has alone, where the probe and any later use encode it.
         if (attention_mask[:, 1:] > attention_mask[:, :-1]).any():
             raise ValueError(
                 "An example's attention_mask has padding before real tokens (left padding). Pretraining needs them "

@@ -10,14 +10,16 @@ from typing import Any
 
 import torch
 from huggingface_hub import ModelCard, ModelCardData
-from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from configuration_prjepa import PrJepaConfig
 from modeling_prjepa import PrJepaForPreTraining
 
+from .data_sources import is_hub_id
 from .utils import markdown_table
 
 MODEL_ID_PLACEHOLDER = "<namespace>/<model-name>"
+# The transformers the checkpoint's own code needs (its modules and APIs), as setup.cfg requires it.
+MODEL_CODE_REQUIREMENT = "transformers>=5.24"
 # A dataset given by one of these names is a local file even when the name alone would pass as a Hub id.
 LOCAL_DATA_SUFFIXES = (".txt", ".raw", ".json", ".jsonl", ".csv", ".tsv", ".parquet", ".arrow", ".gz", ".zst", ".xz")
 TRAINING_KEYS = ("loss", "jepa_loss", "mlm_loss", "effective_rank")
@@ -93,13 +95,8 @@ def rank_collapse(log_history: list[dict[str, float]]) -> str | None:
 
 def is_hub_dataset_id(name: str) -> bool:
     """Whether `name` reads as a Hub dataset id (`name` or `namespace/name`) rather than a local path or pattern."""
-    if os.path.exists(name) or name.lower().endswith(LOCAL_DATA_SUFFIXES) or any(char in name for char in "*?[~"):
-        return False
-    try:
-        validate_repo_id(name)
-    except HFValidationError:
-        return False
-    return True
+    local = os.path.exists(name) or name.lower().endswith(LOCAL_DATA_SUFFIXES) or any(char in name for char in "*?[~")
+    return not local and is_hub_id(name)
 
 
 def parameter_counts(config: PrJepaConfig) -> dict[str, int]:
@@ -129,6 +126,10 @@ def _number(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if math.isfinite(value) else str(value)
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
 def _lambda_summary(config: PrJepaConfig, log_history: list[dict[str, float]]) -> str:
     if config.loss_weighting == "fixed":
         return f"Loss weighting: {WEIGHTED_SUM} with λ fixed at {_number(config.jepa_weight)}."
@@ -136,10 +137,17 @@ def _lambda_summary(config: PrJepaConfig, log_history: list[dict[str, float]]) -
     lam = trajectory(log_history, "jepa_weight")
     if lam is None:
         return f"Loss weighting: {weighting}. λ was not logged."
+    # An extreme at either end of the course is its start or its end, already named.
+    ends = {lam.first[0], lam.last[0]}
+    extremes = [
+        f"a {name} of {_number(value)} (step {step})"
+        for name, (step, value) in (("minimum", lam.minimum), ("maximum", lam.maximum))
+        if step not in ends
+    ]
+    through = f" through {' and '.join(extremes)}" if extremes else ""
     return (
-        f"Loss weighting: {weighting}. λ moved from {_number(lam.first[1])} (step {lam.first[0]}) through a minimum "
-        f"of {_number(lam.minimum[1])} (step {lam.minimum[0]}) and a maximum of {_number(lam.maximum[1])} "
-        f"(step {lam.maximum[0]}) to {_number(lam.last[1])} (step {lam.last[0]})."
+        f"Loss weighting: {weighting}. λ moved from {_number(lam.first[1])} (step {lam.first[0]}){through} to "
+        f"{_number(lam.last[1])} (step {lam.last[0]})."
     )
 
 
@@ -205,8 +213,8 @@ def _model_section(config: PrJepaConfig, tokenizer_name: str) -> str:
     rows = [
         (
             "encoder",
-            f"{config.hidden_size} hidden, {config.num_hidden_layers} layers, {config.num_attention_heads} "
-            f"heads, MLP {config.intermediate_size}, {config.position_embedding_type} positions up to "
+            f"{config.hidden_size} hidden, {_count(config.num_hidden_layers, 'layer')}, "
+            f"{_count(config.num_attention_heads, 'head')}, MLP {config.intermediate_size}, {config.position_embedding_type} positions up to "
             f"{config.max_position_embeddings} tokens, pre-LayerNorm",
         ),
         (
@@ -223,8 +231,8 @@ def _model_section(config: PrJepaConfig, tokenizer_name: str) -> str:
         rows.append(
             (
                 "predictor",
-                f"{config.predictor_hidden_size} wide, {config.predictor_num_hidden_layers} layers, "
-                f"{config.predictor_num_attention_heads} heads, {_number(counts['predictor'])} "
+                f"{config.predictor_hidden_size} wide, {_count(config.predictor_num_hidden_layers, 'layer')}, "
+                f"{_count(config.predictor_num_attention_heads, 'head')}, {_number(counts['predictor'])} "
                 "parameters (pretraining only)",
             )
         )
@@ -264,8 +272,10 @@ def _training_section(
     # A local path is named by its last two parts: the full path would publish the trainer's directory layout.
     data = "\n".join(
         f"- `{name}`{configuration}" if is_hub_dataset_id(name) else f"- `{_local_name(name)}` (local files)"
-        for name in datasets
+        for name in dict.fromkeys(datasets)  # once each: training and validation may be the same files
     )
+    if "max_train_samples" in hyperparameters:
+        data += f"\n- training truncated to its first {_number(hyperparameters['max_train_samples'])} sequences"
     hyperparameter_rows = [(f"`{name}`", _number(value, digits=6)) for name, value in hyperparameters.items()]
     return (
         f"## Training\n\nTokens seen: {_number(tokens_seen) if tokens_seen else 'not recorded'}. Data:\n\n"
@@ -318,7 +328,7 @@ def pretraining_model_card(
     sections = [
         f"# {model_id.split('/')[-1] if model_id else 'PrJEPA encoder'}",
         f"A text encoder pretrained with {objective}. The checkpoint carries its own modelling code, so it loads "
-        "with `trust_remote_code=True` and needs nothing else installed.",
+        f"with `trust_remote_code=True` and needs only PyTorch and `{MODEL_CODE_REQUIREMENT}` installed.",
         _model_section(config, tokenizer_name),
     ]
     if hybrid:

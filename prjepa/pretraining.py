@@ -82,6 +82,7 @@ from .utils import (
 # the arguments are parsed: `--help` needs only the argument dataclasses.
 if TYPE_CHECKING:
     import datasets
+    from transformers import PreTrainedTokenizerBase
 
     from modeling_prjepa import PrJepaForPreTraining
 
@@ -240,7 +241,8 @@ class DataTrainingArguments:
 
 
 # A run's arguments may come in one file instead of the command line, as in transformers' example scripts.
-ARGUMENTS_FILE_SUFFIXES = (".json", ".yaml", ".yml")
+JSON_SUFFIXES, YAML_SUFFIXES = (".json",), (".yaml", ".yml")
+ARGUMENTS_FILE_SUFFIXES = JSON_SUFFIXES + YAML_SUFFIXES
 
 
 ARGUMENT_CLASSES = (ModelArguments, DataTrainingArguments, PrJepaTrainingArguments)
@@ -249,9 +251,9 @@ ARGUMENT_CLASSES = (ModelArguments, DataTrainingArguments, PrJepaTrainingArgumen
 def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainingArguments, PrJepaTrainingArguments]:
     argv = sys.argv[1:] if argv is None else argv
     parser = script_parser(ARGUMENT_CLASSES, __doc__)
-    if len(argv) == 1 and argv[0].endswith(".json"):
+    if len(argv) == 1 and argv[0].endswith(JSON_SUFFIXES):
         return parser.parse_json_file(os.path.abspath(argv[0]))
-    if len(argv) == 1 and argv[0].endswith(ARGUMENTS_FILE_SUFFIXES[1:]):
+    if len(argv) == 1 and argv[0].endswith(YAML_SUFFIXES):
         return parser.parse_yaml_file(os.path.abspath(argv[0]))
     return parse_command_line(parser, argv)
 
@@ -382,7 +384,7 @@ def remove_previous_run(
 
 def current_settings(
     model: "PrJepaForPreTraining",
-    tokenizer,
+    tokenizer: "PreTrainedTokenizerBase",
     data_args: DataTrainingArguments,
     training_args: PrJepaTrainingArguments,
     cache_dir: str | None,
@@ -668,7 +670,7 @@ def check_holds_text(
 
 def tokenize(
     raw: "datasets.DatasetDict",
-    tokenizer,
+    tokenizer: "PreTrainedTokenizerBase",
     column: str,
     data_args: DataTrainingArguments,
     training_args: PrJepaTrainingArguments,
@@ -739,7 +741,7 @@ def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def build_model(model_args: ModelArguments, tokenizer) -> "PrJepaForPreTraining":
+def build_model(model_args: ModelArguments, tokenizer: "PreTrainedTokenizerBase") -> "PrJepaForPreTraining":
     from modeling_prjepa import PrJepaForPreTraining
 
     overrides: dict[str, Any] = {} if model_args.objective is None else {"objective": model_args.objective}
@@ -761,7 +763,10 @@ def build_model(model_args: ModelArguments, tokenizer) -> "PrJepaForPreTraining"
 
 
 def check_inputs(
-    model: "PrJepaForPreTraining", tokenizer, data_args: DataTrainingArguments, training_args: PrJepaTrainingArguments
+    model: "PrJepaForPreTraining",
+    tokenizer: "PreTrainedTokenizerBase",
+    data_args: DataTrainingArguments,
+    training_args: PrJepaTrainingArguments,
 ) -> None:
     """Everything that would otherwise fail hours into the run (the collator, built before the data, checks the mask
     and pad tokens)."""
@@ -802,7 +807,13 @@ def check_inputs(
         )
 
 
-def check_training_rows(train_dataset, tokenizer, config: PrJepaConfig, seed: int, sample_size: int = 512) -> None:
+def check_training_rows(
+    train_dataset: "datasets.Dataset | datasets.IterableDataset",
+    tokenizer: "PreTrainedTokenizerBase",
+    config: PrJepaConfig,
+    seed: int,
+    sample_size: int = 512,
+) -> None:
     """Collates the first `sample_size` training sequences as training will: no maskable token in any of them is an
     error (nothing to learn); a hybrid run whose sequences mostly get no JEPA target block (too short for one) warns
     with the fraction, since it would train as MLM-only on those rows."""
@@ -1094,6 +1105,7 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
         dataset=dataset_names(data_args),
         dataset_args=data_args.dataset_config_name,
         max_seq_length=data_args.max_seq_length,
+        max_train_samples=data_args.max_train_samples,
     )
     if finished or completing:
         source = resume_from_checkpoint if completing else training_args.output_dir
@@ -1162,7 +1174,10 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
 
 
 def write_final_model(
-    trainer: "PrJepaTrainer", metrics: dict[str, float], train_dataset, data_args: DataTrainingArguments
+    trainer: "PrJepaTrainer",
+    metrics: dict[str, float],
+    train_dataset: "datasets.Dataset | datasets.IterableDataset",
+    data_args: DataTrainingArguments,
 ) -> None:
     """The end of training: the final model, the training metrics (train_results.json, which marks the run finished)
     and the trainer state, in --output_dir."""

@@ -24,6 +24,7 @@ library versions are recorded beside it (`machines/`), since the same recipe's n
 import argparse
 import json
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from .plot_style import legend_outside, series_styles
 from .utils import (
     ScriptHelpFormatter,
     atomic_path,
+    check_counts,
     check_folders,
     describe_machine,
     markdown_table,
@@ -221,8 +223,8 @@ def log_path(recipe: Recipe, output_dir: str) -> str:
 def wait_for_tokenization(recipe: Recipe, output_dir: str, run: Future) -> None:
     """Until the run's log shows its training started (its data is tokenized and cached); a run that ended before
     that raises its error here rather than leaving the study waiting for a line that never comes."""
-    log = log_path(recipe, output_dir)
-    while not (os.path.exists(log) and "Effective batch size" in open(log).read()):
+    log = pathlib.Path(log_path(recipe, output_dir))
+    while not (log.exists() and "Effective batch size" in log.read_text()):
         if run.done():
             run.result()
             return
@@ -554,9 +556,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.report is None:
         if args.train_file is None or args.validation_file is None:
             parser.error("--train_file and --validation_file are needed to train.")
-        for option in ("--parallel_runs", "--threads_per_run"):
-            if (value := getattr(args, option[2:])) < 1:
-                parser.error(f"{option} must be at least 1, got {value}.")
+        check_counts(parallel_runs=args.parallel_runs, threads_per_run=args.threads_per_run)
         # Before the folder records this study's settings: a mistyped path would otherwise claim it.
         check_data_file("--train_file", args.train_file)
         check_data_file("--validation_file", args.validation_file)

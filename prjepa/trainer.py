@@ -23,10 +23,11 @@ import torch
 import transformers.trainer
 from huggingface_hub import HfApi, ModelCard
 from torch import nn
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainerState, TrainingArguments
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput, HubStrategy
 
+from configuration_prjepa import PrJepaConfig
 from modeling_prjepa import PrJepaForPreTraining
 
 from .collator import DataCollatorForPrJepa
@@ -230,7 +231,7 @@ def check_training_options(args: TrainingArguments, sharded: bool = False) -> No
         )
 
 
-def momentum_of_last_step(config, state) -> float:
+def momentum_of_last_step(config: PrJepaConfig, state: TrainerState) -> float:
     """The EMA momentum of the optimizer step just taken (0-based step index, so the first update uses the start)."""
     return config.ema_momentum(state.global_step - 1, state.max_steps)
 
@@ -238,8 +239,8 @@ def momentum_of_last_step(config, state) -> float:
 class PrJepaTrainer(Trainer):
     """`Trainer` for `PrJepaForPreTraining` (hybrid or MLM-only), with `DataCollatorForPrJepa` batches.
 
-    Logged at every logging step, averaged over the window: `jepa_loss`, `mlm_loss`, `jepa_weight` (λ), plus
-    `ema_momentum` and `effective_rank` (RankMe of the target encoder's mean-pooled embeddings of the last batch, as
+    Logged at every logging step, averaged over the window: `jepa_loss`, `mlm_loss`, `jepa_weight` (λ); of the last
+    step: `ema_momentum` and `effective_rank` (RankMe of the target encoder's mean-pooled embeddings of the last batch, as
     the training step computed them; the online encoder's of the masked batch for `objective="mlm"`; a value falling
     toward 1 means the representations collapse, 0 that every embedding is identical). The effective rank is the main
     process's batch: other ranks' logs are discarded, so they skip it. A logged rank that stays below half its first
@@ -494,13 +495,15 @@ class PrJepaTrainer(Trainer):
         dataset: str | list[str] | None = None,
         dataset_args: str | None = None,
         max_seq_length: int | None = None,
+        max_train_samples: int | None = None,
         keep_eval_results: bool = False,
         **kwargs,
     ) -> None:
         """Writes the PrJEPA model card (objective, λ's course, EMA schedule, data, tokens seen) as README.md.
 
-        `Trainer.push_to_hub(license=..., dataset=[...], dataset_args=<configuration>, max_seq_length=...)` forwards
-        here; the stock card's other fields do not apply. `keep_eval_results`: the card README.md holds describes these
+        `Trainer.push_to_hub(license=..., dataset=[...], dataset_args=<configuration>, max_seq_length=...,
+        max_train_samples=...)` forwards here; the stock card's other fields do not apply. `max_train_samples`: the
+        training sequences the data was truncated to, if it was. `keep_eval_results`: the card README.md holds describes these
         same weights (nothing was trained since), so its `model-index` entries (probe scores) are kept.
         """
         if not self.is_world_process_zero():
@@ -526,6 +529,8 @@ class PrJepaTrainer(Trainer):
             hyperparameters["lr_scheduler_kwargs"] = json.dumps(args.lr_scheduler_kwargs)
         if max_seq_length is not None:
             hyperparameters["max_seq_length"] = max_seq_length
+        if max_train_samples is not None:
+            hyperparameters["max_train_samples"] = max_train_samples
         card = pretraining_model_card(
             self.model.config,
             self.state.log_history,

@@ -467,9 +467,9 @@ def test_a_stopped_experiment_stops_its_running_stage_instead_of_leaving_it_behi
     assert f"[pretrain hybrid seed 0] stopped by {signal.Signals(signal_number).name}: rerun the same command" in errors
 
 
-def test_token_labels_tell_close_points_apart_and_keep_two_decimals_otherwise():
-    assert report.token_labels([0, 1_228_800, 2_457_600]) == ["0.00M tokens", "1.23M tokens", "2.46M tokens"]
-    assert report.token_labels([0, 4_096, 8_192, 12_288]) == [
+def test_token_count_labels_tell_close_points_apart_and_keep_two_decimals_otherwise():
+    assert report.token_count_labels([0, 1_228_800, 2_457_600]) == ["0.00M tokens", "1.23M tokens", "2.46M tokens"]
+    assert report.token_count_labels([0, 4_096, 8_192, 12_288]) == [
         "0.000M tokens",
         "0.004M tokens",
         "0.008M tokens",
@@ -922,3 +922,11 @@ def test_a_published_run_is_never_the_default_output(tmp_path):
     (results / "cpu" / plan.PUBLISHED).write_text("published")
     assert ExperimentArguments(preset="cpu", results_dir=str(results)).run_name == "cpu-reproduction"
     assert ExperimentArguments(preset="cpu", results_dir=str(results), run_name="cpu").run_name == "cpu"
+
+
+def test_a_measuring_stage_counts_as_finished_by_the_file_its_script_writes_last():
+    from prjepa.geometry import analysis
+    from prjepa.probing import glue_probe
+
+    written = {"probe": glue_probe.RESULT_FILES[0], "analysis": analysis.RESULT_FILES[0]}
+    assert stages.MEASURING_STAGE_MARKERS == {**written, "curves": written["probe"]}

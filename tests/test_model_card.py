@@ -1,5 +1,6 @@
 """The pretraining model card: Hub metadata that survives a parse, and a text whose numbers match the run's log."""
 
+import configparser
 import json
 import os
 import random
@@ -13,6 +14,7 @@ from huggingface_hub import ModelCard
 
 from modeling_prjepa import PrJepaForPreTraining
 from prjepa.model_card import (
+    MODEL_CODE_REQUIREMENT,
     is_hub_dataset_id,
     parameter_counts,
     pretraining_model_card,
@@ -114,6 +116,40 @@ def test_lambda_summary_matches_the_log(seed):
     for written, value in zip(match.groups(), expected, strict=True):
         assert float(written) == pytest.approx(value, rel=1e-3)
     assert "learned" in card.text and "0.996 to 1.0" in card.text
+
+
+def test_a_lambda_that_only_rises_is_described_by_its_ends():
+    history = [{"step": step, "loss": 1.0, "jepa_weight": 0.5 + step / 1e4} for step in (5, 10, 15, 20)]
+    card = card_for(log_history=history)
+    assert "λ moved from 0.5005 (step 5) to 0.502 (step 20)." in card.text
+    falls_then_ends_highest = [
+        {"step": 1, "jepa_weight": 0.5},
+        {"step": 2, "jepa_weight": 0.4},
+        {"step": 3, "jepa_weight": 0.7},
+    ]
+    card = card_for(log_history=falls_then_ends_highest)
+    assert "λ moved from 0.5 (step 1) through a minimum of 0.4 (step 2) to 0.7 (step 3)." in card.text
+
+
+def test_the_model_section_counts_a_single_layer_as_one():
+    card = card_for(config=tiny_config(num_hidden_layers=1, predictor_num_hidden_layers=1, num_attention_heads=1))
+    assert "32 hidden, 1 layer, 1 head, MLP" in card.text and "16 wide, 1 layer, 1 head," in card.text
+
+
+def test_the_card_names_the_transformers_the_project_requires():
+    card = card_for()
+    install_requires = configparser.ConfigParser()
+    install_requires.read(os.path.join(REPO, "setup.cfg"))
+    required = install_requires["options"]["install_requires"].split()
+    assert MODEL_CODE_REQUIREMENT in required and f"needs only PyTorch and `{MODEL_CODE_REQUIREMENT}`" in card.text
+
+
+def test_data_named_twice_is_listed_once_and_a_truncation_is_stated():
+    hyperparameters = {"learning_rate": 5e-4, "max_train_samples": 400}
+    card = card_for(datasets=["books/*.txt", "books/*.txt"], hyperparameters=hyperparameters)
+    assert card.text.count("- `books/*.txt` (local files)") == 1
+    assert "- training truncated to its first 400 sequences" in card.text
+    assert "truncated" not in card_for().text
 
 
 def test_trajectory_takes_the_earliest_step_of_a_tie_and_needs_steps():

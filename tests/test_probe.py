@@ -226,7 +226,7 @@ def test_token_features_pad_ragged_storage():
 
 
 def test_weighted_pooler_is_softmax_over_real_positions():
-    pooler = WeightedPooler(hidden_size=3, max_positions=6)
+    pooler = WeightedPooler(max_positions=6)
     with torch.no_grad():
         pooler.position_logits.copy_(torch.tensor([0.5, -1.0, 2.0, 0.0, 3.0, 1.0]))
     states = torch.randn(1, 5, 3)
@@ -1225,6 +1225,13 @@ def test_results_of_another_tokenizer_are_not_reused(prjepa_dir, tmp_path, chang
         expected = rf"for other tokenizer of {checkpoint} \(not recorded\)"
     with pytest.raises(ValueError, match=rf"{expected}.*--overwrite_output_dir"):
         run_glue_probe.main(args)
+
+
+def test_a_results_file_of_something_else_is_named_as_such_and_kept(tmp_path):
+    (tmp_path / "results.json").write_text('{"accuracy": 0.9}')
+    with pytest.raises(ValueError, match=r"holds a results.json that records no arguments: not results of this script"):
+        results_module.earlier_results(str(tmp_path), ("results.json", "results.md"), {"seed": 0})
+    assert (tmp_path / "results.json").read_text() == '{"accuracy": 0.9}'
 
 
 @pytest.mark.parametrize("remains", ["results.md alone", "truncated results.json", "results.json alone"])

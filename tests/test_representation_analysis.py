@@ -275,6 +275,7 @@ def test_single_class_small_pair_data_without_a_training_split(tmp_path, bert_di
     markdown = (tmp_path / "out" / "analysis.md").read_text()
     assert f"n/a ({metrics['inter_class_distance']['not_applicable']})" in markdown
     assert "⚠ pairs: only 20 samples" in markdown
+    assert "Poolings: mean, max.\n" in markdown  # no pooler to train, none described
 
 
 # ---------------------------------------------------------------------------------------------------------------------

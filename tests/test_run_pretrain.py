@@ -220,6 +220,7 @@ def test_a_streamed_run_resumes_exactly_within_its_first_pass_and_is_refused_pas
     streamed = ("--streaming", "--max_train_samples", "8", "--max_steps", "5", "--save_steps", "1")
     run_pretrain.main(arguments(assets, tmp_path / "whole", *streamed))
     expected = load_file(tmp_path / "whole" / "model.safetensors")
+    assert "- training truncated to its first 8 sequences" in (tmp_path / "whole" / "README.md").read_text()
     for step in (2, 3):
         stopped = tmp_path / f"stopped-{step}"
         shutil.copytree(tmp_path / "whole" / f"checkpoint-{step}", stopped / f"checkpoint-{step}")

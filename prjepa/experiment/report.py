@@ -59,7 +59,7 @@ def probe_comparison(experiment: Experiment) -> list[dict[str, Any]]:
     control."""
     scores: dict[tuple[str, str, str], dict[str, list[float]]] = {}
     for seed in range(experiment.args.seeds):
-        models = read_json(experiment.seed_results(seed, "probe"), "results.json")["models"]
+        models = read_json(experiment.seed_results(seed, "probe"), MEASURING_STAGE_MARKERS["probe"])["models"]
         label_of = {path: label for label, path in experiment.models(seed).items()}
         for model in models:
             for task, outcome in model["tasks"].items():
@@ -100,7 +100,7 @@ def uniformity_comparison(experiment: Experiment) -> list[dict[str, Any]]:
     anisotropy, and the two hybrid / MLM-only uniformity ratios with each seed's bootstrap CI, over seeds."""
     values: dict[tuple[str, str], dict[str, Any]] = {}
     for seed in range(experiment.args.seeds):
-        results = read_json(experiment.seed_results(seed, "analysis"), "analysis.json")["results"]
+        results = read_json(experiment.seed_results(seed, "analysis"), MEASURING_STAGE_MARKERS["analysis"])["results"]
         for dataset, by_pooling in results.items():
             for pooling, comparison in by_pooling.items():
                 row = values.setdefault(
@@ -297,12 +297,12 @@ def render_report(summary: dict[str, Any]) -> str:
             for objective, points in by_objective.items():
                 rows.append([task, objective, points[0]["metric"], *(_cell(point, ".1f") for point in points)])
         steps = next(iter(next(iter(summary["curves"].values())).values()))
-        tokens = token_labels([point["tokens"] for point in steps])
+        tokens = token_count_labels([point["tokens"] for point in steps])
         lines.append(markdown_table(["task", "objective", "metric", *tokens], rows))
     return "\n".join(lines) + "\n"
 
 
-def token_labels(counts: list[int]) -> list[str]:
+def token_count_labels(counts: list[int]) -> list[str]:
     """`1.23M tokens` for each count, with as many decimals as tell the counts apart (a short run's points lie
     close)."""
     for decimals in range(2, 7):
@@ -433,7 +433,9 @@ def write_report(experiment: Experiment, argv: list[str]) -> dict[str, Any]:
         directory for seed in seeds for directory in seed_stage_directories(experiment, seed, with_curves)
     ]
     curve_results = (
-        [read_json(experiment.seed_results(seed, "curves"), "results.json") for seed in seeds] if with_curves else []
+        [read_json(experiment.seed_results(seed, "curves"), MEASURING_STAGE_MARKERS["curves"]) for seed in seeds]
+        if with_curves
+        else []
     )
     probe_curve_data = (
         probe_curves([curve_points_with_tokens(experiment, seed) for seed in seeds], curve_results)

@@ -313,7 +313,8 @@ def check_measured_runs_recorded(experiment: Experiment) -> None:
                 raise unrecorded_runs(experiment, seed, measuring[0])
 
 
-# Each measuring stage's folder name and the file whose presence says it finished.
+# Each measuring stage's folder name and the file whose presence says it finished: the JSON its script writes last
+# (`probing.results.write_results`).
 MEASURING_STAGE_MARKERS = {"probe": "results.json", "analysis": "analysis.json", "curves": "results.json"}
 
 
@@ -480,7 +481,7 @@ def run_probe_stage(experiment: Experiment, seed: int, stage: str, check: Callab
         f"{stage} seed {seed}",
         experiment.seed_results(seed, stage),
         recorded_measuring_settings(experiment, seed, stage),
-        "results.json",
+        MEASURING_STAGE_MARKERS[stage],
         [sys.executable, "-m", PROBE_MODULE, *experiment.probe_arguments(seed, stage=stage)],
         check=check,
     )
@@ -515,7 +516,9 @@ def check_curves_to_run(experiment: Experiment) -> None:
     stops the experiment before other seeds' stages are computed."""
     for seed in range(experiment.args.seeds):
         curves_folder = experiment.seed_results(seed, "curves")
-        if encoders_fingerprint(experiment, seed) is not None and not finished_stage(curves_folder, "results.json"):
+        if encoders_fingerprint(experiment, seed) is not None and not finished_stage(
+            curves_folder, MEASURING_STAGE_MARKERS["curves"]
+        ):
             check_curve_points(experiment, seed)
 
 
@@ -529,7 +532,7 @@ def analyse(experiment: Experiment, seed: int) -> None:
         f"analysis seed {seed}",
         experiment.seed_results(seed, "analysis"),
         recorded_measuring_settings(experiment, seed, "analysis"),
-        "analysis.json",
+        MEASURING_STAGE_MARKERS["analysis"],
         [sys.executable, "-m", ANALYSIS_MODULE, *experiment.analysis_arguments(seed)],
     )
 

@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 from torch import nn
+from transformers import PreTrainedTokenizerBase
 
 from ..data_sources import check_hub_reachable
 from ..probing import (
@@ -298,7 +299,7 @@ def dataset_warnings(dataset: AnalysisDataset, analysis_args: AnalysisArguments)
     return warnings
 
 
-def token_labels(tokenizer, dataset: AnalysisDataset, max_seq_length: int) -> np.ndarray:
+def token_labels(tokenizer: PreTrainedTokenizerBase, dataset: AnalysisDataset, max_seq_length: int) -> np.ndarray:
     """`(num_samples,)` the token probe's targets: each example's most frequent non-special token id."""
     _, texts = dataset.texts(dataset.split)
     token_ids = tokenize_texts(tokenizer, texts, max_seq_length)["input_ids"]
@@ -419,7 +420,12 @@ def settings_markdown(analysis: dict) -> str:
     lines = [
         f"Models: {models} ({settings['encoder']} encoder)."
         + (f" Uniformity ratio: {ratio[0]} / {ratio[1]}." if ratio else ""),
-        f"Poolings: {', '.join(settings['poolings'])}; weighted/attention poolers {settings['poolers']}.",
+        f"Poolings: {', '.join(settings['poolings'])}"
+        + (
+            f"; weighted/attention poolers {settings['poolers']}."
+            if any(pooling in TRAINED_POOLINGS for pooling in settings["poolings"])
+            else "."
+        ),
         f"Pairs: {settings['pair_rule']}. Scores: {settings['score_rule']}. Token probe: {settings['token_rule']}.",
         f"Seed {settings['seed']}, {settings['num_resamples']} bootstrap resamples (centred uniformity: "
         f"{settings['centred_uniformity_resamples']}), at most {settings['max_seq_length']} tokens per sequence.",

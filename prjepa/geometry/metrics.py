@@ -126,6 +126,8 @@ def principal_components(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     RankMe's 1e-7 smoothing outweighs anyway.
     """
     features = as_feature_matrix(features)
+    if has_no_variance(features):
+        raise NotApplicable("all features are identical (zero variance): the spectrum has no direction")
     centred = features - features.mean(axis=0)
     with single_blas_thread():
         if features.shape[0] >= features.shape[1]:
@@ -135,8 +137,6 @@ def principal_components(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             eigenvalues, vectors = np.linalg.eigh(centred @ centred.T)
             scores = vectors * np.sqrt(np.clip(eigenvalues, 0, None))
     singular_values = np.sqrt(np.clip(eigenvalues[::-1], 0, None))  # eigh sorts ascending
-    if has_no_variance(features):
-        raise NotApplicable("all features are identical (zero variance): the spectrum has no direction")
     return singular_values, scores[:, ::-1]
 
 

@@ -26,7 +26,7 @@ def _softmax_pool(states: torch.Tensor, mask: torch.Tensor, logits: torch.Tensor
 class WeightedPooler(nn.Module):
     """Learned weighted mean: one logit per position, softmax over the real tokens. Starts as the plain mean."""
 
-    def __init__(self, hidden_size: int, max_positions: int):
+    def __init__(self, max_positions: int):
         super().__init__()
         self.position_logits = nn.Parameter(torch.zeros(max_positions))
 
@@ -60,7 +60,7 @@ class AttentionPooler(nn.Module):
 def make_pooler(kind: str, hidden_size: int, max_positions: int) -> nn.Module:
     """A `WeightedPooler` (`"weighted"`) or an `AttentionPooler` (`"attention"`), both starting as the mean."""
     if kind == "weighted":
-        return WeightedPooler(hidden_size, max_positions)
+        return WeightedPooler(max_positions)
     if kind == "attention":
         return AttentionPooler(hidden_size)
     raise ValueError(f"Unknown trained pooling {kind!r}; choose one of {TRAINED_POOLINGS}.")

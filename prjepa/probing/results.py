@@ -43,7 +43,12 @@ def earlier_results(output_dir: str, result_files: Sequence[str], args: dict[str
     except (OSError, ValueError) as error:  # json.JSONDecodeError is a ValueError
         found = f"{result_files[0]} unreadable: {error}"
     else:
-        asked, recorded = json.loads(json.dumps(args, default=str)), earlier.get("args", {})
+        if not isinstance(earlier.get("args"), dict):
+            raise ValueError(
+                f"{output_dir} holds a {result_files[0]} that records no arguments: not results of this script. "
+                "Choose another --output_dir, or pass --overwrite_output_dir to replace it."
+            )
+        asked, recorded = json.loads(json.dumps(args, default=str)), earlier["args"]
         differing = sorted(
             name
             for name in set(asked) | set(recorded)
