@@ -49,6 +49,7 @@ from .resume import (
     check_resume_checkpoint,
     check_settings,
     check_streamed_resume,
+    checkpoint_problem,
     checkpoint_state,
     checkpoints_by_step,
     differences,
@@ -334,12 +335,23 @@ TRAINING_RUN_ENTRIES = (*PREVIOUS_RUN_FOLDERS, RUN_SETTINGS)
 
 def stopped_before_first_checkpoint(output_dir: str, settings: dict[str, Any]) -> bool:
     """Whether `output_dir` holds only what a run of these `settings` writes before its first checkpoint (its settings
-    and snapshots), as a run stopped then leaves it: starting again rewrites them alike, so they are no other run's."""
+    and snapshots) and at most that checkpoint half-written, as a run stopped then leaves it: starting again rewrites
+    them alike, so they are no other run's, and nothing in them could be resumed."""
     recorded = os.path.join(output_dir, RUN_SETTINGS)
     if not os.path.isfile(recorded):
         return False
-    if not all(any(fnmatch(name, pattern) for pattern in RUN_START_ENTRIES) for name in os.listdir(output_dir)):
-        return False
+    others = [
+        name for name in os.listdir(output_dir) if not any(fnmatch(name, pattern) for pattern in RUN_START_ENTRIES)
+    ]
+    if others:
+        checkpoints = checkpoints_by_step(output_dir)
+        first_and_half_written = (
+            len(checkpoints) == 1
+            and others == [os.path.basename(checkpoints[0])]
+            and checkpoint_problem(checkpoints[0])
+        )
+        if not first_and_half_written:
+            return False
     with open(recorded) as file:
         return not differences(json.load(file), settings)
 
@@ -451,8 +463,14 @@ def finished_training(training_args: PrJepaTrainingArguments) -> bool:
         return False
     if not os.path.exists(state_path):
         return False
-    with open(state_path) as file:
-        state = json.load(file)
+    try:
+        with open(state_path) as file:
+            state = json.load(file)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        # Left by a process stopped while writing it (as transformers wrote it before this package did atomically):
+        # the run is completed from its last checkpoint, as if the file were missing.
+        logger.warning(f"{state_path} is damaged ({error}): the run is completed from its last checkpoint.")
+        return False
     if training_args.max_steps > 0:
         return state["global_step"] >= training_args.max_steps
     return state.get("epoch", 0) >= training_args.num_train_epochs
@@ -1126,7 +1144,7 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
                 ):
                     remove_previous_run(training_args.output_dir, keep=resume_from_checkpoint)
                 elif restarting:
-                    reason = "This run stopped before its first checkpoint, so it starts again"
+                    reason = "This run stopped before its first checkpoint was complete, so it starts again"
                     remove_previous_run(training_args.output_dir, reason=reason)
                 record_settings(training_args.output_dir, settings)
         log_budget(training_args, data_args, planned)

@@ -35,7 +35,7 @@ from .model_card import pretraining_model_card, rank_collapse
 from .rankme import has_no_variance, rankme
 from .resume import RUN_SETTINGS
 from .snapshots import SNAPSHOT_PREFIX, SNAPSHOT_STATE, check_snapshot_steps, snapshot_dir
-from .utils import STOP_SIGNALS, write_atomically
+from .utils import STOP_SIGNALS, atomic_path, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -407,6 +407,34 @@ class PrJepaTrainer(Trainer):
                 (entry["train_seconds"] for entry in reversed(self.state.log_history) if "train_seconds" in entry), 0.0
             )
         return self._seconds_before_this_call + seconds_of_this_call
+
+    def save_metrics(self, split: str, metrics: dict[str, float], combined: bool = True) -> None:
+        """As `Trainer.save_metrics`, each file written whole (`atomic_path`): a process stopped while transformers
+        rewrote `all_results.json` in place left it unreadable, and every later save then failed. One left so is
+        replaced by this call's metrics, saying so."""
+        if not self.is_world_process_zero():
+            return
+        write_atomically(
+            os.path.join(self.args.output_dir, f"{split}_results.json"), json.dumps(metrics, indent=4, sort_keys=True)
+        )
+        if not combined:
+            return
+        path = os.path.join(self.args.output_dir, "all_results.json")
+        combined_metrics = {}
+        if os.path.exists(path):
+            try:
+                with open(path, encoding="utf-8") as file:
+                    combined_metrics = json.load(file)
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                logger.warning(f"{path} is damaged ({error}): rewritten with this run's {split} metrics alone.")
+        write_atomically(path, json.dumps(combined_metrics | metrics, indent=4, sort_keys=True))
+
+    def save_state(self) -> None:
+        """As `Trainer.save_state`, written whole (`atomic_path`): a truncated `trainer_state.json` would stop every
+        later run of the same command."""
+        if self.is_world_process_zero():
+            with atomic_path(os.path.join(self.args.output_dir, "trainer_state.json")) as temporary:
+                self.state.save_to_json(temporary)
 
     def evaluate(self, *args, **kwargs) -> dict[str, float]:
         # Evaluating draws from the global random stream (the loader's worker seed): unforked, the evaluation cadence

@@ -53,6 +53,19 @@ def test_a_correlation_has_its_chance_line_at_zero_and_a_score_the_majority_of_i
     assert "majority class" not in lines_by_label(sst2) and "majority class" not in lines_by_label(stsb)
 
 
+def test_each_objective_has_its_seed_band_and_the_random_init_score_a_reference_line():
+    curve = points("accuracy", [50.0, 60.0, 70.0])
+    curve[1]["std"] = 2.5
+    axes = plot_probe_curves({"sst2": {"hybrid": curve}}, {}).axes[0]
+    assert list(lines_by_label(axes)["random init (step 0)"].get_ydata()) == [50.0, 50.0]
+    (band,) = axes.collections  # fill_between: its outline runs along mean + sd, then back along mean − sd
+    ys = sorted(band.get_paths()[0].vertices[:, 1])
+    assert min(ys) == pytest.approx(49.0) and max(ys) == pytest.approx(71.0)
+    assert {57.5, 62.5} <= {round(y, 6) for y in ys}
+    steady = plot_probe_curves({"sst2": {"hybrid": [{**point, "std": 0.0} for point in curve]}}, {}).axes[0]
+    assert not steady.collections  # one seed: no band
+
+
 def test_legends_sit_beside_the_axes():
     curve = points("accuracy", [50.0, 60.0, 70.0])
     log = {

@@ -1,6 +1,7 @@
 """The pretraining model card: Hub metadata that survives a parse, and a text whose numbers match the run's log."""
 
 import configparser
+import glob
 import json
 import os
 import random
@@ -246,6 +247,25 @@ def test_rank_collapse_on_the_plateau_screens_flagged_runs(run, collapsed_by, ro
     assert ("rose back" in collapse) == (rose_back_to is not None)
     if rose_back_to is not None:
         assert f"It rose back to {rose_back_to} by the last log (step 1200)." in collapse
+
+
+def test_the_rule_flags_exactly_the_committed_runs_the_readme_names():
+    """README (Pretraining): the five hybrid runs whose rank fell below 10 for good and two MLM-only runs of the plateau
+    screen; no other run committed under results/."""
+    flagged = set()
+    for path in glob.glob(os.path.join(REPO, "results", "**", "trainer_state.json"), recursive=True):
+        with open(path) as file:
+            if rank_collapse(json.load(file)["log_history"]) is not None:
+                flagged.add(os.path.relpath(os.path.dirname(path), os.path.join(REPO, "results")))
+    assert flagged == {
+        "cpu-lr1e-3/seed-2/pretrain-hybrid",
+        "cpu-collapse-screen/bf16/seed-3/pretrain-hybrid",
+        "cpu-collapse-screen/fp32/seed-3/pretrain-hybrid",
+        "cpu-collapse-screen/ema0.999/bf16/seed-2/pretrain-hybrid",
+        "cpu-collapse-screen/instance-norm/bf16/seed-0/pretrain-hybrid",
+        "cpu-plateau-screen/lr2e-3/seed-0/pretrain-mlm",
+        "cpu-plateau-screen/sin-scaled/seed-0/pretrain-mlm",
+    }
 
 
 def test_the_card_warns_of_a_collapse():

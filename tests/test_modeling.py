@@ -6,6 +6,7 @@ import collections
 import json
 import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,7 +24,7 @@ from transformers import (
 )
 
 import modeling_prjepa
-from configuration_prjepa import PrJepaConfig
+from configuration_prjepa import PRESETS, PrJepaConfig
 from modeling_prjepa import (
     PrJepaForMaskedLM,
     PrJepaForPreTraining,
@@ -1034,12 +1035,21 @@ def test_config_accepts_the_boundaries_of_each_valid_range():
     assert PrJepaConfig().classifier_dropout is None  # defaults unchanged
 
 
-def test_presets():
-    paper = PrJepaConfig.from_preset("paper")
-    assert (paper.hidden_size, paper.num_hidden_layers, paper.num_attention_heads) == (512, 6, 8)
-    assert (paper.predictor_hidden_size, paper.predictor_num_hidden_layers) == (192, 6)
+def test_presets_are_the_sizes_the_readme_tables():
+    """README, Sizes: each row's hidden / layers / heads and predictor width × depth; every encoder with 64-wide heads and
+    an MLP 4 times its width, the predictor with the encoder's head count."""
+    readme = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| (\d+) / (\d+) / (\d+) \| (\d+) × (\d+) \|", readme, flags=re.MULTILINE)
+    assert {row[0] for row in rows} == set(PRESETS)
+    for name, *sizes in rows:
+        config = PrJepaConfig.from_preset(name)
+        hidden, layers, heads, predictor_width, predictor_depth = map(int, sizes)
+        assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads) == (hidden, layers, heads)
+        assert (config.predictor_hidden_size, config.predictor_num_hidden_layers) == (predictor_width, predictor_depth)
+        assert config.hidden_size // config.num_attention_heads == 64 and config.intermediate_size == 4 * hidden
+        assert config.predictor_num_attention_heads == heads
     base = PrJepaConfig.from_preset("base", objective="mlm")
-    assert (base.hidden_size, base.num_hidden_layers, base.num_attention_heads, base.objective) == (768, 12, 12, "mlm")
+    assert (base.hidden_size, base.objective) == (768, "mlm")  # overrides pass through
     with pytest.raises(ValueError, match="preset"):
         PrJepaConfig.from_preset("huge")
 

@@ -376,8 +376,16 @@ def test_target_encoder_and_dtype_change_the_fingerprint(prjepa_dir):
     bf16 = load_encoder(prjepa_dir, dtype=torch.bfloat16)
     assert len({online.fingerprint, target.fingerprint, bf16.fingerprint}) == 3
     assert online.fingerprint == load_encoder(prjepa_dir).fingerprint
-    texts = ["the cat sat on the mat"]
+    texts = ["the cat sat on the mat", "a dog ran"]
     assert not np.allclose(extract_features(online, texts)["mean"], extract_features(target, texts)["mean"])
+    # The target's features are the checkpoint's EMA encoder's, mean-pooled over the real tokens.
+    target_encoder = PrJepaForPreTraining.from_pretrained(prjepa_dir).target_encoder.eval()
+    inputs = target.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        states = target_encoder(inputs["input_ids"], inputs["attention_mask"]).last_hidden_state
+    mask = inputs["attention_mask"].unsqueeze(-1).float()
+    expected = ((states * mask).sum(1) / mask.sum(1)).numpy()
+    np.testing.assert_allclose(extract_features(target, texts)["mean"], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_the_target_encoder_of_an_mlm_only_checkpoint_is_refused_before_its_weights_load(tmp_path, tokenizer):
@@ -708,6 +716,15 @@ def test_plain_bert_on_a_glue_pair_regression_task(bert_dir, tmp_path):
     assert "majority" not in task
     assert task["poolings"]["cls"]["feature_dim"] == 4 * 16  # [u, v, |u - v|, u * v]
     assert set(task["poolings"]["weighted"]["scores"]["validation"]) == {"pearson", "spearmanr", "cosine_spearmanr"}
+    # The features' own similarity: cosine of each validation pair's two sentences against its score.
+    encoder = load_encoder(bert_dir)
+    first, second = (
+        extract_features(encoder, splits["validation"][column], ["cls"])["cls"] for column in ("sentence1", "sentence2")
+    )
+    first, second = first.astype(np.float64), second.astype(np.float64)  # float32 cosines of near-parallel vectors tie
+    cosines = (first * second).sum(1) / np.linalg.norm(first, axis=1) / np.linalg.norm(second, axis=1)
+    expected = spearmanr(cosines, splits["validation"]["label"]).statistic
+    assert task["poolings"]["cls"]["scores"]["validation"]["cosine_spearmanr"] == pytest.approx(expected, abs=1e-6)
     assert "alpha" in task["poolings"]["cls"]["regularisation"]
     entries = card_entries(bert_dir)
     assert ("stsb", "spearmanr", "linear probe, weighted pooling") in entries and len(entries) == 4

@@ -153,6 +153,19 @@ def test_every_metric_per_model_dataset_and_pooling(trained_run, bert_dir, topic
     assert measured == pytest.approx(mean_pooled_uniformity(bert_dir, topic_data["validation_texts"], 32), rel=1e-5)
 
 
+def test_a_ratio_given_puts_its_first_model_over_its_second(trained_run, tmp_path):
+    argv = list(trained_run["argv"])
+    argv[argv.index("--output_dir") + 1] = str(tmp_path / "reversed")
+    argv[argv.index("--pooling") + 1 : argv.index("--pooling") + 1 + len(POOLINGS)] = ["mean"]
+    reversed_run = analysis_script.main([*argv, "--ratio", "mlm", "hybrid"])  # the features come from the cache
+    comparison = reversed_run["results"]["topics"]["mean"]
+    ratio, uniformity = comparison["uniformity_ratio"], uniformity_by_model(comparison)
+    assert (ratio["numerator"], ratio["denominator"]) == ("mlm", "hybrid")
+    assert ratio["value"] == pytest.approx(uniformity["mlm"] / uniformity["hybrid"])
+    default = trained_run["result"]["results"]["topics"]["mean"]["uniformity_ratio"]["value"]
+    assert ratio["value"] == pytest.approx(1 / default)
+
+
 def test_settings_counts_and_versions_are_recorded(trained_run):
     result = trained_run["result"]
     settings = result["settings"]
@@ -525,6 +538,18 @@ def test_existing_results_are_not_overwritten(tmp_path):
     with pytest.raises(ValueError, match="--overwrite_output_dir"):
         analysis_script.main(["--models", "a=x", "--task_name", "sst2", "--output_dir", str(tmp_path)])
     assert (tmp_path / "analysis.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("kind, drawn", [("weighted", "position_logits"), ("attention", "query")])
+def test_an_untrained_pooler_is_a_seeded_standard_normal_draw(kind, drawn):
+    values = getattr(analysis_script.untrained_pooler(kind, 256, 256, seed=3), drawn).detach()
+    assert abs(values.mean().item()) < 0.25 and 0.8 < values.std().item() < 1.2  # N(0, 1), 256 draws
+    again = getattr(analysis_script.untrained_pooler(kind, 256, 256, seed=3), drawn)
+    other = getattr(analysis_script.untrained_pooler(kind, 256, 256, seed=4), drawn)
+    assert torch.equal(values, again) and not torch.equal(values, other)
+    before = torch.random.get_rng_state()
+    analysis_script.untrained_pooler(kind, 256, 256, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the global stream is left as it was
 
 
 def test_pooler_helpers_pool_on_one_thread_and_restore_the_count(monkeypatch):

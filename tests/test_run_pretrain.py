@@ -32,6 +32,7 @@ from configuration_prjepa import AUTO_MAP, PrJepaConfig
 from modeling_prjepa import PrJepaForPreTraining
 from prjepa import data_sources
 from prjepa import pretraining as run_pretrain
+from prjepa import resume as resume_module
 from prjepa import trainer as trainer_module
 from prjepa.probing.results import update_model_card
 from prjepa.resume import checkpoint_problem, differences, last_complete_checkpoint
@@ -538,6 +539,7 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again(assets, tmp_path
     argv = arguments(assets, run, "--max_steps", "2", "--save_steps", "2", "--snapshot_steps", "0", "1")
     run_pretrain.main(argv)
     straight = load_file(run / "model.safetensors")
+    shutil.copytree(run / "checkpoint-2", tmp_path / "checkpoint-2")
 
     def stop_after_step_one() -> None:  # what a run killed then leaves: its settings and snapshots
         for path in run.iterdir():
@@ -547,7 +549,7 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again(assets, tmp_path
     stop_after_step_one()
     with caplog.at_level(logging.WARNING, logger="run_pretrain"):
         trainer = run_pretrain.main(argv)
-    assert "stopped before its first checkpoint, so it starts again: removed" in caplog.text
+    assert "stopped before its first checkpoint was complete, so it starts again: removed" in caplog.text
     assert trainer.state.global_step == 2 and [entry["step"] for entry in trainer.state.log_history[:2]] == [1, 2]
     restarted = load_file(run / "model.safetensors")
     assert all(torch.equal(straight[key], restarted[key]) for key in straight)
@@ -556,6 +558,20 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again(assets, tmp_path
     with pytest.raises(ValueError, match="already exists and is not empty.*--overwrite_output_dir"):
         run_pretrain.main([*argv, "--learning_rate", "0.01"])
     assert sorted(path.name for path in run.iterdir()) == ["run_settings.json", "snapshot-0", "snapshot-1"]
+    # Stopped while saving its first checkpoint: the half-written one holds nothing to resume, so the run starts again.
+    shutil.copytree(tmp_path / "checkpoint-2", run / "checkpoint-2", ignore=shutil.ignore_patterns("optimizer.pt"))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="run_pretrain"):
+        run_pretrain.main(argv)
+    assert "so it starts again: removed the previous run's checkpoint-2" in caplog.text
+    restarted = load_file(run / "model.safetensors")
+    assert all(torch.equal(straight[key], restarted[key]) for key in straight)
+    # A complete first checkpoint is resumed, never removed.
+    stop_after_step_one()
+    shutil.copytree(tmp_path / "checkpoint-2", run / "checkpoint-2")
+    assert not run_pretrain.stopped_before_first_checkpoint(
+        str(run), json.loads((run / "run_settings.json").read_text())
+    )
 
 
 def test_output_directory_is_never_overwritten_silently(assets, tmp_path, caplog):
@@ -631,12 +647,17 @@ def test_evaluations_during_training_leave_the_trajectory_unchanged(assets, tmp_
     assert all(torch.equal(expected[key], actual[key]) for key in expected)
 
 
-def test_a_streamed_evaluation_needs_no_length(assets, tmp_path):
-    evaluation = arguments(assets, tmp_path / "out", "--do_train", "false", "--do_eval", "--streaming")
-    evaluation.remove("--max_steps")
-    evaluation.remove("3")
-    run_pretrain.main(evaluation)
-    assert json.loads((tmp_path / "out" / "eval_results.json").read_text())["eval_mlm_loss"] > 0
+def test_a_streamed_evaluation_needs_no_length_and_measures_what_a_loaded_one_does(assets, tmp_path):
+    results = {}
+    for name, streaming in (("streamed", ["--streaming"]), ("loaded", [])):
+        evaluation = arguments(assets, tmp_path / name, "--do_train", "false", "--do_eval", *streaming)
+        evaluation.remove("--max_steps")
+        evaluation.remove("3")
+        run_pretrain.main(evaluation)
+        results[name] = json.loads((tmp_path / name / "eval_results.json").read_text())
+    for key in ("eval_mlm_loss", "eval_jepa_loss", "eval_loss"):
+        assert results["streamed"][key] == pytest.approx(results["loaded"][key], rel=1e-6), key
+    assert "eval_samples" not in results["streamed"] and results["loaded"]["eval_samples"] > 0
 
 
 def test_a_run_stopped_after_its_last_checkpoint_is_completed_without_a_step_past_its_end(assets, tmp_path, caplog):
@@ -662,6 +683,26 @@ def test_a_run_stopped_after_its_last_checkpoint_is_completed_without_a_step_pas
     train_results = json.loads((stopped / "train_results.json").read_text())
     assert train_results["train_runtime"] == 0.0 and 0 < train_results["train_seconds"] <= whole["train_seconds"]
     assert run_pretrain.main(arguments(assets, stopped, *schedule)) is None  # finished now
+
+
+def test_a_finished_run_whose_state_or_results_were_cut_short_is_completed_again(assets, tmp_path, caplog):
+    """A process stopped while transformers rewrote trainer_state.json or all_results.json in place left them
+    truncated; the same command completes the run from its last checkpoint and rewrites them whole."""
+    run = tmp_path / "run"
+    argv = arguments(assets, run, "--do_eval")
+    run_pretrain.main(argv)
+    expected = load_file(run / "model.safetensors")
+    results = json.loads((run / "all_results.json").read_text())
+    for name in ("trainer_state.json", "all_results.json"):
+        (run / name).write_text((run / name).read_text()[:40])
+    with caplog.at_level(logging.WARNING):
+        run_pretrain.main(argv)
+    assert "trainer_state.json is damaged" in caplog.text and "all_results.json is damaged" in caplog.text
+    actual = load_file(run / "model.safetensors")
+    assert all(torch.equal(expected[key], actual[key]) for key in expected)
+    assert json.loads((run / "trainer_state.json").read_text())["global_step"] == 3
+    rewritten = json.loads((run / "all_results.json").read_text())
+    assert rewritten["eval_mlm_loss"] == results["eval_mlm_loss"] and "train_seconds" in rewritten
 
 
 def test_overwriting_a_run_removes_its_checkpoints_snapshots_and_results(assets, tmp_path, caplog):
@@ -1085,6 +1126,95 @@ def test_resume_is_exact_or_refused(assets, tmp_path, caplog, monkeypatch):
     monkeypatch.chdir(run)
     with pytest.raises(ValueError, match=rf"missing optimizer\.pt.*resume from {run / 'checkpoint-2'}"):
         run_pretrain.main(arguments(assets, run, "--max_steps", "4", "--resume_from_checkpoint", "checkpoint-3"))
+
+
+# Every option whose change a resume must refuse (README, Pretraining), listed apart from the code that records them.
+RECORDED_TRAINING_OPTIONS = (
+    "learning_rate",
+    "weight_decay",
+    "adam_beta1",
+    "adam_beta2",
+    "adam_epsilon",
+    "max_grad_norm",
+    "optim",
+    "optim_args",
+    "lr_scheduler_type",
+    "lr_scheduler_kwargs",
+    "warmup_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "seed",
+    "data_seed",
+    "bf16",
+    "fp16",
+    "world_size",
+    "average_tokens_across_devices",
+    "dataloader_drop_last",
+    "train_sampling_strategy",
+    "neftune_noise_alpha",
+    "accelerator_config",
+    "max_steps",
+    "num_train_epochs",
+)
+RECORDED_DATA_OPTIONS = (
+    "dataset_name",
+    "dataset_config_name",
+    "train_file",
+    "text_column_name",
+    "validation_split_percentage",
+    "max_seq_length",
+    "line_by_line",
+    "max_train_samples",
+    "streaming",
+    "preprocessing_num_workers",
+)
+
+
+def changed(value):
+    """Another value of the same kind."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value * 2 + 3
+    return {"changed": 1} if isinstance(value, dict) else "changed"
+
+
+@pytest.mark.parametrize(
+    "section, name",
+    [("training", name) for name in RECORDED_TRAINING_OPTIONS] + [("data", name) for name in RECORDED_DATA_OPTIONS],
+)
+def test_each_recorded_option_changed_alone_is_a_difference_named(
+    assets, tokenizer, tmp_path, monkeypatch, section, name
+):
+    model_args, data_args, training_args = run_pretrain.parse_arguments(arguments(assets, tmp_path / "out"))
+    model = run_pretrain.build_model(model_args, tokenizer)
+    recorded = run_pretrain.current_settings(model, tokenizer, data_args, training_args, None, training_data=False)
+    changed_args = copy.deepcopy(training_args if section == "training" else data_args)
+    if name == "world_size":
+        monkeypatch.setattr(PrJepaTrainingArguments, "world_size", property(lambda self: 2))
+    elif name == "accelerator_config":
+        changed_args.accelerator_config.split_batches = not changed_args.accelerator_config.split_batches
+    elif name == "num_train_epochs":  # counts only for a run by epochs: max_steps ends one otherwise
+        training_args.max_steps = changed_args.max_steps = -1
+        recorded = run_pretrain.current_settings(model, tokenizer, data_args, training_args, None, training_data=False)
+        changed_args.num_train_epochs = changed(training_args.num_train_epochs)
+    else:
+        setattr(changed_args, name, changed(getattr(changed_args, name)))
+    now = run_pretrain.current_settings(
+        model,
+        tokenizer,
+        changed_args if section == "data" else data_args,
+        changed_args if section == "training" else training_args,
+        None,
+        training_data=False,
+    )
+    found = differences(recorded, now)
+    assert any(entry.startswith(f"{section}.{name}") for entry in found), found
+
+
+def test_the_recorded_options_are_the_ones_a_resume_compares():
+    assert set(RECORDED_TRAINING_OPTIONS) == set(resume_module.TRAJECTORY_ARGUMENTS + resume_module.LENGTH_ARGUMENTS)
+    assert set(RECORDED_DATA_OPTIONS) == set(run_pretrain.TRAJECTORY_DATA_ARGUMENTS)
 
 
 def test_a_schedule_option_added_or_removed_is_a_difference_an_accelerator_field_is_not():
