@@ -575,7 +575,8 @@ class PrJepaTrainer(Trainer):
             earlier = ModelCard.load(path).data
             card.data.eval_results = earlier.eval_results
             card.data.model_name = card.data.model_name or earlier.model_name  # a model-index names its model
-        card.save(path)
+        with atomic_path(path) as temporary:
+            card.save(temporary)
 
 
 @torch.no_grad()

@@ -12,7 +12,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.errors import EntryNotFoundError
 
-from ..utils import write_atomically
+from ..utils import atomic_path, write_atomically
 from .arguments import RESULT_NEUTRAL_ARGUMENTS
 from .encoders import ONLINE_ENCODER, LoadedEncoder
 
@@ -204,7 +204,8 @@ def update_model_card(
         card = ModelCard.load(model_name_or_path)
     _merge(card, eval_results, name)
     if local:
-        card.save(card_path)
+        with atomic_path(card_path) as temporary:  # a probe stopped while writing leaves the card as it was
+            card.save(temporary)
     if push_to_hub_repo is not None:
         if local or push_to_hub_repo != model_name_or_path:
             try:
