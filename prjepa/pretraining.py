@@ -41,6 +41,7 @@ from .data_sources import (
     check_text_sources,
     data_file_builder,
 )
+from .folder_lock import hold_folder, release_folders
 from .launch import accelerate_launch_options, parent_command, resolved_launch
 from .resume import (
     NEW_MODEL_OPTIONS,
@@ -938,8 +939,17 @@ def restart_advice(training_args: PrJepaTrainingArguments, argv: list[str] | Non
 def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     """Pretrains as the arguments say; returns the trainer, or None when the output directory already holds the
     finished run asked for and neither --do_eval nor --push_to_hub asks for anything else (those use its final
-    model)."""
+    model). The output directory is locked against other processes meanwhile (`folder_lock`)."""
+    try:
+        return pretrain(argv)
+    finally:
+        release_folders()
+
+
+def pretrain(argv: list[str] | None) -> "PrJepaTrainer | None":
     model_args, data_args, training_args = parse_arguments(argv)
+    if training_args.process_index == 0:  # the one process that writes the folder's files
+        hold_folder(training_args.output_dir)
     import datasets
     from transformers import TrainerState
 
@@ -1138,6 +1148,8 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
             check_snapshot_steps(training_args.snapshot_steps, planned)
         with training_args.main_process_first(desc="preparing the output directory", local=False):
             if training_args.process_index == 0:  # only once the data and options passed every check
+                os.makedirs(training_args.output_dir, exist_ok=True)
+                hold_folder(training_args.output_dir)  # made now, if it was not there at the start
                 if training_args.overwrite_output_dir and (
                     resume_from_checkpoint is None
                     or not is_own_checkpoint(resume_from_checkpoint, training_args.output_dir)

@@ -534,6 +534,44 @@ def test_tokenizer_that_does_not_match_the_model_is_refused(assets, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_second_run_into_a_folder_another_process_is_running_in_stops_before_it_loads_anything(
+    assets, tmp_path, monkeypatch
+):
+    import fcntl
+
+    def locked(folder) -> bool:
+        other = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(other)
+        return False
+
+    # A run holds the folder it makes from the moment it writes there.
+    record, seen = run_pretrain.record_settings, []
+    monkeypatch.setattr(run_pretrain, "record_settings", lambda *a: (record(*a), seen.append(locked(a[0]))))
+    run = tmp_path / "run"
+    run_pretrain.main(arguments(assets, run, "--max_steps", "1", "--save_steps", "1"))
+    assert seen == [True] and not locked(run)
+    stamps = {path: path.stat().st_mtime_ns for path in run.rglob("*")}
+    # The folder locked as a running run's process holds it (flock: any other open of the folder conflicts).
+    holder = os.open(run, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        with pytest.raises(ValueError, match=r"Another process is running in --output_dir .*run .*wait for it to end"):
+            run_pretrain.main(arguments(assets, run, "--max_steps", "2", "--save_steps", "1"))
+    finally:
+        os.close(holder)
+    assert stamps == {path: path.stat().st_mtime_ns for path in run.rglob("*")}
+    # A run that ended, however, holds nothing: the same command continues it now.
+    assert run_pretrain.main(arguments(assets, run, "--max_steps", "2", "--save_steps", "1")).state.global_step == 2
+    with pytest.raises(ValueError, match="training.max_steps: 2 in the checkpoint.s run, 1 now"):
+        run_pretrain.main(arguments(assets, run, "--max_steps", "1", "--save_steps", "1"))
+    assert not locked(run)  # released by the refused run too
+
+
 def test_a_run_stopped_before_its_first_checkpoint_starts_again(assets, tmp_path, caplog):
     run = tmp_path / "run"
     argv = arguments(assets, run, "--max_steps", "2", "--save_steps", "2", "--snapshot_steps", "0", "1")
