@@ -214,7 +214,8 @@ def _model_section(config: PrJepaConfig, tokenizer_name: str) -> str:
         (
             "encoder",
             f"{config.hidden_size} hidden, {_count(config.num_hidden_layers, 'layer')}, "
-            f"{_count(config.num_attention_heads, 'head')}, MLP {config.intermediate_size}, {config.position_embedding_type} positions up to "
+            f"{_count(config.num_attention_heads, 'head')}, MLP {config.intermediate_size}, "
+            f"{config.position_embedding_type} positions up to "
             f"{config.max_position_embeddings} tokens, pre-LayerNorm",
         ),
         (

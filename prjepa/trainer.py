@@ -240,8 +240,8 @@ class PrJepaTrainer(Trainer):
     """`Trainer` for `PrJepaForPreTraining` (hybrid or MLM-only), with `DataCollatorForPrJepa` batches.
 
     Logged at every logging step, averaged over the window: `jepa_loss`, `mlm_loss`, `jepa_weight` (λ); of the last
-    step: `ema_momentum` and `effective_rank` (RankMe of the target encoder's mean-pooled embeddings of the last batch, as
-    the training step computed them; the online encoder's of the masked batch for `objective="mlm"`; a value falling
+    step: `ema_momentum` and `effective_rank` (RankMe of the target encoder's mean-pooled embeddings of the last batch,
+    as the training step computed them; the online encoder's of the masked batch for `objective="mlm"`; a value falling
     toward 1 means the representations collapse, 0 that every embedding is identical). The effective rank is the main
     process's batch: other ranks' logs are discarded, so they skip it. A logged rank that stays below half its first
     value (`model_card.rank_collapse`) is warned about once per `train()` call and noted in the model card. Training
@@ -531,8 +531,8 @@ class PrJepaTrainer(Trainer):
 
         `Trainer.push_to_hub(license=..., dataset=[...], dataset_args=<configuration>, max_seq_length=...,
         max_train_samples=...)` forwards here; the stock card's other fields do not apply. `max_train_samples`: the
-        training sequences the data was truncated to, if it was. `keep_eval_results`: the card README.md holds describes these
-        same weights (nothing was trained since), so its `model-index` entries (probe scores) are kept.
+        training sequences the data was truncated to, if it was. `keep_eval_results`: the card README.md holds describes
+        these same weights (nothing was trained since), so its `model-index` entries (probe scores) are kept.
         """
         if not self.is_world_process_zero():
             return
