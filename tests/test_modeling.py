@@ -1036,8 +1036,8 @@ def test_config_accepts_the_boundaries_of_each_valid_range():
 
 
 def test_presets_are_the_sizes_the_readme_tables():
-    """README, Sizes: each row's hidden / layers / heads and predictor width × depth; every encoder with 64-wide heads and
-    an MLP 4 times its width, the predictor with the encoder's head count."""
+    """README, Sizes: each row's hidden / layers / heads and predictor width × depth; every encoder with 64-wide heads
+    and an MLP 4 times its width, the predictor with the encoder's head count."""
     readme = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
     rows = re.findall(r"^\| `(\w+)` \| (\d+) / (\d+) / (\d+) \| (\d+) × (\d+) \|", readme, flags=re.MULTILINE)
     assert {row[0] for row in rows} == set(PRESETS)
