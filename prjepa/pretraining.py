@@ -495,16 +495,19 @@ def check_launch(training_args: PrJepaTrainingArguments) -> None:
     if simple_launch and "MASTER_ADDR" in os.environ and training_args.world_size == 1:
         options = accelerate_launch_options(parent_command())
         try:
-            asked = resolved_launch(options).num_processes if options is not None else 1
+            launch = resolved_launch(options) if options is not None else None
         except (SystemExit, ValueError, OSError):  # read again later (a config file since removed): no evidence
-            asked = 1
-        if asked > 1:
+            launch = None
+        if launch is not None and launch.num_processes > 1:
+            asked = launch.num_processes
+            # accelerate refuses its --cpu beside --multi_gpu.
+            without_cpu = " (without accelerate's --cpu: the script's --use_cpu takes its place)" if launch.cpu else ""
             raise SystemExit(
                 f"accelerate launch was asked for {asked} processes but started this one alone: without "
                 "--multi_gpu (or a config file whose distributed_type sets it) it starts one on a machine without "
                 "GPUs, which would train alone with one process's share of the batch. Launch `accelerate launch "
-                f"--multi_gpu --num_processes {asked} run_pretrain.py … --use_cpu` or `torchrun --nproc_per_node "
-                f"{asked} run_pretrain.py … --use_cpu`."
+                f"--multi_gpu --num_processes {asked} run_pretrain.py … --use_cpu`{without_cpu} or `torchrun "
+                f"--nproc_per_node {asked} run_pretrain.py … --use_cpu`."
             )
     if training_args.parallel_mode == ParallelMode.NOT_DISTRIBUTED:
         gpus = training_args.n_gpu
@@ -1181,10 +1184,11 @@ def pretrain(argv: list[str] | None) -> "PrJepaTrainer | None":
                 if dropped
                 else ""
             )
-            logger.warning(
-                f"{signal_name} received: saved checkpoint-{trainer.state.global_step} in {training_args.output_dir} "
-                f"and stopped. Rerun {rerun} to resume exactly."
-            )
+            if training_args.process_index == 0:  # said once, not by every process
+                logger.warning(
+                    f"{signal_name} received: saved checkpoint-{trainer.state.global_step} in "
+                    f"{training_args.output_dir} and stopped. Rerun {rerun} to resume exactly."
+                )
             raise SystemExit(128 + trainer.preemption.received.value)
         write_final_model(trainer, train_result.metrics, train_dataset, data_args)
     if training_args.do_eval:

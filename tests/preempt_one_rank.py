@@ -29,4 +29,8 @@ if __name__ == "__main__":
     # test's reach), printing where it waited.
     faulthandler.dump_traceback_later(90, exit=True)
     trainer_module.PrJepaTrainer = PreemptedTrainer
-    run_pretrain.main(sys.argv[1:])
+    try:
+        run_pretrain.main(sys.argv[1:])
+    except SystemExit as stop:  # each rank's own way out, which the launcher's summary does not show
+        print(f"rank {os.environ['RANK']} stopped with exit code {stop.code}", flush=True)
+        raise
