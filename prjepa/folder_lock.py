@@ -1,6 +1,7 @@
-"""One run per output folder: a pretraining process locks its folder (`flock` on the folder's own descriptor) while it
-writes there, so that a second command started into the same folder (a job submitted twice, a rerun while the first
-still runs) stops before it loads anything instead of interleaving its checkpoints with the first's. The lock is the
+"""One run per output folder: a pretraining process (and an experiment, its results folder) locks its folder (`flock` on
+the folder's own descriptor) while it writes there, so that a second command started into the same folder (a job
+submitted twice, a rerun while the first still runs) stops before it loads anything instead of interleaving its
+checkpoints with the first's. The lock is the
 process's: it goes when the process ends, however it ends, and leaves no file behind. Standard library only."""
 
 import os

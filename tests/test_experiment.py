@@ -932,3 +932,19 @@ def test_a_measuring_stage_counts_as_finished_by_the_file_its_script_writes_last
 
     written = {"probe": glue_probe.RESULT_FILES[0], "analysis": analysis.RESULT_FILES[0]}
     assert stages.MEASURING_STAGE_MARKERS == {**written, "curves": written["probe"]}
+
+
+def test_a_second_experiment_of_a_run_another_process_is_running_stops_before_any_stage(tmp_path, monkeypatch):
+    import fcntl
+
+    results = tmp_path / "results" / "cpu"
+    results.mkdir(parents=True)
+    monkeypatch.setattr(sys.modules["prjepa.experiment"], "check_launcher", lambda *a: pytest.fail("checked on"))
+    holder = os.open(results, os.O_RDONLY)  # as the first experiment's process holds it
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        with pytest.raises(ValueError, match=r"Another process is running in --results_dir/--run_name .*results/cpu"):
+            run_experiment(["--preset", "cpu", "--results_dir", str(tmp_path / "results"), "--work_dir", str(tmp_path)])
+    finally:
+        os.close(holder)
+    assert os.listdir(results) == []

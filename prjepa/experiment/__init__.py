@@ -26,6 +26,7 @@ import os
 import sys
 
 from ..data_sources import check_hub_reachable
+from ..folder_lock import hold_folder, release_folders
 from ..utils import parse_command_line, script_parser
 from .plan import Experiment, ExperimentArguments
 from .report import check_report_inputs, write_report
@@ -45,9 +46,19 @@ from .stages import (
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Runs the stages asked for; the run's results folder is locked against other processes meanwhile
+    (`folder_lock`), so that a second experiment of the same --run_name stops instead of racing the first's stages."""
+    try:
+        run(argv)
+    finally:
+        release_folders()
+
+
+def run(argv: list[str] | None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     (args,) = parse_command_line(script_parser(ExperimentArguments, __doc__), argv)
     experiment = Experiment(args)
+    hold_folder(experiment.results, "--results_dir/--run_name")
     check_launcher(experiment)
     check_measured_runs_recorded(experiment)  # local, before the Hub is asked
     if set(args.stages) - {"report"}:
@@ -62,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     if "report" in args.stages:
         check_report_inputs(experiment, args.stages)
     os.makedirs(experiment.results, exist_ok=True)
+    hold_folder(experiment.results, "--results_dir/--run_name")  # made now, if it was not there at the start
     stages = {"pretrain": pretrain, "probe": probe, "analysis": analyse, "curves": curves}
     for seed in range(args.seeds):
         for name, stage in stages.items():
