@@ -1105,6 +1105,19 @@ def test_the_probe_standardises_features_so_their_scale_does_not_matter():
     )
 
 
+def test_a_class_too_small_for_every_fold_cuts_the_folds_saying_so(caplog):
+    rng = np.random.default_rng(0)
+    features, labels = rng.standard_normal((20, 4)), np.array([0] * 17 + [1] * 3)
+    with caplog.at_level(logging.WARNING):
+        probe = probing.fit_linear_probe(features, labels, is_regression=False, grid=[1.0], folds=5)
+    assert probe.folds == 3
+    assert "smallest class has 3 training examples: 3-fold cross-validation instead of 5-fold" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert probing.fit_linear_probe(features, labels, is_regression=False, grid=[1.0], folds=3).folds == 3
+    assert "cross-validation instead" not in caplog.text
+
+
 def test_a_regression_probe_needs_two_scores_in_every_fold():
     rng = np.random.default_rng(0)
     features, scores = rng.standard_normal((6, 4)), rng.standard_normal(6).astype(np.float32)

@@ -108,7 +108,13 @@ def fit_linear_probe(
         name, splitter = "alpha", KFold(folds, shuffle=True, random_state=seed)
     else:
         check_classes(labels, folds)
-        folds = min(folds, min(Counter(labels.tolist()).values()))
+        smallest = min(Counter(labels.tolist()).values())
+        if smallest < folds:  # stratified folds need an example of every class each
+            logger.warning(
+                f"The smallest class has {smallest} training examples: {smallest}-fold cross-validation instead of "
+                f"{folds}-fold (more training data, e.g. a larger --max_train_samples, keeps {folds})."
+            )
+            folds = smallest
         # lbfgs fits the multinomial model for more than two classes.
         name, splitter = "C", StratifiedKFold(folds, shuffle=True, random_state=seed)
     model = standardised_linear_model(is_regression)
