@@ -13,6 +13,7 @@ import glob
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shlex
@@ -41,7 +42,7 @@ from .data_sources import (
     check_text_sources,
     data_file_builder,
 )
-from .folder_lock import hold_folder, release_folders
+from .folder_lock import held_folders, hold_folder, release_folders
 from .launch import accelerate_launch_options, parent_command, resolved_launch
 from .resume import (
     NEW_MODEL_OPTIONS,
@@ -334,10 +335,22 @@ RUN_START_ENTRIES = (RUN_SETTINGS, f"{SNAPSHOT_PREFIX}*", "*.partial")
 TRAINING_RUN_ENTRIES = (*PREVIOUS_RUN_FOLDERS, RUN_SETTINGS)
 
 
-def stopped_before_first_checkpoint(output_dir: str, settings: dict[str, Any]) -> bool:
+def first_save_step(training_args: PrJepaTrainingArguments) -> int | None:
+    """The step of a run's first scheduled checkpoint; None when saving by epochs (it depends on the data) or not at
+    all."""
+    if training_args.save_strategy != "steps":
+        return None
+    if training_args.save_steps >= 1:
+        return int(training_args.save_steps)
+    return math.ceil(training_args.save_steps * training_args.max_steps) if training_args.max_steps > 0 else None
+
+
+def stopped_before_first_checkpoint(output_dir: str, settings: dict[str, Any], first_save: int | None) -> bool:
     """Whether `output_dir` holds only what a run of these `settings` writes before its first checkpoint (its settings
     and snapshots) and at most that checkpoint half-written, as a run stopped then leaves it: starting again rewrites
-    them alike, so they are no other run's, and nothing in them could be resumed."""
+    them alike, so they are no other run's, and nothing in them could be resumed. A half-written checkpoint counts as
+    the first only at or before `first_save` (a stop signal saves earlier) and with no snapshot after it: a later one
+    (the only one --save_total_limit 1 keeps, damaged since) is the run's work, refused rather than removed."""
     recorded = os.path.join(output_dir, RUN_SETTINGS)
     if not os.path.isfile(recorded):
         return False
@@ -346,12 +359,17 @@ def stopped_before_first_checkpoint(output_dir: str, settings: dict[str, Any]) -
     ]
     if others:
         checkpoints = checkpoints_by_step(output_dir)
-        first_and_half_written = (
-            len(checkpoints) == 1
-            and others == [os.path.basename(checkpoints[0])]
-            and checkpoint_problem(checkpoints[0])
-        )
-        if not first_and_half_written:
+        if len(checkpoints) != 1 or others != [os.path.basename(checkpoints[0])] or first_save is None:
+            return False
+        step = int(checkpoints[0].rsplit("-", 1)[1])
+        snapshot_steps = [
+            int(match.group(1))
+            for name in os.listdir(output_dir)
+            if (match := re.fullmatch(rf"{re.escape(SNAPSHOT_PREFIX)}(\d+)(\.partial)?", name))
+        ]
+        if step > first_save or any(snapshot > step for snapshot in snapshot_steps):
+            return False
+        if checkpoint_problem(checkpoints[0]) is None:
             return False
     with open(recorded) as file:
         return not differences(json.load(file), settings)
@@ -943,14 +961,16 @@ def main(argv: list[str] | None = None) -> "PrJepaTrainer | None":
     """Pretrains as the arguments say; returns the trainer, or None when the output directory already holds the
     finished run asked for and neither --do_eval nor --push_to_hub asks for anything else (those use its final
     model). The output directory is locked against other processes meanwhile (`folder_lock`)."""
+    held_by_caller = held_folders()
     try:
         return pretrain(argv)
     finally:
-        release_folders()
+        release_folders(keep=held_by_caller)
 
 
 def pretrain(argv: list[str] | None) -> "PrJepaTrainer | None":
     model_args, data_args, training_args = parse_arguments(argv)
+    existed = os.path.isdir(training_args.output_dir)
     if training_args.process_index == 0:  # the one process that writes the folder's files
         hold_folder(training_args.output_dir)
     import datasets
@@ -1055,7 +1075,7 @@ def pretrain(argv: list[str] | None) -> "PrJepaTrainer | None":
         and not finished
         and not training_args.overwrite_output_dir
         and training_args.resume_from_checkpoint is None
-        and stopped_before_first_checkpoint(training_args.output_dir, settings)
+        and stopped_before_first_checkpoint(training_args.output_dir, settings, first_save_step(training_args))
     )
     if not finished and not restarting:
         resume_from_checkpoint = detect_checkpoint(training_args)
@@ -1153,6 +1173,13 @@ def pretrain(argv: list[str] | None) -> "PrJepaTrainer | None":
             if training_args.process_index == 0:  # only once the data and options passed every check
                 os.makedirs(training_args.output_dir, exist_ok=True)
                 hold_folder(training_args.output_dir)  # made now, if it was not there at the start
+                if not existed and os.listdir(training_args.output_dir):
+                    # Decided on an absent folder (nothing to resume): another run wrote there meanwhile.
+                    raise ValueError(
+                        f"--output_dir {training_args.output_dir} did not exist when this run started, and another "
+                        f"run has written into it since ({first_names(sorted(os.listdir(training_args.output_dir)))})"
+                        ": rerun the command to resume that run, or choose another --output_dir."
+                    )
                 if training_args.overwrite_output_dir and (
                     resume_from_checkpoint is None
                     or not is_own_checkpoint(resume_from_checkpoint, training_args.output_dir)

@@ -87,7 +87,7 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
 
 def write_atomically(path: str, text: str) -> None:
     """Writes `text` to `path` through `atomic_path`."""
-    with atomic_path(path) as temporary, open(temporary, "w") as file:
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as file:
         file.write(text)
 
 

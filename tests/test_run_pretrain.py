@@ -570,6 +570,19 @@ def test_a_second_run_into_a_folder_another_process_is_running_in_stops_before_i
     with pytest.raises(ValueError, match="training.max_steps: 2 in the checkpoint.s run, 1 now"):
         run_pretrain.main(arguments(assets, run, "--max_steps", "1", "--save_steps", "1"))
     assert not locked(run)  # released by the refused run too
+    # A folder that did not exist at the start is locked once the run makes it: another run that wrote there
+    # meanwhile (a job submitted twice, the first copy ahead) is named, not trained over.
+    new, load = tmp_path / "new", run_pretrain.load_raw_datasets
+
+    def other_run_writes_first(*args, **kwargs):
+        new.mkdir()
+        (new / "run_settings.json").write_text("{}")
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(run_pretrain, "load_raw_datasets", other_run_writes_first)
+    with pytest.raises(ValueError, match=r"did not exist when this run started, and another run has written into it"):
+        run_pretrain.main(arguments(assets, new))
+    assert os.listdir(new) == ["run_settings.json"] and (new / "run_settings.json").read_text() == "{}"
 
 
 def test_a_run_stopped_before_its_first_checkpoint_starts_again(assets, tmp_path, caplog):
@@ -604,12 +617,23 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again(assets, tmp_path
     assert "so it starts again: removed the previous run's checkpoint-2" in caplog.text
     restarted = load_file(run / "model.safetensors")
     assert all(torch.equal(straight[key], restarted[key]) for key in straight)
+    # A half-written checkpoint later than the first save (the one --save_total_limit 1 keeps, damaged since), or
+    # one a snapshot outlived, is the run's work: refused, never removed.
+    stop_after_step_one()
+    shutil.copytree(tmp_path / "checkpoint-2", run / "checkpoint-2", ignore=shutil.ignore_patterns("optimizer.pt"))
+    settings = json.loads((run / "run_settings.json").read_text())
+    assert run_pretrain.stopped_before_first_checkpoint(str(run), settings, first_save=2)
+    assert not run_pretrain.stopped_before_first_checkpoint(str(run), settings, first_save=1)
+    assert not run_pretrain.stopped_before_first_checkpoint(str(run), settings, first_save=None)  # saved by epochs
+    with pytest.raises(ValueError, match=r"No checkpoint in .* is complete \(checkpoint-2\)"):
+        run_pretrain.main([*argv, "--save_steps", "1"])  # the first save at step 1: checkpoint-2 came later
+    assert (run / "checkpoint-2").is_dir()
+    (run / "snapshot-3").mkdir()
+    assert not run_pretrain.stopped_before_first_checkpoint(str(run), settings, first_save=2)
     # A complete first checkpoint is resumed, never removed.
     stop_after_step_one()
     shutil.copytree(tmp_path / "checkpoint-2", run / "checkpoint-2")
-    assert not run_pretrain.stopped_before_first_checkpoint(
-        str(run), json.loads((run / "run_settings.json").read_text())
-    )
+    assert not run_pretrain.stopped_before_first_checkpoint(str(run), settings, first_save=2)
 
 
 def test_output_directory_is_never_overwritten_silently(assets, tmp_path, caplog):

@@ -26,7 +26,7 @@ import os
 import sys
 
 from ..data_sources import check_hub_reachable
-from ..folder_lock import hold_folder, release_folders
+from ..folder_lock import held_folders, hold_folder, release_folders
 from ..utils import parse_command_line, script_parser
 from .plan import Experiment, ExperimentArguments
 from .report import check_report_inputs, write_report
@@ -48,10 +48,11 @@ from .stages import (
 def main(argv: list[str] | None = None) -> None:
     """Runs the stages asked for; the run's results folder is locked against other processes meanwhile
     (`folder_lock`), so that a second experiment of the same --run_name stops instead of racing the first's stages."""
+    held_by_caller = held_folders()
     try:
         run(argv)
     finally:
-        release_folders()
+        release_folders(keep=held_by_caller)
 
 
 def run(argv: list[str] | None) -> None:
