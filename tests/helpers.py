@@ -1,6 +1,8 @@
 """Test helpers shared by the test modules: a tiny vocabulary, tiny configs, a hand-built pretraining batch and
 writers of small data files."""
 
+import os
+
 import torch
 from transformers import TrainerCallback
 
@@ -98,3 +100,17 @@ class StepRecorder(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         self.steps.append(state.global_step)
+
+
+def locked(folder) -> bool:
+    """Whether some other open of `folder` holds its lock (`prjepa.folder_lock`); POSIX only."""
+    import fcntl
+
+    probe = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(probe)
+    return False

@@ -3,22 +3,11 @@
 import os
 
 import pytest
+from helpers import locked
 
 from prjepa import folder_lock
 
-fcntl = pytest.importorskip("fcntl", reason="advisory locks are POSIX (on Windows the lock does nothing)")
-
-
-def locked(folder) -> bool:
-    """Whether some other open of `folder` holds its lock."""
-    probe = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(probe)
-    return False
+pytest.importorskip("fcntl", reason="advisory locks are POSIX (on Windows the lock does nothing)")
 
 
 def test_a_forked_child_does_not_keep_the_lock_its_parent_released(tmp_path):
