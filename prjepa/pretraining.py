@@ -53,6 +53,7 @@ from .resume import (
     check_streamed_resume,
     checkpoint_problem,
     checkpoint_state,
+    checkpoint_step,
     checkpoints_by_step,
     differences,
     last_complete_checkpoint,
@@ -354,17 +355,16 @@ def stopped_before_first_checkpoint(output_dir: str, settings: dict[str, Any], f
     recorded = os.path.join(output_dir, RUN_SETTINGS)
     if not os.path.isfile(recorded):
         return False
-    others = [
-        name for name in os.listdir(output_dir) if not any(fnmatch(name, pattern) for pattern in RUN_START_ENTRIES)
-    ]
+    names = os.listdir(output_dir)
+    others = [name for name in names if not any(fnmatch(name, pattern) for pattern in RUN_START_ENTRIES)]
     if others:
         checkpoints = checkpoints_by_step(output_dir)
         if len(checkpoints) != 1 or others != [os.path.basename(checkpoints[0])] or first_save is None:
             return False
-        step = int(checkpoints[0].rsplit("-", 1)[1])
+        step = checkpoint_step(checkpoints[0])
         snapshot_steps = [
             int(match.group(1))
-            for name in os.listdir(output_dir)
+            for name in names
             if (match := re.fullmatch(rf"{re.escape(SNAPSHOT_PREFIX)}(\d+)(\.partial)?", name))
         ]
         if step > first_save or any(snapshot > step for snapshot in snapshot_steps):

@@ -166,7 +166,7 @@ def check_resume_checkpoint(checkpoint: str) -> None:
     earlier = [
         candidate
         for candidate in checkpoints_by_step(parent)
-        if _step(candidate) < _step(checkpoint) and checkpoint_problem(candidate) is None
+        if checkpoint_step(candidate) < checkpoint_step(checkpoint) and checkpoint_problem(candidate) is None
     ]
     fallback = f"resume from {earlier[0]}, the last complete checkpoint before it" if earlier else "start again"
     raise ValueError(
@@ -174,7 +174,8 @@ def check_resume_checkpoint(checkpoint: str) -> None:
     )
 
 
-def _step(checkpoint: str) -> int:
+def checkpoint_step(checkpoint: str) -> int:
+    """The step a `checkpoint-N` folder's name gives (-1 for another name), read without opening it."""
     match = re.search(r"(\d+)$", os.path.normpath(checkpoint))
     return int(match.group(1)) if match else -1
 
